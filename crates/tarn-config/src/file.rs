@@ -1,0 +1,108 @@
+//! The shape of `tarn.yml` as written by users (serde structs, unknown keys refused).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The top level of `tarn.yml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub lake: Option<String>,
+    pub environment: Option<String>,
+    pub storage: Option<String>,
+    pub metadata: Option<String>,
+    pub domains: Option<Vec<DomainEntry>>,
+    pub layers: Option<Vec<String>>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub topics: Option<Vec<TopicSpec>>,
+    #[serde(default)]
+    pub environments: BTreeMap<String, Settings>,
+}
+
+impl FileConfig {
+    /// The settings given at the top level, before any environment's overrides.
+    pub fn base(&self) -> Settings {
+        Settings {
+            storage: self.storage.clone(),
+            metadata: self.metadata.clone(),
+            domains: self.domains.clone(),
+            layers: self.layers.clone(),
+            tags: self.tags.clone(),
+            topics: self.topics.clone(),
+        }
+    }
+}
+
+/// The settings an environment may override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub storage: Option<String>,
+    pub metadata: Option<String>,
+    pub domains: Option<Vec<DomainEntry>>,
+    pub layers: Option<Vec<String>>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub topics: Option<Vec<TopicSpec>>,
+}
+
+/// A domain is written either as a bare name or as a map with a description and tags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum DomainEntry {
+    Name(String),
+    Spec(DomainSpec),
+}
+
+/// A business area that owns one zone per layer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl From<DomainEntry> for DomainSpec {
+    fn from(e: DomainEntry) -> Self {
+        match e {
+            DomainEntry::Name(name) => DomainSpec {
+                name,
+                description: None,
+                tags: BTreeMap::new(),
+            },
+            DomainEntry::Spec(s) => s,
+        }
+    }
+}
+
+/// Where notifications go. Parsed and validated now; delivery comes with the notify component.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    pub name: String,
+    /// When set, the topic belongs to this domain, which must be declared.
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// One subscription of a topic, as SNS has them: a protocol and an endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    pub protocol: SubscriptionProtocol,
+    pub endpoint: String,
+}
+
+/// How a subscription is delivered.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionProtocol {
+    Webhook,
+    Email,
+    Command,
+    File,
+}

@@ -1,0 +1,51 @@
+//! `tarn.yml`: parsing, validation and resolution of a lake's configuration.
+//!
+//! A lake is described by one `tarn.yml`. This crate reads it, checks it once, applies the
+//! selected environment's overrides and the `TARN_*` variables, and hands back a
+//! [`LakeConfig`] with every default filled in. Every error names the file, the line and
+//! the fix.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::write(dir.path().join("tarn.yml"), "lake: demo\ndomains: [flights]\n").unwrap();
+//! let cfg = tarn_config::LakeConfig::load(dir.path(), &tarn_config::Selection::default()).unwrap();
+//! assert_eq!(cfg.layers, ["raw", "trusted", "service"]);
+//! assert_eq!(cfg.stage(), "dev");
+//! ```
+
+mod error;
+mod file;
+mod resolve;
+mod starter;
+
+pub use error::ConfigError;
+pub use file::{DomainSpec, Subscription, SubscriptionProtocol, TopicSpec};
+pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
+pub use starter::STARTER;
+
+/// Checks that `name` can be used as a domain, layer or table name (a SQL identifier that is
+/// also a safe path segment). Returns the reason when it cannot.
+pub fn check_identifier(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("the name is empty".into()),
+        Some(c) if !c.is_ascii_lowercase() => {
+            return Err(format!(
+                "`{name}` must start with a lowercase letter (a-z)"
+            ))
+        }
+        _ => {}
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        return Err(format!(
+            "`{name}` contains `{bad}`; use lowercase letters, digits and `_` only"
+        ));
+    }
+    if name.len() > 64 {
+        return Err(format!("`{name}` is longer than 64 characters"));
+    }
+    Ok(())
+}
