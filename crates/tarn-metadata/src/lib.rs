@@ -1,1 +1,32 @@
-//! tarn-metadata
+//! The metadata store: one transactional store for events, the catalog, crawls and loads.
+//!
+//! It runs on sqlx's `Any` driver so the same queries serve SQLite (the embedded default,
+//! in WAL mode) and Postgres (the shared deployment). Queries stay portable: `$N`
+//! placeholders, `ON CONFLICT`, TEXT keys and timestamps, JSON kept as text.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tarn_metadata::MetadataError> {
+//! let store = tarn_metadata::Store::open("sqlite:///tmp/lake/.tarn/dev.db").await?;
+//! let fresh = store
+//!     .record_event(&tarn_metadata::NewEvent::object_created("flights/raw", "a.csv", "etag1", 10))
+//!     .await?;
+//! assert!(fresh);
+//! # Ok(()) }
+//! ```
+
+mod catalog;
+mod error;
+mod events;
+mod store;
+
+pub use catalog::{
+    Column, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange, TableDraft,
+    TableRecord, TableVersion,
+};
+pub use error::MetadataError;
+pub use events::{Event, NewEvent, OBJECT_CREATED};
+pub use store::Store;
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,541 @@
+//! The catalog: databases (one per zone), tables with schemas and partitions, every schema
+//! version a table has had, crawl state per object, and the record of loads.
+
+use crate::{MetadataError, Store};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// A Glue-style database: one per zone, named `DOMAIN_LAYER`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DatabaseRecord {
+    pub name: String,
+    pub domain: String,
+    pub layer: String,
+    pub location: String,
+    pub created_at: String,
+}
+
+/// A column: its name, a catalog type (`bigint`, `double`, `string`, `boolean`, `date`,
+/// `timestamp`, ...) and whether it may hold nulls.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    #[serde(default = "yes")]
+    pub nullable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> Self {
+        Column {
+            name: name.into(),
+            data_type: data_type.into(),
+            nullable: true,
+        }
+    }
+}
+
+/// A catalogued table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TableRecord {
+    pub id: String,
+    pub database: String,
+    pub name: String,
+    pub location: String,
+    /// `csv`, `json`, `parquet` or `delta`.
+    pub format: String,
+    pub columns: Vec<Column>,
+    pub partition_keys: Vec<Column>,
+    pub parameters: BTreeMap<String, String>,
+    /// The catalog version of the schema (1 for a new table, +1 per schema change).
+    pub version: i64,
+    pub row_count: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TableRecord {
+    /// `domain.layer.table`, from the database `domain_layer` and the domain it belongs to.
+    pub fn address(&self, domain: &str) -> String {
+        let layer = self
+            .database
+            .strip_prefix(domain)
+            .and_then(|s| s.strip_prefix('_'))
+            .unwrap_or(&self.database);
+        format!("{domain}.{layer}.{}", self.name)
+    }
+}
+
+/// One schema a table has had.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TableVersion {
+    pub version: i64,
+    pub columns: Vec<Column>,
+    pub partition_keys: Vec<Column>,
+    pub reason: String,
+    pub created_at: String,
+}
+
+/// A partition of a table: `year=2013/month=1` with its values and location.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Partition {
+    pub spec: String,
+    pub values: Vec<String>,
+    pub location: String,
+}
+
+/// What the crawler last saw of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrawledObject {
+    pub etag: String,
+    pub table_id: Option<String>,
+    pub outcome: String,
+}
+
+/// One load into a table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LoadRecord {
+    pub id: String,
+    pub table_id: String,
+    pub mode: String,
+    pub source: String,
+    pub rows_written: i64,
+    pub rows_rejected: i64,
+    pub table_version: i64,
+    pub created_at: String,
+}
+
+/// What `put_table` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableChange {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// The description of a table to register or evolve.
+#[derive(Debug, Clone)]
+pub struct TableDraft {
+    pub database: String,
+    pub name: String,
+    pub location: String,
+    pub format: String,
+    pub columns: Vec<Column>,
+    pub partition_keys: Vec<Column>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+const TABLE_COLUMNS: &str = "id, database_name, name, location, format, columns, partition_keys, parameters, version, row_count, created_at, updated_at";
+
+fn table_from_row(r: &AnyRow) -> Result<TableRecord, MetadataError> {
+    Ok(TableRecord {
+        id: r.try_get("id")?,
+        database: r.try_get("database_name")?,
+        name: r.try_get("name")?,
+        location: r.try_get("location")?,
+        format: r.try_get("format")?,
+        columns: serde_json::from_str(&r.try_get::<String, _>("columns")?)?,
+        partition_keys: serde_json::from_str(&r.try_get::<String, _>("partition_keys")?)?,
+        parameters: serde_json::from_str(&r.try_get::<String, _>("parameters")?)?,
+        version: r.try_get("version")?,
+        row_count: r.try_get("row_count")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Registers the database of a zone (idempotent).
+    pub async fn ensure_database(
+        &self,
+        domain: &str,
+        layer: &str,
+        location: &str,
+    ) -> Result<String, MetadataError> {
+        let name = format!("{domain}_{layer}");
+        sqlx::query(
+            "INSERT INTO catalog_databases (name, domain, layer, location, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET location = excluded.location",
+        )
+        .bind(&name)
+        .bind(domain)
+        .bind(layer)
+        .bind(location)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(name)
+    }
+
+    /// Every database, by name.
+    pub async fn databases(&self) -> Result<Vec<DatabaseRecord>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT name, domain, layer, location, created_at FROM catalog_databases ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DatabaseRecord {
+                    name: r.try_get("name")?,
+                    domain: r.try_get("domain")?,
+                    layer: r.try_get("layer")?,
+                    location: r.try_get("location")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A table by database and name.
+    pub async fn table(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Option<TableRecord>, MetadataError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE database_name = $1 AND name = $2"
+        ))
+        .bind(database)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(table_from_row).transpose()
+    }
+
+    /// Every table, ordered by database and name.
+    pub async fn tables(&self) -> Result<Vec<TableRecord>, MetadataError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TABLE_COLUMNS} FROM catalog_tables ORDER BY database_name, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(table_from_row).collect()
+    }
+
+    /// Registers a table, or evolves it: a new catalog version when its columns or partition
+    /// keys change, the same version when only location, format or parameters change.
+    pub async fn put_table(
+        &self,
+        draft: &TableDraft,
+        reason: &str,
+    ) -> Result<(TableRecord, TableChange), MetadataError> {
+        let mut tx = self.pool.begin().await?;
+        let now = crate::now();
+        let existing = sqlx::query(&format!(
+            "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE database_name = $1 AND name = $2"
+        ))
+        .bind(&draft.database)
+        .bind(&draft.name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(table_from_row)
+        .transpose()?;
+        let columns = serde_json::to_string(&draft.columns)?;
+        let keys = serde_json::to_string(&draft.partition_keys)?;
+        let params = serde_json::to_string(&draft.parameters)?;
+        let (id, version, change) = match &existing {
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                sqlx::query(&format!(
+                    "INSERT INTO catalog_tables ({TABLE_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, NULL, $9, $9)"
+                ))
+                .bind(&id)
+                .bind(&draft.database)
+                .bind(&draft.name)
+                .bind(&draft.location)
+                .bind(&draft.format)
+                .bind(&columns)
+                .bind(&keys)
+                .bind(&params)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                (id, 1, TableChange::Created)
+            }
+            Some(t) => {
+                let schema_changed =
+                    t.columns != draft.columns || t.partition_keys != draft.partition_keys;
+                let other_changed = t.location != draft.location
+                    || t.format != draft.format
+                    || t.parameters != draft.parameters;
+                let version = if schema_changed { t.version + 1 } else { t.version };
+                if schema_changed || other_changed {
+                    sqlx::query(
+                        "UPDATE catalog_tables SET location = $1, format = $2, columns = $3,
+                         partition_keys = $4, parameters = $5, version = $6, updated_at = $7
+                         WHERE id = $8",
+                    )
+                    .bind(&draft.location)
+                    .bind(&draft.format)
+                    .bind(&columns)
+                    .bind(&keys)
+                    .bind(&params)
+                    .bind(version)
+                    .bind(&now)
+                    .bind(&t.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let change = if schema_changed {
+                    TableChange::Updated
+                } else {
+                    TableChange::Unchanged
+                };
+                (t.id.clone(), version, change)
+            }
+        };
+        if change != TableChange::Unchanged {
+            sqlx::query(
+                "INSERT INTO catalog_table_versions (table_id, version, columns, partition_keys, reason, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(version)
+            .bind(&columns)
+            .bind(&keys)
+            .bind(reason)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let record = table_from_row(&row)?;
+        tx.commit().await?;
+        Ok((record, change))
+    }
+
+    /// Sets the known row count of a table (`None` when unknown).
+    pub async fn set_row_count(&self, table_id: &str, rows: Option<i64>) -> Result<(), MetadataError> {
+        sqlx::query("UPDATE catalog_tables SET row_count = $1 WHERE id = $2")
+            .bind(rows)
+            .bind(table_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every schema a table has had, oldest first.
+    pub async fn table_versions(&self, table_id: &str) -> Result<Vec<TableVersion>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT version, columns, partition_keys, reason, created_at
+             FROM catalog_table_versions WHERE table_id = $1 ORDER BY version",
+        )
+        .bind(table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TableVersion {
+                    version: r.try_get("version")?,
+                    columns: serde_json::from_str(&r.try_get::<String, _>("columns")?)?,
+                    partition_keys: serde_json::from_str(&r.try_get::<String, _>("partition_keys")?)?,
+                    reason: r.try_get("reason")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Registers a partition (idempotent).
+    pub async fn put_partition(
+        &self,
+        table_id: &str,
+        partition: &Partition,
+    ) -> Result<(), MetadataError> {
+        sqlx::query(
+            "INSERT INTO catalog_partitions (table_id, spec, vals, location, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (table_id, spec) DO NOTHING",
+        )
+        .bind(table_id)
+        .bind(&partition.spec)
+        .bind(serde_json::to_string(&partition.values)?)
+        .bind(&partition.location)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A table's partitions, by spec.
+    pub async fn partitions(&self, table_id: &str) -> Result<Vec<Partition>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT spec, vals, location FROM catalog_partitions WHERE table_id = $1 ORDER BY spec",
+        )
+        .bind(table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Partition {
+                    spec: r.try_get("spec")?,
+                    values: serde_json::from_str(&r.try_get::<String, _>("vals")?)?,
+                    location: r.try_get("location")?,
+                })
+            })
+            .collect()
+    }
+
+    /// What the crawler last saw of an object.
+    pub async fn crawled_object(
+        &self,
+        zone: &str,
+        key: &str,
+    ) -> Result<Option<CrawledObject>, MetadataError> {
+        let row = sqlx::query(
+            "SELECT etag, table_id, outcome FROM crawled_objects WHERE zone = $1 AND object_key = $2",
+        )
+        .bind(zone)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CrawledObject {
+                etag: r.try_get("etag")?,
+                table_id: r.try_get("table_id")?,
+                outcome: r.try_get("outcome")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Remembers what the crawler made of an object.
+    pub async fn record_crawled(
+        &self,
+        zone: &str,
+        key: &str,
+        seen: &CrawledObject,
+    ) -> Result<(), MetadataError> {
+        sqlx::query(
+            "INSERT INTO crawled_objects (zone, object_key, etag, table_id, outcome, crawled_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (zone, object_key) DO UPDATE SET etag = excluded.etag,
+               table_id = excluded.table_id, outcome = excluded.outcome, crawled_at = excluded.crawled_at",
+        )
+        .bind(zone)
+        .bind(key)
+        .bind(&seen.etag)
+        .bind(&seen.table_id)
+        .bind(&seen.outcome)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a finished crawl with its report.
+    pub async fn record_crawl(
+        &self,
+        scope: &str,
+        started_at: &str,
+        report: &serde_json::Value,
+    ) -> Result<String, MetadataError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO crawls (id, scope, started_at, finished_at, report) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(scope)
+        .bind(started_at)
+        .bind(crate::now())
+        .bind(report.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Records a load into a table.
+    pub async fn record_load(&self, load: &LoadRecord) -> Result<(), MetadataError> {
+        sqlx::query(
+            "INSERT INTO loads (id, table_id, mode, source, rows_written, rows_rejected, table_version, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&load.id)
+        .bind(&load.table_id)
+        .bind(&load.mode)
+        .bind(&load.source)
+        .bind(load.rows_written)
+        .bind(load.rows_rejected)
+        .bind(load.table_version)
+        .bind(&load.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The loads into a table, oldest first.
+    pub async fn loads(&self, table_id: &str) -> Result<Vec<LoadRecord>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT id, table_id, mode, source, rows_written, rows_rejected, table_version, created_at
+             FROM loads WHERE table_id = $1 ORDER BY created_at",
+        )
+        .bind(table_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoadRecord {
+                    id: r.try_get("id")?,
+                    table_id: r.try_get("table_id")?,
+                    mode: r.try_get("mode")?,
+                    source: r.try_get("source")?,
+                    rows_written: r.try_get("rows_written")?,
+                    rows_rejected: r.try_get("rows_rejected")?,
+                    table_version: r.try_get("table_version")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn schema_changes_make_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/m.db", dir.path().display()))
+            .await
+            .unwrap();
+        let db = store.ensure_database("flights", "raw", "file:///x").await.unwrap();
+        assert_eq!(db, "flights_raw");
+        let mut draft = TableDraft {
+            database: db,
+            name: "flights".into(),
+            location: "file:///x/flights".into(),
+            format: "csv".into(),
+            columns: vec![Column::new("year", "bigint")],
+            partition_keys: vec![],
+            parameters: BTreeMap::new(),
+        };
+        let (t, c) = store.put_table(&draft, "crawl").await.unwrap();
+        assert_eq!((t.version, c), (1, TableChange::Created));
+        let (_, c) = store.put_table(&draft, "crawl").await.unwrap();
+        assert_eq!(c, TableChange::Unchanged);
+        draft.columns.push(Column::new("carrier", "string"));
+        let (t, c) = store.put_table(&draft, "new column carrier").await.unwrap();
+        assert_eq!((t.version, c), (2, TableChange::Updated));
+        let versions = store.table_versions(&t.id).await.unwrap();
+        assert_eq!(versions.len(), 2);
+        assert_eq!(versions[0].columns.len(), 1);
+        assert_eq!(versions[1].reason, "new column carrier");
+    }
+}
