@@ -1,1 +1,27 @@
-//! tarn-storage
+//! Zones on an object store, and landing files into them.
+//!
+//! Every domain x layer of a lake is a zone: the prefix `DOMAIN/LAYER/` under the lake's
+//! storage URL (a local folder by default). Landing streams a file into a zone, refuses keys
+//! that would escape it, keeps the raw layer append-only, and records one `object.created`
+//! event per (zone, key, content hash) in the metadata store.
+//!
+//! ```no_run
+//! # async fn demo(cfg: tarn_config::LakeConfig, meta: tarn_metadata::Store) -> Result<(), tarn_storage::StorageError> {
+//! let zones = tarn_storage::Zones::open(&cfg)?;
+//! let zone = zones.zone("flights", "raw")?;
+//! let landed = zones
+//!     .land_file(&meta, std::path::Path::new("flights.csv"), &zone, "2013/flights.csv", &Default::default(), &|_| {})
+//!     .await?;
+//! println!("{} {}", landed.key, landed.etag);
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod keys;
+mod land;
+mod zones;
+
+pub use error::StorageError;
+pub use keys::validate_key;
+pub use land::{LandOptions, Landed, LandOutcome};
+pub use zones::{ObjectInfo, Zone, Zones, VERSIONS_PREFIX};
