@@ -1,1 +1,24 @@
-//! tarn-tables
+//! Delta tables and data contracts.
+//!
+//! Trusted and service tables are Delta tables written with delta-rs. A load reads a file
+//! ([`Source`]), conforms it to the table's [`Contract`] (or to the table's schema, or to types
+//! inferred from the data), writes rows that break the contract to `TABLE_rejected` with the
+//! column and the reason, and commits the rest in one atomic Delta commit.
+//!
+//! ```
+//! let src = tarn_tables::Source::read("t.csv", b"a,b\n1,x\nNA,y\n", None).unwrap();
+//! let c = tarn_tables::conform(&src, None, None, "load-1").unwrap();
+//! assert_eq!(c.schema.field(0).data_type(), &deltalake::arrow::datatypes::DataType::Int64);
+//! ```
+
+mod conform;
+mod contract;
+mod delta;
+mod error;
+mod source;
+
+pub use conform::{conform, reject_schema, Conformed, REJECT_COLUMNS};
+pub use contract::{arrow_type, load_all as load_contracts, ColumnRule, Contract};
+pub use delta::{count_rows, history, load, open, HistoryEntry, LoadMode, LoadOutcome, LoadRequest};
+pub use error::TablesError;
+pub use source::{Format, Malformed, Source, LINE};

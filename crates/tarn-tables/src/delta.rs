@@ -1,0 +1,261 @@
+//! Delta tables: loading (append, overwrite, merge on a key), rejected rows beside the table,
+//! history, and opening an older version.
+
+use crate::conform::{conform, Conformed};
+use crate::contract::Contract;
+use crate::source::Source;
+use crate::TablesError;
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::prelude::{col, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use url::Url;
+
+/// How a load writes into its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMode {
+    Append,
+    Overwrite,
+    /// Upsert on a key: matching rows are updated, others inserted.
+    Merge,
+}
+
+impl std::str::FromStr for LoadMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "append" => Ok(LoadMode::Append),
+            "overwrite" => Ok(LoadMode::Overwrite),
+            "merge" => Ok(LoadMode::Merge),
+            o => Err(format!("unknown mode `{o}`; use append, overwrite or merge")),
+        }
+    }
+}
+
+impl LoadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadMode::Append => "append",
+            LoadMode::Overwrite => "overwrite",
+            LoadMode::Merge => "merge",
+        }
+    }
+}
+
+/// What to load where.
+#[derive(Debug)]
+pub struct LoadRequest<'a> {
+    /// The table's location (a URL).
+    pub table_url: &'a str,
+    /// The location of `TABLE_rejected`.
+    pub rejected_url: &'a str,
+    pub table_name: &'a str,
+    pub mode: LoadMode,
+    /// Merge key (from `--key`, or the contract's key).
+    pub key: Vec<String>,
+    pub contract: Option<&'a Contract>,
+    pub source: &'a Source,
+    pub source_name: &'a str,
+    pub load_id: &'a str,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadOutcome {
+    pub load_id: String,
+    pub table_version: i64,
+    pub rows_written: usize,
+    pub rows_rejected: usize,
+    pub rejected_version: Option<i64>,
+    /// Rows in the table after the load.
+    pub row_count: i64,
+    pub ignored_columns: Vec<String>,
+    #[serde(skip)]
+    pub schema: Option<SchemaRef>,
+}
+
+fn url(s: &str) -> Result<Url, TablesError> {
+    let s = if s.ends_with('/') { s.to_string() } else { format!("{s}/") };
+    Url::parse(&s).map_err(|e| TablesError::Location(format!("{s}: {e}")))
+}
+
+/// Opens a Delta table at its latest version (or `version`); `None` when none exists there.
+pub async fn open(table_url: &str, version: Option<i64>) -> Result<Option<DeltaTable>, TablesError> {
+    let mut b = DeltaTableBuilder::from_url(url(table_url)?)?;
+    if let Some(v) = version {
+        b = b.with_version(v.max(0) as u64);
+    }
+    match b.load().await {
+        Ok(t) => Ok(Some(t)),
+        Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(DeltaTableError::InvalidVersion(v)) => Err(TablesError::NoSuchVersion {
+            table: table_url.to_string(),
+            version: v as i64,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
+    let mut meta = HashMap::new();
+    meta.insert("tarn.load_id".to_string(), serde_json::json!(req.load_id));
+    meta.insert("tarn.source".to_string(), serde_json::json!(req.source_name));
+    CommitProperties::default().with_metadata(meta).with_max_retries(20)
+}
+
+/// Loads a source into a Delta table, writing contract breaks to `TABLE_rejected`.
+///
+/// The rejected rows are committed first, then the table; each Delta commit is atomic, so a
+/// crash leaves the table at its previous version. Both commits carry the load id.
+pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
+    let existing = open(req.table_url, None).await?;
+    let existing_schema = existing.as_ref().map(|t| t.snapshot().map(|s| s.snapshot().arrow_schema())).transpose()?;
+    let conformed: Conformed = {
+        let src = req.source;
+        let contract = req.contract;
+        let schema = existing_schema.clone();
+        let id = req.load_id.to_string();
+        // Casting and checking is CPU work; keep it off the async workers.
+        tokio::task::block_in_place(|| conform(src, contract, schema.as_deref(), &id))?
+    };
+    let rows_written: usize = conformed.good.iter().map(|b| b.num_rows()).sum();
+
+    let mut rejected_version = None;
+    if !conformed.rejected.is_empty() {
+        let t = match open(req.rejected_url, None).await? {
+            Some(t) => t,
+            None => DeltaTable::try_from_url(url(req.rejected_url)?).await?,
+        };
+        let t = t
+            .write(conformed.rejected.clone())
+            .with_save_mode(SaveMode::Append)
+            .with_schema_mode(SchemaMode::Merge)
+            .with_table_name(format!("{}_rejected", req.table_name))
+            .with_commit_properties(commit_props(&req))
+            .await?;
+        rejected_version = t.version().map(|v| v as i64);
+    }
+
+    let partition_by = req.contract.map(|c| c.partition_by.clone()).unwrap_or_default();
+    let table = match (req.mode, existing) {
+        (LoadMode::Merge, Some(t)) => merge(t, &conformed, &req).await?,
+        (mode, existing) => {
+            let t = match existing {
+                Some(t) => t,
+                None => DeltaTable::try_from_url(url(req.table_url)?).await?,
+            };
+            let fresh = t.version().is_none();
+            let mut w = t
+                .write(with_schema(conformed.good.clone(), &conformed.schema))
+                .with_save_mode(if mode == LoadMode::Overwrite { SaveMode::Overwrite } else { SaveMode::Append })
+                .with_schema_mode(if mode == LoadMode::Overwrite { SchemaMode::Overwrite } else { SchemaMode::Merge })
+                .with_table_name(req.table_name)
+                .with_commit_properties(commit_props(&req));
+            if fresh && !partition_by.is_empty() {
+                w = w.with_partition_columns(partition_by.clone());
+            }
+            w.await?
+        }
+    };
+    let row_count = count_rows(&table).await?;
+    Ok(LoadOutcome {
+        load_id: req.load_id.to_string(),
+        table_version: table.version().unwrap_or(0) as i64,
+        rows_written,
+        rows_rejected: conformed.rejected_rows,
+        rejected_version,
+        row_count,
+        ignored_columns: conformed.ignored_columns.clone(),
+        schema: Some(table.snapshot()?.snapshot().arrow_schema()),
+    })
+}
+
+/// Delta needs at least one batch to know the schema of an empty write.
+fn with_schema(mut batches: Vec<RecordBatch>, schema: &SchemaRef) -> Vec<RecordBatch> {
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema.clone()));
+    }
+    batches
+}
+
+async fn merge(table: DeltaTable, c: &Conformed, req: &LoadRequest<'_>) -> Result<DeltaTable, TablesError> {
+    if req.key.is_empty() {
+        return Err(TablesError::Usage("--mode merge needs --key COLS (or a contract with `key:`)".into()));
+    }
+    for k in &req.key {
+        if c.schema.field_with_name(k).is_err() {
+            return Err(TablesError::Usage(format!("merge key `{k}` is not a column of the source")));
+        }
+    }
+    let ctx = SessionContext::new();
+    let df = ctx.read_batches(with_schema(c.good.clone(), &c.schema))?;
+    let predicate = req
+        .key
+        .iter()
+        .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let cols: Vec<String> = c.schema.fields().iter().map(|f| f.name().clone()).collect();
+    let (t, _metrics) = table
+        .merge(df, predicate)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_commit_properties(commit_props(req))
+        .when_matched_update(|u| {
+            cols.iter().fold(u, |u, c| u.update(format!("\"{c}\""), col(format!("source.\"{c}\""))))
+        })?
+        .when_not_matched_insert(|i| {
+            cols.iter().fold(i, |i, c| i.set(format!("\"{c}\""), col(format!("source.\"{c}\""))))
+        })?
+        .await?;
+    Ok(t)
+}
+
+/// Rows in the table's current version.
+pub async fn count_rows(table: &DeltaTable) -> Result<i64, TablesError> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    let df = ctx.read_table(provider)?;
+    Ok(df.count().await? as i64)
+}
+
+/// One commit of a table.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub version: i64,
+    pub timestamp: Option<String>,
+    pub operation: String,
+    pub parameters: serde_json::Value,
+    pub load_id: Option<String>,
+}
+
+/// Every commit of a table, newest first.
+pub async fn history(table_url: &str) -> Result<Vec<HistoryEntry>, TablesError> {
+    let Some(table) = open(table_url, None).await? else {
+        return Err(TablesError::NotDelta(table_url.to_string()));
+    };
+    let latest = table.version().unwrap_or(0) as i64;
+    let commits: Vec<_> = table.history(None).try_collect().await?;
+    Ok(commits
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| HistoryEntry {
+            version: c.read_version.map(|v| v as i64 + 1).unwrap_or(latest - i as i64),
+            timestamp: c
+                .timestamp
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339()),
+            operation: c.operation.unwrap_or_default(),
+            parameters: serde_json::to_value(c.operation_parameters.unwrap_or_default()).unwrap_or_default(),
+            load_id: c.info.get("tarn.load_id").and_then(|v| v.as_str()).map(String::from),
+        })
+        .collect())
+}
