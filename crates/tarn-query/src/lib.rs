@@ -1,1 +1,16 @@
-//! tarn-query
+//! SQL over the catalog, on DataFusion.
+//!
+//! Every catalogued table is addressed `domain.layer.table`: each domain is a DataFusion
+//! catalog, each layer a schema. Delta tables are read at their latest version, or at an
+//! older one with `domain.layer.table@vN`; CSV, JSON and Parquet folders are read in place
+//! with their partitions and null markers. Queries are read-only, and errors point at the
+//! place in the query.
+
+mod engine;
+mod error;
+mod output;
+mod schema;
+
+pub use engine::{Engine, QueryOptions, QueryResult, Visible};
+pub use error::QueryError;
+pub use output::{write_result, OutputFormat};

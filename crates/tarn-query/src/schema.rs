@@ -1,0 +1,201 @@
+//! The catalog as DataFusion sees it: one catalog per domain, one schema per layer, tables
+//! opened lazily from their catalog record (Delta, or CSV/JSON/Parquet folders), and
+//! `table@vN` for an older version of a Delta table.
+
+use async_trait::async_trait;
+use deltalake::arrow::datatypes::{DataType, Field, Schema};
+use deltalake::datafusion::catalog::{SchemaProvider, TableProvider};
+use deltalake::datafusion::datasource::file_format::csv::CsvFormat;
+use deltalake::datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+use deltalake::datafusion::datasource::file_format::json::JsonFormat;
+use deltalake::datafusion::datasource::file_format::parquet::ParquetFormat;
+use deltalake::datafusion::datasource::file_format::FileFormat;
+use deltalake::datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use deltalake::datafusion::error::{DataFusionError, Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tarn_metadata::TableRecord;
+
+/// The tables of one zone (domain x layer).
+#[derive(Debug)]
+pub(crate) struct LayerSchema {
+    pub tables: BTreeMap<String, TableRecord>,
+}
+
+#[async_trait]
+impl SchemaProvider for LayerSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables.keys().cloned().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let (base, version) = match name.rsplit_once("@v") {
+            Some((b, v)) if v.parse::<i64>().is_ok() => (b, v.parse::<i64>().ok()),
+            _ => (name, None),
+        };
+        let Some(record) = self.tables.get(base) else {
+            return Ok(None);
+        };
+        if version.is_some() && record.format != "delta" {
+            return Err(DataFusionError::Plan(format!(
+                "table {name}: only Delta tables have versions; {base} is {}",
+                record.format
+            )));
+        }
+        provider(record, version).await.map(Some)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        let base = name.rsplit_once("@v").map(|(b, _)| b).unwrap_or(name);
+        self.tables.contains_key(base)
+    }
+}
+
+/// Opens a catalogued table for reading.
+pub(crate) async fn provider(
+    record: &TableRecord,
+    version: Option<i64>,
+) -> Result<Arc<dyn TableProvider>> {
+    let ext = |e: tarn_tables::TablesError| DataFusionError::External(Box::new(e));
+    if record.format == "delta" {
+        let table = tarn_tables::open(&record.location, version)
+            .await
+            .map_err(ext)?
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "table {} has no Delta log at {}",
+                    record.name, record.location
+                ))
+            })?;
+        return table.table_provider().await.map_err(|e| DataFusionError::External(Box::new(e)));
+    }
+    let p = &record.parameters;
+    let gzip = p.get("compression").map(|c| c == "gzip").unwrap_or(false);
+    let compression = if gzip {
+        FileCompressionType::GZIP
+    } else {
+        FileCompressionType::UNCOMPRESSED
+    };
+    let format: Arc<dyn FileFormat> = match record.format.as_str() {
+        "csv" => {
+            let nulls = tarn_catalog_null_regex();
+            Arc::new(
+                CsvFormat::default()
+                    .with_delimiter(p.get("delimiter").and_then(|d| d.bytes().next()).unwrap_or(b','))
+                    .with_has_header(p.get("header").map(|h| h == "true").unwrap_or(true))
+                    .with_null_regex(Some(nulls))
+                    .with_file_compression_type(compression),
+            )
+        }
+        "json" => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
+        "parquet" => Arc::new(ParquetFormat::default()),
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "table {} has format {other}, which tarn cannot query",
+                record.name
+            )))
+        }
+    };
+    let partition_cols: Vec<(String, DataType)> = record
+        .partition_keys
+        .iter()
+        .map(|c| (c.name.clone(), partition_type(&c.data_type)))
+        .collect();
+    let options = ListingOptions::new(format)
+        .with_file_extension("")
+        .with_table_partition_cols(partition_cols);
+    let schema = Schema::new(
+        record
+            .columns
+            .iter()
+            .map(|c| {
+                Field::new(
+                    &c.name,
+                    tarn_tables::arrow_type(&c.data_type).unwrap_or(DataType::Utf8),
+                    true,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    let url = ListingTableUrl::parse(&record.location)?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::new(schema));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+fn partition_type(t: &str) -> DataType {
+    match t {
+        "bigint" | "int" | "smallint" => DataType::Int64,
+        _ => DataType::Utf8,
+    }
+}
+
+/// A regex matching the crawler's null markers exactly.
+fn tarn_catalog_null_regex() -> String {
+    "^(|NA|N/A|NULL|null|\\\\N)$".to_string()
+}
+
+/// Quotes `name@vN` so the SQL parser takes it as one identifier: `a.b.t@v3` -> `a.b."t@v3"`.
+pub(crate) fn quote_versions(sql: &str) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut i = 0;
+    let mut quote: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+        if c == '@'
+            && i > 0
+            && is_ident(chars[i - 1])
+            && chars.get(i + 1) == Some(&'v')
+            && chars.get(i + 2).map(|c| c.is_ascii_digit()).unwrap_or(false)
+        {
+            let mut j = i + 2;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                j += 1;
+            }
+            // Walk back over the identifier already written.
+            let ident_len = out.chars().rev().take_while(|c| is_ident(*c)).count();
+            let cut = out.len() - out.chars().rev().take(ident_len).map(char::len_utf8).sum::<usize>();
+            let ident = out.split_off(cut);
+            let version: String = chars[i + 2..j].iter().collect();
+            out.push_str(&format!("\"{ident}@v{version}\""));
+            i = j;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_versions;
+
+    #[test]
+    fn versions_are_quoted() {
+        assert_eq!(
+            quote_versions("select * from flights.trusted.flights@v1 where x = 'a@v1'"),
+            "select * from flights.trusted.\"flights@v1\" where x = 'a@v1'"
+        );
+        assert_eq!(quote_versions("select 1"), "select 1");
+    }
+}
