@@ -1,1 +1,129 @@
-//! tarn-lake
+//! One lake, opened: config, metadata store, zones, contracts, and the operations the CLI and
+//! the API share (land, list, crawl, catalog, load, SQL, quickstart).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tarn_lake::LakeError> {
+//! let lake = tarn_lake::Lake::open(std::path::Path::new("."), &Default::default()).await?;
+//! let report = lake.crawl(Some("flights")).await?;
+//! println!("{} tables created", report.tables.len());
+//! # Ok(()) }
+//! ```
+
+mod address;
+mod catalog;
+mod error;
+mod load;
+mod quickstart;
+mod sql;
+
+pub use address::TableAddress;
+pub use catalog::{TableDetail, TableSummary};
+pub use error::LakeError;
+pub use load::{LoadArgs, LoadReport};
+pub use quickstart::{quickstart, QuickstartReport};
+pub use sql::SqlInto;
+
+pub use tarn_catalog::CrawlReport;
+pub use tarn_config::{LakeConfig, Selection};
+pub use tarn_metadata::{Event, Store};
+pub use tarn_metadata::TableChange;
+pub use tarn_query::{write_result, OutputFormat, QueryOptions, QueryResult};
+pub use tarn_storage::{LandOptions, LandOutcome, Landed, ObjectInfo, Zones};
+pub use tarn_tables::{HistoryEntry, LoadMode};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// An opened lake stage.
+#[derive(Clone)]
+pub struct Lake {
+    pub config: Arc<LakeConfig>,
+    pub meta: Store,
+    pub zones: Zones,
+}
+
+impl Lake {
+    /// Opens the lake whose `tarn.yml` is in `dir` (or in a parent of it).
+    pub async fn open(dir: &Path, selection: &Selection) -> Result<Lake, LakeError> {
+        let found = find_config(dir);
+        let config = LakeConfig::load(&found, selection)?;
+        Self::with_config(config).await
+    }
+
+    /// Opens a lake from a resolved config.
+    pub async fn with_config(config: LakeConfig) -> Result<Lake, LakeError> {
+        let meta = Store::open(&config.metadata).await?;
+        let zones = Zones::open(&config)?;
+        // Every zone is a database in the catalog, even before anything is crawled.
+        for z in zones.all() {
+            meta.ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root())).await?;
+        }
+        Ok(Lake {
+            config: Arc::new(config),
+            meta,
+            zones,
+        })
+    }
+
+    /// Lands a file or folder at `DOMAIN/LAYER[/KEY]`.
+    pub async fn land(
+        &self,
+        path: &Path,
+        target: &str,
+        opts: &LandOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<Landed>, LakeError> {
+        let (zone, key) = self.zones.parse_target(target)?;
+        Ok(self.zones.land(&self.meta, path, &zone, &key, opts, progress).await?)
+    }
+
+    /// Objects under `DOMAIN/LAYER[/PREFIX]`.
+    pub async fn ls(&self, target: &str) -> Result<Vec<ObjectInfo>, LakeError> {
+        let (zone, prefix) = self.zones.parse_target(target)?;
+        Ok(self.zones.list(&zone, &prefix).await?)
+    }
+
+    /// Recorded events, oldest first.
+    pub async fn events(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Event>, LakeError> {
+        Ok(self.meta.events(kind, None, limit).await?)
+    }
+
+    /// Crawls every zone, one domain (`flights`) or one zone (`flights/raw`).
+    pub async fn crawl(&self, scope: Option<&str>) -> Result<CrawlReport, LakeError> {
+        let zones = match scope {
+            None => self.zones.all(),
+            Some(s) => {
+                let s = s.replace('.', "/");
+                match s.split_once('/') {
+                    Some((d, l)) => vec![self.zones.zone(d, l)?],
+                    None => {
+                        self.zones.zone(&s, self.config.layers.first().map(String::as_str).unwrap_or("raw"))?;
+                        self.zones.all().into_iter().filter(|z| z.domain == s).collect()
+                    }
+                }
+            }
+        };
+        let started = chrono::Utc::now().to_rfc3339();
+        let report = tarn_catalog::crawl(&self.zones, &self.meta, &zones).await?;
+        self.meta
+            .record_crawl(scope.unwrap_or("*"), &started, &serde_json::to_value(&report).unwrap_or_default())
+            .await?;
+        Ok(report)
+    }
+}
+
+/// The folder holding `tarn.yml`: `dir` or its nearest parent that has one.
+fn find_config(dir: &Path) -> std::path::PathBuf {
+    if dir.is_file() {
+        return dir.to_path_buf();
+    }
+    let start = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut cur = Some(start.as_path());
+    while let Some(d) = cur {
+        if d.join(tarn_config::CONFIG_FILE).is_file() {
+            return d.to_path_buf();
+        }
+        cur = d.parent();
+    }
+    dir.to_path_buf()
+}

@@ -49,7 +49,8 @@ pub struct Landed {
 
 impl Zones {
     /// Lands a file or every file of a folder. A folder's files keep their relative paths
-    /// under `key`; an empty `key` means the file's own name.
+    /// under `key`; an empty `key` means the file's own name. `progress` receives each
+    /// increment of bytes handled, so it can drive one bar for the whole folder.
     pub async fn land(
         &self,
         meta: &Store,
@@ -112,7 +113,7 @@ impl Zones {
         Ok(out)
     }
 
-    /// Lands one file under `key`. `progress` is called with the bytes uploaded so far.
+    /// Lands one file under `key`. `progress` is called with each increment of bytes handled.
     pub async fn land_file(
         &self,
         meta: &Store,
@@ -215,7 +216,6 @@ async fn upload(
     let upload = store.put_multipart(location).await?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
     let mut buf = vec![0u8; PART_SIZE];
-    let mut done = 0u64;
     loop {
         let n = match file.read(&mut buf).await {
             Ok(0) => break,
@@ -227,8 +227,7 @@ async fn upload(
         };
         writer.wait_for_capacity(4).await?;
         writer.write(&buf[..n]);
-        done += n as u64;
-        progress(done);
+        progress(n as u64);
     }
     writer.finish().await?;
     Ok(())

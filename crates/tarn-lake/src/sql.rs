@@ -1,0 +1,57 @@
+//! `tarn sql`: queries over every catalogued table, and `--into` to materialise a result as a
+//! Delta table in a service zone.
+
+use crate::{Lake, LakeError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tarn_query::{Engine, QueryOptions, QueryResult, Visible};
+
+/// What `--into` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct SqlInto {
+    pub table: String,
+    pub table_version: i64,
+    pub row_count: i64,
+}
+
+impl Lake {
+    /// The SQL engine over the current catalog.
+    pub async fn engine(&self) -> Result<Engine, LakeError> {
+        Ok(Engine::new(
+            self.visible_tables()
+                .await?
+                .into_iter()
+                .map(|(domain, layer, record)| Visible { domain, layer, record })
+                .collect(),
+        ))
+    }
+
+    /// Runs a read-only query.
+    pub async fn sql(&self, query: &str, opts: &QueryOptions) -> Result<QueryResult, LakeError> {
+        Ok(self.engine().await?.sql(query, opts).await?)
+    }
+
+    /// Runs a query and writes its result as the Delta table `target` (a service table),
+    /// replacing what it held; each run is a new version.
+    pub async fn sql_into(&self, query: &str, target: &str) -> Result<SqlInto, LakeError> {
+        let a = self.address(target)?;
+        let curated = self.config.layers.iter().any(|l| l == "service") && a.layer == "service"
+            || !self.config.layers.iter().any(|l| l == "service") && Some(&a.layer) == self.config.layers.last();
+        if !curated {
+            return Err(LakeError::Usage(format!(
+                "--into writes curated tables in a service zone; use {}.service.{}",
+                a.domain, a.table
+            )));
+        }
+        let result = self.sql(query, &QueryOptions::default()).await?;
+        let url = self.table_url(&a);
+        let out = tarn_tables::write_batches(&url, &a.table, result.batches, &result.schema, true).await?;
+        let schema = out.schema.clone().expect("a write reports its schema");
+        let mut p = BTreeMap::new();
+        p.insert("classification".to_string(), "delta".to_string());
+        p.insert("query".to_string(), query.to_string());
+        let record = self.register_delta(&a, &url, &schema, &[], p, "materialised by tarn sql --into").await?;
+        self.meta.set_row_count(&record.id, Some(out.row_count)).await?;
+        Ok(SqlInto { table: a.to_string(), table_version: out.table_version, row_count: out.row_count })
+    }
+}

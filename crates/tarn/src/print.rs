@@ -1,0 +1,241 @@
+//! Printing reports for people (tables, summaries) and for programs (JSON), and progress.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use tarn_lake::{CrawlReport, Event, HistoryEntry, LandOutcome, Landed, LoadReport, ObjectInfo, QuickstartReport, TableDetail, TableSummary};
+
+pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn grid(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(header.to_vec());
+    t
+}
+
+/// A spinner on stderr; hidden when stderr is not a terminal.
+pub fn spinner(message: &str) -> ProgressBar {
+    let p = ProgressBar::new_spinner();
+    p.set_message(message.to_string());
+    p.enable_steady_tick(std::time::Duration::from_millis(120));
+    p
+}
+
+/// A byte progress bar on stderr; hidden when stderr is not a terminal.
+pub fn bytes_bar(total: u64, message: &str) -> ProgressBar {
+    let p = ProgressBar::new(total);
+    p.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    p.set_message(message.to_string());
+    p
+}
+
+/// Bytes under a file or folder.
+pub fn size_of(path: &Path) -> u64 {
+    if path.is_file() {
+        return path.metadata().map(|m| m.len()).unwrap_or(0);
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+fn human(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+pub fn landed(landed: &[Landed]) {
+    for l in landed {
+        let what = match l.outcome {
+            LandOutcome::Created => "landed  ",
+            LandOutcome::Replaced => "replaced",
+            LandOutcome::Unchanged => "unchanged",
+        };
+        let event = if l.event_recorded { "event recorded" } else { "event already recorded" };
+        println!("{what} {}/{} ({}, sha256 {}…) {event}", l.zone, l.key, human(l.size), &l.etag[..12]);
+        if let Some(v) = &l.previous_version {
+            println!("         previous content kept at {}/{v}", l.zone);
+        }
+    }
+}
+
+pub fn objects(objects: &[ObjectInfo]) {
+    let mut t = grid(&["key", "size", "last modified"]);
+    for o in objects {
+        t.add_row(vec![o.key.clone(), human(o.size), o.last_modified.clone()]);
+    }
+    println!("{t}\n{} object(s)", objects.len());
+}
+
+pub fn events(events: &[Event]) {
+    let mut t = grid(&["time", "kind", "zone", "key", "size", "etag"]);
+    for e in events {
+        t.add_row(vec![
+            e.created_at.clone(),
+            e.kind.clone(),
+            e.zone.clone(),
+            e.key.clone(),
+            human(e.size),
+            e.etag.chars().take(12).collect(),
+        ]);
+    }
+    println!("{t}\n{} event(s)", events.len());
+}
+
+pub fn crawl(r: &CrawlReport) {
+    use tarn_lake::TableChange as change;
+    println!(
+        "crawl: {} table(s) created, {} updated, {} unchanged; {} file(s) skipped, {} unchanged file(s) not re-read",
+        r.count(change::Created),
+        r.count(change::Updated),
+        r.count(change::Unchanged),
+        r.skipped.len(),
+        r.unchanged_files
+    );
+    for t in &r.tables {
+        let what = match t.change {
+            change::Created => "created",
+            change::Updated => "updated",
+            change::Unchanged => "unchanged",
+        };
+        let parts = if t.partitions > 0 { format!(", {} partition(s)", t.partitions) } else { String::new() };
+        println!("  {what:<9} {} ({}, {} file(s) read{parts})", t.table, t.format, t.files_read);
+        if let Some(d) = &t.detail {
+            println!("            {d}");
+        }
+    }
+    for s in &r.skipped {
+        println!("  skipped   {}/{}: {}", s.zone, s.key, s.reason);
+    }
+}
+
+pub fn tables(tables: &[TableSummary]) {
+    let mut t = grid(&["table", "format", "columns", "partitioned by", "rows", "version", "updated"]);
+    for s in tables {
+        t.add_row(vec![
+            s.table.clone(),
+            s.format.clone(),
+            s.columns.to_string(),
+            s.partition_keys.join(", "),
+            s.row_count.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+            s.version.to_string(),
+            s.updated_at.chars().take(19).collect(),
+        ]);
+    }
+    println!("{t}\n{} table(s)", tables.len());
+}
+
+pub fn table(d: &TableDetail) {
+    let r = &d.record;
+    println!("{}  ({}, catalog version {})", d.table, r.format, r.version);
+    println!("location: {}", r.location);
+    println!("rows:     {}", r.row_count.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()));
+    let mut t = grid(&["column", "type", "nullable"]);
+    for c in &r.columns {
+        t.add_row(vec![c.name.clone(), c.data_type.clone(), c.nullable.to_string()]);
+    }
+    for c in &r.partition_keys {
+        t.add_row(vec![format!("{} (partition)", c.name), c.data_type.clone(), c.nullable.to_string()]);
+    }
+    println!("{t}");
+    if !r.parameters.is_empty() {
+        let p: Vec<String> = r.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("parameters: {}", p.join(", "));
+    }
+    if !d.partitions.is_empty() {
+        println!("partitions ({}):", d.partitions.len());
+        for p in d.partitions.iter().take(20) {
+            println!("  {}", p.spec);
+        }
+        if d.partitions.len() > 20 {
+            println!("  … {} more (--format json lists all)", d.partitions.len() - 20);
+        }
+    }
+    println!("schema versions:");
+    for v in &d.versions {
+        println!("  v{} {} ({} columns): {}", v.version, v.created_at.chars().take(19).collect::<String>(), v.columns.len(), v.reason);
+    }
+    if !d.loads.is_empty() {
+        println!("loads:");
+        for l in &d.loads {
+            println!(
+                "  {} {} from {}: {} written, {} rejected -> Delta version {}",
+                l.created_at.chars().take(19).collect::<String>(),
+                l.mode,
+                l.source,
+                l.rows_written,
+                l.rows_rejected,
+                l.table_version
+            );
+        }
+    }
+}
+
+pub fn history(name: &str, h: &[HistoryEntry]) {
+    let mut t = grid(&["version", "time", "operation", "load", "parameters"]);
+    for e in h {
+        t.add_row(vec![
+            e.version.to_string(),
+            e.timestamp.clone().unwrap_or_default().chars().take(19).collect(),
+            e.operation.clone(),
+            e.load_id.clone().unwrap_or_default(),
+            e.parameters.to_string(),
+        ]);
+    }
+    println!("{t}\nread an older version with: tarn sql \"SELECT * FROM {name}@vN\"");
+}
+
+pub fn load(r: &LoadReport) {
+    println!(
+        "loaded {} into {} ({}): {} row(s) written, {} rejected; table has {} row(s) at Delta version {}",
+        r.source,
+        r.table,
+        r.mode.as_str(),
+        r.rows_written,
+        r.rows_rejected,
+        r.row_count,
+        r.table_version
+    );
+    if let Some(c) = &r.contract {
+        println!("contract: {c}");
+    }
+    if let Some(t) = &r.rejected_table {
+        println!("rejected rows are in {t}; see why with:\n  tarn sql \"SELECT _line, _column, _reason FROM {t} WHERE _load_id = '{}'\"", r.load_id);
+    }
+    if !r.ignored_columns.is_empty() {
+        println!("columns not in the contract, left out: {}", r.ignored_columns.join(", "));
+    }
+}
+
+pub fn quickstart(r: &QuickstartReport, dir: &Path) {
+    let d = dir.display();
+    println!("tarn quickstart: an example lake in {}\n", r.dir);
+    println!("1. landed raw files (each recorded as an object.created event):");
+    for l in &r.landed {
+        println!("     {}/{} ({})", l.zone, l.key, human(l.size));
+    }
+    println!("2. crawled flights/raw: the crawler catalogued");
+    for t in &r.crawl.tables {
+        println!("     {} ({})", t.table, t.format);
+    }
+    println!(
+        "3. loaded flights.trusted.flights under contracts/flights.trusted.flights.yml:\n     {} rows written, {} rejected into {}",
+        r.load.rows_written,
+        r.load.rows_rejected,
+        r.load.rejected_table.clone().unwrap_or_else(|| "(none)".into())
+    );
+    println!("4. materialised {} ({} rows) with SQL:\n     {}\n", r.service.table, r.service.row_count, r.query);
+    println!("Go on:");
+    println!("  tarn --dir {d} tables");
+    println!("  tarn --dir {d} table show flights.trusted.flights");
+    println!("  tarn --dir {d} sql \"SELECT _line, _column, _reason FROM flights.trusted.flights_rejected LIMIT 5\"");
+    println!("  tarn --dir {d} sql \"SELECT origin, count(*) FROM flights.trusted.flights GROUP BY origin\"");
+    println!("\nThe service table, first rows:");
+}
