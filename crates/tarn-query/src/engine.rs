@@ -131,10 +131,16 @@ impl Engine {
 
     /// Turns an engine message into a SQL error pointing at its place in the query.
     fn locate(&self, sql: &str, message: String) -> QueryError {
-        let message = message
+        let mut message = message
             .trim_start_matches("SQL error: ")
             .trim_start_matches("Error during planning: ")
+            .trim_start_matches("Schema error: ")
+            .trim_start_matches("External error: ")
             .to_string();
+        // `ParserError("Expected: ..., found: x at Line: 1, Column: 5")` -> the sentence inside.
+        if let Some(inner) = message.strip_prefix("ParserError(\"").and_then(|m| m.strip_suffix("\")")) {
+            message = format!("syntax error: {}", inner.replace("\\\"", "\""));
+        }
         let (mut line, mut column) = (None, None);
         if let Some(i) = message.find("Line: ") {
             let rest = &message[i + 6..];
@@ -145,8 +151,19 @@ impl Engine {
                 .and_then(|c| c.split(|ch: char| !ch.is_ascii_digit()).next())
                 .and_then(|n| n.parse().ok());
         }
-        let mut message = message;
-        if let Some(name) = quoted(&message) {
+        let position = message.find(" at Line: ");
+        let located = line.is_some();
+        if let Some(p) = position {
+            message.truncate(p);
+        }
+        let name = quoted(&message).or_else(|| {
+            message
+                .split("No field named ")
+                .nth(1)
+                .map(|rest| rest.split(['.', '\n']).next().unwrap_or("").trim_matches('"').to_string())
+        });
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            let _ = located;
             if line.is_none() {
                 if let Some((l, c)) = find_in(sql, &name) {
                     line = Some(l);

@@ -80,12 +80,10 @@ pub(crate) async fn provider(
     };
     let format: Arc<dyn FileFormat> = match record.format.as_str() {
         "csv" => {
-            let nulls = tarn_catalog_null_regex();
             Arc::new(
                 CsvFormat::default()
                     .with_delimiter(p.get("delimiter").and_then(|d| d.bytes().next()).unwrap_or(b','))
                     .with_has_header(p.get("header").map(|h| h == "true").unwrap_or(true))
-                    .with_null_regex(Some(nulls))
                     .with_file_compression_type(compression),
             )
         }
@@ -106,36 +104,58 @@ pub(crate) async fn provider(
     let options = ListingOptions::new(format)
         .with_file_extension("")
         .with_table_partition_cols(partition_cols);
+    let typed = |c: &tarn_metadata::Column| tarn_tables::arrow_type(&c.data_type).unwrap_or(DataType::Utf8);
+    let is_csv = record.format == "csv";
+    // CSV is read as text and typed in a view: the reader does not apply null markers
+    // itself, and `NA` must read as null, not fail the query.
     let schema = Schema::new(
         record
             .columns
             .iter()
-            .map(|c| {
-                Field::new(
-                    &c.name,
-                    tarn_tables::arrow_type(&c.data_type).unwrap_or(DataType::Utf8),
-                    true,
-                )
-            })
+            .map(|c| Field::new(&c.name, if is_csv { DataType::Utf8 } else { typed(c) }, true))
             .collect::<Vec<_>>(),
     );
     let url = ListingTableUrl::parse(&record.location)?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(Arc::new(schema));
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    let listing: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+    if !is_csv {
+        return Ok(listing);
+    }
+    use deltalake::datafusion::logical_expr::{col, lit, when, Expr, ExprSchemable};
+    use deltalake::datafusion::prelude::SessionContext;
+    let markers: Vec<Expr> = NULL_MARKERS.iter().map(|m| lit(*m)).collect();
+    let mut exprs: Vec<Expr> = Vec::new();
+    for c in &record.columns {
+        let column = col(format!("\"{}\"", c.name));
+        let value = match typed(c) {
+            DataType::Utf8 => column.clone(),
+            t => Expr::TryCast(deltalake::datafusion::logical_expr::TryCast::new(Box::new(column.clone()), t)),
+        };
+        exprs.push(
+            when(column.clone().in_list(markers.clone(), false), lit(deltalake::datafusion::scalar::ScalarValue::Null).cast_to(&typed(c), &deltalake::datafusion::common::DFSchema::empty())?)
+                .otherwise(value)?
+                .alias(&c.name),
+        );
+    }
+    for p in &record.partition_keys {
+        exprs.push(col(format!("\"{}\"", p.name)));
+    }
+    let plan = SessionContext::new()
+        .read_table(listing)?
+        .select(exprs)?
+        .into_unoptimized_plan();
+    Ok(Arc::new(deltalake::datafusion::catalog::view::ViewTable::new(plan, None)))
 }
+
+const NULL_MARKERS: [&str; 6] = ["", "NA", "N/A", "NULL", "null", "\\N"];
 
 fn partition_type(t: &str) -> DataType {
     match t {
         "bigint" | "int" | "smallint" => DataType::Int64,
         _ => DataType::Utf8,
     }
-}
-
-/// A regex matching the crawler's null markers exactly.
-fn tarn_catalog_null_regex() -> String {
-    "^(|NA|N/A|NULL|null|\\\\N)$".to_string()
 }
 
 /// Quotes `name@vN` so the SQL parser takes it as one identifier: `a.b.t@v3` -> `a.b."t@v3"`.

@@ -147,8 +147,16 @@ pub fn conform(
             }
         }
     }
-    let schema: SchemaRef = Arc::new(Schema::new(
+    // Checks run on a nullable schema; rows that pass are re-labelled with the contract's
+    // nullability, so the Delta table itself declares NOT NULL where the contract does.
+    let loose: SchemaRef = Arc::new(Schema::new(
         targets.iter().map(|t| Field::new(&t.name, t.data_type.clone(), true)).collect::<Vec<_>>(),
+    ));
+    let schema: SchemaRef = Arc::new(Schema::new(
+        targets
+            .iter()
+            .map(|t| Field::new(&t.name, t.data_type.clone(), t.rule.map(|r| r.nullable).unwrap_or(true)))
+            .collect::<Vec<_>>(),
     ));
     let reject_schema = reject_schema(&src_cols);
     let key: Vec<usize> = contract
@@ -205,14 +213,14 @@ pub fn conform(
                 }
             }
         }
-        let typed = RecordBatch::try_new(schema.clone(), out_cols)?;
+        let typed = RecordBatch::try_new(loose.clone(), out_cols)?;
         let keep: BooleanArray = why.iter().map(|w| Some(w.is_none())).collect();
         let bad_n = keep.false_count();
+        let kept = if bad_n == 0 { typed } else { filter_record_batch(&typed, &keep)? };
+        good.push(RecordBatch::try_new(schema.clone(), kept.columns().to_vec())?);
         if bad_n == 0 {
-            good.push(typed);
             continue;
         }
-        good.push(filter_record_batch(&typed, &keep)?);
         rejected_rows += bad_n;
         let drop: BooleanArray = why.iter().map(|w| Some(w.is_some())).collect();
         let mut cols: Vec<ArrayRef> = Vec::new();

@@ -110,6 +110,10 @@ pub async fn open(table_url: &str, version: Option<i64>) -> Result<Option<DeltaT
         Ok(t) => Ok(Some(t)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
         Err(e) if e.to_string().contains("does not exist") && version.is_none() => Ok(None),
+        Err(_) if version.is_some() => Err(TablesError::NoSuchVersion {
+            table: table_url.to_string(),
+            version: version.unwrap_or_default(),
+        }),
         Err(DeltaTableError::InvalidVersion(v)) => Err(TablesError::NoSuchVersion {
             table: table_url.to_string(),
             version: v as i64,
