@@ -84,6 +84,8 @@ pub(crate) async fn provider(
                 CsvFormat::default()
                     .with_delimiter(p.get("delimiter").and_then(|d| d.bytes().next()).unwrap_or(b','))
                     .with_has_header(p.get("header").map(|h| h == "true").unwrap_or(true))
+                    // Files written before a column was added lack it: read it as null.
+                    .with_truncated_rows(true)
                     .with_file_compression_type(compression),
             )
         }

