@@ -47,7 +47,11 @@ pub struct SkippedFile {
 }
 
 /// Crawls the given zones.
-pub async fn crawl(zones: &Zones, meta: &Store, scope: &[Zone]) -> Result<CrawlReport, CatalogError> {
+pub async fn crawl(
+    zones: &Zones,
+    meta: &Store,
+    scope: &[Zone],
+) -> Result<CrawlReport, CatalogError> {
     let mut report = CrawlReport::default();
     for zone in scope {
         crawl_zone(zones, meta, zone, &mut report).await?;
@@ -62,7 +66,8 @@ struct Group {
 }
 
 fn is_hidden(key: &str) -> bool {
-    key.split('/').any(|s| s.starts_with('_') || s.starts_with('.'))
+    key.split('/')
+        .any(|s| s.starts_with('_') || s.starts_with('.'))
 }
 
 fn is_partition_segment(s: &str) -> Option<(&str, &str)> {
@@ -114,7 +119,11 @@ async fn crawl_zone(
     // Delta tables first: their folders are one table each, whatever files they hold.
     let delta_roots: BTreeSet<String> = objects
         .iter()
-        .filter_map(|o| o.key.split_once("/_delta_log/").map(|(root, _)| root.to_string()))
+        .filter_map(|o| {
+            o.key
+                .split_once("/_delta_log/")
+                .map(|(root, _)| root.to_string())
+        })
         .collect();
     for root in &delta_roots {
         crawl_delta(zones, meta, zone, &database, root, report).await?;
@@ -195,7 +204,10 @@ async fn crawl_group(
             if head.as_ref() == b"PAR1" {
                 zones.store().get(&path).await?.bytes().await?
             } else {
-                zones.store().get_range(&path, 0..SAMPLE_BYTES as u64).await?
+                zones
+                    .store()
+                    .get_range(&path, 0..SAMPLE_BYTES as u64)
+                    .await?
             }
         };
         match classify(&o.key, &bytes) {
@@ -218,21 +230,36 @@ async fn crawl_group(
             for (_, c) in &classified {
                 *counts.entry(c.format.as_str()).or_default() += 1;
             }
-            counts.into_iter().max_by_key(|(_, n)| *n).map(|(f, _)| f.to_string()).unwrap_or_default()
+            counts
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(f, _)| f.to_string())
+                .unwrap_or_default()
         }
     };
-    let mut columns: Vec<Column> = existing.as_ref().map(|t| t.columns.clone()).unwrap_or_default();
-    let mut parameters = existing.as_ref().map(|t| t.parameters.clone()).unwrap_or_default();
+    let mut columns: Vec<Column> = existing
+        .as_ref()
+        .map(|t| t.columns.clone())
+        .unwrap_or_default();
+    let mut parameters = existing
+        .as_ref()
+        .map(|t| t.parameters.clone())
+        .unwrap_or_default();
     let mut changes: Vec<String> = Vec::new();
     let mut used = Vec::new();
     for (o, c) in classified {
         if c.format != format {
-            let reason = format!("its format is {} but table {address} holds {format} files", c.format);
+            let reason = format!(
+                "its format is {} but table {address} holds {format} files",
+                c.format
+            );
             skip(meta, zone, &o, &reason, report).await?;
             continue;
         }
         if format == "csv" {
-            if let (Some(d), Some(nd)) = (parameters.get("delimiter"), c.parameters.get("delimiter")) {
+            if let (Some(d), Some(nd)) =
+                (parameters.get("delimiter"), c.parameters.get("delimiter"))
+            {
                 if d != nd {
                     let reason = format!("its delimiter `{nd}` differs from the table's `{d}`");
                     skip(meta, zone, &o, &reason, report).await?;
@@ -253,13 +280,18 @@ async fn crawl_group(
     }
 
     // Partition keys come from `key=value` folders below the table folder.
-    let mut partition_keys: Vec<Column> = existing.as_ref().map(|t| t.partition_keys.clone()).unwrap_or_default();
+    let mut partition_keys: Vec<Column> = existing
+        .as_ref()
+        .map(|t| t.partition_keys.clone())
+        .unwrap_or_default();
     let mut partitions: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for o in &used {
         let rest = if group.folder == o.key {
             ""
         } else {
-            o.key.strip_prefix(&format!("{}/", group.folder)).unwrap_or(&o.key)
+            o.key
+                .strip_prefix(&format!("{}/", group.folder))
+                .unwrap_or(&o.key)
         };
         let segs: Vec<(String, String)> = rest
             .split('/')
@@ -267,7 +299,11 @@ async fn crawl_group(
             .map(|(k, v)| (crate::infer::sanitize_column(k), v.to_string()))
             .collect();
         if !segs.is_empty() {
-            let spec = segs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("/");
+            let spec = segs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("/");
             partitions.insert(spec, segs);
         }
     }
@@ -292,7 +328,11 @@ async fn crawl_group(
     // A partition key is not also a data column.
     columns.retain(|c| !partition_keys.iter().any(|p| p.name == c.name));
 
-    let folder_path = if group.folder.contains('/') || !group.folder.contains('.') || used.len() > 1 || !partitions.is_empty() {
+    let folder_path = if group.folder.contains('/')
+        || !group.folder.contains('.')
+        || used.len() > 1
+        || !partitions.is_empty()
+    {
         format!("{}/", zones.url_of(&zone.path(&group.folder)))
     } else {
         zones.url_of(&zone.path(&group.folder))
@@ -444,17 +484,31 @@ async fn crawl_delta(
                     live.insert(p.to_string(), rows);
                 }
             }
-            if let Some(p) = action.get("remove").and_then(|r| r.get("path")).and_then(|p| p.as_str()) {
+            if let Some(p) = action
+                .get("remove")
+                .and_then(|r| r.get("path"))
+                .and_then(|p| p.as_str())
+            {
                 live.remove(p);
             }
         }
     }
     let Some((columns, partition_keys)) = schema else {
         let o = (*latest).clone();
-        return skip(meta, zone, &o, "Delta log without a metaData action", report).await;
+        return skip(
+            meta,
+            zone,
+            &o,
+            "Delta log without a metaData action",
+            report,
+        )
+        .await;
     };
     let existing = meta.table(database, &name).await?;
-    let mut parameters = existing.as_ref().map(|t| t.parameters.clone()).unwrap_or_default();
+    let mut parameters = existing
+        .as_ref()
+        .map(|t| t.parameters.clone())
+        .unwrap_or_default();
     parameters.insert("classification".into(), "delta".into());
     let draft = TableDraft {
         database: database.to_string(),
@@ -467,7 +521,8 @@ async fn crawl_delta(
     };
     let (table, change) = meta.put_table(&draft, "crawler: Delta log schema").await?;
     if !live.values().any(|r| *r < 0) {
-        meta.set_row_count(&table.id, Some(live.values().sum())).await?;
+        meta.set_row_count(&table.id, Some(live.values().sum()))
+            .await?;
     }
     meta.record_crawled(
         &zone.name(),

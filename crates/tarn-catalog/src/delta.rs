@@ -28,7 +28,11 @@ pub(crate) fn schema_of(md: &serde_json::Value) -> Option<(Vec<Column>, Vec<Colu
     let parts: Vec<String> = md
         .get("partitionColumns")
         .and_then(|p| p.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let mut columns = Vec::new();
     let mut keys = Vec::new();

@@ -134,7 +134,9 @@ pub fn classify(key: &str, bytes: &[u8]) -> Result<Classified, CatalogError> {
         (bytes[..bytes.len().min(SAMPLE_BYTES)].to_vec(), None)
     };
     if text.contains(&0) {
-        return Err(skip("binary content (NUL bytes), not CSV or JSON text".into()));
+        return Err(skip(
+            "binary content (NUL bytes), not CSV or JSON text".into(),
+        ));
     }
     // A sample may cut a multi-byte character at its end; only the start must be valid UTF-8.
     let text = match std::str::from_utf8(&text) {
@@ -288,7 +290,11 @@ pub(crate) fn detect_delimiter(text: &str) -> u8 {
             rdr.pop();
         }
         let consistent = rdr.iter().filter(|&&n| n == first).count();
-        let score = if consistent == rdr.len() { first * 1000 + consistent } else { consistent };
+        let score = if consistent == rdr.len() {
+            first * 1000 + consistent
+        } else {
+            consistent
+        };
         if score > best.1 {
             best = (d, score);
         }
@@ -345,7 +351,10 @@ fn csv_schema(text: &str, truncated: bool) -> Result<Classified, String> {
     let (names, kinds): (Vec<String>, Vec<Kind>) = if has_header {
         (first.iter().map(sanitize_column).collect(), rest_kinds)
     } else {
-        ((0..width).map(|i| format!("col{i}")).collect(), data_kinds(&records))
+        (
+            (0..width).map(|i| format!("col{i}")).collect(),
+            data_kinds(&records),
+        )
     };
     let mut parameters = BTreeMap::new();
     parameters.insert("classification".into(), "csv".into());
@@ -369,7 +378,13 @@ pub(crate) fn sanitize_column(s: &str) -> String {
     let mut out: String = s
         .trim()
         .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() {
         out = "_col".into();
@@ -383,7 +398,11 @@ mod tests {
 
     #[test]
     fn na_does_not_make_numbers_strings() {
-        let c = classify("f.csv", b"year,dep_time,carrier\n2013,517,UA\n2013,NA,AA\n2013,,B6\n").unwrap();
+        let c = classify(
+            "f.csv",
+            b"year,dep_time,carrier\n2013,517,UA\n2013,NA,AA\n2013,,B6\n",
+        )
+        .unwrap();
         let types: Vec<&str> = c.columns.iter().map(|c| c.data_type.as_str()).collect();
         assert_eq!(types, ["bigint", "bigint", "string"]);
         assert_eq!(c.parameters["header"], "true");
@@ -414,7 +433,8 @@ mod tests {
     fn gzip_and_json_lines() {
         use std::io::Write;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(b"{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2.5, \"c\": true}\n").unwrap();
+        gz.write_all(b"{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2.5, \"c\": true}\n")
+            .unwrap();
         let c = classify("x.json.gz", &gz.finish().unwrap()).unwrap();
         assert_eq!(c.format, "json");
         assert_eq!(c.compression.as_deref(), Some("gzip"));
@@ -426,7 +446,9 @@ mod tests {
     fn bad_files_get_reasons() {
         let empty = classify("e.csv", b"").unwrap_err().to_string();
         assert!(empty.contains("empty"), "{empty}");
-        let bin = classify("b.csv", &[0x89, b'P', b'N', b'G', 0, 0, 1, 2]).unwrap_err().to_string();
+        let bin = classify("b.csv", &[0x89, b'P', b'N', b'G', 0, 0, 1, 2])
+            .unwrap_err()
+            .to_string();
         assert!(bin.contains("binary"), "{bin}");
     }
 

@@ -30,9 +30,7 @@ pub fn check_identifier(name: &str) -> Result<(), String> {
     match chars.next() {
         None => return Err("the name is empty".into()),
         Some(c) if !c.is_ascii_lowercase() => {
-            return Err(format!(
-                "`{name}` must start with a lowercase letter (a-z)"
-            ))
+            return Err(format!("`{name}` must start with a lowercase letter (a-z)"))
         }
         _ => {}
     }

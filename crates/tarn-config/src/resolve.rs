@@ -157,7 +157,10 @@ impl LakeConfig {
             "{}/{stage}",
             resolve_storage(&place, &root, &storage_base)?.trim_end_matches('/')
         );
-        let metadata = match std::env::var("TARN_METADATA").ok().or(settings.metadata.clone()) {
+        let metadata = match std::env::var("TARN_METADATA")
+            .ok()
+            .or(settings.metadata.clone())
+        {
             None => format!("sqlite://{}/.tarn/{stage}.db", root.display()),
             Some(url) => resolve_metadata(&place, &root, &url, selection.workspace.as_deref())?,
         };
@@ -273,13 +276,15 @@ impl Place<'_> {
 
     /// The first line that holds `key:` as a mapping key.
     fn line_of_key(&self, key: &str) -> Option<usize> {
-        self.text.lines().position(|l| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(key)
-                .map(|rest| rest.trim_start().starts_with(':'))
-                .unwrap_or(false)
-        })
-        .map(|i| i + 1)
+        self.text
+            .lines()
+            .position(|l| {
+                let t = l.trim_start().trim_start_matches("- ");
+                t.strip_prefix(key)
+                    .map(|rest| rest.trim_start().starts_with(':'))
+                    .unwrap_or(false)
+            })
+            .map(|i| i + 1)
     }
 
     /// The `nth` line (0-based) that names `value`: `- value`, `name: value`, `[.., value, ..]`.
@@ -324,6 +329,12 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
 
 /// Turns a serde message into what is wrong and how to fix it.
 fn explain(field: &str, msg: &str) -> (String, Option<String>) {
+    // serde_norway may put the path first (`topics[0]: unknown field ...`); the path is
+    // reported from serde_path_to_error instead.
+    let msg = match msg.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') && !head.is_empty() => rest,
+        _ => msg,
+    };
     let at = if field.is_empty() || field == "." {
         String::new()
     } else {
@@ -362,10 +373,16 @@ fn explain(field: &str, msg: &str) -> (String, Option<String>) {
     if msg.contains("did not match any variant of untagged enum DomainEntry") {
         return (
             format!("domain entry{at} is neither a name nor a map"),
-            Some("write `- flights` or `- name: flights` with optional `description:` and `tags:`".to_string()),
+            Some(
+                "write `- flights` or `- name: flights` with optional `description:` and `tags:`"
+                    .to_string(),
+            ),
         );
     }
-    (format!("{msg}{at}"), Some("check the YAML syntax on that line".to_string()))
+    (
+        format!("{msg}{at}"),
+        Some("check the YAML syntax on that line".to_string()),
+    )
 }
 
 /// The closest name among `options`, when it is close enough to be a typo.
@@ -422,7 +439,11 @@ fn validate_settings(
         let mut seen = BTreeSet::new();
         for l in layers {
             if let Err(why) = crate::check_identifier(l) {
-                return Err(place.error(place.line_of_value(l, 0), format!("layer name: {why}"), "rename the layer"));
+                return Err(place.error(
+                    place.line_of_value(l, 0),
+                    format!("layer name: {why}"),
+                    "rename the layer",
+                ));
             }
             if !seen.insert(l) {
                 return Err(place.error(
@@ -436,8 +457,17 @@ fn validate_settings(
     if let Some(topics) = &merged.topics {
         let mut seen = BTreeSet::new();
         for t in topics {
-            if crate::check_identifier(&t.name).is_err() && !t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(place.error(place.line_of_value(&t.name, 0), format!("topic name `{}` is not allowed", t.name), "use letters, digits, `-` and `_`"));
+            if crate::check_identifier(&t.name).is_err()
+                && !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(place.error(
+                    place.line_of_value(&t.name, 0),
+                    format!("topic name `{}` is not allowed", t.name),
+                    "use letters, digits, `-` and `_`",
+                ));
             }
             if !seen.insert(t.name.clone()) {
                 return Err(place.error(
@@ -450,7 +480,10 @@ fn validate_settings(
                 if !domains.iter().any(|x| &x.name == d) {
                     return Err(place.error(
                         place.line_of_value(d, 0),
-                        format!("topic `{}` names domain `{d}`, which is not declared", t.name),
+                        format!(
+                            "topic `{}` names domain `{d}`, which is not declared",
+                            t.name
+                        ),
                         match did_you_mean(d, domains.iter().map(|x| x.name.as_str())) {
                             Some(s) => format!("did you mean `{s}`? or add `{d}` under `domains:`"),
                             None => format!("add `{d}` under `domains:`"),
@@ -474,8 +507,12 @@ fn validate_settings(
                 };
                 if !ok {
                     let fix = match s.protocol {
-                        SubscriptionProtocol::Webhook => "a webhook endpoint is an http:// or https:// URL",
-                        SubscriptionProtocol::Email => "an email endpoint is an address like team@example.com",
+                        SubscriptionProtocol::Webhook => {
+                            "a webhook endpoint is an http:// or https:// URL"
+                        }
+                        SubscriptionProtocol::Email => {
+                            "an email endpoint is an address like team@example.com"
+                        }
                         SubscriptionProtocol::Command => "give the command to run",
                         SubscriptionProtocol::File => "give the path of the file to append to",
                     };
@@ -498,7 +535,10 @@ fn validate_settings(
         }
     }
     if let Some(url) = &own.metadata {
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(place.error(
                 place.line_of_key("metadata"),
                 format!("metadata `{}` is not a SQLite or Postgres URL", redact(url)),
@@ -529,10 +569,18 @@ fn resolve_storage(place: &Place<'_>, root: &Path, url: &str) -> Result<String, 
     }
     let path = url.strip_prefix("file://").unwrap_or(url);
     if path.is_empty() {
-        return Err(place.error(place.line_of_key("storage"), "storage path is empty", "give a folder"));
+        return Err(place.error(
+            place.line_of_key("storage"),
+            "storage path is empty",
+            "give a folder",
+        ));
     }
     let p = Path::new(path);
-    let abs = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    };
     Ok(format!("file://{}", abs.display()))
 }
 
@@ -542,15 +590,26 @@ fn resolve_metadata(
     url: &str,
     workspace: Option<&str>,
 ) -> Result<String, ConfigError> {
-    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
         };
         let p = Path::new(path);
-        let mut abs = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
+        let mut abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        };
         if let Some(ws) = workspace {
-            let stem = abs.file_stem().and_then(|s| s.to_str()).unwrap_or("tarn").to_string();
+            let stem = abs
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("tarn")
+                .to_string();
             abs.set_file_name(format!("{stem}.{ws}.db"));
         }
         return Ok(match query {
@@ -578,7 +637,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_suggests() {
-        let err = parse("lake: demo\ndomian: [flights]\n").unwrap_err().to_string();
+        let err = parse("lake: demo\ndomian: [flights]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tarn.yml:2"), "{err}");
         assert!(err.contains("did you mean `domains`"), "{err}");
     }
@@ -592,8 +653,8 @@ mod tests {
 
     #[test]
     fn duplicate_domain_points_at_second() {
-        let err = parse("lake: demo\ndomains:\n  - flights\n  - weather\n  - flights\n")
-            .unwrap_err();
+        let err =
+            parse("lake: demo\ndomains:\n  - flights\n  - weather\n  - flights\n").unwrap_err();
         assert_eq!(err.line(), Some(5), "{err}");
         assert!(err.to_string().contains("declared twice"));
     }
@@ -611,15 +672,33 @@ mod tests {
     #[test]
     fn environment_overrides_and_workspace_isolate() {
         let text = "lake: demo\ndomains: [flights]\nenvironments:\n  prd:\n    storage: /data/prd\n    layers: [raw, trusted]\n";
-        let sel = Selection { env: Some("prd".into()), workspace: None };
+        let sel = Selection {
+            env: Some("prd".into()),
+            workspace: None,
+        };
         let cfg = LakeConfig::parse(Path::new("/tmp/x/tarn.yml"), text, &sel).unwrap();
         assert_eq!(cfg.storage, "file:///data/prd/prd");
         assert_eq!(cfg.layers, ["raw", "trusted"]);
-        let sel = Selection { env: None, workspace: Some("feat-1".into()) };
+        let sel = Selection {
+            env: None,
+            workspace: Some("feat-1".into()),
+        };
         let dev = LakeConfig::parse(Path::new("/tmp/x/tarn.yml"), text, &sel).unwrap();
         assert!(dev.storage.ends_with("/lake/dev.feat-1"), "{}", dev.storage);
-        assert!(dev.metadata.ends_with(".tarn/dev.feat-1.db"), "{}", dev.metadata);
-        let err = LakeConfig::parse(Path::new("/tmp/x/tarn.yml"), text, &Selection { env: Some("prod".into()), workspace: None }).unwrap_err();
+        assert!(
+            dev.metadata.ends_with(".tarn/dev.feat-1.db"),
+            "{}",
+            dev.metadata
+        );
+        let err = LakeConfig::parse(
+            Path::new("/tmp/x/tarn.yml"),
+            text,
+            &Selection {
+                env: Some("prod".into()),
+                workspace: None,
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("did you mean `prd`"), "{err}");
     }
 
@@ -631,7 +710,9 @@ mod tests {
 
     #[test]
     fn password_is_redacted() {
-        let err = parse("lake: demo\nmetadata: mysql://u:secret@h/db\n").unwrap_err().to_string();
+        let err = parse("lake: demo\nmetadata: mysql://u:secret@h/db\n")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("secret"), "{err}");
     }
 }

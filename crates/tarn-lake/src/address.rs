@@ -32,7 +32,9 @@ impl Lake {
                 "`{text}` is not a table address; write DOMAIN.LAYER.TABLE, e.g. flights.trusted.flights"
             )));
         };
-        self.config.check_zone(domain, layer).map_err(LakeError::Usage)?;
+        self.config
+            .check_zone(domain, layer)
+            .map_err(LakeError::Usage)?;
         tarn_config::check_identifier(table)
             .map_err(|why| LakeError::Usage(format!("table name: {why}")))?;
         Ok(TableAddress {
@@ -44,6 +46,12 @@ impl Lake {
 
     /// Where a Delta table of this address lives.
     pub fn table_url(&self, a: &TableAddress) -> String {
-        self.zones.url_of(&tarn_storage::Zone { domain: a.domain.clone(), layer: a.layer.clone() }.path(&a.table))
+        self.zones.url_of(
+            &tarn_storage::Zone {
+                domain: a.domain.clone(),
+                layer: a.layer.clone(),
+            }
+            .path(&a.table),
+        )
     }
 }

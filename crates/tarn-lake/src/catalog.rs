@@ -30,7 +30,9 @@ pub struct TableDetail {
 
 impl Lake {
     /// Catalogued tables with their domain and layer, ordered by address.
-    pub(crate) async fn visible_tables(&self) -> Result<Vec<(String, String, TableRecord)>, LakeError> {
+    pub(crate) async fn visible_tables(
+        &self,
+    ) -> Result<Vec<(String, String, TableRecord)>, LakeError> {
         let dbs = self.meta.databases().await?;
         let mut out = Vec::new();
         for t in self.meta.tables().await? {
@@ -43,7 +45,11 @@ impl Lake {
 
     /// Tables under `filter` (`DOMAIN` or `DOMAIN.LAYER`), matching `search` in their name,
     /// columns, location or parameters.
-    pub async fn tables(&self, filter: Option<&str>, search: Option<&str>) -> Result<Vec<TableSummary>, LakeError> {
+    pub async fn tables(
+        &self,
+        filter: Option<&str>,
+        search: Option<&str>,
+    ) -> Result<Vec<TableSummary>, LakeError> {
         let (fd, fl) = match filter {
             None => (None, None),
             Some(f) => {
@@ -52,7 +58,11 @@ impl Lake {
                 let l = p.next().map(String::from);
                 if let Some(d) = &d {
                     self.config
-                        .check_zone(d, l.as_deref().unwrap_or_else(|| self.config.layers[0].as_str()))
+                        .check_zone(
+                            d,
+                            l.as_deref()
+                                .unwrap_or_else(|| self.config.layers[0].as_str()),
+                        )
                         .map_err(LakeError::Usage)?;
                 }
                 (d, l)
@@ -63,13 +73,19 @@ impl Lake {
             .visible_tables()
             .await?
             .into_iter()
-            .filter(|(d, l, _)| fd.as_ref().is_none_or(|x| x == d) && fl.as_ref().is_none_or(|x| x == l))
+            .filter(|(d, l, _)| {
+                fd.as_ref().is_none_or(|x| x == d) && fl.as_ref().is_none_or(|x| x == l)
+            })
             .filter(|(d, l, t)| {
                 let Some(n) = &needle else { return true };
                 let hay = format!(
                     "{d}.{l}.{} {} {} {}",
                     t.name,
-                    t.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" "),
+                    t.columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     t.location,
                     t.parameters.values().cloned().collect::<Vec<_>>().join(" ")
                 )
@@ -111,7 +127,10 @@ impl Lake {
     }
 
     /// The commits of a Delta table, newest first.
-    pub async fn history(&self, address: &str) -> Result<Vec<tarn_tables::HistoryEntry>, LakeError> {
+    pub async fn history(
+        &self,
+        address: &str,
+    ) -> Result<Vec<tarn_tables::HistoryEntry>, LakeError> {
         let a = self.address(address)?;
         let record = self.table_record(&a).await?;
         if record.format != "delta" {

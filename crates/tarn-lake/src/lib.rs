@@ -25,8 +25,8 @@ pub use sql::SqlInto;
 
 pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Selection};
-pub use tarn_metadata::{Event, Store};
 pub use tarn_metadata::TableChange;
+pub use tarn_metadata::{Event, Store};
 pub use tarn_query::{write_result, OutputFormat, QueryOptions, QueryResult};
 pub use tarn_storage::{LandOptions, LandOutcome, Landed, ObjectInfo, Zones};
 pub use tarn_tables::{HistoryEntry, LoadMode};
@@ -56,7 +56,8 @@ impl Lake {
         let zones = Zones::open(&config)?;
         // Every zone is a database in the catalog, even before anything is crawled.
         for z in zones.all() {
-            meta.ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root())).await?;
+            meta.ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root()))
+                .await?;
         }
         Ok(Lake {
             config: Arc::new(config),
@@ -74,7 +75,10 @@ impl Lake {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<Landed>, LakeError> {
         let (zone, key) = self.zones.parse_target(target)?;
-        Ok(self.zones.land(&self.meta, path, &zone, &key, opts, progress).await?)
+        Ok(self
+            .zones
+            .land(&self.meta, path, &zone, &key, opts, progress)
+            .await?)
     }
 
     /// Objects under `DOMAIN/LAYER[/PREFIX]`.
@@ -97,8 +101,19 @@ impl Lake {
                 match s.split_once('/') {
                     Some((d, l)) => vec![self.zones.zone(d, l)?],
                     None => {
-                        self.zones.zone(&s, self.config.layers.first().map(String::as_str).unwrap_or("raw"))?;
-                        self.zones.all().into_iter().filter(|z| z.domain == s).collect()
+                        self.zones.zone(
+                            &s,
+                            self.config
+                                .layers
+                                .first()
+                                .map(String::as_str)
+                                .unwrap_or("raw"),
+                        )?;
+                        self.zones
+                            .all()
+                            .into_iter()
+                            .filter(|z| z.domain == s)
+                            .collect()
                     }
                 }
             }
@@ -106,7 +121,11 @@ impl Lake {
         let started = chrono::Utc::now().to_rfc3339();
         let report = tarn_catalog::crawl(&self.zones, &self.meta, &zones).await?;
         self.meta
-            .record_crawl(scope.unwrap_or("*"), &started, &serde_json::to_value(&report).unwrap_or_default())
+            .record_crawl(
+                scope.unwrap_or("*"),
+                &started,
+                &serde_json::to_value(&report).unwrap_or_default(),
+            )
             .await?;
         Ok(report)
     }

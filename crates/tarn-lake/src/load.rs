@@ -86,7 +86,10 @@ impl Lake {
     async fn source_bytes(&self, source: &str) -> Result<Vec<u8>, LakeError> {
         let path = std::path::Path::new(source);
         if path.is_file() {
-            return tokio::fs::read(path).await.map_err(|e| LakeError::Io { path: source.into(), source: e });
+            return tokio::fs::read(path).await.map_err(|e| LakeError::Io {
+                path: source.into(),
+                source: e,
+            });
         }
         match self.zones.parse_target(source) {
             Ok((zone, key)) if !key.is_empty() => Ok(self.zones.read(&zone, &key).await?.to_vec()),
@@ -114,7 +117,10 @@ impl Lake {
         };
         let load_id = uuid::Uuid::now_v7().to_string();
         let table_url = self.table_url(&a);
-        let rejected = TableAddress { table: format!("{}_rejected", a.table), ..a.clone() };
+        let rejected = TableAddress {
+            table: format!("{}_rejected", a.table),
+            ..a.clone()
+        };
         let rejected_url = self.table_url(&rejected);
         let outcome = tarn_tables::load(LoadRequest {
             table_url: &table_url,
@@ -129,7 +135,10 @@ impl Lake {
         })
         .await?;
 
-        let partition_by = contract.as_ref().map(|c| c.partition_by.clone()).unwrap_or_default();
+        let partition_by = contract
+            .as_ref()
+            .map(|c| c.partition_by.clone())
+            .unwrap_or_default();
         let schema = outcome.schema.clone().expect("a load reports its schema");
         let mut parameters = BTreeMap::new();
         parameters.insert("classification".to_string(), "delta".to_string());
@@ -137,9 +146,22 @@ impl Lake {
             parameters.insert("contract".into(), c.path.display().to_string());
         }
         let record = self
-            .register_delta(&a, &table_url, &schema, &partition_by, parameters, &format!("load {load_id} ({} from {})", args.mode.as_str(), args.source))
+            .register_delta(
+                &a,
+                &table_url,
+                &schema,
+                &partition_by,
+                parameters,
+                &format!(
+                    "load {load_id} ({} from {})",
+                    args.mode.as_str(),
+                    args.source
+                ),
+            )
             .await?;
-        self.meta.set_row_count(&record.id, Some(outcome.row_count)).await?;
+        self.meta
+            .set_row_count(&record.id, Some(outcome.row_count))
+            .await?;
         self.meta
             .record_load(&LoadRecord {
                 id: load_id.clone(),
@@ -155,12 +177,27 @@ impl Lake {
         let mut rejected_table = None;
         if outcome.rejected_version.is_some() {
             if let Some(t) = tarn_tables::open(&rejected_url, None).await? {
-                let schema = t.snapshot().map_err(tarn_tables::TablesError::from)?.snapshot().arrow_schema();
+                let schema = t
+                    .snapshot()
+                    .map_err(tarn_tables::TablesError::from)?
+                    .snapshot()
+                    .arrow_schema();
                 let mut p = BTreeMap::new();
                 p.insert("classification".to_string(), "delta".to_string());
                 p.insert("rejected_rows_of".to_string(), a.to_string());
-                let r = self.register_delta(&rejected, &rejected_url, &schema, &[], p, &format!("load {load_id}: rejected rows")).await?;
-                self.meta.set_row_count(&r.id, Some(tarn_tables::count_rows(&t).await?)).await?;
+                let r = self
+                    .register_delta(
+                        &rejected,
+                        &rejected_url,
+                        &schema,
+                        &[],
+                        p,
+                        &format!("load {load_id}: rejected rows"),
+                    )
+                    .await?;
+                self.meta
+                    .set_row_count(&r.id, Some(tarn_tables::count_rows(&t).await?))
+                    .await?;
             }
             rejected_table = Some(rejected.to_string());
         }

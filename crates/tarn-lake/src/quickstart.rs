@@ -1,15 +1,29 @@
 //! `tarn quickstart`: an example lake built end to end from a sample of nycflights13 that
 //! ships with tarn (`examples/quickstart/`).
 
-use crate::{CrawlReport, Lake, LakeError, LandOptions, Landed, LoadArgs, LoadMode, LoadReport, SqlInto};
+use crate::{
+    CrawlReport, Lake, LakeError, LandOptions, Landed, LoadArgs, LoadMode, LoadReport, SqlInto,
+};
 use serde::Serialize;
 use std::path::Path;
 
 const FILES: [(&str, &str); 4] = [
-    ("tarn.yml", include_str!("../../../examples/quickstart/tarn.yml")),
-    ("contracts/flights.trusted.flights.yml", include_str!("../../../examples/quickstart/contracts/flights.trusted.flights.yml")),
-    ("data/flights.csv", include_str!("../../../examples/quickstart/data/flights.csv")),
-    ("data/airlines.csv", include_str!("../../../examples/quickstart/data/airlines.csv")),
+    (
+        "tarn.yml",
+        include_str!("../../../examples/quickstart/tarn.yml"),
+    ),
+    (
+        "contracts/flights.trusted.flights.yml",
+        include_str!("../../../examples/quickstart/contracts/flights.trusted.flights.yml"),
+    ),
+    (
+        "data/flights.csv",
+        include_str!("../../../examples/quickstart/data/flights.csv"),
+    ),
+    (
+        "data/airlines.csv",
+        include_str!("../../../examples/quickstart/data/airlines.csv"),
+    ),
 ];
 
 /// The query that builds the service table.
@@ -31,7 +45,10 @@ pub struct QuickstartReport {
 
 /// Builds the example lake in `dir` (created when missing; refused when it holds another lake).
 pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
-    let io = |path: &Path, source| LakeError::Io { path: path.display().to_string(), source };
+    let io = |path: &Path, source| LakeError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let config = dir.join(tarn_config::CONFIG_FILE);
     if config.exists() {
         let text = std::fs::read_to_string(&config).map_err(|e| io(&config, e))?;
@@ -52,11 +69,21 @@ pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
     let lake = Lake::open(dir, &Default::default()).await?;
     let noop = |_| {};
     let mut landed = lake
-        .land(&dir.join("data/flights.csv"), "flights/raw/flights/flights.csv", &LandOptions::default(), &noop)
+        .land(
+            &dir.join("data/flights.csv"),
+            "flights/raw/flights/flights.csv",
+            &LandOptions::default(),
+            &noop,
+        )
         .await?;
     landed.extend(
-        lake.land(&dir.join("data/airlines.csv"), "flights/raw/airlines/airlines.csv", &LandOptions::default(), &noop)
-            .await?,
+        lake.land(
+            &dir.join("data/airlines.csv"),
+            "flights/raw/airlines/airlines.csv",
+            &LandOptions::default(),
+            &noop,
+        )
+        .await?,
     );
     let crawl = lake.crawl(Some("flights/raw")).await?;
     let load = lake
@@ -68,9 +95,14 @@ pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
             key: vec![],
         })
         .await?;
-    let service = lake.sql_into(DELAYS_QUERY, "flights.service.delays_by_carrier").await?;
+    let service = lake
+        .sql_into(DELAYS_QUERY, "flights.service.delays_by_carrier")
+        .await?;
     Ok(QuickstartReport {
-        dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()).display().to_string(),
+        dir: std::fs::canonicalize(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+            .to_string(),
         landed,
         crawl,
         load,

@@ -21,7 +21,11 @@ impl Lake {
             self.visible_tables()
                 .await?
                 .into_iter()
-                .map(|(domain, layer, record)| Visible { domain, layer, record })
+                .map(|(domain, layer, record)| Visible {
+                    domain,
+                    layer,
+                    record,
+                })
                 .collect(),
         ))
     }
@@ -36,7 +40,8 @@ impl Lake {
     pub async fn sql_into(&self, query: &str, target: &str) -> Result<SqlInto, LakeError> {
         let a = self.address(target)?;
         let curated = self.config.layers.iter().any(|l| l == "service") && a.layer == "service"
-            || !self.config.layers.iter().any(|l| l == "service") && Some(&a.layer) == self.config.layers.last();
+            || !self.config.layers.iter().any(|l| l == "service")
+                && Some(&a.layer) == self.config.layers.last();
         if !curated {
             return Err(LakeError::Usage(format!(
                 "--into writes curated tables in a service zone; use {}.service.{}",
@@ -45,13 +50,22 @@ impl Lake {
         }
         let result = self.sql(query, &QueryOptions::default()).await?;
         let url = self.table_url(&a);
-        let out = tarn_tables::write_batches(&url, &a.table, result.batches, &result.schema, true).await?;
+        let out = tarn_tables::write_batches(&url, &a.table, result.batches, &result.schema, true)
+            .await?;
         let schema = out.schema.clone().expect("a write reports its schema");
         let mut p = BTreeMap::new();
         p.insert("classification".to_string(), "delta".to_string());
         p.insert("query".to_string(), query.to_string());
-        let record = self.register_delta(&a, &url, &schema, &[], p, "materialised by tarn sql --into").await?;
-        self.meta.set_row_count(&record.id, Some(out.row_count)).await?;
-        Ok(SqlInto { table: a.to_string(), table_version: out.table_version, row_count: out.row_count })
+        let record = self
+            .register_delta(&a, &url, &schema, &[], p, "materialised by tarn sql --into")
+            .await?;
+        self.meta
+            .set_row_count(&record.id, Some(out.row_count))
+            .await?;
+        Ok(SqlInto {
+            table: a.to_string(),
+            table_version: out.table_version,
+            row_count: out.row_count,
+        })
     }
 }

@@ -270,7 +270,11 @@ impl Store {
                 let other_changed = t.location != draft.location
                     || t.format != draft.format
                     || t.parameters != draft.parameters;
-                let version = if schema_changed { t.version + 1 } else { t.version };
+                let version = if schema_changed {
+                    t.version + 1
+                } else {
+                    t.version
+                };
                 if schema_changed || other_changed {
                     sqlx::query(
                         "UPDATE catalog_tables SET location = $1, format = $2, columns = $3,
@@ -322,7 +326,11 @@ impl Store {
     }
 
     /// Sets the known row count of a table (`None` when unknown).
-    pub async fn set_row_count(&self, table_id: &str, rows: Option<i64>) -> Result<(), MetadataError> {
+    pub async fn set_row_count(
+        &self,
+        table_id: &str,
+        rows: Option<i64>,
+    ) -> Result<(), MetadataError> {
         sqlx::query("UPDATE catalog_tables SET row_count = $1 WHERE id = $2")
             .bind(rows)
             .bind(table_id)
@@ -345,7 +353,9 @@ impl Store {
                 Ok(TableVersion {
                     version: r.try_get("version")?,
                     columns: serde_json::from_str(&r.try_get::<String, _>("columns")?)?,
-                    partition_keys: serde_json::from_str(&r.try_get::<String, _>("partition_keys")?)?,
+                    partition_keys: serde_json::from_str(
+                        &r.try_get::<String, _>("partition_keys")?,
+                    )?,
                     reason: r.try_get("reason")?,
                     created_at: r.try_get("created_at")?,
                 })
@@ -515,7 +525,10 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}/m.db", dir.path().display()))
             .await
             .unwrap();
-        let db = store.ensure_database("flights", "raw", "file:///x").await.unwrap();
+        let db = store
+            .ensure_database("flights", "raw", "file:///x")
+            .await
+            .unwrap();
         assert_eq!(db, "flights_raw");
         let mut draft = TableDraft {
             database: db,

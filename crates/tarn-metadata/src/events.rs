@@ -120,6 +120,13 @@ mod tests {
         // Reopening keeps what was recorded and does not re-run migrations.
         drop(store);
         let again = Store::open(&url).await.unwrap();
-        assert_eq!(again.events(None, Some("flights/raw"), 10).await.unwrap().len(), 2);
+        assert_eq!(
+            again
+                .events(None, Some("flights/raw"), 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

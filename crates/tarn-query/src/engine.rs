@@ -58,9 +58,14 @@ impl Engine {
     pub fn new(tables: Vec<Visible>) -> Self {
         let config = SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+            .with_target_partitions(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            );
         let ctx = SessionContext::new_with_config(config);
-        let mut by_zone: BTreeMap<(String, String), BTreeMap<String, TableRecord>> = BTreeMap::new();
+        let mut by_zone: BTreeMap<(String, String), BTreeMap<String, TableRecord>> =
+            BTreeMap::new();
         let mut addresses = Vec::new();
         for t in tables {
             addresses.push(format!("{}.{}.{}", t.domain, t.layer, t.record.name));
@@ -90,7 +95,10 @@ impl Engine {
         let rewritten = quote_versions(sql);
         let state = self.ctx.state();
         let statement = state
-            .sql_to_statement(&rewritten, &deltalake::datafusion::common::config::Dialect::Generic)
+            .sql_to_statement(
+                &rewritten,
+                &deltalake::datafusion::common::config::Dialect::Generic,
+            )
             .map_err(|e| self.locate(sql, e.to_string()))?;
         check_read_only(&statement)?;
         let plan = state
@@ -126,7 +134,11 @@ impl Engine {
                     .collect();
             }
         }
-        Ok(QueryResult { schema, batches, truncated })
+        Ok(QueryResult {
+            schema,
+            batches,
+            truncated,
+        })
     }
 
     /// Turns an engine message into a SQL error pointing at its place in the query.
@@ -138,7 +150,10 @@ impl Engine {
             .trim_start_matches("External error: ")
             .to_string();
         // `ParserError("Expected: ..., found: x at Line: 1, Column: 5")` -> the sentence inside.
-        if let Some(inner) = message.strip_prefix("ParserError(\"").and_then(|m| m.strip_suffix("\")")) {
+        if let Some(inner) = message
+            .strip_prefix("ParserError(\"")
+            .and_then(|m| m.strip_suffix("\")"))
+        {
             message = format!("syntax error: {}", inner.replace("\\\"", "\""));
         }
         let (mut line, mut column) = (None, None);
@@ -157,10 +172,13 @@ impl Engine {
             message.truncate(p);
         }
         let name = quoted(&message).or_else(|| {
-            message
-                .split("No field named ")
-                .nth(1)
-                .map(|rest| rest.split(['.', '\n']).next().unwrap_or("").trim_matches('"').to_string())
+            message.split("No field named ").nth(1).map(|rest| {
+                rest.split(['.', '\n'])
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string()
+            })
         });
         if let Some(name) = name.filter(|n| !n.is_empty()) {
             let _ = located;
@@ -208,12 +226,20 @@ fn quoted(message: &str) -> Option<String> {
 /// 1-based line and column of `needle` (or of its last dotted part) in `sql`, ignoring case.
 fn find_in(sql: &str, needle: &str) -> Option<(usize, usize)> {
     let lower = sql.to_lowercase();
-    let candidates = [needle.to_lowercase(), needle.rsplit('.').next().unwrap_or(needle).to_lowercase()];
+    let candidates = [
+        needle.to_lowercase(),
+        needle.rsplit('.').next().unwrap_or(needle).to_lowercase(),
+    ];
     for n in candidates {
         if let Some(pos) = lower.find(&n) {
             let before = &sql[..pos];
             let line = before.matches('\n').count() + 1;
-            let col = before.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+            let col = before
+                .rsplit('\n')
+                .next()
+                .map(|s| s.chars().count())
+                .unwrap_or(0)
+                + 1;
             return Some((line, col));
         }
     }
@@ -231,12 +257,18 @@ fn check_read_only(statement: &DFStatement) -> Result<(), QueryError> {
             | Statement::ShowVariable { .. } => Ok(()),
             other => {
                 let kind = other.to_string();
-                let word = kind.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                let word = kind
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 Err(QueryError::ReadOnly(word))
             }
         },
         DFStatement::Explain(_) => Ok(()),
-        DFStatement::CreateExternalTable(_) => Err(QueryError::ReadOnly("CREATE EXTERNAL TABLE".into())),
+        DFStatement::CreateExternalTable(_) => {
+            Err(QueryError::ReadOnly("CREATE EXTERNAL TABLE".into()))
+        }
         DFStatement::CopyTo(_) => Err(QueryError::ReadOnly("COPY".into())),
         _ => Err(QueryError::ReadOnly("this".into())),
     }

@@ -24,7 +24,9 @@ impl std::str::FromStr for OutputFormat {
             "json" => Ok(OutputFormat::Json),
             "parquet" => Ok(OutputFormat::Parquet),
             "arrow" => Ok(OutputFormat::Arrow),
-            o => Err(format!("unknown format `{o}`; use table, csv, json, parquet or arrow")),
+            o => Err(format!(
+                "unknown format `{o}`; use table, csv, json, parquet or arrow"
+            )),
         }
     }
 }
@@ -34,7 +36,11 @@ fn out(e: impl std::fmt::Display) -> QueryError {
 }
 
 /// Writes `result` to `w` in `format`.
-pub fn write_result(result: &QueryResult, format: OutputFormat, w: &mut dyn Write) -> Result<(), QueryError> {
+pub fn write_result(
+    result: &QueryResult,
+    format: OutputFormat,
+    w: &mut dyn Write,
+) -> Result<(), QueryError> {
     match format {
         OutputFormat::Table => {
             let mut t = comfy_table::Table::new();
@@ -54,11 +60,18 @@ pub fn write_result(result: &QueryResult, format: OutputFormat, w: &mut dyn Writ
             }
             writeln!(w, "{t}").map_err(out)?;
             let n = result.rows();
-            writeln!(w, "{n} row{}{}", if n == 1 { "" } else { "s" }, if result.truncated { " (truncated)" } else { "" })
-                .map_err(out)?;
+            writeln!(
+                w,
+                "{n} row{}{}",
+                if n == 1 { "" } else { "s" },
+                if result.truncated { " (truncated)" } else { "" }
+            )
+            .map_err(out)?;
         }
         OutputFormat::Csv => {
-            let mut writer = deltalake::arrow::csv::WriterBuilder::new().with_header(true).build(w);
+            let mut writer = deltalake::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(w);
             for b in &result.batches {
                 writer.write(b).map_err(out)?;
             }
@@ -75,7 +88,12 @@ pub fn write_result(result: &QueryResult, format: OutputFormat, w: &mut dyn Writ
         }
         OutputFormat::Parquet => {
             let mut buf = Vec::new();
-            let mut writer = deltalake::parquet::arrow::ArrowWriter::try_new(&mut buf, result.schema.clone(), None).map_err(out)?;
+            let mut writer = deltalake::parquet::arrow::ArrowWriter::try_new(
+                &mut buf,
+                result.schema.clone(),
+                None,
+            )
+            .map_err(out)?;
             for b in &result.batches {
                 writer.write(b).map_err(out)?;
             }
@@ -83,7 +101,9 @@ pub fn write_result(result: &QueryResult, format: OutputFormat, w: &mut dyn Writ
             w.write_all(&buf).map_err(out)?;
         }
         OutputFormat::Arrow => {
-            let mut writer = deltalake::arrow::ipc::writer::StreamWriter::try_new(&mut *w, &result.schema).map_err(out)?;
+            let mut writer =
+                deltalake::arrow::ipc::writer::StreamWriter::try_new(&mut *w, &result.schema)
+                    .map_err(out)?;
             for b in &result.batches {
                 writer.write(b).map_err(out)?;
             }

@@ -69,7 +69,10 @@ pub(crate) async fn provider(
                     record.name, record.location
                 ))
             })?;
-        return table.table_provider().await.map_err(|e| DataFusionError::External(Box::new(e)));
+        return table
+            .table_provider()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)));
     }
     let p = &record.parameters;
     let gzip = p.get("compression").map(|c| c == "gzip").unwrap_or(false);
@@ -82,7 +85,11 @@ pub(crate) async fn provider(
         "csv" => {
             Arc::new(
                 CsvFormat::default()
-                    .with_delimiter(p.get("delimiter").and_then(|d| d.bytes().next()).unwrap_or(b','))
+                    .with_delimiter(
+                        p.get("delimiter")
+                            .and_then(|d| d.bytes().next())
+                            .unwrap_or(b','),
+                    )
                     .with_has_header(p.get("header").map(|h| h == "true").unwrap_or(true))
                     // Files written before a column was added lack it: read it as null.
                     .with_truncated_rows(true)
@@ -106,7 +113,8 @@ pub(crate) async fn provider(
     let options = ListingOptions::new(format)
         .with_file_extension("")
         .with_table_partition_cols(partition_cols);
-    let typed = |c: &tarn_metadata::Column| tarn_tables::arrow_type(&c.data_type).unwrap_or(DataType::Utf8);
+    let typed =
+        |c: &tarn_metadata::Column| tarn_tables::arrow_type(&c.data_type).unwrap_or(DataType::Utf8);
     let is_csv = record.format == "csv";
     // CSV is read as text and typed in a view: the reader does not apply null markers
     // itself, and `NA` must read as null, not fail the query.
@@ -114,7 +122,13 @@ pub(crate) async fn provider(
         record
             .columns
             .iter()
-            .map(|c| Field::new(&c.name, if is_csv { DataType::Utf8 } else { typed(c) }, true))
+            .map(|c| {
+                Field::new(
+                    &c.name,
+                    if is_csv { DataType::Utf8 } else { typed(c) },
+                    true,
+                )
+            })
             .collect::<Vec<_>>(),
     );
     let url = ListingTableUrl::parse(&record.location)?;
@@ -133,12 +147,19 @@ pub(crate) async fn provider(
         let column = col(format!("\"{}\"", c.name));
         let value = match typed(c) {
             DataType::Utf8 => column.clone(),
-            t => Expr::TryCast(deltalake::datafusion::logical_expr::TryCast::new(Box::new(column.clone()), t)),
+            t => Expr::TryCast(deltalake::datafusion::logical_expr::TryCast::new(
+                Box::new(column.clone()),
+                t,
+            )),
         };
         exprs.push(
-            when(column.clone().in_list(markers.clone(), false), lit(deltalake::datafusion::scalar::ScalarValue::Null).cast_to(&typed(c), &deltalake::datafusion::common::DFSchema::empty())?)
-                .otherwise(value)?
-                .alias(&c.name),
+            when(
+                column.clone().in_list(markers.clone(), false),
+                lit(deltalake::datafusion::scalar::ScalarValue::Null)
+                    .cast_to(&typed(c), &deltalake::datafusion::common::DFSchema::empty())?,
+            )
+            .otherwise(value)?
+            .alias(&c.name),
         );
     }
     for p in &record.partition_keys {
@@ -148,7 +169,9 @@ pub(crate) async fn provider(
         .read_table(listing)?
         .select(exprs)?
         .into_unoptimized_plan();
-    Ok(Arc::new(deltalake::datafusion::catalog::view::ViewTable::new(plan, None)))
+    Ok(Arc::new(
+        deltalake::datafusion::catalog::view::ViewTable::new(plan, None),
+    ))
 }
 
 const NULL_MARKERS: [&str; 6] = ["", "NA", "N/A", "NULL", "null", "\\N"];
@@ -187,7 +210,10 @@ pub(crate) fn quote_versions(sql: &str) -> String {
             && i > 0
             && is_ident(chars[i - 1])
             && chars.get(i + 1) == Some(&'v')
-            && chars.get(i + 2).map(|c| c.is_ascii_digit()).unwrap_or(false)
+            && chars
+                .get(i + 2)
+                .map(|c| c.is_ascii_digit())
+                .unwrap_or(false)
         {
             let mut j = i + 2;
             while j < chars.len() && chars[j].is_ascii_digit() {
@@ -195,7 +221,13 @@ pub(crate) fn quote_versions(sql: &str) -> String {
             }
             // Walk back over the identifier already written.
             let ident_len = out.chars().rev().take_while(|c| is_ident(*c)).count();
-            let cut = out.len() - out.chars().rev().take(ident_len).map(char::len_utf8).sum::<usize>();
+            let cut = out.len()
+                - out
+                    .chars()
+                    .rev()
+                    .take(ident_len)
+                    .map(char::len_utf8)
+                    .sum::<usize>();
             let ident = out.split_off(cut);
             let version: String = chars[i + 2..j].iter().collect();
             out.push_str(&format!("\"{ident}@v{version}\""));

@@ -68,7 +68,12 @@ mod tests {
 
     #[test]
     fn ordinary_keys_pass() {
-        for ok in ["a.csv", "2013/01/flights.csv", "year=2013/month=1/part.parquet", "é/ü.json"] {
+        for ok in [
+            "a.csv",
+            "2013/01/flights.csv",
+            "year=2013/month=1/part.parquet",
+            "é/ü.json",
+        ] {
             validate_key(ok).unwrap();
         }
     }

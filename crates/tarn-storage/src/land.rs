@@ -75,7 +75,10 @@ impl Zones {
             } else {
                 key.to_string()
             };
-            return Ok(vec![self.land_file(meta, path, zone, &key, opts, progress).await?]);
+            return Ok(vec![
+                self.land_file(meta, path, zone, &key, opts, progress)
+                    .await?,
+            ]);
         }
         let mut files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(path)
             .sort_by_file_name()
@@ -150,7 +153,8 @@ impl Zones {
                     }
                     if raw {
                         let stamp = existing.last_modified.format("%Y%m%dT%H%M%S%.6fZ");
-                        let kept = format!("{VERSIONS_PREFIX}/{key}/{stamp}-{}", &existing_hash[..12]);
+                        let kept =
+                            format!("{VERSIONS_PREFIX}/{key}/{stamp}-{}", &existing_hash[..12]);
                         store.copy(&location, &zone.path(&kept)).await?;
                         previous_version = Some(kept);
                     }
@@ -162,14 +166,22 @@ impl Zones {
         }
 
         if outcome != LandOutcome::Unchanged {
-            upload(self, &location, path, size, raw && outcome == LandOutcome::Created, progress)
-                .await?;
+            upload(
+                self,
+                &location,
+                path,
+                size,
+                raw && outcome == LandOutcome::Created,
+                progress,
+            )
+            .await?;
         } else {
             progress(size);
         }
 
         let mut event = NewEvent::object_created(&zone.name(), key, &etag, size);
-        event.detail = serde_json::json!({ "size": size, "layer": zone.layer, "domain": zone.domain });
+        event.detail =
+            serde_json::json!({ "size": size, "layer": zone.layer, "domain": zone.domain });
         let event_recorded = meta.record_event(&event).await?;
         tracing::info!(zone = %zone.name(), key, size, ?outcome, event_recorded, "landed");
         Ok(Landed {
@@ -283,26 +295,51 @@ mod tests {
         let f = dir.path().join("a.csv");
         std::fs::write(&f, "a\n1\n").unwrap();
         let noop = |_| {};
-        let first = zones.land_file(&meta, &f, &zone, "a.csv", &LandOptions::default(), &noop).await.unwrap();
+        let first = zones
+            .land_file(&meta, &f, &zone, "a.csv", &LandOptions::default(), &noop)
+            .await
+            .unwrap();
         assert_eq!(first.outcome, LandOutcome::Created);
         assert!(first.event_recorded);
         // Same bytes again: nothing written, no second event.
-        let again = zones.land_file(&meta, &f, &zone, "a.csv", &LandOptions::default(), &noop).await.unwrap();
+        let again = zones
+            .land_file(&meta, &f, &zone, "a.csv", &LandOptions::default(), &noop)
+            .await
+            .unwrap();
         assert_eq!(again.outcome, LandOutcome::Unchanged);
         assert!(!again.event_recorded);
         // Other bytes: refused without --force, the original untouched.
         std::fs::write(&f, "a\n2\n").unwrap();
-        let err = zones.land_file(&meta, &f, &zone, "a.csv", &LandOptions::default(), &noop).await.unwrap_err();
+        let err = zones
+            .land_file(&meta, &f, &zone, "a.csv", &LandOptions::default(), &noop)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
         assert_eq!(&zones.read(&zone, "a.csv").await.unwrap()[..], b"a\n1\n");
         // With --force: replaced, and the old bytes recoverable.
-        let forced = zones.land_file(&meta, &f, &zone, "a.csv", &LandOptions { force: true }, &noop).await.unwrap();
+        let forced = zones
+            .land_file(
+                &meta,
+                &f,
+                &zone,
+                "a.csv",
+                &LandOptions { force: true },
+                &noop,
+            )
+            .await
+            .unwrap();
         assert_eq!(forced.outcome, LandOutcome::Replaced);
         let kept = forced.previous_version.unwrap();
         assert_eq!(&zones.read(&zone, &kept).await.unwrap()[..], b"a\n1\n");
         assert_eq!(&zones.read(&zone, "a.csv").await.unwrap()[..], b"a\n2\n");
         // Listing hides the kept versions.
-        let keys: Vec<String> = zones.list(&zone, "").await.unwrap().into_iter().map(|o| o.key).collect();
+        let keys: Vec<String> = zones
+            .list(&zone, "")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(keys, ["a.csv"]);
         assert_eq!(meta.events(None, None, 10).await.unwrap().len(), 2);
     }
@@ -312,17 +349,29 @@ mod tests {
         let (dir, zones, meta) = lake().await;
         let zone = zones.zone("flights", "trusted").unwrap();
         let f = dir.path().join("big.bin");
-        let data: Vec<u8> = (0..(PART_SIZE * 2 + 123)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(PART_SIZE * 2 + 123))
+            .map(|i| (i % 251) as u8)
+            .collect();
         std::fs::write(&f, &data).unwrap();
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let landed = zones
-            .land_file(&meta, &f, &zone, "big.bin", &LandOptions::default(), &|_| {
-                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            })
+            .land_file(
+                &meta,
+                &f,
+                &zone,
+                "big.bin",
+                &LandOptions::default(),
+                &|_| {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                },
+            )
             .await
             .unwrap();
         assert_eq!(landed.size, data.len() as u64);
         assert!(calls.into_inner() >= 3);
-        assert_eq!(zones.read(&zone, "big.bin").await.unwrap().len(), data.len());
+        assert_eq!(
+            zones.read(&zone, "big.bin").await.unwrap().len(),
+            data.len()
+        );
     }
 }

@@ -23,5 +23,5 @@ mod zones;
 
 pub use error::StorageError;
 pub use keys::validate_key;
-pub use land::{LandOptions, Landed, LandOutcome};
+pub use land::{LandOptions, LandOutcome, Landed};
 pub use zones::{ObjectInfo, Zone, Zones, VERSIONS_PREFIX};

@@ -173,7 +173,11 @@ impl Zones {
     /// The bytes of an object.
     pub async fn read(&self, zone: &Zone, key: &str) -> Result<bytes::Bytes, StorageError> {
         // Kept raw versions may be read back, never written.
-        crate::validate_key(key.strip_prefix(VERSIONS_PREFIX).map(|k| k.trim_start_matches('/')).unwrap_or(key))?;
+        crate::validate_key(
+            key.strip_prefix(VERSIONS_PREFIX)
+                .map(|k| k.trim_start_matches('/'))
+                .unwrap_or(key),
+        )?;
         match self.store.get(&zone.path(key)).await {
             Ok(r) => Ok(r.bytes().await?),
             Err(object_store::Error::NotFound { .. }) => {

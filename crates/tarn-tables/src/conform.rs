@@ -10,12 +10,19 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::arrow::util::display::FormatOptions;
+use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Columns of a rejected-rows table besides the source's own (all text).
-pub const REJECT_COLUMNS: [&str; 6] = ["_line", "_column", "_reason", "_raw", "_load_id", "_rejected_at"];
+pub const REJECT_COLUMNS: [&str; 6] = [
+    "_line",
+    "_column",
+    "_reason",
+    "_raw",
+    "_load_id",
+    "_rejected_at",
+];
 
 /// The outcome of conforming: rows to write, rows rejected.
 #[derive(Debug)]
@@ -49,7 +56,14 @@ fn infer_type(arrays: &[ArrayRef]) -> DataType {
     }
     'next: for t in candidates {
         for a in arrays {
-            let Ok(c) = cast_with_options(a, &t, &CastOptions { safe: true, ..Default::default() }) else {
+            let Ok(c) = cast_with_options(
+                a,
+                &t,
+                &CastOptions {
+                    safe: true,
+                    ..Default::default()
+                },
+            ) else {
                 continue 'next;
             };
             if c.null_count() != a.null_count() {
@@ -69,7 +83,11 @@ fn nulls_for_markers(a: &ArrayRef) -> ArrayRef {
     if !s.iter().any(|v| v.map(is_null_marker).unwrap_or(false)) {
         return a.clone();
     }
-    Arc::new(s.iter().map(|v| v.filter(|v| !is_null_marker(v))).collect::<StringArray>())
+    Arc::new(
+        s.iter()
+            .map(|v| v.filter(|v| !is_null_marker(v)))
+            .collect::<StringArray>(),
+    )
 }
 
 fn is_null_marker(v: &str) -> bool {
@@ -80,7 +98,7 @@ fn text_of(a: &ArrayRef, i: usize) -> String {
     if a.is_null(i) {
         return "null".into();
     }
-    deltalake::arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())
+    ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())
         .map(|f| f.value(i).to_string())
         .unwrap_or_default()
 }
@@ -101,7 +119,9 @@ pub fn conform(
         .map(|b| {
             src_cols
                 .iter()
-                .map(|c| nulls_for_markers(b.column_by_name(c).expect("column from the same source")))
+                .map(|c| {
+                    nulls_for_markers(b.column_by_name(c).expect("column from the same source"))
+                })
                 .collect()
         })
         .collect();
@@ -128,7 +148,11 @@ pub fn conform(
                     rule: Some(rule),
                 });
             }
-            ignored = src_cols.iter().filter(|s| c.rule(s).is_none()).cloned().collect();
+            ignored = src_cols
+                .iter()
+                .filter(|s| c.rule(s).is_none())
+                .cloned()
+                .collect();
         }
         None => {
             for (i, name) in src_cols.iter().enumerate() {
@@ -136,31 +160,53 @@ pub fn conform(
                     Some(f) => f.data_type().clone(),
                     None => {
                         let col: Vec<ArrayRef> = inputs.iter().map(|b| b[i].clone()).collect();
-                        if col.first().map(|a| a.data_type() == &DataType::Utf8).unwrap_or(true) {
+                        if col
+                            .first()
+                            .map(|a| a.data_type() == &DataType::Utf8)
+                            .unwrap_or(true)
+                        {
                             infer_type(&col)
                         } else {
                             col[0].data_type().clone()
                         }
                     }
                 };
-                targets.push(Target { name: name.clone(), data_type, rule: None });
+                targets.push(Target {
+                    name: name.clone(),
+                    data_type,
+                    rule: None,
+                });
             }
         }
     }
     // Checks run on a nullable schema; rows that pass are re-labelled with the contract's
     // nullability, so the Delta table itself declares NOT NULL where the contract does.
     let loose: SchemaRef = Arc::new(Schema::new(
-        targets.iter().map(|t| Field::new(&t.name, t.data_type.clone(), true)).collect::<Vec<_>>(),
+        targets
+            .iter()
+            .map(|t| Field::new(&t.name, t.data_type.clone(), true))
+            .collect::<Vec<_>>(),
     ));
     let schema: SchemaRef = Arc::new(Schema::new(
         targets
             .iter()
-            .map(|t| Field::new(&t.name, t.data_type.clone(), t.rule.map(|r| r.nullable).unwrap_or(true)))
+            .map(|t| {
+                Field::new(
+                    &t.name,
+                    t.data_type.clone(),
+                    t.rule.map(|r| r.nullable).unwrap_or(true),
+                )
+            })
             .collect::<Vec<_>>(),
     ));
     let reject_schema = reject_schema(&src_cols);
     let key: Vec<usize> = contract
-        .map(|c| c.key.iter().filter_map(|k| targets.iter().position(|t| &t.name == k)).collect())
+        .map(|c| {
+            c.key
+                .iter()
+                .filter_map(|k| targets.iter().position(|t| &t.name == k))
+                .collect()
+        })
         .unwrap_or_default();
     let mut seen_keys: HashSet<Vec<String>> = HashSet::new();
     let now = chrono::Utc::now().timestamp_micros();
@@ -177,19 +223,37 @@ pub fn conform(
         let mut why: Vec<Option<(String, String)>> = vec![None; n];
         let mut out_cols: Vec<ArrayRef> = Vec::with_capacity(targets.len());
         for t in &targets {
-            let si = src_cols.iter().position(|c| c == &t.name).expect("target from source");
+            let si = src_cols
+                .iter()
+                .position(|c| c == &t.name)
+                .expect("target from source");
             let input = &inputs[b][si];
-            let cast = cast_with_options(input, &t.data_type, &CastOptions { safe: true, ..Default::default() })
-                .map_err(|e| TablesError::Source {
-                    source_name: t.name.clone(),
-                    reason: format!("cannot convert {} to {}: {e}", input.data_type(), t.data_type),
-                })?;
+            let cast = cast_with_options(
+                input,
+                &t.data_type,
+                &CastOptions {
+                    safe: true,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| TablesError::Source {
+                source_name: t.name.clone(),
+                reason: format!(
+                    "cannot convert {} to {}: {e}",
+                    input.data_type(),
+                    t.data_type
+                ),
+            })?;
             if cast.null_count() != input.null_count() {
-                for i in 0..n {
-                    if why[i].is_none() && input.is_valid(i) && cast.is_null(i) {
-                        why[i] = Some((
+                for (i, w) in why.iter_mut().enumerate() {
+                    if w.is_none() && input.is_valid(i) && cast.is_null(i) {
+                        *w = Some((
                             t.name.clone(),
-                            format!("cannot read `{}` as {}", text_of(input, i), type_word(&t.data_type)),
+                            format!(
+                                "cannot read `{}` as {}",
+                                text_of(input, i),
+                                type_word(&t.data_type)
+                            ),
                         ));
                     }
                 }
@@ -200,24 +264,44 @@ pub fn conform(
             out_cols.push(cast);
         }
         if !key.is_empty() {
-            for i in 0..n {
-                if why[i].is_some() {
+            let opts = FormatOptions::default();
+            let formatters: Vec<ArrayFormatter> = key
+                .iter()
+                .map(|&c| ArrayFormatter::try_new(out_cols[c].as_ref(), &opts))
+                .collect::<Result<_, _>>()?;
+            let key_name = || {
+                key.iter()
+                    .map(|&c| targets[c].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            for (i, w) in why.iter_mut().enumerate() {
+                if w.is_some() {
                     continue;
                 }
-                let k: Vec<String> = key.iter().map(|&c| text_of(&out_cols[c], i)).collect();
-                if !seen_keys.insert(k.clone()) {
-                    why[i] = Some((
-                        key.iter().map(|&c| targets[c].name.as_str()).collect::<Vec<_>>().join(","),
+                let k: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
+                if seen_keys.contains(&k) {
+                    *w = Some((
+                        key_name(),
                         format!("duplicate key ({}) within this load", k.join(", ")),
                     ));
+                } else {
+                    seen_keys.insert(k);
                 }
             }
         }
         let typed = RecordBatch::try_new(loose.clone(), out_cols)?;
         let keep: BooleanArray = why.iter().map(|w| Some(w.is_none())).collect();
         let bad_n = keep.false_count();
-        let kept = if bad_n == 0 { typed } else { filter_record_batch(&typed, &keep)? };
-        good.push(RecordBatch::try_new(schema.clone(), kept.columns().to_vec())?);
+        let kept = if bad_n == 0 {
+            typed
+        } else {
+            filter_record_batch(&typed, &keep)?
+        };
+        good.push(RecordBatch::try_new(
+            schema.clone(),
+            kept.columns().to_vec(),
+        )?);
         if bad_n == 0 {
             continue;
         }
@@ -229,20 +313,50 @@ pub fn conform(
             cols.push(deltalake::arrow::compute::filter(&text, &drop)?);
         }
         let rows: Vec<usize> = (0..n).filter(|&i| why[i].is_some()).collect();
-        cols.push(Arc::new(Int64Array::from(rows.iter().map(|&i| lines.value(i)).collect::<Vec<_>>())));
-        cols.push(Arc::new(StringArray::from(rows.iter().map(|&i| why[i].as_ref().map(|w| w.0.clone())).collect::<Vec<_>>())));
-        cols.push(Arc::new(StringArray::from(rows.iter().map(|&i| why[i].as_ref().map(|w| w.1.clone())).collect::<Vec<_>>())));
-        cols.push(Arc::new(StringArray::from(vec![None::<String>; rows.len()])));
-        cols.push(Arc::new(StringArray::from(vec![Some(load_id.to_string()); rows.len()])));
-        cols.push(Arc::new(TimestampMicrosecondArray::from(vec![now; rows.len()]).with_timezone("UTC")));
+        cols.push(Arc::new(Int64Array::from(
+            rows.iter().map(|&i| lines.value(i)).collect::<Vec<_>>(),
+        )));
+        cols.push(Arc::new(StringArray::from(
+            rows.iter()
+                .map(|&i| why[i].as_ref().map(|w| w.0.clone()))
+                .collect::<Vec<_>>(),
+        )));
+        cols.push(Arc::new(StringArray::from(
+            rows.iter()
+                .map(|&i| why[i].as_ref().map(|w| w.1.clone()))
+                .collect::<Vec<_>>(),
+        )));
+        cols.push(Arc::new(StringArray::from(vec![
+            None::<String>;
+            rows.len()
+        ])));
+        cols.push(Arc::new(StringArray::from(vec![
+            Some(load_id.to_string());
+            rows.len()
+        ])));
+        cols.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![now; rows.len()]).with_timezone("UTC"),
+        ));
         rejected.push(RecordBatch::try_new(reject_schema.clone(), cols)?);
     }
     if !source.malformed.is_empty() {
         rejected_rows += source.malformed.len();
-        rejected.push(malformed_batch(&reject_schema, &src_cols, &source.malformed, load_id, now)?);
+        rejected.push(malformed_batch(
+            &reject_schema,
+            &src_cols,
+            &source.malformed,
+            load_id,
+            now,
+        )?);
     }
     good.retain(|b| b.num_rows() > 0);
-    Ok(Conformed { schema, good, rejected, rejected_rows, ignored_columns: ignored })
+    Ok(Conformed {
+        schema,
+        good,
+        rejected,
+        rejected_rows,
+        ignored_columns: ignored,
+    })
 }
 
 fn type_word(t: &DataType) -> &'static str {
@@ -260,20 +374,31 @@ fn type_word(t: &DataType) -> &'static str {
     }
 }
 
-fn check_rule(rule: &crate::contract::ColumnRule, cast: &ArrayRef, why: &mut [Option<(String, String)>]) {
+fn check_rule(
+    rule: &crate::contract::ColumnRule,
+    cast: &ArrayRef,
+    why: &mut [Option<(String, String)>],
+) {
     let n = cast.len();
     if !rule.nullable && cast.null_count() > 0 {
         for (i, w) in why.iter_mut().enumerate() {
             if w.is_none() && cast.is_null(i) {
-                *w = Some((rule.name.clone(), "null in a column the contract declares not nullable".into()));
+                *w = Some((
+                    rule.name.clone(),
+                    "null in a column the contract declares not nullable".into(),
+                ));
             }
         }
     }
     if let Some(accepted) = &rule.accepted_values {
         let set: HashSet<&str> = accepted.iter().map(String::as_str).collect();
+        let opts = FormatOptions::default();
+        let Ok(f) = ArrayFormatter::try_new(cast.as_ref(), &opts) else {
+            return;
+        };
         for (i, w) in why.iter_mut().enumerate().take(n) {
             if w.is_none() && cast.is_valid(i) {
-                let v = text_of(cast, i);
+                let v = f.value(i).to_string();
                 if !set.contains(v.as_str()) {
                     *w = Some((rule.name.clone(), format!("`{v}` is not an accepted value")));
                 }
@@ -284,7 +409,10 @@ fn check_rule(rule: &crate::contract::ColumnRule, cast: &ArrayRef, why: &mut [Op
         let Ok(nums) = cast_with_options(cast, &DataType::Float64, &CastOptions::default()) else {
             return;
         };
-        let nums = nums.as_any().downcast_ref::<Float64Array>().expect("cast to f64");
+        let nums = nums
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("cast to f64");
         for (i, w) in why.iter_mut().enumerate().take(n) {
             if w.is_some() || nums.is_null(i) {
                 continue;
@@ -301,13 +429,20 @@ fn check_rule(rule: &crate::contract::ColumnRule, cast: &ArrayRef, why: &mut [Op
 
 /// The schema of `TABLE_rejected`: the source's columns as text, then where and why.
 pub fn reject_schema(src_cols: &[String]) -> SchemaRef {
-    let mut fields: Vec<Field> = src_cols.iter().map(|c| Field::new(c, DataType::Utf8, true)).collect();
+    let mut fields: Vec<Field> = src_cols
+        .iter()
+        .map(|c| Field::new(c, DataType::Utf8, true))
+        .collect();
     fields.push(Field::new("_line", DataType::Int64, true));
     fields.push(Field::new("_column", DataType::Utf8, true));
     fields.push(Field::new("_reason", DataType::Utf8, true));
     fields.push(Field::new("_raw", DataType::Utf8, true));
     fields.push(Field::new("_load_id", DataType::Utf8, true));
-    fields.push(Field::new("_rejected_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true));
+    fields.push(Field::new(
+        "_rejected_at",
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    ));
     Arc::new(Schema::new(fields))
 }
 
@@ -322,8 +457,13 @@ fn malformed_batch(
         .iter()
         .map(|_| Arc::new(StringArray::from(vec![None::<String>; rows.len()])) as ArrayRef)
         .collect();
-    cols.push(Arc::new(Int64Array::from(rows.iter().map(|m| m.line as i64).collect::<Vec<_>>())));
-    cols.push(Arc::new(StringArray::from(vec![None::<String>; rows.len()])));
+    cols.push(Arc::new(Int64Array::from(
+        rows.iter().map(|m| m.line as i64).collect::<Vec<_>>(),
+    )));
+    cols.push(Arc::new(StringArray::from(vec![
+        None::<String>;
+        rows.len()
+    ])));
     let mut reasons = StringBuilder::new();
     let mut raws = StringBuilder::new();
     for m in rows {
@@ -332,8 +472,13 @@ fn malformed_batch(
     }
     cols.push(Arc::new(reasons.finish()));
     cols.push(Arc::new(raws.finish()));
-    cols.push(Arc::new(StringArray::from(vec![Some(load_id.to_string()); rows.len()])));
-    cols.push(Arc::new(TimestampMicrosecondArray::from(vec![now; rows.len()]).with_timezone("UTC")));
+    cols.push(Arc::new(StringArray::from(vec![
+        Some(load_id.to_string());
+        rows.len()
+    ])));
+    cols.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![now; rows.len()]).with_timezone("UTC"),
+    ));
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
@@ -366,14 +511,34 @@ mod tests {
         assert_eq!(out.rejected_rows, 5);
         assert_eq!(out.ignored_columns, ["extra"]);
         let r = &out.rejected[0];
-        let reasons = r.column_by_name("_reason").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let reasons = r
+            .column_by_name("_reason")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         let all: Vec<&str> = reasons.iter().flatten().collect();
-        assert!(all.iter().any(|r| r.contains("`ZZ` is not an accepted value")), "{all:?}");
-        assert!(all.iter().any(|r| r.contains("cannot read `abc` as int")), "{all:?}");
-        assert!(all.iter().any(|r| r.contains("above the maximum")), "{all:?}");
+        assert!(
+            all.iter()
+                .any(|r| r.contains("`ZZ` is not an accepted value")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|r| r.contains("cannot read `abc` as int")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|r| r.contains("above the maximum")),
+            "{all:?}"
+        );
         assert!(all.iter().any(|r| r.contains("duplicate key")), "{all:?}");
         assert!(all.iter().any(|r| r.contains("not nullable")), "{all:?}");
-        let lines = r.column_by_name("_line").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+        let lines = r
+            .column_by_name("_line")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         assert_eq!(lines.value(0), 3);
     }
 
@@ -381,7 +546,12 @@ mod tests {
     fn inference_keeps_na_numbers_numeric() {
         let src = Source::read("t.csv", b"a,b,c\n1,2.5,x\nNA,NA,y\n3,,z\n", None).unwrap();
         let out = conform(&src, None, None, "l").unwrap();
-        let types: Vec<DataType> = out.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = out
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         assert_eq!(types, [DataType::Int64, DataType::Float64, DataType::Utf8]);
         assert_eq!(out.rejected_rows, 0);
     }

@@ -82,7 +82,10 @@ impl Contract {
         let mut c: Contract = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
-            let line = inner.location().map(|l| format!(":{}", l.line())).unwrap_or_default();
+            let line = inner
+                .location()
+                .map(|l| format!(":{}", l.line()))
+                .unwrap_or_default();
             let msg = inner.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             TablesError::Contract {
@@ -107,28 +110,43 @@ impl Contract {
             message,
         };
         if self.table.split('.').count() != 3 {
-            return Err(err("table:", format!("`table: {}` must be domain.layer.table", self.table)));
+            return Err(err(
+                "table:",
+                format!("`table: {}` must be domain.layer.table", self.table),
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.columns {
             if arrow_type(&c.data_type).is_none() {
                 return Err(err(
                     &c.data_type,
-                    format!("column `{}` has unknown type `{}`; use one of: {TYPES}", c.name, c.data_type),
+                    format!(
+                        "column `{}` has unknown type `{}`; use one of: {TYPES}",
+                        c.name, c.data_type
+                    ),
                 ));
             }
             if !seen.insert(c.name.as_str()) {
-                return Err(err(&c.name, format!("column `{}` is declared twice", c.name)));
+                return Err(err(
+                    &c.name,
+                    format!("column `{}` is declared twice", c.name),
+                ));
             }
             if let (Some(lo), Some(hi)) = (c.min, c.max) {
                 if lo > hi {
-                    return Err(err(&c.name, format!("column `{}`: min {lo} is above max {hi}", c.name)));
+                    return Err(err(
+                        &c.name,
+                        format!("column `{}`: min {lo} is above max {hi}", c.name),
+                    ));
                 }
             }
         }
         for k in self.key.iter().chain(&self.partition_by) {
             if !seen.contains(k.as_str()) {
-                return Err(err(k, format!("`{k}` is not one of the contract's columns")));
+                return Err(err(
+                    k,
+                    format!("`{k}` is not one of the contract's columns"),
+                ));
             }
         }
         Ok(())
@@ -139,7 +157,13 @@ impl Contract {
         Schema::new(
             self.columns
                 .iter()
-                .map(|c| Field::new(&c.name, arrow_type(&c.data_type).unwrap_or(DataType::Utf8), true))
+                .map(|c| {
+                    Field::new(
+                        &c.name,
+                        arrow_type(&c.data_type).unwrap_or(DataType::Utf8),
+                        true,
+                    )
+                })
                 .collect::<Vec<_>>(),
         )
     }
@@ -166,7 +190,11 @@ pub fn load_all(dir: &Path) -> Result<Vec<Contract>, TablesError> {
         if let Some(other) = out.iter().find(|o: &&Contract| o.table == c.table) {
             return Err(TablesError::Contract {
                 place: p.display().to_string(),
-                message: format!("table {} already has a contract in {}", c.table, other.path.display()),
+                message: format!(
+                    "table {} already has a contract in {}",
+                    c.table,
+                    other.path.display()
+                ),
             });
         }
         out.push(c);
@@ -182,11 +210,19 @@ mod tests {
     fn bad_type_names_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.yml");
-        std::fs::write(&p, "table: a.trusted.f\ncolumns:\n  - name: x\n    type: integr\n").unwrap();
+        std::fs::write(
+            &p,
+            "table: a.trusted.f\ncolumns:\n  - name: x\n    type: integr\n",
+        )
+        .unwrap();
         let err = Contract::load(&p).unwrap_err().to_string();
         assert!(err.contains("f.yml:4"), "{err}");
         assert!(err.contains("unknown type `integr`"), "{err}");
-        std::fs::write(&p, "table: a.trusted.f\ncolumns:\n  - name: x\n    type: int\n    nulable: false\n").unwrap();
+        std::fs::write(
+            &p,
+            "table: a.trusted.f\ncolumns:\n  - name: x\n    type: int\n    nulable: false\n",
+        )
+        .unwrap();
         let err = Contract::load(&p).unwrap_err().to_string();
         assert!(err.contains("nulable"), "{err}");
     }

@@ -34,7 +34,9 @@ impl std::str::FromStr for LoadMode {
             "append" => Ok(LoadMode::Append),
             "overwrite" => Ok(LoadMode::Overwrite),
             "merge" => Ok(LoadMode::Merge),
-            o => Err(format!("unknown mode `{o}`; use append, overwrite or merge")),
+            o => Err(format!(
+                "unknown mode `{o}`; use append, overwrite or merge"
+            )),
         }
     }
 }
@@ -84,18 +86,26 @@ pub struct LoadOutcome {
 /// A new, empty table handle at `table_url` (its folder created when local).
 async fn create_at(table_url: &str) -> Result<DeltaTable, TablesError> {
     if let Some(path) = table_url.strip_prefix("file://") {
-        std::fs::create_dir_all(path).map_err(|e| TablesError::Location(format!("{table_url}: {e}")))?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| TablesError::Location(format!("{table_url}: {e}")))?;
     }
     Ok(DeltaTable::try_from_url(url(table_url)?).await?)
 }
 
 fn url(s: &str) -> Result<Url, TablesError> {
-    let s = if s.ends_with('/') { s.to_string() } else { format!("{s}/") };
+    let s = if s.ends_with('/') {
+        s.to_string()
+    } else {
+        format!("{s}/")
+    };
     Url::parse(&s).map_err(|e| TablesError::Location(format!("{s}: {e}")))
 }
 
 /// Opens a Delta table at its latest version (or `version`); `None` when none exists there.
-pub async fn open(table_url: &str, version: Option<i64>) -> Result<Option<DeltaTable>, TablesError> {
+pub async fn open(
+    table_url: &str,
+    version: Option<i64>,
+) -> Result<Option<DeltaTable>, TablesError> {
     // A local folder without a log is no table yet; asking the kernel would log an error.
     if let Some(path) = table_url.strip_prefix("file://") {
         if !std::path::Path::new(path).join("_delta_log").is_dir() {
@@ -125,8 +135,13 @@ pub async fn open(table_url: &str, version: Option<i64>) -> Result<Option<DeltaT
 fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
     let mut meta = HashMap::new();
     meta.insert("tarn.load_id".to_string(), serde_json::json!(req.load_id));
-    meta.insert("tarn.source".to_string(), serde_json::json!(req.source_name));
-    CommitProperties::default().with_metadata(meta).with_max_retries(20)
+    meta.insert(
+        "tarn.source".to_string(),
+        serde_json::json!(req.source_name),
+    );
+    CommitProperties::default()
+        .with_metadata(meta)
+        .with_max_retries(20)
 }
 
 /// Loads a source into a Delta table, writing contract breaks to `TABLE_rejected`.
@@ -135,7 +150,10 @@ fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
 /// crash leaves the table at its previous version. Both commits carry the load id.
 pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
     let existing = open(req.table_url, None).await?;
-    let existing_schema = existing.as_ref().map(|t| t.snapshot().map(|s| s.snapshot().arrow_schema())).transpose()?;
+    let existing_schema = existing
+        .as_ref()
+        .map(|t| t.snapshot().map(|s| s.snapshot().arrow_schema()))
+        .transpose()?;
     let conformed: Conformed = {
         let src = req.source;
         let contract = req.contract;
@@ -162,7 +180,10 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         rejected_version = t.version().map(|v| v as i64);
     }
 
-    let partition_by = req.contract.map(|c| c.partition_by.clone()).unwrap_or_default();
+    let partition_by = req
+        .contract
+        .map(|c| c.partition_by.clone())
+        .unwrap_or_default();
     let table = match (req.mode, existing) {
         (LoadMode::Merge, Some(t)) => merge(t, &conformed, &req).await?,
         (mode, existing) => {
@@ -170,7 +191,16 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
                 Some(t) => t,
                 None => create_at(req.table_url).await?,
             };
-            write_to(t, conformed.good.clone(), &conformed.schema, req.table_name, mode == LoadMode::Overwrite, &partition_by, commit_props(&req)).await?
+            write_to(
+                t,
+                conformed.good.clone(),
+                &conformed.schema,
+                req.table_name,
+                mode == LoadMode::Overwrite,
+                &partition_by,
+                commit_props(&req),
+            )
+            .await?
         }
     };
     let row_count = count_rows(&table).await?;
@@ -199,7 +229,16 @@ pub async fn write_batches(
         None => create_at(table_url).await?,
     };
     let rows_written = batches.iter().map(|b| b.num_rows()).sum();
-    let table = write_to(t, batches, schema, table_name, overwrite, &[], CommitProperties::default().with_max_retries(20)).await?;
+    let table = write_to(
+        t,
+        batches,
+        schema,
+        table_name,
+        overwrite,
+        &[],
+        CommitProperties::default().with_max_retries(20),
+    )
+    .await?;
     Ok(LoadOutcome {
         load_id: String::new(),
         table_version: table.version().unwrap_or(0) as i64,
@@ -224,8 +263,16 @@ async fn write_to(
     let fresh = t.version().is_none();
     let mut w = t
         .write(with_schema(batches, schema))
-        .with_save_mode(if overwrite { SaveMode::Overwrite } else { SaveMode::Append })
-        .with_schema_mode(if overwrite { SchemaMode::Overwrite } else { SchemaMode::Merge })
+        .with_save_mode(if overwrite {
+            SaveMode::Overwrite
+        } else {
+            SaveMode::Append
+        })
+        .with_schema_mode(if overwrite {
+            SchemaMode::Overwrite
+        } else {
+            SchemaMode::Merge
+        })
         .with_table_name(table_name)
         .with_commit_properties(props);
     if fresh && !partition_by.is_empty() {
@@ -242,13 +289,21 @@ fn with_schema(mut batches: Vec<RecordBatch>, schema: &SchemaRef) -> Vec<RecordB
     batches
 }
 
-async fn merge(table: DeltaTable, c: &Conformed, req: &LoadRequest<'_>) -> Result<DeltaTable, TablesError> {
+async fn merge(
+    table: DeltaTable,
+    c: &Conformed,
+    req: &LoadRequest<'_>,
+) -> Result<DeltaTable, TablesError> {
     if req.key.is_empty() {
-        return Err(TablesError::Usage("--mode merge needs --key COLS (or a contract with `key:`)".into()));
+        return Err(TablesError::Usage(
+            "--mode merge needs --key COLS (or a contract with `key:`)".into(),
+        ));
     }
     for k in &req.key {
         if c.schema.field_with_name(k).is_err() {
-            return Err(TablesError::Usage(format!("merge key `{k}` is not a column of the source")));
+            return Err(TablesError::Usage(format!(
+                "merge key `{k}` is not a column of the source"
+            )));
         }
     }
     let ctx = SessionContext::new();
@@ -266,10 +321,14 @@ async fn merge(table: DeltaTable, c: &Conformed, req: &LoadRequest<'_>) -> Resul
         .with_target_alias("target")
         .with_commit_properties(commit_props(req))
         .when_matched_update(|u| {
-            cols.iter().fold(u, |u, c| u.update(format!("\"{c}\""), col(format!("source.\"{c}\""))))
+            cols.iter().fold(u, |u, c| {
+                u.update(format!("\"{c}\""), col(format!("source.\"{c}\"")))
+            })
         })?
         .when_not_matched_insert(|i| {
-            cols.iter().fold(i, |i, c| i.set(format!("\"{c}\""), col(format!("source.\"{c}\""))))
+            cols.iter().fold(i, |i, c| {
+                i.set(format!("\"{c}\""), col(format!("source.\"{c}\"")))
+            })
         })?
         .await?;
     Ok(t)
@@ -305,14 +364,22 @@ pub async fn history(table_url: &str) -> Result<Vec<HistoryEntry>, TablesError> 
         .into_iter()
         .enumerate()
         .map(|(i, c)| HistoryEntry {
-            version: c.read_version.map(|v| v as i64 + 1).unwrap_or(latest - i as i64),
+            version: c
+                .read_version
+                .map(|v| v as i64 + 1)
+                .unwrap_or(latest - i as i64),
             timestamp: c
                 .timestamp
                 .and_then(chrono::DateTime::from_timestamp_millis)
                 .map(|t| t.to_rfc3339()),
             operation: c.operation.unwrap_or_default(),
-            parameters: serde_json::to_value(c.operation_parameters.unwrap_or_default()).unwrap_or_default(),
-            load_id: c.info.get("tarn.load_id").and_then(|v| v.as_str()).map(String::from),
+            parameters: serde_json::to_value(c.operation_parameters.unwrap_or_default())
+                .unwrap_or_default(),
+            load_id: c
+                .info
+                .get("tarn.load_id")
+                .and_then(|v| v.as_str())
+                .map(String::from),
         })
         .collect())
 }

@@ -19,6 +19,9 @@ mod source;
 
 pub use conform::{conform, reject_schema, Conformed, REJECT_COLUMNS};
 pub use contract::{arrow_type, load_all as load_contracts, ColumnRule, Contract};
-pub use delta::{count_rows, history, load, open, write_batches, HistoryEntry, LoadMode, LoadOutcome, LoadRequest};
+pub use delta::{
+    count_rows, history, load, open, write_batches, HistoryEntry, LoadMode, LoadOutcome,
+    LoadRequest,
+};
 pub use error::TablesError;
 pub use source::{Format, Malformed, Source, LINE};

@@ -27,7 +27,9 @@ impl std::str::FromStr for Format {
             "csv" => Ok(Format::Csv),
             "json" | "jsonl" | "ndjson" => Ok(Format::Json),
             "parquet" => Ok(Format::Parquet),
-            other => Err(format!("unknown format `{other}`; use csv, json or parquet")),
+            other => Err(format!(
+                "unknown format `{other}`; use csv, json or parquet"
+            )),
         }
     }
 }
@@ -109,11 +111,22 @@ fn read_csv(name: &str, bytes: &[u8]) -> Result<Source, TablesError> {
         reason,
     };
     if bytes.contains(&0) {
-        return Err(bad("binary content (NUL bytes), not CSV text; check the file".into()));
+        return Err(bad(
+            "binary content (NUL bytes), not CSV text; check the file".into(),
+        ));
     }
-    let c = tarn_catalog::classify(name, &bytes[..bytes.len().min(1 << 20)]).map_err(|e| bad(e.reason()))?;
-    let delimiter = c.parameters.get("delimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
-    let header = c.parameters.get("header").map(|h| h == "true").unwrap_or(true);
+    let c = tarn_catalog::classify(name, &bytes[..bytes.len().min(1 << 20)])
+        .map_err(|e| bad(e.reason()))?;
+    let delimiter = c
+        .parameters
+        .get("delimiter")
+        .and_then(|d| d.bytes().next())
+        .unwrap_or(b',');
+    let header = c
+        .parameters
+        .get("header")
+        .map(|h| h == "true")
+        .unwrap_or(true);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -122,7 +135,10 @@ fn read_csv(name: &str, bytes: &[u8]) -> Result<Source, TablesError> {
     let mut record = csv::ByteRecord::new();
     let mut names: Vec<String> = Vec::new();
     if header {
-        if !reader.read_byte_record(&mut record).map_err(|e| bad(format!("header: {e}")))? {
+        if !reader
+            .read_byte_record(&mut record)
+            .map_err(|e| bad(format!("header: {e}")))?
+        {
             return Err(bad("the file is empty; nothing to load".into()));
         }
         for (i, f) in record.iter().enumerate() {
@@ -133,14 +149,19 @@ fn read_csv(name: &str, bytes: &[u8]) -> Result<Source, TablesError> {
         names = (0..c.columns.len()).map(|i| format!("col{i}")).collect();
     }
     let width = names.len();
-    let mut fields: Vec<Field> = names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect();
+    let mut fields: Vec<Field> = names
+        .iter()
+        .map(|n| Field::new(n, DataType::Utf8, true))
+        .collect();
     fields.push(Field::new(LINE, DataType::Int64, false));
     let schema = Arc::new(Schema::new(fields));
 
     let mut batches = Vec::new();
     let mut malformed = Vec::new();
     let new_builders = || -> Vec<StringBuilder> {
-        (0..width).map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8)).collect()
+        (0..width)
+            .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8))
+            .collect()
     };
     let mut builders = new_builders();
     let mut lines = Int64Builder::with_capacity(BATCH_ROWS);
@@ -151,7 +172,11 @@ fn read_csv(name: &str, bytes: &[u8]) -> Result<Source, TablesError> {
             Ok(true) => {}
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                malformed.push(Malformed { line, raw: String::new(), reason: format!("unreadable CSV: {e}") });
+                malformed.push(Malformed {
+                    line,
+                    raw: String::new(),
+                    reason: format!("unreadable CSV: {e}"),
+                });
                 continue;
             }
         }
@@ -200,11 +225,18 @@ fn read_csv(name: &str, bytes: &[u8]) -> Result<Source, TablesError> {
     if rows > 0 || batches.is_empty() {
         batches.push(finish(&schema, &mut builders, &mut lines)?);
     }
-    Ok(Source { batches, malformed, format: Format::Csv })
+    Ok(Source {
+        batches,
+        malformed,
+        format: Format::Csv,
+    })
 }
 
 fn raw_of(record: &csv::ByteRecord, delimiter: u8) -> String {
-    let parts: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+    let parts: Vec<String> = record
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
     parts.join(&(delimiter as char).to_string())
 }
 
@@ -213,7 +245,10 @@ fn finish(
     builders: &mut [StringBuilder],
     lines: &mut Int64Builder,
 ) -> Result<RecordBatch, TablesError> {
-    let mut cols: Vec<ArrayRef> = builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+    let mut cols: Vec<ArrayRef> = builders
+        .iter_mut()
+        .map(|b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
     cols.push(Arc::new(lines.finish()));
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
@@ -222,13 +257,20 @@ fn with_row_numbers(batches: Vec<RecordBatch>, first: i64) -> Result<Vec<RecordB
     let mut n = first;
     let mut out = Vec::with_capacity(batches.len());
     for b in batches {
-        let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new(LINE, DataType::Int64, false));
         let lines: Vec<i64> = (n..n + b.num_rows() as i64).collect();
         n += b.num_rows() as i64;
         let mut cols = b.columns().to_vec();
         cols.push(Arc::new(deltalake::arrow::array::Int64Array::from(lines)));
-        out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())?);
+        out.push(
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())?,
+        );
     }
     Ok(out)
 }
@@ -250,8 +292,14 @@ fn read_json(bytes: &[u8]) -> Result<Source, String> {
         .with_batch_size(BATCH_ROWS)
         .build(std::io::Cursor::new(bytes))
         .map_err(|e| e.to_string())?;
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    Ok(Source { batches: with_row_numbers(batches, 1)?, malformed: vec![], format: Format::Json })
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok(Source {
+        batches: with_row_numbers(batches, 1)?,
+        malformed: vec![],
+        format: Format::Json,
+    })
 }
 
 fn read_parquet(bytes: &[u8]) -> Result<Source, String> {
@@ -261,8 +309,14 @@ fn read_parquet(bytes: &[u8]) -> Result<Source, String> {
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| e.to_string())?;
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    Ok(Source { batches: with_row_numbers(batches, 0)?, malformed: vec![], format: Format::Parquet })
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok(Source {
+        batches: with_row_numbers(batches, 0)?,
+        malformed: vec![],
+        format: Format::Parquet,
+    })
 }
 
 #[cfg(test)]
@@ -280,8 +334,13 @@ mod tests {
 
     #[test]
     fn empty_and_binary_files_are_refused() {
-        assert!(Source::read("e.csv", b"", None).unwrap_err().to_string().contains("empty"));
-        let err = Source::read("b.csv", b"\x89PNG\0\0\x01", Some(Format::Csv)).unwrap_err().to_string();
+        assert!(Source::read("e.csv", b"", None)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        let err = Source::read("b.csv", b"\x89PNG\0\0\x01", Some(Format::Csv))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("binary"), "{err}");
     }
 }

@@ -234,8 +234,14 @@ fn main() {
     let cli = Cli::parse();
     // delta-kernel logs an ERROR when it probes a folder that holds no table yet; tarn reports
     // real failures itself, so that noise stays off unless asked for.
-    let filter = std::env::var("TARN_LOG")
-        .unwrap_or_else(|_| if cli.verbose { "info,buoyant_kernel=warn" } else { "warn,buoyant_kernel=off" }.into());
+    let filter = std::env::var("TARN_LOG").unwrap_or_else(|_| {
+        if cli.verbose {
+            "info,buoyant_kernel=warn"
+        } else {
+            "warn,buoyant_kernel=off"
+        }
+        .into()
+    });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -265,11 +271,18 @@ async fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join(tarn_config::CONFIG_FILE);
             if path.exists() && !force {
-                anyhow::bail!("{} already exists; pass --force to replace it", path.display());
+                anyhow::bail!(
+                    "{} already exists; pass --force to replace it",
+                    path.display()
+                );
             }
-            std::fs::write(&path, tarn_config::STARTER).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, tarn_config::STARTER)
+                .with_context(|| format!("writing {}", path.display()))?;
             std::fs::create_dir_all(dir.join("contracts"))?;
-            println!("wrote {}\nnext: edit its domains, then `tarn land FILE DOMAIN/raw/KEY`", path.display());
+            println!(
+                "wrote {}\nnext: edit its domains, then `tarn land FILE DOMAIN/raw/KEY`",
+                path.display()
+            );
         }
         Command::Quickstart { dir, out } => {
             let spinner = print::spinner("building the quickstart lake");
@@ -289,12 +302,19 @@ async fn run(cli: Cli) -> Result<()> {
                 tarn_lake::write_result(&result, OutputFormat::Table, &mut std::io::stdout())?;
             }
         }
-        Command::Land { path, target, force, out } => {
+        Command::Land {
+            path,
+            target,
+            force,
+            out,
+        } => {
             let lake = open(&cli).await?;
             let total = print::size_of(path);
             let bar = print::bytes_bar(total, &format!("landing {}", path.display()));
             let landed = lake
-                .land(path, target, &LandOptions { force: *force }, &|n| bar.inc(n))
+                .land(path, target, &LandOptions { force: *force }, &|n| {
+                    bar.inc(n)
+                })
                 .await?;
             bar.finish_and_clear();
             if out.json() {
@@ -332,7 +352,11 @@ async fn run(cli: Cli) -> Result<()> {
                 print::crawl(&report);
             }
         }
-        Command::Tables { filter, search, out } => {
+        Command::Tables {
+            filter,
+            search,
+            out,
+        } => {
             let lake = open(&cli).await?;
             let tables = lake.tables(filter.as_deref(), search.as_deref()).await?;
             if out.json() {
@@ -359,12 +383,23 @@ async fn run(cli: Cli) -> Result<()> {
                 print::history(table, &history);
             }
         }
-        Command::Load { table, source, format, mode, key, json } => {
+        Command::Load {
+            table,
+            source,
+            format,
+            mode,
+            key,
+            json,
+        } => {
             let lake = open(&cli).await?;
             let args = LoadArgs {
                 table: table.clone(),
                 source: source.clone(),
-                format: format.as_deref().map(|f| f.parse()).transpose().map_err(anyhow::Error::msg)?,
+                format: format
+                    .as_deref()
+                    .map(|f| f.parse())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
                 mode: mode.parse::<LoadMode>().map_err(anyhow::Error::msg)?,
                 key: key.clone(),
             };
@@ -377,7 +412,13 @@ async fn run(cli: Cli) -> Result<()> {
                 print::load(&report);
             }
         }
-        Command::Sql { query, format, output, into, timeout } => {
+        Command::Sql {
+            query,
+            format,
+            output,
+            into,
+            timeout,
+        } => {
             let lake = open(&cli).await?;
             if let Some(target) = into {
                 let out = lake.sql_into(query, target).await?;
@@ -396,7 +437,8 @@ async fn run(cli: Cli) -> Result<()> {
             match output {
                 Some(path) => {
                     let mut f = std::io::BufWriter::new(
-                        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+                        std::fs::File::create(path)
+                            .with_context(|| format!("creating {}", path.display()))?,
                     );
                     tarn_lake::write_result(&result, fmt, &mut f)?;
                     eprintln!("wrote {} rows to {}", result.rows(), path.display());

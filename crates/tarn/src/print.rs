@@ -3,7 +3,10 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
-use tarn_lake::{CrawlReport, Event, HistoryEntry, LandOutcome, Landed, LoadReport, ObjectInfo, QuickstartReport, TableDetail, TableSummary};
+use tarn_lake::{
+    CrawlReport, Event, HistoryEntry, LandOutcome, Landed, LoadReport, ObjectInfo,
+    QuickstartReport, TableDetail, TableSummary,
+};
 
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -29,9 +32,11 @@ pub fn spinner(message: &str) -> ProgressBar {
 pub fn bytes_bar(total: u64, message: &str) -> ProgressBar {
     let p = ProgressBar::new(total);
     p.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     p.set_message(message.to_string());
     p
@@ -43,7 +48,12 @@ pub fn size_of(path: &Path) -> u64 {
         return path.metadata().map(|m| m.len()).unwrap_or(0);
     }
     std::fs::read_dir(path)
-        .map(|entries| entries.filter_map(Result::ok).map(|e| size_of(&e.path())).sum())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| size_of(&e.path()))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -58,8 +68,18 @@ pub fn landed(landed: &[Landed]) {
             LandOutcome::Replaced => "replaced",
             LandOutcome::Unchanged => "unchanged",
         };
-        let event = if l.event_recorded { "event recorded" } else { "event already recorded" };
-        println!("{what} {}/{} ({}, sha256 {}…) {event}", l.zone, l.key, human(l.size), &l.etag[..12]);
+        let event = if l.event_recorded {
+            "event recorded"
+        } else {
+            "event already recorded"
+        };
+        println!(
+            "{what} {}/{} ({}, sha256 {}…) {event}",
+            l.zone,
+            l.key,
+            human(l.size),
+            &l.etag[..12]
+        );
         if let Some(v) = &l.previous_version {
             println!("         previous content kept at {}/{v}", l.zone);
         }
@@ -105,8 +125,15 @@ pub fn crawl(r: &CrawlReport) {
             change::Updated => "updated",
             change::Unchanged => "unchanged",
         };
-        let parts = if t.partitions > 0 { format!(", {} partition(s)", t.partitions) } else { String::new() };
-        println!("  {what:<9} {} ({}, {} file(s) read{parts})", t.table, t.format, t.files_read);
+        let parts = if t.partitions > 0 {
+            format!(", {} partition(s)", t.partitions)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {what:<9} {} ({}, {} file(s) read{parts})",
+            t.table, t.format, t.files_read
+        );
         if let Some(d) = &t.detail {
             println!("            {d}");
         }
@@ -117,14 +144,24 @@ pub fn crawl(r: &CrawlReport) {
 }
 
 pub fn tables(tables: &[TableSummary]) {
-    let mut t = grid(&["table", "format", "columns", "partitioned by", "rows", "version", "updated"]);
+    let mut t = grid(&[
+        "table",
+        "format",
+        "columns",
+        "partitioned by",
+        "rows",
+        "version",
+        "updated",
+    ]);
     for s in tables {
         t.add_row(vec![
             s.table.clone(),
             s.format.clone(),
             s.columns.to_string(),
             s.partition_keys.join(", "),
-            s.row_count.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+            s.row_count
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into()),
             s.version.to_string(),
             s.updated_at.chars().take(19).collect(),
         ]);
@@ -136,17 +173,34 @@ pub fn table(d: &TableDetail) {
     let r = &d.record;
     println!("{}  ({}, catalog version {})", d.table, r.format, r.version);
     println!("location: {}", r.location);
-    println!("rows:     {}", r.row_count.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()));
+    println!(
+        "rows:     {}",
+        r.row_count
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    );
     let mut t = grid(&["column", "type", "nullable"]);
     for c in &r.columns {
-        t.add_row(vec![c.name.clone(), c.data_type.clone(), c.nullable.to_string()]);
+        t.add_row(vec![
+            c.name.clone(),
+            c.data_type.clone(),
+            c.nullable.to_string(),
+        ]);
     }
     for c in &r.partition_keys {
-        t.add_row(vec![format!("{} (partition)", c.name), c.data_type.clone(), c.nullable.to_string()]);
+        t.add_row(vec![
+            format!("{} (partition)", c.name),
+            c.data_type.clone(),
+            c.nullable.to_string(),
+        ]);
     }
     println!("{t}");
     if !r.parameters.is_empty() {
-        let p: Vec<String> = r.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let p: Vec<String> = r
+            .parameters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("parameters: {}", p.join(", "));
     }
     if !d.partitions.is_empty() {
@@ -155,12 +209,21 @@ pub fn table(d: &TableDetail) {
             println!("  {}", p.spec);
         }
         if d.partitions.len() > 20 {
-            println!("  … {} more (--format json lists all)", d.partitions.len() - 20);
+            println!(
+                "  … {} more (--format json lists all)",
+                d.partitions.len() - 20
+            );
         }
     }
     println!("schema versions:");
     for v in &d.versions {
-        println!("  v{} {} ({} columns): {}", v.version, v.created_at.chars().take(19).collect::<String>(), v.columns.len(), v.reason);
+        println!(
+            "  v{} {} ({} columns): {}",
+            v.version,
+            v.created_at.chars().take(19).collect::<String>(),
+            v.columns.len(),
+            v.reason
+        );
     }
     if !d.loads.is_empty() {
         println!("loads:");
@@ -183,7 +246,12 @@ pub fn history(name: &str, h: &[HistoryEntry]) {
     for e in h {
         t.add_row(vec![
             e.version.to_string(),
-            e.timestamp.clone().unwrap_or_default().chars().take(19).collect(),
+            e.timestamp
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(19)
+                .collect(),
             e.operation.clone(),
             e.load_id.clone().unwrap_or_default(),
             e.parameters.to_string(),
@@ -210,7 +278,10 @@ pub fn load(r: &LoadReport) {
         println!("rejected rows are in {t}; see why with:\n  tarn sql \"SELECT _line, _column, _reason FROM {t} WHERE _load_id = '{}'\"", r.load_id);
     }
     if !r.ignored_columns.is_empty() {
-        println!("columns not in the contract, left out: {}", r.ignored_columns.join(", "));
+        println!(
+            "columns not in the contract, left out: {}",
+            r.ignored_columns.join(", ")
+        );
     }
 }
 
@@ -231,7 +302,10 @@ pub fn quickstart(r: &QuickstartReport, dir: &Path) {
         r.load.rows_rejected,
         r.load.rejected_table.clone().unwrap_or_else(|| "(none)".into())
     );
-    println!("4. materialised {} ({} rows) with SQL:\n     {}\n", r.service.table, r.service.row_count, r.query);
+    println!(
+        "4. materialised {} ({} rows) with SQL:\n     {}\n",
+        r.service.table, r.service.row_count, r.query
+    );
     println!("Go on:");
     println!("  tarn --dir {d} tables");
     println!("  tarn --dir {d} table show flights.trusted.flights");

@@ -17,16 +17,31 @@ fn load_args(source: &str) -> LoadArgs {
 async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
     let (dir, lake) = lake(FLIGHTS_YML, &[]).await;
     let airlines = data_dir().join("airlines.csv");
-    lake.land(&airlines, "flights/raw/airlines/airlines.csv", &LandOptions::default(), &noop)
+    lake.land(
+        &airlines,
+        "flights/raw/airlines/airlines.csv",
+        &LandOptions::default(),
+        &noop,
+    )
+    .await
+    .unwrap();
+    let first = lake
+        .load(&load_args(airlines.to_str().unwrap()))
         .await
         .unwrap();
-    let first = lake.load(&load_args(airlines.to_str().unwrap())).await.unwrap();
     assert_eq!(first.row_count, 16);
 
     // Malformed rows: each set aside with its line and why; the good rows load.
     let malformed = dir.path().join("malformed.csv");
-    std::fs::write(&malformed, "carrier,name\nQQ,Good One\nbroken\nXX,Too,Many,Fields\nYY,Fine Air\n").unwrap();
-    let out = lake.load(&load_args(malformed.to_str().unwrap())).await.unwrap();
+    std::fs::write(
+        &malformed,
+        "carrier,name\nQQ,Good One\nbroken\nXX,Too,Many,Fields\nYY,Fine Air\n",
+    )
+    .unwrap();
+    let out = lake
+        .load(&load_args(malformed.to_str().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(out.rows_written, 2);
     assert_eq!(out.rows_rejected, 2);
     let why = lake
@@ -44,7 +59,11 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
             .to_string()
     };
     assert_eq!(text(0, 0), "3");
-    assert!(text(1, 0).contains("expected 2 fields, found 1"), "{}", text(1, 0));
+    assert!(
+        text(1, 0).contains("expected 2 fields, found 1"),
+        "{}",
+        text(1, 0)
+    );
     assert_eq!(text(2, 0), "broken");
     assert_eq!(text(0, 1), "4");
     assert!(text(1, 1).contains("found 4"), "{}", text(1, 1));
@@ -54,24 +73,76 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
     std::fs::write(&empty, "").unwrap();
     let png = dir.path().join("image.csv");
     std::fs::write(&png, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01").unwrap();
-    let err = lake.load(&load_args(empty.to_str().unwrap())).await.unwrap_err().to_string();
+    let err = lake
+        .load(&load_args(empty.to_str().unwrap()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("empty"), "{err}");
-    let err = lake.load(&load_args(png.to_str().unwrap())).await.unwrap_err().to_string();
+    let err = lake
+        .load(&load_args(png.to_str().unwrap()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("binary") && err.contains("image.csv"), "{err}");
-    lake.land(&empty, "flights/raw/airlines/empty.csv", &LandOptions::default(), &noop).await.unwrap();
-    lake.land(&png, "flights/raw/airlines/image.csv", &LandOptions::default(), &noop).await.unwrap();
+    lake.land(
+        &empty,
+        "flights/raw/airlines/empty.csv",
+        &LandOptions::default(),
+        &noop,
+    )
+    .await
+    .unwrap();
+    lake.land(
+        &png,
+        "flights/raw/airlines/image.csv",
+        &LandOptions::default(),
+        &noop,
+    )
+    .await
+    .unwrap();
     let report = lake.crawl(Some("flights/raw")).await.unwrap();
-    let skipped: Vec<(String, String)> = report.skipped.iter().map(|s| (s.key.clone(), s.reason.clone())).collect();
+    let skipped: Vec<(String, String)> = report
+        .skipped
+        .iter()
+        .map(|s| (s.key.clone(), s.reason.clone()))
+        .collect();
     assert_eq!(skipped.len(), 2, "{skipped:?}");
-    assert!(skipped.iter().any(|(k, r)| k.ends_with("empty.csv") && r.contains("empty")), "{skipped:?}");
-    assert!(skipped.iter().any(|(k, r)| k.ends_with("image.csv") && r.contains("binary")), "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .any(|(k, r)| k.ends_with("empty.csv") && r.contains("empty")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|(k, r)| k.ends_with("image.csv") && r.contains("binary")),
+        "{skipped:?}"
+    );
     let t = lake.table("flights.raw.airlines").await.unwrap();
-    assert_eq!(t.record.columns.len(), 2, "the bad files did not disturb the schema");
+    assert_eq!(
+        t.record.columns.len(),
+        2,
+        "the bad files did not disturb the schema"
+    );
 
     // Hostile keys: refused, nothing written.
-    for key in ["../escape.csv", "/etc/passwd", "a/../../b.csv", "nul\0.csv", "new\nline.csv", "a//b.csv"] {
+    for key in [
+        "../escape.csv",
+        "/etc/passwd",
+        "a/../../b.csv",
+        "nul\0.csv",
+        "new\nline.csv",
+        "a//b.csv",
+    ] {
         let err = lake
-            .land(&airlines, &format!("flights/raw/{key}"), &LandOptions::default(), &noop)
+            .land(
+                &airlines,
+                &format!("flights/raw/{key}"),
+                &LandOptions::default(),
+                &noop,
+            )
             .await
             .unwrap_err()
             .to_string();
@@ -80,31 +151,74 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
     assert!(!dir.path().join("lake/dev/flights/escape.csv").exists());
     // A raw object is never silently replaced.
     let err = lake
-        .land(&malformed, "flights/raw/airlines/airlines.csv", &LandOptions::default(), &noop)
+        .land(
+            &malformed,
+            "flights/raw/airlines/airlines.csv",
+            &LandOptions::default(),
+            &noop,
+        )
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("append-only") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("append-only") && err.contains("--force"),
+        "{err}"
+    );
 
     // Unknown zones and tables get a did-you-mean.
     let err = lake.ls("flihgts/raw").await.unwrap_err().to_string();
     assert!(err.contains("did you mean `flights`"), "{err}");
-    let err = lake.table("flights.trusted.airline").await.unwrap_err().to_string();
+    let err = lake
+        .table("flights.trusted.airline")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not in the catalog"), "{err}");
 
     // A wrong config names the file, the line and the fix; the lake is untouched.
-    std::fs::write(dir.path().join("tarn.yml"), "lake: test\ndomains: [flights]\nlayer: [raw]\n").unwrap();
-    let err = Lake::open(dir.path(), &Selection::default()).await.err().unwrap().to_string();
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        "lake: test\ndomains: [flights]\nlayer: [raw]\n",
+    )
+    .unwrap();
+    let err = Lake::open(dir.path(), &Selection::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("tarn.yml:3"), "{err}");
     assert!(err.contains("did you mean `layers`"), "{err}");
     std::fs::write(dir.path().join("tarn.yml"), FLIGHTS_YML).unwrap();
 
     // Everything stored before is still there.
     let lake = Lake::open(dir.path(), &Selection::default()).await.unwrap();
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await, "18");
-    let keys: Vec<String> = lake.ls("flights/raw").await.unwrap().into_iter().map(|o| o.key).collect();
-    assert_eq!(keys, ["airlines/airlines.csv", "airlines/empty.csv", "airlines/image.csv"]);
-    assert_eq!(&std::fs::read(dir.path().join("lake/dev/flights/raw/airlines/airlines.csv")).unwrap(), &std::fs::read(&airlines).unwrap());
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await,
+        "18"
+    );
+    let keys: Vec<String> = lake
+        .ls("flights/raw")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "airlines/airlines.csv",
+            "airlines/empty.csv",
+            "airlines/image.csv"
+        ]
+    );
+    assert_eq!(
+        &std::fs::read(
+            dir.path()
+                .join("lake/dev/flights/raw/airlines/airlines.csv")
+        )
+        .unwrap(),
+        &std::fs::read(&airlines).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,21 +226,34 @@ async fn a_contract_that_does_not_fit_is_refused_with_its_place() {
     let contract = "table: flights.trusted.airlines\ncolumns:\n  - { name: carrier, type: string }\n  - { name: founded, type: int }\n";
     let (_dir, lake) = lake(FLIGHTS_YML, &[("airlines.yml", contract)]).await;
     let err = lake
-        .load(&load_args(data_dir().join("airlines.csv").to_str().unwrap()))
+        .load(&load_args(
+            data_dir().join("airlines.csv").to_str().unwrap(),
+        ))
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("airlines.yml") && err.contains("founded"), "{err}");
-    assert!(lake.tables(None, None).await.unwrap().is_empty(), "nothing written");
+    assert!(
+        err.contains("airlines.yml") && err.contains("founded"),
+        "{err}"
+    );
+    assert!(
+        lake.tables(None, None).await.unwrap().is_empty(),
+        "nothing written"
+    );
 
     let bad_domain = "table: cars.trusted.x\ncolumns:\n  - { name: a, type: int }\n";
     let (_dir, lake) = lake_with(bad_domain).await;
     let err = lake
-        .load(&load_args(data_dir().join("airlines.csv").to_str().unwrap()))
+        .load(&load_args(
+            data_dir().join("airlines.csv").to_str().unwrap(),
+        ))
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("x.yml") && err.contains("domain `cars` is not declared"), "{err}");
+    assert!(
+        err.contains("x.yml") && err.contains("domain `cars` is not declared"),
+        "{err}"
+    );
 }
 
 async fn lake_with(contract: &str) -> (tempfile::TempDir, Lake) {

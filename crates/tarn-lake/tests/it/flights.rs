@@ -15,11 +15,23 @@ async fn full_flights_land_crawl_load_query() {
     let rows = read_csv(&csv);
     let header = &rows[0];
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
-    let (air, carrier, flight, sched) = (col("air_time"), col("carrier"), col("flight"), col("sched_dep_time"));
+    let (air, carrier, flight, sched) = (
+        col("air_time"),
+        col("carrier"),
+        col("flight"),
+        col("sched_dep_time"),
+    );
     let mut keys = HashSet::new();
     let mut expected_rejected = 0;
     for r in &rows[1..] {
-        let key = (r[carrier].clone(), r[flight].clone(), r[0].clone(), r[1].clone(), r[2].clone(), r[sched].clone());
+        let key = (
+            r[carrier].clone(),
+            r[flight].clone(),
+            r[0].clone(),
+            r[1].clone(),
+            r[2].clone(),
+            r[sched].clone(),
+        );
         if r[air] == "NA" || !keys.insert(key) {
             expected_rejected += 1;
         }
@@ -29,30 +41,62 @@ async fn full_flights_land_crawl_load_query() {
 
     // Land: one object, one event; the same bytes again record nothing new.
     let landed = lake
-        .land(&csv, "flights/raw/flights/flights.csv", &LandOptions::default(), &noop)
+        .land(
+            &csv,
+            "flights/raw/flights/flights.csv",
+            &LandOptions::default(),
+            &noop,
+        )
         .await
         .unwrap();
     assert_eq!(landed[0].outcome, LandOutcome::Created);
     let again = lake
-        .land(&csv, "flights/raw/flights/flights.csv", &LandOptions::default(), &noop)
+        .land(
+            &csv,
+            "flights/raw/flights/flights.csv",
+            &LandOptions::default(),
+            &noop,
+        )
         .await
         .unwrap();
     assert_eq!(again[0].outcome, LandOutcome::Unchanged);
-    assert_eq!(lake.events(Some("object.created"), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        lake.events(Some("object.created"), 10).await.unwrap().len(),
+        1
+    );
 
     // Crawl: one CSV table whose numeric columns stay numeric despite `NA`.
     let report = lake.crawl(Some("flights/raw")).await.unwrap();
     assert_eq!(report.count(TableChange::Created), 1, "{report:?}");
     let t = lake.table("flights.raw.flights").await.unwrap();
-    let ty = |n: &str| t.record.columns.iter().find(|c| c.name == n).unwrap().data_type.clone();
+    let ty = |n: &str| {
+        t.record
+            .columns
+            .iter()
+            .find(|c| c.name == n)
+            .unwrap()
+            .data_type
+            .clone()
+    };
     assert_eq!(ty("dep_time"), "bigint");
     assert_eq!(ty("dep_delay"), "bigint");
     assert_eq!(ty("carrier"), "string");
     assert_eq!(ty("time_hour"), "timestamp");
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.raw.flights").await, total.to_string());
     assert_eq!(
-        scalar(&lake, "SELECT count(*) FROM flights.raw.flights WHERE dep_time IS NULL").await,
-        rows[1..].iter().filter(|r| r[col("dep_time")] == "NA").count().to_string()
+        scalar(&lake, "SELECT count(*) FROM flights.raw.flights").await,
+        total.to_string()
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT count(*) FROM flights.raw.flights WHERE dep_time IS NULL"
+        )
+        .await,
+        rows[1..]
+            .iter()
+            .filter(|r| r[col("dep_time")] == "NA")
+            .count()
+            .to_string()
     );
 
     // Load under the contract, from the raw object.
@@ -69,13 +113,34 @@ async fn full_flights_land_crawl_load_query() {
     assert_eq!(load.rows_rejected, expected_rejected);
     assert_eq!(load.rows_written, total - expected_rejected);
     assert_eq!(load.row_count as usize, total - expected_rejected);
-    assert_eq!(load.rejected_table.as_deref(), Some("flights.trusted.flights_rejected"));
+    assert_eq!(
+        load.rejected_table.as_deref(),
+        Some("flights.trusted.flights_rejected")
+    );
 
     // Typed as the contract says, and queryable.
-    assert_eq!(scalar(&lake, "SELECT arrow_typeof(year) FROM flights.trusted.flights LIMIT 1").await, "Int32");
-    assert_eq!(scalar(&lake, "SELECT arrow_typeof(dep_delay) FROM flights.trusted.flights LIMIT 1").await, "Float64");
     assert_eq!(
-        scalar(&lake, "SELECT count(*) FROM flights.trusted.flights WHERE air_time IS NULL").await,
+        scalar(
+            &lake,
+            "SELECT arrow_typeof(year) FROM flights.trusted.flights LIMIT 1"
+        )
+        .await,
+        "Int32"
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT arrow_typeof(dep_delay) FROM flights.trusted.flights LIMIT 1"
+        )
+        .await,
+        "Float64"
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT count(*) FROM flights.trusted.flights WHERE air_time IS NULL"
+        )
+        .await,
         "0"
     );
     let reasons = scalar(
@@ -90,7 +155,14 @@ async fn full_flights_land_crawl_load_query() {
     assert_eq!(t.record.format, "delta");
     assert_eq!(t.record.row_count, Some(load.row_count));
     assert_eq!(t.loads.len(), 1);
-    assert!(!t.record.columns.iter().find(|c| c.name == "air_time").unwrap().nullable);
+    assert!(
+        !t.record
+            .columns
+            .iter()
+            .find(|c| c.name == "air_time")
+            .unwrap()
+            .nullable
+    );
 
     // Other engines read the same rows and types.
     let sum_distance: f64 = rows[1..]
@@ -100,23 +172,39 @@ async fn full_flights_land_crawl_load_query() {
         .map(|(r, _)| r[col("distance")].parse::<f64>().unwrap())
         .sum();
     let out = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop/read_delta.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/interop/read_delta.py"
+        ))
         .arg(t.record.location.trim_start_matches("file://"))
         .output()
         .expect("python3 runs (scripts/test installs requirements-test.txt)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for engine in ["deltalake", "duckdb"] {
         assert_eq!(seen[engine]["rows"], load.row_count, "{engine}: {seen}");
         let sum = seen[engine]["sum_distance"].as_f64().unwrap();
-        assert!((sum - sum_distance).abs() < 1e-6, "{engine}: {sum} vs {sum_distance}");
+        assert!(
+            (sum - sum_distance).abs() < 1e-6,
+            "{engine}: {sum} vs {sum_distance}"
+        );
     }
     assert_eq!(seen["deltalake"]["types"]["year"], "int32");
     assert_eq!(seen["deltalake"]["types"]["dep_delay"], "double");
     assert_eq!(seen["deltalake"]["types"]["carrier"], "string");
-    assert!(seen["deltalake"]["types"]["time_hour"].as_str().unwrap().starts_with("timestamp[us"));
+    assert!(seen["deltalake"]["types"]["time_hour"]
+        .as_str()
+        .unwrap()
+        .starts_with("timestamp[us"));
     assert_eq!(seen["duckdb"]["types"]["year"], "INTEGER");
-    assert_eq!(seen["duckdb"]["types"]["time_hour"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(
+        seen["duckdb"]["types"]["time_hour"],
+        "TIMESTAMP WITH TIME ZONE"
+    );
 
     // A service table materialised with SQL.
     let into = lake

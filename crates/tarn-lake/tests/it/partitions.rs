@@ -11,17 +11,29 @@ async fn hive_layout_becomes_a_partitioned_table() {
     // Split the real flights by year and month, without those columns, as Hive lays them out.
     let mut by_month: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for r in &rows[1..] {
-        by_month.entry((r[0].clone(), r[1].clone())).or_default().push(r[2..].join(","));
+        by_month
+            .entry((r[0].clone(), r[1].clone()))
+            .or_default()
+            .push(r[2..].join(","));
     }
     let src = tempfile::tempdir().unwrap();
     for ((year, month), lines) in &by_month {
         let d = src.path().join(format!("year={year}/month={month}"));
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("part-0.csv"), format!("{}\n{}\n", header[2..].join(","), lines.join("\n"))).unwrap();
+        std::fs::write(
+            d.join("part-0.csv"),
+            format!("{}\n{}\n", header[2..].join(","), lines.join("\n")),
+        )
+        .unwrap();
     }
     let (dir, lake) = lake(FLIGHTS_YML, &[]).await;
     let landed = lake
-        .land(src.path(), "flights/raw/by_month", &LandOptions::default(), &noop)
+        .land(
+            src.path(),
+            "flights/raw/by_month",
+            &LandOptions::default(),
+            &noop,
+        )
         .await
         .unwrap();
     assert_eq!(landed.len(), 12);
@@ -42,10 +54,19 @@ async fn hive_layout_becomes_a_partitioned_table() {
     assert!(!t.record.columns.iter().any(|c| c.name == "month"));
 
     // Partition values are queryable columns, and pruning gives the right answer.
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.raw.by_month").await, "336776");
     assert_eq!(
-        scalar(&lake, "SELECT count(*) FROM flights.raw.by_month WHERE month = 7").await,
-        by_month[&("2013".to_string(), "7".to_string())].len().to_string()
+        scalar(&lake, "SELECT count(*) FROM flights.raw.by_month").await,
+        "336776"
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT count(*) FROM flights.raw.by_month WHERE month = 7"
+        )
+        .await,
+        by_month[&("2013".to_string(), "7".to_string())]
+            .len()
+            .to_string()
     );
 
     // A second crawl reads nothing again.
@@ -58,22 +79,40 @@ async fn hive_layout_becomes_a_partitioned_table() {
     // with the column added and the type widened; old versions kept.
     let extra = dir.path().join("extra.csv");
     let mut text = format!("{},note\n", header[2..].join(","));
-    text.push_str(&format!("{},late\n", rows[1][2..].join(",").replacen(",2,", ",2.5,", 1)));
+    text.push_str(&format!(
+        "{},late\n",
+        rows[1][2..].join(",").replacen(",2,", ",2.5,", 1)
+    ));
     std::fs::write(&extra, text).unwrap();
-    lake.land(&extra, "flights/raw/by_month/year=2014/month=1/part-0.csv", &LandOptions::default(), &noop)
-        .await
-        .unwrap();
+    lake.land(
+        &extra,
+        "flights/raw/by_month/year=2014/month=1/part-0.csv",
+        &LandOptions::default(),
+        &noop,
+    )
+    .await
+    .unwrap();
     let third = lake.crawl(Some("flights/raw")).await.unwrap();
     assert_eq!(third.count(TableChange::Updated), 1, "{third:?}");
     let detail = third.tables[0].detail.clone().unwrap();
     assert!(detail.contains("new column note"), "{detail}");
-    assert!(detail.contains("dep_delay widened bigint -> double"), "{detail}");
+    assert!(
+        detail.contains("dep_delay widened bigint -> double"),
+        "{detail}"
+    );
     let t = lake.table("flights.raw.by_month").await.unwrap();
     assert_eq!(t.versions.len(), 2);
     assert_eq!(t.partitions.len(), 13);
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.raw.by_month").await, "336777");
     assert_eq!(
-        scalar(&lake, "SELECT dep_delay FROM flights.raw.by_month WHERE year = 2014").await,
+        scalar(&lake, "SELECT count(*) FROM flights.raw.by_month").await,
+        "336777"
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT dep_delay FROM flights.raw.by_month WHERE year = 2014"
+        )
+        .await,
         "2.5"
     );
 }

@@ -50,17 +50,28 @@ pub fn noop(_: u64) {}
 
 /// Runs a query and returns the first column of the first row as text.
 pub async fn scalar(lake: &Lake, sql: &str) -> String {
-    let r = lake.sql(sql, &Default::default()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let r = lake
+        .sql(sql, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let batch = r.batches.iter().find(|b| b.num_rows() > 0).expect("a row");
-    let text = arrow::util::display::ArrayFormatter::try_new(batch.column(0).as_ref(), &Default::default())
-        .unwrap()
-        .value(0)
-        .to_string();
+    let text = arrow::util::display::ArrayFormatter::try_new(
+        batch.column(0).as_ref(),
+        &Default::default(),
+    )
+    .unwrap()
+    .value(0)
+    .to_string();
     text
 }
 
 /// Rows of flights.csv, as text fields (header first).
 pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(path).unwrap();
-    r.records().map(|r| r.unwrap().iter().map(String::from).collect()).collect()
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap();
+    r.records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
 }

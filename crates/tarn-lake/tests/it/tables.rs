@@ -20,14 +20,22 @@ async fn schema_evolves_and_old_versions_stay_readable() {
     let rows = read_csv(&weather);
     let n = rows.len() - 1;
     let first = lake
-        .load(&args("weather.trusted.hourly", weather.to_str().unwrap(), LoadMode::Append))
+        .load(&args(
+            "weather.trusted.hourly",
+            weather.to_str().unwrap(),
+            LoadMode::Append,
+        ))
         .await
         .unwrap();
     assert_eq!(first.rows_written, n);
     assert_eq!(first.table_version, 0);
     // Inferred without a contract: NA does not make wind_gust a string.
     assert_eq!(
-        scalar(&lake, "SELECT arrow_typeof(wind_gust) FROM weather.trusted.hourly LIMIT 1").await,
+        scalar(
+            &lake,
+            "SELECT arrow_typeof(wind_gust) FROM weather.trusted.hourly LIMIT 1"
+        )
+        .await,
         "Float64"
     );
 
@@ -36,12 +44,18 @@ async fn schema_evolves_and_old_versions_stay_readable() {
     let header = &rows[0];
     let mut text = format!("{},visib_km\n", header.join(","));
     for r in &rows[1..11] {
-        let visib: f64 = r[header.iter().position(|h| h == "visib").unwrap()].parse().unwrap();
+        let visib: f64 = r[header.iter().position(|h| h == "visib").unwrap()]
+            .parse()
+            .unwrap();
         text.push_str(&format!("{},{}\n", r.join(","), visib * 1.609));
     }
     std::fs::write(&extra, text).unwrap();
     let second = lake
-        .load(&args("weather.trusted.hourly", extra.to_str().unwrap(), LoadMode::Append))
+        .load(&args(
+            "weather.trusted.hourly",
+            extra.to_str().unwrap(),
+            LoadMode::Append,
+        ))
         .await
         .unwrap();
     assert_eq!(second.table_version, 1);
@@ -62,7 +76,10 @@ async fn schema_evolves_and_old_versions_stay_readable() {
         n.to_string()
     );
     let err = lake
-        .sql("SELECT visib_km FROM weather.trusted.hourly@v0", &Default::default())
+        .sql(
+            "SELECT visib_km FROM weather.trusted.hourly@v0",
+            &Default::default(),
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -72,7 +89,10 @@ async fn schema_evolves_and_old_versions_stay_readable() {
     assert_eq!(history[0].version, 1);
     assert_eq!(history[0].load_id.as_deref(), Some(second.load_id.as_str()));
     let err = lake
-        .sql("SELECT count(*) FROM weather.trusted.hourly@v9", &Default::default())
+        .sql(
+            "SELECT count(*) FROM weather.trusted.hourly@v9",
+            &Default::default(),
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -84,47 +104,77 @@ async fn merge_updates_matching_keys_and_inserts_the_rest() {
     let (dir, lake) = lake("lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
     let base = lake
-        .load(&args("flights.trusted.airlines", airlines.to_str().unwrap(), LoadMode::Overwrite))
+        .load(&args(
+            "flights.trusted.airlines",
+            airlines.to_str().unwrap(),
+            LoadMode::Overwrite,
+        ))
         .await
         .unwrap();
     assert_eq!(base.row_count, 16);
     let update = dir.path().join("update.csv");
     std::fs::write(&update, "carrier,name\nUA,United\nZZ,New Air\n").unwrap();
-    let mut merge = args("flights.trusted.airlines", update.to_str().unwrap(), LoadMode::Merge);
+    let mut merge = args(
+        "flights.trusted.airlines",
+        update.to_str().unwrap(),
+        LoadMode::Merge,
+    );
     merge.key = vec!["carrier".into()];
     let out = lake.load(&merge).await.unwrap();
     assert_eq!(out.row_count, 17);
     assert_eq!(
-        scalar(&lake, "SELECT name FROM flights.trusted.airlines WHERE carrier = 'UA'").await,
+        scalar(
+            &lake,
+            "SELECT name FROM flights.trusted.airlines WHERE carrier = 'UA'"
+        )
+        .await,
         "United"
     );
     // Merge without a key is refused before anything is written.
     let err = lake
-        .load(&args("flights.trusted.airlines", update.to_str().unwrap(), LoadMode::Merge))
+        .load(&args(
+            "flights.trusted.airlines",
+            update.to_str().unwrap(),
+            LoadMode::Merge,
+        ))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("--key"), "{err}");
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await, "17");
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await,
+        "17"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_is_read_only_and_into_needs_a_service_table() {
     let (_dir, lake) = lake("lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
-    lake.load(&args("flights.trusted.airlines", airlines.to_str().unwrap(), LoadMode::Append))
-        .await
-        .unwrap();
+    lake.load(&args(
+        "flights.trusted.airlines",
+        airlines.to_str().unwrap(),
+        LoadMode::Append,
+    ))
+    .await
+    .unwrap();
     for stmt in [
         "DROP TABLE flights.trusted.airlines",
         "INSERT INTO flights.trusted.airlines VALUES ('X', 'Y')",
         "CREATE TABLE x AS SELECT 1",
     ] {
-        let err = lake.sql(stmt, &Default::default()).await.unwrap_err().to_string();
+        let err = lake
+            .sql(stmt, &Default::default())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("read-only"), "{stmt}: {err}");
     }
     let err = lake
-        .sql_into("SELECT * FROM flights.trusted.airlines", "flights.trusted.copy")
+        .sql_into(
+            "SELECT * FROM flights.trusted.airlines",
+            "flights.trusted.copy",
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -134,20 +184,37 @@ async fn sql_is_read_only_and_into_needs_a_service_table() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("did you mean flights.trusted.airlines"), "{err}");
+    assert!(
+        err.contains("did you mean flights.trusted.airlines"),
+        "{err}"
+    );
     assert!(err.contains("column 15"), "{err}");
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await, "16");
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await,
+        "16"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_is_an_isolated_copy() {
     let (dir, lake) = lake("lake: t\ndomains: [flights]\n", &[]).await;
-    let ws = Lake::open(dir.path(), &Selection { env: None, workspace: Some("feature-x".into()) })
-        .await
-        .unwrap();
-    ws.land(&data_dir().join("airlines.csv"), "flights/raw/airlines.csv", &LandOptions::default(), &noop)
-        .await
-        .unwrap();
+    let ws = Lake::open(
+        dir.path(),
+        &Selection {
+            env: None,
+            workspace: Some("feature-x".into()),
+        },
+    )
+    .await
+    .unwrap();
+    ws.land(
+        &data_dir().join("airlines.csv"),
+        "flights/raw/airlines.csv",
+        &LandOptions::default(),
+        &noop,
+    )
+    .await
+    .unwrap();
     ws.crawl(None).await.unwrap();
     assert_eq!(ws.ls("flights/raw").await.unwrap().len(), 1);
     assert_eq!(ws.tables(None, None).await.unwrap().len(), 1);
