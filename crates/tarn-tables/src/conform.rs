@@ -111,6 +111,18 @@ pub fn conform(
     existing: Option<&Schema>,
     load_id: &str,
 ) -> Result<Conformed, TablesError> {
+    conform_against(source, contract, existing, &HashSet::new(), load_id)
+}
+
+/// As [`conform`], with the contract keys the table already holds (as text), so an append
+/// cannot add a second row with the same key.
+pub fn conform_against(
+    source: &Source,
+    contract: Option<&Contract>,
+    existing: Option<&Schema>,
+    existing_keys: &HashSet<Vec<String>>,
+    load_id: &str,
+) -> Result<Conformed, TablesError> {
     let src_cols = source.columns();
     // Normalise null markers once; every check below sees nulls.
     let inputs: Vec<Vec<ArrayRef>> = source
@@ -280,7 +292,12 @@ pub fn conform(
                     continue;
                 }
                 let k: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
-                if seen_keys.contains(&k) {
+                if existing_keys.contains(&k) {
+                    *w = Some((
+                        key_name(),
+                        format!("duplicate key ({}): already in the table", k.join(", ")),
+                    ));
+                } else if seen_keys.contains(&k) {
                     *w = Some((
                         key_name(),
                         format!("duplicate key ({}) within this load", k.join(", ")),

@@ -1,7 +1,7 @@
 //! Delta tables: loading (append, overwrite, merge on a key), rejected rows beside the table,
 //! history, and opening an older version.
 
-use crate::conform::{conform, Conformed};
+use crate::conform::{conform_against, Conformed};
 use crate::contract::Contract;
 use crate::source::Source;
 use crate::TablesError;
@@ -14,7 +14,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use url::Url;
 
 /// How a load writes into its table.
@@ -154,13 +154,19 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         .as_ref()
         .map(|t| t.snapshot().map(|s| s.snapshot().arrow_schema()))
         .transpose()?;
+    let existing_keys = match (&existing, req.contract, req.mode) {
+        (Some(t), Some(c), LoadMode::Append) if !c.key.is_empty() => key_values(t, &c.key).await?,
+        _ => HashSet::new(),
+    };
     let conformed: Conformed = {
         let src = req.source;
         let contract = req.contract;
         let schema = existing_schema.clone();
         let id = req.load_id.to_string();
         // Casting and checking is CPU work; keep it off the async workers.
-        tokio::task::block_in_place(|| conform(src, contract, schema.as_deref(), &id))?
+        tokio::task::block_in_place(|| {
+            conform_against(src, contract, schema.as_deref(), &existing_keys, &id)
+        })?
     };
     let rows_written: usize = conformed.good.iter().map(|b| b.num_rows()).sum();
 
@@ -332,6 +338,32 @@ async fn merge(
         })?
         .await?;
     Ok(t)
+}
+
+/// The values of `key` in every row of the table, as text (as `conform` compares them).
+async fn key_values(
+    table: &DeltaTable,
+    key: &[String],
+) -> Result<HashSet<Vec<String>>, TablesError> {
+    use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let df = ctx.read_table(table.table_provider().await?)?;
+    let cols: Vec<&str> = key.iter().map(String::as_str).collect();
+    let batches = df.select_columns(&cols)?.collect().await?;
+    let opts = FormatOptions::default();
+    let mut out = HashSet::new();
+    for b in &batches {
+        let fs: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<_, _>>()?;
+        for i in 0..b.num_rows() {
+            out.insert(fs.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    Ok(out)
 }
 
 /// Rows in the table's current version.

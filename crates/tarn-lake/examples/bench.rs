@@ -1,0 +1,110 @@
+//! Times what `bench/run.py` compares with DuckDB: loading flights.csv into a trusted Delta
+//! table (with and without its data contract) and five analytical queries over it.
+//!
+//! usage: cargo run --release -p tarn-lake --example bench -- CSV QUERIES.sql RUNS CONTRACT.yml
+//! Prints one JSON object: seconds per step (median of RUNS).
+
+use std::time::Instant;
+use tarn_lake::{Lake, LoadArgs, LoadMode, Selection};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn fresh_lake(contract: Option<&str>) -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        "lake: bench\ndomains: [flights]\n",
+    )
+    .unwrap();
+    if let Some(c) = contract {
+        std::fs::create_dir_all(dir.path().join("contracts")).unwrap();
+        std::fs::write(dir.path().join("contracts/flights.yml"), c).unwrap();
+    }
+    let lake = Lake::open(dir.path(), &Selection::default()).await.unwrap();
+    (dir, lake)
+}
+
+async fn time_load(csv: &str, contract: Option<&str>) -> (f64, usize, usize) {
+    let (_dir, lake) = fresh_lake(contract).await;
+    let start = Instant::now();
+    let r = lake
+        .load(&LoadArgs {
+            table: "flights.trusted.flights".into(),
+            source: csv.into(),
+            format: None,
+            mode: LoadMode::Append,
+            key: vec![],
+        })
+        .await
+        .unwrap();
+    (
+        start.elapsed().as_secs_f64(),
+        r.rows_written,
+        r.rows_rejected,
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (csv, queries, runs, contract) = (
+        &args[1],
+        &args[2],
+        args[3].parse::<usize>().unwrap(),
+        &args[4],
+    );
+    let contract = std::fs::read_to_string(contract).unwrap();
+    let queries: Vec<String> = std::fs::read_to_string(queries)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        .map(|l| {
+            l.trim_end_matches(';')
+                .replace("{t}", "flights.trusted.flights")
+        })
+        .collect();
+
+    let mut out = serde_json::Map::new();
+    for (name, c) in [
+        ("load_contract", Some(contract.as_str())),
+        ("load_plain", None),
+    ] {
+        let mut times = vec![];
+        let mut rows = (0, 0);
+        for _ in 0..runs {
+            let (t, w, r) = time_load(csv, c).await;
+            times.push(t);
+            rows = (w, r);
+        }
+        out.insert(name.into(), serde_json::json!({"seconds": median(times), "rows_written": rows.0, "rows_rejected": rows.1}));
+    }
+
+    let (_dir, lake) = fresh_lake(None).await;
+    lake.load(&LoadArgs {
+        table: "flights.trusted.flights".into(),
+        source: csv.clone(),
+        format: None,
+        mode: LoadMode::Append,
+        key: vec![],
+    })
+    .await
+    .unwrap();
+    for (i, q) in queries.iter().enumerate() {
+        let mut times = vec![];
+        let mut rows = 0;
+        for _ in 0..runs {
+            let start = Instant::now();
+            let r = lake.sql(q, &Default::default()).await.unwrap();
+            times.push(start.elapsed().as_secs_f64());
+            rows = r.rows();
+        }
+        out.insert(
+            format!("q{}", i + 1),
+            serde_json::json!({"seconds": median(times), "rows": rows}),
+        );
+    }
+    println!("{}", serde_json::Value::Object(out));
+}
