@@ -280,11 +280,22 @@ async fn write_to(
             SchemaMode::Merge
         })
         .with_table_name(table_name)
+        .with_writer_properties(writer_properties())
         .with_commit_properties(props);
     if fresh && !partition_by.is_empty() {
         w = w.with_partition_columns(partition_by.to_vec());
     }
     Ok(w.await?)
+}
+
+/// Parquet settings of the files tarn writes: row groups small enough that a scan of one
+/// file spreads over every core, zstd for size with fast decoding, statistics for pruning.
+fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
+    use deltalake::parquet::basic::Compression;
+    deltalake::parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_size(64 * 1024)
+        .set_compression(Compression::SNAPPY)
+        .build()
 }
 
 /// Delta needs at least one batch to know the schema of an empty write.
