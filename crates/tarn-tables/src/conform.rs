@@ -111,33 +111,33 @@ pub fn conform(
     existing: Option<&Schema>,
     load_id: &str,
 ) -> Result<Conformed, TablesError> {
-    conform_against(source, contract, existing, &HashSet::new(), load_id)
+    conform_against(source, contract, existing, &[], load_id)
 }
 
-/// As [`conform`], with the contract keys the table already holds (as text), so an append
-/// cannot add a second row with the same key.
+/// As [`conform`], with the key columns of the rows the table already holds (batches of the
+/// contract's key columns, in key order), so an append cannot add a key twice.
 pub fn conform_against(
     source: &Source,
     contract: Option<&Contract>,
     existing: Option<&Schema>,
-    existing_keys: &HashSet<Vec<String>>,
+    existing_keys: &[RecordBatch],
     load_id: &str,
 ) -> Result<Conformed, TablesError> {
     let src_cols = source.columns();
     // Normalise null markers once; every check below sees nulls.
-    let inputs: Vec<Vec<ArrayRef>> = source
-        .batches
-        .iter()
-        .map(|b| {
-            src_cols
-                .iter()
-                .map(|c| {
-                    nulls_for_markers(b.column_by_name(c).expect("column from the same source"))
-                })
-                .collect()
-        })
-        .collect();
-
+    let inputs: Vec<Vec<ArrayRef>> = par_map(source.batches.len(), |b| {
+        let batch = &source.batches[b];
+        Ok(src_cols
+            .iter()
+            .map(|c| {
+                nulls_for_markers(
+                    batch
+                        .column_by_name(c)
+                        .expect("column from the same source"),
+                )
+            })
+            .collect())
+    })?;
     let mut targets: Vec<Target> = Vec::new();
     let mut ignored = Vec::new();
     match contract {
@@ -220,141 +220,43 @@ pub fn conform_against(
                 .collect()
         })
         .unwrap_or_default();
-    let mut seen_keys: HashSet<Vec<String>> = HashSet::new();
     let now = chrono::Utc::now().timestamp_micros();
 
+    // Pass 1, batches in parallel: cast every column and check its rules.
+    let mut checked: Vec<Checked> = par_map(source.batches.len(), |b| {
+        check_batch(
+            &targets,
+            &src_cols,
+            &inputs[b],
+            source.batches[b].num_rows(),
+        )
+    })?;
+
+    // Pass 2, in source order: a key may appear once, and not again if the table has it.
+    if !key.is_empty() {
+        dedupe_keys(&key, &targets, &mut checked, existing_keys)?;
+    }
+
+    // Pass 3, batches in parallel: split rows that pass from rows set aside.
+    let split = par_map(checked.len(), |b| {
+        split_batch(
+            &checked[b],
+            &inputs[b],
+            &source.batches[b],
+            (&loose, &schema, &reject_schema),
+            load_id,
+            now,
+        )
+    })?;
     let mut good = Vec::new();
     let mut rejected = Vec::new();
     let mut rejected_rows = 0;
-    for (b, batch) in source.batches.iter().enumerate() {
-        let n = batch.num_rows();
-        let lines = batch
-            .column_by_name(LINE)
-            .and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned())
-            .unwrap_or_else(|| Int64Array::from(vec![0; n]));
-        let mut why: Vec<Option<(String, String)>> = vec![None; n];
-        let mut out_cols: Vec<ArrayRef> = Vec::with_capacity(targets.len());
-        for t in &targets {
-            let si = src_cols
-                .iter()
-                .position(|c| c == &t.name)
-                .expect("target from source");
-            let input = &inputs[b][si];
-            let cast = cast_with_options(
-                input,
-                &t.data_type,
-                &CastOptions {
-                    safe: true,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| TablesError::Source {
-                source_name: t.name.clone(),
-                reason: format!(
-                    "cannot convert {} to {}: {e}",
-                    input.data_type(),
-                    t.data_type
-                ),
-            })?;
-            if cast.null_count() != input.null_count() {
-                for (i, w) in why.iter_mut().enumerate() {
-                    if w.is_none() && input.is_valid(i) && cast.is_null(i) {
-                        *w = Some((
-                            t.name.clone(),
-                            format!(
-                                "cannot read `{}` as {}",
-                                text_of(input, i),
-                                type_word(&t.data_type)
-                            ),
-                        ));
-                    }
-                }
-            }
-            if let Some(rule) = t.rule {
-                check_rule(rule, &cast, &mut why);
-            }
-            out_cols.push(cast);
+    for (g, r) in split {
+        good.push(g);
+        if let Some(r) = r {
+            rejected_rows += r.num_rows();
+            rejected.push(r);
         }
-        if !key.is_empty() {
-            let opts = FormatOptions::default();
-            let formatters: Vec<ArrayFormatter> = key
-                .iter()
-                .map(|&c| ArrayFormatter::try_new(out_cols[c].as_ref(), &opts))
-                .collect::<Result<_, _>>()?;
-            let key_name = || {
-                key.iter()
-                    .map(|&c| targets[c].name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            for (i, w) in why.iter_mut().enumerate() {
-                if w.is_some() {
-                    continue;
-                }
-                let k: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
-                if existing_keys.contains(&k) {
-                    *w = Some((
-                        key_name(),
-                        format!("duplicate key ({}): already in the table", k.join(", ")),
-                    ));
-                } else if seen_keys.contains(&k) {
-                    *w = Some((
-                        key_name(),
-                        format!("duplicate key ({}) within this load", k.join(", ")),
-                    ));
-                } else {
-                    seen_keys.insert(k);
-                }
-            }
-        }
-        let typed = RecordBatch::try_new(loose.clone(), out_cols)?;
-        let keep: BooleanArray = why.iter().map(|w| Some(w.is_none())).collect();
-        let bad_n = keep.false_count();
-        let kept = if bad_n == 0 {
-            typed
-        } else {
-            filter_record_batch(&typed, &keep)?
-        };
-        good.push(RecordBatch::try_new(
-            schema.clone(),
-            kept.columns().to_vec(),
-        )?);
-        if bad_n == 0 {
-            continue;
-        }
-        rejected_rows += bad_n;
-        let drop: BooleanArray = why.iter().map(|w| Some(w.is_some())).collect();
-        let mut cols: Vec<ArrayRef> = Vec::new();
-        for a in &inputs[b] {
-            let text = cast_with_options(a, &DataType::Utf8, &CastOptions::default())?;
-            cols.push(deltalake::arrow::compute::filter(&text, &drop)?);
-        }
-        let rows: Vec<usize> = (0..n).filter(|&i| why[i].is_some()).collect();
-        cols.push(Arc::new(Int64Array::from(
-            rows.iter().map(|&i| lines.value(i)).collect::<Vec<_>>(),
-        )));
-        cols.push(Arc::new(StringArray::from(
-            rows.iter()
-                .map(|&i| why[i].as_ref().map(|w| w.0.clone()))
-                .collect::<Vec<_>>(),
-        )));
-        cols.push(Arc::new(StringArray::from(
-            rows.iter()
-                .map(|&i| why[i].as_ref().map(|w| w.1.clone()))
-                .collect::<Vec<_>>(),
-        )));
-        cols.push(Arc::new(StringArray::from(vec![
-            None::<String>;
-            rows.len()
-        ])));
-        cols.push(Arc::new(StringArray::from(vec![
-            Some(load_id.to_string());
-            rows.len()
-        ])));
-        cols.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![now; rows.len()]).with_timezone("UTC"),
-        ));
-        rejected.push(RecordBatch::try_new(reject_schema.clone(), cols)?);
     }
     if !source.malformed.is_empty() {
         rejected_rows += source.malformed.len();
@@ -374,6 +276,231 @@ pub fn conform_against(
         rejected_rows,
         ignored_columns: ignored,
     })
+}
+
+/// Why a row is set aside: the column and the reason.
+type Why = Option<(String, String)>;
+
+/// One batch after pass 1: typed columns, and why each row is set aside (if it is).
+struct Checked {
+    cols: Vec<ArrayRef>,
+    why: Vec<Why>,
+}
+
+/// Runs `f` over `0..n` on every core, keeping the order of results.
+fn par_map<T: Send>(
+    n: usize,
+    f: impl Fn(usize) -> Result<T, TablesError> + Sync,
+) -> Result<Vec<T>, TablesError> {
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .min(n.max(1));
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let f = &f;
+    let chunks: Vec<Result<Vec<T>, TablesError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(f)
+                        .collect::<Result<Vec<T>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("conform worker"))
+            .collect()
+    });
+    let mut per_thread: Vec<std::vec::IntoIter<T>> = Vec::with_capacity(threads);
+    for c in chunks {
+        per_thread.push(c?.into_iter());
+    }
+    Ok((0..n)
+        .map(|i| {
+            per_thread[i % threads]
+                .next()
+                .expect("one result per index")
+        })
+        .collect())
+}
+
+fn check_batch(
+    targets: &[Target],
+    src_cols: &[String],
+    inputs: &[ArrayRef],
+    n: usize,
+) -> Result<Checked, TablesError> {
+    let mut why: Vec<Why> = vec![None; n];
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(targets.len());
+    for t in targets {
+        let si = src_cols
+            .iter()
+            .position(|c| c == &t.name)
+            .expect("target from source");
+        let input = &inputs[si];
+        let cast = cast_with_options(
+            input,
+            &t.data_type,
+            &CastOptions {
+                safe: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| TablesError::Source {
+            source_name: t.name.clone(),
+            reason: format!(
+                "cannot convert {} to {}: {e}",
+                input.data_type(),
+                t.data_type
+            ),
+        })?;
+        if cast.null_count() != input.null_count() {
+            for (i, w) in why.iter_mut().enumerate() {
+                if w.is_none() && input.is_valid(i) && cast.is_null(i) {
+                    *w = Some((
+                        t.name.clone(),
+                        format!(
+                            "cannot read `{}` as {}",
+                            text_of(input, i),
+                            type_word(&t.data_type)
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(rule) = t.rule {
+            check_rule(rule, &cast, &mut why);
+        }
+        cols.push(cast);
+    }
+    Ok(Checked { cols, why })
+}
+
+fn dedupe_keys(
+    key: &[usize],
+    targets: &[Target],
+    checked: &mut [Checked],
+    existing_keys: &[RecordBatch],
+) -> Result<(), TablesError> {
+    use deltalake::arrow::row::{RowConverter, SortField};
+    let types: Vec<DataType> = key.iter().map(|&c| targets[c].data_type.clone()).collect();
+    let converter = RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())?;
+    let encode = |cols: Vec<ArrayRef>| -> Result<deltalake::arrow::row::Rows, TablesError> {
+        let cols: Vec<ArrayRef> = cols
+            .iter()
+            .zip(&types)
+            .map(|(c, t)| cast_with_options(c, t, &CastOptions::default()))
+            .collect::<Result<_, _>>()?;
+        Ok(converter.convert_columns(&cols)?)
+    };
+    let old: Vec<_> = existing_keys
+        .iter()
+        .map(|b| encode(b.columns().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let new: Vec<_> = checked
+        .iter()
+        .map(|c| encode(key.iter().map(|&k| c.cols[k].clone()).collect()))
+        .collect::<Result<_, _>>()?;
+    let in_table: HashSet<&[u8]> = old
+        .iter()
+        .flat_map(|r| r.iter().map(|row| row.data()))
+        .collect();
+    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(new.iter().map(|r| r.num_rows()).sum());
+    let key_name = key
+        .iter()
+        .map(|&c| targets[c].name.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    for (c, rows) in checked.iter_mut().zip(&new) {
+        for (i, w) in c.why.iter_mut().enumerate() {
+            if w.is_some() {
+                continue;
+            }
+            let k = rows.row(i).data();
+            let clash = if in_table.contains(k) {
+                Some("already in the table")
+            } else if !seen.insert(k) {
+                Some("within this load")
+            } else {
+                None
+            };
+            if let Some(how) = clash {
+                let values: Vec<String> = key.iter().map(|&col| text_of(&c.cols[col], i)).collect();
+                *w = Some((
+                    key_name.clone(),
+                    format!("duplicate key ({}) {how}", values.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split_batch(
+    c: &Checked,
+    inputs: &[ArrayRef],
+    batch: &RecordBatch,
+    (loose, schema, reject_schema): (&SchemaRef, &SchemaRef, &SchemaRef),
+    load_id: &str,
+    now: i64,
+) -> Result<(RecordBatch, Option<RecordBatch>), TablesError> {
+    let n = batch.num_rows();
+    let typed = RecordBatch::try_new(loose.clone(), c.cols.clone())?;
+    let keep: BooleanArray = c.why.iter().map(|w| Some(w.is_none())).collect();
+    let bad_n = keep.false_count();
+    let kept = if bad_n == 0 {
+        typed
+    } else {
+        filter_record_batch(&typed, &keep)?
+    };
+    let good = RecordBatch::try_new(schema.clone(), kept.columns().to_vec())?;
+    if bad_n == 0 {
+        return Ok((good, None));
+    }
+    let lines = batch
+        .column_by_name(LINE)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned())
+        .unwrap_or_else(|| Int64Array::from(vec![0; n]));
+    let drop: BooleanArray = c.why.iter().map(|w| Some(w.is_some())).collect();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for a in inputs {
+        let text = cast_with_options(a, &DataType::Utf8, &CastOptions::default())?;
+        cols.push(deltalake::arrow::compute::filter(&text, &drop)?);
+    }
+    let rows: Vec<usize> = (0..n).filter(|&i| c.why[i].is_some()).collect();
+    cols.push(Arc::new(Int64Array::from(
+        rows.iter().map(|&i| lines.value(i)).collect::<Vec<_>>(),
+    )));
+    cols.push(Arc::new(StringArray::from(
+        rows.iter()
+            .map(|&i| c.why[i].as_ref().map(|w| w.0.clone()))
+            .collect::<Vec<_>>(),
+    )));
+    cols.push(Arc::new(StringArray::from(
+        rows.iter()
+            .map(|&i| c.why[i].as_ref().map(|w| w.1.clone()))
+            .collect::<Vec<_>>(),
+    )));
+    cols.push(Arc::new(StringArray::from(vec![
+        None::<String>;
+        rows.len()
+    ])));
+    cols.push(Arc::new(StringArray::from(vec![
+        Some(load_id.to_string());
+        rows.len()
+    ])));
+    cols.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![now; rows.len()]).with_timezone("UTC"),
+    ));
+    Ok((
+        good,
+        Some(RecordBatch::try_new(reject_schema.clone(), cols)?),
+    ))
 }
 
 fn type_word(t: &DataType) -> &'static str {
@@ -413,11 +540,18 @@ fn check_rule(
         let Ok(f) = ArrayFormatter::try_new(cast.as_ref(), &opts) else {
             return;
         };
+        let text = cast.as_any().downcast_ref::<StringArray>();
         for (i, w) in why.iter_mut().enumerate().take(n) {
             if w.is_none() && cast.is_valid(i) {
-                let v = f.value(i).to_string();
-                if !set.contains(v.as_str()) {
-                    *w = Some((rule.name.clone(), format!("`{v}` is not an accepted value")));
+                let accepted = match text {
+                    Some(t) => set.contains(t.value(i)),
+                    None => set.contains(f.value(i).to_string().as_str()),
+                };
+                if !accepted {
+                    *w = Some((
+                        rule.name.clone(),
+                        format!("`{}` is not an accepted value", f.value(i)),
+                    ));
                 }
             }
         }

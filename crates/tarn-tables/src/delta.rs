@@ -14,7 +14,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use url::Url;
 
 /// How a load writes into its table.
@@ -156,7 +156,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         .transpose()?;
     let existing_keys = match (&existing, req.contract, req.mode) {
         (Some(t), Some(c), LoadMode::Append) if !c.key.is_empty() => key_values(t, &c.key).await?,
-        _ => HashSet::new(),
+        _ => Vec::new(),
     };
     let conformed: Conformed = {
         let src = req.source;
@@ -289,11 +289,11 @@ async fn write_to(
 }
 
 /// Parquet settings of the files tarn writes: row groups small enough that a scan of one
-/// file spreads over every core, zstd for size with fast decoding, statistics for pruning.
+/// file spreads over every core, snappy for fast decoding.
 fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
     use deltalake::parquet::basic::Compression;
     deltalake::parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_size(64 * 1024)
+        .set_max_row_group_row_count(Some(64 * 1024))
         .set_compression(Compression::SNAPPY)
         .build()
 }
@@ -351,30 +351,13 @@ async fn merge(
     Ok(t)
 }
 
-/// The values of `key` in every row of the table, as text (as `conform` compares them).
-async fn key_values(
-    table: &DeltaTable,
-    key: &[String],
-) -> Result<HashSet<Vec<String>>, TablesError> {
-    use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+/// The key columns of every row of the table, in key order.
+async fn key_values(table: &DeltaTable, key: &[String]) -> Result<Vec<RecordBatch>, TablesError> {
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
     let df = ctx.read_table(table.table_provider().await?)?;
     let cols: Vec<&str> = key.iter().map(String::as_str).collect();
-    let batches = df.select_columns(&cols)?.collect().await?;
-    let opts = FormatOptions::default();
-    let mut out = HashSet::new();
-    for b in &batches {
-        let fs: Vec<ArrayFormatter> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<_, _>>()?;
-        for i in 0..b.num_rows() {
-            out.insert(fs.iter().map(|f| f.value(i).to_string()).collect());
-        }
-    }
-    Ok(out)
+    Ok(df.select_columns(&cols)?.collect().await?)
 }
 
 /// Rows in the table's current version.
