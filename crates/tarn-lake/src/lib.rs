@@ -34,12 +34,18 @@ pub use tarn_tables::{HistoryEntry, LoadMode};
 use std::path::Path;
 use std::sync::Arc;
 
+/// An engine and the catalog stamp it was built for.
+type StampedEngine = (String, Arc<tarn_query::Engine>);
+
 /// An opened lake stage.
 #[derive(Clone)]
 pub struct Lake {
     pub config: Arc<LakeConfig>,
     pub meta: Store,
     pub zones: Zones,
+    /// The SQL engine of the current catalog, rebuilt when the catalog changes.
+    engine: Arc<tokio::sync::Mutex<Option<StampedEngine>>>,
+    query_cache: Arc<tarn_query::QueryCache>,
 }
 
 impl Lake {
@@ -63,6 +69,8 @@ impl Lake {
             config: Arc::new(config),
             meta,
             zones,
+            engine: Arc::default(),
+            query_cache: Arc::default(),
         })
     }
 

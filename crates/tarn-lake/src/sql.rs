@@ -4,6 +4,7 @@
 use crate::{Lake, LakeError};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tarn_query::{Engine, QueryOptions, QueryResult, Visible};
 
 /// What `--into` wrote.
@@ -15,9 +16,16 @@ pub struct SqlInto {
 }
 
 impl Lake {
-    /// The SQL engine over the current catalog.
-    pub async fn engine(&self) -> Result<Engine, LakeError> {
-        Ok(Engine::new(
+    /// The SQL engine over the current catalog (kept while the catalog is unchanged).
+    pub async fn engine(&self) -> Result<Arc<Engine>, LakeError> {
+        let stamp = self.meta.catalog_stamp().await?;
+        let mut current = self.engine.lock().await;
+        if let Some((s, e)) = current.as_ref() {
+            if *s == stamp {
+                return Ok(e.clone());
+            }
+        }
+        let engine = Arc::new(Engine::with_cache(
             self.visible_tables()
                 .await?
                 .into_iter()
@@ -27,7 +35,10 @@ impl Lake {
                     record,
                 })
                 .collect(),
-        ))
+            self.query_cache.clone(),
+        ));
+        *current = Some((stamp, engine.clone()));
+        Ok(engine)
     }
 
     /// Runs a read-only query.

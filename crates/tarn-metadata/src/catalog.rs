@@ -325,6 +325,20 @@ impl Store {
         Ok((record, change))
     }
 
+    /// Changes whenever a table is registered or changed: for caches of the catalog.
+    pub async fn catalog_stamp(&self) -> Result<String, MetadataError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS n, COALESCE(max(updated_at), '') AS m FROM catalog_tables",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(format!(
+            "{}:{}",
+            row.try_get::<i64, _>("n")?,
+            row.try_get::<String, _>("m")?
+        ))
+    }
+
     /// Sets the known row count of a table (`None` when unknown).
     pub async fn set_row_count(
         &self,

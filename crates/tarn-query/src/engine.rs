@@ -1,6 +1,7 @@
 //! Running SQL over the catalog: read-only checks, timeouts, and errors that point at the
 //! place in the query.
 
+use crate::cache::QueryCache;
 use crate::schema::{quote_versions, LayerSchema};
 use crate::QueryError;
 use deltalake::arrow::array::RecordBatch;
@@ -56,6 +57,11 @@ pub struct Engine {
 impl Engine {
     /// An engine that sees `tables`.
     pub fn new(tables: Vec<Visible>) -> Self {
+        Self::with_cache(tables, Arc::new(QueryCache::default()))
+    }
+
+    /// An engine that sees `tables` and shares `cache` with other engines of the process.
+    pub fn with_cache(tables: Vec<Visible>, cache: Arc<QueryCache>) -> Self {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(
@@ -81,7 +87,13 @@ impl Engine {
                 .or_insert_with(|| Arc::new(MemoryCatalogProvider::new()))
                 .clone();
             catalog
-                .register_schema(&layer, Arc::new(LayerSchema { tables }))
+                .register_schema(
+                    &layer,
+                    Arc::new(LayerSchema {
+                        tables,
+                        cache: cache.clone(),
+                    }),
+                )
                 .expect("memory catalog accepts schemas");
         }
         for (domain, catalog) in catalogs {

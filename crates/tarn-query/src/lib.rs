@@ -6,11 +6,13 @@
 //! with their partitions and null markers. Queries are read-only, and errors point at the
 //! place in the query.
 
+mod cache;
 mod engine;
 mod error;
 mod output;
 mod schema;
 
+pub use cache::QueryCache;
 pub use engine::{Engine, QueryOptions, QueryResult, Visible};
 pub use error::QueryError;
 pub use output::{write_result, OutputFormat};

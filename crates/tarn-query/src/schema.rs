@@ -2,9 +2,10 @@
 //! opened lazily from their catalog record (Delta, or CSV/JSON/Parquet folders), and
 //! `table@vN` for an older version of a Delta table.
 
+use crate::cache::QueryCache;
 use async_trait::async_trait;
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
-use deltalake::datafusion::catalog::{SchemaProvider, TableProvider};
+use deltalake::datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use deltalake::datafusion::datasource::file_format::csv::CsvFormat;
 use deltalake::datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use deltalake::datafusion::datasource::file_format::json::JsonFormat;
@@ -22,6 +23,7 @@ use tarn_metadata::TableRecord;
 #[derive(Debug)]
 pub(crate) struct LayerSchema {
     pub tables: BTreeMap<String, TableRecord>,
+    pub cache: Arc<QueryCache>,
 }
 
 #[async_trait]
@@ -44,7 +46,7 @@ impl SchemaProvider for LayerSchema {
                 record.format
             )));
         }
-        provider(record, version).await.map(Some)
+        provider(record, version, &self.cache).await.map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -57,22 +59,10 @@ impl SchemaProvider for LayerSchema {
 pub(crate) async fn provider(
     record: &TableRecord,
     version: Option<i64>,
+    cache: &QueryCache,
 ) -> Result<Arc<dyn TableProvider>> {
-    let ext = |e: tarn_tables::TablesError| DataFusionError::External(Box::new(e));
     if record.format == "delta" {
-        let table = tarn_tables::open(&record.location, version)
-            .await
-            .map_err(ext)?
-            .ok_or_else(|| {
-                DataFusionError::Plan(format!(
-                    "table {} has no Delta log at {}",
-                    record.name, record.location
-                ))
-            })?;
-        return table
-            .table_provider()
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)));
+        return delta_provider(record, version, cache).await;
     }
     let p = &record.parameters;
     let gzip = p.get("compression").map(|c| c == "gzip").unwrap_or(false);
@@ -175,6 +165,63 @@ pub(crate) async fn provider(
 }
 
 const NULL_MARKERS: [&str; 6] = ["", "NA", "N/A", "NULL", "null", "\\N"];
+
+/// A Delta table at its latest version (or `version`), from the cache when it can be.
+async fn delta_provider(
+    record: &TableRecord,
+    version: Option<i64>,
+    cache: &QueryCache,
+) -> Result<Arc<dyn TableProvider>> {
+    let ext = |e: tarn_tables::TablesError| DataFusionError::External(Box::new(e));
+    let delta = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
+    let loc = &record.location;
+    let missing =
+        || DataFusionError::Plan(format!("table {} has no Delta log at {loc}", record.name));
+    let table = match (version, cache.table(loc)) {
+        (None, Some(mut t)) => {
+            // One listing of the log finds commits made since the table was opened.
+            t.update_incremental(None).await.map_err(delta)?;
+            cache.put_table(loc, t.clone());
+            t
+        }
+        (None, None) => {
+            let t = tarn_tables::open(loc, None)
+                .await
+                .map_err(ext)?
+                .ok_or_else(missing)?;
+            cache.put_table(loc, t.clone());
+            t
+        }
+        (Some(v), _) => tarn_tables::open(loc, Some(v))
+            .await
+            .map_err(ext)?
+            .ok_or_else(missing)?,
+    };
+    let v = table.version().map(|v| v as i64).unwrap_or(-1);
+    let provider = table.table_provider().await?;
+    let rows = match cache.rows(loc, v) {
+        (Some(rows), _) => Some(rows),
+        (None, true) => {
+            let ctx = deltalake::datafusion::prelude::SessionContext::new();
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(delta)?;
+            let batches = ctx.read_table(provider.clone())?.collect().await?;
+            let parts = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2);
+            cache.put_rows(loc, v, provider.schema(), batches, parts)
+        }
+        (None, false) => None,
+    };
+    match rows {
+        Some(r) => Ok(Arc::new(MemTable::try_new(
+            r.schema.clone(),
+            r.partitions.clone(),
+        )?)),
+        None => Ok(provider),
+    }
+}
 
 fn partition_type(t: &str) -> DataType {
     match t {
