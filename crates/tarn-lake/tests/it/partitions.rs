@@ -116,3 +116,118 @@ async fn hive_layout_becomes_a_partitioned_table() {
         "2.5"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable() {
+    use std::io::Write;
+    let (dir, lake) = lake(FLIGHTS_YML, &[]).await;
+    // weather.csv gzipped, semicolon-separated.
+    let weather = read_csv(&data_dir().join("weather.csv"));
+    let text: String = weather.iter().map(|r| r.join(";") + "\n").collect();
+    let gz = dir.path().join("weather.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    // planes.csv as JSON lines.
+    let planes = read_csv(&data_dir().join("planes.csv"));
+    let json = dir.path().join("planes.json");
+    let lines: Vec<String> = planes[1..]
+        .iter()
+        .map(|r| {
+            let obj: serde_json::Map<String, serde_json::Value> = planes[0]
+                .iter()
+                .zip(r)
+                .map(|(k, v)| {
+                    let v = match v.parse::<i64>() {
+                        Ok(n) => serde_json::json!(n),
+                        Err(_) if v == "NA" => serde_json::Value::Null,
+                        Err(_) => serde_json::json!(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            serde_json::Value::Object(obj).to_string()
+        })
+        .collect();
+    std::fs::write(&json, lines.join("\n")).unwrap();
+    let opts = LandOptions::default();
+    lake.land(&gz, "flights/raw/weather/2013.csv.gz", &opts, &noop)
+        .await
+        .unwrap();
+    lake.land(&json, "flights/raw/planes/planes.json", &opts, &noop)
+        .await
+        .unwrap();
+    // A Parquet file: a table tarn wrote, exported with `sql --format parquet`.
+    let airlines = data_dir().join("airlines.csv");
+    lake.load(&tarn_lake::LoadArgs {
+        table: "flights.trusted.airlines".into(),
+        source: airlines.to_str().unwrap().into(),
+        format: None,
+        mode: tarn_lake::LoadMode::Append,
+        key: vec![],
+    })
+    .await
+    .unwrap();
+    let result = lake
+        .sql(
+            "SELECT * FROM flights.trusted.airlines",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let pq = dir.path().join("airlines.parquet");
+    tarn_lake::write_result(
+        &result,
+        tarn_lake::OutputFormat::Parquet,
+        &mut std::fs::File::create(&pq).unwrap(),
+    )
+    .unwrap();
+    lake.land(&pq, "flights/raw/carriers/airlines.parquet", &opts, &noop)
+        .await
+        .unwrap();
+
+    let report = lake.crawl(Some("flights/raw")).await.unwrap();
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let w = lake.table("flights.raw.weather").await.unwrap();
+    assert_eq!(w.record.parameters["compression"], "gzip");
+    assert_eq!(w.record.parameters["delimiter"], ";");
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.raw.weather").await,
+        (weather.len() - 1).to_string()
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT count(*) FROM flights.raw.weather WHERE wind_gust IS NULL"
+        )
+        .await,
+        weather[1..]
+            .iter()
+            .filter(|r| r[10] == "NA")
+            .count()
+            .to_string()
+    );
+    let p = lake.table("flights.raw.planes").await.unwrap();
+    assert_eq!(p.record.format, "json");
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.raw.planes").await,
+        (planes.len() - 1).to_string()
+    );
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT arrow_typeof(seats) FROM flights.raw.planes LIMIT 1"
+        )
+        .await,
+        "Int64"
+    );
+    let c = lake.table("flights.raw.carriers").await.unwrap();
+    assert_eq!(c.record.format, "parquet");
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.raw.carriers").await,
+        "16"
+    );
+}

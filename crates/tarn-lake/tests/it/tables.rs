@@ -227,22 +227,42 @@ async fn a_workspace_is_an_isolated_copy() {
 async fn repeated_queries_see_every_new_commit() {
     let (dir, lake) = lake("lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
-    lake.load(&args("flights.trusted.airlines", airlines.to_str().unwrap(), LoadMode::Append))
-        .await
-        .unwrap();
+    lake.load(&args(
+        "flights.trusted.airlines",
+        airlines.to_str().unwrap(),
+        LoadMode::Append,
+    ))
+    .await
+    .unwrap();
     // Enough repeats for the engine to keep the table's rows in memory.
     for _ in 0..3 {
-        assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await, "16");
+        assert_eq!(
+            scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await,
+            "16"
+        );
     }
     // Another writer (its own Lake, as another process would be) commits more rows.
     let other = Lake::open(dir.path(), &Selection::default()).await.unwrap();
     let more = dir.path().join("more.csv");
     std::fs::write(&more, "carrier,name\nQQ,Q Air\nZZ,Z Air\n").unwrap();
     other
-        .load(&args("flights.trusted.airlines", more.to_str().unwrap(), LoadMode::Append))
+        .load(&args(
+            "flights.trusted.airlines",
+            more.to_str().unwrap(),
+            LoadMode::Append,
+        ))
         .await
         .unwrap();
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await, "18");
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines@v0").await, "16");
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines@v0").await, "16");
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await,
+        "18"
+    );
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines@v0").await,
+        "16"
+    );
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines@v0").await,
+        "16"
+    );
 }
