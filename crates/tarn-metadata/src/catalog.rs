@@ -164,7 +164,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO catalog_databases (name, domain, layer, location, created_at)
              VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (name) DO UPDATE SET location = excluded.location",
+             ON CONFLICT (name) DO UPDATE SET location = excluded.location
+             WHERE catalog_databases.location <> excluded.location",
         )
         .bind(&name)
         .bind(domain)
