@@ -536,8 +536,14 @@ mod tests {
 
     #[tokio::test]
     async fn schema_changes_make_versions() {
+        for backend in crate::testing::BACKENDS {
+            schema_changes_make_versions_on(backend).await;
+        }
+    }
+
+    async fn schema_changes_make_versions_on(backend: crate::testing::Backend) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/m.db", dir.path().display()))
+        let store = crate::testing::fresh_store(backend, dir.path())
             .await
             .unwrap();
         let db = store
@@ -565,5 +571,30 @@ mod tests {
         assert_eq!(versions.len(), 2);
         assert_eq!(versions[0].columns.len(), 1);
         assert_eq!(versions[1].reason, "new column carrier");
+        let stamp = store.catalog_stamp().await.unwrap();
+        store.set_row_count(&t.id, Some(5)).await.unwrap();
+        assert_eq!(
+            store
+                .table("flights_raw", "flights")
+                .await
+                .unwrap()
+                .unwrap()
+                .row_count,
+            Some(5)
+        );
+        assert!(stamp.starts_with("1:"), "{stamp}");
+        store
+            .put_partition(
+                &t.id,
+                &Partition {
+                    spec: "year=2013".into(),
+                    values: vec!["2013".into()],
+                    location: "x".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.partitions(&t.id).await.unwrap().len(), 1);
+        assert_eq!(store.databases().await.unwrap().len(), 1);
     }
 }

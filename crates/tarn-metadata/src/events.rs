@@ -107,8 +107,16 @@ mod tests {
 
     #[tokio::test]
     async fn same_object_is_recorded_once() {
+        for backend in crate::testing::BACKENDS {
+            same_object_is_recorded_once_on(backend).await;
+        }
+    }
+
+    async fn same_object_is_recorded_once_on(backend: crate::testing::Backend) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/m.db", dir.path().display());
+        let url = crate::testing::fresh_url(backend, dir.path())
+            .await
+            .unwrap();
         let store = Store::open(&url).await.unwrap();
         let e = NewEvent::object_created("flights/raw", "a.csv", "e1", 3);
         assert!(store.record_event(&e).await.unwrap());

@@ -18,6 +18,7 @@ mod catalog;
 mod error;
 mod events;
 mod store;
+pub mod testing;
 
 pub use catalog::{
     Column, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange, TableDraft,

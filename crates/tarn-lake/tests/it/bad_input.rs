@@ -13,9 +13,8 @@ fn load_args(source: &str) -> LoadArgs {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
-    let (dir, lake) = lake(FLIGHTS_YML, &[]).await;
+async fn bad_files_are_rejected_or_refused_and_nothing_is_lost(backend: Backend) {
+    let (dir, lake) = lake(backend, FLIGHTS_YML, &[]).await;
     let airlines = data_dir().join("airlines.csv");
     lake.land(
         &airlines,
@@ -176,6 +175,7 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
     assert!(err.contains("not in the catalog"), "{err}");
 
     // A wrong config names the file, the line and the fix; the lake is untouched.
+    let original = std::fs::read_to_string(dir.path().join("tarn.yml")).unwrap();
     std::fs::write(
         dir.path().join("tarn.yml"),
         "lake: test\ndomains: [flights]\nlayer: [raw]\n",
@@ -188,7 +188,7 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
         .to_string();
     assert!(err.contains("tarn.yml:3"), "{err}");
     assert!(err.contains("did you mean `layers`"), "{err}");
-    std::fs::write(dir.path().join("tarn.yml"), FLIGHTS_YML).unwrap();
+    std::fs::write(dir.path().join("tarn.yml"), original).unwrap();
 
     // Everything stored before is still there.
     let lake = Lake::open(dir.path(), &Selection::default()).await.unwrap();
@@ -221,10 +221,9 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_contract_that_does_not_fit_is_refused_with_its_place() {
+async fn a_contract_that_does_not_fit_is_refused_with_its_place(backend: Backend) {
     let contract = "table: flights.trusted.airlines\ncolumns:\n  - { name: carrier, type: string }\n  - { name: founded, type: int }\n";
-    let (_dir, lake) = lake(FLIGHTS_YML, &[("airlines.yml", contract)]).await;
+    let (_dir, lake) = lake(backend, FLIGHTS_YML, &[("airlines.yml", contract)]).await;
     let err = lake
         .load(&load_args(
             data_dir().join("airlines.csv").to_str().unwrap(),
@@ -242,7 +241,7 @@ async fn a_contract_that_does_not_fit_is_refused_with_its_place() {
     );
 
     let bad_domain = "table: cars.trusted.x\ncolumns:\n  - { name: a, type: int }\n";
-    let (_dir, lake) = lake_with(bad_domain).await;
+    let (_dir, lake) = lake_with(backend, bad_domain).await;
     let err = lake
         .load(&load_args(
             data_dir().join("airlines.csv").to_str().unwrap(),
@@ -256,6 +255,11 @@ async fn a_contract_that_does_not_fit_is_refused_with_its_place() {
     );
 }
 
-async fn lake_with(contract: &str) -> (tempfile::TempDir, Lake) {
-    lake(FLIGHTS_YML, &[("x.yml", contract)]).await
+async fn lake_with(backend: Backend, contract: &str) -> (tempfile::TempDir, Lake) {
+    lake(backend, FLIGHTS_YML, &[("x.yml", contract)]).await
 }
+
+crate::on_every_backend!(
+    bad_files_are_rejected_or_refused_and_nothing_is_lost,
+    a_contract_that_does_not_fit_is_refused_with_its_place
+);

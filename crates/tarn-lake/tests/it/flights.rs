@@ -5,10 +5,9 @@ use crate::support::*;
 use std::collections::HashSet;
 use tarn_lake::{LandOptions, LandOutcome, LoadArgs, LoadMode, TableChange};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_flights_land_crawl_load_query() {
+async fn full_flights_land_crawl_load_query(backend: Backend) {
     let csv = flights_csv();
-    let (_dir, lake) = lake(FLIGHTS_YML, &[("flights.yml", FLIGHTS_CONTRACT)]).await;
+    let (_dir, lake) = lake(backend, FLIGHTS_YML, &[("flights.yml", FLIGHTS_CONTRACT)]).await;
 
     // What the contract must reject, computed here from the file itself: cancelled flights
     // (no air_time) and repeated keys.
@@ -249,3 +248,5 @@ async fn full_flights_land_crawl_load_query() {
         load.row_count.to_string()
     );
 }
+
+crate::on_every_backend!(full_flights_land_crawl_load_query);

@@ -4,8 +4,7 @@ use crate::support::*;
 use std::collections::BTreeMap;
 use tarn_lake::{LandOptions, TableChange};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hive_layout_becomes_a_partitioned_table() {
+async fn hive_layout_becomes_a_partitioned_table(backend: Backend) {
     let rows = read_csv(&flights_csv());
     let header = rows[0].clone();
     // Split the real flights by year and month, without those columns, as Hive lays them out.
@@ -26,7 +25,7 @@ async fn hive_layout_becomes_a_partitioned_table() {
         )
         .unwrap();
     }
-    let (dir, lake) = lake(FLIGHTS_YML, &[]).await;
+    let (dir, lake) = lake(backend, FLIGHTS_YML, &[]).await;
     let landed = lake
         .land(
             src.path(),
@@ -117,10 +116,9 @@ async fn hive_layout_becomes_a_partitioned_table() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable() {
+async fn gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable(backend: Backend) {
     use std::io::Write;
-    let (dir, lake) = lake(FLIGHTS_YML, &[]).await;
+    let (dir, lake) = lake(backend, FLIGHTS_YML, &[]).await;
     // weather.csv gzipped, semicolon-separated.
     let weather = read_csv(&data_dir().join("weather.csv"));
     let text: String = weather.iter().map(|r| r.join(";") + "\n").collect();
@@ -231,3 +229,8 @@ async fn gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable() {
         "16"
     );
 }
+
+crate::on_every_backend!(
+    hive_layout_becomes_a_partitioned_table,
+    gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable
+);

