@@ -27,9 +27,11 @@ pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Selection};
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{Event, Store};
-pub use tarn_query::{write_result, OutputFormat, QueryOptions, QueryResult};
-pub use tarn_storage::{LandOptions, LandOutcome, Landed, ObjectInfo, Zones};
-pub use tarn_tables::{HistoryEntry, LoadMode};
+pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};
+pub use tarn_storage::{
+    validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone, Zones,
+};
+pub use tarn_tables::{HistoryEntry, LoadMode, TablesError};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -82,10 +82,11 @@ impl Lake {
         Ok(())
     }
 
-    /// Reads what `source` names: a local file, or else an object `DOMAIN/LAYER/KEY`.
-    async fn source_bytes(&self, source: &str) -> Result<Vec<u8>, LakeError> {
+    /// Reads what `source` names: a local file (when `local` allows), or else an object
+    /// `DOMAIN/LAYER/KEY`.
+    async fn source_bytes(&self, source: &str, local: bool) -> Result<Vec<u8>, LakeError> {
         let path = std::path::Path::new(source);
-        if path.is_file() {
+        if local && path.is_file() {
             return tokio::fs::read(path).await.map_err(|e| LakeError::Io {
                 path: source.into(),
                 source: e,
@@ -99,12 +100,22 @@ impl Lake {
         }
     }
 
-    /// Loads a file into a Delta table.
+    /// Loads a local file, or an object `DOMAIN/LAYER/KEY`, into a Delta table.
     pub async fn load(&self, args: &LoadArgs) -> Result<LoadReport, LakeError> {
+        self.load_from(args, true).await
+    }
+
+    /// Loads an object `DOMAIN/LAYER/KEY` into a Delta table; never reads local files (for
+    /// requests from the network).
+    pub async fn load_object(&self, args: &LoadArgs) -> Result<LoadReport, LakeError> {
+        self.load_from(args, false).await
+    }
+
+    async fn load_from(&self, args: &LoadArgs, local: bool) -> Result<LoadReport, LakeError> {
         let a = self.address(&args.table)?;
         self.writable(&a)?;
         let contract = self.contract(&a)?;
-        let bytes = self.source_bytes(&args.source).await?;
+        let bytes = self.source_bytes(&args.source, local).await?;
         let name = args.source.clone();
         let format = args.format;
         let source = tokio::task::spawn_blocking(move || Source::read(&name, &bytes, format))

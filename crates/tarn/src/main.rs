@@ -31,6 +31,9 @@ Tables and SQL:
   load        Load a file into a Delta table under its data contract
   sql         Query every catalogued table with SQL (domain.layer.table)
 
+Serve:
+  serve       Serve the lake's HTTP API (loopback only until tokens arrive)
+
 Options:
 {options}
 Start with `tarn quickstart`, then `tarn --dir tarn-quickstart tables`.
@@ -189,6 +192,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the HTTP API: zones and objects, catalog, crawls, loads and SQL under /api/v1,
+    /// /health and /ready. Stops cleanly on SIGINT or SIGTERM, finishing requests in flight.
+    ///
+    /// Examples:
+    ///   tarn serve                          (127.0.0.1:8080)
+    ///   curl -T flights.csv localhost:8080/api/v1/zones/flights/raw/objects/flights.csv
+    ///   curl -d '{"query": "SELECT 1"}' -H 'content-type: application/json' localhost:8080/api/v1/sql
+    #[command(verbatim_doc_comment)]
+    Serve {
+        /// Address to listen on (a loopback address for now).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Largest object a PUT may land, in MiB.
+        #[arg(long, default_value_t = 5120)]
+        max_object_mb: u64,
+    },
     /// Query every catalogued table with SQL; tables are domain.layer.table, and
     /// domain.layer.table@vN reads version N of a Delta table.
     ///
@@ -234,8 +253,9 @@ fn main() {
     let cli = Cli::parse();
     // delta-kernel logs an ERROR when it probes a folder that holds no table yet; tarn reports
     // real failures itself, so that noise stays off unless asked for.
+    let serving = matches!(cli.command, Command::Serve { .. });
     let filter = std::env::var("TARN_LOG").unwrap_or_else(|_| {
-        if cli.verbose {
+        if cli.verbose || serving {
             "info,buoyant_kernel=warn"
         } else {
             "warn,buoyant_kernel=off"
@@ -245,6 +265,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -411,6 +432,22 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 print::load(&report);
             }
+        }
+        Command::Serve {
+            addr,
+            max_object_mb,
+        } => {
+            let lake = open(&cli).await?;
+            let limits = tarn_server::Limits {
+                max_object_bytes: max_object_mb * 1024 * 1024,
+                ..Default::default()
+            };
+            tarn_server::App::build(lake, limits)
+                .serve(*addr, tarn_server::shutdown_signal(), |bound| {
+                    tracing::info!(%bound, "tarn serve listening");
+                    eprintln!("tarn serve: listening on http://{bound} (Ctrl-C to stop)");
+                })
+                .await?;
         }
         Command::Sql {
             query,

@@ -1,0 +1,125 @@
+//! `tarn serve`: one HTTP API over a lake, on axum.
+//!
+//! [`App::build`] takes an opened lake; [`App::router`] is the whole API (tests call it with
+//! `tower::ServiceExt::oneshot`), [`App::serve`] binds it with graceful shutdown.
+//!
+//! Routes (all JSON unless said otherwise; errors are `{"error": {code, message, status}}`):
+//! - `GET /health`, `GET /ready` (metadata store and object store reachable)
+//! - `GET /api/v1/zones`
+//! - `GET /api/v1/zones/{domain}/{layer}/objects?prefix=&limit=&next_token=`
+//! - `PUT /api/v1/zones/{domain}/{layer}/objects/{key}` lands the body (`?force=true` to
+//!   replace a raw object); `GET` the same path reads it
+//! - `GET /api/v1/tables?filter=&search=&limit=&next_token=`, `GET /api/v1/tables/{table}`,
+//!   `GET /api/v1/tables/{table}/history`
+//! - `POST /api/v1/crawls` `{"scope": "flights/raw"}`
+//! - `POST /api/v1/loads` `{"table", "source": "DOMAIN/LAYER/KEY", "mode", "key"}`
+//! - `POST /api/v1/sql` `{"query", "limit", "timeout_ms"}`, answered as JSON, CSV
+//!   (`Accept: text/csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream`)
+
+mod error;
+mod routes;
+
+pub use error::ApiError;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tarn_lake::Lake;
+
+/// Limits of the API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest object a `PUT` may land, in bytes.
+    pub max_object_bytes: u64,
+    /// Rows a SQL answer holds at most when the request names no limit.
+    pub default_row_limit: usize,
+    /// Longest a query may run when the request names no timeout.
+    pub default_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_object_bytes: 5 * 1024 * 1024 * 1024,
+            default_row_limit: 10_000,
+            default_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// The server: a lake and the limits of its API.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) lake: Lake,
+    pub(crate) limits: Arc<Limits>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("refusing to listen on {0}: tokens are not implemented yet, so tarn serve binds loopback addresses only (127.0.0.1, ::1)")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl App {
+    /// An app over `lake`.
+    pub fn build(lake: Lake, limits: Limits) -> Self {
+        App {
+            lake,
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// The whole API.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.clone())
+    }
+
+    /// Serves on `addr` until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        addr: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        on_bound: impl FnOnce(SocketAddr),
+    ) -> Result<(), ServeError> {
+        if !addr.ip().is_loopback() {
+            return Err(ServeError::NotLoopback(addr));
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        on_bound(listener.local_addr()?);
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
