@@ -24,7 +24,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 DATA = Path(os.environ.get("TARN_SHARED_DATA", ROOT.parent / "shared" / "data" / "nycflights13"))
-WORK = ROOT / "bench" / "work"
+WORK = ROOT / "bench" / "cache"
 WORK.mkdir(parents=True, exist_ok=True)
 CSV = WORK / "flights.csv"
 if not CSV.exists():
