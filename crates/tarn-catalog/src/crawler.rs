@@ -364,16 +364,7 @@ async fn crawl_group(
         .await?;
     }
     for o in &used {
-        meta.record_crawled(
-            &zone.name(),
-            &o.key,
-            &CrawledObject {
-                etag: etag_of(o),
-                table_id: Some(table.id.clone()),
-                outcome: "catalogued".into(),
-            },
-        )
-        .await?;
+        catalogued(meta, zone, &o.key, etag_of(o), &table.id).await?;
     }
     report.tables.push(TableOutcome {
         table: address,
@@ -403,6 +394,22 @@ fn merge_columns(columns: &mut Vec<Column>, new: &[Column], changes: &mut Vec<St
             }
         }
     }
+}
+
+/// Remembers that an object (or a Delta log) was catalogued into a table.
+async fn catalogued(
+    meta: &Store,
+    zone: &Zone,
+    key: &str,
+    etag: String,
+    table_id: &str,
+) -> Result<(), CatalogError> {
+    let seen = CrawledObject {
+        etag,
+        table_id: Some(table_id.to_string()),
+        outcome: "catalogued".into(),
+    };
+    Ok(meta.record_crawled(&zone.name(), key, &seen).await?)
 }
 
 async fn skip(
@@ -524,16 +531,7 @@ async fn crawl_delta(
         meta.set_row_count(&table.id, Some(live.values().sum()))
             .await?;
     }
-    meta.record_crawled(
-        &zone.name(),
-        &log_key,
-        &CrawledObject {
-            etag: marker,
-            table_id: Some(table.id.clone()),
-            outcome: "catalogued".into(),
-        },
-    )
-    .await?;
+    catalogued(meta, zone, &log_key, marker, &table.id).await?;
     report.tables.push(TableOutcome {
         table: address,
         change,

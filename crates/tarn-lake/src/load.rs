@@ -150,7 +150,7 @@ impl Lake {
             .as_ref()
             .map(|c| c.partition_by.clone())
             .unwrap_or_default();
-        let schema = outcome.schema.clone().expect("a load reports its schema");
+        let schema = outcome.schema.clone();
         let mut parameters = BTreeMap::new();
         parameters.insert("classification".to_string(), "delta".to_string());
         if let Some(c) = &contract {

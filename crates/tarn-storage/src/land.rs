@@ -60,12 +60,7 @@ impl Zones {
         opts: &LandOptions,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<Landed>, StorageError> {
-        let md = tokio::fs::metadata(path)
-            .await
-            .map_err(|source| StorageError::ReadLocal {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let md = tokio::fs::metadata(path).await.map_err(read_local(path))?;
         if md.is_file() {
             let key = if key.is_empty() {
                 path.file_name()
@@ -127,11 +122,7 @@ impl Zones {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Landed, StorageError> {
         crate::validate_key(key)?;
-        let read_err = |source| StorageError::ReadLocal {
-            path: path.display().to_string(),
-            source,
-        };
-        let (etag, size) = hash_file(path).await.map_err(read_err)?;
+        let (etag, size) = hash_file(path).await.map_err(read_local(path))?;
         let location = zone.path(key);
         let store = self.store();
         let raw = zone.layer == "raw";
@@ -205,14 +196,11 @@ async fn upload(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), StorageError> {
     let store = zones.store();
-    let read_err = |source| StorageError::ReadLocal {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
+    let read_err = read_local(path);
+    let mut file = tokio::fs::File::open(path).await.map_err(&read_err)?;
     if size as usize <= PART_SIZE {
         let mut buf = Vec::with_capacity(size as usize);
-        file.read_to_end(&mut buf).await.map_err(read_err)?;
+        file.read_to_end(&mut buf).await.map_err(&read_err)?;
         let mode = if create_only {
             // Two landings racing for the same new raw key: only one wins, the other sees it exists.
             PutMode::Create
@@ -243,6 +231,14 @@ async fn upload(
     }
     writer.finish().await?;
     Ok(())
+}
+
+/// The error for a local file that cannot be read.
+fn read_local(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::ReadLocal {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {

@@ -189,7 +189,6 @@ impl Zones {
 
     /// Replaced versions of a raw object, oldest first.
     pub async fn versions(&self, zone: &Zone, key: &str) -> Result<Vec<ObjectInfo>, StorageError> {
-        self.list(zone, "").await?; // validates the zone is listable
         let prefix = zone.path(&format!("{VERSIONS_PREFIX}/{key}"));
         let mut out: Vec<ObjectInfo> = self
             .store

@@ -80,7 +80,7 @@ pub struct LoadOutcome {
     pub row_count: i64,
     pub ignored_columns: Vec<String>,
     #[serde(skip)]
-    pub schema: Option<SchemaRef>,
+    pub schema: SchemaRef,
 }
 
 /// A new, empty table handle at `table_url` (its folder created when local).
@@ -218,7 +218,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         rejected_version,
         row_count,
         ignored_columns: conformed.ignored_columns.clone(),
-        schema: Some(table.snapshot()?.snapshot().arrow_schema()),
+        schema: table.snapshot()?.snapshot().arrow_schema(),
     })
 }
 
@@ -253,7 +253,7 @@ pub async fn write_batches(
         rejected_version: None,
         row_count: count_rows(&table).await?,
         ignored_columns: vec![],
-        schema: Some(table.snapshot()?.snapshot().arrow_schema()),
+        schema: table.snapshot()?.snapshot().arrow_schema(),
     })
 }
 
