@@ -11,6 +11,7 @@ pub(crate) struct FileConfig {
     pub environment: Option<String>,
     pub storage: Option<String>,
     pub metadata: Option<String>,
+    pub s3: Option<S3Settings>,
     pub domains: Option<Vec<DomainEntry>>,
     pub layers: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
@@ -25,6 +26,7 @@ impl FileConfig {
         Settings {
             storage: self.storage.clone(),
             metadata: self.metadata.clone(),
+            s3: self.s3.clone(),
             domains: self.domains.clone(),
             layers: self.layers.clone(),
             tags: self.tags.clone(),
@@ -39,6 +41,7 @@ impl FileConfig {
 pub(crate) struct Settings {
     pub storage: Option<String>,
     pub metadata: Option<String>,
+    pub s3: Option<S3Settings>,
     pub domains: Option<Vec<DomainEntry>>,
     pub layers: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
@@ -105,4 +108,43 @@ pub enum SubscriptionProtocol {
     Email,
     Command,
     File,
+}
+
+/// How to reach an S3 or S3-compatible store when `storage` is an `s3://` URL. Every field is
+/// optional: what is missing comes from the usual AWS environment variables (`AWS_ENDPOINT_URL`,
+/// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// The store's URL, for S3-compatible stores (MinIO, moto, Ceph...): `http://host:port`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Better left to `AWS_SECRET_ACCESS_KEY`; never printed.
+    #[serde(default, skip_serializing)]
+    pub secret_access_key: Option<Secret>,
+    /// Address buckets as `bucket.endpoint` instead of `endpoint/bucket`.
+    #[serde(default)]
+    pub virtual_hosted_style: Option<bool>,
+}
+
+/// A value that must never be shown: its `Debug` prints `***`.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }

@@ -19,7 +19,7 @@ mod resolve;
 mod starter;
 
 pub use error::ConfigError;
-pub use file::{DomainSpec, Subscription, SubscriptionProtocol, TopicSpec};
+pub use file::{DomainSpec, S3Settings, Secret, Subscription, SubscriptionProtocol, TopicSpec};
 pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
 pub use starter::STARTER;
 

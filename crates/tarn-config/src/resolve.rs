@@ -2,7 +2,7 @@
 //! semantic checks, environment overrides, workspaces and defaults.
 
 use crate::error::ConfigError;
-use crate::file::{DomainSpec, FileConfig, Settings, SubscriptionProtocol, TopicSpec};
+use crate::file::{DomainSpec, FileConfig, S3Settings, Settings, SubscriptionProtocol, TopicSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,8 @@ pub struct LakeConfig {
     pub storage: String,
     /// Metadata store URL.
     pub metadata: String,
+    /// How to reach S3 when `storage` is `s3://...` (empty otherwise).
+    pub s3: S3Settings,
     pub domains: Vec<DomainSpec>,
     pub layers: Vec<String>,
     pub tags: BTreeMap<String, String>,
@@ -172,6 +174,7 @@ impl LakeConfig {
             workspace: selection.workspace.clone(),
             storage,
             metadata,
+            s3: settings.s3.clone().unwrap_or_default(),
             domains: settings
                 .domains
                 .unwrap_or_default()
@@ -251,6 +254,7 @@ fn merge(base: &Settings, over: &Settings) -> Settings {
     Settings {
         storage: over.storage.clone().or(base.storage.clone()),
         metadata: over.metadata.clone().or(base.metadata.clone()),
+        s3: over.s3.clone().or(base.s3.clone()),
         domains: over.domains.clone().or(base.domains.clone()),
         layers: over.layers.clone().or(base.layers.clone()),
         tags: over.tags.clone().or(base.tags.clone()),
@@ -531,6 +535,24 @@ fn validate_settings(
                 place.line_of_key("storage"),
                 format!("storage `{url}` has a scheme tarn does not know"),
                 "use a folder, file:///abs/path or s3://bucket/prefix",
+            ));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            if rest.split('/').next().unwrap_or("").is_empty() {
+                return Err(place.error(
+                    place.line_of_key("storage"),
+                    format!("storage `{url}` names no bucket"),
+                    "write s3://BUCKET/PREFIX, e.g. s3://acme-lake/tarn",
+                ));
+            }
+        }
+    }
+    if let Some(endpoint) = own.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(place.error(
+                place.line_of_key("endpoint"),
+                format!("s3 endpoint `{endpoint}` is not an http:// or https:// URL"),
+                "write the store's address, e.g. http://127.0.0.1:9000",
             ));
         }
     }

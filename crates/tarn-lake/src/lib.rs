@@ -15,6 +15,7 @@ mod error;
 mod load;
 mod quickstart;
 mod sql;
+pub mod testing;
 
 pub use address::TableAddress;
 pub use catalog::{TableDetail, TableSummary};
@@ -62,6 +63,14 @@ impl Lake {
     pub async fn with_config(config: LakeConfig) -> Result<Lake, LakeError> {
         let meta = Store::open(&config.metadata).await?;
         let zones = Zones::open(&config)?;
+        if let Some((url, store)) = zones.bucket_store() {
+            tarn_tables::register_store(&url, store).map_err(|reason| {
+                LakeError::Storage(StorageError::BadUrl {
+                    url: config.storage.clone(),
+                    reason,
+                })
+            })?;
+        }
         // Every zone is a database in the catalog, even before anything is crawled.
         for z in zones.all() {
             meta.ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root()))

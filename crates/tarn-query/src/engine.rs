@@ -70,6 +70,9 @@ impl Engine {
                     .unwrap_or(2),
             );
         let ctx = SessionContext::new_with_config(config);
+        for (url, store) in tarn_tables::registered_stores() {
+            ctx.register_object_store(&url, store);
+        }
         let mut by_zone: BTreeMap<(String, String), BTreeMap<String, TableRecord>> =
             BTreeMap::new();
         let mut addresses = Vec::new();

@@ -1,7 +1,7 @@
 //! Zones on an object store, and landing files into them.
 //!
 //! Every domain x layer of a lake is a zone: the prefix `DOMAIN/LAYER/` under the lake's
-//! storage URL (a local folder by default). Landing streams a file into a zone, refuses keys
+//! storage URL (a local folder by default, or `s3://bucket/prefix`). Landing streams a file into a zone, refuses keys
 //! that would escape it, keeps the raw layer append-only, and records one `object.created`
 //! event per (zone, key, content hash) in the metadata store.
 //!
@@ -19,6 +19,7 @@
 mod error;
 mod keys;
 mod land;
+mod store;
 mod zones;
 
 pub use error::StorageError;

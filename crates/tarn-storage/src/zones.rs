@@ -2,7 +2,6 @@
 
 use crate::StorageError;
 use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
@@ -17,6 +16,7 @@ pub const VERSIONS_PREFIX: &str = "_versions";
 pub struct Zones {
     url: String,
     store: Arc<dyn ObjectStore>,
+    bucket: Option<(String, Arc<dyn ObjectStore>)>,
     domains: Vec<String>,
     layers: Vec<String>,
     config: Arc<LakeConfig>,
@@ -72,21 +72,11 @@ impl Zones {
     /// Opens the object store of the configured stage.
     pub fn open(config: &LakeConfig) -> Result<Self, StorageError> {
         let url = config.storage.clone();
-        let store: Arc<dyn ObjectStore> = if let Some(path) = url.strip_prefix("file://") {
-            std::fs::create_dir_all(path).map_err(|e| StorageError::BadUrl {
-                url: url.clone(),
-                reason: format!("cannot create the folder: {e}"),
-            })?;
-            Arc::new(LocalFileSystem::new_with_prefix(path)?)
-        } else {
-            return Err(StorageError::BadUrl {
-                url: url.clone(),
-                reason: "only local folders (file://) are supported by this build; S3 arrives with the shared deployment".into(),
-            });
-        };
+        let opened = crate::store::open(&url, &config.s3)?;
         Ok(Zones {
             url,
-            store,
+            store: opened.rooted,
+            bucket: opened.bucket,
             domains: config.domains.iter().map(|d| d.name.clone()).collect(),
             layers: config.layers.clone(),
             config: Arc::new(config.clone()),
@@ -101,6 +91,12 @@ impl Zones {
     /// The URL of a location inside the store (for Delta tables and catalog locations).
     pub fn url_of(&self, path: &ObjectPath) -> String {
         format!("{}/{}", self.url.trim_end_matches('/'), path.as_ref())
+    }
+
+    /// For S3 storage: the bucket's URL (`s3://bucket`) and a store rooted at it, which Delta
+    /// and the SQL engine need to resolve table locations.
+    pub fn bucket_store(&self) -> Option<(String, Arc<dyn ObjectStore>)> {
+        self.bucket.clone()
     }
 
     /// The underlying object store.

@@ -16,6 +16,7 @@ mod contract;
 mod delta;
 mod error;
 mod source;
+mod stores;
 
 pub use conform::{conform, conform_against, reject_schema, Conformed, REJECT_COLUMNS};
 pub use contract::{arrow_type, load_all as load_contracts, ColumnRule, Contract};
@@ -25,3 +26,4 @@ pub use delta::{
 };
 pub use error::TablesError;
 pub use source::{Format, Malformed, Source, LINE};
+pub use stores::{register_store, registered_stores};

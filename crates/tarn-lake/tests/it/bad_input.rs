@@ -1,6 +1,7 @@
 //! Bad input gets a clear error or a rejection with a reason, and loses nothing stored.
 
 use crate::support::*;
+use object_store::ObjectStoreExt;
 use tarn_lake::{Lake, LandOptions, LoadArgs, LoadMode, Selection};
 
 fn load_args(source: &str) -> LoadArgs {
@@ -13,8 +14,8 @@ fn load_args(source: &str) -> LoadArgs {
     }
 }
 
-async fn bad_files_are_rejected_or_refused_and_nothing_is_lost(backend: Backend) {
-    let (dir, lake) = lake(backend, FLIGHTS_YML, &[]).await;
+async fn bad_files_are_rejected_or_refused_and_nothing_is_lost(deployment: Deployment) {
+    let (dir, lake) = lake(deployment, FLIGHTS_YML, &[]).await;
     let airlines = data_dir().join("airlines.csv");
     lake.land(
         &airlines,
@@ -147,7 +148,8 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost(backend: Backend)
             .to_string();
         assert!(err.contains("refused"), "{key:?}: {err}");
     }
-    assert!(!dir.path().join("lake/dev/flights/escape.csv").exists());
+    let escaped = lake.zones.store().head(&"flights/escape.csv".into()).await;
+    assert!(escaped.is_err(), "nothing lands outside a zone");
     // A raw object is never silently replaced.
     let err = lake
         .land(
@@ -211,19 +213,20 @@ async fn bad_files_are_rejected_or_refused_and_nothing_is_lost(backend: Backend)
             "airlines/image.csv"
         ]
     );
+    let zone = lake.zones.zone("flights", "raw").unwrap();
     assert_eq!(
-        &std::fs::read(
-            dir.path()
-                .join("lake/dev/flights/raw/airlines/airlines.csv")
-        )
-        .unwrap(),
-        &std::fs::read(&airlines).unwrap()
+        lake.zones
+            .read(&zone, "airlines/airlines.csv")
+            .await
+            .unwrap()
+            .as_ref(),
+        std::fs::read(&airlines).unwrap().as_slice()
     );
 }
 
-async fn a_contract_that_does_not_fit_is_refused_with_its_place(backend: Backend) {
+async fn a_contract_that_does_not_fit_is_refused_with_its_place(deployment: Deployment) {
     let contract = "table: flights.trusted.airlines\ncolumns:\n  - { name: carrier, type: string }\n  - { name: founded, type: int }\n";
-    let (_dir, lake) = lake(backend, FLIGHTS_YML, &[("airlines.yml", contract)]).await;
+    let (_dir, lake) = lake(deployment, FLIGHTS_YML, &[("airlines.yml", contract)]).await;
     let err = lake
         .load(&load_args(
             data_dir().join("airlines.csv").to_str().unwrap(),
@@ -241,7 +244,7 @@ async fn a_contract_that_does_not_fit_is_refused_with_its_place(backend: Backend
     );
 
     let bad_domain = "table: cars.trusted.x\ncolumns:\n  - { name: a, type: int }\n";
-    let (_dir, lake) = lake_with(backend, bad_domain).await;
+    let (_dir, lake) = lake_with(deployment, bad_domain).await;
     let err = lake
         .load(&load_args(
             data_dir().join("airlines.csv").to_str().unwrap(),
@@ -255,8 +258,8 @@ async fn a_contract_that_does_not_fit_is_refused_with_its_place(backend: Backend
     );
 }
 
-async fn lake_with(backend: Backend, contract: &str) -> (tempfile::TempDir, Lake) {
-    lake(backend, FLIGHTS_YML, &[("x.yml", contract)]).await
+async fn lake_with(deployment: Deployment, contract: &str) -> (tempfile::TempDir, Lake) {
+    lake(deployment, FLIGHTS_YML, &[("x.yml", contract)]).await
 }
 
 crate::on_every_backend!(

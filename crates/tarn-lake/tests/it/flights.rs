@@ -5,9 +5,14 @@ use crate::support::*;
 use std::collections::HashSet;
 use tarn_lake::{LandOptions, LandOutcome, LoadArgs, LoadMode, TableChange};
 
-async fn full_flights_land_crawl_load_query(backend: Backend) {
+async fn full_flights_land_crawl_load_query(deployment: Deployment) {
     let csv = flights_csv();
-    let (_dir, lake) = lake(backend, FLIGHTS_YML, &[("flights.yml", FLIGHTS_CONTRACT)]).await;
+    let (_dir, lake) = lake(
+        deployment,
+        FLIGHTS_YML,
+        &[("flights.yml", FLIGHTS_CONTRACT)],
+    )
+    .await;
 
     // What the contract must reject, computed here from the file itself: cancelled flights
     // (no air_time) and repeated keys.

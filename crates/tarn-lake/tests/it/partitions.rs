@@ -4,7 +4,7 @@ use crate::support::*;
 use std::collections::BTreeMap;
 use tarn_lake::{LandOptions, TableChange};
 
-async fn hive_layout_becomes_a_partitioned_table(backend: Backend) {
+async fn hive_layout_becomes_a_partitioned_table(deployment: Deployment) {
     let rows = read_csv(&flights_csv());
     let header = rows[0].clone();
     // Split the real flights by year and month, without those columns, as Hive lays them out.
@@ -25,7 +25,7 @@ async fn hive_layout_becomes_a_partitioned_table(backend: Backend) {
         )
         .unwrap();
     }
-    let (dir, lake) = lake(backend, FLIGHTS_YML, &[]).await;
+    let (dir, lake) = lake(deployment, FLIGHTS_YML, &[]).await;
     let landed = lake
         .land(
             src.path(),
@@ -116,9 +116,9 @@ async fn hive_layout_becomes_a_partitioned_table(backend: Backend) {
     );
 }
 
-async fn gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable(backend: Backend) {
+async fn gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable(deployment: Deployment) {
     use std::io::Write;
-    let (dir, lake) = lake(backend, FLIGHTS_YML, &[]).await;
+    let (dir, lake) = lake(deployment, FLIGHTS_YML, &[]).await;
     // weather.csv gzipped, semicolon-separated.
     let weather = read_csv(&data_dir().join("weather.csv"));
     let text: String = weather.iter().map(|r| r.join(";") + "\n").collect();

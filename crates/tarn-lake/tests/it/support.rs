@@ -2,21 +2,22 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+pub use tarn_lake::testing::Deployment;
 use tarn_lake::{Lake, Selection};
-pub use tarn_metadata::testing::Backend;
 
-/// Runs each named `async fn(Backend)` as two tests: `NAME::sqlite` and `NAME::postgres`.
+/// Runs each named `async fn(Deployment)` as two tests: `NAME::embedded` (SQLite + files) and
+/// `NAME::shared` (Postgres + S3).
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::support::Backend::Sqlite).await
+            async fn embedded() {
+                super::$name($crate::support::Deployment::Embedded).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::support::Backend::Postgres).await
+            async fn shared() {
+                super::$name($crate::support::Deployment::Shared).await
             }
         }
     )*};
@@ -46,21 +47,15 @@ pub fn flights_csv() -> PathBuf {
     dir.path().join("flights.csv")
 }
 
-/// A fresh lake with `tarn.yml` and contracts (`(file name, text)`), its metadata on `backend`.
+/// A fresh lake with `tarn.yml` and contracts (`(file name, text)`) on `deployment`.
 pub async fn lake(
-    backend: Backend,
+    deployment: Deployment,
     yml: &str,
     contracts: &[(&str, &str)],
 ) -> (tempfile::TempDir, Lake) {
     let dir = tempfile::tempdir().unwrap();
-    let url = tarn_metadata::testing::fresh_url(backend, dir.path())
-        .await
-        .unwrap();
-    std::fs::write(
-        dir.path().join("tarn.yml"),
-        format!("{yml}metadata: {url}\n"),
-    )
-    .unwrap();
+    let place = tarn_lake::testing::fresh_yml(deployment, dir.path()).await;
+    std::fs::write(dir.path().join("tarn.yml"), format!("{yml}{place}")).unwrap();
     std::fs::create_dir_all(dir.path().join("contracts")).unwrap();
     for (name, text) in contracts {
         std::fs::write(dir.path().join("contracts").join(name), text).unwrap();

@@ -13,8 +13,8 @@ fn args(table: &str, source: &str, mode: LoadMode) -> LoadArgs {
     }
 }
 
-async fn schema_evolves_and_old_versions_stay_readable(backend: Backend) {
-    let (dir, lake) = lake(backend, "lake: t\ndomains: [weather]\n", &[]).await;
+async fn schema_evolves_and_old_versions_stay_readable(deployment: Deployment) {
+    let (dir, lake) = lake(deployment, "lake: t\ndomains: [weather]\n", &[]).await;
     let weather = data_dir().join("weather.csv");
     let rows = read_csv(&weather);
     let n = rows.len() - 1;
@@ -98,8 +98,8 @@ async fn schema_evolves_and_old_versions_stay_readable(backend: Backend) {
     assert!(err.contains("no version 9"), "{err}");
 }
 
-async fn merge_updates_matching_keys_and_inserts_the_rest(backend: Backend) {
-    let (dir, lake) = lake(backend, "lake: t\ndomains: [flights]\n", &[]).await;
+async fn merge_updates_matching_keys_and_inserts_the_rest(deployment: Deployment) {
+    let (dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
     let base = lake
         .load(&args(
@@ -145,8 +145,8 @@ async fn merge_updates_matching_keys_and_inserts_the_rest(backend: Backend) {
     );
 }
 
-async fn sql_is_read_only_and_into_needs_a_service_table(backend: Backend) {
-    let (_dir, lake) = lake(backend, "lake: t\ndomains: [flights]\n", &[]).await;
+async fn sql_is_read_only_and_into_needs_a_service_table(deployment: Deployment) {
+    let (_dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
     lake.load(&args(
         "flights.trusted.airlines",
@@ -195,7 +195,7 @@ async fn sql_is_read_only_and_into_needs_a_service_table(backend: Backend) {
 // Workspaces on a Postgres metadata store are refused for now (tarn-config says so).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_is_an_isolated_copy() {
-    let (dir, lake) = lake(Backend::Sqlite, "lake: t\ndomains: [flights]\n", &[]).await;
+    let (dir, lake) = lake(Deployment::Embedded, "lake: t\ndomains: [flights]\n", &[]).await;
     let ws = Lake::open(
         dir.path(),
         &Selection {
@@ -221,8 +221,8 @@ async fn a_workspace_is_an_isolated_copy() {
     assert!(lake.events(None, 10).await.unwrap().is_empty());
 }
 
-async fn repeated_queries_see_every_new_commit(backend: Backend) {
-    let (dir, lake) = lake(backend, "lake: t\ndomains: [flights]\n", &[]).await;
+async fn repeated_queries_see_every_new_commit(deployment: Deployment) {
+    let (dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
     lake.load(&args(
         "flights.trusted.airlines",
