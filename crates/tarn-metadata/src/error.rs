@@ -21,6 +21,9 @@ pub enum MetadataError {
         #[source]
         source: std::io::Error,
     },
+    /// The request clashes with what is stored; the message says what to do instead.
+    #[error("{0}")]
+    Conflict(String),
     #[error("table `{0}` is not in the catalog")]
     NoSuchTable(String),
 }

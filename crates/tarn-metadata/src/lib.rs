@@ -19,6 +19,7 @@ mod error;
 mod events;
 mod store;
 pub mod testing;
+mod tokens;
 
 pub use catalog::{
     Column, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange, TableDraft,
@@ -27,6 +28,7 @@ pub use catalog::{
 pub use error::MetadataError;
 pub use events::{Event, NewEvent, OBJECT_CREATED};
 pub use store::Store;
+pub use tokens::{TokenRecord, TOKEN_PREFIX};
 
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

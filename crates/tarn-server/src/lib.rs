@@ -16,6 +16,7 @@
 //! - `POST /api/v1/sql` `{"query", "limit", "timeout_ms"}`, answered as JSON, CSV
 //!   (`Accept: text/csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream`)
 
+mod auth;
 mod error;
 mod routes;
 
@@ -51,13 +52,19 @@ impl Default for Limits {
 pub struct App {
     pub(crate) lake: Lake,
     pub(crate) limits: Arc<Limits>,
+    /// Whether every call needs a bearer token.
+    pub(crate) auth: bool,
 }
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("refusing to listen on {0}: tokens are not implemented yet, so tarn serve binds loopback addresses only (127.0.0.1, ::1)")]
+    #[error("refusing to listen on {0} without auth: anyone who can reach it could read and write the lake; start with --auth (every call then needs a token from `tarn token create`), or bind 127.0.0.1")]
     NotLoopback(SocketAddr),
+    #[error("--auth is on but no token exists, so no call could succeed; create one first with `tarn token create --name NAME`")]
+    NoTokens,
+    #[error("cannot read the tokens: {0}")]
+    Tokens(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -74,7 +81,19 @@ impl App {
         App {
             lake,
             limits: Arc::new(limits),
+            auth: false,
         }
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` on every call but `/health` and `/ready`.
+    pub fn with_auth(mut self, on: bool) -> Self {
+        self.auth = on;
+        self
+    }
+
+    /// The lake this app serves.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
     }
 
     /// The whole API.
@@ -89,8 +108,19 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
         on_bound: impl FnOnce(SocketAddr),
     ) -> Result<(), ServeError> {
-        if !addr.ip().is_loopback() {
+        if !addr.ip().is_loopback() && !self.auth {
             return Err(ServeError::NotLoopback(addr));
+        }
+        if self.auth {
+            let live = self
+                .lake
+                .meta
+                .tokens()
+                .await
+                .map_err(|e| ServeError::Tokens(e.to_string()))?;
+            if !live.iter().any(|t| t.revoked_at.is_none()) {
+                return Err(ServeError::NoTokens);
+            }
         }
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -34,11 +34,15 @@ pub(crate) fn router(app: App) -> Router {
         .route("/ready", get(ready))
         .nest("/api/v1", api)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::require_token,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|r: &axum::http::Request<Body>| {
-                    tracing::info_span!("request", method = %r.method(), path = %r.uri().path())
+                    tracing::info_span!("request", method = %r.method(), path = %r.uri().path(), token = tracing::field::Empty)
                 })
                 .on_response(
                     |res: &Response, latency: Duration, _span: &tracing::Span| {

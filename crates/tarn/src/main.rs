@@ -32,7 +32,8 @@ Tables and SQL:
   sql         Query every catalogued table with SQL (domain.layer.table)
 
 Serve:
-  serve       Serve the lake's HTTP API (loopback only until tokens arrive)
+  serve       Serve the lake's HTTP API (docs at /docs)
+  token       Create, list and revoke API tokens
 
 Options:
 {options}
@@ -196,18 +197,28 @@ enum Command {
     /// /health and /ready. Stops cleanly on SIGINT or SIGTERM, finishing requests in flight.
     ///
     /// Examples:
-    ///   tarn serve                          (127.0.0.1:8080)
+    ///   tarn serve                          (127.0.0.1:8080; browse http://127.0.0.1:8080/docs)
     ///   curl -T flights.csv localhost:8080/api/v1/zones/flights/raw/objects/flights.csv
     ///   curl -d '{"query": "SELECT 1"}' -H 'content-type: application/json' localhost:8080/api/v1/sql
+    ///   tarn token create --name team && tarn serve --auth --addr 0.0.0.0:8080
+    ///
+    /// Any address but loopback needs --auth: every call then carries
+    /// `Authorization: Bearer TOKEN` (tokens from `tarn token create`).
     #[command(verbatim_doc_comment)]
     Serve {
-        /// Address to listen on (a loopback address for now).
+        /// Address to listen on; anything but loopback needs --auth.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Require a bearer token on every call but /health and /ready.
+        #[arg(long, env = "TARN_AUTH")]
+        auth: bool,
         /// Largest object a PUT may land, in MiB.
         #[arg(long, default_value_t = 5120)]
         max_object_mb: u64,
     },
+    /// Create, list and revoke the tokens `tarn serve --auth` accepts.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Query every catalogued table with SQL; tables are domain.layer.table, and
     /// domain.layer.table@vN reads version N of a Delta table.
     ///
@@ -231,6 +242,33 @@ enum Command {
         #[arg(long)]
         timeout: Option<u64>,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once; only its hash is stored.
+    ///
+    /// Examples:
+    ///   tarn token create --name airflow
+    ///   tarn token create --name dashboards --read-only
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// A name to recognise the token by (unique among live tokens).
+        #[arg(long)]
+        name: String,
+        /// May read and query, not land, crawl or load.
+        #[arg(long)]
+        read_only: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List tokens (names and rights; tokens themselves are never stored).
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Revoke the token named NAME; calls with it fail from now on.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -433,8 +471,45 @@ async fn run(cli: Cli) -> Result<()> {
                 print::load(&report);
             }
         }
+        Command::Token(TokenCommand::Create {
+            name,
+            read_only,
+            out,
+        }) => {
+            let lake = open(&cli).await?;
+            let (record, token) = lake.meta.create_token(name, *read_only).await?;
+            if out.json() {
+                print::json(
+                    &serde_json::json!({"token": token, "name": record.name, "read_only": record.read_only, "created_at": record.created_at}),
+                )?;
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "token `{}` created ({}); it is shown this once: keep it in a secret store.\nuse it with: tarn --server URL --token TOKEN ..., or Authorization: Bearer TOKEN",
+                    record.name,
+                    if record.read_only { "read-only" } else { "read and write" }
+                );
+            }
+        }
+        Command::Token(TokenCommand::List { out }) => {
+            let lake = open(&cli).await?;
+            let tokens = lake.meta.tokens().await?;
+            if out.json() {
+                print::json(&tokens)?;
+            } else {
+                print::tokens(&tokens);
+            }
+        }
+        Command::Token(TokenCommand::Revoke { name }) => {
+            let lake = open(&cli).await?;
+            if !lake.meta.revoke_token(name).await? {
+                anyhow::bail!("no live token is named `{name}`; `tarn token list` shows them");
+            }
+            println!("revoked token `{name}`");
+        }
         Command::Serve {
             addr,
+            auth,
             max_object_mb,
         } => {
             let lake = open(&cli).await?;
@@ -443,6 +518,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ..Default::default()
             };
             tarn_server::App::build(lake, limits)
+                .with_auth(*auth)
                 .serve(*addr, tarn_server::shutdown_signal(), |bound| {
                     tracing::info!(%bound, "tarn serve listening");
                     eprintln!("tarn serve: listening on http://{bound} (Ctrl-C to stop)");

@@ -109,6 +109,24 @@ pub fn events(events: &[Event]) {
     println!("{t}\n{} event(s)", events.len());
 }
 
+pub fn tokens(tokens: &[tarn_lake::TokenRecord]) {
+    let mut t = grid(&["name", "rights", "created", "revoked"]);
+    for k in tokens {
+        t.add_row(vec![
+            k.name.clone(),
+            if k.read_only {
+                "read-only"
+            } else {
+                "read and write"
+            }
+            .to_string(),
+            k.created_at.clone(),
+            k.revoked_at.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}\n{} token(s)", tokens.len());
+}
+
 pub fn crawl(r: &CrawlReport) {
     use tarn_lake::TableChange as change;
     println!(

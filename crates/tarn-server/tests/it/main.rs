@@ -228,7 +228,16 @@ async fn serves_over_loopback_and_refuses_other_addresses() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("loopback"), "{err}");
+    assert!(err.contains("--auth"), "{err}");
+    // Auth with no token at all could never answer a call: refused too.
+    let err = app
+        .clone()
+        .with_auth(true)
+        .serve("0.0.0.0:0".parse().unwrap(), async {}, |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tarn token create"), "{err}");
 
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -253,4 +262,89 @@ async fn serves_over_loopback_and_refuses_other_addresses() {
     assert!(out.contains("\"ok\""), "{out}");
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+fn with_token(mut req: Request<Body>, token: &str) -> Request<Body> {
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_every_call_needs_a_live_token_and_read_only_cannot_write() {
+    let (_dir, app) = app(Limits::default()).await;
+    let (_, writer) = app.lake().meta.create_token("etl", false).await.unwrap();
+    let (_, reader) = app.lake().meta.create_token("bi", true).await.unwrap();
+    let app = app.with_auth(true);
+
+    // Probes stay open; everything else needs a token.
+    assert_eq!(call(&app, get("/health")).await.0, StatusCode::OK);
+    let res = app.router().oneshot(get("/api/v1/zones")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    for bad in ["tarn_nope", "Basic x", ""] {
+        let (s, b) = call(&app, with_token(get("/api/v1/tables"), bad)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(json(&b)["error"]["code"], "unauthorized");
+    }
+
+    // The writer lands; the reader reads and queries but cannot land, crawl or load.
+    let (s, _) = call(
+        &app,
+        with_token(
+            put("/api/v1/zones/flights/raw/objects/airlines.csv", AIRLINES),
+            &writer,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, b) = call(
+        &app,
+        with_token(
+            put("/api/v1/zones/flights/raw/objects/other.csv", AIRLINES),
+            &reader,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(json(&b)["error"]["code"], "token_read_only");
+    for req in [
+        post("/api/v1/crawls", serde_json::json!({})),
+        post(
+            "/api/v1/loads",
+            serde_json::json!({"table": "flights.trusted.airlines", "source": "flights/raw/airlines.csv"}),
+        ),
+    ] {
+        let (s, _) = call(&app, with_token(req, &reader)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    let (s, b) = call(
+        &app,
+        with_token(
+            get("/api/v1/zones/flights/raw/objects/airlines.csv"),
+            &reader,
+        ),
+    )
+    .await;
+    assert_eq!((s, b.as_slice()), (StatusCode::OK, AIRLINES));
+    let (s, b) = call(
+        &app,
+        with_token(
+            post(
+                "/api/v1/sql",
+                serde_json::json!({"query": "SELECT 1 AS one"}),
+            ),
+            &reader,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(json(&b)["rows"][0]["one"], 1);
+
+    // Nothing the reader tried landed; a revoked token stops working at once.
+    let objects = app.lake().ls("flights/raw").await.unwrap();
+    assert_eq!(objects.len(), 1);
+    assert!(app.lake().meta.revoke_token("etl").await.unwrap());
+    let (s, _) = call(&app, with_token(get("/api/v1/zones"), &writer)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

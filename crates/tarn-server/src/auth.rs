@@ -1,0 +1,73 @@
+//! Bearer tokens: when auth is on, every call but `/health` and `/ready` needs
+//! `Authorization: Bearer TOKEN` naming a live token from `tarn token create`; a read-only token
+//! may read and query but not land, crawl or load. Failures are logged with the path and the
+//! reason, never with the token.
+
+use crate::{ApiError, App};
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Whether a request may go on with a read-only token: reads, and SQL (which is read-only).
+fn is_read(method: &Method, path: &str) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || path == "/api/v1/sql"
+}
+
+fn open_path(path: &str) -> bool {
+    matches!(path, "/health" | "/ready")
+}
+
+pub(crate) async fn require_token(State(app): State<App>, req: Request, next: Next) -> Response {
+    if !app.auth || open_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let path = req.uri().path().to_string();
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = presented else {
+        tracing::warn!(path, method = %req.method(), reason = "no bearer token", "auth failed");
+        return unauthorized("this server needs `Authorization: Bearer TOKEN`; create a token with `tarn token create --name NAME`");
+    };
+    let record = match app.lake.meta.verify_token(token).await {
+        Ok(r) => r,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let Some(record) = record else {
+        tracing::warn!(path, method = %req.method(), reason = "unknown or revoked token", "auth failed");
+        return unauthorized(
+            "the token is unknown or revoked; ask for a new one (`tarn token create --name NAME`)",
+        );
+    };
+    if record.read_only && !is_read(req.method(), &path) {
+        tracing::warn!(path, method = %req.method(), token_name = %record.name, reason = "read-only token", "auth failed");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_read_only",
+            format!(
+                "token `{}` is read-only: it may read and query, not land, crawl or load; use a token created without --read-only",
+                record.name
+            ),
+        )
+        .into_response();
+    }
+    tracing::Span::current().record("token", record.name.as_str());
+    next.run(req).await
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut res = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    res
+}
