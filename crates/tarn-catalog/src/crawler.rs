@@ -11,7 +11,7 @@ use tarn_metadata::{Column, CrawledObject, Partition, Store, TableChange, TableD
 use tarn_storage::{ObjectInfo, Zone, Zones};
 
 /// What a crawl did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CrawlReport {
     pub tables: Vec<TableOutcome>,
     pub skipped: Vec<SkippedFile>,
@@ -26,7 +26,7 @@ impl CrawlReport {
 }
 
 /// One table the crawl looked at.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TableOutcome {
     /// `domain.layer.table`.
     pub table: String,
@@ -39,7 +39,7 @@ pub struct TableOutcome {
 }
 
 /// A file the crawl could not use, with why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SkippedFile {
     pub zone: String,
     pub key: String,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tarn_metadata::{LoadRecord, Partition, TableRecord, TableVersion};
 
 /// One line of `tarn tables`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TableSummary {
     pub table: String,
     pub format: String,
@@ -18,7 +18,7 @@ pub struct TableSummary {
 }
 
 /// Everything `tarn table show` prints.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TableDetail {
     pub table: String,
     #[serde(flatten)]

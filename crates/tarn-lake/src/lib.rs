@@ -27,7 +27,7 @@ pub use sql::SqlInto;
 pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Selection};
 pub use tarn_metadata::TableChange;
-pub use tarn_metadata::{Event, Store, TokenRecord};
+pub use tarn_metadata::{CrawlRecord, Event, MetadataError, Store, TokenRecord};
 pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};
 pub use tarn_storage::{
     validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone, Zones,

@@ -22,7 +22,7 @@ pub struct LoadArgs {
 }
 
 /// What a load did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoadReport {
     pub table: String,
     pub load_id: String,

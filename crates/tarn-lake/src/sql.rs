@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tarn_query::{Engine, QueryOptions, QueryResult, Visible};
 
 /// What `--into` wrote.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SqlInto {
     pub table: String,
     pub table_version: i64,

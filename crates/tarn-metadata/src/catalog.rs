@@ -8,7 +8,7 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// A Glue-style database: one per zone, named `DOMAIN_LAYER`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DatabaseRecord {
     pub name: String,
     pub domain: String,
@@ -19,7 +19,7 @@ pub struct DatabaseRecord {
 
 /// A column: its name, a catalog type (`bigint`, `double`, `string`, `boolean`, `date`,
 /// `timestamp`, ...) and whether it may hold nulls.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Column {
     pub name: String,
     #[serde(rename = "type")]
@@ -42,8 +42,20 @@ impl Column {
     }
 }
 
+/// A finished crawl and its report.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CrawlRecord {
+    pub id: String,
+    /// `*`, a domain, or `domain/layer`.
+    pub scope: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// What the crawl found: tables created or updated, files skipped with the reason.
+    pub report: serde_json::Value,
+}
+
 /// A catalogued table.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TableRecord {
     pub id: String,
     pub database: String,
@@ -74,7 +86,7 @@ impl TableRecord {
 }
 
 /// One schema a table has had.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TableVersion {
     pub version: i64,
     pub columns: Vec<Column>,
@@ -84,7 +96,7 @@ pub struct TableVersion {
 }
 
 /// A partition of a table: `year=2013/month=1` with its values and location.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Partition {
     pub spec: String,
     pub values: Vec<String>,
@@ -100,7 +112,7 @@ pub struct CrawledObject {
 }
 
 /// One load into a table.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LoadRecord {
     pub id: String,
     pub table_id: String,
@@ -113,7 +125,7 @@ pub struct LoadRecord {
 }
 
 /// What `put_table` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TableChange {
     Created,
@@ -483,6 +495,29 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    /// Recorded crawls, newest first.
+    pub async fn crawls(&self) -> Result<Vec<CrawlRecord>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT id, scope, started_at, finished_at, report FROM crawls ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CrawlRecord {
+                    id: r.get("id"),
+                    scope: r.get("scope"),
+                    started_at: r.get("started_at"),
+                    finished_at: r.get("finished_at"),
+                    report: serde_json::from_str(
+                        &r.get::<Option<String>, _>("report").unwrap_or_default(),
+                    )
+                    .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
     }
 
     /// Records a load into a table.

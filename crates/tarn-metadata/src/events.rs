@@ -33,7 +33,7 @@ impl NewEvent {
 }
 
 /// A recorded event.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Event {
     pub id: String,
     pub kind: String,

@@ -22,8 +22,8 @@ pub mod testing;
 mod tokens;
 
 pub use catalog::{
-    Column, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange, TableDraft,
-    TableRecord, TableVersion,
+    Column, CrawlRecord, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange,
+    TableDraft, TableRecord, TableVersion,
 };
 pub use error::MetadataError;
 pub use events::{Event, NewEvent, OBJECT_CREATED};

@@ -10,7 +10,7 @@ use sqlx::Row;
 pub const TOKEN_PREFIX: &str = "tarn_";
 
 /// A stored token (never the token itself).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,

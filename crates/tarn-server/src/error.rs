@@ -14,16 +14,21 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// What every failed call answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-    status: u16,
+/// The error itself.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `table_not_found`, `bad_key`, `unauthorized`, ...
+    pub code: String,
+    /// For people: what went wrong and how to fix it.
+    pub message: String,
+    /// The HTTP status, repeated.
+    pub status: u16,
 }
 
 impl ApiError {
@@ -52,10 +57,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
                 status: self.status.as_u16(),
             },
         };
@@ -70,6 +75,9 @@ impl From<LakeError> for ApiError {
         match e {
             LakeError::Usage(_) => Self::new(S::BAD_REQUEST, "bad_request", msg),
             LakeError::NoSuchTable(_) => Self::new(S::NOT_FOUND, "table_not_found", msg),
+            LakeError::Metadata(tarn_lake::MetadataError::Conflict(_)) => {
+                Self::new(S::CONFLICT, "conflict", msg)
+            }
             LakeError::Storage(s) => match s {
                 StorageError::BadKey { .. } => Self::new(S::BAD_REQUEST, "bad_key", msg),
                 StorageError::UnknownZone(_) => Self::new(S::NOT_FOUND, "zone_not_found", msg),
@@ -94,5 +102,41 @@ impl From<LakeError> for ApiError {
             },
             other => Self::internal(other),
         }
+    }
+}
+
+/// A JSON request body; a malformed one answers our error shape, not axum's text.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub(crate) struct JsonBody<T>(pub T);
+
+/// Query parameters, with rejections in our error shape.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(crate) struct Params<T>(pub T);
+
+/// Path parameters, with rejections in our error shape.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(crate) struct PathParams<T>(pub T);
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        Self::bad_request(format!(
+            "the body is not the JSON this call takes: {}; see /docs for its shape (and send content-type: application/json)",
+            r.body_text()
+        ))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        Self::bad_request(format!("bad query parameters: {}", r.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        Self::bad_request(format!("bad path: {}", r.body_text()))
     }
 }

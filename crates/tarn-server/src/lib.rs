@@ -17,10 +17,12 @@
 //!   (`Accept: text/csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream`)
 
 mod auth;
+mod docs;
 mod error;
 mod routes;
 
-pub use error::ApiError;
+pub use docs::openapi;
+pub use error::{ApiError, ErrorBody};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

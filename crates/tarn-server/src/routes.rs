@@ -1,8 +1,9 @@
 //! The routes of the API and their handlers: thin translations to `tarn-lake` calls.
 
+use crate::error::{ErrorBody, JsonBody, Params, PathParams};
 use crate::{ApiError, App};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tarn_lake::{LandOptions, LoadArgs, LoadMode, OutputFormat, QueryOptions};
 use tokio::io::AsyncWriteExt;
+use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -23,15 +25,21 @@ pub(crate) fn router(app: App) -> Router {
             "/zones/{domain}/{layer}/objects/{*key}",
             get(read_object).put(land_object),
         )
+        .route("/events", get(events))
         .route("/tables", get(tables))
         .route("/tables/{table}", get(table))
         .route("/tables/{table}/history", get(history))
-        .route("/crawls", post(crawl))
+        .route("/crawls", get(crawls).post(crawl))
         .route("/loads", post(load))
-        .route("/sql", post(sql));
+        .route("/loads/upload", post(load_upload))
+        .route("/sql", post(sql))
+        .route("/sql/into", post(sql_into));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/openapi.json", get(crate::docs::openapi_json))
+        .route("/docs", get(crate::docs::page))
+        .route("/docs/{file}", get(crate::docs::asset))
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -53,19 +61,46 @@ pub(crate) fn router(app: App) -> Router {
         .with_state(app)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
-        "no such route; the API lives under /api/v1 (see the crate docs for the list)",
+        "no such route; the API lives under /api/v1, described at /openapi.json and browsable at /docs",
     )
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// Liveness.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    status: String,
 }
 
-async fn ready(State(app): State<App>) -> Response {
+/// Whether the process is up.
+#[utoipa::path(get, path = "/health", tag = "probes", responses((status = 200, body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: whether the stores answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `not ready`.
+    status: String,
+    /// The metadata store answers.
+    metadata: bool,
+    /// The object store answers.
+    storage: bool,
+}
+
+/// Whether the metadata store and the object store are reachable.
+#[utoipa::path(get, path = "/ready", tag = "probes", responses(
+    (status = 200, body = Readiness, description = "both stores answer"),
+    (status = 503, body = Readiness, description = "a store does not answer"),
+))]
+pub(crate) async fn ready(State(app): State<App>) -> Response {
     let meta = app.lake.meta.ping().await.is_ok();
     let storage = app
         .lake
@@ -81,33 +116,44 @@ async fn ready(State(app): State<App>) -> Response {
     };
     (
         status,
-        Json(serde_json::json!({
-            "status": if status == StatusCode::OK { "ready" } else { "not ready" },
-            "metadata": meta,
-            "storage": storage,
-        })),
+        Json(Readiness {
+            status: if status == StatusCode::OK {
+                "ready"
+            } else {
+                "not ready"
+            }
+            .into(),
+            metadata: meta,
+            storage,
+        }),
     )
         .into_response()
 }
 
 /// A page of a list, with the token that asks for the next one.
-#[derive(Serialize)]
-struct Page<T> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Page<T: ToSchema> {
     items: Vec<T>,
+    /// Pass as `next_token` to get the next page; absent on the last page.
     next_token: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct PageQuery {
+/// Paging of every list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// Items per page, 1 to 10000 (default 1000).
     limit: Option<usize>,
+    /// The `next_token` of the previous page.
     next_token: Option<String>,
-    prefix: Option<String>,
-    filter: Option<String>,
-    search: Option<String>,
 }
 
 /// Items after `token` (by `key`, ascending), at most `limit` (default 1000).
-fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, q: &PageQuery) -> ApiResult<Page<T>> {
+fn page<T: ToSchema>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    q: &PageQuery,
+) -> ApiResult<Page<T>> {
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
         return Err(ApiError::bad_request("limit must be between 1 and 10000"));
@@ -128,43 +174,70 @@ fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, q: &PageQuery) -> ApiResul
     })
 }
 
-#[derive(Serialize)]
-struct ZoneInfo {
+/// A zone: one domain x layer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ZoneInfo {
     domain: String,
     layer: String,
     database: String,
     location: String,
 }
 
-async fn zones(State(app): State<App>) -> Json<Vec<ZoneInfo>> {
-    Json(
-        app.lake
-            .zones
-            .all()
-            .into_iter()
-            .map(|z| ZoneInfo {
-                location: app.lake.zones.url_of(&z.root()),
-                database: z.database(),
-                domain: z.domain,
-                layer: z.layer,
-            })
-            .collect(),
-    )
+/// Every zone the lake declares.
+#[utoipa::path(get, path = "/api/v1/zones", tag = "zones", params(PageQuery), responses(
+    (status = 200, body = Page<ZoneInfo>), (status = 400, body = ErrorBody),
+))]
+pub(crate) async fn zones(
+    State(app): State<App>,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Page<ZoneInfo>>> {
+    let all: Vec<ZoneInfo> = app
+        .lake
+        .zones
+        .all()
+        .into_iter()
+        .map(|z| ZoneInfo {
+            location: app.lake.zones.url_of(&z.root()),
+            database: z.database(),
+            domain: z.domain,
+            layer: z.layer,
+        })
+        .collect();
+    Ok(Json(page(all, |z| z.database.clone(), &q)?))
 }
 
-async fn list_objects(
+/// Narrows a list of objects.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PrefixQuery {
+    /// Only keys starting with this.
+    prefix: Option<String>,
+}
+
+/// Objects of a zone, by key.
+#[utoipa::path(get, path = "/api/v1/zones/{domain}/{layer}/objects", tag = "zones",
+    params(("domain" = String, Path), ("layer" = String, Path), PrefixQuery, PageQuery),
+    responses((status = 200, body = Page<tarn_lake::ObjectInfo>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn list_objects(
     State(app): State<App>,
-    Path((domain, layer)): Path<(String, String)>,
-    Query(q): Query<PageQuery>,
+    PathParams((domain, layer)): PathParams<(String, String)>,
+    Params(p): Params<PrefixQuery>,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Page<tarn_lake::ObjectInfo>>> {
-    let target = format!("{domain}/{layer}/{}", q.prefix.clone().unwrap_or_default());
+    let target = format!("{domain}/{layer}/{}", p.prefix.unwrap_or_default());
     let objects = app.lake.ls(&target).await?;
     Ok(Json(page(objects, |o| o.key.clone(), &q)?))
 }
 
-async fn read_object(
+/// The bytes of an object (keys may hold `/`).
+#[utoipa::path(get, path = "/api/v1/zones/{domain}/{layer}/objects/{key}", tag = "zones",
+    params(("domain" = String, Path), ("layer" = String, Path), ("key" = String, Path, description = "the object's key; `/` may be sent as is or as %2F")),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn read_object(
     State(app): State<App>,
-    Path((domain, layer, key)): Path<(String, String, String)>,
+    PathParams((domain, layer, key)): PathParams<(String, String, String)>,
 ) -> ApiResult<Response> {
     let zone = app
         .lake
@@ -180,16 +253,29 @@ async fn read_object(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-#[derive(Deserialize)]
-struct LandQuery {
+/// Landing options.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LandQuery {
+    /// Replace an existing raw object; its old content is kept under `_versions/`.
     #[serde(default)]
     force: bool,
 }
 
-async fn land_object(
+/// Lands the body as an object and records one `object.created` event per content.
+#[utoipa::path(put, path = "/api/v1/zones/{domain}/{layer}/objects/{key}", tag = "zones",
+    params(("domain" = String, Path), ("layer" = String, Path), ("key" = String, Path), LandQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, body = tarn_lake::Landed, description = "landed (new or replaced)"),
+        (status = 200, body = tarn_lake::Landed, description = "the same bytes were there already"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a raw object with other content exists"),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn land_object(
     State(app): State<App>,
-    Path((domain, layer, key)): Path<(String, String, String)>,
-    Query(q): Query<LandQuery>,
+    PathParams((domain, layer, key)): PathParams<(String, String, String)>,
+    Params(q): Params<LandQuery>,
     body: Body,
 ) -> ApiResult<Response> {
     // Check the place before reading a byte of the body.
@@ -198,34 +284,7 @@ async fn land_object(
         .zone(&domain, &layer)
         .map_err(tarn_lake::LakeError::from)?;
     tarn_lake::validate_key(&key).map_err(tarn_lake::LakeError::from)?;
-    let dir = tempfile::tempdir()
-        .map_err(|e| ApiError::bad_request(format!("no room to receive the object: {e}")))?;
-    let path = dir.path().join("object");
-    let mut file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("no room to receive the object: {e}")))?;
-    let mut stream = body.into_data_stream();
-    let mut size: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
-        size += chunk.len() as u64;
-        if size > app.limits.max_object_bytes {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "object_too_large",
-                format!(
-                    "objects are limited to {} bytes on this server",
-                    app.limits.max_object_bytes
-                ),
-            ));
-        }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("no room to receive the object: {e}")))?;
-    }
-    file.flush().await.ok();
-    drop(file);
+    let (_dir, path) = receive(&app, body, "object").await?;
     let landed = app
         .lake
         .land(
@@ -246,89 +305,307 @@ async fn land_object(
     Ok((status, Json(first)).into_response())
 }
 
-async fn tables(
+/// Streams a request body into a temporary file, within the object size limit.
+async fn receive(
+    app: &App,
+    body: Body,
+    name: &str,
+) -> ApiResult<(tempfile::TempDir, std::path::PathBuf)> {
+    let room = |e: std::io::Error| ApiError::internal(format!("receiving a body: {e}"));
+    let dir = tempfile::tempdir().map_err(room)?;
+    let path = dir.path().join(name);
+    let mut file = tokio::fs::File::create(&path).await.map_err(room)?;
+    let mut stream = body.into_data_stream();
+    let mut size: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+        size += chunk.len() as u64;
+        if size > app.limits.max_object_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "object_too_large",
+                format!(
+                    "objects are limited to {} bytes on this server",
+                    app.limits.max_object_bytes
+                ),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(room)?;
+    }
+    file.flush().await.map_err(room)?;
+    Ok((dir, path))
+}
+
+/// Which events to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventQuery {
+    /// Only this kind, e.g. `object.created`.
+    kind: Option<String>,
+}
+
+/// Recorded events, oldest first.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventQuery, PageQuery),
+    responses((status = 200, body = Page<tarn_lake::Event>), (status = 400, body = ErrorBody)))]
+pub(crate) async fn events(
     State(app): State<App>,
-    Query(q): Query<PageQuery>,
+    Params(e): Params<EventQuery>,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Page<tarn_lake::Event>>> {
+    // Event ids are UUIDv7: ordered by time, so they page as keys.
+    let all = app.lake.events(e.kind.as_deref(), i64::MAX).await?;
+    Ok(Json(page(all, |e| e.id.clone(), &q)?))
+}
+
+/// Which tables to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TableQuery {
+    /// `domain` or `domain.layer`.
+    filter: Option<String>,
+    /// Only tables whose name, columns, location or parameters contain this.
+    search: Option<String>,
+}
+
+/// Catalogued tables, by address.
+#[utoipa::path(get, path = "/api/v1/tables", tag = "catalog", params(TableQuery, PageQuery),
+    responses((status = 200, body = Page<tarn_lake::TableSummary>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn tables(
+    State(app): State<App>,
+    Params(t): Params<TableQuery>,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Page<tarn_lake::TableSummary>>> {
     let all = app
         .lake
-        .tables(q.filter.as_deref(), q.search.as_deref())
+        .tables(t.filter.as_deref(), t.search.as_deref())
         .await?;
     Ok(Json(page(all, |t| t.table.clone(), &q)?))
 }
 
-async fn table(
+/// One table: schema, partitions, catalog versions, loads.
+#[utoipa::path(get, path = "/api/v1/tables/{table}", tag = "catalog",
+    params(("table" = String, Path, description = "domain.layer.table")),
+    responses((status = 200, body = tarn_lake::TableDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn table(
     State(app): State<App>,
-    Path(table): Path<String>,
+    PathParams(table): PathParams<String>,
 ) -> ApiResult<Json<tarn_lake::TableDetail>> {
     Ok(Json(app.lake.table(&table).await?))
 }
 
-async fn history(
+/// The Delta commits of a table, newest first.
+#[utoipa::path(get, path = "/api/v1/tables/{table}/history", tag = "catalog",
+    params(("table" = String, Path, description = "domain.layer.table"), PageQuery),
+    responses((status = 200, body = Page<tarn_lake::HistoryEntry>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn history(
     State(app): State<App>,
-    Path(table): Path<String>,
-) -> ApiResult<Json<Vec<tarn_lake::HistoryEntry>>> {
-    Ok(Json(app.lake.history(&table).await?))
+    PathParams(table): PathParams<String>,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Page<tarn_lake::HistoryEntry>>> {
+    let all = app.lake.history(&table).await?;
+    // Newest first: page on the version, zero-padded so text order is number order.
+    Ok(Json(page(
+        all,
+        |h| format!("{:020}", i64::MAX - h.version),
+        &q,
+    )?))
 }
 
-#[derive(Deserialize)]
-struct CrawlRequest {
+/// What to crawl.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CrawlRequest {
+    /// A domain (`flights`) or a zone (`flights/raw`); every zone when absent.
     scope: Option<String>,
 }
 
-async fn crawl(
+/// Crawls now and answers with the report.
+#[utoipa::path(post, path = "/api/v1/crawls", tag = "catalog", request_body = CrawlRequest,
+    responses((status = 200, body = tarn_lake::CrawlReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn crawl(
     State(app): State<App>,
-    Json(req): Json<CrawlRequest>,
+    JsonBody(req): JsonBody<CrawlRequest>,
 ) -> ApiResult<Json<tarn_lake::CrawlReport>> {
     Ok(Json(app.lake.crawl(req.scope.as_deref()).await?))
 }
 
-#[derive(Deserialize)]
-struct LoadRequest {
+/// Past crawls and their reports, newest first.
+#[utoipa::path(get, path = "/api/v1/crawls", tag = "catalog", params(PageQuery),
+    responses((status = 200, body = Page<tarn_lake::CrawlRecord>), (status = 400, body = ErrorBody)))]
+pub(crate) async fn crawls(
+    State(app): State<App>,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Page<tarn_lake::CrawlRecord>>> {
+    let all = app
+        .lake
+        .meta
+        .crawls()
+        .await
+        .map_err(tarn_lake::LakeError::from)?;
+    // Ids are UUIDv7, listed newest first: page on the inverted order.
+    Ok(Json(page(all, |c| invert(&c.id), &q)?))
+}
+
+/// A key that sorts in the opposite order of a hex id (for lists served newest first).
+fn invert(id: &str) -> String {
+    id.chars()
+        .map(|c| match c.to_digit(16) {
+            Some(d) => char::from_digit(15 - d, 16).unwrap_or(c),
+            None => c,
+        })
+        .collect()
+}
+
+/// A load of an object already in a zone.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LoadRequest {
+    /// `domain.layer.table` (a trusted or service table).
     table: String,
     /// An object `DOMAIN/LAYER/KEY` (never a path on the server).
     source: String,
+    /// `csv`, `json` or `parquet`; detected when absent.
     format: Option<String>,
+    /// `append` (default), `overwrite` or `merge`.
     mode: Option<String>,
+    /// Merge key columns (default: the contract's key).
     #[serde(default)]
     key: Vec<String>,
 }
 
-async fn load(
-    State(app): State<App>,
-    Json(req): Json<LoadRequest>,
-) -> ApiResult<Json<tarn_lake::LoadReport>> {
-    let args = LoadArgs {
-        table: req.table,
-        source: req.source,
-        format: req
-            .format
-            .as_deref()
+fn load_args(
+    table: String,
+    source: String,
+    format: Option<&str>,
+    mode: Option<&str>,
+    key: Vec<String>,
+) -> ApiResult<LoadArgs> {
+    Ok(LoadArgs {
+        table,
+        source,
+        format: format
             .map(str::parse)
             .transpose()
             .map_err(ApiError::bad_request)?,
-        mode: req
-            .mode
-            .as_deref()
+        mode: mode
             .unwrap_or("append")
             .parse::<LoadMode>()
             .map_err(ApiError::bad_request)?,
-        key: req.key,
-    };
+        key,
+    })
+}
+
+/// Loads an object into a Delta table under its contract, in one commit.
+#[utoipa::path(post, path = "/api/v1/loads", tag = "tables", request_body = LoadRequest,
+    responses((status = 200, body = tarn_lake::LoadReport), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "the data breaks the contract or cannot be read")))]
+pub(crate) async fn load(
+    State(app): State<App>,
+    JsonBody(req): JsonBody<LoadRequest>,
+) -> ApiResult<Json<tarn_lake::LoadReport>> {
+    let args = load_args(
+        req.table,
+        req.source,
+        req.format.as_deref(),
+        req.mode.as_deref(),
+        req.key,
+    )?;
     Ok(Json(app.lake.load_object(&args).await?))
 }
 
-#[derive(Deserialize)]
-struct SqlRequest {
+/// A load of the request body.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UploadQuery {
+    /// `domain.layer.table` (a trusted or service table).
+    table: String,
+    /// The file's name, which tells its format and names the source in the table's history.
+    name: String,
+    /// `csv`, `json` or `parquet`; detected from `name` when absent.
+    format: Option<String>,
+    /// `append` (default), `overwrite` or `merge`.
+    mode: Option<String>,
+    /// Merge key columns, comma separated.
+    key: Option<String>,
+}
+
+/// Loads the request body (a file the client has) into a Delta table, as `tarn load FILE` does.
+#[utoipa::path(post, path = "/api/v1/loads/upload", tag = "tables", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = tarn_lake::LoadReport), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn load_upload(
+    State(app): State<App>,
+    Params(q): Params<UploadQuery>,
+    body: Body,
+) -> ApiResult<Json<tarn_lake::LoadReport>> {
+    let name = std::path::Path::new(&q.name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty() && *n != "..")
+        .ok_or_else(|| ApiError::bad_request("name must be a file name, e.g. flights.csv"))?
+        .to_string();
+    let key = q
+        .key
+        .map(|k| k.split(',').map(str::trim).map(String::from).collect())
+        .unwrap_or_default();
+    let (_dir, path) = receive(&app, body, &name).await?;
+    let args = load_args(
+        q.table,
+        path.display().to_string(),
+        q.format.as_deref(),
+        q.mode.as_deref(),
+        key,
+    )?;
+    let mut report = app.lake.load(&args).await?;
+    report.source = name;
+    Ok(Json(report))
+}
+
+/// A query.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct SqlRequest {
+    /// One read-only statement over `domain.layer.table` names (`@vN` reads version N).
     query: String,
+    /// Most rows to answer (default: the server's row limit).
     limit: Option<usize>,
+    /// Stop the query after this long.
     timeout_ms: Option<u64>,
 }
 
-async fn sql(
+/// A column of a SQL answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SqlColumn {
+    name: String,
+    /// The Arrow type.
+    #[serde(rename = "type")]
+    data_type: String,
+}
+
+/// A SQL answer as JSON.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SqlAnswer {
+    columns: Vec<SqlColumn>,
+    /// One object per row, by column name.
+    rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    row_count: usize,
+    /// Whether the row limit cut the answer.
+    truncated: bool,
+}
+
+/// Runs one read-only SQL statement; answers JSON, CSV (`Accept: text/csv`) or an Arrow IPC
+/// stream (`Accept: application/vnd.apache.arrow.stream`).
+#[utoipa::path(post, path = "/api/v1/sql", tag = "sql", request_body = SqlRequest,
+    responses(
+        (status = 200, description = "the rows", content(
+            (SqlAnswer = "application/json"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.apache.arrow.stream"))),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "the statement writes"),
+        (status = 408, body = ErrorBody)))]
+pub(crate) async fn sql(
     State(app): State<App>,
     headers: HeaderMap,
-    Json(req): Json<SqlRequest>,
+    JsonBody(req): JsonBody<SqlRequest>,
 ) -> ApiResult<Response> {
     let opts = QueryOptions {
         row_limit: Some(req.limit.unwrap_or(app.limits.default_row_limit)),
@@ -360,18 +637,41 @@ async fn sql(
         }
         return Ok(res);
     }
-    let rows: serde_json::Value = serde_json::from_slice(&buf).unwrap_or(serde_json::Value::Null);
-    let columns: Vec<serde_json::Value> = result
+    let rows = serde_json::from_slice(&buf).map_err(ApiError::internal)?;
+    let columns = result
         .schema
         .fields()
         .iter()
-        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .map(|f| SqlColumn {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+        })
         .collect();
-    Ok(Json(serde_json::json!({
-        "columns": columns,
-        "rows": rows,
-        "row_count": result.rows(),
-        "truncated": result.truncated,
-    }))
+    Ok(Json(SqlAnswer {
+        columns,
+        rows,
+        row_count: result.rows(),
+        truncated: result.truncated,
+    })
     .into_response())
+}
+
+/// A query whose result becomes a table.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct SqlIntoRequest {
+    /// One read-only statement.
+    query: String,
+    /// `domain.service.table`: the Delta table to (re)write with the result.
+    table: String,
+}
+
+/// Materialises a query's result as a Delta table in a service zone (`tarn sql --into`).
+#[utoipa::path(post, path = "/api/v1/sql/into", tag = "sql", request_body = SqlIntoRequest,
+    responses((status = 200, body = tarn_lake::SqlInto), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn sql_into(
+    State(app): State<App>,
+    JsonBody(req): JsonBody<SqlIntoRequest>,
+) -> ApiResult<Json<tarn_lake::SqlInto>> {
+    Ok(Json(app.lake.sql_into(&req.query, &req.table).await?))
 }

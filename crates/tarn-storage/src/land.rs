@@ -21,7 +21,7 @@ pub struct LandOptions {
 }
 
 /// What happened to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LandOutcome {
     /// A new key.
@@ -33,7 +33,7 @@ pub enum LandOutcome {
 }
 
 /// One landed object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Landed {
     pub zone: String,
     pub key: String,

@@ -23,7 +23,18 @@ pub struct Zones {
 }
 
 /// One domain x layer.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct Zone {
     pub domain: String,
     pub layer: String,
@@ -50,16 +61,22 @@ impl Zone {
         ObjectPath::from(format!("{}/{}", self.domain, self.layer))
     }
 
-    /// The key of `path` relative to this zone.
+    /// The key of `path` relative to this zone, as it was landed: object paths keep
+    /// characters such as `é` or `%` percent-encoded, keys do not ([`Zone::path`] encodes
+    /// them again).
     pub fn key_of(&self, path: &ObjectPath) -> Option<String> {
         let s = path.as_ref();
         s.strip_prefix(&format!("{}/{}/", self.domain, self.layer))
-            .map(str::to_string)
+            .map(|k| {
+                percent_encoding::percent_decode_str(k)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
     }
 }
 
 /// An object in a zone.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
@@ -199,5 +216,21 @@ impl Zones {
             .await?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Zone;
+
+    #[test]
+    fn keys_with_accents_and_percent_signs_round_trip() {
+        let zone = Zone {
+            domain: "flights".into(),
+            layer: "raw".into(),
+        };
+        for key in ["été/100%.csv", "a b/c.csv", "Ú9ç.json", "plain/key.csv"] {
+            assert_eq!(zone.key_of(&zone.path(key)).as_deref(), Some(key));
+        }
     }
 }

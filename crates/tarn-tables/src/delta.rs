@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use url::Url;
 
 /// How a load writes into its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadMode {
     Append,
@@ -69,7 +69,7 @@ pub struct LoadRequest<'a> {
 }
 
 /// What a load did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoadOutcome {
     pub load_id: String,
     pub table_version: i64,
@@ -79,8 +79,12 @@ pub struct LoadOutcome {
     /// Rows in the table after the load.
     pub row_count: i64,
     pub ignored_columns: Vec<String>,
-    #[serde(skip)]
+    #[serde(skip, default = "empty_schema")]
     pub schema: SchemaRef,
+}
+
+fn empty_schema() -> SchemaRef {
+    std::sync::Arc::new(deltalake::arrow::datatypes::Schema::empty())
 }
 
 /// A new, empty table handle at `table_url` (its folder created when local).
@@ -370,7 +374,7 @@ pub async fn count_rows(table: &DeltaTable) -> Result<i64, TablesError> {
 }
 
 /// One commit of a table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub version: i64,
     pub timestamp: Option<String>,

@@ -78,11 +78,18 @@ impl Source {
                 c.format.parse().map_err(bad)?
             }
         };
-        match format {
+        let source = match format {
             Format::Csv => read_csv(name, &bytes),
             Format::Json => read_json(&bytes).map_err(bad),
             Format::Parquet => read_parquet(&bytes).map_err(bad),
+        }?;
+        if source.columns().is_empty() && source.malformed.is_empty() {
+            return Err(bad(format!(
+                "no columns found in this {:?} file; a table needs at least one named field",
+                source.format
+            )));
         }
+        Ok(source)
     }
 
     /// The source's column names (without the line column).

@@ -1,0 +1,131 @@
+//! The API's description: the OpenAPI document (utoipa, from the handlers' annotations) at
+//! `/openapi.json`, and a browsable page at `/docs` (Swagger UI, vendored from the npm package
+//! `swagger-ui-dist` and embedded in the binary, so it works with no internet).
+
+use crate::routes;
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tarn",
+        description = "A data lake and its ML operations in one program: zones and objects, the catalog, crawls, Delta loads and SQL.\n\nErrors always answer `{\"error\": {\"code\", \"message\", \"status\"}}`. Lists page with `limit` and `next_token`. When the server runs with `--auth`, every call but /health and /ready needs `Authorization: Bearer TOKEN` (`tarn token create`)."
+    ),
+    paths(
+        routes::health,
+        routes::ready,
+        openapi_json,
+        routes::zones,
+        routes::list_objects,
+        routes::read_object,
+        routes::land_object,
+        routes::events,
+        routes::tables,
+        routes::table,
+        routes::history,
+        routes::crawl,
+        routes::crawls,
+        routes::load,
+        routes::load_upload,
+        routes::sql,
+        routes::sql_into,
+    ),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "probes", description = "Liveness and readiness"),
+        (name = "zones", description = "Zones (domain x layer) and the objects landed in them"),
+        (name = "events", description = "What happened in the lake"),
+        (name = "catalog", description = "Databases, tables, schemas, partitions, versions; crawls"),
+        (name = "tables", description = "Loads into Delta tables under data contracts"),
+        (name = "sql", description = "SQL over every catalogued table"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from `tarn token create` (when the server runs with --auth)",
+                    ))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "token",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "probes",
+    responses((status = 200, description = "the OpenAPI document", content_type = "application/json", body = Object)))]
+pub(crate) async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_pretty_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+}
+
+const PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>tarn API</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#ui", deepLinking: true });
+  </script>
+</body>
+</html>
+"##;
+
+pub(crate) async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+pub(crate) async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind): (&'static [u8], &str) = match file.as_str() {
+        "swagger-ui-bundle.js" => (
+            include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js"),
+            "text/javascript",
+        ),
+        "swagger-ui.css" => (
+            include_bytes!("../assets/swagger-ui/swagger-ui.css"),
+            "text/css",
+        ),
+        _ => return routes::not_found().await.into_response(),
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
