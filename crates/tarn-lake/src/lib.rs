@@ -30,7 +30,8 @@ pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{CrawlRecord, Event, MetadataError, Store, TokenRecord};
 pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};
 pub use tarn_storage::{
-    validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone, Zones,
+    land_plan, validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone,
+    Zones,
 };
 pub use tarn_tables::{HistoryEntry, LoadMode, TablesError};
 

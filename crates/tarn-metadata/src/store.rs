@@ -61,7 +61,19 @@ impl Store {
                 url: redact(&url),
                 source,
             })?;
-        MIGRATOR.run(&pool).await?;
+        // Two processes opening a new store at once both try the first migration; the loser
+        // finds the tables made and, once the winner has recorded them, nothing left to do.
+        let mut tries = 0;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(_) if tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(Store { pool })
     }
 

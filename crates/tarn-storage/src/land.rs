@@ -47,6 +47,57 @@ pub struct Landed {
     pub previous_version: Option<String>,
 }
 
+/// The files a land of `path` at `key` writes, each with its key, every key checked before
+/// anything is written: a file lands at `key` (or its own name when `key` is empty), a
+/// folder's files keep their relative paths under `key`. The server's clients plan with it too.
+pub fn land_plan(
+    path: &Path,
+    key: &str,
+) -> Result<Vec<(std::path::PathBuf, String)>, StorageError> {
+    let md = std::fs::metadata(path).map_err(read_local(path))?;
+    if md.is_file() {
+        let key = if key.is_empty() {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            key.to_string()
+        };
+        crate::validate_key(&key)?;
+        return Ok(vec![(path.to_path_buf(), key)]);
+    }
+    let mut files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(path)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(StorageError::NothingToLand {
+            path: path.display().to_string(),
+        });
+    }
+    let mut plan = Vec::with_capacity(files.len());
+    for f in files {
+        let rel = f
+            .strip_prefix(path)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .replace(std::path::MAIN_SEPARATOR, "/");
+        let k = if key.is_empty() {
+            rel
+        } else {
+            format!("{key}/{rel}")
+        };
+        crate::validate_key(&k)?;
+        plan.push((f, k));
+    }
+    Ok(plan)
+}
+
 impl Zones {
     /// Lands a file or every file of a folder. A folder's files keep their relative paths
     /// under `key`; an empty `key` means the file's own name. `progress` receives each
@@ -60,50 +111,7 @@ impl Zones {
         opts: &LandOptions,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<Landed>, StorageError> {
-        let md = tokio::fs::metadata(path).await.map_err(read_local(path))?;
-        if md.is_file() {
-            let key = if key.is_empty() {
-                path.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default()
-                    .to_string()
-            } else {
-                key.to_string()
-            };
-            return Ok(vec![
-                self.land_file(meta, path, zone, &key, opts, progress)
-                    .await?,
-            ]);
-        }
-        let mut files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(path)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .map(|e| e.into_path())
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(StorageError::NothingToLand {
-                path: path.display().to_string(),
-            });
-        }
-        // Check every key before writing anything, so a bad name does not leave half a folder.
-        let mut plan = Vec::with_capacity(files.len());
-        for f in files {
-            let rel = f
-                .strip_prefix(path)
-                .unwrap_or(&f)
-                .to_string_lossy()
-                .replace(std::path::MAIN_SEPARATOR, "/");
-            let k = if key.is_empty() {
-                rel
-            } else {
-                format!("{key}/{rel}")
-            };
-            crate::validate_key(&k)?;
-            plan.push((f, k));
-        }
+        let plan = land_plan(path, key)?;
         let mut out = Vec::with_capacity(plan.len());
         for (f, k) in plan {
             out.push(self.land_file(meta, &f, zone, &k, opts, progress).await?);

@@ -24,5 +24,5 @@ mod zones;
 
 pub use error::StorageError;
 pub use keys::validate_key;
-pub use land::{LandOptions, LandOutcome, Landed};
+pub use land::{land_plan, LandOptions, LandOutcome, Landed};
 pub use zones::{ObjectInfo, Zone, Zones, VERSIONS_PREFIX};

@@ -1,5 +1,6 @@
 //! The `tarn` command: parses arguments, calls `tarn-lake`, prints for people or for programs.
 
+mod client;
 mod print;
 
 use anyhow::{Context, Result};
@@ -38,6 +39,8 @@ Serve:
 Options:
 {options}
 Start with `tarn quickstart`, then `tarn --dir tarn-quickstart tables`.
+With --server URL (or TARN_SERVER), land, ls, events, crawl, tables, table, load and sql
+talk to a running `tarn serve` instead.
 `tarn help COMMAND` explains each command with examples.
 ";
 
@@ -54,6 +57,12 @@ struct Cli {
     /// Feature workspace: an isolated copy of every zone and all metadata.
     #[arg(long, global = true, env = "TARN_WORKSPACE")]
     workspace: Option<String>,
+    /// Talk to a running `tarn serve` at URL instead of opening the lake here.
+    #[arg(long, global = true, env = "TARN_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Bearer token for --server (from `tarn token create`).
+    #[arg(long, global = true, env = "TARN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Log what tarn does (to stderr); TARN_LOG=debug for more.
     #[arg(long, short, global = true)]
     verbose: bool,
@@ -323,7 +332,27 @@ async fn open(cli: &Cli) -> Result<Lake> {
     Ok(Lake::open(&cli.dir, &sel).await?)
 }
 
+/// The server to talk to, when `--server` is given.
+fn remote(cli: &Cli) -> Result<Option<client::Client>> {
+    cli.server
+        .as_deref()
+        .map(|s| client::Client::new(s, cli.token.clone()))
+        .transpose()
+}
+
 async fn run(cli: Cli) -> Result<()> {
+    let server = remote(&cli)?;
+    if server.is_some()
+        && matches!(
+            cli.command,
+            Command::Token(_)
+                | Command::Serve { .. }
+                | Command::Init { .. }
+                | Command::Quickstart { .. }
+        )
+    {
+        anyhow::bail!("this command works on a lake folder, not through a server; drop --server (or unset TARN_SERVER)");
+    }
     match &cli.command {
         Command::Init { dir, force } => {
             let dir = dir.clone().unwrap_or_else(|| cli.dir.clone());
@@ -367,14 +396,19 @@ async fn run(cli: Cli) -> Result<()> {
             force,
             out,
         } => {
-            let lake = open(&cli).await?;
             let total = print::size_of(path);
             let bar = print::bytes_bar(total, &format!("landing {}", path.display()));
-            let landed = lake
-                .land(path, target, &LandOptions { force: *force }, &|n| {
-                    bar.inc(n)
-                })
-                .await?;
+            let landed = match &server {
+                Some(c) => c.land(path, target, *force, &|n| bar.inc(n)).await?,
+                None => {
+                    open(&cli)
+                        .await?
+                        .land(path, target, &LandOptions { force: *force }, &|n| {
+                            bar.inc(n)
+                        })
+                        .await?
+                }
+            };
             bar.finish_and_clear();
             if out.json() {
                 print::json(&landed)?;
@@ -383,8 +417,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Ls { target, out } => {
-            let lake = open(&cli).await?;
-            let objects = lake.ls(target).await?;
+            let objects = match &server {
+                Some(c) => c.ls(target).await?,
+                None => open(&cli).await?.ls(target).await?,
+            };
             if out.json() {
                 print::json(&objects)?;
             } else {
@@ -392,8 +428,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Events { kind, limit, out } => {
-            let lake = open(&cli).await?;
-            let events = lake.events(kind.as_deref(), *limit).await?;
+            let events = match &server {
+                Some(c) => c.events(kind.as_deref(), *limit).await?,
+                None => open(&cli).await?.events(kind.as_deref(), *limit).await?,
+            };
             if out.json() {
                 print::json(&events)?;
             } else {
@@ -401,9 +439,11 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Crawl { scope, out } => {
-            let lake = open(&cli).await?;
             let spinner = print::spinner("crawling");
-            let report = lake.crawl(scope.as_deref()).await?;
+            let report = match &server {
+                Some(c) => c.crawl(scope.as_deref()).await?,
+                None => open(&cli).await?.crawl(scope.as_deref()).await?,
+            };
             spinner.finish_and_clear();
             if out.json() {
                 print::json(&report)?;
@@ -416,8 +456,15 @@ async fn run(cli: Cli) -> Result<()> {
             search,
             out,
         } => {
-            let lake = open(&cli).await?;
-            let tables = lake.tables(filter.as_deref(), search.as_deref()).await?;
+            let tables = match &server {
+                Some(c) => c.tables(filter.as_deref(), search.as_deref()).await?,
+                None => {
+                    open(&cli)
+                        .await?
+                        .tables(filter.as_deref(), search.as_deref())
+                        .await?
+                }
+            };
             if out.json() {
                 print::json(&tables)?;
             } else {
@@ -425,8 +472,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Table(TableCommand::Show { table, out }) => {
-            let lake = open(&cli).await?;
-            let detail = lake.table(table).await?;
+            let detail = match &server {
+                Some(c) => c.table(table).await?,
+                None => open(&cli).await?.table(table).await?,
+            };
             if out.json() {
                 print::json(&detail)?;
             } else {
@@ -434,8 +483,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Table(TableCommand::History { table, out }) => {
-            let lake = open(&cli).await?;
-            let history = lake.history(table).await?;
+            let history = match &server {
+                Some(c) => c.history(table).await?,
+                None => open(&cli).await?.history(table).await?,
+            };
             if out.json() {
                 print::json(&history)?;
             } else {
@@ -450,7 +501,6 @@ async fn run(cli: Cli) -> Result<()> {
             key,
             json,
         } => {
-            let lake = open(&cli).await?;
             let args = LoadArgs {
                 table: table.clone(),
                 source: source.clone(),
@@ -463,7 +513,10 @@ async fn run(cli: Cli) -> Result<()> {
                 key: key.clone(),
             };
             let spinner = print::spinner(&format!("loading {source} into {table}"));
-            let report = lake.load(&args).await?;
+            let report = match &server {
+                Some(c) => c.load(&args).await?,
+                None => open(&cli).await?.load(&args).await?,
+            };
             spinner.finish_and_clear();
             if *json {
                 print::json(&report)?;
@@ -532,9 +585,11 @@ async fn run(cli: Cli) -> Result<()> {
             into,
             timeout,
         } => {
-            let lake = open(&cli).await?;
             if let Some(target) = into {
-                let out = lake.sql_into(query, target).await?;
+                let out = match &server {
+                    Some(c) => c.sql_into(query, target).await?,
+                    None => open(&cli).await?.sql_into(query, target).await?,
+                };
                 println!(
                     "materialised {} rows into {} (version {})",
                     out.row_count, out.table, out.table_version
@@ -545,7 +600,10 @@ async fn run(cli: Cli) -> Result<()> {
                 timeout: timeout.map(std::time::Duration::from_secs),
                 row_limit: None,
             };
-            let result = lake.sql(query, &opts).await?;
+            let result = match &server {
+                Some(c) => c.sql(query, opts.timeout).await?,
+                None => open(&cli).await?.sql(query, &opts).await?,
+            };
             let fmt: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
             match output {
                 Some(path) => {

@@ -1,5 +1,7 @@
 //! The `tarn` command as a user runs it: a real process, real files, its output read back.
 
+mod server;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,0 +1,300 @@
+//! `tarn --server URL ...`: the lake core's commands over the HTTP API of a running
+//! `tarn serve`, answering with the same types (and so printing the same way) as a lake opened
+//! directly. Lists follow `next_token` to the end; SQL travels as an Arrow IPC stream.
+
+use anyhow::{bail, Context, Result};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use tarn_lake::{
+    CrawlReport, Event, HistoryEntry, Landed, LoadArgs, LoadReport, ObjectInfo, QueryResult,
+    SqlInto, TableDetail, TableSummary,
+};
+
+/// A client of one server.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+#[derive(serde::Deserialize)]
+struct Page<T> {
+    items: Vec<T>,
+    next_token: Option<String>,
+}
+
+/// Encodes one path segment (keys keep their `/`).
+fn segment(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+fn key_path(key: &str) -> String {
+    key.split('/').map(segment).collect::<Vec<_>>().join("/")
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<String>) -> Result<Self> {
+        let base = server.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!(
+                "--server `{base}` is not an http:// or https:// URL, e.g. http://127.0.0.1:8080"
+            );
+        }
+        Ok(Client {
+            base,
+            token,
+            http: reqwest::Client::builder()
+                .user_agent(concat!("tarn/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// Sends, and turns an error answer into its message.
+    async fn send(&self, req: RequestBuilder) -> Result<Response> {
+        let res = req.send().await.with_context(|| {
+            format!(
+                "cannot reach the tarn server at {}; is `tarn serve` running there?",
+                self.base
+            )
+        })?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        match body["error"]["message"].as_str() {
+            Some(m) if status == StatusCode::UNAUTHORIZED => {
+                bail!("{m} (pass --token or set TARN_TOKEN)")
+            }
+            Some(m) => bail!("{m}"),
+            None => bail!("the server answered {status}: {text}"),
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
+        let res = self.send(req).await?;
+        res.json()
+            .await
+            .context("the server's answer is not what this tarn expects (versions differ?)")
+    }
+
+    /// Every item of a paged list.
+    async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q: Vec<(&str, &str)> = query.to_vec();
+            if let Some(t) = &token {
+                q.push(("next_token", t));
+            }
+            let page: Page<T> = self.json(self.request(Method::GET, path).query(&q)).await?;
+            out.extend(page.items);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    fn zone_of(target: &str) -> Result<(&str, &str, &str)> {
+        let mut parts = target.splitn(3, '/');
+        match (parts.next(), parts.next()) {
+            (Some(d), Some(l)) if !d.is_empty() && !l.is_empty() => {
+                Ok((d, l, parts.next().unwrap_or("")))
+            }
+            _ => bail!("`{target}` does not name a zone; write DOMAIN/LAYER[/KEY], e.g. flights/raw/2013/flights.csv"),
+        }
+    }
+
+    pub async fn land(
+        &self,
+        path: &Path,
+        target: &str,
+        force: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<Landed>> {
+        let (domain, layer, key) = Self::zone_of(target)?;
+        let mut out = Vec::new();
+        for (file, key) in tarn_lake::land_plan(path, key)? {
+            let f = tokio::fs::File::open(&file)
+                .await
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let size = f.metadata().await?.len();
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+            let req = self
+                .request(
+                    Method::PUT,
+                    &format!(
+                        "/api/v1/zones/{}/{}/objects/{}",
+                        segment(domain),
+                        segment(layer),
+                        key_path(&key)
+                    ),
+                )
+                .query(&[("force", force)])
+                .header(reqwest::header::CONTENT_LENGTH, size)
+                .body(body);
+            out.push(self.json(req).await?);
+            progress(size);
+        }
+        Ok(out)
+    }
+
+    pub async fn ls(&self, target: &str) -> Result<Vec<ObjectInfo>> {
+        let (domain, layer, prefix) = Self::zone_of(target)?;
+        self.all(
+            &format!(
+                "/api/v1/zones/{}/{}/objects",
+                segment(domain),
+                segment(layer)
+            ),
+            &[("prefix", prefix)],
+        )
+        .await
+    }
+
+    pub async fn events(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Event>> {
+        let mut q = Vec::new();
+        if let Some(k) = kind {
+            q.push(("kind", k));
+        }
+        let mut all: Vec<Event> = self.all("/api/v1/events", &q).await?;
+        all.truncate(limit.max(0) as usize);
+        Ok(all)
+    }
+
+    pub async fn crawl(&self, scope: Option<&str>) -> Result<CrawlReport> {
+        self.json(
+            self.request(Method::POST, "/api/v1/crawls")
+                .json(&serde_json::json!({ "scope": scope })),
+        )
+        .await
+    }
+
+    pub async fn tables(
+        &self,
+        filter: Option<&str>,
+        search: Option<&str>,
+    ) -> Result<Vec<TableSummary>> {
+        let mut q = Vec::new();
+        if let Some(f) = filter {
+            q.push(("filter", f));
+        }
+        if let Some(s) = search {
+            q.push(("search", s));
+        }
+        self.all("/api/v1/tables", &q).await
+    }
+
+    pub async fn table(&self, table: &str) -> Result<TableDetail> {
+        self.json(self.request(Method::GET, &format!("/api/v1/tables/{}", segment(table))))
+            .await
+    }
+
+    pub async fn history(&self, table: &str) -> Result<Vec<HistoryEntry>> {
+        self.all(&format!("/api/v1/tables/{}/history", segment(table)), &[])
+            .await
+    }
+
+    /// Loads a local file (sent as the body) or an object already in a zone.
+    pub async fn load(&self, args: &LoadArgs) -> Result<LoadReport> {
+        let mode = args.mode.as_str();
+        let format = args.format.map(|f| format!("{f:?}").to_lowercase());
+        let local = Path::new(&args.source);
+        if local.is_file() {
+            let name = local
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("upload")
+                .to_string();
+            let f = tokio::fs::File::open(local)
+                .await
+                .with_context(|| format!("cannot read {}", local.display()))?;
+            let mut q = vec![
+                ("table", args.table.clone()),
+                ("name", name),
+                ("mode", mode.to_string()),
+            ];
+            if let Some(f) = format {
+                q.push(("format", f));
+            }
+            if !args.key.is_empty() {
+                q.push(("key", args.key.join(",")));
+            }
+            let req = self
+                .request(Method::POST, "/api/v1/loads/upload")
+                .query(&q)
+                .body(reqwest::Body::wrap_stream(
+                    tokio_util::io::ReaderStream::new(f),
+                ));
+            return self.json(req).await;
+        }
+        self.json(
+            self.request(Method::POST, "/api/v1/loads")
+                .json(&serde_json::json!({
+                    "table": args.table,
+                    "source": args.source,
+                    "format": format,
+                    "mode": mode,
+                    "key": args.key,
+                })),
+        )
+        .await
+    }
+
+    /// Runs a query; the rows travel as an Arrow IPC stream, so every output format works.
+    pub async fn sql(
+        &self,
+        query: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<QueryResult> {
+        let res = self
+            .send(
+                self.request(Method::POST, "/api/v1/sql")
+                    .header(
+                        reqwest::header::ACCEPT,
+                        "application/vnd.apache.arrow.stream",
+                    )
+                    .json(&serde_json::json!({
+                        "query": query,
+                        "timeout_ms": timeout.map(|t| t.as_millis() as u64),
+                        "limit": usize::MAX >> 12,
+                    })),
+            )
+            .await?;
+        let truncated = res.headers().contains_key("x-tarn-truncated");
+        let bytes = res.bytes().await?;
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .context("the server's Arrow answer is unreadable")?;
+        let schema = reader.schema();
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(QueryResult {
+            schema,
+            batches,
+            truncated,
+        })
+    }
+
+    pub async fn sql_into(&self, query: &str, table: &str) -> Result<SqlInto> {
+        self.json(
+            self.request(Method::POST, "/api/v1/sql/into")
+                .json(&serde_json::json!({ "query": query, "table": table })),
+        )
+        .await
+    }
+}
