@@ -67,6 +67,41 @@ impl Modify for BearerAuth {
             "token",
             Vec::<String>::new(),
         )]);
+        // Under --auth any call but the probes may answer 401, and a write 403 (read-only
+        // token): declared once here rather than on every handler.
+        let error = |what: &str| {
+            utoipa::openapi::ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if matches!(path.as_str(), "/health" | "/ready") {
+                continue;
+            }
+            let ops = [
+                (false, &mut item.get),
+                (true, &mut item.put),
+                (true, &mut item.post),
+            ];
+            for (writes, op) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let responses = &mut op.responses.responses;
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("no token, or an unknown or revoked one").into());
+                if writes && path != "/api/v1/sql" {
+                    responses
+                        .entry("403".into())
+                        .or_insert_with(|| error("the token is read-only").into());
+                }
+            }
+        }
     }
 }
 

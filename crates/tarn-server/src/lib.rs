@@ -61,7 +61,7 @@ pub struct App {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("refusing to listen on {0} without auth: anyone who can reach it could read and write the lake; start with --auth (every call then needs a token from `tarn token create`), or bind 127.0.0.1")]
+    #[error("refusing to listen on {0} without auth: anyone who can reach it could read and write the lake; start with --auth (every call then needs a token from `tarn token create`), or bind a loopback address such as 127.0.0.1")]
     NotLoopback(SocketAddr),
     #[error("--auth is on but no token exists, so no call could succeed; create one first with `tarn token create --name NAME`")]
     NoTokens,

@@ -250,45 +250,21 @@ fn a_load_killed_midway_leaves_the_table_at_its_previous_version() {
 
 #[test]
 fn serve_answers_over_http_and_stops_cleanly_on_sigterm() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tarn.yml"), "lake: x\ndomains: [flights]\n").unwrap();
     let refused = tarn(dir.path(), &["serve", "--addr", "0.0.0.0:0"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback"));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tarn"))
-        .arg("--dir")
-        .arg(dir.path())
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "tarn serve ended early"
-        );
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let served = server::Served::start(dir.path(), &[]);
+    let addr = served.url.trim_start_matches("http://").to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.write_all(b"PUT /api/v1/zones/flights/raw/objects/a.csv HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nConnection: close\r\n\r\na,b\n1,2\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 201"), "{out}");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    let mut rest = String::new();
-    err.read_to_string(&mut rest).unwrap();
+    let rest = served.stop();
     assert!(
         rest.contains("status=201"),
         "one log line per request with its status: {rest}"

@@ -28,33 +28,59 @@ fn lake_dir(deployment: Deployment) -> tempfile::TempDir {
     dir
 }
 
-/// `tarn serve` on a free loopback port; returns the child, its URL and its stderr.
-fn serve(
-    dir: &Path,
-    extra: &[&str],
-) -> (Child, String, std::io::BufReader<std::process::ChildStderr>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tarn"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .env_remove("TARN_SERVER")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "tarn serve ended early"
-        );
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+/// A `tarn serve` child on a free loopback port. Its log is drained by a thread from the
+/// start (a full stderr pipe would stall the server mid-request).
+pub(crate) struct Served {
+    child: Child,
+    pub url: String,
+    log: std::thread::JoinHandle<String>,
+}
+
+impl Served {
+    pub fn start(dir: &Path, extra: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tarn"))
+            .arg("--dir")
+            .arg(dir)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("TARN_SERVER")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "tarn serve ended early"
+            );
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        let log = std::thread::spawn(move || {
+            let mut rest = String::new();
+            err.read_to_string(&mut rest).ok();
+            rest
+        });
+        Served {
+            child,
+            url: format!("http://{addr}"),
+            log,
         }
-    };
-    (child, format!("http://{addr}"), err)
+    }
+
+    /// SIGTERM, a clean exit, and everything it logged after starting.
+    pub fn stop(mut self) -> String {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        self.log.join().unwrap()
+    }
 }
 
 /// `tarn --server URL --token TOKEN ARGS...`, run from an empty folder (no lake there).
@@ -69,17 +95,6 @@ fn client(url: &str, token: Option<&str>, args: &[&str]) -> Output {
         .env_remove("TARN_TOKEN")
         .output()
         .expect("tarn runs")
-}
-
-fn stop(mut child: Child, mut err: std::io::BufReader<std::process::ChildStderr>) -> String {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let mut rest = String::new();
-    err.read_to_string(&mut rest).unwrap();
-    rest
 }
 
 fn cli_through_the_server(deployment: Deployment) {
@@ -98,7 +113,8 @@ fn cli_through_the_server(deployment: Deployment) {
     );
     assert!(!listed.contains(&writer), "tokens are never shown again");
 
-    let (child, url, err) = serve(dir.path(), &["--auth"]);
+    let served = Served::start(dir.path(), &["--auth"]);
+    let url = served.url.clone();
     let data = Path::new(QUICKSTART).join("data");
     let w = Some(writer.as_str());
 
@@ -253,17 +269,19 @@ fn cli_through_the_server(deployment: Deployment) {
     assert!(!denied.status.success());
 
     // Failed auth is in the log, the token is not.
-    let log = stop(child, err);
+    let log = served.stop();
     assert!(log.contains("auth failed"), "{log}");
     assert!(!log.contains(bogus) && !log.contains(&writer) && !log.contains(&reader));
 }
 
 #[test]
-#[ignore = "runs for minutes under nextest (stateful phase); issue 3 stays open until it is fast and green"]
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let dir = lake_dir(Deployment::Embedded);
-    let (child, url, err) = serve(dir.path(), &[]);
-    let t = None;
+    let token = ok(&tarn(dir.path(), &["token", "create", "--name", "fuzz"]));
+    let token = token.trim().to_string();
+    let served = Served::start(dir.path(), &["--auth"]);
+    let url = served.url.clone();
+    let t = Some(token.as_str());
     let airlines = Path::new(QUICKSTART).join("data/airlines.csv");
     ok(&client(
         &url,
@@ -289,6 +307,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
         .args(["--checks", "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance"])
         .args(["--phases", "coverage,fuzzing,stateful", "--max-examples", "25", "--seed", "7", "--no-color"])
         .args(["--request-timeout", "30"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
         .output()
         .expect("schemathesis runs (scripts/test installs requirements-test.txt)");
     assert!(
@@ -297,7 +316,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
         String::from_utf8_lossy(&report.stdout),
         String::from_utf8_lossy(&report.stderr)
     );
-    stop(child, err);
+    served.stop();
 }
 
 #[test]
