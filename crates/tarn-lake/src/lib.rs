@@ -109,7 +109,17 @@ impl Lake {
 
     /// Recorded events, oldest first.
     pub async fn events(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Event>, LakeError> {
-        Ok(self.meta.events(kind, None, limit).await?)
+        self.events_after(kind, None, limit).await
+    }
+
+    /// Recorded events after the one with id `after` (ids order events by time).
+    pub async fn events_after(
+        &self,
+        kind: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Event>, LakeError> {
+        Ok(self.meta.events(kind, None, after, limit).await?)
     }
 
     /// Crawls every zone, one domain (`flights`) or one zone (`flights/raw`).

@@ -506,15 +506,16 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let report: Option<String> = r.try_get("report")?;
                 Ok(CrawlRecord {
-                    id: r.get("id"),
-                    scope: r.get("scope"),
-                    started_at: r.get("started_at"),
-                    finished_at: r.get("finished_at"),
-                    report: serde_json::from_str(
-                        &r.get::<Option<String>, _>("report").unwrap_or_default(),
-                    )
-                    .unwrap_or(serde_json::Value::Null),
+                    id: r.try_get("id")?,
+                    scope: r.try_get("scope")?,
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    report: match report {
+                        Some(text) => serde_json::from_str(&text)?,
+                        None => serde_json::Value::Null,
+                    },
                 })
             })
             .collect()

@@ -72,15 +72,17 @@ impl Store {
         &self,
         kind: Option<&str>,
         zone: Option<&str>,
+        after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Event>, MetadataError> {
         let rows = sqlx::query(
             "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events
-             WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR zone = $2)
-             ORDER BY id LIMIT $3",
+             WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR zone = $2) AND id > $3
+             ORDER BY id LIMIT $4",
         )
         .bind(kind.unwrap_or(""))
         .bind(zone.unwrap_or(""))
+        .bind(after.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -123,14 +125,17 @@ mod tests {
         assert!(!store.record_event(&e).await.unwrap());
         let changed = NewEvent::object_created("flights/raw", "a.csv", "e2", 4);
         assert!(store.record_event(&changed).await.unwrap());
-        let all = store.events(Some(OBJECT_CREATED), None, 100).await.unwrap();
+        let all = store
+            .events(Some(OBJECT_CREATED), None, None, 100)
+            .await
+            .unwrap();
         assert_eq!(all.len(), 2);
         // Reopening keeps what was recorded and does not re-run migrations.
         drop(store);
         let again = Store::open(&url).await.unwrap();
         assert_eq!(
             again
-                .events(None, Some("flights/raw"), 10)
+                .events(None, Some("flights/raw"), None, 10)
                 .await
                 .unwrap()
                 .len(),

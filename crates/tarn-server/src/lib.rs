@@ -66,7 +66,7 @@ pub enum ServeError {
     #[error("--auth is on but no token exists, so no call could succeed; create one first with `tarn token create --name NAME`")]
     NoTokens,
     #[error("cannot read the tokens: {0}")]
-    Tokens(String),
+    Tokens(#[from] tarn_lake::MetadataError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -114,12 +114,7 @@ impl App {
             return Err(ServeError::NotLoopback(addr));
         }
         if self.auth {
-            let live = self
-                .lake
-                .meta
-                .tokens()
-                .await
-                .map_err(|e| ServeError::Tokens(e.to_string()))?;
+            let live = self.lake.meta.tokens().await?;
             if !live.iter().any(|t| t.revoked_at.is_none()) {
                 return Err(ServeError::NoTokens);
             }

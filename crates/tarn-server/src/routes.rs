@@ -148,15 +148,20 @@ pub(crate) struct PageQuery {
     next_token: Option<String>,
 }
 
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+
 /// Items after `token` (by `key`, ascending), at most `limit` (default 1000).
 fn page<T: ToSchema>(
     items: Vec<T>,
     key: impl Fn(&T) -> String,
     q: &PageQuery,
 ) -> ApiResult<Page<T>> {
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > 10_000 {
-        return Err(ApiError::bad_request("limit must be between 1 and 10000"));
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let mut rest: Vec<T> = match &q.next_token {
         Some(t) => items.into_iter().filter(|i| key(i) > *t).collect(),
@@ -353,9 +358,17 @@ pub(crate) async fn events(
     Params(e): Params<EventQuery>,
     Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Page<tarn_lake::Event>>> {
-    // Event ids are UUIDv7: ordered by time, so they page as keys.
-    let all = app.lake.events(e.kind.as_deref(), i64::MAX).await?;
-    Ok(Json(page(all, |e| e.id.clone(), &q)?))
+    // Event ids are UUIDv7: ordered by time, so the store pages on them; one row more than
+    // the page tells whether another page follows.
+    let rows = app
+        .lake
+        .events_after(
+            e.kind.as_deref(),
+            q.next_token.as_deref(),
+            q.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE) as i64 + 1,
+        )
+        .await?;
+    Ok(Json(page(rows, |e| e.id.clone(), &q)?))
 }
 
 /// Which tables to list.

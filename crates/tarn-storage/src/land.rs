@@ -345,7 +345,7 @@ mod tests {
             .map(|o| o.key)
             .collect();
         assert_eq!(keys, ["a.csv"]);
-        assert_eq!(meta.events(None, None, 10).await.unwrap().len(), 2);
+        assert_eq!(meta.events(None, None, None, 10).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

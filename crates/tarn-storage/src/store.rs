@@ -68,12 +68,6 @@ fn s3_builder(bucket: &str, s3: &S3Settings) -> AmazonS3Builder {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_conditional_put(S3ConditionalPut::ETagMatch);
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_some()
-    {
-        if let Ok(r) = std::env::var("AWS_DEFAULT_REGION") {
-            b = b.with_region(r);
-        }
-    }
     if let Some(e) = &s3.endpoint {
         b = b.with_endpoint(e);
     }

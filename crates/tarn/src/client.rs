@@ -11,6 +11,9 @@ use tarn_lake::{
     SqlInto, TableDetail, TableSummary,
 };
 
+/// The row limit the CLI asks for: all of them.
+const ALL_ROWS: u64 = 1 << 53;
+
 /// A client of one server.
 pub struct Client {
     base: String,
@@ -95,9 +98,19 @@ impl Client {
 
     /// Every item of a paged list.
     async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>> {
+        self.first(path, query, usize::MAX).await
+    }
+
+    /// The first `n` items of a paged list.
+    async fn first<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        n: usize,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
-        loop {
+        while out.len() < n {
             let mut q: Vec<(&str, &str)> = query.to_vec();
             if let Some(t) = &token {
                 q.push(("next_token", t));
@@ -106,9 +119,11 @@ impl Client {
             out.extend(page.items);
             match page.next_token {
                 Some(t) => token = Some(t),
-                None => return Ok(out),
+                None => break,
             }
         }
+        out.truncate(n);
+        Ok(out)
     }
 
     fn zone_of(target: &str) -> Result<(&str, &str, &str)> {
@@ -173,9 +188,8 @@ impl Client {
         if let Some(k) = kind {
             q.push(("kind", k));
         }
-        let mut all: Vec<Event> = self.all("/api/v1/events", &q).await?;
-        all.truncate(limit.max(0) as usize);
-        Ok(all)
+        self.first("/api/v1/events", &q, limit.max(0) as usize)
+            .await
     }
 
     pub async fn crawl(&self, scope: Option<&str>) -> Result<CrawlReport> {
@@ -273,7 +287,9 @@ impl Client {
                     .json(&serde_json::json!({
                         "query": query,
                         "timeout_ms": timeout.map(|t| t.as_millis() as u64),
-                        "limit": usize::MAX >> 12,
+                        // Every row, as a query on a lake folder answers (the server's
+                        // default limit is for callers that name none).
+                        "limit": ALL_ROWS,
                     })),
             )
             .await?;

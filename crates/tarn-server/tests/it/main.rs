@@ -435,3 +435,43 @@ async fn the_openapi_document_names_every_route_and_every_documented_route_answe
         assert!(b.len() > 10_000, "{asset}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_page_in_order_with_next_token() {
+    let (_dir, app) = app(Limits::default()).await;
+    for key in ["a.csv", "b.csv", "c.csv"] {
+        let body: &'static [u8] = match key {
+            "a.csv" => b"x\n1\n",
+            "b.csv" => b"x\n2\n",
+            _ => b"x\n3\n",
+        };
+        let (s, _) = call(
+            &app,
+            put(&format!("/api/v1/zones/flights/raw/objects/{key}"), body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (s, b) = call(&app, get("/api/v1/events?limit=2")).await;
+    assert_eq!(s, StatusCode::OK);
+    let first = json(&b);
+    let keys: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["a.csv", "b.csv"]);
+    let token = first["next_token"].as_str().unwrap();
+    let (_, b) = call(
+        &app,
+        get(&format!("/api/v1/events?limit=2&next_token={token}")),
+    )
+    .await;
+    let second = json(&b);
+    assert_eq!(second["items"][0]["key"], "c.csv");
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert!(second["next_token"].is_null());
+    let (s, _) = call(&app, get("/api/v1/events?limit=0")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
