@@ -20,6 +20,9 @@ pub enum ConfigError {
         message: String,
         fix: Option<String>,
     },
+    /// Several problems, each with its place (pipeline folders report all they find at once).
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Problems(Vec<ConfigError>),
 }
 
 impl ConfigError {
@@ -42,6 +45,7 @@ impl ConfigError {
         match self {
             ConfigError::Invalid { line, .. } => *line,
             ConfigError::Read { .. } => None,
+            ConfigError::Problems(p) => p.first().and_then(ConfigError::line),
         }
     }
 }

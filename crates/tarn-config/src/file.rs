@@ -16,6 +16,8 @@ pub(crate) struct FileConfig {
     pub layers: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
     pub topics: Option<Vec<TopicSpec>>,
+    /// The topic failed executions are reported to (default `failures`).
+    pub error_topic: Option<String>,
     #[serde(default)]
     pub environments: BTreeMap<String, Settings>,
 }

@@ -15,11 +15,16 @@
 
 mod error;
 mod file;
+mod pipeline;
 mod resolve;
 mod starter;
 
 pub use error::ConfigError;
 pub use file::{DomainSpec, S3Settings, Secret, Subscription, SubscriptionProtocol, TopicSpec};
+pub use pipeline::{
+    check_cron, load_pipeline, load_pipelines, Choice, GlueVersion, Module, PipelineSpec,
+    Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,
+};
 pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
 pub use starter::STARTER;
 

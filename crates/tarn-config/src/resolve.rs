@@ -40,6 +40,8 @@ pub struct LakeConfig {
     pub layers: Vec<String>,
     pub tags: BTreeMap<String, String>,
     pub topics: Vec<TopicSpec>,
+    /// The topic failed pipeline executions are reported to.
+    pub error_topic: String,
 }
 
 impl LakeConfig {
@@ -167,6 +169,16 @@ impl LakeConfig {
             Some(url) => resolve_metadata(&place, &root, &url, selection.workspace.as_deref())?,
         };
 
+        if let Some(t) = &file.error_topic {
+            let topics = settings.topics.as_deref().unwrap_or_default();
+            if !topics.iter().any(|x| &x.name == t) {
+                return Err(place.error(
+                    place.line_of_key("error_topic"),
+                    format!("error_topic `{t}` is not one of the topics"),
+                    "declare it under `topics:` or name a declared topic",
+                ));
+            }
+        }
         Ok(LakeConfig {
             root,
             lake,
@@ -186,6 +198,10 @@ impl LakeConfig {
                 .unwrap_or_else(|| DEFAULT_LAYERS.iter().map(|s| s.to_string()).collect()),
             tags: settings.tags.unwrap_or_default(),
             topics: settings.topics.unwrap_or_default(),
+            error_topic: file
+                .error_topic
+                .clone()
+                .unwrap_or_else(|| "failures".to_string()),
         })
     }
 

@@ -67,6 +67,27 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Records an event like [`Store::record_event`]; answers its id when it was new.
+    pub async fn record_event_id(&self, e: &NewEvent) -> Result<Option<String>, MetadataError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let res = sqlx::query(
+            "INSERT INTO events (id, kind, zone, object_key, etag, size, detail, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (kind, zone, object_key, etag) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&e.kind)
+        .bind(&e.zone)
+        .bind(&e.key)
+        .bind(&e.etag)
+        .bind(e.size as i64)
+        .bind(e.detail.to_string())
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok((res.rows_affected() == 1).then_some(id))
+    }
+
     /// Events, newest last, optionally of one kind and one zone.
     pub async fn events(
         &self,
@@ -86,21 +107,22 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(Event {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    zone: r.try_get("zone")?,
-                    key: r.try_get("object_key")?,
-                    etag: r.try_get("etag")?,
-                    size: r.try_get::<i64, _>("size")? as u64,
-                    detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_of).collect()
     }
+}
+
+/// An event from its row.
+pub(crate) fn event_of(r: &sqlx::any::AnyRow) -> Result<Event, MetadataError> {
+    Ok(Event {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        zone: r.try_get("zone")?,
+        key: r.try_get("object_key")?,
+        etag: r.try_get("etag")?,
+        size: r.try_get::<i64, _>("size")? as u64,
+        detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 #[cfg(test)]

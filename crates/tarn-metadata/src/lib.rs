@@ -17,6 +17,7 @@
 mod catalog;
 mod error;
 mod events;
+mod executions;
 mod store;
 pub mod testing;
 mod tokens;
@@ -27,6 +28,7 @@ pub use catalog::{
 };
 pub use error::MetadataError;
 pub use events::{Event, NewEvent, OBJECT_CREATED};
+pub use executions::{execution_id, status, ExecutionRecord, NewExecution, StepAttempt};
 pub use store::Store;
 pub use tokens::{TokenRecord, TOKEN_PREFIX};
 

@@ -56,6 +56,8 @@ pub struct App {
     pub(crate) limits: Arc<Limits>,
     /// Whether every call needs a bearer token.
     pub(crate) auth: bool,
+    /// Woken whenever an object lands through the API (pipelines dispatch at once).
+    pub(crate) landed: Arc<tokio::sync::Notify>,
 }
 
 /// Why the server could not start.
@@ -84,6 +86,7 @@ impl App {
             lake,
             limits: Arc::new(limits),
             auth: false,
+            landed: Default::default(),
         }
     }
 
@@ -91,6 +94,11 @@ impl App {
     pub fn with_auth(mut self, on: bool) -> Self {
         self.auth = on;
         self
+    }
+
+    /// Notified each time an object lands through the API.
+    pub fn landed(&self) -> Arc<tokio::sync::Notify> {
+        self.landed.clone()
     }
 
     /// The lake this app serves.

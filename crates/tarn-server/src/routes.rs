@@ -299,6 +299,7 @@ pub(crate) async fn land_object(
             &|_| {},
         )
         .await?;
+    app.landed.notify_one();
     let first = landed
         .into_iter()
         .next()

@@ -203,7 +203,7 @@ async fn client(
     while Instant::now() < until {
         n += 1;
         let started = Instant::now();
-        let (op, outcome) = if n % every == 0 {
+        let (op, outcome) = if n.is_multiple_of(every) {
             (Op::Sql, sql_once(&http, &base).await)
         } else {
             let key = format!("load/c{id:03}/{n:07}.json");
@@ -480,7 +480,7 @@ fn report(a: &Args, figures: &[Figures]) -> String {
          acknowledged object was listed exactly once, read back byte for byte, and had exactly \
          one `object.created` event; nothing was there that no client was told had landed. \
          The shared deployment's figures are bound by moto, a Python S3 server that answers \
-         each request in milliseconds (every land and every query makes several S3 requests);\
+         each request in milliseconds (every land and every query makes several S3 requests); \
          a real S3 or MinIO is faster.\n\n\
          | deployment | requests | req/s | land n | land p50 ms | land p99 ms | sql n | sql p50 ms | sql p99 ms | all p50 ms | all p99 ms | failed | objects verified | events verified |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",

@@ -1,6 +1,7 @@
 //! The `tarn` command: parses arguments, calls `tarn-lake`, prints for people or for programs.
 
 mod client;
+mod pipelines;
 mod print;
 
 use anyhow::{Context, Result};
@@ -21,7 +22,12 @@ Set up a lake:
 Land files and look at them:
   land        Upload a file or folder into a zone (DOMAIN/LAYER/KEY)
   ls          List the objects of a zone
-  events      Show recorded events (object.created, ...)
+  events      Show recorded events (object.created, ...); `events put` records one
+
+Pipelines:
+  pipelines   List, validate and run pipeline folders (pipelines/NAME/config.yml)
+  executions  List, show, read the logs of, retry and cancel executions
+  notify      Send a test message to a topic of tarn.yml
 
 Catalog:
   crawl       Catalog new and changed files, as a Glue crawler does
@@ -136,8 +142,11 @@ enum Command {
         #[command(flatten)]
         out: Output,
     },
-    /// Show recorded events, oldest first.
+    /// Show recorded events, oldest first; `tarn events put` records a custom event.
+    #[command(args_conflicts_with_subcommands = true)]
     Events {
+        #[command(subcommand)]
+        put: Option<EventsCommand>,
         /// Only this kind, e.g. object.created.
         #[arg(long)]
         kind: Option<String>,
@@ -228,6 +237,17 @@ enum Command {
     /// Create, list and revoke the tokens `tarn serve --auth` accepts.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Pipeline folders: pipelines/NAME/config.yml with steps/, trigger/ and catch/.
+    #[command(subcommand)]
+    Pipelines(PipelinesCommand),
+    /// Executions of pipelines, as recorded in the metadata store.
+    #[command(subcommand)]
+    Executions(ExecutionsCommand),
+    /// Send a test message to TOPIC and report each subscription's delivery.
+    Notify {
+        #[command(subcommand)]
+        what: NotifyCommand,
+    },
     /// Query every catalogued table with SQL; tables are domain.layer.table, and
     /// domain.layer.table@vN reads version N of a Delta table.
     ///
@@ -251,6 +271,95 @@ enum Command {
         #[arg(long)]
         timeout: Option<u64>,
     },
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Deliver a test message to every subscription of TOPIC.
+    Test {
+        topic: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Record a custom event, as EventBridge's PutEvents; pipelines whose `event_rule`
+    /// lists its source and detail type start.
+    ///
+    /// Example:
+    ///   tarn events put --source billing --detail-type invoice.closed --detail '{"id": 7}'
+    #[command(verbatim_doc_comment)]
+    Put {
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        detail_type: String,
+        /// A JSON object.
+        #[arg(long, default_value = "{}")]
+        detail: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum PipelinesCommand {
+    /// The pipelines of pipelines/, with their triggers and steps.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Check every pipeline folder and report every problem at once, with file and line.
+    Validate {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Run one execution in the foreground, printing step output as it comes.
+    ///
+    /// FILE is a JSON event: an S3 event notification or an EventBridge event (given to the
+    /// trigger/ module when there is one), or a plain object used as the execution's input.
+    ///
+    /// Example:
+    ///   tarn pipelines run pipeline_example --event event.json
+    #[command(verbatim_doc_comment)]
+    Run {
+        name: String,
+        /// A JSON file; `-` reads standard input.
+        #[arg(long)]
+        event: PathBuf,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExecutionsCommand {
+    /// Executions, newest first.
+    List {
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// pending | running | succeeded | failed | cancelled
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// One execution with its step attempts (input, output, error, timings).
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// The logs (stdout and stderr) of every attempt of an execution.
+    Logs { id: String },
+    /// Start a failed or cancelled execution again from the step it stopped at.
+    Retry { id: String },
+    /// Cancel a pending or running execution (a running step is killed).
+    Cancel { id: String },
 }
 
 #[derive(Subcommand)]
@@ -330,6 +439,13 @@ async fn open(cli: &Cli) -> Result<Lake> {
         workspace: cli.workspace.clone(),
     };
     Ok(Lake::open(&cli.dir, &sel).await?)
+}
+
+fn refuse_server(server: &Option<client::Client>) -> Result<()> {
+    if server.is_some() {
+        anyhow::bail!("pipelines, executions and notify work on the lake folder for now, not through a server; drop --server (or unset TARN_SERVER)");
+    }
+    Ok(())
 }
 
 /// The server to talk to, when `--server` is given.
@@ -427,7 +543,51 @@ async fn run(cli: Cli) -> Result<()> {
                 print::objects(&objects);
             }
         }
-        Command::Events { kind, limit, out } => {
+        Command::Events {
+            put:
+                Some(EventsCommand::Put {
+                    source,
+                    detail_type,
+                    detail,
+                    out,
+                }),
+            ..
+        } => {
+            if server.is_some() {
+                anyhow::bail!(
+                    "`events put` through a server is not built yet; run it in the lake folder"
+                );
+            }
+            let detail: serde_json::Value = serde_json::from_str(detail)
+                .context("--detail must be JSON, e.g. '{\"id\": 7}'")?;
+            let lake = open(&cli).await?;
+            let id = pipelines::put_event(&lake, source, detail_type, detail).await?;
+            if out.json() {
+                print::json(&serde_json::json!({"event_id": id}))?;
+            } else {
+                println!("recorded event {id}");
+            }
+        }
+        Command::Pipelines(cmd) => {
+            refuse_server(&server)?;
+            pipelines::pipelines(&open(&cli).await?, cmd).await?;
+        }
+        Command::Executions(cmd) => {
+            refuse_server(&server)?;
+            pipelines::executions(&open(&cli).await?, cmd).await?;
+        }
+        Command::Notify {
+            what: NotifyCommand::Test { topic, out },
+        } => {
+            refuse_server(&server)?;
+            pipelines::notify_test(&open(&cli).await?, topic, *out).await?;
+        }
+        Command::Events {
+            put: None,
+            kind,
+            limit,
+            out,
+        } => {
             let events = match &server {
                 Some(c) => c.events(kind.as_deref(), *limit).await?,
                 None => open(&cli).await?.events(kind.as_deref(), *limit).await?,
@@ -570,13 +730,25 @@ async fn run(cli: Cli) -> Result<()> {
                 max_object_bytes: max_object_mb * 1024 * 1024,
                 ..Default::default()
             };
-            tarn_server::App::build(lake, limits)
-                .with_auth(*auth)
+            let app = tarn_server::App::build(lake.clone(), limits).with_auth(*auth);
+            let landed = app.landed();
+            let stop = tokio_util::sync::CancellationToken::new();
+            let engine = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let slot = engine.clone();
+            let result = app
                 .serve(*addr, tarn_server::shutdown_signal(), |bound| {
                     tracing::info!(%bound, "tarn serve listening");
                     eprintln!("tarn serve: listening on http://{bound} (Ctrl-C to stop)");
+                    *slot.lock().expect("engine slot") =
+                        pipelines::start_engine(lake.clone(), landed, *auth, bound, stop.clone());
                 })
-                .await?;
+                .await;
+            stop.cancel();
+            let handle = engine.lock().expect("engine slot").take();
+            if let Some(h) = handle {
+                h.await.ok();
+            }
+            result?;
         }
         Command::Sql {
             query,

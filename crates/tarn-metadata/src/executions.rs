@@ -1,0 +1,534 @@
+//! Pipeline executions and step attempts: created once per (pipeline, event), leased by
+//! workers, moved step by step, so an execution survives the process that ran it.
+
+use crate::{Event, MetadataError, Store};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::time::Duration;
+
+/// Execution states.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const RUNNING: &str = "running";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+    /// A step attempt whose worker died before it ended.
+    pub const ABANDONED: &str = "abandoned";
+}
+
+/// One execution of a pipeline.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ExecutionRecord {
+    pub id: String,
+    pub pipeline: String,
+    /// The event that started it.
+    pub event_id: String,
+    pub status: String,
+    pub input: serde_json::Value,
+    /// The step running, or to run next (none once ended well).
+    pub step: Option<String>,
+    pub step_input: Option<serde_json::Value>,
+    /// Failed attempts of `step` so far.
+    pub failures: i64,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// One attempt at one step of an execution.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StepAttempt {
+    pub id: String,
+    pub execution_id: String,
+    pub step: String,
+    pub attempt: i64,
+    pub status: String,
+    pub input: serde_json::Value,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// The step's stdout and stderr, size-capped.
+    pub logs: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// An execution a trigger asks for.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    pub pipeline: String,
+    pub input: serde_json::Value,
+    pub first_step: String,
+}
+
+/// The execution id for (pipeline, event): derived, so a replayed event finds its execution.
+pub fn execution_id(pipeline: &str, event_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{pipeline}\0{event_id}").as_bytes());
+    hex::encode(&digest[..12])
+}
+
+fn at(d: Duration) -> String {
+    (chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default())
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn json(row: &AnyRow, col: &str) -> Result<Option<serde_json::Value>, MetadataError> {
+    match row.try_get::<Option<String>, _>(col)? {
+        Some(s) => Ok(Some(serde_json::from_str(&s)?)),
+        None => Ok(None),
+    }
+}
+
+const EXECUTION_COLUMNS: &str = "id, pipeline, event_id, status, input, step, step_input, failures, output, error, created_at, started_at, finished_at";
+
+fn execution(row: &AnyRow) -> Result<ExecutionRecord, MetadataError> {
+    Ok(ExecutionRecord {
+        id: row.try_get("id")?,
+        pipeline: row.try_get("pipeline")?,
+        event_id: row.try_get("event_id")?,
+        status: row.try_get("status")?,
+        input: json(row, "input")?.unwrap_or_default(),
+        step: row.try_get("step")?,
+        step_input: json(row, "step_input")?,
+        failures: row.try_get("failures")?,
+        output: json(row, "output")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+impl Store {
+    /// Events no trigger has looked at yet, oldest first.
+    pub async fn undispatched_events(&self, limit: i64) -> Result<Vec<Event>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events
+             WHERE dispatched_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(crate::events::event_of).collect()
+    }
+
+    /// Creates the executions `event` starts (none twice) and marks the event dispatched, in
+    /// one transaction. Returns the ids of the executions this call created.
+    pub async fn dispatch(
+        &self,
+        event_id: &str,
+        wanted: &[NewExecution],
+    ) -> Result<Vec<String>, MetadataError> {
+        let mut tx = self.pool.begin().await?;
+        let now = crate::now();
+        let mut created = Vec::new();
+        for w in wanted {
+            let id = execution_id(&w.pipeline, event_id);
+            let input = w.input.to_string();
+            let res = sqlx::query(
+                "INSERT INTO executions (id, pipeline, event_id, status, input, step, step_input, failures, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&w.pipeline)
+            .bind(event_id)
+            .bind(status::PENDING)
+            .bind(&input)
+            .bind(&w.first_step)
+            .bind(&input)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            if res.rows_affected() == 1 {
+                created.push(id);
+            }
+        }
+        sqlx::query("UPDATE events SET dispatched_at = $1 WHERE id = $2 AND dispatched_at IS NULL")
+            .bind(&now)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Leases the oldest execution that is due and not leased by a live worker.
+    pub async fn claim_execution(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<ExecutionRecord>, MetadataError> {
+        let now = crate::now();
+        for _ in 0..5 {
+            let candidate: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM executions
+                 WHERE status IN ('pending', 'running')
+                   AND (lease_until IS NULL OR lease_until < $1)
+                   AND (not_before IS NULL OR not_before <= $1)
+                 ORDER BY created_at LIMIT 1",
+            )
+            .bind(&now)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(id) = candidate else { return Ok(None) };
+            let res = sqlx::query(
+                "UPDATE executions SET lease_owner = $1, lease_until = $2, status = 'running',
+                        started_at = COALESCE(started_at, $3), not_before = NULL
+                 WHERE id = $4 AND status IN ('pending', 'running')
+                   AND (lease_until IS NULL OR lease_until < $3)",
+            )
+            .bind(owner)
+            .bind(at(lease))
+            .bind(&now)
+            .bind(&id)
+            .execute(&self.pool)
+            .await?;
+            if res.rows_affected() == 1 {
+                return self.execution(&id).await;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Leases the execution `id` when it is open and not leased by a live worker.
+    pub async fn claim_execution_id(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<ExecutionRecord>, MetadataError> {
+        let now = crate::now();
+        let res = sqlx::query(
+            "UPDATE executions SET lease_owner = $1, lease_until = $2, status = 'running',
+                    started_at = COALESCE(started_at, $3), not_before = NULL
+             WHERE id = $4 AND status IN ('pending', 'running')
+               AND (lease_until IS NULL OR lease_until < $3)
+               AND (not_before IS NULL OR not_before <= $3)",
+        )
+        .bind(owner)
+        .bind(at(lease))
+        .bind(&now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if res.rows_affected() == 1 {
+            self.execution(id).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Extends a lease; false when the lease is no longer this owner's (or it was cancelled).
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, MetadataError> {
+        let res = sqlx::query(
+            "UPDATE executions SET lease_until = $1
+             WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+        )
+        .bind(at(lease))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Gives up leases held by `owner` (a worker that stopped or died), so others take them now.
+    pub async fn release_leases(&self, owner_prefix: &str) -> Result<u64, MetadataError> {
+        let res = sqlx::query(
+            "UPDATE executions SET lease_until = NULL, lease_owner = NULL
+             WHERE lease_owner LIKE $1 AND status IN ('pending', 'running')",
+        )
+        .bind(format!("{owner_prefix}%"))
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected())
+    }
+
+    /// Owners holding leases on open executions.
+    pub async fn lease_owners(&self) -> Result<Vec<String>, MetadataError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT lease_owner FROM executions
+             WHERE lease_owner IS NOT NULL AND status IN ('pending', 'running')",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Starts an attempt of the execution's current step; attempts left `running` by a
+    /// worker that died are marked abandoned first. Returns the attempt's id and number.
+    pub async fn start_attempt(
+        &self,
+        exec: &ExecutionRecord,
+        step: &str,
+        input: &serde_json::Value,
+    ) -> Result<(String, i64), MetadataError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE step_attempts SET status = $1, finished_at = $2,
+                    error = 'the worker running this attempt stopped; the step was started again'
+             WHERE execution_id = $3 AND status = 'running'",
+        )
+        .bind(status::ABANDONED)
+        .bind(crate::now())
+        .bind(&exec.id)
+        .execute(&mut *tx)
+        .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM step_attempts WHERE execution_id = $1 AND step = $2",
+        )
+        .bind(&exec.id)
+        .bind(step)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO step_attempts (id, execution_id, pipeline, step, attempt, status, input, logs, started_at)
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, '', $7)",
+        )
+        .bind(&id)
+        .bind(&exec.id)
+        .bind(&exec.pipeline)
+        .bind(step)
+        .bind(n + 1)
+        .bind(input.to_string())
+        .bind(crate::now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((id, n + 1))
+    }
+
+    /// Ends an attempt.
+    pub async fn finish_attempt(
+        &self,
+        attempt_id: &str,
+        status: &str,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+        logs: &str,
+    ) -> Result<(), MetadataError> {
+        sqlx::query(
+            "UPDATE step_attempts SET status = $1, output = $2, error = $3, logs = $4, finished_at = $5
+             WHERE id = $6",
+        )
+        .bind(status)
+        .bind(output.map(|o| o.to_string()))
+        .bind(error)
+        .bind(logs)
+        .bind(crate::now())
+        .bind(attempt_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Attempts of `pipeline`'s `step` running now under a live lease.
+    pub async fn running_attempts(&self, pipeline: &str, step: &str) -> Result<i64, MetadataError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM step_attempts a JOIN executions e ON e.id = a.execution_id
+             WHERE a.pipeline = $1 AND a.step = $2 AND a.status = 'running'
+               AND e.lease_until IS NOT NULL AND e.lease_until >= $3",
+        )
+        .bind(pipeline)
+        .bind(step)
+        .bind(crate::now())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Moves an execution on: to `next` with `input`, or, with no next step, to its end.
+    /// Does nothing (returns false) when the lease is gone or the execution was cancelled.
+    pub async fn advance(
+        &self,
+        id: &str,
+        owner: &str,
+        next: Option<&str>,
+        input: &serde_json::Value,
+    ) -> Result<bool, MetadataError> {
+        let res =
+            match next {
+                Some(step) => {
+                    sqlx::query(
+                        "UPDATE executions SET step = $1, step_input = $2, failures = 0
+                 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+                    )
+                    .bind(step)
+                    .bind(input.to_string())
+                    .bind(id)
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await?
+                }
+                None => sqlx::query(
+                    "UPDATE executions SET step = NULL, step_input = NULL, status = 'succeeded',
+                        output = $1, finished_at = $2, lease_owner = NULL, lease_until = NULL
+                 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+                )
+                .bind(input.to_string())
+                .bind(crate::now())
+                .bind(id)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?,
+            };
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// A failed attempt that will be tried again after `wait`: the lease is let go meanwhile.
+    pub async fn retry_later(
+        &self,
+        id: &str,
+        owner: &str,
+        failures: i64,
+        wait: Duration,
+    ) -> Result<bool, MetadataError> {
+        let res = sqlx::query(
+            "UPDATE executions SET failures = $1, not_before = $2, lease_owner = NULL, lease_until = NULL
+             WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+        )
+        .bind(failures)
+        .bind(at(wait))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Lets an execution go without moving it (a step at its concurrency limit waits `wait`).
+    pub async fn postpone(
+        &self,
+        id: &str,
+        owner: &str,
+        wait: Duration,
+    ) -> Result<(), MetadataError> {
+        sqlx::query(
+            "UPDATE executions SET not_before = $1, lease_owner = NULL, lease_until = NULL
+             WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(at(wait))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends an execution as failed, keeping the step it failed at.
+    pub async fn fail_execution(
+        &self,
+        id: &str,
+        owner: &str,
+        failures: i64,
+        error: &str,
+    ) -> Result<bool, MetadataError> {
+        let res = sqlx::query(
+            "UPDATE executions SET status = 'failed', failures = $1, error = $2, finished_at = $3,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE id = $4 AND lease_owner = $5 AND status = 'running'",
+        )
+        .bind(failures)
+        .bind(error)
+        .bind(crate::now())
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Cancels an open execution; a worker running it stops at its next lease renewal.
+    pub async fn cancel_execution(&self, id: &str) -> Result<bool, MetadataError> {
+        let res = sqlx::query(
+            "UPDATE executions SET status = 'cancelled', finished_at = $1, error = 'cancelled'
+             WHERE id = $2 AND status IN ('pending', 'running')",
+        )
+        .bind(crate::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Starts a failed or cancelled execution again, from the step it stopped at.
+    pub async fn retry_execution(&self, id: &str) -> Result<bool, MetadataError> {
+        let res = sqlx::query(
+            "UPDATE executions SET status = 'pending', failures = 0, error = NULL, finished_at = NULL,
+                    lease_owner = NULL, lease_until = NULL, not_before = NULL
+             WHERE id = $1 AND status IN ('failed', 'cancelled') AND step IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// One execution.
+    pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, MetadataError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(execution).transpose()
+    }
+
+    /// Executions, newest first, optionally of one pipeline and one status.
+    pub async fn executions(
+        &self,
+        pipeline: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ExecutionRecord>, MetadataError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions
+             WHERE ($1 = '' OR pipeline = $1) AND ($2 = '' OR status = $2)
+             ORDER BY created_at DESC, id LIMIT $3"
+        ))
+        .bind(pipeline.unwrap_or(""))
+        .bind(status.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(execution).collect()
+    }
+
+    /// The attempts of an execution, in the order they started.
+    pub async fn attempts(&self, execution_id: &str) -> Result<Vec<StepAttempt>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT id, execution_id, step, attempt, status, input, output, error, logs, started_at, finished_at
+             FROM step_attempts WHERE execution_id = $1 ORDER BY started_at, id",
+        )
+        .bind(execution_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StepAttempt {
+                    id: r.try_get("id")?,
+                    execution_id: r.try_get("execution_id")?,
+                    step: r.try_get("step")?,
+                    attempt: r.try_get("attempt")?,
+                    status: r.try_get("status")?,
+                    input: json(r, "input")?.unwrap_or_default(),
+                    output: json(r, "output")?,
+                    error: r.try_get("error")?,
+                    logs: r.try_get("logs")?,
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                })
+            })
+            .collect()
+    }
+}

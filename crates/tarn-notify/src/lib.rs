@@ -1,0 +1,253 @@
+//! Topics and subscriptions: a message published to a topic of `tarn.yml` is delivered to
+//! each of its subscriptions (`webhook`, `command`, `file`; `email` comes with SMTP
+//! support), retried with backoff, in the background, so a dead endpoint never blocks the
+//! publisher.
+//!
+//! ```no_run
+//! # async fn demo(topics: Vec<tarn_config::TopicSpec>) {
+//! let notifier = tarn_notify::Notifier::new(topics, std::path::Path::new("."));
+//! let msg = tarn_notify::Message::new("pipeline failed", serde_json::json!({"step": "Load"}));
+//! let report = notifier.deliver("failures", &msg).await.unwrap();
+//! assert!(report.iter().all(|d| d.delivered));
+//! # }
+//! ```
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tarn_config::{Subscription, SubscriptionProtocol, TopicSpec};
+
+/// What can go wrong publishing.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("no topic is named `{name}` in tarn.yml; topics are: {known}")]
+    UnknownTopic { name: String, known: String },
+}
+
+/// A notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    /// One line saying what happened.
+    pub subject: String,
+    /// The details, as JSON.
+    pub detail: serde_json::Value,
+    pub time: String,
+}
+
+impl Message {
+    pub fn new(subject: impl Into<String>, detail: serde_json::Value) -> Message {
+        Message {
+            subject: subject.into(),
+            detail,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+
+    /// The JSON sent to webhooks, commands and files: the message plus a Slack-compatible
+    /// `text` field, so a Slack incoming webhook shows it as is.
+    pub fn body(&self, topic: &str) -> serde_json::Value {
+        serde_json::json!({
+            "topic": topic,
+            "subject": self.subject,
+            "text": format!("[{topic}] {}\n```{}```", self.subject, serde_json::to_string_pretty(&self.detail).unwrap_or_default()),
+            "detail": self.detail,
+            "time": self.time,
+        })
+    }
+}
+
+/// How one subscription's delivery went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub protocol: String,
+    /// The endpoint, with any password in it hidden.
+    pub endpoint: String,
+    pub delivered: bool,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+/// Delivers messages to topics.
+#[derive(Clone)]
+pub struct Notifier {
+    topics: Vec<TopicSpec>,
+    root: PathBuf,
+    http: reqwest::Client,
+    /// Tries per subscription.
+    pub attempts: u32,
+    /// Wait before the first retry; doubled each time.
+    pub backoff: Duration,
+}
+
+impl Notifier {
+    /// `root` is the lake's folder: relative `file` endpoints and commands start there.
+    pub fn new(topics: Vec<TopicSpec>, root: &Path) -> Notifier {
+        Notifier {
+            topics,
+            root: root.to_path_buf(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// Whether `topic` is declared.
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.topics.iter().any(|t| t.name == topic)
+    }
+
+    /// Delivers `msg` to every subscription of `topic`, with retries, and reports each.
+    pub async fn deliver(&self, topic: &str, msg: &Message) -> Result<Vec<Delivery>, NotifyError> {
+        let spec = self
+            .topics
+            .iter()
+            .find(|t| t.name == topic)
+            .ok_or_else(|| NotifyError::UnknownTopic {
+                name: topic.to_string(),
+                known: self
+                    .topics
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let body = msg.body(topic);
+        let mut out = Vec::new();
+        for sub in &spec.subscriptions {
+            out.push(self.deliver_one(sub, &body).await);
+        }
+        Ok(out)
+    }
+
+    /// Delivers in the background; failures are logged (never blocks the caller).
+    pub fn publish(&self, topic: &str, msg: Message) {
+        let (me, topic) = (self.clone(), topic.to_string());
+        tokio::spawn(async move {
+            match me.deliver(&topic, &msg).await {
+                Ok(report) => {
+                    for d in report.iter().filter(|d| !d.delivered) {
+                        tracing::warn!(topic, protocol = d.protocol, endpoint = d.endpoint, error = ?d.error, "notification not delivered");
+                    }
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+        });
+    }
+
+    async fn deliver_one(&self, sub: &Subscription, body: &serde_json::Value) -> Delivery {
+        let mut wait = self.backoff;
+        let mut error = None;
+        let mut attempts = 0;
+        while attempts < self.attempts.max(1) {
+            attempts += 1;
+            match self.try_once(sub, body).await {
+                Ok(()) => {
+                    error = None;
+                    break;
+                }
+                Err(e) => error = Some(e),
+            }
+            if attempts < self.attempts {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+        Delivery {
+            protocol: format!("{:?}", sub.protocol).to_lowercase(),
+            endpoint: redact(&sub.endpoint),
+            delivered: error.is_none(),
+            attempts,
+            error,
+        }
+    }
+
+    async fn try_once(&self, sub: &Subscription, body: &serde_json::Value) -> Result<(), String> {
+        match sub.protocol {
+            SubscriptionProtocol::Webhook => {
+                let res = self
+                    .http
+                    .post(&sub.endpoint)
+                    .json(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("the webhook did not answer: {}", without_url(&e)))?;
+                if res.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("the webhook answered {}", res.status()))
+                }
+            }
+            SubscriptionProtocol::File => {
+                let path = self.root.join(&sub.endpoint);
+                if let Some(dir) = path.parent() {
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                use tokio::io::AsyncWriteExt;
+                let mut f = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let mut line = body.to_string();
+                line.push('\n');
+                f.write_all(line.as_bytes())
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            }
+            SubscriptionProtocol::Command => {
+                use tokio::io::AsyncWriteExt;
+                let mut child = tokio::process::Command::new("sh")
+                    .args(["-c", &sub.endpoint])
+                    .current_dir(&self.root)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| format!("cannot start the command: {e}"))?;
+                if let Some(mut stdin) = child.stdin.take() {
+                    let _ = stdin.write_all(body.to_string().as_bytes()).await;
+                }
+                let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+                    .await
+                    .map_err(|_| "the command did not finish in 30 s".to_string())?
+                    .map_err(|e| e.to_string())?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the command exited with {}: {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ))
+                }
+            }
+            SubscriptionProtocol::Email => Err(
+                "email delivery is not built yet: use a webhook, command or file subscription"
+                    .to_string(),
+            ),
+        }
+    }
+}
+
+/// A URL with its user info hidden.
+fn redact(endpoint: &str) -> String {
+    match (endpoint.find("://"), endpoint.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &endpoint[..s], &endpoint[at..]),
+        _ => endpoint.to_string(),
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut e = e.to_string();
+    if let Some(i) = e.find(" for url (") {
+        e.truncate(i);
+    }
+    e
+}

@@ -1,0 +1,516 @@
+//! The engine: turns events into executions (dispatch) and runs executions step by step
+//! (work), recording every attempt, retrying with backoff, sending failures to the
+//! pipeline's `catch/` module and the lake's error topic. Workers lease executions in the
+//! metadata store, so a crashed process's executions resume from the step that was running.
+
+use crate::process::LineSink;
+use crate::python::Python;
+use crate::step::{self, StepEnv};
+use crate::trigger;
+use crate::PipelineError;
+use std::sync::Arc;
+use std::time::Duration;
+use tarn_config::PipelineSpec;
+use tarn_lake::{status, Event, ExecutionRecord, Lake, NewExecution};
+
+/// How long a lease lasts without renewal; renewed every third of it while a step runs.
+pub const LEASE: Duration = Duration::from_secs(15);
+
+/// Runs the lake's pipelines.
+#[derive(Clone)]
+pub struct Engine {
+    pub lake: Lake,
+    pub pipelines: Arc<Vec<PipelineSpec>>,
+    python: Python,
+    notifier: tarn_notify::Notifier,
+    /// This worker's lease owner name: `host:pid:random`.
+    owner: String,
+    /// `TARN_SERVER` and a token for steps, when run by `tarn serve`.
+    server: Option<(String, String)>,
+    sink: Option<LineSink>,
+    /// Woken when something lands in this process, so dispatch does not wait for its tick.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+/// What happened to one execution in one call of [`Engine::work_on`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// It ended (succeeded, failed or cancelled).
+    Ended(String),
+    /// A step failed and waits for its retry.
+    Waiting,
+    /// It was not ours any more (lease lost or cancelled).
+    Lost,
+}
+
+impl Engine {
+    /// An engine for `lake` with the pipelines of its `pipelines/` folder (checked).
+    pub fn new(lake: Lake) -> Result<Engine, PipelineError> {
+        let pipelines = tarn_config::load_pipelines(&lake.config)?;
+        let notifier = tarn_notify::Notifier::new(lake.config.topics.clone(), &lake.config.root);
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        Ok(Engine {
+            python: Python::new(&lake.config.root),
+            pipelines: Arc::new(pipelines),
+            notifier,
+            owner: format!(
+                "{host}:{}:{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().to_string()[..8]
+            ),
+            server: None,
+            sink: None,
+            wake: Default::default(),
+            lake,
+        })
+    }
+
+    /// Steps reach tarn at `url` with `token`.
+    pub fn with_server(mut self, url: String, token: String) -> Engine {
+        self.server = Some((url, token));
+        self
+    }
+
+    /// Step output lines go to `sink` as they come.
+    pub fn with_sink(mut self, sink: LineSink) -> Engine {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The pipeline named `name`.
+    pub fn pipeline(&self, name: &str) -> Result<&PipelineSpec, PipelineError> {
+        self.pipelines
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| PipelineError::UnknownPipeline {
+                name: name.to_string(),
+                known: self
+                    .pipelines
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Matches every undispatched event against the triggers; answers the executions created.
+    pub async fn dispatch(&self) -> Result<Vec<String>, PipelineError> {
+        let mut created = Vec::new();
+        loop {
+            let events = self.lake.meta.undispatched_events(200).await?;
+            if events.is_empty() {
+                return Ok(created);
+            }
+            for e in events {
+                let wanted = self.executions_for(&e, None).await?;
+                created.extend(self.lake.meta.dispatch(&e.id, &wanted).await?);
+            }
+        }
+    }
+
+    /// The executions `event` asks for (only `only`'s when given): the trigger module's
+    /// answer or the event's summary, checked against each pipeline's contract.
+    pub async fn executions_for(
+        &self,
+        event: &Event,
+        only: Option<&str>,
+    ) -> Result<Vec<NewExecution>, PipelineError> {
+        let mut out = Vec::new();
+        for p in self.pipelines.iter() {
+            let chosen = match only {
+                Some(name) => p.name == name,
+                None => trigger::matches(p, event),
+            };
+            let Some(first) = p.steps.first() else {
+                continue;
+            };
+            if !chosen {
+                continue;
+            }
+            let input = match self.trigger_input(p, event).await {
+                Ok(Some(input)) => input,
+                Ok(None) => continue,
+                Err(why) => {
+                    // The execution is recorded as failed so the problem is seen, and reported.
+                    serde_json::json!({"trigger_error": why, "event": trigger::summary(event)})
+                }
+            };
+            out.push(NewExecution {
+                pipeline: p.name.clone(),
+                input,
+                first_step: first.name.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The execution input for `event`; `None` when the trigger module declines it.
+    async fn trigger_input(
+        &self,
+        p: &PipelineSpec,
+        event: &Event,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let input = match &p.trigger {
+            None if event.kind == trigger::MANUAL_EVENT => event.detail.clone(),
+            None => trigger::summary(event),
+            Some(module) => {
+                let shaped = if event.kind == trigger::MANUAL_EVENT {
+                    event.detail.clone()
+                } else {
+                    trigger::aws_shape(event, &self.bucket_of(p), &self.region())
+                };
+                let step = trigger_step(module);
+                let env = self.step_env(p, "trigger", "trigger");
+                let vars = vec![
+                    ("TARN_PIPELINE".to_string(), p.name.clone()),
+                    (
+                        "TARN_DIR".to_string(),
+                        self.lake.config.root.display().to_string(),
+                    ),
+                ];
+                match step::lambda(&env, &step, module, &shaped, vars).await {
+                    Ok((v, _)) if v.is_null() => return Ok(None),
+                    Ok((v, _)) => v,
+                    Err(f) => {
+                        return Err(format!(
+                            "the trigger module of `{}` failed: {}\n{}",
+                            p.name, f.error, f.logs
+                        ))
+                    }
+                }
+            }
+        };
+        trigger::check_contract(p, &input)?;
+        Ok(Some(input))
+    }
+
+    fn bucket_of(&self, p: &PipelineSpec) -> String {
+        format!("{}-{}-{}", self.lake.config.lake, p.domain, p.origin)
+    }
+
+    fn region(&self) -> String {
+        self.lake
+            .config
+            .s3
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .unwrap_or_else(|| "local".into())
+    }
+
+    fn step_env<'a>(&'a self, p: &'a PipelineSpec, exec: &'a str, attempt: &'a str) -> StepEnv<'a> {
+        StepEnv {
+            lake: &self.lake,
+            python: &self.python,
+            pipeline: p,
+            execution_id: exec,
+            attempt_id: attempt,
+            server: self.server.clone(),
+            sink: self.sink.clone(),
+        }
+    }
+
+    /// Leases one due execution (or the one with id `only`) and runs it until it ends or
+    /// waits for a retry. `None` when nothing was due.
+    pub async fn work_once(
+        &self,
+        only: Option<&str>,
+    ) -> Result<Option<(String, Progress)>, PipelineError> {
+        let claimed = match only {
+            Some(id) => {
+                self.lake
+                    .meta
+                    .claim_execution_id(id, &self.owner, LEASE)
+                    .await?
+            }
+            None => self.lake.meta.claim_execution(&self.owner, LEASE).await?,
+        };
+        let Some(exec) = claimed else { return Ok(None) };
+        let id = exec.id.clone();
+        let progress = self.work_on(exec).await?;
+        Ok(Some((id, progress)))
+    }
+
+    /// Runs a leased execution from its current step.
+    pub async fn work_on(&self, mut exec: ExecutionRecord) -> Result<Progress, PipelineError> {
+        let p = match self.pipeline(&exec.pipeline) {
+            Ok(p) => p.clone(),
+            Err(e) => {
+                self.lake
+                    .meta
+                    .fail_execution(&exec.id, &self.owner, exec.failures, &e.to_string())
+                    .await?;
+                return Ok(Progress::Ended(status::FAILED.into()));
+            }
+        };
+        if let Some(why) = exec.input.get("trigger_error").and_then(|w| w.as_str()) {
+            let why = why.to_string();
+            self.lake
+                .meta
+                .fail_execution(&exec.id, &self.owner, 0, &why)
+                .await?;
+            self.report_failure(&p, &exec, "trigger", &why).await;
+            return Ok(Progress::Ended(status::FAILED.into()));
+        }
+        loop {
+            let Some(name) = exec.step.clone() else {
+                return Ok(Progress::Ended(status::SUCCEEDED.into()));
+            };
+            let Some(step) = p.steps.iter().find(|s| s.name == name).cloned() else {
+                let why = format!(
+                    "step `{name}` is no longer in {}/config.yml",
+                    p.dir.display()
+                );
+                self.lake
+                    .meta
+                    .fail_execution(&exec.id, &self.owner, exec.failures, &why)
+                    .await?;
+                return Ok(Progress::Ended(status::FAILED.into()));
+            };
+            if let Some(limit) = step.max_concurrent_runs {
+                if self.lake.meta.running_attempts(&p.name, &step.name).await? >= limit as i64 {
+                    self.lake
+                        .meta
+                        .postpone(&exec.id, &self.owner, Duration::from_millis(500))
+                        .await?;
+                    return Ok(Progress::Waiting);
+                }
+            }
+            let input = exec
+                .step_input
+                .clone()
+                .unwrap_or_else(|| exec.input.clone());
+            let (attempt_id, _n) = self
+                .lake
+                .meta
+                .start_attempt(&exec, &step.name, &input)
+                .await?;
+            let outcome = {
+                let env = self.step_env(&p, &exec.id, &attempt_id);
+                let run = step::run(&env, &step, &input);
+                tokio::pin!(run);
+                let mut beat = tokio::time::interval(LEASE / 3);
+                beat.tick().await;
+                loop {
+                    tokio::select! {
+                        r = &mut run => break Some(r),
+                        _ = beat.tick() => {
+                            if !self.lake.meta.renew_lease(&exec.id, &self.owner, LEASE).await? {
+                                break None; // cancelled or taken: dropping the step kills it
+                            }
+                        }
+                    }
+                }
+            };
+            let Some(outcome) = outcome else {
+                self.lake
+                    .meta
+                    .finish_attempt(
+                        &attempt_id,
+                        status::CANCELLED,
+                        None,
+                        Some("the execution was cancelled or its lease lost"),
+                        "",
+                    )
+                    .await?;
+                return Ok(Progress::Lost);
+            };
+            match outcome {
+                Ok(done) => {
+                    self.lake
+                        .meta
+                        .finish_attempt(
+                            &attempt_id,
+                            status::SUCCEEDED,
+                            Some(&done.output),
+                            None,
+                            &done.logs,
+                        )
+                        .await?;
+                    if !self
+                        .lake
+                        .meta
+                        .advance(&exec.id, &self.owner, done.next.as_deref(), &done.output)
+                        .await?
+                    {
+                        return Ok(Progress::Lost);
+                    }
+                    if done.next.is_none() {
+                        return Ok(Progress::Ended(status::SUCCEEDED.into()));
+                    }
+                    exec.step = done.next;
+                    exec.step_input = Some(done.output);
+                    exec.failures = 0;
+                }
+                Err(failed) => {
+                    self.lake
+                        .meta
+                        .finish_attempt(
+                            &attempt_id,
+                            status::FAILED,
+                            None,
+                            Some(&failed.error),
+                            &failed.logs,
+                        )
+                        .await?;
+                    let failures = exec.failures + 1;
+                    if (failures as u32) < step.retry.max_attempts {
+                        let mut wait = step.retry.delay(failures as u32 + 1);
+                        if step.retry.jitter {
+                            let r = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+                            wait = wait.mul_f64(r);
+                        }
+                        self.lake
+                            .meta
+                            .retry_later(&exec.id, &self.owner, failures, wait)
+                            .await?;
+                        return Ok(Progress::Waiting);
+                    }
+                    let error = format!("step `{}` failed: {}", step.name, failed.error);
+                    if !self
+                        .lake
+                        .meta
+                        .fail_execution(&exec.id, &self.owner, failures, &error)
+                        .await?
+                    {
+                        return Ok(Progress::Lost);
+                    }
+                    self.report_failure(&p, &exec, &step.name, &failed.error)
+                        .await;
+                    return Ok(Progress::Ended(status::FAILED.into()));
+                }
+            }
+        }
+    }
+
+    /// A failed execution goes to the pipeline's `catch/` module, then to the error topic.
+    async fn report_failure(
+        &self,
+        p: &PipelineSpec,
+        exec: &ExecutionRecord,
+        step_name: &str,
+        error: &str,
+    ) {
+        let logs = match &self.server {
+            Some((url, _)) => format!("{url}/api/v1/executions/{}", exec.id),
+            None => format!("tarn executions logs {}", exec.id),
+        };
+        let detail = serde_json::json!({
+            "lake": self.lake.config.lake,
+            "pipeline": p.name,
+            "execution_id": exec.id,
+            "step": step_name,
+            "error": error,
+            "logs": logs,
+            "input": exec.input,
+        });
+        if let Some(module) = &p.catch {
+            let step = trigger_step(module);
+            let env = self.step_env(p, &exec.id, "catch");
+            let vars = vec![("TARN_PIPELINE".to_string(), p.name.clone())];
+            if let Err(f) = step::lambda(&env, &step, module, &detail, vars).await {
+                tracing::warn!(
+                    pipeline = p.name,
+                    execution = exec.id,
+                    "the catch module failed: {}",
+                    f.error
+                );
+            }
+        }
+        let topic = &self.lake.config.error_topic;
+        if self.notifier.has_topic(topic) {
+            let msg = tarn_notify::Message::new(
+                format!(
+                    "{}: pipeline {} failed at step {step_name}",
+                    self.lake.config.lake, p.name
+                ),
+                detail,
+            );
+            self.notifier.publish(topic, msg);
+        }
+    }
+
+    /// Executions held by workers of this host whose process is gone are let go now.
+    pub async fn reclaim_dead_leases(&self) -> Result<u64, PipelineError> {
+        let host = self.owner.split(':').next().unwrap_or_default().to_string();
+        let mut freed = 0;
+        for owner in self.lake.meta.lease_owners().await? {
+            let mut parts = owner.split(':');
+            if parts.next() != Some(host.as_str()) {
+                continue;
+            }
+            let alive = parts
+                .next()
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .map(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+                .unwrap_or(true);
+            if !alive {
+                freed += self.lake.meta.release_leases(&owner).await?;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Dispatches and works until `stop` resolves: what `tarn serve` runs, with `workers`
+    /// executions at once.
+    pub async fn run(self, workers: usize, stop: impl std::future::Future<Output = ()>) {
+        if let Err(e) = self.reclaim_dead_leases().await {
+            tracing::warn!("reclaiming leases: {e}");
+        }
+        let me = Arc::new(self);
+        let work = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = Vec::new();
+        {
+            let (me, work) = (me.clone(), work.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match me.dispatch().await {
+                        Ok(c) if !c.is_empty() => work.notify_waiters(),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("dispatching events: {e}"),
+                    }
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(200), me.wake.notified()).await;
+                }
+            }));
+        }
+        for _ in 0..workers.max(1) {
+            let (me, work) = (me.clone(), work.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let notified = work.notified();
+                    match me.work_once(None).await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("running an execution: {e}"),
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+                }
+            }));
+        }
+        stop.await;
+        for t in &tasks {
+            t.abort();
+        }
+        let _ = me.lake.meta.release_leases(&me.owner).await;
+    }
+}
+
+/// A module run once as a lambda (trigger and catch modules).
+fn trigger_step(module: &tarn_config::Module) -> tarn_config::Step {
+    tarn_config::Step {
+        name: module.name.clone(),
+        kind: tarn_config::StepKind::Lambda {
+            module: module.clone(),
+            memory_size: None,
+        },
+        next: None,
+        retry: Default::default(),
+        timeout: Some(Duration::from_secs(60)),
+        max_concurrent_runs: None,
+        environment: Default::default(),
+        line: 0,
+    }
+}

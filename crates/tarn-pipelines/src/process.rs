@@ -1,0 +1,151 @@
+//! Running a step's process: input on stdin, stdout and stderr captured (size-capped) and
+//! streamed line by line, a timeout that kills the whole process group.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Most bytes of logs kept per attempt: the first half and the last half of what was written.
+pub const LOG_CAP: usize = 256 * 1024;
+
+/// What a finished process left.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    /// stdout and stderr interleaved as they came, capped at [`LOG_CAP`].
+    pub logs: String,
+    pub timed_out: bool,
+}
+
+/// A sink for live output lines (`tarn pipelines run` prints them).
+pub type LineSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Runs `cmd` in `cwd` with `env`, feeding `stdin`; kills its process group after `timeout`.
+pub async fn run(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    stdin: &[u8],
+    timeout: Option<Duration>,
+    sink: Option<LineSink>,
+) -> std::io::Result<Finished> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    if let Some(mut input) = child.stdin.take() {
+        let data = stdin.to_vec();
+        tokio::spawn(async move {
+            let _ = input.write_all(&data).await;
+        });
+    }
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Capped::default()));
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let (l1, s1) = (logs.clone(), sink.clone());
+    let out_task = tokio::spawn(async move {
+        let mut all = String::new();
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(s) = &s1 {
+                s(&line);
+            }
+            l1.lock().expect("log lock").push(&line);
+            if all.len() < 16 * 1024 * 1024 {
+                all.push_str(&line);
+                all.push('\n');
+            }
+        }
+        all
+    });
+    let (l2, s2) = (logs.clone(), sink);
+    let err_task = tokio::spawn(async move {
+        let mut lines = BufReader::new(err).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(s) = &s2 {
+                s(&line);
+            }
+            l2.lock().expect("log lock").push(&line);
+        }
+    });
+    let waited = match timeout {
+        Some(t) => tokio::time::timeout(t, child.wait()).await,
+        None => Ok(child.wait().await),
+    };
+    let (status, timed_out) = match waited {
+        Ok(s) => (Some(s?), false),
+        Err(_) => {
+            kill_group(pid);
+            let _ = child.wait().await;
+            (None, true)
+        }
+    };
+    // A child's own children may still hold the pipes: they go with the group.
+    kill_group(pid);
+    let stdout = out_task.await.unwrap_or_default();
+    let _ = err_task.await;
+    let logs = logs.lock().expect("log lock").text();
+    Ok(Finished {
+        success: status.map(|s| s.success()).unwrap_or(false),
+        code: status.and_then(|s| s.code()),
+        stdout,
+        logs,
+        timed_out,
+    })
+}
+
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        // SAFETY: kill(2) with a negative pid signals the process group the child leads.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+}
+
+/// Keeps the head and the tail of a long log.
+#[derive(Default)]
+struct Capped {
+    head: String,
+    tail: std::collections::VecDeque<String>,
+    tail_len: usize,
+    dropped: usize,
+}
+
+impl Capped {
+    fn push(&mut self, line: &str) {
+        if self.head.len() + line.len() < LOG_CAP / 2 {
+            self.head.push_str(line);
+            self.head.push('\n');
+            return;
+        }
+        self.tail.push_back(format!("{line}\n"));
+        self.tail_len += line.len() + 1;
+        while self.tail_len > LOG_CAP / 2 {
+            let gone = self.tail.pop_front().unwrap_or_default();
+            self.tail_len -= gone.len();
+            self.dropped += 1;
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut s = self.head.clone();
+        if self.dropped > 0 {
+            s.push_str(&format!("... {} lines left out ...\n", self.dropped));
+        }
+        s.extend(self.tail.iter().cloned());
+        s
+    }
+}

@@ -1,0 +1,196 @@
+//! Python for `lambda`, `glue` and trigger/catch modules: one virtualenv per distinct
+//! `requirements.json` (built once, cached by its hash under `.tarn/venvs/`), the module's
+//! shared modules on the path, and tarn's small runtime files (the lambda runner, an
+//! `awsglue.utils` with `getResolvedOptions`).
+
+use crate::PipelineError;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use tarn_config::Module;
+
+const LAMBDA_RUNNER: &str = include_str!("py/lambda_runner.py");
+const AWSGLUE_INIT: &str = include_str!("py/awsglue/__init__.py");
+const AWSGLUE_UTILS: &str = include_str!("py/awsglue/utils.py");
+
+/// Where Python environments for a lake are kept.
+#[derive(Debug, Clone)]
+pub struct Python {
+    /// The interpreter venvs are made from (`TARN_PYTHON`, else `python3`).
+    base: PathBuf,
+    /// `.tarn/` of the lake.
+    state: PathBuf,
+    /// The lake's `shared/` folder.
+    shared: PathBuf,
+    /// Serialises venv builds within this process.
+    building: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What a module runs with.
+#[derive(Debug, Clone)]
+pub struct PythonEnv {
+    /// The venv's interpreter.
+    pub python: PathBuf,
+    /// The lambda runner script.
+    pub runner: PathBuf,
+    /// Folders to put on the module's path: its shared modules and tarn's shims.
+    pub path: Vec<PathBuf>,
+}
+
+impl Python {
+    pub fn new(lake_root: &Path) -> Python {
+        Python {
+            base: std::env::var_os("TARN_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("python3")),
+            state: lake_root.join(".tarn"),
+            shared: lake_root.join(tarn_config::SHARED_DIR),
+            building: Default::default(),
+        }
+    }
+
+    /// The environment for `module`, building its venv on first use.
+    pub async fn env_for(&self, module: &Module) -> Result<PythonEnv, PipelineError> {
+        let runtime = self.runtime()?;
+        let venv = self.venv(&module.requirements.packages).await?;
+        let mut path = vec![runtime.clone()];
+        if !module.requirements.shared_modules.is_empty() {
+            path.insert(0, self.shared_dir(module)?);
+        }
+        Ok(PythonEnv {
+            python: venv.join("bin").join("python"),
+            runner: runtime.join("lambda_runner.py"),
+            path,
+        })
+    }
+
+    /// tarn's runtime files, written once per content.
+    fn runtime(&self) -> Result<PathBuf, PipelineError> {
+        let hash = hex::encode(
+            &sha2::Sha256::digest(
+                [LAMBDA_RUNNER, AWSGLUE_INIT, AWSGLUE_UTILS]
+                    .concat()
+                    .as_bytes(),
+            )[..8],
+        );
+        let dir = self.state.join("runtime").join(hash);
+        if dir.join("lambda_runner.py").is_file() {
+            return Ok(dir);
+        }
+        let io = |e: std::io::Error| PipelineError::io(&dir, e);
+        let tmp = self
+            .state
+            .join("runtime")
+            .join(format!(".{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(tmp.join("awsglue")).map_err(io)?;
+        std::fs::write(tmp.join("lambda_runner.py"), LAMBDA_RUNNER).map_err(io)?;
+        std::fs::write(tmp.join("awsglue/__init__.py"), AWSGLUE_INIT).map_err(io)?;
+        std::fs::write(tmp.join("awsglue/utils.py"), AWSGLUE_UTILS).map_err(io)?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another process wrote the same files first.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Ok(dir)
+    }
+
+    /// A folder holding links to just the module's shared modules.
+    fn shared_dir(&self, module: &Module) -> Result<PathBuf, PipelineError> {
+        let mut names = module.requirements.shared_modules.clone();
+        names.sort();
+        let hash = hex::encode(&sha2::Sha256::digest(names.join("\n").as_bytes())[..8]);
+        let dir = self.state.join("shared").join(hash);
+        let io = |e: std::io::Error| PipelineError::io(&dir, e);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        for name in &names {
+            for candidate in [
+                self.shared.join(name),
+                self.shared.join(format!("{name}.py")),
+            ] {
+                if candidate.exists() {
+                    let link = dir.join(candidate.file_name().expect("a name"));
+                    if std::fs::symlink_metadata(&link).is_err() {
+                        let _ = std::os::unix::fs::symlink(&candidate, &link);
+                    }
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    /// The venv for `packages`, built into a temporary folder and renamed into place, so a
+    /// half-built venv is never used.
+    async fn venv(&self, packages: &[String]) -> Result<PathBuf, PipelineError> {
+        let version = tokio::process::Command::new(&self.base)
+            .arg("--version")
+            .output()
+            .await
+            .map_err(|e| {
+                PipelineError::Python(format!(
+                    "cannot run {}: {e}; install Python 3 or point TARN_PYTHON at an interpreter",
+                    self.base.display()
+                ))
+            })?;
+        let mut sorted = packages.to_vec();
+        sorted.sort();
+        let key = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&version.stdout).trim(),
+            sorted.join("\n")
+        );
+        let hash = hex::encode(&sha2::Sha256::digest(key.as_bytes())[..10]);
+        let root = self.state.join("venvs");
+        let dir = root.join(&hash);
+        if dir.join("bin/python").exists() {
+            return Ok(dir);
+        }
+        let _guard = self.building.lock().await;
+        if dir.join("bin/python").exists() {
+            return Ok(dir);
+        }
+        std::fs::create_dir_all(&root).map_err(|e| PipelineError::io(&root, e))?;
+        let tmp = root.join(format!(".{hash}.{}", uuid::Uuid::new_v4()));
+        let mut make = tokio::process::Command::new(&self.base);
+        make.args(["-m", "venv"]);
+        if packages.is_empty() {
+            make.arg("--without-pip");
+        }
+        let out = make
+            .arg(&tmp)
+            .output()
+            .await
+            .map_err(|e| PipelineError::Python(format!("cannot make a virtualenv: {e}")))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(PipelineError::Python(format!(
+                "`{} -m venv` failed: {}",
+                self.base.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        if !packages.is_empty() {
+            let out = tokio::process::Command::new(tmp.join("bin/python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(packages)
+                .output()
+                .await
+                .map_err(|e| PipelineError::Python(format!("cannot run pip: {e}")))?;
+            if !out.status.success() {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(PipelineError::Python(format!(
+                    "installing {} failed: {}",
+                    packages.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Ok(dir)
+    }
+}

@@ -1,0 +1,415 @@
+//! The pipeline commands: `tarn pipelines`, `tarn executions`, `tarn events put`,
+//! `tarn notify test`, and the engine `tarn serve` runs beside the API.
+
+use crate::print;
+use crate::{ExecutionsCommand, Output, PipelinesCommand};
+use anyhow::{bail, Context, Result};
+use std::sync::Arc;
+use tarn_lake::{status, Lake, NewEvent};
+use tarn_pipelines::{Engine, Progress};
+
+/// Records a custom event; answers its id.
+pub async fn put_event(
+    lake: &Lake,
+    source: &str,
+    detail_type: &str,
+    detail: serde_json::Value,
+) -> Result<String> {
+    if !detail.is_object() {
+        bail!("--detail must be a JSON object, e.g. '{{\"id\": 7}}'");
+    }
+    let e = NewEvent {
+        kind: tarn_pipelines::CUSTOM_EVENT.into(),
+        zone: String::new(),
+        key: detail_type.into(),
+        etag: uuid::Uuid::new_v4().to_string(),
+        size: 0,
+        detail: serde_json::json!({"source": source, "detail_type": detail_type, "detail": detail}),
+    };
+    Ok(lake.meta.record_event_id(&e).await?.unwrap_or_default())
+}
+
+pub async fn pipelines(lake: &Lake, cmd: &PipelinesCommand) -> Result<()> {
+    match cmd {
+        PipelinesCommand::List { out } => {
+            let engine = Engine::new(lake.clone())?;
+            if out.json() {
+                let list: Vec<_> = engine.pipelines.iter().map(|p| serde_json::json!({
+                    "name": p.name, "domain": p.domain, "origin": p.origin, "target": p.target,
+                    "dir": p.dir, "triggers": p.triggers.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>(),
+                    "steps": p.steps.iter().map(|s| serde_json::json!({"name": s.name, "type": s.kind.type_name(), "next_step": s.next})).collect::<Vec<_>>(),
+                })).collect();
+                return print::json(&list);
+            }
+            let mut t = print::grid(&["pipeline", "domain", "layers", "triggers", "steps"]);
+            for p in engine.pipelines.iter() {
+                t.add_row(vec![
+                    p.name.clone(),
+                    p.domain.clone(),
+                    format!("{} -> {}", p.origin, p.target),
+                    p.triggers
+                        .iter()
+                        .map(trigger_text)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    p.steps
+                        .iter()
+                        .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
+                        .collect::<Vec<_>>()
+                        .join(" -> "),
+                ]);
+            }
+            println!("{t}\n{} pipeline(s)", engine.pipelines.len());
+        }
+        PipelinesCommand::Validate { out } => match tarn_config::load_pipelines(&lake.config) {
+            Ok(p) => {
+                if out.json() {
+                    print::json(
+                        &serde_json::json!({"ok": true, "pipelines": p.len(), "problems": []}),
+                    )?;
+                } else {
+                    println!("{} pipeline(s), no problems", p.len());
+                }
+            }
+            Err(e) => {
+                let problems: Vec<String> = match e {
+                    tarn_config::ConfigError::Problems(p) => {
+                        p.iter().map(|e| e.to_string()).collect()
+                    }
+                    other => vec![other.to_string()],
+                };
+                if out.json() {
+                    print::json(&serde_json::json!({"ok": false, "problems": problems}))?;
+                } else {
+                    for p in &problems {
+                        eprintln!("{p}");
+                    }
+                }
+                bail!("{} problem(s) in pipeline folders", problems.len());
+            }
+        },
+        PipelinesCommand::Run { name, event, out } => run_once(lake, name, event, *out).await?,
+    }
+    Ok(())
+}
+
+fn trigger_text(t: &tarn_config::Trigger) -> String {
+    match t {
+        tarn_config::Trigger::S3 { prefix, suffix } => format!("s3: {prefix}*{suffix}"),
+        tarn_config::Trigger::EventRule {
+            source,
+            detail_type,
+        } => {
+            format!("event: {} / {}", source.join("|"), detail_type.join("|"))
+        }
+        tarn_config::Trigger::Schedule(c) => format!("schedule: {c}"),
+    }
+}
+
+async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output) -> Result<()> {
+    let text = if event == std::path::Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(event).with_context(|| format!("reading {}", event.display()))?
+    };
+    let detail: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}:{}:{}: not JSON: {e}",
+            event.display(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    let quiet = out.json();
+    let engine = Engine::new(lake.clone())?.with_sink(Arc::new(move |line: &str| {
+        if !quiet {
+            eprintln!("  | {line}");
+        }
+    }));
+    engine.pipeline(name)?;
+    let e = NewEvent {
+        kind: tarn_pipelines::MANUAL_EVENT.into(),
+        zone: String::new(),
+        key: name.into(),
+        etag: uuid::Uuid::new_v4().to_string(),
+        size: text.len() as u64,
+        detail,
+    };
+    let event_id = lake.meta.record_event_id(&e).await?.unwrap_or_default();
+    let recorded = lake
+        .meta
+        .events(Some(tarn_pipelines::MANUAL_EVENT), None, None, i64::MAX)
+        .await?
+        .into_iter()
+        .find(|x| x.id == event_id)
+        .context("the event just recorded is missing")?;
+    let wanted = engine.executions_for(&recorded, Some(name)).await?;
+    let created = lake.meta.dispatch(&event_id, &wanted).await?;
+    let id = created
+        .first()
+        .context("the trigger module declined the event (it returned None)")?
+        .clone();
+    if !quiet {
+        eprintln!("execution {id} of {name}");
+    }
+    loop {
+        match engine.work_once(Some(&id)).await? {
+            Some((_, Progress::Ended(_))) | Some((_, Progress::Lost)) => break,
+            Some((_, Progress::Waiting)) | None => {
+                if !quiet {
+                    eprintln!("  (waiting to retry)");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+        }
+    }
+    show(lake, &id, out).await?;
+    let exec = lake
+        .meta
+        .execution(&id)
+        .await?
+        .context("execution vanished")?;
+    if exec.status != status::SUCCEEDED {
+        bail!(
+            "execution {id} {}: {}",
+            exec.status,
+            exec.error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn show(lake: &Lake, id: &str, out: Output) -> Result<()> {
+    let exec = lake.meta.execution(id).await?.with_context(|| {
+        format!("no execution has id `{id}`; `tarn executions list` shows them")
+    })?;
+    let attempts = lake.meta.attempts(id).await?;
+    if out.json() {
+        return print::json(&serde_json::json!({"execution": exec, "attempts": attempts}));
+    }
+    println!(
+        "execution {} of {}: {}\nstarted by event {} at {}{}",
+        exec.id,
+        exec.pipeline,
+        exec.status,
+        exec.event_id,
+        exec.created_at.chars().take(19).collect::<String>(),
+        exec.error
+            .as_ref()
+            .map(|e| format!("\nerror: {e}"))
+            .unwrap_or_default()
+    );
+    let mut t = print::grid(&[
+        "step",
+        "attempt",
+        "status",
+        "started",
+        "ms",
+        "output / error",
+    ]);
+    for a in &attempts {
+        let ms = match (
+            &a.finished_at,
+            chrono::DateTime::parse_from_rfc3339(&a.started_at),
+        ) {
+            (Some(f), Ok(s)) => chrono::DateTime::parse_from_rfc3339(f)
+                .map(|f| (f - s).num_milliseconds().to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let what = match (&a.error, &a.output) {
+            (Some(e), _) => e.clone(),
+            (None, Some(o)) => truncate(&o.to_string(), 80),
+            _ => String::new(),
+        };
+        t.add_row(vec![
+            a.step.clone(),
+            a.attempt.to_string(),
+            a.status.clone(),
+            a.started_at.chars().skip(11).take(12).collect(),
+            ms,
+            what,
+        ]);
+    }
+    println!("{t}");
+    if let Some(o) = &exec.output {
+        println!("output: {}", truncate(&o.to_string(), 400));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(n).collect::<String>())
+    }
+}
+
+pub async fn executions(lake: &Lake, cmd: &ExecutionsCommand) -> Result<()> {
+    match cmd {
+        ExecutionsCommand::List {
+            pipeline,
+            status,
+            limit,
+            out,
+        } => {
+            let list = lake
+                .meta
+                .executions(pipeline.as_deref(), status.as_deref(), *limit)
+                .await?;
+            if out.json() {
+                return print::json(&list);
+            }
+            let mut t = print::grid(&[
+                "execution",
+                "pipeline",
+                "status",
+                "step",
+                "created",
+                "error",
+            ]);
+            for e in &list {
+                t.add_row(vec![
+                    e.id.clone(),
+                    e.pipeline.clone(),
+                    e.status.clone(),
+                    e.step.clone().unwrap_or_default(),
+                    e.created_at.chars().take(19).collect(),
+                    truncate(e.error.as_deref().unwrap_or(""), 60),
+                ]);
+            }
+            println!("{t}\n{} execution(s)", list.len());
+        }
+        ExecutionsCommand::Show { id, out } => show(lake, id, *out).await?,
+        ExecutionsCommand::Logs { id } => {
+            if lake.meta.execution(id).await?.is_none() {
+                bail!("no execution has id `{id}`; `tarn executions list` shows them");
+            }
+            for a in lake.meta.attempts(id).await? {
+                println!("== {} attempt {} ({})", a.step, a.attempt, a.status);
+                print!("{}", a.logs);
+                if let Some(e) = &a.error {
+                    println!("error: {e}");
+                }
+            }
+        }
+        ExecutionsCommand::Retry { id } => {
+            if !lake.meta.retry_execution(id).await? {
+                bail!("execution `{id}` is not failed or cancelled (or does not exist); `tarn executions show {id}`");
+            }
+            println!("execution {id} will run again from the step it stopped at (a running `tarn serve` picks it up)");
+        }
+        ExecutionsCommand::Cancel { id } => {
+            if !lake.meta.cancel_execution(id).await? {
+                bail!("execution `{id}` is not pending or running (or does not exist)");
+            }
+            println!("cancelled execution {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn notify_test(lake: &Lake, topic: &str, out: Output) -> Result<()> {
+    let n = tarn_notify::Notifier::new(lake.config.topics.clone(), &lake.config.root);
+    let msg = tarn_notify::Message::new(
+        format!("test message from tarn ({})", lake.config.lake),
+        serde_json::json!({"lake": lake.config.lake, "topic": topic, "test": true}),
+    );
+    let report = n.deliver(topic, &msg).await?;
+    if out.json() {
+        print::json(&report)?;
+    } else {
+        for d in &report {
+            println!(
+                "{} {}: {} after {} attempt(s){}",
+                d.protocol,
+                d.endpoint,
+                if d.delivered {
+                    "delivered"
+                } else {
+                    "NOT delivered"
+                },
+                d.attempts,
+                d.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+        if report.is_empty() {
+            println!("topic `{topic}` has no subscriptions");
+        }
+    }
+    if report.iter().any(|d| !d.delivered) {
+        bail!("some subscriptions of `{topic}` were not reached");
+    }
+    Ok(())
+}
+
+/// Starts the pipeline engine beside `tarn serve` when the lake has pipelines; it stops when
+/// `stop` is cancelled. Steps reach the server at `bound` (with a token of their own when
+/// auth is on, revoked when the server stops).
+pub fn start_engine(
+    lake: Lake,
+    landed: Arc<tokio::sync::Notify>,
+    auth: bool,
+    bound: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !lake.config.root.join(tarn_config::PIPELINES_DIR).is_dir() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let engine = match Engine::new(lake.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("pipelines are not running: {e}");
+                eprintln!("tarn serve: pipelines are not running:\n{e}");
+                return;
+            }
+        };
+        let host = if bound.ip().is_unspecified() {
+            std::net::SocketAddr::from(([127, 0, 0, 1], bound.port()))
+        } else {
+            bound
+        };
+        let url = format!("http://{host}");
+        let token_name = format!("pipelines-{}", &uuid::Uuid::new_v4().to_string()[..8]);
+        let token = if auth {
+            match lake.meta.create_token(&token_name, false).await {
+                Ok((_, t)) => t,
+                Err(e) => {
+                    tracing::error!("pipelines are not running: cannot create their token: {e}");
+                    return;
+                }
+            }
+        } else {
+            String::new()
+        };
+        let engine = engine.with_server(url, token);
+        let wake = engine.wake.clone();
+        let forward = tokio::spawn(async move {
+            loop {
+                landed.notified().await;
+                wake.notify_one();
+            }
+        });
+        let workers = std::env::var("TARN_WORKERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(4);
+        tracing::info!(
+            pipelines = engine.pipelines.len(),
+            workers,
+            "pipelines running"
+        );
+        engine.run(workers, stop.cancelled_owned()).await;
+        forward.abort();
+        if auth {
+            let _ = lake.meta.revoke_token(&token_name).await;
+        }
+    }))
+}
