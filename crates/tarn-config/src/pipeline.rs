@@ -687,7 +687,24 @@ impl Parser<'_> {
                 format!("step `{name}` {what}"),
                 fix,
             );
-            return None;
+            // Kept in the graph (with its `next_step`) so the other checks stay right.
+            let next = m
+                .get("properties")
+                .and_then(|p| p.get("next_step"))
+                .and_then(|n| n.as_str())
+                .map(String::from);
+            return Some(Step {
+                name: name.to_string(),
+                kind: StepKind::Command {
+                    command: Vec::new(),
+                },
+                next,
+                retry: Retry::default(),
+                timeout: None,
+                max_concurrent_runs: None,
+                environment: BTreeMap::new(),
+                line,
+            });
         }
         let props = match m.get("properties") {
             None | Some(Value::Null) => &empty,

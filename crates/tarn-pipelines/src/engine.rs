@@ -409,7 +409,14 @@ impl Engine {
         if let Some(module) = &p.catch {
             let step = trigger_step(module);
             let env = self.step_env(p, &exec.id, "catch");
-            let vars = vec![("TARN_PIPELINE".to_string(), p.name.clone())];
+            let vars = vec![
+                ("TARN_PIPELINE".to_string(), p.name.clone()),
+                ("TARN_EXECUTION_ID".to_string(), exec.id.clone()),
+                (
+                    "TARN_DIR".to_string(),
+                    self.lake.config.root.display().to_string(),
+                ),
+            ];
             if let Err(f) = step::lambda(&env, &step, module, &detail, vars).await {
                 tracing::warn!(
                     pipeline = p.name,

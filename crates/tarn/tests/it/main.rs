@@ -1,5 +1,6 @@
 //! The `tarn` command as a user runs it: a real process, real files, its output read back.
 
+mod pipelines;
 mod server;
 
 use std::path::Path;

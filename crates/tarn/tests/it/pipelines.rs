@@ -1,0 +1,368 @@
+//! Pipelines as users run them: the seed's example folder unchanged, triggered by landing a
+//! file through `tarn serve` on both deployments; failures through catch and topics to a real
+//! HTTP receiver and a file; `tarn pipelines validate` on a broken folder.
+
+use crate::server::Served;
+use crate::{ok, tarn};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tarn_lake::testing::{fresh_yml, Deployment};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pipelines");
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == ".tarn" || name == "lake" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(name));
+        } else {
+            std::fs::copy(e.path(), to.join(name)).unwrap();
+        }
+    }
+}
+
+/// The example lake in a fresh folder, on `deployment`, with `extra` appended to tarn.yml.
+fn example_lake(deployment: Deployment, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(EXAMPLE), dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let place = rt.block_on(fresh_yml(deployment, dir.path()));
+    let yml = std::fs::read_to_string(dir.path().join("tarn.yml")).unwrap();
+    std::fs::write(dir.path().join("tarn.yml"), format!("{yml}{extra}{place}")).unwrap();
+    dir
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+fn executions(dir: &Path) -> Vec<serde_json::Value> {
+    json(&tarn(dir, &["executions", "list", "--format", "json"]))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Waits until `n` executions have ended; answers them.
+fn ended(dir: &Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all = executions(dir);
+        let done: Vec<_> = all
+            .iter()
+            .filter(|e| {
+                ["succeeded", "failed", "cancelled"].contains(&e["status"].as_str().unwrap())
+            })
+            .cloned()
+            .collect();
+        if done.len() >= n {
+            return done;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "executions did not end: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn seed_example_runs_when_a_file_lands(deployment: Deployment) {
+    let dir = example_lake(deployment, "");
+    let checked = ok(&tarn(dir.path(), &["pipelines", "validate"]));
+    assert!(checked.contains("1 pipeline(s), no problems"), "{checked}");
+
+    let served = Served::start(dir.path(), &[]);
+    let file = dir.path().join("orders.json");
+    std::fs::write(&file, r#"{"order": 1}"#).unwrap();
+    let land = |key: &str| {
+        ok(&tarn(
+            dir.path(),
+            &["--server", &served.url, "land", file.to_str().unwrap(), key],
+        ))
+    };
+    land("example/raw/example/orders.json");
+    let done = ended(dir.path(), 1);
+    assert_eq!(done[0]["status"], "succeeded", "{done:#?}");
+    let id = done[0]["id"].as_str().unwrap();
+    let shown = json(&tarn(
+        dir.path(),
+        &["executions", "show", id, "--format", "json"],
+    ));
+    let attempts = shown["attempts"].as_array().unwrap();
+    let steps: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["ExampleLambda", "ExampleChoice", "ExampleGlue"]);
+    assert!(attempts.iter().all(|a| a["status"] == "succeeded"));
+    // The trigger module turned the S3 notification into the contract's fields; the glue job
+    // got them as --key1/--key2 and the lambda used its shared module.
+    let glue_logs = attempts[2]["logs"].as_str().unwrap();
+    assert!(
+        glue_logs.contains("got key1=example-lake-example-raw key2=example/orders.json"),
+        "{glue_logs}"
+    );
+    assert!(attempts[0]["logs"]
+        .as_str()
+        .unwrap()
+        .contains("object example/orders.json of example-lake-example-raw"));
+    let logs = ok(&tarn(dir.path(), &["executions", "logs", id]));
+    assert!(
+        logs.contains("== ExampleGlue attempt 1 (succeeded)"),
+        "{logs}"
+    );
+
+    // The same bytes again: no new event, no new execution. A key outside the trigger's
+    // prefix/suffix starts nothing; a custom event matching the event_rule starts one.
+    land("example/raw/example/orders.json");
+    land("example/raw/elsewhere/orders.json");
+    land("example/raw/example/orders.csv");
+    ok(&tarn(
+        dir.path(),
+        &[
+            "events",
+            "put",
+            "--source",
+            "example_source",
+            "--detail-type",
+            "example_detail",
+            "--detail",
+            r#"{"key1": "billing", "key2": "invoice-7.json"}"#,
+        ],
+    ));
+    let done = ended(dir.path(), 2);
+    std::thread::sleep(Duration::from_millis(800));
+    let all = executions(dir.path());
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(done.iter().all(|e| e["status"] == "succeeded"), "{done:#?}");
+    assert!(
+        all.iter().any(|e| e["input"]["key1"] == "billing"),
+        "{all:#?}"
+    );
+    served.stop();
+}
+
+#[test]
+fn seed_example_runs_when_a_file_lands_embedded() {
+    seed_example_runs_when_a_file_lands(Deployment::Embedded);
+}
+
+#[test]
+fn seed_example_runs_when_a_file_lands_shared() {
+    seed_example_runs_when_a_file_lands(Deployment::Shared);
+}
+
+/// A one-request HTTP receiver on loopback; answers the body it got.
+fn receiver() -> (String, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .unwrap();
+        String::from_utf8(body).unwrap()
+    });
+    (url, handle)
+}
+
+#[test]
+fn a_failed_step_is_retried_then_caught_and_reported_to_topics() {
+    let (url, got) = receiver();
+    let dir = example_lake(
+        Deployment::Embedded,
+        &format!("      - protocol: webhook\n        endpoint: {url}\n"),
+    );
+    // Make the lambda fail, and let it be tried twice.
+    let p = dir.path().join("pipelines/pipeline_example");
+    std::fs::write(
+        p.join("steps/example_lambda_folder/src/index.py"),
+        "def handler(event, context):\n    print('about to fail')\n    raise ValueError('the order has no lines')\n",
+    )
+    .unwrap();
+    let cfg = std::fs::read_to_string(p.join("config.yml")).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        cfg.replace(
+            "      memory_size: 128\n",
+            "      memory_size: 128\n      retry: {max_attempts: 2, interval_seconds: 0}\n",
+        ),
+    )
+    .unwrap();
+    let run = tarn(
+        dir.path(),
+        &[
+            "pipelines",
+            "run",
+            "pipeline_example",
+            "--event",
+            &format!("{EXAMPLE}/event.json"),
+        ],
+    );
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("ValueError: the order has no lines"), "{err}");
+    assert!(err.contains("  | about to fail"), "live step output: {err}");
+    let all = executions(dir.path());
+    assert_eq!(all[0]["status"], "failed");
+    assert_eq!(
+        all[0]["step"], "ExampleLambda",
+        "a failed execution keeps its step"
+    );
+    let id = all[0]["id"].as_str().unwrap();
+    let shown = json(&tarn(
+        dir.path(),
+        &["executions", "show", id, "--format", "json"],
+    ));
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert!(attempts.iter().all(|a| a["status"] == "failed"));
+
+    // catch/ got the error; the error topic reached the file and the webhook.
+    let caught = std::fs::read_to_string(dir.path().join(".tarn/caught.jsonl")).unwrap();
+    let caught: serde_json::Value = serde_json::from_str(caught.lines().next().unwrap()).unwrap();
+    assert_eq!(caught["step"], "ExampleLambda");
+    assert_eq!(caught["execution_id"], id);
+    let body: serde_json::Value = serde_json::from_str(&got.join().unwrap()).unwrap();
+    assert_eq!(body["topic"], "failures");
+    assert_eq!(body["detail"]["pipeline"], "pipeline_example");
+    assert!(body["text"]
+        .as_str()
+        .unwrap()
+        .contains("failed at step ExampleLambda"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        if let Ok(t) = std::fs::read_to_string(dir.path().join(".tarn/failures.jsonl")) {
+            if !t.is_empty() {
+                break t;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the file subscription got nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(line.contains(id), "{line}");
+
+    // Retried by hand after fixing the step: it resumes at the failed step and succeeds.
+    std::fs::write(
+        p.join("steps/example_lambda_folder/src/index.py"),
+        "def handler(event, context):\n    return {**event, 'example': 'value1'}\n",
+    )
+    .unwrap();
+    ok(&tarn(dir.path(), &["executions", "retry", id]));
+    let served = Served::start(dir.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while executions(dir.path())[0]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:#?}", executions(dir.path()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    served.stop();
+}
+
+#[test]
+fn a_step_past_its_timeout_is_killed_with_its_children() {
+    let dir = example_lake(Deployment::Embedded, "");
+    let p = dir.path().join("pipelines/slow");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: slow\ndomain: example\nlayers: {origin: raw, target: trusted}\nsteps:\n  Sleep:\n    type: command\n    properties:\n      command: [sh, -c, 'sleep 300 & sleep 300']\n      timeout_seconds: 1\n",
+    )
+    .unwrap();
+    let event = dir.path().join("e.json");
+    std::fs::write(&event, "{}").unwrap();
+    let started = Instant::now();
+    let run = tarn(
+        dir.path(),
+        &[
+            "pipelines",
+            "run",
+            "slow",
+            "--event",
+            event.to_str().unwrap(),
+        ],
+    );
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("States.Timeout"), "{err}");
+    // The backgrounded `sleep 300` held stdout: had it survived, the run would not have ended.
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_line() {
+    let dir = example_lake(Deployment::Embedded, "");
+    let p = dir.path().join("pipelines/broken");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: broken
+domain: sales
+layers:
+  origin: raw
+  target: gold
+steps:
+  First:
+    type: lambda_function
+  Second:
+    type: choice
+    properties:
+      choices:
+        - variable: x
+          equals: 1
+          next_step: Third
+  Third:
+    type: command
+    properties:
+      command: [./run]
+      next_step: Second
+  Fourth:
+    type: command
+    properties:
+      command: [./run]
+      next_step: Nowhere
+",
+    )
+    .unwrap();
+    let out = tarn(dir.path(), &["pipelines", "validate"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = p.join("config.yml").display().to_string();
+    for (line, what) in [
+        (2, "domain `sales` is not declared"),
+        (5, "layer `gold` is not a layer of the lake"),
+        (8, "unknown type `lambda_function`"),
+        (25, "goes to `Nowhere`, which is not a step"),
+        (9, "step `Second` is unreachable"),
+        (21, "step `Fourth` is unreachable"),
+        (18, "the steps form a cycle: Second -> Third -> Second"),
+    ] {
+        assert!(
+            err.contains(&format!("{file}:{line}: ")) && err.contains(what),
+            "line {line}: {what}\n{err}"
+        );
+    }
+    assert!(err.contains("did you mean `lambda`?"), "{err}");
+}
