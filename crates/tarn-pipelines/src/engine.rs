@@ -95,6 +95,47 @@ impl Engine {
             })
     }
 
+    /// Records a `schedule.fired` event for each time a pipeline's cron schedule came due in
+    /// `(since, now]`. The event is keyed by (pipeline, schedule, time), so several workers
+    /// firing the same schedule record it once.
+    pub async fn fire_schedules(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, PipelineError> {
+        let mut fired = 0;
+        for p in self.pipelines.iter() {
+            for t in &p.triggers {
+                let tarn_config::Trigger::Schedule(expr) = t else {
+                    continue;
+                };
+                let Ok(cron) = croner::Cron::new(expr).with_seconds_optional().parse() else {
+                    continue;
+                };
+                let mut at = since;
+                while let Ok(next) = cron.find_next_occurrence(&at, false) {
+                    if next > now {
+                        break;
+                    }
+                    let when = next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    let e = tarn_lake::NewEvent {
+                        kind: trigger::SCHEDULE_EVENT.into(),
+                        zone: p.name.clone(),
+                        key: expr.clone(),
+                        etag: when.clone(),
+                        size: 0,
+                        detail: serde_json::json!({"schedule": expr, "pipeline": p.name, "scheduled_time": when}),
+                    };
+                    if self.lake.meta.record_event(&e).await? {
+                        fired += 1;
+                    }
+                    at = next;
+                }
+            }
+        }
+        Ok(fired)
+    }
+
     /// Matches every undispatched event against the triggers; answers the executions created.
     pub async fn dispatch(&self) -> Result<Vec<String>, PipelineError> {
         let mut created = Vec::new();
@@ -472,7 +513,13 @@ impl Engine {
         {
             let (me, work) = (me.clone(), work.clone());
             tasks.push(tokio::spawn(async move {
+                let mut since = chrono::Utc::now();
                 loop {
+                    let now = chrono::Utc::now();
+                    match me.fire_schedules(since, now).await {
+                        Ok(_) => since = now,
+                        Err(e) => tracing::warn!("firing schedules: {e}"),
+                    }
                     match me.dispatch().await {
                         Ok(c) if !c.is_empty() => work.notify_waiters(),
                         Ok(_) => {}

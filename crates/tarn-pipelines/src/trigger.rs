@@ -33,9 +33,7 @@ pub fn matches(p: &PipelineSpec, event: &Event) -> bool {
                 && (detail_type.is_empty() || detail_type.iter().any(|x| x == d))
         }
         Trigger::Schedule(expr) => {
-            event.kind == SCHEDULE_EVENT
-                && event.zone == p.name
-                && event.detail["schedule"].as_str() == Some(expr.as_str())
+            event.kind == SCHEDULE_EVENT && event.zone == p.name && event.key == *expr
         }
     })
 }
@@ -133,7 +131,7 @@ pub fn summary(event: &Event) -> serde_json::Value {
         }),
         SCHEDULE_EVENT => serde_json::json!({
             "event_id": event.id, "event": event.kind, "schedule": event.detail["schedule"],
-            "time": event.created_at,
+            "time": event.detail["scheduled_time"],
         }),
         _ => event.detail.clone(),
     }

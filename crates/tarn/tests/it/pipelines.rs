@@ -366,3 +366,38 @@ steps:
     }
     assert!(err.contains("did you mean `lambda`?"), "{err}");
 }
+
+#[test]
+fn a_cron_schedule_starts_executions_under_serve() {
+    let dir = example_lake(Deployment::Embedded, "");
+    let p = dir.path().join("pipelines/every_second");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: every_second\ndomain: example\nlayers: {origin: raw, target: trusted}\ntriggers:\n  - schedule: \"* * * * * *\"\nsteps:\n  Tick:\n    type: command\n    properties:\n      command: [cat]\n",
+    )
+    .unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let done = ended(dir.path(), 2);
+    served.stop();
+    let ticks: Vec<_> = done
+        .iter()
+        .filter(|e| e["pipeline"] == "every_second")
+        .collect();
+    assert!(ticks.len() >= 2, "{done:#?}");
+    for t in &ticks {
+        assert_eq!(t["status"], "succeeded");
+        assert_eq!(t["input"]["event"], "schedule.fired");
+        // `cat` echoes its input: the step's output is the execution's input.
+        assert_eq!(t["output"]["schedule"], "* * * * * *");
+    }
+    // One execution per second fired, never two for the same second.
+    let mut times: Vec<&str> = ticks
+        .iter()
+        .map(|t| t["input"]["time"].as_str().unwrap())
+        .collect();
+    let n = times.len();
+    times.sort();
+    times.dedup();
+    assert_eq!(times.len(), n, "{ticks:#?}");
+}
