@@ -49,22 +49,7 @@ impl Store {
     /// Records an event unless the same (kind, zone, key, etag) was already recorded.
     /// Returns whether it was new.
     pub async fn record_event(&self, e: &NewEvent) -> Result<bool, MetadataError> {
-        let res = sqlx::query(
-            "INSERT INTO events (id, kind, zone, object_key, etag, size, detail, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (kind, zone, object_key, etag) DO NOTHING",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&e.kind)
-        .bind(&e.zone)
-        .bind(&e.key)
-        .bind(&e.etag)
-        .bind(e.size as i64)
-        .bind(e.detail.to_string())
-        .bind(crate::now())
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
+        Ok(self.record_event_id(e).await?.is_some())
     }
 
     /// Records an event like [`Store::record_event`]; answers its id when it was new.

@@ -122,8 +122,9 @@ impl Notifier {
         Ok(out)
     }
 
-    /// Delivers in the background; failures are logged (never blocks the caller).
-    pub fn publish(&self, topic: &str, msg: Message) {
+    /// Delivers in the background; failures are logged (never blocks the caller). The handle
+    /// lets a short-lived process wait for deliveries before it exits.
+    pub fn publish(&self, topic: &str, msg: Message) -> tokio::task::JoinHandle<()> {
         let (me, topic) = (self.clone(), topic.to_string());
         tokio::spawn(async move {
             match me.deliver(&topic, &msg).await {
@@ -134,7 +135,7 @@ impl Notifier {
                 }
                 Err(e) => tracing::warn!("{e}"),
             }
-        });
+        })
     }
 
     async fn deliver_one(&self, sub: &Subscription, body: &serde_json::Value) -> Delivery {

@@ -30,6 +30,8 @@ pub struct Engine {
     sink: Option<LineSink>,
     /// Woken when something lands in this process, so dispatch does not wait for its tick.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Notifications still being delivered.
+    deliveries: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// What happened to one execution in one call of [`Engine::work_on`].
@@ -63,6 +65,7 @@ impl Engine {
             server: None,
             sink: None,
             wake: Default::default(),
+            deliveries: Default::default(),
             lake,
         })
     }
@@ -476,8 +479,19 @@ impl Engine {
                 ),
                 detail,
             );
-            self.notifier.publish(topic, msg);
+            let handle = self.notifier.publish(topic, msg);
+            let mut pending = self.deliveries.lock().expect("deliveries lock");
+            pending.retain(|h| !h.is_finished());
+            pending.push(handle);
         }
+    }
+
+    /// Waits (at most `limit`) for notifications still being delivered: a process about to
+    /// exit calls it so its messages are not cut off.
+    pub async fn flush(&self, limit: Duration) {
+        let pending: Vec<_> =
+            std::mem::take(&mut *self.deliveries.lock().expect("deliveries lock"));
+        let _ = tokio::time::timeout(limit, futures_join(pending)).await;
     }
 
     /// Executions held by workers of this host whose process is gone are let go now.
@@ -549,6 +563,13 @@ impl Engine {
             t.abort();
         }
         let _ = me.lake.meta.release_leases(&me.owner).await;
+        me.flush(Duration::from_secs(5)).await;
+    }
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
     }
 }
 

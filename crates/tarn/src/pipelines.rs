@@ -165,6 +165,7 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
             }
         }
     }
+    engine.flush(std::time::Duration::from_secs(30)).await;
     show(lake, &id, out).await?;
     let exec = lake
         .meta
