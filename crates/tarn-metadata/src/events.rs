@@ -73,6 +73,17 @@ impl Store {
         Ok((res.rows_affected() == 1).then_some(id))
     }
 
+    /// One event by id.
+    pub async fn event(&self, id: &str) -> Result<Option<Event>, MetadataError> {
+        let row = sqlx::query(
+            "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(event_of).transpose()
+    }
+
     /// Events, newest last, optionally of one kind and one zone.
     pub async fn events(
         &self,

@@ -207,13 +207,7 @@ impl Engine {
                 };
                 let step = trigger_step(module);
                 let env = self.step_env(p, "trigger", "trigger");
-                let vars = vec![
-                    ("TARN_PIPELINE".to_string(), p.name.clone()),
-                    (
-                        "TARN_DIR".to_string(),
-                        self.lake.config.root.display().to_string(),
-                    ),
-                ];
+                let vars = env.vars(&step);
                 match step::lambda(&env, &step, module, &shaped, vars).await {
                     Ok((v, _)) if v.is_null() => return Ok(None),
                     Ok((v, _)) => v,
@@ -453,14 +447,7 @@ impl Engine {
         if let Some(module) = &p.catch {
             let step = trigger_step(module);
             let env = self.step_env(p, &exec.id, "catch");
-            let vars = vec![
-                ("TARN_PIPELINE".to_string(), p.name.clone()),
-                ("TARN_EXECUTION_ID".to_string(), exec.id.clone()),
-                (
-                    "TARN_DIR".to_string(),
-                    self.lake.config.root.display().to_string(),
-                ),
-            ];
+            let vars = env.vars(&step);
             if let Err(f) = step::lambda(&env, &step, module, &detail, vars).await {
                 tracing::warn!(
                     pipeline = p.name,

@@ -37,7 +37,8 @@ pub struct StepEnv<'a> {
 }
 
 impl StepEnv<'_> {
-    fn vars(&self, step: &Step) -> Vec<(String, String)> {
+    /// Where the lake and the zones are, which execution and step this is, how to reach tarn.
+    pub(crate) fn vars(&self, step: &Step) -> Vec<(String, String)> {
         let lake = self.lake;
         let zone = |layer: &str| {
             lake.zones

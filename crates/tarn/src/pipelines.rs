@@ -140,10 +140,8 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
     let event_id = lake.meta.record_event_id(&e).await?.unwrap_or_default();
     let recorded = lake
         .meta
-        .events(Some(tarn_pipelines::MANUAL_EVENT), None, None, i64::MAX)
+        .event(&event_id)
         .await?
-        .into_iter()
-        .find(|x| x.id == event_id)
         .context("the event just recorded is missing")?;
     let wanted = engine.executions_for(&recorded, Some(name)).await?;
     let created = lake.meta.dispatch(&event_id, &wanted).await?;
