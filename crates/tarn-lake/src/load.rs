@@ -37,6 +37,10 @@ pub struct LoadReport {
     pub ignored_columns: Vec<String>,
     /// The catalog's schema version after the load.
     pub catalog_version: i64,
+    /// The table already had a commit of this load (see [`Lake::load_once`]): nothing was
+    /// written again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_loaded: bool,
 }
 
 /// Catalog columns of an Arrow schema, partition keys apart.
@@ -102,16 +106,29 @@ impl Lake {
 
     /// Loads a local file, or an object `DOMAIN/LAYER/KEY`, into a Delta table.
     pub async fn load(&self, args: &LoadArgs) -> Result<LoadReport, LakeError> {
-        self.load_from(args, true).await
+        self.load_from(args, true, None).await
+    }
+
+    /// Loads like [`Lake::load`], at most once per `txn`: the Delta commits carry `txn` as an
+    /// application transaction id, and a table that already has it is not written again. A
+    /// pipeline step resumed after a crash passes its execution and step, so a retried load
+    /// never duplicates rows.
+    pub async fn load_once(&self, args: &LoadArgs, txn: &str) -> Result<LoadReport, LakeError> {
+        self.load_from(args, true, Some(txn)).await
     }
 
     /// Loads an object `DOMAIN/LAYER/KEY` into a Delta table; never reads local files (for
     /// requests from the network).
     pub async fn load_object(&self, args: &LoadArgs) -> Result<LoadReport, LakeError> {
-        self.load_from(args, false).await
+        self.load_from(args, false, None).await
     }
 
-    async fn load_from(&self, args: &LoadArgs, local: bool) -> Result<LoadReport, LakeError> {
+    async fn load_from(
+        &self,
+        args: &LoadArgs,
+        local: bool,
+        txn: Option<&str>,
+    ) -> Result<LoadReport, LakeError> {
         let a = self.address(&args.table)?;
         self.writable(&a)?;
         let contract = self.contract(&a)?;
@@ -143,6 +160,7 @@ impl Lake {
             source: &source,
             source_name: &args.source,
             load_id: &load_id,
+            txn,
         })
         .await?;
 
@@ -173,18 +191,20 @@ impl Lake {
         self.meta
             .set_row_count(&record.id, Some(outcome.row_count))
             .await?;
-        self.meta
-            .record_load(&LoadRecord {
-                id: load_id.clone(),
-                table_id: record.id.clone(),
-                mode: args.mode.as_str().into(),
-                source: args.source.clone(),
-                rows_written: outcome.rows_written as i64,
-                rows_rejected: outcome.rows_rejected as i64,
-                table_version: outcome.table_version,
-                created_at: chrono::Utc::now().to_rfc3339(),
-            })
-            .await?;
+        if !outcome.already_loaded {
+            self.meta
+                .record_load(&LoadRecord {
+                    id: load_id.clone(),
+                    table_id: record.id.clone(),
+                    mode: args.mode.as_str().into(),
+                    source: args.source.clone(),
+                    rows_written: outcome.rows_written as i64,
+                    rows_rejected: outcome.rows_rejected as i64,
+                    table_version: outcome.table_version,
+                    created_at: chrono::Utc::now().to_rfc3339(),
+                })
+                .await?;
+        }
         let mut rejected_table = None;
         if outcome.rejected_version.is_some() {
             if let Some(t) = tarn_tables::open(&rejected_url, None).await? {
@@ -225,6 +245,7 @@ impl Lake {
             row_count: outcome.row_count,
             ignored_columns: outcome.ignored_columns,
             catalog_version: record.version,
+            already_loaded: outcome.already_loaded,
         })
     }
 

@@ -242,7 +242,7 @@ impl Store {
         draft: &TableDraft,
         reason: &str,
     ) -> Result<(TableRecord, TableChange), MetadataError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = crate::now();
         let existing = sqlx::query(&format!(
             "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE database_name = $1 AND name = $2"

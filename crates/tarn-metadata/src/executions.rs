@@ -123,7 +123,7 @@ impl Store {
         event_id: &str,
         wanted: &[NewExecution],
     ) -> Result<Vec<String>, MetadataError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = crate::now();
         let mut created = Vec::new();
         for w in wanted {
@@ -272,7 +272,7 @@ impl Store {
         step: &str,
         input: &serde_json::Value,
     ) -> Result<(String, i64), MetadataError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE step_attempts SET status = $1, finished_at = $2,
                     error = 'the worker running this attempt stopped; the step was started again'
@@ -346,41 +346,60 @@ impl Store {
         .await?)
     }
 
-    /// Moves an execution on: to `next` with `input`, or, with no next step, to its end.
-    /// Does nothing (returns false) when the lease is gone or the execution was cancelled.
+    /// Records `attempt_id` as succeeded with `output` and `logs` and moves the execution on,
+    /// in one transaction (a crash leaves both or neither): to `next` with `output` as its
+    /// input, or, with no next step, to its end. Returns false when the execution was not
+    /// moved (the lease is gone or it was cancelled).
     pub async fn advance(
         &self,
         id: &str,
         owner: &str,
+        attempt_id: &str,
+        logs: &str,
         next: Option<&str>,
-        input: &serde_json::Value,
+        output: &serde_json::Value,
     ) -> Result<bool, MetadataError> {
+        let mut tx = self.write_tx().await?;
+        let now = crate::now();
+        let out = output.to_string();
+        sqlx::query(
+            "UPDATE step_attempts SET status = 'succeeded', output = $1, error = NULL, logs = $2,
+                    finished_at = $3
+             WHERE id = $4",
+        )
+        .bind(&out)
+        .bind(logs)
+        .bind(&now)
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?;
         let res =
             match next {
                 Some(step) => {
                     sqlx::query(
                         "UPDATE executions SET step = $1, step_input = $2, failures = 0
-                 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+                     WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
                     )
                     .bind(step)
-                    .bind(input.to_string())
+                    .bind(&out)
                     .bind(id)
                     .bind(owner)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                 }
                 None => sqlx::query(
                     "UPDATE executions SET step = NULL, step_input = NULL, status = 'succeeded',
                         output = $1, finished_at = $2, lease_owner = NULL, lease_until = NULL
-                 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+                     WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
                 )
-                .bind(input.to_string())
-                .bind(crate::now())
+                .bind(&out)
+                .bind(&now)
                 .bind(id)
                 .bind(owner)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?,
             };
+        tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }
 

@@ -357,20 +357,17 @@ impl Engine {
             };
             match outcome {
                 Ok(done) => {
-                    self.lake
-                        .meta
-                        .finish_attempt(
-                            &attempt_id,
-                            status::SUCCEEDED,
-                            Some(&done.output),
-                            None,
-                            &done.logs,
-                        )
-                        .await?;
                     if !self
                         .lake
                         .meta
-                        .advance(&exec.id, &self.owner, done.next.as_deref(), &done.output)
+                        .advance(
+                            &exec.id,
+                            &self.owner,
+                            &attempt_id,
+                            &done.logs,
+                            done.next.as_deref(),
+                            &done.output,
+                        )
                         .await?
                     {
                         return Ok(Progress::Lost);

@@ -449,14 +449,19 @@ async fn sql(
             .map_err(|e| format!("SqlError: {e}"))?;
     }
     let target = format!("{}.{}.{table}", env.pipeline.domain, env.pipeline.target);
+    // One commit per (execution, step): a step resumed after a crash does not write twice.
+    let txn = format!("tarn:{}:{}", env.execution_id, step.name);
     let report = lake
-        .load(&tarn_lake::LoadArgs {
-            table: target.clone(),
-            source: file.display().to_string(),
-            format: None,
-            mode: mode.parse().map_err(|e: String| e)?,
-            key: keys.to_vec(),
-        })
+        .load_once(
+            &tarn_lake::LoadArgs {
+                table: target.clone(),
+                source: file.display().to_string(),
+                format: None,
+                mode: mode.parse().map_err(|e: String| e)?,
+                key: keys.to_vec(),
+            },
+            &txn,
+        )
         .await
         .map_err(|e| format!("SqlWriteError: writing {target}: {e}"))?;
     let mut out = input.clone();

@@ -90,7 +90,8 @@ pub fn land_plan(
         let k = if key.is_empty() {
             rel
         } else {
-            format!("{key}/{rel}")
+            // `raw/crash/` and `raw/crash` both mean the folder `crash`.
+            format!("{}/{rel}", key.trim_end_matches('/'))
         };
         crate::validate_key(&k)?;
         plan.push((f, k));

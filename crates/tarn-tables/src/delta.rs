@@ -9,6 +9,7 @@ use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::{col, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -66,6 +67,9 @@ pub struct LoadRequest<'a> {
     pub source: &'a Source,
     pub source_name: &'a str,
     pub load_id: &'a str,
+    /// A Delta application transaction id: when the table already has a commit with it, the
+    /// load is not written again (a pipeline step resumed after a crash).
+    pub txn: Option<&'a str>,
 }
 
 /// What a load did.
@@ -79,6 +83,9 @@ pub struct LoadOutcome {
     /// Rows in the table after the load.
     pub row_count: i64,
     pub ignored_columns: Vec<String>,
+    /// The table already had this load's transaction id: nothing was written again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_loaded: bool,
     #[serde(skip, default = "empty_schema")]
     pub schema: SchemaRef,
 }
@@ -143,9 +150,23 @@ fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
         "tarn.source".to_string(),
         serde_json::json!(req.source_name),
     );
-    CommitProperties::default()
+    let props = CommitProperties::default()
         .with_metadata(meta)
-        .with_max_retries(20)
+        .with_max_retries(20);
+    match req.txn {
+        Some(app) => props.with_application_transaction(Transaction::new(app, 1)),
+        None => props,
+    }
+}
+
+/// Whether `t` has a commit with application transaction `app`.
+async fn has_txn(t: &DeltaTable, app: Option<&str>) -> Result<bool, TablesError> {
+    let Some(app) = app else { return Ok(false) };
+    let version = t
+        .snapshot()?
+        .transaction_version(t.log_store().as_ref(), app)
+        .await?;
+    Ok(version.is_some())
 }
 
 /// Loads a source into a Delta table, writing contract breaks to `TABLE_rejected`.
@@ -154,6 +175,21 @@ fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
 /// crash leaves the table at its previous version. Both commits carry the load id.
 pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
     let existing = open(req.table_url, None).await?;
+    if let Some(t) = &existing {
+        if has_txn(t, req.txn).await? {
+            return Ok(LoadOutcome {
+                load_id: req.load_id.to_string(),
+                table_version: t.version().unwrap_or(0) as i64,
+                rows_written: 0,
+                rows_rejected: 0,
+                rejected_version: None,
+                row_count: count_rows(t).await?,
+                ignored_columns: vec![],
+                already_loaded: true,
+                schema: t.snapshot()?.snapshot().arrow_schema(),
+            });
+        }
+    }
     let existing_schema = existing
         .as_ref()
         .map(|t| t.snapshot().map(|s| s.snapshot().arrow_schema()))
@@ -180,14 +216,19 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
             Some(t) => t,
             None => create_at(req.rejected_url).await?,
         };
-        let t = t
-            .write(conformed.rejected.clone())
-            .with_save_mode(SaveMode::Append)
-            .with_schema_mode(SchemaMode::Merge)
-            .with_table_name(format!("{}_rejected", req.table_name))
-            .with_commit_properties(commit_props(&req))
-            .await?;
-        rejected_version = t.version().map(|v| v as i64);
+        if has_txn(&t, req.txn).await? {
+            // Written before a crash; the table's own commit was not.
+            rejected_version = t.version().map(|v| v as i64);
+        } else {
+            let t = t
+                .write(conformed.rejected.clone())
+                .with_save_mode(SaveMode::Append)
+                .with_schema_mode(SchemaMode::Merge)
+                .with_table_name(format!("{}_rejected", req.table_name))
+                .with_commit_properties(commit_props(&req))
+                .await?;
+            rejected_version = t.version().map(|v| v as i64);
+        }
     }
 
     let partition_by = req
@@ -222,6 +263,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         rejected_version,
         row_count,
         ignored_columns: conformed.ignored_columns.clone(),
+        already_loaded: false,
         schema: table.snapshot()?.snapshot().arrow_schema(),
     })
 }
@@ -257,6 +299,7 @@ pub async fn write_batches(
         rejected_version: None,
         row_count: count_rows(&table).await?,
         ignored_columns: vec![],
+        already_loaded: false,
         schema: table.snapshot()?.snapshot().arrow_schema(),
     })
 }

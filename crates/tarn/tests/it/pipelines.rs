@@ -401,3 +401,111 @@ fn a_cron_schedule_starts_executions_under_serve() {
     times.dedup();
     assert_eq!(times.len(), n, "{ticks:#?}");
 }
+
+/// A pipeline of a slow lambda step and a SQL step appending one row per landed file.
+fn crashy_pipeline(dir: &Path) {
+    let p = dir.join("pipelines/crashy");
+    std::fs::create_dir_all(p.join("steps/pick/src")).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: crashy
+domain: example
+layers: {origin: raw, target: trusted}
+triggers:
+  - s3: {prefix: crash/, suffix: .json}
+steps:
+  Pick:
+    type: lambda
+    properties:
+      module: pick
+      next_step: Write
+  Write:
+    type: sql
+    properties:
+      query: \"SELECT {{key}} AS key, {{size}} AS size, {{n}} AS n\"
+      table: crash_rows
+      mode: append
+",
+    )
+    .unwrap();
+    std::fs::write(p.join("steps/pick/requirements.json"), "{\"packages\": []}").unwrap();
+    std::fs::write(
+        p.join("steps/pick/src/index.py"),
+        "import random, time\n\ndef handler(event, context):\n    time.sleep(random.uniform(0.1, 0.4))\n    return {**event, 'n': int(event['key'].split('-')[1].split('.')[0])}\n",
+    )
+    .unwrap();
+}
+
+/// `tarn serve` is killed with SIGKILL again and again while steps run; after a last restart
+/// every execution has ended exactly once, each step succeeded once, and the trusted table
+/// has one row per landed file.
+fn executions_survive_sigkill(deployment: Deployment, files: usize, kills: usize) {
+    let dir = example_lake(deployment, "");
+    crashy_pipeline(dir.path());
+    ok(&tarn(dir.path(), &["pipelines", "validate"]));
+    let src = dir.path().join("landing");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..files {
+        std::fs::write(src.join(format!("f-{i}.json")), format!("{{\"i\": {i}}}")).unwrap();
+    }
+    ok(&tarn(
+        dir.path(),
+        &["land", src.to_str().unwrap(), "example/raw/crash/"],
+    ));
+    for round in 0..kills {
+        let served = Served::start(dir.path(), &[]);
+        // Somewhere between 0.3 s and 1 s into the run: inside a step most of the time.
+        std::thread::sleep(Duration::from_millis(300 + (round as u64 * 397) % 700));
+        served.kill();
+    }
+    let served = Served::start(dir.path(), &[]);
+    let done = ended(dir.path(), files);
+    served.stop();
+    let all = executions(dir.path());
+    assert_eq!(all.len(), files, "one execution per landed file: {all:#?}");
+    let mut abandoned = 0;
+    for e in &done {
+        assert_eq!(e["status"], "succeeded", "{e:#?}");
+        let id = e["id"].as_str().unwrap();
+        let shown = json(&tarn(
+            dir.path(),
+            &["executions", "show", id, "--format", "json"],
+        ));
+        let attempts = shown["attempts"].as_array().unwrap();
+        for step in ["Pick", "Write"] {
+            let won = attempts
+                .iter()
+                .filter(|a| a["step"] == step && a["status"] == "succeeded")
+                .count();
+            assert_eq!(won, 1, "{step} of {id}: {attempts:#?}");
+        }
+        abandoned += attempts
+            .iter()
+            .filter(|a| a["status"] == "abandoned")
+            .count();
+    }
+    assert!(abandoned > 0, "no kill landed inside a step: {done:#?}");
+    let counted = json(&tarn(
+        dir.path(),
+        &[
+            "sql",
+            "SELECT count(*) AS n, count(DISTINCT key) AS keys, count(DISTINCT n) AS ns FROM example.trusted.crash_rows",
+            "--format",
+            "json",
+        ],
+    ));
+    let row = &counted[0];
+    assert_eq!(row["n"], files as i64, "{counted}");
+    assert_eq!(row["keys"], files as i64, "{counted}");
+    assert_eq!(row["ns"], files as i64, "{counted}");
+}
+
+#[test]
+fn executions_survive_sigkill_embedded() {
+    executions_survive_sigkill(Deployment::Embedded, 40, 8);
+}
+
+#[test]
+fn executions_survive_sigkill_shared() {
+    executions_survive_sigkill(Deployment::Shared, 20, 4);
+}

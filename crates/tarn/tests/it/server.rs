@@ -71,6 +71,12 @@ impl Served {
         }
     }
 
+    /// SIGKILL, as a crash would; the process is reaped (so its pid is gone).
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM, a clean exit, and everything it logged after starting.
     pub fn stop(mut self) -> String {
         Command::new("kill")
