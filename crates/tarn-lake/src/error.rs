@@ -20,6 +20,11 @@ pub enum LakeError {
     Usage(String),
     #[error("table {0} is not in the catalog; run `tarn tables` to see what is, or `tarn crawl` to catalog new files")]
     NoSuchTable(String),
+    #[error("no execution has id `{0}`; `tarn executions list` shows them")]
+    NoSuchExecution(String),
+    /// The execution is not in a state that allows what was asked.
+    #[error("{0}")]
+    ExecutionState(String),
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,

@@ -12,6 +12,7 @@
 mod address;
 mod catalog;
 mod error;
+mod executions;
 mod load;
 mod quickstart;
 mod sql;
@@ -20,6 +21,7 @@ pub mod testing;
 pub use address::TableAddress;
 pub use catalog::{TableDetail, TableSummary};
 pub use error::LakeError;
+pub use executions::{ExecutionDetail, ExecutionPage, CUSTOM_EVENT};
 pub use load::{LoadArgs, LoadReport};
 pub use quickstart::{quickstart, QuickstartReport};
 pub use sql::SqlInto;

@@ -503,20 +503,26 @@ impl Store {
         row.as_ref().map(execution).transpose()
     }
 
-    /// Executions, newest first, optionally of one pipeline and one status.
+    /// Executions, newest first, optionally of one pipeline and one status, and only those
+    /// older than `before` (a `(created_at, id)` of a previous page's last).
     pub async fn executions(
         &self,
         pipeline: Option<&str>,
         status: Option<&str>,
+        before: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<Vec<ExecutionRecord>, MetadataError> {
+        let (at, id) = before.unwrap_or(("", ""));
         let rows = sqlx::query(&format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions
              WHERE ($1 = '' OR pipeline = $1) AND ($2 = '' OR status = $2)
-             ORDER BY created_at DESC, id LIMIT $3"
+               AND ($3 = '' OR created_at < $3 OR (created_at = $3 AND id < $4))
+             ORDER BY created_at DESC, id DESC LIMIT $5"
         ))
         .bind(pipeline.unwrap_or(""))
         .bind(status.unwrap_or(""))
+        .bind(at)
+        .bind(id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

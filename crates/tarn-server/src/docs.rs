@@ -2,7 +2,7 @@
 //! `/openapi.json`, and a browsable page at `/docs` (Swagger UI, vendored from the npm package
 //! `swagger-ui-dist` and embedded in the binary, so it works with no internet).
 
-use crate::routes;
+use crate::{executions, routes};
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "tarn",
-        description = "A data lake and its ML operations in one program: zones and objects, the catalog, crawls, Delta loads and SQL.\n\nErrors always answer `{\"error\": {\"code\", \"message\", \"status\"}}`. Lists page with `limit` and `next_token`. When the server runs with `--auth`, every call but /health and /ready needs `Authorization: Bearer TOKEN` (`tarn token create`)."
+        description = "A data lake and its ML operations in one program: zones and objects, the catalog, crawls, Delta loads, SQL, events and pipeline executions.\n\nErrors always answer `{\"error\": {\"code\", \"message\", \"status\"}}`. Lists page with `limit` and `next_token`. When the server runs with `--auth`, every call but /health and /ready needs `Authorization: Bearer TOKEN` (`tarn token create`)."
     ),
     paths(
         routes::health,
@@ -24,6 +24,12 @@ use utoipa::{Modify, OpenApi};
         routes::read_object,
         routes::land_object,
         routes::events,
+        executions::put_event,
+        executions::list,
+        executions::show,
+        executions::logs,
+        executions::retry,
+        executions::cancel,
         routes::tables,
         routes::table,
         routes::history,
@@ -39,7 +45,8 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "probes", description = "Liveness and readiness"),
         (name = "zones", description = "Zones (domain x layer) and the objects landed in them"),
-        (name = "events", description = "What happened in the lake"),
+        (name = "events", description = "What happened in the lake; custom events for pipelines"),
+        (name = "executions", description = "Pipeline executions and their step attempts"),
         (name = "catalog", description = "Databases, tables, schemas, partitions, versions; crawls"),
         (name = "tables", description = "Loads into Delta tables under data contracts"),
         (name = "sql", description = "SQL over every catalogued table"),

@@ -75,6 +75,8 @@ impl From<LakeError> for ApiError {
         match e {
             LakeError::Usage(_) => Self::new(S::BAD_REQUEST, "bad_request", msg),
             LakeError::NoSuchTable(_) => Self::new(S::NOT_FOUND, "table_not_found", msg),
+            LakeError::NoSuchExecution(_) => Self::new(S::NOT_FOUND, "execution_not_found", msg),
+            LakeError::ExecutionState(_) => Self::new(S::CONFLICT, "execution_state", msg),
             LakeError::Metadata(tarn_lake::MetadataError::Conflict(_)) => {
                 Self::new(S::CONFLICT, "conflict", msg)
             }

@@ -15,10 +15,15 @@
 //! - `POST /api/v1/loads` `{"table", "source": "DOMAIN/LAYER/KEY", "mode", "key"}`
 //! - `POST /api/v1/sql` `{"query", "limit", "timeout_ms"}`, answered as JSON, CSV
 //!   (`Accept: text/csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream`)
+//! - `POST /api/v1/events` `{"source", "detail_type", "detail"}` records a custom event
+//! - `GET /api/v1/executions?pipeline=&status=&limit=&next_token=`,
+//!   `GET /api/v1/executions/{id}`, `GET /api/v1/executions/{id}/logs` (text),
+//!   `POST /api/v1/executions/{id}/retry`, `POST /api/v1/executions/{id}/cancel`
 
 mod auth;
 mod docs;
 mod error;
+mod executions;
 mod routes;
 
 pub use docs::openapi;

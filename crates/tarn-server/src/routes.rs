@@ -25,7 +25,12 @@ pub(crate) fn router(app: App) -> Router {
             "/zones/{domain}/{layer}/objects/{*key}",
             get(read_object).put(land_object),
         )
-        .route("/events", get(events))
+        .route("/events", get(events).post(crate::executions::put_event))
+        .route("/executions", get(crate::executions::list))
+        .route("/executions/{id}", get(crate::executions::show))
+        .route("/executions/{id}/logs", get(crate::executions::logs))
+        .route("/executions/{id}/retry", post(crate::executions::retry))
+        .route("/executions/{id}/cancel", post(crate::executions::cancel))
         .route("/tables", get(tables))
         .route("/tables/{table}", get(table))
         .route("/tables/{table}/history", get(history))

@@ -7,8 +7,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use tarn_lake::{
-    CrawlReport, Event, HistoryEntry, Landed, LoadArgs, LoadReport, ObjectInfo, QueryResult,
-    SqlInto, TableDetail, TableSummary,
+    CrawlReport, Event, ExecutionDetail, ExecutionRecord, HistoryEntry, Landed, LoadArgs,
+    LoadReport, ObjectInfo, QueryResult, SqlInto, TableDetail, TableSummary,
 };
 
 /// The row limit the CLI asks for: all of them.
@@ -311,6 +311,63 @@ impl Client {
             self.request(Method::POST, "/api/v1/sql/into")
                 .json(&serde_json::json!({ "query": query, "table": table })),
         )
+        .await
+    }
+
+    /// Records a custom event; answers its id.
+    pub async fn put_event(
+        &self,
+        source: &str,
+        detail_type: &str,
+        detail: serde_json::Value,
+    ) -> Result<String> {
+        let v: serde_json::Value = self
+            .json(self.request(Method::POST, "/api/v1/events").json(
+                &serde_json::json!({"source": source, "detail_type": detail_type, "detail": detail}),
+            ))
+            .await?;
+        Ok(v["event_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The newest `limit` executions, of one pipeline and status when given.
+    pub async fn executions(
+        &self,
+        pipeline: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let mut q = Vec::new();
+        if let Some(p) = pipeline {
+            q.push(("pipeline", p));
+        }
+        if let Some(s) = status {
+            q.push(("status", s));
+        }
+        self.first("/api/v1/executions", &q, limit.max(0) as usize)
+            .await
+    }
+
+    pub async fn execution(&self, id: &str) -> Result<ExecutionDetail> {
+        self.json(self.request(Method::GET, &format!("/api/v1/executions/{}", segment(id))))
+            .await
+    }
+
+    pub async fn execution_logs(&self, id: &str) -> Result<String> {
+        let res = self
+            .send(self.request(
+                Method::GET,
+                &format!("/api/v1/executions/{}/logs", segment(id)),
+            ))
+            .await?;
+        Ok(res.text().await?)
+    }
+
+    /// `retry` or `cancel`.
+    pub async fn execution_action(&self, id: &str, action: &str) -> Result<ExecutionRecord> {
+        self.json(self.request(
+            Method::POST,
+            &format!("/api/v1/executions/{}/{action}", segment(id)),
+        ))
         .await
     }
 }

@@ -443,7 +443,7 @@ async fn open(cli: &Cli) -> Result<Lake> {
 
 fn refuse_server(server: &Option<client::Client>) -> Result<()> {
     if server.is_some() {
-        anyhow::bail!("pipelines, executions and notify work on the lake folder for now, not through a server; drop --server (or unset TARN_SERVER)");
+        anyhow::bail!("pipelines and notify work on the lake folder (where the pipeline folders and topics are), not through a server; drop --server (or unset TARN_SERVER)");
     }
     Ok(())
 }
@@ -553,15 +553,17 @@ async fn run(cli: Cli) -> Result<()> {
                 }),
             ..
         } => {
-            if server.is_some() {
-                anyhow::bail!(
-                    "`events put` through a server is not built yet; run it in the lake folder"
-                );
-            }
             let detail: serde_json::Value = serde_json::from_str(detail)
                 .context("--detail must be JSON, e.g. '{\"id\": 7}'")?;
-            let lake = open(&cli).await?;
-            let id = pipelines::put_event(&lake, source, detail_type, detail).await?;
+            let id = match &server {
+                Some(c) => c.put_event(source, detail_type, detail).await?,
+                None => {
+                    open(&cli)
+                        .await?
+                        .put_event(source, detail_type, detail)
+                        .await?
+                }
+            };
             if out.json() {
                 print::json(&serde_json::json!({"event_id": id}))?;
             } else {
@@ -572,10 +574,10 @@ async fn run(cli: Cli) -> Result<()> {
             refuse_server(&server)?;
             pipelines::pipelines(&open(&cli).await?, cmd).await?;
         }
-        Command::Executions(cmd) => {
-            refuse_server(&server)?;
-            pipelines::executions(&open(&cli).await?, cmd).await?;
-        }
+        Command::Executions(cmd) => match &server {
+            Some(c) => pipelines::executions(&pipelines::Via::Server(c), cmd).await?,
+            None => pipelines::executions(&pipelines::Via::Lake(&open(&cli).await?), cmd).await?,
+        },
         Command::Notify {
             what: NotifyCommand::Test { topic, out },
         } => {

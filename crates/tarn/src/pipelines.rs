@@ -8,27 +8,6 @@ use std::sync::Arc;
 use tarn_lake::{status, Lake, NewEvent};
 use tarn_pipelines::{Engine, Progress};
 
-/// Records a custom event; answers its id.
-pub async fn put_event(
-    lake: &Lake,
-    source: &str,
-    detail_type: &str,
-    detail: serde_json::Value,
-) -> Result<String> {
-    if !detail.is_object() {
-        bail!("--detail must be a JSON object, e.g. '{{\"id\": 7}}'");
-    }
-    let e = NewEvent {
-        kind: tarn_pipelines::CUSTOM_EVENT.into(),
-        zone: String::new(),
-        key: detail_type.into(),
-        etag: uuid::Uuid::new_v4().to_string(),
-        size: 0,
-        detail: serde_json::json!({"source": source, "detail_type": detail_type, "detail": detail}),
-    };
-    Ok(lake.meta.record_event_id(&e).await?.unwrap_or_default())
-}
-
 pub async fn pipelines(lake: &Lake, cmd: &PipelinesCommand) -> Result<()> {
     match cmd {
         PipelinesCommand::List { out } => {
@@ -164,7 +143,7 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
         }
     }
     engine.flush(std::time::Duration::from_secs(30)).await;
-    show(lake, &id, out).await?;
+    show(&Via::Lake(lake), &id, out).await?;
     let exec = lake
         .meta
         .execution(&id)
@@ -180,14 +159,27 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
     Ok(())
 }
 
-async fn show(lake: &Lake, id: &str, out: Output) -> Result<()> {
-    let exec = lake.meta.execution(id).await?.with_context(|| {
-        format!("no execution has id `{id}`; `tarn executions list` shows them")
-    })?;
-    let attempts = lake.meta.attempts(id).await?;
-    if out.json() {
-        return print::json(&serde_json::json!({"execution": exec, "attempts": attempts}));
+/// Where executions are read and changed: the lake folder, or a server.
+pub enum Via<'a> {
+    Lake(&'a Lake),
+    Server(&'a crate::client::Client),
+}
+
+impl Via<'_> {
+    async fn detail(&self, id: &str) -> Result<tarn_lake::ExecutionDetail> {
+        Ok(match self {
+            Via::Lake(l) => l.execution(id).await?,
+            Via::Server(c) => c.execution(id).await?,
+        })
     }
+}
+
+async fn show(via: &Via<'_>, id: &str, out: Output) -> Result<()> {
+    let detail = via.detail(id).await?;
+    if out.json() {
+        return print::json(&detail);
+    }
+    let (exec, attempts) = (detail.execution, detail.attempts);
     println!(
         "execution {} of {}: {}\nstarted by event {} at {}{}",
         exec.id,
@@ -247,7 +239,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub async fn executions(lake: &Lake, cmd: &ExecutionsCommand) -> Result<()> {
+pub async fn executions(via: &Via<'_>, cmd: &ExecutionsCommand) -> Result<()> {
     match cmd {
         ExecutionsCommand::List {
             pipeline,
@@ -255,10 +247,22 @@ pub async fn executions(lake: &Lake, cmd: &ExecutionsCommand) -> Result<()> {
             limit,
             out,
         } => {
-            let list = lake
-                .meta
-                .executions(pipeline.as_deref(), status.as_deref(), *limit)
-                .await?;
+            let list = match via {
+                Via::Lake(l) => {
+                    l.executions_page(
+                        pipeline.as_deref(),
+                        status.as_deref(),
+                        None,
+                        (*limit).max(0) as usize,
+                    )
+                    .await?
+                    .items
+                }
+                Via::Server(c) => {
+                    c.executions(pipeline.as_deref(), status.as_deref(), *limit)
+                        .await?
+                }
+            };
             if out.json() {
                 return print::json(&list);
             }
@@ -282,29 +286,26 @@ pub async fn executions(lake: &Lake, cmd: &ExecutionsCommand) -> Result<()> {
             }
             println!("{t}\n{} execution(s)", list.len());
         }
-        ExecutionsCommand::Show { id, out } => show(lake, id, *out).await?,
+        ExecutionsCommand::Show { id, out } => show(via, id, *out).await?,
         ExecutionsCommand::Logs { id } => {
-            if lake.meta.execution(id).await?.is_none() {
-                bail!("no execution has id `{id}`; `tarn executions list` shows them");
-            }
-            for a in lake.meta.attempts(id).await? {
-                println!("== {} attempt {} ({})", a.step, a.attempt, a.status);
-                print!("{}", a.logs);
-                if let Some(e) = &a.error {
-                    println!("error: {e}");
-                }
-            }
+            let text = match via {
+                Via::Lake(l) => l.execution_logs(id).await?,
+                Via::Server(c) => c.execution_logs(id).await?,
+            };
+            print!("{text}");
         }
         ExecutionsCommand::Retry { id } => {
-            if !lake.meta.retry_execution(id).await? {
-                bail!("execution `{id}` is not failed or cancelled (or does not exist); `tarn executions show {id}`");
-            }
+            match via {
+                Via::Lake(l) => l.retry_execution(id).await?,
+                Via::Server(c) => c.execution_action(id, "retry").await?,
+            };
             println!("execution {id} will run again from the step it stopped at (a running `tarn serve` picks it up)");
         }
         ExecutionsCommand::Cancel { id } => {
-            if !lake.meta.cancel_execution(id).await? {
-                bail!("execution `{id}` is not pending or running (or does not exist)");
-            }
+            match via {
+                Via::Lake(l) => l.cancel_execution(id).await?,
+                Via::Server(c) => c.execution_action(id, "cancel").await?,
+            };
             println!("cancelled execution {id}");
         }
     }

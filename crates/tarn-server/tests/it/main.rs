@@ -359,6 +359,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/zones/{domain}/{layer}/objects/{key}"),
     ("put", "/api/v1/zones/{domain}/{layer}/objects/{key}"),
     ("get", "/api/v1/events"),
+    ("post", "/api/v1/events"),
+    ("get", "/api/v1/executions"),
+    ("get", "/api/v1/executions/{id}"),
+    ("get", "/api/v1/executions/{id}/logs"),
+    ("post", "/api/v1/executions/{id}/retry"),
+    ("post", "/api/v1/executions/{id}/cancel"),
     ("get", "/api/v1/tables"),
     ("get", "/api/v1/tables/{table}"),
     ("get", "/api/v1/tables/{table}/history"),
@@ -397,7 +403,8 @@ async fn the_openapi_document_names_every_route_and_every_documented_route_answe
             .replace("{domain}", "flights")
             .replace("{layer}", "raw")
             .replace("{key}", "a.csv")
-            .replace("{table}", "flights.trusted.none");
+            .replace("{table}", "flights.trusted.none")
+            .replace("{id}", "0123456789ab");
         let uri = if uri.ends_with("/upload") {
             format!("{uri}?table=flights.trusted.t&name=a.csv")
         } else {

@@ -509,3 +509,145 @@ fn executions_survive_sigkill_embedded() {
 fn executions_survive_sigkill_shared() {
     executions_survive_sigkill(Deployment::Shared, 20, 4);
 }
+
+/// Events in and executions out through `tarn serve --auth`, with the CLI as its client: a
+/// custom event starts the seed's pipeline; list, show, logs; a running execution cancelled
+/// and retried; a read-only token may look but not put events.
+#[test]
+fn events_and_executions_through_the_api() {
+    use crate::server::client;
+    let dir = example_lake(Deployment::Embedded, "");
+    let p = dir.path().join("pipelines/waits");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: waits\ndomain: example\nlayers: {origin: raw, target: trusted}\ntriggers:\n  - event_rule: {source: [ops], detail_type: [wait]}\nsteps:\n  Wait:\n    type: command\n    properties:\n      command: [sh, -c, 'sleep 30; cat']\n",
+    )
+    .unwrap();
+    let writer = ok(&tarn(dir.path(), &["token", "create", "--name", "ci"]));
+    let writer = writer.trim();
+    let reader = ok(&tarn(
+        dir.path(),
+        &["token", "create", "--name", "bi", "--read-only"],
+    ));
+    let reader = reader.trim();
+    let served = Served::start(dir.path(), &["--auth"]);
+    let url = served.url.clone();
+    let put = |token: &str, source: &str, kind: &str, detail: &str| {
+        client(
+            &url,
+            Some(token),
+            &[
+                "events",
+                "put",
+                "--source",
+                source,
+                "--detail-type",
+                kind,
+                "--detail",
+                detail,
+                "--format",
+                "json",
+            ],
+        )
+    };
+    let refused = put(reader, "example_source", "example_detail", "{}");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("read-only"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let bad = put(writer, "ops", "wait", "[1, 2]");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("must be a JSON object"));
+
+    let id: serde_json::Value = serde_json::from_str(&ok(&put(
+        writer,
+        "example_source",
+        "example_detail",
+        r#"{"key1": "billing", "key2": "invoice-7.json"}"#,
+    )))
+    .unwrap();
+    assert!(id["event_id"].as_str().unwrap().len() > 10);
+    ok(&put(writer, "ops", "wait", r#"{"why": "to be cancelled"}"#));
+
+    let list = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut a = vec!["executions", "list", "--format", "json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&ok(&client(&url, Some(reader), &a))).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (seed, waiting) = loop {
+        let seed = list(&["--pipeline", "pipeline_example", "--status", "succeeded"]);
+        let waiting = list(&["--pipeline", "waits", "--status", "running"]);
+        if seed.len() == 1 && waiting.len() == 1 {
+            break (seed[0].clone(), waiting[0].clone());
+        }
+        assert!(Instant::now() < deadline, "{:#?}", list(&[]));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(seed["input"]["key1"], "billing");
+    let seed_id = seed["id"].as_str().unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&ok(&client(
+        &url,
+        Some(reader),
+        &["executions", "show", seed_id, "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(shown["attempts"].as_array().unwrap().len(), 3);
+    let logs = ok(&client(
+        &url,
+        Some(reader),
+        &["executions", "logs", seed_id],
+    ));
+    assert!(
+        logs.contains("== ExampleGlue attempt 1 (succeeded)"),
+        "{logs}"
+    );
+    let missing = client(&url, Some(reader), &["executions", "show", "nope"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no execution has id `nope`"));
+
+    // A succeeded execution cannot be retried; the running one is cancelled (its step is
+    // killed), then retried, and it runs again.
+    let again = client(&url, Some(writer), &["executions", "retry", seed_id]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is succeeded; only failed or cancelled"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let wait_id = waiting["id"].as_str().unwrap();
+    ok(&client(
+        &url,
+        Some(writer),
+        &["executions", "cancel", wait_id],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown: serde_json::Value = serde_json::from_str(&ok(&client(
+            &url,
+            Some(reader),
+            &["executions", "show", wait_id, "--format", "json"],
+        )))
+        .unwrap();
+        if shown["attempts"][0]["status"] == "cancelled" {
+            assert_eq!(shown["execution"]["status"], "cancelled");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the step was not stopped: {shown:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(&client(
+        &url,
+        Some(writer),
+        &["executions", "retry", wait_id],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while list(&["--pipeline", "waits", "--status", "running"]).is_empty() {
+        assert!(Instant::now() < deadline, "{:#?}", list(&[]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    served.stop();
+}

@@ -90,7 +90,7 @@ impl Served {
 }
 
 /// `tarn --server URL --token TOKEN ARGS...`, run from an empty folder (no lake there).
-fn client(url: &str, token: Option<&str>, args: &[&str]) -> Output {
+pub(crate) fn client(url: &str, token: Option<&str>, args: &[&str]) -> Output {
     let nowhere = tempfile::tempdir().unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_tarn"));
     c.arg("--dir").arg(nowhere.path()).args(["--server", url]);
