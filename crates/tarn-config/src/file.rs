@@ -12,6 +12,7 @@ pub(crate) struct FileConfig {
     pub storage: Option<String>,
     pub metadata: Option<String>,
     pub s3: Option<S3Settings>,
+    pub smtp: Option<SmtpSettings>,
     pub domains: Option<Vec<DomainEntry>>,
     pub layers: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
@@ -29,6 +30,7 @@ impl FileConfig {
             storage: self.storage.clone(),
             metadata: self.metadata.clone(),
             s3: self.s3.clone(),
+            smtp: self.smtp.clone(),
             domains: self.domains.clone(),
             layers: self.layers.clone(),
             tags: self.tags.clone(),
@@ -44,6 +46,7 @@ pub(crate) struct Settings {
     pub storage: Option<String>,
     pub metadata: Option<String>,
     pub s3: Option<S3Settings>,
+    pub smtp: Option<SmtpSettings>,
     pub domains: Option<Vec<DomainEntry>>,
     pub layers: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
@@ -131,6 +134,62 @@ pub struct S3Settings {
     /// Address buckets as `bucket.endpoint` instead of `endpoint/bucket`.
     #[serde(default)]
     pub virtual_hosted_style: Option<bool>,
+}
+
+/// The mail server `email` subscriptions are sent through.
+///
+/// ```yaml
+/// smtp:
+///   host: smtp.example.com
+///   port: 587            # default: 587 with starttls, 465 with tls, 25 with none
+///   tls: starttls        # starttls (default) | tls | none
+///   username: alerts@example.com
+///   from: "tarn alerts <alerts@example.com>"
+///   # the password comes from TARN_SMTP_PASSWORD (or `password:`, never printed)
+/// ```
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Better left to `TARN_SMTP_PASSWORD`; never printed.
+    #[serde(default, skip_serializing)]
+    pub password: Option<Secret>,
+    /// The sender, `name <address>` or an address.
+    pub from: String,
+    /// A PEM file of extra certificate authorities to trust (a private mail server's CA),
+    /// relative to the lake folder.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No encryption (a relay on loopback).
+    None,
+}
+
+impl SmtpSettings {
+    /// The port: as given, or the usual one for the TLS mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        })
+    }
 }
 
 /// A value that must never be shown: its `Debug` prints `***`.

@@ -20,7 +20,10 @@ mod resolve;
 mod starter;
 
 pub use error::ConfigError;
-pub use file::{DomainSpec, S3Settings, Secret, Subscription, SubscriptionProtocol, TopicSpec};
+pub use file::{
+    DomainSpec, S3Settings, Secret, SmtpSettings, SmtpTls, Subscription, SubscriptionProtocol,
+    TopicSpec,
+};
 pub use pipeline::{
     check_cron, load_pipeline, load_pipelines, Choice, GlueVersion, Module, PipelineSpec,
     Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,

@@ -2,7 +2,9 @@
 //! semantic checks, environment overrides, workspaces and defaults.
 
 use crate::error::ConfigError;
-use crate::file::{DomainSpec, FileConfig, S3Settings, Settings, SubscriptionProtocol, TopicSpec};
+use crate::file::{
+    DomainSpec, FileConfig, S3Settings, Settings, SmtpSettings, SubscriptionProtocol, TopicSpec,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -36,6 +38,8 @@ pub struct LakeConfig {
     pub metadata: String,
     /// How to reach S3 when `storage` is `s3://...` (empty otherwise).
     pub s3: S3Settings,
+    /// The mail server for `email` subscriptions.
+    pub smtp: Option<SmtpSettings>,
     pub domains: Vec<DomainSpec>,
     pub layers: Vec<String>,
     pub tags: BTreeMap<String, String>,
@@ -187,6 +191,7 @@ impl LakeConfig {
             storage,
             metadata,
             s3: settings.s3.clone().unwrap_or_default(),
+            smtp: settings.smtp.clone(),
             domains: settings
                 .domains
                 .unwrap_or_default()
@@ -271,6 +276,7 @@ fn merge(base: &Settings, over: &Settings) -> Settings {
         storage: over.storage.clone().or(base.storage.clone()),
         metadata: over.metadata.clone().or(base.metadata.clone()),
         s3: over.s3.clone().or(base.s3.clone()),
+        smtp: over.smtp.clone().or(base.smtp.clone()),
         domains: over.domains.clone().or(base.domains.clone()),
         layers: over.layers.clone().or(base.layers.clone()),
         tags: over.tags.clone().or(base.tags.clone()),
@@ -314,8 +320,10 @@ impl Place<'_> {
             .enumerate()
             .filter(|(_, l)| {
                 let l = l.split('#').next().unwrap_or("");
-                l.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
-                    .any(|tok| tok == value)
+                l.split(|c: char| {
+                    !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '@')
+                })
+                .any(|tok| tok == value)
             })
             .nth(nth)
             .map(|(i, _)| i + 1)
@@ -512,7 +520,9 @@ fn validate_settings(
                 }
             }
             for s in &t.subscriptions {
-                let line = place.line_of_value(&s.endpoint, 0);
+                let line = place
+                    .line_of_value(&s.endpoint, 0)
+                    .or_else(|| place.line_of_key("endpoint"));
                 let ok = match s.protocol {
                     SubscriptionProtocol::Webhook => {
                         s.endpoint.starts_with("http://") || s.endpoint.starts_with("https://")
@@ -525,6 +535,16 @@ fn validate_settings(
                         !s.endpoint.trim().is_empty()
                     }
                 };
+                if ok && s.protocol == SubscriptionProtocol::Email && merged.smtp.is_none() {
+                    return Err(place.error(
+                        line,
+                        format!(
+                            "topic `{}`: email to `{}` needs a mail server",
+                            t.name, s.endpoint
+                        ),
+                        "add an `smtp:` block (host, port, tls, username, from; the password in TARN_SMTP_PASSWORD)",
+                    ));
+                }
                 if !ok {
                     let fix = match s.protocol {
                         SubscriptionProtocol::Webhook => {
@@ -738,6 +758,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("did you mean `prd`"), "{err}");
+    }
+
+    #[test]
+    fn email_without_a_mail_server_is_refused_with_line() {
+        let yml = "lake: x\ntopics:\n  - name: failures\n    subscriptions:\n      - protocol: email\n        endpoint: ops@example.com\n";
+        let err = parse(yml).unwrap_err().to_string();
+        assert!(err.contains("tarn.yml:6"), "{err}");
+        assert!(
+            err.contains("needs a mail server") && err.contains("smtp:"),
+            "{err}"
+        );
+        let with = format!(
+            "{yml}smtp:\n  host: mail.example.com\n  from: tarn@example.com\n  password: hunter2\n"
+        );
+        let c = parse(&with).unwrap();
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.port(), 587);
+        assert!(!format!("{smtp:?}").contains("hunter2"));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Topics and subscriptions: a message published to a topic of `tarn.yml` is delivered to
-//! each of its subscriptions (`webhook`, `command`, `file`; `email` comes with SMTP
-//! support), retried with backoff, in the background, so a dead endpoint never blocks the
-//! publisher.
+//! each of its subscriptions (`webhook`, `email` over SMTP, `command`, `file`), retried with
+//! backoff, in the background, so a dead endpoint never blocks the publisher.
 //!
 //! ```no_run
 //! # async fn demo(topics: Vec<tarn_config::TopicSpec>) {
@@ -15,7 +14,7 @@
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tarn_config::{Subscription, SubscriptionProtocol, TopicSpec};
+use tarn_config::{SmtpSettings, SmtpTls, Subscription, SubscriptionProtocol, TopicSpec};
 
 /// What can go wrong publishing.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +72,7 @@ pub struct Notifier {
     topics: Vec<TopicSpec>,
     root: PathBuf,
     http: reqwest::Client,
+    smtp: Option<SmtpSettings>,
     /// Tries per subscription.
     pub attempts: u32,
     /// Wait before the first retry; doubled each time.
@@ -89,8 +89,17 @@ impl Notifier {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            smtp: None,
             attempts: 4,
             backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// The notifier of a lake: its topics, its folder and its mail server.
+    pub fn for_lake(config: &tarn_config::LakeConfig) -> Notifier {
+        Notifier {
+            smtp: config.smtp.clone(),
+            ..Notifier::new(config.topics.clone(), &config.root)
         }
     }
 
@@ -117,7 +126,7 @@ impl Notifier {
         let body = msg.body(topic);
         let mut out = Vec::new();
         for sub in &spec.subscriptions {
-            out.push(self.deliver_one(sub, &body).await);
+            out.push(self.deliver_one(sub, &body, msg).await);
         }
         Ok(out)
     }
@@ -138,13 +147,18 @@ impl Notifier {
         })
     }
 
-    async fn deliver_one(&self, sub: &Subscription, body: &serde_json::Value) -> Delivery {
+    async fn deliver_one(
+        &self,
+        sub: &Subscription,
+        body: &serde_json::Value,
+        msg: &Message,
+    ) -> Delivery {
         let mut wait = self.backoff;
         let mut error = None;
         let mut attempts = 0;
         while attempts < self.attempts.max(1) {
             attempts += 1;
-            match self.try_once(sub, body).await {
+            match self.try_once(sub, body, msg).await {
                 Ok(()) => {
                     error = None;
                     break;
@@ -165,7 +179,12 @@ impl Notifier {
         }
     }
 
-    async fn try_once(&self, sub: &Subscription, body: &serde_json::Value) -> Result<(), String> {
+    async fn try_once(
+        &self,
+        sub: &Subscription,
+        body: &serde_json::Value,
+        msg: &Message,
+    ) -> Result<(), String> {
         match sub.protocol {
             SubscriptionProtocol::Webhook => {
                 let res = self
@@ -229,10 +248,94 @@ impl Notifier {
                     ))
                 }
             }
-            SubscriptionProtocol::Email => Err(
-                "email delivery is not built yet: use a webhook, command or file subscription"
-                    .to_string(),
-            ),
+            SubscriptionProtocol::Email => {
+                let smtp = self.smtp.as_ref().ok_or(
+                    "email needs an `smtp:` block in tarn.yml (host, port, tls, username, from)",
+                )?;
+                let topic = body["topic"].as_str().unwrap_or_default();
+                self.email(smtp, &sub.endpoint, topic, msg).await
+            }
+        }
+    }
+}
+
+impl Notifier {
+    /// Sends `msg` to `to` through the mail server: the subject line, then the details as
+    /// indented JSON.
+    async fn email(
+        &self,
+        smtp: &SmtpSettings,
+        to: &str,
+        topic: &str,
+        msg: &Message,
+    ) -> Result<(), String> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+        let mail = lettre::Message::builder()
+            .from(
+                smtp.from
+                    .parse()
+                    .map_err(|e| format!("smtp.from `{}` is not an address: {e}", smtp.from))?,
+            )
+            .to(to
+                .parse()
+                .map_err(|e| format!("`{to}` is not an address: {e}"))?)
+            .subject(format!("[{topic}] {}", msg.subject))
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(format!(
+                "{}\n\n{}\n\n(topic {topic}, {})\n",
+                msg.subject,
+                serde_json::to_string_pretty(&msg.detail).unwrap_or_default(),
+                msg.time
+            ))
+            .map_err(|e| format!("cannot build the email: {e}"))?;
+        let tls = if smtp.tls == SmtpTls::None {
+            Tls::None
+        } else {
+            let mut params = TlsParameters::builder(smtp.host.clone());
+            if let Some(ca) = &smtp.ca_file {
+                let path = self.root.join(ca);
+                let pem = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| format!("smtp.ca_file {}: {e}", path.display()))?;
+                params = params.add_root_certificate(
+                    Certificate::from_pem(&pem)
+                        .map_err(|e| format!("smtp.ca_file {}: {e}", path.display()))?,
+                );
+            }
+            let params = params
+                .build_rustls()
+                .map_err(|e| format!("TLS settings: {e}"))?;
+            match smtp.tls {
+                SmtpTls::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            }
+        };
+        let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+            .port(smtp.port())
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(20)));
+        if let Some(user) = &smtp.username {
+            let password = std::env::var("TARN_SMTP_PASSWORD")
+                .ok()
+                .or_else(|| smtp.password.as_ref().map(|p| p.expose().to_string()))
+                .ok_or("smtp.username is set but no password: set TARN_SMTP_PASSWORD")?;
+            transport = transport.credentials(Credentials::new(user.clone(), password));
+        }
+        // The transport's timeout covers each read; a server that stops answering mid-dialogue
+        // is cut off here, so one stuck mail server never holds a delivery forever.
+        let transport = transport.build();
+        let send = transport.send(mail);
+        match tokio::time::timeout(Duration::from_secs(60), send).await {
+            Err(_) => Err(format!(
+                "the mail server {}:{} did not finish the exchange in 60 s",
+                smtp.host,
+                smtp.port()
+            )),
+            Ok(r) => r
+                .map(|_| ())
+                .map_err(|e| format!("the mail server {}:{} refused: {e}", smtp.host, smtp.port())),
         }
     }
 }

@@ -49,7 +49,7 @@ impl Engine {
     /// An engine for `lake` with the pipelines of its `pipelines/` folder (checked).
     pub fn new(lake: Lake) -> Result<Engine, PipelineError> {
         let pipelines = tarn_config::load_pipelines(&lake.config)?;
-        let notifier = tarn_notify::Notifier::new(lake.config.topics.clone(), &lake.config.root);
+        let notifier = tarn_notify::Notifier::for_lake(&lake.config);
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());

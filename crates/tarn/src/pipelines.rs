@@ -313,7 +313,7 @@ pub async fn executions(via: &Via<'_>, cmd: &ExecutionsCommand) -> Result<()> {
 }
 
 pub async fn notify_test(lake: &Lake, topic: &str, out: Output) -> Result<()> {
-    let n = tarn_notify::Notifier::new(lake.config.topics.clone(), &lake.config.root);
+    let n = tarn_notify::Notifier::for_lake(&lake.config);
     let msg = tarn_notify::Message::new(
         format!("test message from tarn ({})", lake.config.lake),
         serde_json::json!({"lake": lake.config.lake, "topic": topic, "test": true}),

@@ -651,3 +651,157 @@ fn events_and_executions_through_the_api() {
     }
     served.stop();
 }
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tarn test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// The error topic's email subscription reaches a real SMTP server (aiosmtpd) that requires
+/// STARTTLS with a certificate from a private CA, and a login; a wrong password is reported
+/// without showing it.
+#[test]
+fn email_reaches_a_real_smtp_server_over_starttls_with_a_login() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mailbox = certs.path().join("mailbox.jsonl");
+    let mut server = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/smtp_server.py"
+        ))
+        .arg(&mailbox)
+        .arg(port.to_string())
+        .args(["alerts", "s3cret-pw"])
+        .arg(certs.path().join("srv.pem"))
+        .arg(certs.path().join("srv.key"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+
+    let dir = example_lake(
+        Deployment::Embedded,
+        &format!(
+            "      - protocol: email\n        endpoint: data-team@example.com\nsmtp:\n  host: 127.0.0.1\n  port: {port}\n  tls: starttls\n  username: alerts\n  from: \"tarn <tarn@example.com>\"\n  ca_file: {}\n",
+            certs.path().join("ca.pem").display()
+        ),
+    );
+    let notify = |password: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tarn"))
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["notify", "test", "failures", "--format", "json"])
+            .env("TARN_SMTP_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let sent = notify("s3cret-pw");
+    let report: serde_json::Value = serde_json::from_str(&ok(&sent)).unwrap();
+    let email = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["protocol"] == "email")
+        .unwrap();
+    assert_eq!(email["delivered"], true, "{report:#}");
+    let got = std::fs::read_to_string(&mailbox).unwrap();
+    let mail: serde_json::Value = serde_json::from_str(got.lines().next().unwrap()).unwrap();
+    assert_eq!(mail["to"][0], "data-team@example.com");
+    assert_eq!(mail["from"], "tarn@example.com");
+    let data = mail["data"].as_str().unwrap();
+    assert!(
+        data.contains("Subject: [failures] test message from tarn (example-lake)"),
+        "{data}"
+    );
+    assert!(data.contains("\"test\": true"), "{data}");
+
+    let refused = notify("wrong-pw");
+    assert!(!refused.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        all.contains("NOT delivered") || all.contains("\"delivered\": false"),
+        "{all}"
+    );
+    assert!(all.contains("refused"), "{all}");
+    assert!(!all.contains("wrong-pw"), "the password leaked: {all}");
+    assert_eq!(
+        std::fs::read_to_string(&mailbox).unwrap().lines().count(),
+        1
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
