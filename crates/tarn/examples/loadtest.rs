@@ -17,10 +17,12 @@
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tarn_lake::testing::{fresh_yml, Deployment, S3_ENV};
+
+mod common;
+use common::{percentile, tarn_binary, Server};
 
 const HELP: &str = "loadtest: N clients land objects and run SQL against tarn serve on loopback
 
@@ -95,82 +97,6 @@ fn args() -> Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// The release `tarn` beside this example (`target/release/examples/loadtest`).
-fn tarn_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let bin = me
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("tarn"))
-        .context("no folder above this example")?;
-    ensure!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build --release -p tarn --bin tarn --example loadtest`",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-/// A running `tarn serve`, logging into a file (a pipe nobody reads would stall it).
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(tarn: &Path, dir: &Path) -> Result<Server> {
-        let log = dir.join("serve.log");
-        let child = Command::new(tarn)
-            .arg("--dir")
-            .arg(dir)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .env_remove("TARN_SERVER")
-            .stderr(std::fs::File::create(&log)?)
-            .stdout(Stdio::null())
-            .spawn()?;
-        let mut server = Server {
-            child,
-            url: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(rest) = text.split("listening on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                server.url = format!("http://{addr}");
-                return Ok(server);
-            }
-            if let Some(status) = server.child.try_wait()? {
-                bail!("tarn serve ended ({status}) before listening:\n{text}");
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "tarn serve did not listen in 30 s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM and wait: the graceful shutdown a deployment sees.
-    fn stop(mut self) -> Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        ensure!(status.success(), "tarn serve exited with {status}");
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -364,14 +290,6 @@ async fn verify(
     })
 }
 
-fn percentile(sorted: &[Duration], p: usize) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = (sorted.len() * p / 100).min(sorted.len() - 1);
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 struct Figures {
     deployment: &'static str,
     requests: usize,
@@ -496,24 +414,6 @@ fn report(a: &Args, figures: &[Figures]) -> String {
     s
 }
 
-/// `text` with its load-test section (to the next `## ` heading) replaced by `section`.
-fn replace_section(text: &str, section: &str) -> String {
-    let Some(start) = text.find(SECTION) else {
-        return format!("{}\n\n{section}", text.trim_end());
-    };
-    let rest = &text[start + SECTION.len()..];
-    let end = rest
-        .find("\n## ")
-        .map(|i| start + SECTION.len() + i + 1)
-        .unwrap_or(text.len());
-    let (before, after) = (&text[..start], &text[end..]);
-    if after.is_empty() {
-        format!("{before}{section}")
-    } else {
-        format!("{before}{section}\n{after}")
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
@@ -530,7 +430,7 @@ async fn main() -> Result<()> {
     println!("{section}");
     if let Some(file) = &a.write {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        std::fs::write(file, replace_section(&text, &section))?;
+        std::fs::write(file, common::replace_section(&text, SECTION, &section))?;
         eprintln!("loadtest: wrote {}", file.display());
     }
     Ok(())
