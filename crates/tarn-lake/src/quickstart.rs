@@ -7,7 +7,7 @@ use crate::{
 use serde::Serialize;
 use std::path::Path;
 
-const FILES: [(&str, &str); 4] = [
+const FILES: [(&str, &str); 10] = [
     (
         "tarn.yml",
         include_str!("../../../examples/quickstart/tarn.yml"),
@@ -23,6 +23,36 @@ const FILES: [(&str, &str); 4] = [
     (
         "data/airlines.csv",
         include_str!("../../../examples/quickstart/data/airlines.csv"),
+    ),
+    (
+        "data/flights-2013-01-05.csv",
+        include_str!("../../../examples/quickstart/data/flights-2013-01-05.csv"),
+    ),
+    (
+        "pipelines/daily_flights/config.yml",
+        include_str!("../../../examples/quickstart/pipelines/daily_flights/config.yml"),
+    ),
+    (
+        "pipelines/daily_flights/steps/check_file/requirements.json",
+        include_str!(
+            "../../../examples/quickstart/pipelines/daily_flights/steps/check_file/requirements.json"
+        ),
+    ),
+    (
+        "pipelines/daily_flights/steps/check_file/src/index.py",
+        include_str!(
+            "../../../examples/quickstart/pipelines/daily_flights/steps/check_file/src/index.py"
+        ),
+    ),
+    (
+        "pipelines/daily_flights/catch/requirements.json",
+        include_str!(
+            "../../../examples/quickstart/pipelines/daily_flights/catch/requirements.json"
+        ),
+    ),
+    (
+        "pipelines/daily_flights/catch/src/index.py",
+        include_str!("../../../examples/quickstart/pipelines/daily_flights/catch/src/index.py"),
     ),
 ];
 

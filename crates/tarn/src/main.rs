@@ -491,12 +491,17 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Quickstart { dir, out } => {
             let spinner = print::spinner("building the quickstart lake");
             let report = tarn_lake::quickstart(dir).await?;
+            spinner.set_message("running the daily_flights pipeline on a landed day");
+            let lake = Lake::open(dir, &Selection::default()).await?;
+            let pipeline = pipelines::quickstart_pipeline(&lake, dir).await?;
             spinner.finish_and_clear();
             if out.json() {
-                print::json(&report)?;
+                let mut v = serde_json::to_value(&report)?;
+                v["pipeline"] = serde_json::to_value(&pipeline)?;
+                print::json(&v)?;
             } else {
-                print::quickstart(&report, dir);
-                let lake = Lake::open(dir, &Selection::default()).await?;
+                print::quickstart(&report);
+                pipelines::print_quickstart_pipeline(&pipeline, dir);
                 let result = lake
                     .sql(
                         "SELECT * FROM flights.service.delays_by_carrier LIMIT 5",

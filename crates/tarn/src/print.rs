@@ -303,8 +303,7 @@ pub fn load(r: &LoadReport) {
     }
 }
 
-pub fn quickstart(r: &QuickstartReport, dir: &Path) {
-    let d = dir.display();
+pub fn quickstart(r: &QuickstartReport) {
     println!("tarn quickstart: an example lake in {}\n", r.dir);
     println!("1. landed raw files (each recorded as an object.created event):");
     for l in &r.landed {
@@ -324,10 +323,17 @@ pub fn quickstart(r: &QuickstartReport, dir: &Path) {
         "4. materialised {} ({} rows) with SQL:\n     {}\n",
         r.service.table, r.service.row_count, r.query
     );
+}
+
+/// The commands to try after the quickstart.
+pub fn quickstart_next(dir: &Path) {
+    let d = dir.display();
     println!("Go on:");
     println!("  tarn --dir {d} tables");
     println!("  tarn --dir {d} table show flights.trusted.flights");
     println!("  tarn --dir {d} sql \"SELECT _line, _column, _reason FROM flights.trusted.flights_rejected LIMIT 5\"");
     println!("  tarn --dir {d} sql \"SELECT origin, count(*) FROM flights.trusted.flights GROUP BY origin\"");
+    println!("  tarn --dir {d} executions list");
+    println!("  tarn --dir {d} serve    # then land another day: pipelines run as files land");
     println!("\nThe service table, first rows:");
 }

@@ -75,20 +75,65 @@ fn quickstart_builds_a_lake_a_user_can_explore() {
             "flights.trusted.flights_rejected"
         ]
     );
-    // The sample holds 3000 flights; 40 were cancelled (no air_time) and rejected.
-    let rows: serde_json::Value = serde_json::from_str(&ok(&tarn(
+    // The sample holds 3000 flights; 40 were cancelled (no air_time) and rejected. Then a day
+    // of 720 flights landed, and the daily_flights pipeline (a Python lambda step, a SQL step)
+    // merged its 717 flown flights into trusted and rejected its 3 cancelled ones.
+    let counts = || -> serde_json::Value {
+        serde_json::from_str(&ok(&tarn(
+            &lake,
+            &["sql", "SELECT (SELECT count(*) FROM flights.trusted.flights) AS ok, (SELECT count(*) FROM flights.trusted.flights WHERE day = 5) AS day5, (SELECT count(*) FROM flights.trusted.flights_rejected) AS bad", "--format", "json"],
+        )))
+        .unwrap()
+    };
+    let rows = counts();
+    assert_eq!(rows[0]["ok"], 2960 + 717);
+    assert_eq!(rows[0]["day5"], 717);
+    assert_eq!(rows[0]["bad"], 40 + 3);
+    assert!(out.contains("CheckFile (succeeded)"), "{out}");
+    assert!(out.contains("717 rows of that day merged"), "{out}");
+    let execs: serde_json::Value = serde_json::from_str(&ok(&tarn(
         &lake,
-        &["sql", "SELECT (SELECT count(*) FROM flights.trusted.flights) AS ok, (SELECT count(*) FROM flights.trusted.flights_rejected) AS bad", "--format", "json"],
+        &["executions", "list", "--format", "json"],
     )))
     .unwrap();
-    assert_eq!(rows[0]["ok"], 2960);
-    assert_eq!(rows[0]["bad"], 40);
+    assert_eq!(execs[0]["pipeline"], "daily_flights");
+    assert_eq!(execs[0]["status"], "succeeded");
 
-    // Running it again is safe: same lake, nothing duplicated in raw.
+    // A failing run goes through catch/ to the `failures` topic, a file.
+    let event = dir.path().join("bad.json");
+    std::fs::write(&event, r#"{"key": "flights/2013-01-06.csv"}"#).unwrap();
+    let failed = tarn(
+        &lake,
+        &[
+            "pipelines",
+            "run",
+            "daily_flights",
+            "--event",
+            event.to_str().unwrap(),
+        ],
+    );
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("daily_flights failed at CheckFile"),
+        "catch/ ran: {err}"
+    );
+    let topic = std::fs::read_to_string(lake.join(".tarn/failures.log")).unwrap();
+    assert!(
+        topic.contains("pipeline daily_flights failed at step CheckFile"),
+        "{topic}"
+    );
+    assert!(topic.contains("No such file or directory"), "{topic}");
+
+    // Running it again is safe: same lake, nothing duplicated in raw or trusted.
     ok(&tarn(dir.path(), &["quickstart", lake.to_str().unwrap()]));
-    let events: serde_json::Value =
-        serde_json::from_str(&ok(&tarn(&lake, &["events", "--format", "json"]))).unwrap();
-    assert_eq!(events.as_array().unwrap().len(), 2);
+    let events: serde_json::Value = serde_json::from_str(&ok(&tarn(
+        &lake,
+        &["events", "--kind", "object.created", "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 3);
+    assert_eq!(counts()[0]["ok"], 2960 + 717);
 
     // CSV and Parquet output.
     let csv = ok(&tarn(
