@@ -112,6 +112,19 @@ impl Lake {
         Ok(self.zones.list(&zone, &prefix).await?)
     }
 
+    /// Records an `object.created` event for each object of zone `domain/layer` under
+    /// `prefix` that appeared without tarn landing it (copied straight into a `file://` zone,
+    /// put into an S3 zone by another tool); answers how many. See [`tarn_storage::notice`].
+    pub async fn notice(
+        &self,
+        domain: &str,
+        layer: &str,
+        prefix: &str,
+    ) -> Result<usize, LakeError> {
+        let zone = self.zones.zone(domain, layer)?;
+        Ok(tarn_storage::notice(&self.zones, &self.meta, &zone, prefix).await?)
+    }
+
     /// Recorded events, oldest first.
     pub async fn events(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Event>, LakeError> {
         self.events_after(kind, None, limit).await

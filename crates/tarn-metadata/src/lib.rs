@@ -21,6 +21,7 @@ mod executions;
 mod store;
 pub mod testing;
 mod tokens;
+mod watch;
 
 pub use catalog::{
     Column, CrawlRecord, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange,

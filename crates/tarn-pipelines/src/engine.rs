@@ -13,6 +13,9 @@ use std::time::Duration;
 use tarn_config::PipelineSpec;
 use tarn_lake::{status, Event, ExecutionRecord, Lake, NewExecution};
 
+/// How often the origin zones are listed for objects that arrived without tarn.
+pub const WATCH_EVERY: Duration = Duration::from_secs(1);
+
 /// How long a lease lasts without renewal; renewed every third of it while a step runs.
 pub const LEASE: Duration = Duration::from_secs(15);
 
@@ -137,6 +140,24 @@ impl Engine {
             }
         }
         Ok(fired)
+    }
+
+    /// Looks for objects that appeared in the pipelines' origin zones (under their `s3`
+    /// trigger prefixes) without tarn landing them, and records their events.
+    pub async fn watch(&self) -> Result<usize, PipelineError> {
+        let mut places = std::collections::BTreeSet::new();
+        for p in self.pipelines.iter() {
+            for t in &p.triggers {
+                if let tarn_config::Trigger::S3 { prefix, .. } = t {
+                    places.insert((p.domain.clone(), p.origin.clone(), prefix.clone()));
+                }
+            }
+        }
+        let mut noticed = 0;
+        for (domain, layer, prefix) in places {
+            noticed += self.lake.notice(&domain, &layer, &prefix).await?;
+        }
+        Ok(noticed)
     }
 
     /// Matches every undispatched event against the triggers; answers the executions created.
@@ -512,7 +533,14 @@ impl Engine {
             let (me, work) = (me.clone(), work.clone());
             tasks.push(tokio::spawn(async move {
                 let mut since = chrono::Utc::now();
+                let mut watched = std::time::Instant::now() - WATCH_EVERY;
                 loop {
+                    if watched.elapsed() >= WATCH_EVERY {
+                        watched = std::time::Instant::now();
+                        if let Err(e) = me.watch().await {
+                            tracing::warn!("watching zones: {e}");
+                        }
+                    }
                     let now = chrono::Utc::now();
                     match me.fire_schedules(since, now).await {
                         Ok(_) => since = now,

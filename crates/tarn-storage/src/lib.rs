@@ -20,9 +20,11 @@ mod error;
 mod keys;
 mod land;
 mod store;
+mod watch;
 mod zones;
 
 pub use error::StorageError;
 pub use keys::validate_key;
 pub use land::{land_plan, LandOptions, LandOutcome, Landed};
+pub use watch::{notice, SETTLE};
 pub use zones::{ObjectInfo, Zone, Zones, VERSIONS_PREFIX};

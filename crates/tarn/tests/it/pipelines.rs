@@ -805,3 +805,63 @@ fn email_reaches_a_real_smtp_server_over_starttls_with_a_login() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// Objects that arrive without tarn (a file copied into the embedded lake's zone folder; an
+/// object put into the S3 zone by another tool) are noticed by `tarn serve`'s watcher and
+/// start the pipeline, once each; a half-written object is not taken before it settles.
+fn objects_arriving_outside_tarn_start_pipelines(deployment: Deployment) {
+    let dir = example_lake(deployment, "");
+    let served = Served::start(dir.path(), &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lake = rt
+        .block_on(tarn_lake::Lake::open(dir.path(), &Default::default()))
+        .unwrap();
+    let zone = lake.zones.zone("example", "raw").unwrap();
+    use object_store::ObjectStoreExt;
+    let put = |key: &str, body: &str| match deployment {
+        Deployment::Embedded => {
+            let url = lake.zones.url_of(&zone.root());
+            let folder = std::path::PathBuf::from(url.strip_prefix("file://").unwrap());
+            let path = folder.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        Deployment::Shared => {
+            rt.block_on(
+                lake.zones
+                    .store()
+                    .put(&zone.path(key), body.as_bytes().to_vec().into()),
+            )
+            .unwrap();
+        }
+    };
+    put("example/copied.json", r#"{"order": 7}"#);
+    put("elsewhere/ignored.json", r#"{"order": 8}"#);
+    let done = ended(dir.path(), 1);
+    assert_eq!(done[0]["status"], "succeeded", "{done:#?}");
+    assert_eq!(done[0]["input"]["key1"], "example-lake-example-raw");
+    assert_eq!(done[0]["input"]["key2"], "example/copied.json");
+    // Seen once: later looks start nothing more; a changed object is a new event.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(executions(dir.path()).len(), 1);
+    put("example/copied.json", r#"{"order": 7, "amended": true}"#);
+    let done = ended(dir.path(), 2);
+    assert_eq!(done.len(), 2, "{done:#?}");
+    let events = json(&tarn(
+        dir.path(),
+        &["events", "--kind", "object.created", "--format", "json"],
+    ));
+    // Only the trigger's prefix is watched: `elsewhere/` is nobody's business.
+    assert_eq!(events.as_array().unwrap().len(), 2, "{events:#}");
+    served.stop();
+}
+
+#[test]
+fn objects_arriving_outside_tarn_start_pipelines_embedded() {
+    objects_arriving_outside_tarn_start_pipelines(Deployment::Embedded);
+}
+
+#[test]
+fn objects_arriving_outside_tarn_start_pipelines_shared() {
+    objects_arriving_outside_tarn_start_pipelines(Deployment::Shared);
+}

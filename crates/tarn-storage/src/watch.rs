@@ -1,0 +1,60 @@
+//! Objects that appear in a zone without tarn landing them (files copied straight into a
+//! `file://` zone, objects put into an S3 zone by another tool) are noticed by listing the
+//! zone and comparing it with a durable cursor in the metadata store (each key's store change
+//! tag): a new or changed object is read once, hashed, and recorded as an `object.created`
+//! event exactly as a landing would record it (so an object tarn landed itself is not
+//! recorded twice).
+
+use crate::{StorageError, Zone, Zones};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use tarn_metadata::{NewEvent, Store};
+
+/// An object modified less than this long ago may still be being written: it waits for the
+/// next look.
+pub const SETTLE: Duration = Duration::from_millis(500);
+
+/// Lists `zone` under `prefix` and records an event for each object not seen before (or
+/// changed since). Answers how many events were recorded.
+pub async fn notice(
+    zones: &Zones,
+    meta: &Store,
+    zone: &Zone,
+    prefix: &str,
+) -> Result<usize, StorageError> {
+    let name = zone.name();
+    let seen = meta.seen_objects(&name, prefix).await?;
+    let settled = chrono::Utc::now() - chrono::Duration::from_std(SETTLE).unwrap_or_default();
+    let mut recorded = 0;
+    for o in zones.list(zone, prefix).await? {
+        let tag = o
+            .e_tag
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", o.last_modified, o.size));
+        if seen.get(&o.key) == Some(&(tag.clone(), o.size as i64)) {
+            continue;
+        }
+        let fresh = chrono::DateTime::parse_from_rfc3339(&o.last_modified)
+            .map(|t| t > settled)
+            .unwrap_or(false);
+        if fresh {
+            continue;
+        }
+        let bytes = match zones.read(zone, &o.key).await {
+            Ok(b) => b,
+            Err(StorageError::NotFound(_)) => continue, // gone since the listing
+            Err(e) => return Err(e),
+        };
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let mut event = NewEvent::object_created(&name, &o.key, &sha, bytes.len() as u64);
+        event.detail = serde_json::json!({
+            "size": bytes.len(), "layer": zone.layer, "domain": zone.domain, "noticed": true,
+        });
+        if meta.record_event(&event).await? {
+            recorded += 1;
+            tracing::info!(zone = %name, key = o.key, "noticed an object landed outside tarn");
+        }
+        meta.mark_seen(&name, &o.key, &tag, o.size as i64).await?;
+    }
+    Ok(recorded)
+}
