@@ -150,19 +150,33 @@ impl Lake {
             ..a.clone()
         };
         let rejected_url = self.table_url(&rejected);
-        let outcome = tarn_tables::load(LoadRequest {
-            table_url: &table_url,
-            rejected_url: &rejected_url,
-            table_name: &a.table,
-            mode: args.mode,
-            key,
-            contract: contract.as_ref(),
-            source: &source,
-            source_name: &args.source,
-            load_id: &load_id,
-            txn,
-        })
-        .await?;
+        // A commit that lost a race the Delta log cannot settle by itself (two writers creating
+        // the table, or changing its schema, at once) is tried again from the start, but only
+        // under a transaction id: that is what makes a second try unable to write twice.
+        let mut tries = 0;
+        let outcome = loop {
+            let attempt = tarn_tables::load(LoadRequest {
+                table_url: &table_url,
+                rejected_url: &rejected_url,
+                table_name: &a.table,
+                mode: args.mode,
+                key: key.clone(),
+                contract: contract.as_ref(),
+                source: &source,
+                source_name: &args.source,
+                load_id: &load_id,
+                txn,
+            })
+            .await;
+            match attempt {
+                Err(e) if txn.is_some() && tries < 8 && e.is_commit_conflict() => {
+                    tries += 1;
+                    let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries + jitter)).await;
+                }
+                other => break other?,
+            }
+        };
 
         let partition_by = contract
             .as_ref()

@@ -22,3 +22,17 @@ pub enum TablesError {
     #[error("query engine: {0}")]
     DataFusion(#[from] deltalake::datafusion::error::DataFusionError),
 }
+
+impl TablesError {
+    /// A Delta commit lost to a concurrent writer in a way the log cannot settle by itself
+    /// (both created the table, or both changed its metadata); trying again may succeed.
+    pub fn is_commit_conflict(&self) -> bool {
+        use deltalake::kernel::transaction::TransactionError as T;
+        matches!(
+            self,
+            TablesError::Delta(deltalake::DeltaTableError::Transaction {
+                source: T::CommitConflict(_) | T::VersionAlreadyExists(_) | T::MaxCommitAttempts(_)
+            })
+        )
+    }
+}
