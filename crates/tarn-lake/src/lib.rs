@@ -30,8 +30,8 @@ pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Selection};
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
-    execution_id, status, CrawlRecord, Event, ExecutionRecord, MetadataError, NewEvent,
-    NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
+    execution_id, status, CrawlRecord, DeliveryRecord, Event, ExecutionRecord, MetadataError,
+    NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
 pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};
 pub use tarn_storage::{

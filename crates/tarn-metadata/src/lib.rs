@@ -15,6 +15,7 @@
 //! ```
 
 mod catalog;
+mod deliveries;
 mod error;
 mod events;
 mod executions;
@@ -27,6 +28,7 @@ pub use catalog::{
     Column, CrawlRecord, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange,
     TableDraft, TableRecord, TableVersion,
 };
+pub use deliveries::DeliveryRecord;
 pub use error::MetadataError;
 pub use events::{Event, NewEvent, OBJECT_CREATED};
 pub use executions::{execution_id, status, ExecutionRecord, NewExecution, StepAttempt};

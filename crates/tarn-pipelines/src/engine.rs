@@ -484,7 +484,14 @@ impl Engine {
                 ),
                 detail,
             );
-            let handle = self.notifier.publish(topic, msg);
+            let (notifier, meta, topic) =
+                (self.notifier.clone(), self.lake.meta.clone(), topic.clone());
+            let handle = tokio::spawn(async move {
+                match notifier.deliver(&topic, &msg).await {
+                    Ok(report) => record_deliveries(&meta, &topic, &msg.subject, &report).await,
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            });
             let mut pending = self.deliveries.lock().expect("deliveries lock");
             pending.retain(|h| !h.is_finished());
             pending.push(handle);
@@ -576,6 +583,34 @@ impl Engine {
         }
         let _ = me.lake.meta.release_leases(&me.owner).await;
         me.flush(Duration::from_secs(5)).await;
+    }
+}
+
+/// Records each delivery of a message in the metadata store (and logs those that failed).
+pub async fn record_deliveries(
+    meta: &tarn_lake::Store,
+    topic: &str,
+    subject: &str,
+    report: &[tarn_notify::Delivery],
+) {
+    for d in report {
+        if !d.delivered {
+            tracing::warn!(topic, protocol = d.protocol, endpoint = d.endpoint, error = ?d.error, "notification not delivered");
+        }
+        let record = tarn_lake::DeliveryRecord {
+            id: String::new(),
+            topic: topic.to_string(),
+            protocol: d.protocol.clone(),
+            endpoint: d.endpoint.clone(),
+            subject: subject.to_string(),
+            delivered: d.delivered,
+            attempts: d.attempts as i64,
+            error: d.error.clone(),
+            created_at: String::new(),
+        };
+        if let Err(e) = meta.record_delivery(&record).await {
+            tracing::warn!("recording a delivery: {e}");
+        }
     }
 }
 

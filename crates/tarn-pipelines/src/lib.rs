@@ -22,7 +22,7 @@ mod python;
 mod step;
 mod trigger;
 
-pub use engine::{Engine, Progress, LEASE};
+pub use engine::{record_deliveries, Engine, Progress, LEASE};
 pub use error::PipelineError;
 pub use process::LineSink;
 pub use trigger::{

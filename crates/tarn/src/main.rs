@@ -281,6 +281,16 @@ enum NotifyCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Recorded deliveries, newest first: where each message went, whether it arrived.
+    Deliveries {
+        /// Only this topic's.
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -588,6 +598,12 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             refuse_server(&server)?;
             pipelines::notify_test(&open(&cli).await?, topic, *out).await?;
+        }
+        Command::Notify {
+            what: NotifyCommand::Deliveries { topic, limit, out },
+        } => {
+            refuse_server(&server)?;
+            pipelines::deliveries(&open(&cli).await?, topic.as_deref(), *limit, *out).await?;
         }
         Command::Events {
             put: None,

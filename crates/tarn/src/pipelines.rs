@@ -319,6 +319,7 @@ pub async fn notify_test(lake: &Lake, topic: &str, out: Output) -> Result<()> {
         serde_json::json!({"lake": lake.config.lake, "topic": topic, "test": true}),
     );
     let report = n.deliver(topic, &msg).await?;
+    tarn_pipelines::record_deliveries(&lake.meta, topic, &msg.subject, &report).await;
     if out.json() {
         print::json(&report)?;
     } else {
@@ -515,4 +516,37 @@ pub fn print_quickstart_pipeline(p: &QuickstartPipeline, dir: &std::path::Path) 
         p.merged["rows_written"], p.merged["rows_rejected"], p.merged["row_count"]
     );
     print::quickstart_next(dir);
+}
+
+pub async fn deliveries(lake: &Lake, topic: Option<&str>, limit: i64, out: Output) -> Result<()> {
+    let list = lake.meta.deliveries(topic, limit).await?;
+    if out.json() {
+        return print::json(&list);
+    }
+    let mut t = print::grid(&[
+        "time",
+        "topic",
+        "protocol",
+        "endpoint",
+        "delivered",
+        "tries",
+        "subject / error",
+    ]);
+    for d in &list {
+        t.add_row(vec![
+            d.created_at.chars().take(19).collect(),
+            d.topic.clone(),
+            d.protocol.clone(),
+            d.endpoint.clone(),
+            if d.delivered {
+                "yes".into()
+            } else {
+                "NO".into()
+            },
+            d.attempts.to_string(),
+            truncate(d.error.as_deref().unwrap_or(&d.subject), 70),
+        ]);
+    }
+    println!("{t}\n{} deliver(ies)", list.len());
+    Ok(())
 }

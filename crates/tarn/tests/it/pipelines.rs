@@ -264,6 +264,19 @@ fn a_failed_step_is_retried_then_caught_and_reported_to_topics() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(line.contains(id), "{line}");
+    let log = json(&tarn(
+        dir.path(),
+        &["notify", "deliveries", "--format", "json"],
+    ));
+    let mut reached: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["delivered"] == true)
+        .map(|d| d["protocol"].as_str().unwrap())
+        .collect();
+    reached.sort();
+    assert_eq!(reached, ["file", "webhook"], "{log:#}");
 
     // Retried by hand after fixing the step: it resumes at the failed step and succeeds.
     std::fs::write(
@@ -802,6 +815,34 @@ fn email_reaches_a_real_smtp_server_over_starttls_with_a_login() {
         std::fs::read_to_string(&mailbox).unwrap().lines().count(),
         1
     );
+
+    // Every delivery is recorded: the email that arrived, the one that did not and why.
+    let log = json(&tarn(
+        dir.path(),
+        &[
+            "notify",
+            "deliveries",
+            "--topic",
+            "failures",
+            "--format",
+            "json",
+        ],
+    ));
+    let emails: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["protocol"] == "email")
+        .collect();
+    assert_eq!(emails.len(), 2, "{log:#}");
+    assert_eq!(emails[0]["delivered"], false);
+    assert_eq!(emails[0]["attempts"], 4);
+    assert!(
+        emails[0]["error"].as_str().unwrap().contains("535"),
+        "{log:#}"
+    );
+    assert_eq!(emails[1]["delivered"], true);
+    assert!(!log.to_string().contains("wrong-pw"));
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -1,0 +1,72 @@
+//! The record of notification deliveries: each subscription a message went to, whether it
+//! arrived, after how many tries, and why not. Endpoints are stored with passwords hidden.
+
+use crate::{MetadataError, Store};
+use serde::{Deserialize, Serialize};
+
+/// One delivery of one message to one subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub topic: String,
+    pub protocol: String,
+    pub endpoint: String,
+    pub subject: String,
+    pub delivered: bool,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub created_at: String,
+}
+
+impl Store {
+    /// Records a delivery (its id and time are filled in).
+    pub async fn record_delivery(&self, d: &DeliveryRecord) -> Result<(), MetadataError> {
+        sqlx::query(
+            "INSERT INTO deliveries (id, topic, protocol, endpoint, subject, delivered, attempts, error, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&d.topic)
+        .bind(&d.protocol)
+        .bind(&d.endpoint)
+        .bind(&d.subject)
+        .bind(d.delivered as i64)
+        .bind(d.attempts)
+        .bind(&d.error)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deliveries, newest first, of one topic when given.
+    pub async fn deliveries(
+        &self,
+        topic: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>, MetadataError> {
+        let rows: Vec<(String, String, String, String, String, i64, i64, Option<String>, String)> =
+            sqlx::query_as(
+                "SELECT id, topic, protocol, endpoint, subject, delivered, attempts, error, created_at
+                 FROM deliveries WHERE ($1 = '' OR topic = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
+            )
+            .bind(topic.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DeliveryRecord {
+                id: r.0,
+                topic: r.1,
+                protocol: r.2,
+                endpoint: r.3,
+                subject: r.4,
+                delivered: r.5 != 0,
+                attempts: r.6,
+                error: r.7,
+                created_at: r.8,
+            })
+            .collect())
+    }
+}
