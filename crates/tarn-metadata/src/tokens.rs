@@ -17,6 +17,12 @@ pub struct TokenRecord {
     pub read_only: bool,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// When set, the token may write only this domain's zones and tables.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// When set, the token stops working at this time.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 fn hash(token: &str) -> String {
@@ -30,6 +36,18 @@ impl Store {
         name: &str,
         read_only: bool,
     ) -> Result<(TokenRecord, String), MetadataError> {
+        self.create_scoped_token(name, read_only, None, None).await
+    }
+
+    /// Creates a token that may write only `scope`'s zones and tables (any when `None`) and
+    /// stops working after `ttl` (never when `None`).
+    pub async fn create_scoped_token(
+        &self,
+        name: &str,
+        read_only: bool,
+        scope: Option<&str>,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<(TokenRecord, String), MetadataError> {
         let token = format!(
             "{TOKEN_PREFIX}{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -41,16 +59,23 @@ impl Store {
             read_only,
             created_at: crate::now(),
             revoked_at: None,
+            scope: scope.map(str::to_string),
+            expires_at: ttl.map(|t| {
+                (chrono::Utc::now() + chrono::Duration::from_std(t).unwrap_or_default())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            }),
         };
         let res = sqlx::query(
-            "INSERT INTO api_tokens (id, name, token_hash, read_only, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_tokens (id, name, token_hash, read_only, created_at, scope, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&record.id)
         .bind(name)
         .bind(hash(&token))
         .bind(read_only as i64)
         .bind(&record.created_at)
+        .bind(&record.scope)
+        .bind(&record.expires_at)
         .execute(&self.pool)
         .await;
         match res {
@@ -67,10 +92,11 @@ impl Store {
     /// The live token matching `token`, if any.
     pub async fn verify_token(&self, token: &str) -> Result<Option<TokenRecord>, MetadataError> {
         let row = sqlx::query(
-            "SELECT id, name, read_only, created_at, revoked_at FROM api_tokens
-             WHERE token_hash = $1 AND revoked_at IS NULL",
+            "SELECT id, name, read_only, created_at, revoked_at, scope, expires_at FROM api_tokens
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(hash(token))
+        .bind(crate::now())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| record(&r)))
@@ -79,7 +105,7 @@ impl Store {
     /// Every token, live and revoked, by name.
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, MetadataError> {
         let rows = sqlx::query(
-            "SELECT id, name, read_only, created_at, revoked_at FROM api_tokens ORDER BY name",
+            "SELECT id, name, read_only, created_at, revoked_at, scope, expires_at FROM api_tokens ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -106,6 +132,8 @@ fn record(r: &sqlx::any::AnyRow) -> TokenRecord {
         read_only: r.get::<i64, _>("read_only") != 0,
         created_at: r.get("created_at"),
         revoked_at: r.get("revoked_at"),
+        scope: r.get("scope"),
+        expires_at: r.get("expires_at"),
     }
 }
 

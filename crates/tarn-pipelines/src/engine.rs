@@ -16,6 +16,9 @@ use tarn_lake::{status, Event, ExecutionRecord, Lake, NewExecution};
 /// How often the origin zones are listed for objects that arrived without tarn.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a step token lives if nobody revokes it (its process died).
+pub const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
 /// How long a lease lasts without renewal; renewed every third of it while a step runs.
 pub const LEASE: Duration = Duration::from_secs(15);
 
@@ -28,8 +31,9 @@ pub struct Engine {
     notifier: tarn_notify::Notifier,
     /// This worker's lease owner name: `host:pid:random`.
     owner: String,
-    /// `TARN_SERVER` and a token for steps, when run by `tarn serve`.
-    server: Option<(String, String)>,
+    /// `TARN_SERVER` for steps, and whether the server needs tokens (then each execution's
+    /// steps get one of their own), when run by `tarn serve`.
+    server: Option<(String, bool)>,
     sink: Option<LineSink>,
     /// Woken when something lands in this process, so dispatch does not wait for its tick.
     pub wake: Arc<tokio::sync::Notify>,
@@ -73,10 +77,42 @@ impl Engine {
         })
     }
 
-    /// Steps reach tarn at `url` with `token`.
-    pub fn with_server(mut self, url: String, token: String) -> Engine {
-        self.server = Some((url, token));
+    /// Steps reach tarn at `url`; with `auth`, each execution's steps (and each trigger
+    /// module run) get a token of their own that may write only the pipeline's domain,
+    /// revoked when they are done and expiring by itself after a crash.
+    pub fn with_server(mut self, url: String, auth: bool) -> Engine {
+        self.server = Some((url, auth));
         self
+    }
+
+    /// A token for `p`'s code: `(name, token)`, or `None` when the server needs none.
+    async fn mint(
+        &self,
+        p: &PipelineSpec,
+        label: &str,
+    ) -> Result<Option<(String, String)>, PipelineError> {
+        if !matches!(self.server, Some((_, true))) {
+            return Ok(None);
+        }
+        let name = format!(
+            "pipeline-{}-{label}-{}",
+            p.name,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let (_, token) = self
+            .lake
+            .meta
+            .create_scoped_token(&name, false, Some(&p.domain), Some(TOKEN_TTL))
+            .await?;
+        Ok(Some((name, token)))
+    }
+
+    async fn revoke(&self, minted: Option<(String, String)>) {
+        if let Some((name, _)) = minted {
+            if let Err(e) = self.lake.meta.revoke_token(&name).await {
+                tracing::warn!("revoking the step token {name}: {e}");
+            }
+        }
     }
 
     /// Step output lines go to `sink` as they come.
@@ -227,9 +263,12 @@ impl Engine {
                     trigger::aws_shape(event, &self.bucket_of(p), &self.region())
                 };
                 let step = trigger_step(module);
-                let env = self.step_env(p, "trigger", "trigger");
+                let token = self.mint(p, "trigger").await.map_err(|e| e.to_string())?;
+                let env = self.step_env(p, "trigger", "trigger", &token);
                 let vars = env.vars(&step);
-                match step::lambda(&env, &step, module, &shaped, vars).await {
+                let ran = step::lambda(&env, &step, module, &shaped, vars).await;
+                self.revoke(token).await;
+                match ran {
                     Ok((v, _)) if v.is_null() => return Ok(None),
                     Ok((v, _)) => v,
                     Err(f) => {
@@ -259,14 +298,25 @@ impl Engine {
             .unwrap_or_else(|| "local".into())
     }
 
-    fn step_env<'a>(&'a self, p: &'a PipelineSpec, exec: &'a str, attempt: &'a str) -> StepEnv<'a> {
+    fn step_env<'a>(
+        &'a self,
+        p: &'a PipelineSpec,
+        exec: &'a str,
+        attempt: &'a str,
+        token: &Option<(String, String)>,
+    ) -> StepEnv<'a> {
         StepEnv {
             lake: &self.lake,
             python: &self.python,
             pipeline: p,
             execution_id: exec,
             attempt_id: attempt,
-            server: self.server.clone(),
+            server: self.server.as_ref().map(|(url, _)| {
+                (
+                    url.clone(),
+                    token.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
+                )
+            }),
             sink: self.sink.clone(),
         }
     }
@@ -293,7 +343,7 @@ impl Engine {
     }
 
     /// Runs a leased execution from its current step.
-    pub async fn work_on(&self, mut exec: ExecutionRecord) -> Result<Progress, PipelineError> {
+    pub async fn work_on(&self, exec: ExecutionRecord) -> Result<Progress, PipelineError> {
         let p = match self.pipeline(&exec.pipeline) {
             Ok(p) => p.clone(),
             Err(e) => {
@@ -304,13 +354,26 @@ impl Engine {
                 return Ok(Progress::Ended(status::FAILED.into()));
             }
         };
+        let token = self.mint(&p, &exec.id).await?;
+        let progress = self.run_steps(exec, &p, &token).await;
+        self.revoke(token).await;
+        progress
+    }
+
+    /// The steps of a leased execution, from its current one, with `token` for their code.
+    async fn run_steps(
+        &self,
+        mut exec: ExecutionRecord,
+        p: &PipelineSpec,
+        token: &Option<(String, String)>,
+    ) -> Result<Progress, PipelineError> {
         if let Some(why) = exec.input.get("trigger_error").and_then(|w| w.as_str()) {
             let why = why.to_string();
             self.lake
                 .meta
                 .fail_execution(&exec.id, &self.owner, 0, &why)
                 .await?;
-            self.report_failure(&p, &exec, "trigger", &why).await;
+            self.report_failure(p, &exec, "trigger", &why, token).await;
             return Ok(Progress::Ended(status::FAILED.into()));
         }
         loop {
@@ -347,7 +410,7 @@ impl Engine {
                 .start_attempt(&exec, &step.name, &input)
                 .await?;
             let outcome = {
-                let env = self.step_env(&p, &exec.id, &attempt_id);
+                let env = self.step_env(p, &exec.id, &attempt_id, token);
                 let run = step::run(&env, &step, &input);
                 tokio::pin!(run);
                 let mut beat = tokio::time::interval(LEASE / 3);
@@ -433,7 +496,7 @@ impl Engine {
                     {
                         return Ok(Progress::Lost);
                     }
-                    self.report_failure(&p, &exec, &step.name, &failed.error)
+                    self.report_failure(p, &exec, &step.name, &failed.error, token)
                         .await;
                     return Ok(Progress::Ended(status::FAILED.into()));
                 }
@@ -448,6 +511,7 @@ impl Engine {
         exec: &ExecutionRecord,
         step_name: &str,
         error: &str,
+        token: &Option<(String, String)>,
     ) {
         let logs = match &self.server {
             Some((url, _)) => format!("{url}/api/v1/executions/{}", exec.id),
@@ -464,7 +528,7 @@ impl Engine {
         });
         if let Some(module) = &p.catch {
             let step = trigger_step(module);
-            let env = self.step_env(p, &exec.id, "catch");
+            let env = self.step_env(p, &exec.id, "catch", token);
             let vars = env.vars(&step);
             if let Err(f) = step::lambda(&env, &step, module, &detail, vars).await {
                 tracing::warn!(

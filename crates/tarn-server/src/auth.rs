@@ -18,7 +18,43 @@ fn open_path(path: &str) -> bool {
     matches!(path, "/health" | "/ready")
 }
 
-pub(crate) async fn require_token(State(app): State<App>, req: Request, next: Next) -> Response {
+/// What the request's token may write: every domain (`None`), or one. Handlers that write
+/// take it and call [`Scope::allows`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Scope(pub Option<(String, String)>);
+
+impl Scope {
+    /// Whether the token may write domain `domain`; the error names the token and its domain.
+    pub(crate) fn allows(&self, domain: &str) -> Result<(), ApiError> {
+        match &self.0 {
+            Some((token, d)) if d != domain => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "token_scope",
+                format!("token `{token}` may write only domain `{d}`, not `{domain}`"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the token may act on the lake as a whole (not scoped to one domain).
+    pub(crate) fn unscoped(&self, what: &str) -> Result<(), ApiError> {
+        match &self.0 {
+            Some((token, d)) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "token_scope",
+                format!("token `{token}` may write only domain `{d}`; it may not {what}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+pub(crate) async fn require_token(
+    State(app): State<App>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    req.extensions_mut().insert(Scope::default());
     if !app.auth || open_path(req.uri().path()) {
         return next.run(req).await;
     }
@@ -60,6 +96,10 @@ pub(crate) async fn require_token(State(app): State<App>, req: Request, next: Ne
         .into_response();
     }
     tracing::Span::current().record("token", record.name.as_str());
+    if let Some(domain) = &record.scope {
+        req.extensions_mut()
+            .insert(Scope(Some((record.name.clone(), domain.clone()))));
+    }
     next.run(req).await
 }
 

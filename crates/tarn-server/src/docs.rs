@@ -103,9 +103,9 @@ impl Modify for BearerAuth {
                     .entry("401".into())
                     .or_insert_with(|| error("no token, or an unknown or revoked one").into());
                 if writes && path != "/api/v1/sql" {
-                    responses
-                        .entry("403".into())
-                        .or_insert_with(|| error("the token is read-only").into());
+                    responses.entry("403".into()).or_insert_with(|| {
+                        error("the token is read-only, or may write only another domain").into()
+                    });
                 }
             }
         }

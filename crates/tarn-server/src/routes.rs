@@ -1,9 +1,10 @@
 //! The routes of the API and their handlers: thin translations to `tarn-lake` calls.
 
+use crate::auth::Scope;
 use crate::error::{ErrorBody, JsonBody, Params, PathParams};
 use crate::{ApiError, App};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +17,11 @@ use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// The domain of a table address `domain.layer.table`.
+fn domain_of(table: &str) -> &str {
+    table.split('.').next().unwrap_or_default()
+}
 
 pub(crate) fn router(app: App) -> Router {
     let api = Router::new()
@@ -284,10 +290,12 @@ pub(crate) struct LandQuery {
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn land_object(
     State(app): State<App>,
+    Extension(scope): Extension<Scope>,
     PathParams((domain, layer, key)): PathParams<(String, String, String)>,
     Params(q): Params<LandQuery>,
     body: Body,
 ) -> ApiResult<Response> {
+    scope.allows(&domain)?;
     // Check the place before reading a byte of the body.
     app.lake
         .zones
@@ -443,8 +451,13 @@ pub(crate) struct CrawlRequest {
     responses((status = 200, body = tarn_lake::CrawlReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn crawl(
     State(app): State<App>,
+    Extension(scope): Extension<Scope>,
     JsonBody(req): JsonBody<CrawlRequest>,
 ) -> ApiResult<Json<tarn_lake::CrawlReport>> {
+    match &req.scope {
+        Some(s) => scope.allows(s.split('/').next().unwrap_or_default())?,
+        None => scope.unscoped("crawl every domain")?,
+    }
     Ok(Json(app.lake.crawl(req.scope.as_deref()).await?))
 }
 
@@ -519,8 +532,10 @@ fn load_args(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "the data breaks the contract or cannot be read")))]
 pub(crate) async fn load(
     State(app): State<App>,
+    Extension(scope): Extension<Scope>,
     JsonBody(req): JsonBody<LoadRequest>,
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
+    scope.allows(domain_of(&req.table))?;
     let args = load_args(
         req.table,
         req.source,
@@ -554,9 +569,11 @@ pub(crate) struct UploadQuery {
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn load_upload(
     State(app): State<App>,
+    Extension(scope): Extension<Scope>,
     Params(q): Params<UploadQuery>,
     body: Body,
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
+    scope.allows(domain_of(&q.table))?;
     let name = std::path::Path::new(&q.name)
         .file_name()
         .and_then(|n| n.to_str())
@@ -690,7 +707,9 @@ pub(crate) struct SqlIntoRequest {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn sql_into(
     State(app): State<App>,
+    Extension(scope): Extension<Scope>,
     JsonBody(req): JsonBody<SqlIntoRequest>,
 ) -> ApiResult<Json<tarn_lake::SqlInto>> {
+    scope.allows(domain_of(&req.table))?;
     Ok(Json(app.lake.sql_into(&req.query, &req.table).await?))
 }

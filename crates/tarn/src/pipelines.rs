@@ -378,19 +378,7 @@ pub fn start_engine(
             bound
         };
         let url = format!("http://{host}");
-        let token_name = format!("pipelines-{}", &uuid::Uuid::new_v4().to_string()[..8]);
-        let token = if auth {
-            match lake.meta.create_token(&token_name, false).await {
-                Ok((_, t)) => t,
-                Err(e) => {
-                    tracing::error!("pipelines are not running: cannot create their token: {e}");
-                    return;
-                }
-            }
-        } else {
-            String::new()
-        };
-        let engine = engine.with_server(url, token);
+        let engine = engine.with_server(url, auth);
         let wake = engine.wake.clone();
         let forward = tokio::spawn(async move {
             loop {
@@ -409,9 +397,6 @@ pub fn start_engine(
         );
         engine.run(workers, stop.cancelled_owned()).await;
         forward.abort();
-        if auth {
-            let _ = lake.meta.revoke_token(&token_name).await;
-        }
     }))
 }
 

@@ -906,3 +906,89 @@ fn objects_arriving_outside_tarn_start_pipelines_embedded() {
 fn objects_arriving_outside_tarn_start_pipelines_shared() {
     objects_arriving_outside_tarn_start_pipelines(Deployment::Shared);
 }
+
+/// Under `tarn serve --auth`, a step reaches tarn with `TARN_SERVER` and a token of its own:
+/// it may land into its pipeline's domain, not into another; the token is revoked when the
+/// execution ends and never shows in the execution's record.
+#[test]
+fn steps_get_a_token_scoped_to_their_domain() {
+    let dir = example_lake(Deployment::Embedded, "");
+    let yml = std::fs::read_to_string(dir.path().join("tarn.yml")).unwrap();
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        yml.replace("domains: [example]", "domains: [example, other]"),
+    )
+    .unwrap();
+    let p = dir.path().join("pipelines/writer");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("step.py"),
+        r#"import json, os, urllib.error, urllib.request
+server, token = os.environ["TARN_SERVER"], os.environ["TARN_TOKEN"]
+def land(domain):
+    req = urllib.request.Request(
+        f"{server}/api/v1/zones/{domain}/raw/objects/from-step.json", data=b'{"a": 1}',
+        method="PUT", headers={"Authorization": "Bearer " + token})
+    try:
+        return urllib.request.urlopen(req).status
+    except urllib.error.HTTPError as e:
+        return e.code
+print(json.dumps({"own": land("example"), "other": land("other"), "token_length": len(token)}))
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: writer\ndomain: example\nlayers: {origin: raw, target: trusted}\ntriggers:\n  - event_rule: {source: [ops], detail_type: [write]}\nsteps:\n  Write:\n    type: command\n    properties:\n      command: [python3, step.py]\n",
+    )
+    .unwrap();
+    ok(&tarn(dir.path(), &["token", "create", "--name", "admin"]));
+    let served = Served::start(dir.path(), &["--auth"]);
+    ok(&tarn(
+        dir.path(),
+        &[
+            "events",
+            "put",
+            "--source",
+            "ops",
+            "--detail-type",
+            "write",
+            "--detail",
+            "{}",
+        ],
+    ));
+    let done = ended(dir.path(), 1);
+    served.stop();
+    let e = &done[0];
+    assert_eq!(e["status"], "succeeded", "{e:#}");
+    assert_eq!(e["output"]["own"], 201, "{e:#}");
+    assert_eq!(e["output"]["other"], 403, "{e:#}");
+    assert!(e["output"]["token_length"].as_i64().unwrap() > 30);
+    let tokens = json(&tarn(dir.path(), &["token", "list", "--format", "json"]));
+    let step_tokens: Vec<_> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"].as_str().unwrap().starts_with("pipeline-writer-"))
+        .collect();
+    assert_eq!(step_tokens.len(), 1, "{tokens:#}");
+    assert_eq!(step_tokens[0]["scope"], "example");
+    assert!(step_tokens[0]["revoked_at"].is_string(), "{tokens:#}");
+    assert!(step_tokens[0]["expires_at"].is_string(), "{tokens:#}");
+    let objects = ok(&tarn(dir.path(), &["ls", "example/raw"]));
+    assert!(objects.contains("from-step.json"), "{objects}");
+    let shown = ok(&tarn(
+        dir.path(),
+        &[
+            "executions",
+            "show",
+            e["id"].as_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(
+        !shown.contains("tarn_"),
+        "a token leaked into the record: {shown}"
+    );
+}

@@ -144,7 +144,8 @@ fn cli_through_the_server(deployment: Deployment) {
         ],
     ));
     let landed: serde_json::Value = serde_json::from_str(&landed).unwrap();
-    assert_eq!(landed.as_array().unwrap().len(), 2, "{landed}");
+    // The quickstart's data folder: airlines, a sample of flights, one more day of flights.
+    assert_eq!(landed.as_array().unwrap().len(), 3, "{landed}");
     let ls = ok(&client(&url, w, &["ls", "flights/raw/qs"]));
     assert!(
         ls.contains("qs/airlines.csv") && ls.contains("qs/flights.csv"),
@@ -157,7 +158,7 @@ fn cli_through_the_server(deployment: Deployment) {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
     let crawl = ok(&client(&url, w, &["crawl", "flights/raw"]));
     assert!(crawl.contains("created   flights.raw.qs"), "{crawl}");
