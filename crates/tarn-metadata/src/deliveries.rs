@@ -3,6 +3,7 @@
 
 use crate::{MetadataError, Store};
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 
 /// One delivery of one message to one subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -45,27 +46,26 @@ impl Store {
         topic: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>, MetadataError> {
-        let rows: Vec<(String, String, String, String, String, i64, i64, Option<String>, String)> =
-            sqlx::query_as(
-                "SELECT id, topic, protocol, endpoint, subject, delivered, attempts, error, created_at
-                 FROM deliveries WHERE ($1 = '' OR topic = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
-            )
-            .bind(topic.unwrap_or(""))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, topic, protocol, endpoint, subject, delivered, attempts, error, created_at
+             FROM deliveries WHERE ($1 = '' OR topic = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(topic.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
-            .into_iter()
+            .iter()
             .map(|r| DeliveryRecord {
-                id: r.0,
-                topic: r.1,
-                protocol: r.2,
-                endpoint: r.3,
-                subject: r.4,
-                delivered: r.5 != 0,
-                attempts: r.6,
-                error: r.7,
-                created_at: r.8,
+                id: r.get("id"),
+                topic: r.get("topic"),
+                protocol: r.get("protocol"),
+                endpoint: r.get("endpoint"),
+                subject: r.get("subject"),
+                delivered: r.get::<i64, _>("delivered") != 0,
+                attempts: r.get("attempts"),
+                error: r.get("error"),
+                created_at: r.get("created_at"),
             })
             .collect())
     }
