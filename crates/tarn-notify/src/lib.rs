@@ -163,7 +163,12 @@ impl Notifier {
                     error = None;
                     break;
                 }
-                Err(e) => error = Some(e),
+                Err(f) => {
+                    error = Some(f.message);
+                    if f.permanent {
+                        break;
+                    }
+                }
             }
             if attempts < self.attempts {
                 tokio::time::sleep(wait).await;
@@ -184,7 +189,7 @@ impl Notifier {
         sub: &Subscription,
         body: &serde_json::Value,
         msg: &Message,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failed> {
         match sub.protocol {
             SubscriptionProtocol::Webhook => {
                 let res = self
@@ -194,10 +199,16 @@ impl Notifier {
                     .send()
                     .await
                     .map_err(|e| format!("the webhook did not answer: {}", without_url(&e)))?;
-                if res.status().is_success() {
+                let status = res.status();
+                if status.is_success() {
                     Ok(())
+                } else if status.is_client_error()
+                    && status != reqwest::StatusCode::REQUEST_TIMEOUT
+                    && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+                {
+                    Err(Failed::permanent(format!("the webhook answered {status}")))
                 } else {
-                    Err(format!("the webhook answered {}", res.status()))
+                    Err(format!("the webhook answered {status}").into())
                 }
             }
             SubscriptionProtocol::File => {
@@ -216,9 +227,9 @@ impl Notifier {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 let mut line = body.to_string();
                 line.push('\n');
-                f.write_all(line.as_bytes())
+                Ok(f.write_all(line.as_bytes())
                     .await
-                    .map_err(|e| format!("{}: {e}", path.display()))
+                    .map_err(|e| format!("{}: {e}", path.display()))?)
             }
             SubscriptionProtocol::Command => {
                 use tokio::io::AsyncWriteExt;
@@ -241,17 +252,19 @@ impl Notifier {
                 if out.status.success() {
                     Ok(())
                 } else {
-                    Err(format!(
+                    Err(Failed::from(format!(
                         "the command exited with {}: {}",
                         out.status,
                         String::from_utf8_lossy(&out.stderr).trim()
-                    ))
+                    )))
                 }
             }
             SubscriptionProtocol::Email => {
-                let smtp = self.smtp.as_ref().ok_or(
-                    "email needs an `smtp:` block in tarn.yml (host, port, tls, username, from)",
-                )?;
+                let smtp = self.smtp.as_ref().ok_or_else(|| {
+                    Failed::permanent(
+                        "email needs an `smtp:` block in tarn.yml (host, port, tls, username, from)",
+                    )
+                })?;
                 let topic = body["topic"].as_str().unwrap_or_default();
                 self.email(smtp, &sub.endpoint, topic, msg).await
             }
@@ -268,19 +281,17 @@ impl Notifier {
         to: &str,
         topic: &str,
         msg: &Message,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failed> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
         use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
         let mail = lettre::Message::builder()
-            .from(
-                smtp.from
-                    .parse()
-                    .map_err(|e| format!("smtp.from `{}` is not an address: {e}", smtp.from))?,
-            )
+            .from(smtp.from.parse().map_err(|e| {
+                Failed::permanent(format!("smtp.from `{}` is not an address: {e}", smtp.from))
+            })?)
             .to(to
                 .parse()
-                .map_err(|e| format!("`{to}` is not an address: {e}"))?)
+                .map_err(|e| Failed::permanent(format!("`{to}` is not an address: {e}")))?)
             .subject(format!("[{topic}] {}", msg.subject))
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(format!(
@@ -289,7 +300,7 @@ impl Notifier {
                 serde_json::to_string_pretty(&msg.detail).unwrap_or_default(),
                 msg.time
             ))
-            .map_err(|e| format!("cannot build the email: {e}"))?;
+            .map_err(|e| Failed::permanent(format!("cannot build the email: {e}")))?;
         let tls = if smtp.tls == SmtpTls::None {
             Tls::None
         } else {
@@ -320,7 +331,11 @@ impl Notifier {
             let password = std::env::var("TARN_SMTP_PASSWORD")
                 .ok()
                 .or_else(|| smtp.password.as_ref().map(|p| p.expose().to_string()))
-                .ok_or("smtp.username is set but no password: set TARN_SMTP_PASSWORD")?;
+                .ok_or_else(|| {
+                    Failed::permanent(
+                        "smtp.username is set but no password: set TARN_SMTP_PASSWORD",
+                    )
+                })?;
             transport = transport.credentials(Credentials::new(user.clone(), password));
         }
         // The transport's timeout covers each read; a server that stops answering mid-dialogue
@@ -332,11 +347,44 @@ impl Notifier {
                 "the mail server {}:{} did not finish the exchange in 60 s",
                 smtp.host,
                 smtp.port()
-            )),
-            Ok(r) => r
-                .map(|_| ())
-                .map_err(|e| format!("the mail server {}:{} refused: {e}", smtp.host, smtp.port())),
+            )
+            .into()),
+            Ok(r) => r.map(|_| ()).map_err(|e| Failed {
+                message: format!("the mail server {}:{} refused: {e}", smtp.host, smtp.port()),
+                permanent: e.is_permanent(),
+            }),
         }
+    }
+}
+
+/// Why one try failed, and whether trying again could help.
+struct Failed {
+    message: String,
+    /// Another try would fail the same way (a refused login, a 404 webhook, a bad address).
+    permanent: bool,
+}
+
+impl Failed {
+    fn permanent(message: impl Into<String>) -> Failed {
+        Failed {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Failed {
+        Failed {
+            message,
+            permanent: false,
+        }
+    }
+}
+
+impl From<&str> for Failed {
+    fn from(message: &str) -> Failed {
+        message.to_string().into()
     }
 }
 
