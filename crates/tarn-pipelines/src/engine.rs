@@ -514,7 +514,7 @@ impl Engine {
         token: &Option<(String, String)>,
     ) {
         let logs = match &self.server {
-            Some((url, _)) => format!("{url}/api/v1/executions/{}", exec.id),
+            Some((url, _)) => format!("{url}/api/v1/executions/{}/logs", exec.id),
             None => format!("tarn executions logs {}", exec.id),
         };
         let detail = serde_json::json!({
