@@ -343,12 +343,10 @@ async fn main() -> Result<()> {
         );
         figures.push(run(&tarn, *d, &a).await.with_context(|| format!("{d:?}"))?);
     }
-    let section = report(&a, &figures);
-    println!("{section}");
-    if let Some(file) = &a.write {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        std::fs::write(file, common::replace_section(&text, SECTION, &section))?;
-        eprintln!("pipebench: wrote {}", file.display());
-    }
-    Ok(())
+    common::publish(
+        "pipebench",
+        a.write.as_deref(),
+        SECTION,
+        &report(&a, &figures),
+    )
 }

@@ -109,3 +109,14 @@ pub fn replace_section(text: &str, heading: &str, section: &str) -> String {
         format!("{before}{section}\n{after}")
     }
 }
+
+/// Prints a benchmark's `section` and, with `file`, replaces its `heading` section there.
+pub fn publish(name: &str, file: Option<&Path>, heading: &str, section: &str) -> Result<()> {
+    println!("{section}");
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        std::fs::write(file, replace_section(&text, heading, section))?;
+        eprintln!("{name}: wrote {}", file.display());
+    }
+    Ok(())
+}
