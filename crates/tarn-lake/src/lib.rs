@@ -28,6 +28,7 @@ pub use sql::SqlInto;
 
 pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Selection};
+pub use tarn_metadata::tracking;
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
     execution_id, status, CrawlRecord, DeliveryRecord, Event, ExecutionRecord, MetadataError,

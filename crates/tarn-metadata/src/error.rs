@@ -26,4 +26,10 @@ pub enum MetadataError {
     Conflict(String),
     #[error("table `{0}` is not in the catalog")]
     NoSuchTable(String),
+    /// Something asked for does not exist; the message names it.
+    #[error("{0}")]
+    NotFound(String),
+    /// A value the store refuses; the message says why.
+    #[error("{0}")]
+    Invalid(String),
 }

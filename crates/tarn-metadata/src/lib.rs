@@ -22,6 +22,7 @@ mod executions;
 mod store;
 pub mod testing;
 mod tokens;
+pub mod tracking;
 mod watch;
 
 pub use catalog::{

@@ -24,6 +24,8 @@ mod auth;
 mod docs;
 mod error;
 mod executions;
+mod mlflow;
+mod mlflow_filter;
 mod routes;
 
 pub use docs::openapi;

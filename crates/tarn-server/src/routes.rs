@@ -52,6 +52,8 @@ pub(crate) fn router(app: App) -> Router {
         .route("/docs", get(crate::docs::page))
         .route("/docs/{file}", get(crate::docs::asset))
         .nest("/api/v1", api)
+        .nest("/api/2.0/mlflow", crate::mlflow::router())
+        .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(crate::mlflow::not_built))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

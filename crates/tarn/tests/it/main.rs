@@ -2,6 +2,7 @@
 
 mod pipelines;
 mod server;
+mod tracking;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,527 @@
+//! ML tracking as MLflow keeps it: experiments, runs, their params, tags and metrics (with
+//! every logged value kept for the history, and the latest per key for search). The types
+//! serialise in the shapes of MLflow's REST API, so the server answers with them directly.
+
+use crate::{MetadataError, Store};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// A tag or a param.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Experiment {
+    pub experiment_id: String,
+    pub name: String,
+    pub artifact_location: String,
+    pub lifecycle_stage: String,
+    pub last_update_time: i64,
+    pub creation_time: i64,
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Metric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    #[serde(default)]
+    pub step: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub run_uuid: String,
+    pub run_name: String,
+    pub experiment_id: String,
+    pub user_id: String,
+    pub status: String,
+    pub start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    pub artifact_uri: String,
+    pub lifecycle_stage: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunData {
+    pub metrics: Vec<Metric>,
+    pub params: Vec<KeyValue>,
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Run {
+    pub info: RunInfo,
+    pub data: RunData,
+    pub inputs: serde_json::Value,
+}
+
+/// What `log_batch` writes, in one transaction.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Batch {
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+    #[serde(default)]
+    pub params: Vec<KeyValue>,
+    #[serde(default)]
+    pub tags: Vec<KeyValue>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Creates an experiment; a taken name is a conflict.
+    pub async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[KeyValue],
+    ) -> Result<String, MetadataError> {
+        if self.experiment_by_name(name).await?.is_some() {
+            return Err(MetadataError::Conflict(format!(
+                "Experiment(name={name}) already exists."
+            )));
+        }
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM ml_experiments")
+            .fetch_one(&mut *tx)
+            .await?;
+        let now = now_ms();
+        let location = artifact_location
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("mlflow-artifacts:/{id}"));
+        sqlx::query(
+            "INSERT INTO ml_experiments (id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+             VALUES ($1, $2, $3, 'active', $4, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(&location)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for t in tags {
+            sqlx::query(
+                "INSERT INTO ml_experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(&t.key)
+            .bind(&t.value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id.to_string())
+    }
+
+    async fn experiment_where(
+        &self,
+        clause: &str,
+        arg: &str,
+    ) -> Result<Option<Experiment>, MetadataError> {
+        let sql = format!(
+            "SELECT id, name, artifact_location, lifecycle_stage, creation_time, last_update_time
+             FROM ml_experiments WHERE {clause}"
+        );
+        let mut q = sqlx::query(&sql);
+        q = match arg.parse::<i64>() {
+            Ok(n) if clause.starts_with("id") => q.bind(n),
+            _ => q.bind(arg.to_string()),
+        };
+        let Some(r) = q.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let id: i64 = r.get("id");
+        let tags = sqlx::query(
+            "SELECT key, value FROM ml_experiment_tags WHERE experiment_id = $1 ORDER BY key",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|t| KeyValue {
+            key: t.get("key"),
+            value: t.get("value"),
+        })
+        .collect();
+        Ok(Some(Experiment {
+            experiment_id: id.to_string(),
+            name: r.get("name"),
+            artifact_location: r.get("artifact_location"),
+            lifecycle_stage: r.get("lifecycle_stage"),
+            creation_time: r.get("creation_time"),
+            last_update_time: r.get("last_update_time"),
+            tags,
+        }))
+    }
+
+    pub async fn experiment(&self, id: &str) -> Result<Option<Experiment>, MetadataError> {
+        if id.parse::<i64>().is_err() {
+            return Ok(None);
+        }
+        self.experiment_where("id = $1", id).await
+    }
+
+    pub async fn experiment_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Experiment>, MetadataError> {
+        self.experiment_where("name = $1", name).await
+    }
+
+    /// Every experiment in `stage` (`active`, `deleted`, or all for `None`), by id.
+    pub async fn experiments(&self, stage: Option<&str>) -> Result<Vec<Experiment>, MetadataError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM ml_experiments WHERE ($1 = '' OR lifecycle_stage = $1) ORDER BY id",
+        )
+        .bind(stage.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(e) = self.experiment(&id.to_string()).await? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a run in `experiment_id`.
+    pub async fn create_run(
+        &self,
+        experiment_id: &str,
+        user_id: &str,
+        run_name: Option<&str>,
+        start_time: Option<i64>,
+        tags: &[KeyValue],
+    ) -> Result<Run, MetadataError> {
+        let exp = self.experiment(experiment_id).await?.ok_or_else(|| {
+            MetadataError::NotFound(format!("No Experiment with id={experiment_id} exists"))
+        })?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = run_name
+            .map(str::to_string)
+            .or_else(|| {
+                tags.iter()
+                    .find(|t| t.key == "mlflow.runName")
+                    .map(|t| t.value.clone())
+            })
+            .unwrap_or_else(|| format!("run-{}", &id[..8]));
+        let artifact_uri = format!("{}/{id}/artifacts", exp.artifact_location);
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO ml_runs (id, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri)
+             VALUES ($1, $2, $3, $4, 'RUNNING', $5, 'active', $6)",
+        )
+        .bind(&id)
+        .bind(exp.experiment_id.parse::<i64>().unwrap_or_default())
+        .bind(&name)
+        .bind(user_id)
+        .bind(start_time.unwrap_or_else(now_ms))
+        .bind(&artifact_uri)
+        .execute(&mut *tx)
+        .await?;
+        let mut tags = tags.to_vec();
+        if !tags.iter().any(|t| t.key == "mlflow.runName") {
+            tags.push(KeyValue {
+                key: "mlflow.runName".into(),
+                value: name,
+            });
+        }
+        for t in &tags {
+            set_tag(&mut tx, &id, t).await?;
+        }
+        tx.commit().await?;
+        self.run(&id)
+            .await?
+            .ok_or_else(|| MetadataError::NotFound(format!("Run '{id}' not found")))
+    }
+
+    /// A run with its latest metrics, params and tags.
+    pub async fn run(&self, id: &str) -> Result<Option<Run>, MetadataError> {
+        let Some(r) = sqlx::query(
+            "SELECT id, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri
+             FROM ml_runs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let kv = |rows: Vec<sqlx::any::AnyRow>| -> Vec<KeyValue> {
+            rows.iter()
+                .map(|t| KeyValue {
+                    key: t.get("key"),
+                    value: t.get("value"),
+                })
+                .collect()
+        };
+        let params = kv(sqlx::query(
+            "SELECT key, value FROM ml_params WHERE run_id = $1 ORDER BY key",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?);
+        let tags = kv(sqlx::query(
+            "SELECT key, value FROM ml_run_tags WHERE run_id = $1 ORDER BY key",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?);
+        let metrics = sqlx::query(
+            "SELECT key, value, timestamp, step FROM ml_latest_metrics WHERE run_id = $1 ORDER BY key",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(metric)
+        .collect();
+        let run_id: String = r.get("id");
+        let experiment_id: i64 = r.get("experiment_id");
+        Ok(Some(Run {
+            info: RunInfo {
+                run_uuid: run_id.clone(),
+                run_id,
+                run_name: r.get("name"),
+                experiment_id: experiment_id.to_string(),
+                user_id: r.get("user_id"),
+                status: r.get("status"),
+                start_time: r.get("start_time"),
+                end_time: r.get("end_time"),
+                artifact_uri: r.get("artifact_uri"),
+                lifecycle_stage: r.get("lifecycle_stage"),
+            },
+            data: RunData {
+                metrics,
+                params,
+                tags,
+            },
+            inputs: serde_json::json!({}),
+        }))
+    }
+
+    /// Sets a run's status, end time and name (each when given).
+    pub async fn update_run(
+        &self,
+        id: &str,
+        status: Option<&str>,
+        end_time: Option<i64>,
+        run_name: Option<&str>,
+    ) -> Result<RunInfo, MetadataError> {
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query(
+            "UPDATE ml_runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time),
+                    name = COALESCE($3, name) WHERE id = $4",
+        )
+        .bind(status)
+        .bind(end_time)
+        .bind(run_name)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(MetadataError::NotFound(format!("Run '{id}' not found")));
+        }
+        if let Some(name) = run_name {
+            let tag = KeyValue {
+                key: "mlflow.runName".into(),
+                value: name.into(),
+            };
+            set_tag(&mut tx, id, &tag).await?;
+        }
+        tx.commit().await?;
+        Ok(self
+            .run(id)
+            .await?
+            .ok_or_else(|| MetadataError::NotFound(format!("Run '{id}' not found")))?
+            .info)
+    }
+
+    /// Logs metrics, params and tags of a run in one transaction. A param logged again with
+    /// another value is refused, as MLflow does (params are inputs, fixed once a run used them).
+    pub async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<(), MetadataError> {
+        let mut tx = self.write_tx().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT lifecycle_stage FROM ml_runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match status.as_deref() {
+            None => return Err(MetadataError::NotFound(format!("Run '{run_id}' not found"))),
+            Some("deleted") => {
+                return Err(MetadataError::Invalid(format!(
+                    "The run {run_id} must be in the 'active' state. Current state is deleted."
+                )))
+            }
+            _ => {}
+        }
+        for p in &batch.params {
+            let old: Option<String> =
+                sqlx::query_scalar("SELECT value FROM ml_params WHERE run_id = $1 AND key = $2")
+                    .bind(run_id)
+                    .bind(&p.key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match old {
+                Some(v) if v == p.value => {}
+                Some(v) => {
+                    return Err(MetadataError::Invalid(format!(
+                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                        p.key, p.value
+                    )))
+                }
+                None => {
+                    sqlx::query("INSERT INTO ml_params (run_id, key, value) VALUES ($1, $2, $3)")
+                        .bind(run_id)
+                        .bind(&p.key)
+                        .bind(&p.value)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        for t in &batch.tags {
+            set_tag(&mut tx, run_id, t).await?;
+        }
+        for m in &batch.metrics {
+            sqlx::query(
+                "INSERT INTO ml_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(run_id)
+            .bind(&m.key)
+            .bind(m.value)
+            .bind(m.timestamp)
+            .bind(m.step)
+            .execute(&mut *tx)
+            .await?;
+            // The latest is the one of the highest step, then time (MLflow's rule).
+            sqlx::query(
+                "INSERT INTO ml_latest_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,
+                     timestamp = excluded.timestamp, step = excluded.step
+                 WHERE excluded.step > ml_latest_metrics.step
+                    OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp >= ml_latest_metrics.timestamp)",
+            )
+            .bind(run_id)
+            .bind(&m.key)
+            .bind(m.value)
+            .bind(m.timestamp)
+            .bind(m.step)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every value logged for a run's metric, by step then time.
+    pub async fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+    ) -> Result<Vec<Metric>, MetadataError> {
+        Ok(sqlx::query(
+            "SELECT key, value, timestamp, step FROM ml_metrics WHERE run_id = $1 AND key = $2
+             ORDER BY step, timestamp",
+        )
+        .bind(run_id)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(metric)
+        .collect())
+    }
+
+    /// The runs of `experiment_ids` in `stage` (`active`, `deleted`, or all for `None`),
+    /// newest first.
+    pub async fn runs_of(
+        &self,
+        experiment_ids: &[String],
+        stage: Option<&str>,
+    ) -> Result<Vec<Run>, MetadataError> {
+        let mut out = Vec::new();
+        for e in experiment_ids {
+            let Ok(e) = e.parse::<i64>() else { continue };
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM ml_runs WHERE experiment_id = $1 AND ($2 = '' OR lifecycle_stage = $2)
+                 ORDER BY start_time DESC, id",
+            )
+            .bind(e)
+            .bind(stage.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
+            for id in ids {
+                if let Some(r) = self.run(&id).await? {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn set_tag(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    t: &KeyValue,
+) -> Result<(), MetadataError> {
+    sqlx::query(
+        "INSERT INTO ml_run_tags (run_id, key, value) VALUES ($1, $2, $3)
+         ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(run_id)
+    .bind(&t.key)
+    .bind(&t.value)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn metric(r: &sqlx::any::AnyRow) -> Metric {
+    Metric {
+        key: r.get("key"),
+        value: r.get("value"),
+        timestamp: r.get("timestamp"),
+        step: r.get("step"),
+    }
+}
+
+/// A run's params, latest metrics and tags, by key.
+pub type RunMaps<'a> = (
+    BTreeMap<&'a str, &'a str>,
+    BTreeMap<&'a str, f64>,
+    BTreeMap<&'a str, &'a str>,
+);
+
+/// Params, metrics and tags of a run as maps (for filters and comparisons).
+pub fn run_maps(run: &Run) -> RunMaps<'_> {
+    (
+        run.data
+            .params
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str()))
+            .collect(),
+        run.data
+            .metrics
+            .iter()
+            .map(|m| (m.key.as_str(), m.value))
+            .collect(),
+        run.data
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str()))
+            .collect(),
+    )
+}

@@ -1,0 +1,426 @@
+//! MLflow's tracking REST API (`/api/2.0/mlflow/...`), so the `mlflow` Python client works
+//! with `MLFLOW_TRACKING_URI` pointing at `tarn serve`: experiments, runs, params, metrics,
+//! tags, metric history and run search with MLflow's filter strings. Errors come in MLflow's
+//! shape (`error_code`, `message`) so the client's exceptions read the same. What is not
+//! built yet (artifacts, logged models, the registry) answers 501 `NOT_IMPLEMENTED` saying so.
+
+use crate::App;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tarn_lake::tracking::{run_maps, Batch, KeyValue, Metric, Run};
+use tarn_lake::MetadataError;
+
+/// An MLflow error: an HTTP status, MLflow's error code, a message.
+pub(crate) struct MlflowError(StatusCode, &'static str, String);
+
+impl IntoResponse for MlflowError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(json!({"error_code": self.1, "message": self.2})),
+        )
+            .into_response()
+    }
+}
+
+impl From<MetadataError> for MlflowError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::NotFound(m) => {
+                MlflowError(StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m)
+            }
+            MetadataError::Conflict(m) => {
+                MlflowError(StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS", m)
+            }
+            MetadataError::Invalid(m) => invalid(m),
+            other => {
+                tracing::error!("mlflow API: {other}");
+                MlflowError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "the metadata store failed; the server log has the cause".into(),
+                )
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn invalid(m: impl Into<String>) -> MlflowError {
+    MlflowError(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", m.into())
+}
+
+fn missing(what: &str) -> MlflowError {
+    MlflowError(
+        StatusCode::NOT_FOUND,
+        "RESOURCE_DOES_NOT_EXIST",
+        what.into(),
+    )
+}
+
+type Answer = Result<Json<Value>, MlflowError>;
+
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/experiments/create", post(create_experiment))
+        .route("/experiments/get", get(get_experiment))
+        .route("/experiments/get-by-name", get(get_experiment_by_name))
+        .route("/experiments/search", post(search_experiments))
+        .route("/runs/create", post(create_run))
+        .route("/runs/get", get(get_run))
+        .route("/runs/update", post(update_run))
+        .route("/runs/log-parameter", post(log_param))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/search", post(search_runs))
+        .route("/metrics/get-history", get(metric_history))
+        .fallback(not_built)
+}
+
+/// Anything of MLflow's API tarn does not serve yet.
+pub(crate) async fn not_built(uri: axum::http::Uri) -> MlflowError {
+    MlflowError(
+        StatusCode::NOT_IMPLEMENTED,
+        "NOT_IMPLEMENTED",
+        format!(
+            "tarn does not serve {} yet: experiments, runs, params, metrics, tags and run search work; artifacts, logged models and the model registry come next",
+            uri.path()
+        ),
+    )
+}
+
+fn text(body: &Value, field: &str) -> Option<String> {
+    match &body[field] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn required(body: &Value, field: &str) -> Result<String, MlflowError> {
+    text(body, field)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(format!("Missing value for required parameter '{field}'.")))
+}
+
+/// An int64 as MLflow's JSON carries it: a number or a string of one.
+fn int(body: &Value, field: &str) -> Result<Option<i64>, MlflowError> {
+    match &body[field] {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("'{field}' must be an integer"))),
+        Value::String(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(format!("'{field}' must be an integer, not {s:?}"))),
+        other => Err(invalid(format!(
+            "'{field}' must be an integer, not {other}"
+        ))),
+    }
+}
+
+fn float(v: &Value, field: &str) -> Result<f64, MlflowError> {
+    match v {
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| invalid(format!("'{field}' must be a number"))),
+        Value::String(s) => s
+            .parse()
+            .map_err(|_| invalid(format!("'{field}' must be a number, not {s:?}"))),
+        other => Err(invalid(format!("'{field}' must be a number, not {other}"))),
+    }
+}
+
+fn pairs(v: &Value) -> Vec<KeyValue> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| {
+                    Some(KeyValue {
+                        key: text(t, "key")?,
+                        value: text(t, "value").unwrap_or_default(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn metric_of(v: &Value) -> Result<Metric, MlflowError> {
+    Ok(Metric {
+        key: required(v, "key")?,
+        value: float(&v["value"], "value")?,
+        timestamp: int(v, "timestamp")?.unwrap_or_else(now_ms),
+        step: int(v, "step")?.unwrap_or(0),
+    })
+}
+
+async fn create_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let name = required(&body, "name")?;
+    let location = text(&body, "artifact_location").filter(|s| !s.is_empty());
+    let id = app
+        .lake
+        .meta
+        .create_experiment(&name, location.as_deref(), &pairs(&body["tags"]))
+        .await?;
+    Ok(Json(json!({ "experiment_id": id })))
+}
+
+async fn get_experiment(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let id = q.get("experiment_id").cloned().unwrap_or_default();
+    let e = app
+        .lake
+        .meta
+        .experiment(&id)
+        .await?
+        .ok_or_else(|| missing(&format!("No Experiment with id={id} exists")))?;
+    Ok(Json(json!({ "experiment": e })))
+}
+
+async fn get_experiment_by_name(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let name = q.get("experiment_name").cloned().unwrap_or_default();
+    let e = app
+        .lake
+        .meta
+        .experiment_by_name(&name)
+        .await?
+        .ok_or_else(|| missing(&format!("Could not find experiment with name '{name}'")))?;
+    Ok(Json(json!({ "experiment": e })))
+}
+
+/// `view_type`/`run_view_type`: ACTIVE_ONLY (default), DELETED_ONLY, ALL.
+fn stage(v: &Value) -> Option<&'static str> {
+    match v.as_str() {
+        Some("DELETED_ONLY") | Some("2") => Some("deleted"),
+        Some("ALL") | Some("3") => None,
+        _ => match v.as_i64() {
+            Some(2) => Some("deleted"),
+            Some(3) => None,
+            _ => Some("active"),
+        },
+    }
+}
+
+async fn search_experiments(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    if text(&body, "filter").is_some_and(|f| !f.trim().is_empty()) {
+        return Err(invalid(
+            "tarn does not filter experiments yet; search without a filter",
+        ));
+    }
+    let all = app.lake.meta.experiments(stage(&body["view_type"])).await?;
+    Ok(Json(json!({ "experiments": all })))
+}
+
+async fn create_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let experiment = text(&body, "experiment_id").unwrap_or_else(|| "0".into());
+    let run = app
+        .lake
+        .meta
+        .create_run(
+            &experiment,
+            &text(&body, "user_id").unwrap_or_default(),
+            text(&body, "run_name").as_deref(),
+            int(&body, "start_time")?,
+            &pairs(&body["tags"]),
+        )
+        .await?;
+    Ok(Json(json!({ "run": run })))
+}
+
+fn run_id(body: &Value) -> Result<String, MlflowError> {
+    text(body, "run_id")
+        .or_else(|| text(body, "run_uuid"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid("Missing value for required parameter 'run_id'."))
+}
+
+async fn get_run(State(app): State<App>, Query(q): Query<HashMap<String, String>>) -> Answer {
+    let id = q
+        .get("run_id")
+        .or_else(|| q.get("run_uuid"))
+        .cloned()
+        .unwrap_or_default();
+    let run = app
+        .lake
+        .meta
+        .run(&id)
+        .await?
+        .ok_or_else(|| missing(&format!("Run '{id}' not found")))?;
+    Ok(Json(json!({ "run": run })))
+}
+
+async fn update_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = run_id(&body)?;
+    let info = app
+        .lake
+        .meta
+        .update_run(
+            &id,
+            text(&body, "status").as_deref(),
+            int(&body, "end_time")?,
+            text(&body, "run_name").as_deref(),
+        )
+        .await?;
+    Ok(Json(json!({ "run_info": info })))
+}
+
+async fn batch(app: &App, id: &str, b: Batch) -> Answer {
+    app.lake.meta.log_batch(id, &b).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = run_id(&body)?;
+    let p = KeyValue {
+        key: required(&body, "key")?,
+        value: text(&body, "value").unwrap_or_default(),
+    };
+    batch(
+        &app,
+        &id,
+        Batch {
+            params: vec![p],
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn log_metric(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = run_id(&body)?;
+    let m = metric_of(&body)?;
+    batch(
+        &app,
+        &id,
+        Batch {
+            metrics: vec![m],
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn set_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = run_id(&body)?;
+    let t = KeyValue {
+        key: required(&body, "key")?,
+        value: text(&body, "value").unwrap_or_default(),
+    };
+    batch(
+        &app,
+        &id,
+        Batch {
+            tags: vec![t],
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn log_batch(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = run_id(&body)?;
+    let metrics = body["metrics"]
+        .as_array()
+        .map(|a| a.iter().map(metric_of).collect::<Result<Vec<_>, _>>())
+        .transpose()?
+        .unwrap_or_default();
+    let b = Batch {
+        metrics,
+        params: pairs(&body["params"]),
+        tags: pairs(&body["tags"]),
+    };
+    batch(&app, &id, b).await
+}
+
+async fn metric_history(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let id = q
+        .get("run_id")
+        .or_else(|| q.get("run_uuid"))
+        .cloned()
+        .unwrap_or_default();
+    let key = q.get("metric_key").cloned().unwrap_or_default();
+    if app.lake.meta.run(&id).await?.is_none() {
+        return Err(missing(&format!("Run '{id}' not found")));
+    }
+    let metrics = app.lake.meta.metric_history(&id, &key).await?;
+    Ok(Json(json!({ "metrics": metrics })))
+}
+
+async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let experiments: Vec<String> = body["experiment_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let filter =
+        crate::mlflow_filter::parse(&text(&body, "filter").unwrap_or_default()).map_err(invalid)?;
+    let order = crate::mlflow_filter::parse_order(
+        &body["order_by"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    )
+    .map_err(invalid)?;
+    let max = int(&body, "max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
+    let offset: usize = match text(&body, "page_token").filter(|t| !t.is_empty()) {
+        Some(t) => t
+            .parse()
+            .map_err(|_| invalid(format!("page_token {t:?} is not one this server gave")))?,
+        None => 0,
+    };
+    let mut runs: Vec<Run> = app
+        .lake
+        .meta
+        .runs_of(&experiments, stage(&body["run_view_type"]))
+        .await?
+        .into_iter()
+        .filter(|r| filter.iter().all(|c| c.matches(r)))
+        .collect();
+    crate::mlflow_filter::sort(&mut runs, &order);
+    let total = runs.len();
+    let page: Vec<Run> = runs.into_iter().skip(offset).take(max).collect();
+    let mut answer = json!({ "runs": page });
+    if offset + max < total {
+        answer["next_page_token"] = json!((offset + max).to_string());
+    }
+    Ok(Json(answer))
+}
+
+/// A run's params, metrics and tags by key, for the filter module.
+pub(crate) fn maps(run: &Run) -> tarn_lake::tracking::RunMaps<'_> {
+    run_maps(run)
+}

@@ -1,0 +1,61 @@
+"""The mlflow client, unchanged, against tarn serve (MLFLOW_TRACKING_URI is set by the test).
+
+Prints one JSON line with what a data scientist would look at afterwards.
+"""
+import json
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+mlflow.set_experiment("flight-delays")
+with mlflow.start_run(run_name="baseline") as run:
+    mlflow.log_param("model", "mean")
+    mlflow.log_params({"features": "carrier,origin", "window": 7})
+    for step, rmse in enumerate([30.5, 25.25, 21.0]):
+        mlflow.log_metric("rmse", rmse, step=step)
+    mlflow.log_metrics({"mae": 12.5, "r2": 0.41})
+    mlflow.set_tags({"team": "ml-platform", "stage": "dev"})
+    baseline = run.info.run_id
+with mlflow.start_run(run_name="tree") as run:
+    mlflow.log_params({"model": "tree", "depth": 6})
+    mlflow.log_metric("rmse", 18.75)
+    mlflow.set_tag("team", "ml-platform")
+    tree = run.info.run_id
+
+client = MlflowClient()
+changed = None
+try:
+    client.log_param(baseline, "model", "median")
+except MlflowException as e:
+    changed = e.error_code
+
+got = client.get_run(baseline)
+exp = mlflow.get_experiment_by_name("flight-delays")
+best = mlflow.search_runs(
+    experiment_names=["flight-delays"],
+    filter_string="metrics.rmse < 20 AND params.model = 'tree' AND tags.team LIKE 'ml-%'",
+    output_format="list",
+)
+ordered = mlflow.search_runs(
+    experiment_ids=[exp.experiment_id], order_by=["metrics.rmse ASC"], output_format="list"
+)
+history = client.get_metric_history(baseline, "rmse")
+missing = None
+try:
+    client.get_run("0" * 32)
+except MlflowException as e:
+    missing = e.error_code
+print(json.dumps({
+    "experiment": exp.name,
+    "status": got.info.status,
+    "params": got.data.params,
+    "metrics": got.data.metrics,
+    "tags": {k: v for k, v in got.data.tags.items() if not k.startswith("mlflow.")},
+    "run_name": got.info.run_name,
+    "best": [r.info.run_id == tree for r in best],
+    "ordered": [r.info.run_name for r in ordered],
+    "history": [[m.step, m.value] for m in history],
+    "changed_param": changed,
+    "missing_run": missing,
+}))

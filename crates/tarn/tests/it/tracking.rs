@@ -1,0 +1,69 @@
+//! ML tracking as a data scientist does it: the real `mlflow` client (3.17.2) pointed at
+//! `tarn serve`, on both deployments.
+
+use crate::server::Served;
+use tarn_lake::testing::{fresh_yml, Deployment};
+
+fn mlflow_client_tracks_runs(deployment: Deployment) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let place = rt.block_on(fresh_yml(deployment, dir.path()));
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        format!("lake: ml\ndomains: [flights]\n{place}"),
+    )
+    .unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/mlflow_tracking.py"
+        ))
+        .env("MLFLOW_TRACKING_URI", &served.url)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .output()
+        .expect("python3 runs (scripts/test installs mlflow)");
+    let log = served.stop();
+    assert!(
+        out.status.success(),
+        "{}\n{}\nserver log:\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let got: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(got["experiment"], "flight-delays");
+    assert_eq!(got["status"], "FINISHED");
+    assert_eq!(got["run_name"], "baseline");
+    assert_eq!(
+        got["params"],
+        serde_json::json!({"model": "mean", "features": "carrier,origin", "window": "7"})
+    );
+    // The latest value of a metric is the one of the highest step.
+    assert_eq!(
+        got["metrics"],
+        serde_json::json!({"rmse": 21.0, "mae": 12.5, "r2": 0.41})
+    );
+    assert_eq!(
+        got["tags"],
+        serde_json::json!({"team": "ml-platform", "stage": "dev"})
+    );
+    assert_eq!(got["best"], serde_json::json!([true]));
+    assert_eq!(got["ordered"], serde_json::json!(["tree", "baseline"]));
+    assert_eq!(
+        got["history"],
+        serde_json::json!([[0, 30.5], [1, 25.25], [2, 21.0]])
+    );
+    assert_eq!(got["changed_param"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(got["missing_run"], "RESOURCE_DOES_NOT_EXIST");
+}
+
+#[test]
+fn mlflow_client_tracks_runs_embedded() {
+    mlflow_client_tracks_runs(Deployment::Embedded);
+}
+
+#[test]
+fn mlflow_client_tracks_runs_shared() {
+    mlflow_client_tracks_runs(Deployment::Shared);
+}
