@@ -28,12 +28,12 @@ pub use sql::SqlInto;
 
 pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Selection};
-pub use tarn_metadata::tracking;
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
     execution_id, status, CrawlRecord, DeliveryRecord, Event, ExecutionRecord, MetadataError,
     NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
+pub use tarn_metadata::{run_search, tracking};
 pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};
 pub use tarn_storage::{
     land_plan, validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone,

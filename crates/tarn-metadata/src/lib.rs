@@ -19,6 +19,7 @@ mod deliveries;
 mod error;
 mod events;
 mod executions;
+pub mod run_search;
 mod store;
 pub mod testing;
 mod tokens;

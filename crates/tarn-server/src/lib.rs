@@ -25,7 +25,6 @@ mod docs;
 mod error;
 mod executions;
 mod mlflow;
-mod mlflow_filter;
 mod routes;
 
 pub use docs::openapi;

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tarn_lake::tracking::{run_maps, Batch, KeyValue, Metric, Run};
+use tarn_lake::tracking::{Batch, KeyValue, Metric, Run};
 use tarn_lake::MetadataError;
 
 /// An MLflow error: an HTTP status, MLflow's error code, a message.
@@ -382,19 +382,15 @@ async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer 
                 .collect()
         })
         .unwrap_or_default();
-    let filter =
-        crate::mlflow_filter::parse(&text(&body, "filter").unwrap_or_default()).map_err(invalid)?;
-    let order = crate::mlflow_filter::parse_order(
-        &body["order_by"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default(),
-    )
-    .map_err(invalid)?;
+    let filter = text(&body, "filter").unwrap_or_default();
+    let order: Vec<String> = body["order_by"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     let max = int(&body, "max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
     let offset: usize = match text(&body, "page_token").filter(|t| !t.is_empty()) {
         Some(t) => t
@@ -402,15 +398,12 @@ async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer 
             .map_err(|_| invalid(format!("page_token {t:?} is not one this server gave")))?,
         None => 0,
     };
-    let mut runs: Vec<Run> = app
+    let all = app
         .lake
         .meta
         .runs_of(&experiments, stage(&body["run_view_type"]))
-        .await?
-        .into_iter()
-        .filter(|r| filter.iter().all(|c| c.matches(r)))
-        .collect();
-    crate::mlflow_filter::sort(&mut runs, &order);
+        .await?;
+    let runs = tarn_lake::run_search::search(all, &filter, &order).map_err(invalid)?;
     let total = runs.len();
     let page: Vec<Run> = runs.into_iter().skip(offset).take(max).collect();
     let mut answer = json!({ "runs": page });
@@ -418,9 +411,4 @@ async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer 
         answer["next_page_token"] = json!((offset + max).to_string());
     }
     Ok(Json(answer))
-}
-
-/// A run's params, metrics and tags by key, for the filter module.
-pub(crate) fn maps(run: &Run) -> tarn_lake::tracking::RunMaps<'_> {
-    run_maps(run)
 }

@@ -3,6 +3,7 @@
 mod client;
 mod pipelines;
 mod print;
+mod tracking;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -243,6 +244,16 @@ enum Command {
     /// Executions of pipelines, as recorded in the metadata store.
     #[command(subcommand)]
     Executions(ExecutionsCommand),
+    /// ML experiments tracked through tarn serve's MLflow API.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
+    /// ML runs: params, metrics and tags logged by the mlflow client.
+    ///
+    /// Examples:
+    ///   tarn runs list --experiment flight-delays --filter "metrics.rmse < 20" --order-by "metrics.rmse ASC"
+    ///   tarn runs compare RUN_ID RUN_ID
+    #[command(subcommand, verbatim_doc_comment)]
+    Runs(RunsCommand),
     /// Send a test message to TOPIC and report each subscription's delivery.
     Notify {
         #[command(subcommand)]
@@ -373,6 +384,51 @@ enum ExecutionsCommand {
 }
 
 #[derive(Subcommand)]
+enum ExperimentsCommand {
+    /// Experiments, by id.
+    List {
+        /// Deleted ones too.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Runs of an experiment, newest first, with their latest metrics.
+    List {
+        /// The experiment's name or id.
+        #[arg(long)]
+        experiment: String,
+        /// MLflow's filter language, e.g. "metrics.rmse < 20 AND params.model = 'tree'".
+        #[arg(long)]
+        filter: Option<String>,
+        /// e.g. "metrics.rmse ASC" (repeatable).
+        #[arg(long)]
+        order_by: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// One run: params, metrics, tags, times.
+    Show {
+        run: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Runs side by side: every param and metric of any of them.
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Create a token and print it once; only its hash is stored.
     ///
@@ -453,7 +509,7 @@ async fn open(cli: &Cli) -> Result<Lake> {
 
 fn refuse_server(server: &Option<client::Client>) -> Result<()> {
     if server.is_some() {
-        anyhow::bail!("pipelines and notify work on the lake folder (where the pipeline folders and topics are), not through a server; drop --server (or unset TARN_SERVER)");
+        anyhow::bail!("pipelines, notify, experiments and runs work on the lake folder for now, not through a server; drop --server (or unset TARN_SERVER)");
     }
     Ok(())
 }
@@ -588,6 +644,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pipelines(cmd) => {
             refuse_server(&server)?;
             pipelines::pipelines(&open(&cli).await?, cmd).await?;
+        }
+        Command::Experiments(cmd) => {
+            refuse_server(&server)?;
+            tracking::experiments(&open(&cli).await?, cmd).await?;
+        }
+        Command::Runs(cmd) => {
+            refuse_server(&server)?;
+            tracking::runs(&open(&cli).await?, cmd).await?;
         }
         Command::Executions(cmd) => match &server {
             Some(c) => pipelines::executions(&pipelines::Via::Server(c), cmd).await?,

@@ -2,6 +2,7 @@
 //! `tarn serve`, on both deployments.
 
 use crate::server::Served;
+use crate::{ok, tarn};
 use tarn_lake::testing::{fresh_yml, Deployment};
 
 fn mlflow_client_tracks_runs(deployment: Deployment) {
@@ -56,6 +57,59 @@ fn mlflow_client_tracks_runs(deployment: Deployment) {
     );
     assert_eq!(got["changed_param"], "INVALID_PARAMETER_VALUE");
     assert_eq!(got["missing_run"], "RESOURCE_DOES_NOT_EXIST");
+
+    // The same runs from the command line.
+    let exps = ok(&tarn(dir.path(), &["experiments", "list"]));
+    assert!(
+        exps.contains("flight-delays") && exps.contains("Default"),
+        "{exps}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(&tarn(
+        dir.path(),
+        &[
+            "runs",
+            "list",
+            "--experiment",
+            "flight-delays",
+            "--filter",
+            "metrics.rmse < 25",
+            "--order-by",
+            "metrics.rmse DESC",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["info"]["run_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["baseline", "tree"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["info"]["run_id"].as_str().unwrap())
+        .collect();
+    let compared = ok(&tarn(dir.path(), &["runs", "compare", ids[0], ids[1]]));
+    assert!(
+        compared.contains("params.depth") && compared.contains("metrics.rmse"),
+        "{compared}"
+    );
+    let bad = tarn(
+        dir.path(),
+        &[
+            "runs",
+            "list",
+            "--experiment",
+            "flight-delays",
+            "--filter",
+            "metrics.rmse <",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("incomplete filter"));
 }
 
 #[test]

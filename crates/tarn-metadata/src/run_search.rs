@@ -2,8 +2,8 @@
 //! 'tree' AND tags.team LIKE 'ml%' AND attributes.status = 'FINISHED'`) and `order_by`
 //! clauses (`metrics.rmse ASC`, `attributes.start_time DESC`).
 
+use crate::tracking::{run_maps, Run};
 use std::cmp::Ordering;
-use tarn_lake::tracking::Run;
 
 /// What a clause compares.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +22,7 @@ enum Literal {
 
 /// One `entity.key OP value` clause.
 #[derive(Debug, Clone)]
-pub(crate) struct Clause {
+pub struct Clause {
     entity: Entity,
     op: String,
     value: Literal,
@@ -99,7 +99,7 @@ fn tokens(filter: &str) -> Result<Vec<String>, String> {
 }
 
 /// Parses a filter string; empty means every run.
-pub(crate) fn parse(filter: &str) -> Result<Vec<Clause>, String> {
+pub fn parse(filter: &str) -> Result<Vec<Clause>, String> {
     let t = tokens(filter)?;
     let mut out = Vec::new();
     let mut i = 0;
@@ -195,8 +195,8 @@ fn attribute(run: &Run, name: &str) -> Option<Literal> {
 }
 
 impl Clause {
-    pub(crate) fn matches(&self, run: &Run) -> bool {
-        let (params, metrics, tags) = crate::mlflow::maps(run);
+    pub fn matches(&self, run: &Run) -> bool {
+        let (params, metrics, tags) = run_maps(run);
         let actual = match &self.entity {
             Entity::Metric(k) => metrics.get(k.as_str()).map(|v| Literal::Number(*v)),
             Entity::Param(k) => params.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
@@ -220,12 +220,12 @@ impl Clause {
 }
 
 /// One `order_by` clause.
-pub(crate) struct Order {
+pub struct Order {
     entity: Entity,
     ascending: bool,
 }
 
-pub(crate) fn parse_order(clauses: &[String]) -> Result<Vec<Order>, String> {
+pub fn parse_order(clauses: &[String]) -> Result<Vec<Order>, String> {
     clauses
         .iter()
         .map(|c| {
@@ -248,7 +248,7 @@ pub(crate) fn parse_order(clauses: &[String]) -> Result<Vec<Order>, String> {
 }
 
 fn key_of(run: &Run, e: &Entity) -> Option<Literal> {
-    let (params, metrics, tags) = crate::mlflow::maps(run);
+    let (params, metrics, tags) = run_maps(run);
     match e {
         Entity::Metric(k) => metrics.get(k.as_str()).map(|v| Literal::Number(*v)),
         Entity::Param(k) => params.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
@@ -258,7 +258,7 @@ fn key_of(run: &Run, e: &Entity) -> Option<Literal> {
 }
 
 /// Sorts runs by the clauses (missing values last), then newest first, as MLflow does.
-pub(crate) fn sort(runs: &mut [Run], order: &[Order]) {
+pub fn sort(runs: &mut [Run], order: &[Order]) {
     runs.sort_by(|a, b| {
         for o in order {
             let (x, y) = (key_of(a, &o.entity), key_of(b, &o.entity));
@@ -282,6 +282,18 @@ pub(crate) fn sort(runs: &mut [Run], order: &[Order]) {
             .cmp(&a.info.start_time)
             .then(a.info.run_id.cmp(&b.info.run_id))
     });
+}
+
+/// The runs matching `filter`, ordered by `order_by` (then newest first).
+pub fn search(runs: Vec<Run>, filter: &str, order_by: &[String]) -> Result<Vec<Run>, String> {
+    let clauses = parse(filter)?;
+    let order = parse_order(order_by)?;
+    let mut runs: Vec<Run> = runs
+        .into_iter()
+        .filter(|r| clauses.iter().all(|c| c.matches(r)))
+        .collect();
+    sort(&mut runs, &order);
+    Ok(runs)
 }
 
 #[cfg(test)]
