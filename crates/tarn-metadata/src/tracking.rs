@@ -146,13 +146,8 @@ impl Store {
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|t| KeyValue {
-            key: t.get("key"),
-            value: t.get("value"),
-        })
-        .collect();
+        .await?;
+        let tags = pairs_of(&tags);
         Ok(Some(Experiment {
             experiment_id: id.to_string(),
             name: r.get("name"),
@@ -258,14 +253,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let kv = |rows: Vec<sqlx::any::AnyRow>| -> Vec<KeyValue> {
-            rows.iter()
-                .map(|t| KeyValue {
-                    key: t.get("key"),
-                    value: t.get("value"),
-                })
-                .collect()
-        };
+        let kv = |rows: Vec<sqlx::any::AnyRow>| pairs_of(&rows);
         let params = kv(sqlx::query(
             "SELECT key, value FROM ml_params WHERE run_id = $1 ORDER BY key",
         )
@@ -487,6 +475,15 @@ async fn set_tag(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+fn pairs_of(rows: &[sqlx::any::AnyRow]) -> Vec<KeyValue> {
+    rows.iter()
+        .map(|t| KeyValue {
+            key: t.get("key"),
+            value: t.get("value"),
+        })
+        .collect()
 }
 
 fn metric(r: &sqlx::any::AnyRow) -> Metric {

@@ -289,52 +289,39 @@ async fn batch(app: &App, id: &str, b: Batch) -> Answer {
     Ok(Json(json!({})))
 }
 
+/// The `key` and `value` of a log-parameter or set-tag body.
+fn key_value(body: &Value) -> Result<KeyValue, MlflowError> {
+    Ok(KeyValue {
+        key: required(body, "key")?,
+        value: text(body, "value").unwrap_or_default(),
+    })
+}
+
 async fn log_param(State(app): State<App>, Json(body): Json<Value>) -> Answer {
-    let id = run_id(&body)?;
-    let p = KeyValue {
-        key: required(&body, "key")?,
-        value: text(&body, "value").unwrap_or_default(),
+    let params = vec![key_value(&body)?];
+    let b = Batch {
+        params,
+        ..Default::default()
     };
-    batch(
-        &app,
-        &id,
-        Batch {
-            params: vec![p],
-            ..Default::default()
-        },
-    )
-    .await
+    batch(&app, &run_id(&body)?, b).await
 }
 
 async fn log_metric(State(app): State<App>, Json(body): Json<Value>) -> Answer {
-    let id = run_id(&body)?;
-    let m = metric_of(&body)?;
-    batch(
-        &app,
-        &id,
-        Batch {
-            metrics: vec![m],
-            ..Default::default()
-        },
-    )
-    .await
+    let metrics = vec![metric_of(&body)?];
+    let b = Batch {
+        metrics,
+        ..Default::default()
+    };
+    batch(&app, &run_id(&body)?, b).await
 }
 
 async fn set_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
-    let id = run_id(&body)?;
-    let t = KeyValue {
-        key: required(&body, "key")?,
-        value: text(&body, "value").unwrap_or_default(),
+    let tags = vec![key_value(&body)?];
+    let b = Batch {
+        tags,
+        ..Default::default()
     };
-    batch(
-        &app,
-        &id,
-        Batch {
-            tags: vec![t],
-            ..Default::default()
-        },
-    )
-    .await
+    batch(&app, &run_id(&body)?, b).await
 }
 
 async fn log_batch(State(app): State<App>, Json(body): Json<Value>) -> Answer {
