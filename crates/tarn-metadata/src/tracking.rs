@@ -190,6 +190,127 @@ impl Store {
         Ok(out)
     }
 
+    /// Moves an experiment to `stage` (`active` or `deleted`); its runs follow, as in MLflow.
+    pub async fn set_experiment_stage(&self, id: &str, stage: &str) -> Result<(), MetadataError> {
+        let n = id
+            .parse::<i64>()
+            .map_err(|_| MetadataError::NotFound(format!("No Experiment with id={id} exists")))?;
+        if n == 0 && stage == "deleted" {
+            return Err(MetadataError::Invalid(
+                "Cannot delete the default experiment '0'.".into(),
+            ));
+        }
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query(
+            "UPDATE ml_experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE id = $3",
+        )
+        .bind(stage)
+        .bind(now_ms())
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(MetadataError::NotFound(format!(
+                "No Experiment with id={id} exists"
+            )));
+        }
+        sqlx::query("UPDATE ml_runs SET lifecycle_stage = $1 WHERE experiment_id = $2")
+            .bind(stage)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Renames an experiment; a taken name is a conflict.
+    pub async fn rename_experiment(&self, id: &str, name: &str) -> Result<(), MetadataError> {
+        if self.experiment(id).await?.is_none() {
+            return Err(MetadataError::NotFound(format!(
+                "No Experiment with id={id} exists"
+            )));
+        }
+        if self.experiment_by_name(name).await?.is_some() {
+            return Err(MetadataError::Conflict(format!(
+                "Experiment(name={name}) already exists."
+            )));
+        }
+        sqlx::query("UPDATE ml_experiments SET name = $1, last_update_time = $2 WHERE id = $3")
+            .bind(name)
+            .bind(now_ms())
+            .bind(id.parse::<i64>().unwrap_or_default())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets (`Some`) or removes (`None`) an experiment's tag.
+    pub async fn experiment_tag(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), MetadataError> {
+        if self.experiment(id).await?.is_none() {
+            return Err(MetadataError::NotFound(format!(
+                "No Experiment with id={id} exists"
+            )));
+        }
+        let n = id.parse::<i64>().unwrap_or_default();
+        match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO ml_experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(n)
+                .bind(key)
+                .bind(v)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM ml_experiment_tags WHERE experiment_id = $1 AND key = $2")
+                    .bind(n)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a run to `stage` (`active` or `deleted`).
+    pub async fn set_run_stage(&self, id: &str, stage: &str) -> Result<(), MetadataError> {
+        let res = sqlx::query("UPDATE ml_runs SET lifecycle_stage = $1 WHERE id = $2")
+            .bind(stage)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(MetadataError::NotFound(format!("Run '{id}' not found")));
+        }
+        Ok(())
+    }
+
+    /// Removes a run's tag; a missing tag is an error, as in MLflow.
+    pub async fn delete_run_tag(&self, id: &str, key: &str) -> Result<(), MetadataError> {
+        if self.run(id).await?.is_none() {
+            return Err(MetadataError::NotFound(format!("Run '{id}' not found")));
+        }
+        let res = sqlx::query("DELETE FROM ml_run_tags WHERE run_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(MetadataError::NotFound(format!(
+                "No tag with name: {key} in run with id {id}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Starts a run in `experiment_id`.
     pub async fn create_run(
         &self,
@@ -202,6 +323,12 @@ impl Store {
         let exp = self.experiment(experiment_id).await?.ok_or_else(|| {
             MetadataError::NotFound(format!("No Experiment with id={experiment_id} exists"))
         })?;
+        if exp.lifecycle_stage != "active" {
+            return Err(MetadataError::Invalid(format!(
+                "The experiment {experiment_id} must be in the 'active' state. Current state is {}.",
+                exp.lifecycle_stage
+            )));
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let name = run_name
             .map(str::to_string)

@@ -77,6 +77,17 @@ pub(crate) fn router() -> Router<App> {
         .route("/experiments/get", get(get_experiment))
         .route("/experiments/get-by-name", get(get_experiment_by_name))
         .route("/experiments/search", post(search_experiments))
+        .route("/experiments/delete", post(delete_experiment))
+        .route("/experiments/restore", post(restore_experiment))
+        .route("/experiments/update", post(update_experiment))
+        .route("/experiments/set-experiment-tag", post(set_experiment_tag))
+        .route(
+            "/experiments/delete-experiment-tag",
+            post(delete_experiment_tag),
+        )
+        .route("/runs/delete", post(delete_run))
+        .route("/runs/restore", post(restore_run))
+        .route("/runs/delete-tag", post(delete_tag))
         .route("/runs/create", post(create_run))
         .route("/runs/get", get(get_run))
         .route("/runs/update", post(update_run))
@@ -231,6 +242,69 @@ async fn search_experiments(State(app): State<App>, Json(body): Json<Value>) -> 
     Ok(Json(json!({ "experiments": all })))
 }
 
+fn done() -> Answer {
+    Ok(Json(json!({})))
+}
+
+async fn delete_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = required(&body, "experiment_id")?;
+    app.lake.meta.set_experiment_stage(&id, "deleted").await?;
+    done()
+}
+
+async fn restore_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = required(&body, "experiment_id")?;
+    app.lake.meta.set_experiment_stage(&id, "active").await?;
+    done()
+}
+
+async fn update_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = required(&body, "experiment_id")?;
+    if let Some(name) = text(&body, "new_name").filter(|n| !n.is_empty()) {
+        app.lake.meta.rename_experiment(&id, &name).await?;
+    }
+    done()
+}
+
+async fn set_experiment_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = required(&body, "experiment_id")?;
+    let t = key_value(&body)?;
+    app.lake
+        .meta
+        .experiment_tag(&id, &t.key, Some(&t.value))
+        .await?;
+    done()
+}
+
+async fn delete_experiment_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let id = required(&body, "experiment_id")?;
+    let key = required(&body, "key")?;
+    app.lake.meta.experiment_tag(&id, &key, None).await?;
+    done()
+}
+
+async fn delete_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    app.lake
+        .meta
+        .set_run_stage(&run_id(&body)?, "deleted")
+        .await?;
+    done()
+}
+
+async fn restore_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    app.lake
+        .meta
+        .set_run_stage(&run_id(&body)?, "active")
+        .await?;
+    done()
+}
+
+async fn delete_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+    let key = required(&body, "key")?;
+    app.lake.meta.delete_run_tag(&run_id(&body)?, &key).await?;
+    done()
+}
+
 async fn create_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     let experiment = text(&body, "experiment_id").unwrap_or_else(|| "0".into());
     let run = app
@@ -286,7 +360,7 @@ async fn update_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
 
 async fn batch(app: &App, id: &str, b: Batch) -> Answer {
     app.lake.meta.log_batch(id, &b).await?;
-    Ok(Json(json!({})))
+    done()
 }
 
 /// The `key` and `value` of a log-parameter or set-tag body.

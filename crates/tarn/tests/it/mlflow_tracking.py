@@ -46,7 +46,24 @@ try:
     client.get_run("0" * 32)
 except MlflowException as e:
     missing = e.error_code
+# Deleting and restoring, renaming, tags of experiments and runs.
+client.delete_run(tree)
+after_delete = [r.info.run_name for r in mlflow.search_runs(
+    experiment_ids=[exp.experiment_id], output_format="list")]
+client.restore_run(tree)
+client.set_tag(baseline, "temporary", "yes")
+client.delete_tag(baseline, "temporary")
+client.set_experiment_tag(exp.experiment_id, "owner", "data-team")
+client.rename_experiment(exp.experiment_id, "flight-delays-v2")
+client.rename_experiment(exp.experiment_id, "flight-delays")
+client.delete_experiment(exp.experiment_id)
+deleted_stage = client.get_experiment(exp.experiment_id).lifecycle_stage
+client.restore_experiment(exp.experiment_id)
+exp = client.get_experiment(exp.experiment_id)
 print(json.dumps({
+    "after_delete": after_delete,
+    "deleted_stage": deleted_stage,
+    "experiment_tags": exp.tags,
     "experiment": exp.name,
     "status": got.info.status,
     "params": got.data.params,

@@ -57,6 +57,9 @@ fn mlflow_client_tracks_runs(deployment: Deployment) {
     );
     assert_eq!(got["changed_param"], "INVALID_PARAMETER_VALUE");
     assert_eq!(got["missing_run"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(got["after_delete"], serde_json::json!(["baseline"]));
+    assert_eq!(got["deleted_stage"], "deleted");
+    assert_eq!(got["experiment_tags"]["owner"], "data-team");
 
     // The same runs from the command line.
     let exps = ok(&tarn(dir.path(), &["experiments", "list"]));
