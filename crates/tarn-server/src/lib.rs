@@ -25,6 +25,7 @@ mod docs;
 mod error;
 mod executions;
 mod mlflow;
+mod mlflow_artifacts;
 mod routes;
 
 pub use docs::openapi;

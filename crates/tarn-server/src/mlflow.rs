@@ -16,7 +16,11 @@ use tarn_lake::tracking::{Batch, KeyValue, Metric, Run};
 use tarn_lake::MetadataError;
 
 /// An MLflow error: an HTTP status, MLflow's error code, a message.
-pub(crate) struct MlflowError(StatusCode, &'static str, String);
+pub(crate) struct MlflowError(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for MlflowError {
     fn into_response(self) -> Response {
@@ -97,6 +101,7 @@ pub(crate) fn router() -> Router<App> {
         .route("/runs/log-batch", post(log_batch))
         .route("/runs/search", post(search_runs))
         .route("/metrics/get-history", get(metric_history))
+        .route("/logged-models/search", post(search_logged_models))
         .fallback(not_built)
 }
 
@@ -106,7 +111,7 @@ pub(crate) async fn not_built(uri: axum::http::Uri) -> MlflowError {
         StatusCode::NOT_IMPLEMENTED,
         "NOT_IMPLEMENTED",
         format!(
-            "tarn does not serve {} yet: experiments, runs, params, metrics, tags and run search work; artifacts, logged models and the model registry come next",
+            "tarn does not serve {} yet: experiments, runs, params, metrics, tags, run search and artifacts work; logged models and the model registry come next",
             uri.path()
         ),
     )
@@ -303,6 +308,12 @@ async fn delete_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     let key = required(&body, "key")?;
     app.lake.meta.delete_run_tag(&run_id(&body)?, &key).await?;
     done()
+}
+
+/// Logged models cannot be created in tarn yet (`logged-models/create` answers 501), so none
+/// match; the client asks while listing and downloading a run's artifacts.
+async fn search_logged_models() -> Answer {
+    Ok(Json(json!({ "models": [] })))
 }
 
 async fn create_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {

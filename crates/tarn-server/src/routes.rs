@@ -53,6 +53,14 @@ pub(crate) fn router(app: App) -> Router {
         .route("/docs/{file}", get(crate::docs::asset))
         .nest("/api/v1", api)
         .nest("/api/2.0/mlflow", crate::mlflow::router())
+        .route(
+            "/api/2.0/mlflow-artifacts/artifacts",
+            get(crate::mlflow_artifacts::list),
+        )
+        .route(
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            get(crate::mlflow_artifacts::download).put(crate::mlflow_artifacts::upload),
+        )
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(crate::mlflow::not_built))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -3,6 +3,8 @@
 Prints one JSON line with what a data scientist would look at afterwards.
 """
 import json
+import os
+import tempfile
 
 import mlflow
 from mlflow import MlflowClient
@@ -16,6 +18,14 @@ with mlflow.start_run(run_name="baseline") as run:
         mlflow.log_metric("rmse", rmse, step=step)
     mlflow.log_metrics({"mae": 12.5, "r2": 0.41})
     mlflow.set_tags({"team": "ml-platform", "stage": "dev"})
+    work = tempfile.mkdtemp()
+    with open(os.path.join(work, "notes.txt"), "w") as f:
+        f.write("baseline: the mean delay per carrier\n")
+    os.makedirs(os.path.join(work, "plots", "by_month"))
+    with open(os.path.join(work, "plots", "by_month", "jan.csv"), "wb") as f:
+        f.write(bytes(range(256)) * 4096)  # 1 MiB of every byte value
+    mlflow.log_artifact(os.path.join(work, "notes.txt"))
+    mlflow.log_artifacts(os.path.join(work, "plots"), artifact_path="plots")
     baseline = run.info.run_id
 with mlflow.start_run(run_name="tree") as run:
     mlflow.log_params({"model": "tree", "depth": 6})
@@ -46,6 +56,14 @@ try:
     client.get_run("0" * 32)
 except MlflowException as e:
     missing = e.error_code
+top = sorted((a.path, a.is_dir) for a in client.list_artifacts(baseline))
+deep = [(a.path, a.file_size) for a in client.list_artifacts(baseline, "plots/by_month")]
+back = mlflow.artifacts.download_artifacts(run_id=baseline, artifact_path="plots")
+with open(os.path.join(back, "by_month", "jan.csv"), "rb") as f:
+    same_bytes = f.read() == bytes(range(256)) * 4096
+with open(mlflow.artifacts.download_artifacts(run_id=baseline, artifact_path="notes.txt")) as f:
+    notes = f.read()
+
 # Deleting and restoring, renaming, tags of experiments and runs.
 client.delete_run(tree)
 after_delete = [r.info.run_name for r in mlflow.search_runs(
@@ -61,6 +79,10 @@ deleted_stage = client.get_experiment(exp.experiment_id).lifecycle_stage
 client.restore_experiment(exp.experiment_id)
 exp = client.get_experiment(exp.experiment_id)
 print(json.dumps({
+    "artifacts": top,
+    "deep": deep,
+    "same_bytes": same_bytes,
+    "notes": notes,
     "after_delete": after_delete,
     "deleted_stage": deleted_stage,
     "experiment_tags": exp.tags,

@@ -58,6 +58,17 @@ fn mlflow_client_tracks_runs(deployment: Deployment) {
     assert_eq!(got["changed_param"], "INVALID_PARAMETER_VALUE");
     assert_eq!(got["missing_run"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(got["after_delete"], serde_json::json!(["baseline"]));
+    // Artifacts went through tarn serve into the lake's object store and came back whole.
+    assert_eq!(
+        got["artifacts"],
+        serde_json::json!([["notes.txt", false], ["plots", true]])
+    );
+    assert_eq!(
+        got["deep"],
+        serde_json::json!([["plots/by_month/jan.csv", 1048576]])
+    );
+    assert_eq!(got["same_bytes"], true);
+    assert_eq!(got["notes"], "baseline: the mean delay per carrier\n");
     assert_eq!(got["deleted_stage"], "deleted");
     assert_eq!(got["experiment_tags"]["owner"], "data-team");
 

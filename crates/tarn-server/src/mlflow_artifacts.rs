@@ -1,0 +1,130 @@
+//! MLflow's proxied artifact API (`/api/2.0/mlflow-artifacts/artifacts`): the `mlflow` client
+//! uploads, lists and downloads a run's files through `tarn serve`, which keeps them in the
+//! lake's object store under `_mlflow-artifacts/` (local files, or S3 in the shared
+//! deployment). Bodies stream both ways: no size limit but the store's.
+
+use crate::mlflow::MlflowError;
+use crate::App;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, WriteMultipart};
+use serde_json::json;
+use std::collections::HashMap;
+
+const ROOT: &str = "_mlflow-artifacts";
+
+fn bad(m: impl Into<String>) -> MlflowError {
+    MlflowError(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", m.into())
+}
+
+fn failed(e: impl std::fmt::Display) -> MlflowError {
+    tracing::error!("mlflow artifacts: {e}");
+    MlflowError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        "the object store failed; the server log has the cause".into(),
+    )
+}
+
+/// The object path of artifact `path`, refused when it could escape the artifact root.
+fn location(path: &str) -> Result<ObjectPath, MlflowError> {
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        return Ok(ObjectPath::from(ROOT));
+    }
+    tarn_lake::validate_key(path).map_err(|e| bad(format!("invalid artifact path: {e}")))?;
+    Ok(ObjectPath::from(format!("{ROOT}/{path}")))
+}
+
+/// Stores the request body as artifact `path`.
+pub(crate) async fn upload(
+    State(app): State<App>,
+    Path(path): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, MlflowError> {
+    let at = location(&path)?;
+    let upload = app
+        .lake
+        .zones
+        .store()
+        .put_multipart(&at)
+        .await
+        .map_err(failed)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                writer.wait_for_capacity(4).await.map_err(failed)?;
+                writer.write(&bytes);
+            }
+            Err(e) => {
+                writer.abort().await.ok();
+                return Err(bad(format!("the upload broke off: {e}")));
+            }
+        }
+    }
+    writer.finish().await.map_err(failed)?;
+    Ok(Json(json!({})))
+}
+
+/// Streams artifact `path` back.
+pub(crate) async fn download(
+    State(app): State<App>,
+    Path(path): Path<String>,
+) -> Result<Response, MlflowError> {
+    let at = location(&path)?;
+    match app.lake.zones.store().get(&at).await {
+        Ok(got) => {
+            let size = got.meta.size;
+            let stream = got.into_stream().map_err(std::io::Error::other);
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_LENGTH, size.to_string()),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        Err(object_store::Error::NotFound { .. }) => Err(MlflowError(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_DOES_NOT_EXIST",
+            format!("no artifact at {path}"),
+        )),
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// Lists the files and folders directly under `?path=` (names relative to it).
+pub(crate) async fn list(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, MlflowError> {
+    let at = location(q.get("path").map(String::as_str).unwrap_or(""))?;
+    let listed = app
+        .lake
+        .zones
+        .store()
+        .list_with_delimiter(Some(&at))
+        .await
+        .map_err(failed)?;
+    let name = |p: &ObjectPath| p.filename().unwrap_or_default().to_string();
+    let mut files: Vec<serde_json::Value> = listed
+        .common_prefixes
+        .iter()
+        .map(|p| json!({"path": name(p), "is_dir": true}))
+        .collect();
+    files.extend(
+        listed
+            .objects
+            .iter()
+            .map(|o| json!({"path": name(&o.location), "is_dir": false, "file_size": o.size})),
+    );
+    Ok(Json(json!({ "files": files })))
+}
