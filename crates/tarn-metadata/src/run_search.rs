@@ -2,20 +2,21 @@
 //! 'tree' AND tags.team LIKE 'ml%' AND attributes.status = 'FINISHED'`) and `order_by`
 //! clauses (`metrics.rmse ASC`, `attributes.start_time DESC`).
 
-use crate::tracking::{run_maps, Run};
+use crate::tracking::{run_maps, Experiment, Run};
 use std::cmp::Ordering;
 
 /// What a clause compares.
 #[derive(Debug, Clone, PartialEq)]
-enum Entity {
+pub enum Entity {
     Metric(String),
     Param(String),
     Tag(String),
     Attribute(String),
 }
 
+/// A value in a clause, or of a run or experiment.
 #[derive(Debug, Clone, PartialEq)]
-enum Literal {
+pub enum Literal {
     Number(f64),
     Text(String),
 }
@@ -29,9 +30,10 @@ pub struct Clause {
 }
 
 fn entity(word: &str) -> Result<Entity, String> {
-    let (kind, key) = word
-        .split_once('.')
-        .ok_or_else(|| format!("invalid identifier {word:?}: write metrics.KEY, params.KEY, tags.KEY or attributes.NAME"))?;
+    let Some((kind, key)) = word.split_once('.') else {
+        // A bare name is an attribute (`name LIKE 'x%'`, as experiment search writes it).
+        return Ok(Entity::Attribute(word.to_string()));
+    };
     let key = key.trim_matches(|c| c == '`' || c == '"').to_string();
     Ok(match kind.to_ascii_lowercase().as_str() {
         "metric" | "metrics" => Entity::Metric(key),
@@ -179,30 +181,57 @@ fn compare<T: PartialOrd>(a: T, op: &str, b: T) -> bool {
     }
 }
 
-fn attribute(run: &Run, name: &str) -> Option<Literal> {
-    let i = &run.info;
-    Some(match name {
-        "status" => Literal::Text(i.status.clone()),
-        "run_name" | "name" => Literal::Text(i.run_name.clone()),
-        "run_id" | "run_uuid" => Literal::Text(i.run_id.clone()),
-        "user_id" => Literal::Text(i.user_id.clone()),
-        "artifact_uri" => Literal::Text(i.artifact_uri.clone()),
-        "lifecycle_stage" => Literal::Text(i.lifecycle_stage.clone()),
-        "start_time" => Literal::Number(i.start_time as f64),
-        "end_time" => Literal::Number(i.end_time? as f64),
-        _ => return None,
-    })
+/// What filters and orderings can look at.
+pub trait Searchable {
+    fn value_of(&self, e: &Entity) -> Option<Literal>;
 }
 
-impl Clause {
-    pub fn matches(&self, run: &Run) -> bool {
-        let (params, metrics, tags) = run_maps(run);
-        let actual = match &self.entity {
+impl Searchable for Run {
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        let (params, metrics, tags) = run_maps(self);
+        let i = &self.info;
+        match e {
             Entity::Metric(k) => metrics.get(k.as_str()).map(|v| Literal::Number(*v)),
             Entity::Param(k) => params.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
             Entity::Tag(k) => tags.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
-            Entity::Attribute(k) => attribute(run, k),
-        };
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "status" => Literal::Text(i.status.clone()),
+                "run_name" | "name" => Literal::Text(i.run_name.clone()),
+                "run_id" | "run_uuid" => Literal::Text(i.run_id.clone()),
+                "user_id" => Literal::Text(i.user_id.clone()),
+                "artifact_uri" => Literal::Text(i.artifact_uri.clone()),
+                "lifecycle_stage" => Literal::Text(i.lifecycle_stage.clone()),
+                "start_time" => Literal::Number(i.start_time as f64),
+                "end_time" => Literal::Number(i.end_time? as f64),
+                _ => return None,
+            }),
+        }
+    }
+}
+
+impl Searchable for Experiment {
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        match e {
+            Entity::Tag(k) => self
+                .tags
+                .iter()
+                .find(|t| &t.key == k)
+                .map(|t| Literal::Text(t.value.clone())),
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(self.name.clone()),
+                "experiment_id" => Literal::Text(self.experiment_id.clone()),
+                "creation_time" => Literal::Number(self.creation_time as f64),
+                "last_update_time" => Literal::Number(self.last_update_time as f64),
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Clause {
+    pub fn matches<T: Searchable>(&self, x: &T) -> bool {
+        let actual = x.value_of(&self.entity);
         let Some(actual) = actual else { return false };
         match (&actual, &self.value) {
             (Literal::Number(a), Literal::Number(b)) => compare(*a, &self.op, *b),
@@ -247,21 +276,21 @@ pub fn parse_order(clauses: &[String]) -> Result<Vec<Order>, String> {
         .collect()
 }
 
-fn key_of(run: &Run, e: &Entity) -> Option<Literal> {
-    let (params, metrics, tags) = run_maps(run);
-    match e {
-        Entity::Metric(k) => metrics.get(k.as_str()).map(|v| Literal::Number(*v)),
-        Entity::Param(k) => params.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
-        Entity::Tag(k) => tags.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
-        Entity::Attribute(k) => attribute(run, k),
-    }
-}
-
 /// Sorts runs by the clauses (missing values last), then newest first, as MLflow does.
 pub fn sort(runs: &mut [Run], order: &[Order]) {
-    runs.sort_by(|a, b| {
+    sort_by(runs, order, |a, b| {
+        b.info
+            .start_time
+            .cmp(&a.info.start_time)
+            .then(a.info.run_id.cmp(&b.info.run_id))
+    });
+}
+
+/// Sorts by the clauses (missing values last), then by `tie`.
+pub fn sort_by<T: Searchable>(items: &mut [T], order: &[Order], tie: impl Fn(&T, &T) -> Ordering) {
+    items.sort_by(|a, b| {
         for o in order {
-            let (x, y) = (key_of(a, &o.entity), key_of(b, &o.entity));
+            let (x, y) = (a.value_of(&o.entity), b.value_of(&o.entity));
             let c = match (x, y) {
                 (None, None) => Ordering::Equal,
                 (None, Some(_)) => return Ordering::Greater,
@@ -277,10 +306,7 @@ pub fn sort(runs: &mut [Run], order: &[Order]) {
                 return c;
             }
         }
-        b.info
-            .start_time
-            .cmp(&a.info.start_time)
-            .then(a.info.run_id.cmp(&b.info.run_id))
+        tie(a, b)
     });
 }
 
@@ -294,6 +320,25 @@ pub fn search(runs: Vec<Run>, filter: &str, order_by: &[String]) -> Result<Vec<R
         .collect();
     sort(&mut runs, &order);
     Ok(runs)
+}
+
+/// The experiments matching `filter`, ordered by `order_by` (then by id).
+pub fn search_experiments(
+    experiments: Vec<Experiment>,
+    filter: &str,
+    order_by: &[String],
+) -> Result<Vec<Experiment>, String> {
+    let clauses = parse(filter)?;
+    let order = parse_order(order_by)?;
+    let mut found: Vec<Experiment> = experiments
+        .into_iter()
+        .filter(|e| clauses.iter().all(|c| c.matches(e)))
+        .collect();
+    sort_by(&mut found, &order, |a, b| {
+        let id = |e: &Experiment| e.experiment_id.parse::<i64>().unwrap_or_default();
+        id(a).cmp(&id(b))
+    });
+    Ok(found)
 }
 
 #[cfg(test)]

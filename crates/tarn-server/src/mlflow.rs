@@ -238,13 +238,22 @@ fn stage(v: &Value) -> Option<&'static str> {
 }
 
 async fn search_experiments(State(app): State<App>, Json(body): Json<Value>) -> Answer {
-    if text(&body, "filter").is_some_and(|f| !f.trim().is_empty()) {
-        return Err(invalid(
-            "tarn does not filter experiments yet; search without a filter",
-        ));
-    }
     let all = app.lake.meta.experiments(stage(&body["view_type"])).await?;
-    Ok(Json(json!({ "experiments": all })))
+    let filter = text(&body, "filter").unwrap_or_default();
+    let found =
+        tarn_lake::run_search::search_experiments(all, &filter, &strings(&body["order_by"]))
+            .map_err(invalid)?;
+    Ok(Json(json!({ "experiments": found })))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn done() -> Answer {
@@ -455,14 +464,7 @@ async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer 
         })
         .unwrap_or_default();
     let filter = text(&body, "filter").unwrap_or_default();
-    let order: Vec<String> = body["order_by"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let order = strings(&body["order_by"]);
     let max = int(&body, "max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
     let offset: usize = match text(&body, "page_token").filter(|t| !t.is_empty()) {
         Some(t) => t

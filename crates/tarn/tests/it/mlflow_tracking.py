@@ -78,7 +78,15 @@ client.delete_experiment(exp.experiment_id)
 deleted_stage = client.get_experiment(exp.experiment_id).lifecycle_stage
 client.restore_experiment(exp.experiment_id)
 exp = client.get_experiment(exp.experiment_id)
+mlflow.set_experiment("flight-cancellations")
+mlflow.set_experiment("weather")
+found = [e.name for e in mlflow.search_experiments(
+    filter_string="name LIKE 'flight%'", order_by=["name DESC"])]
+by_tag = [e.name for e in mlflow.search_experiments(filter_string="tags.owner = 'data-team'")]
+
 print(json.dumps({
+    "found": found,
+    "by_tag": by_tag,
     "artifacts": top,
     "deep": deep,
     "same_bytes": same_bytes,

@@ -58,6 +58,11 @@ fn mlflow_client_tracks_runs(deployment: Deployment) {
     assert_eq!(got["changed_param"], "INVALID_PARAMETER_VALUE");
     assert_eq!(got["missing_run"], "RESOURCE_DOES_NOT_EXIST");
     assert_eq!(got["after_delete"], serde_json::json!(["baseline"]));
+    assert_eq!(
+        got["found"],
+        serde_json::json!(["flight-delays", "flight-cancellations"])
+    );
+    assert_eq!(got["by_tag"], serde_json::json!(["flight-delays"]));
     // Artifacts went through tarn serve into the lake's object store and came back whole.
     assert_eq!(
         got["artifacts"],
