@@ -1,6 +1,7 @@
 //! Topics and subscriptions: a message published to a topic of `tarn.yml` is delivered to
 //! each of its subscriptions (`webhook`, `email` over SMTP, `command`, `file`), retried with
-//! backoff, in the background, so a dead endpoint never blocks the publisher.
+//! backoff unless the failure is permanent, and reported per subscription. Callers deliver in
+//! a task of their own (the pipeline engine does), so a dead endpoint never blocks them.
 //!
 //! ```no_run
 //! # async fn demo(topics: Vec<tarn_config::TopicSpec>) {
@@ -129,22 +130,6 @@ impl Notifier {
             out.push(self.deliver_one(sub, &body, msg).await);
         }
         Ok(out)
-    }
-
-    /// Delivers in the background; failures are logged (never blocks the caller). The handle
-    /// lets a short-lived process wait for deliveries before it exits.
-    pub fn publish(&self, topic: &str, msg: Message) -> tokio::task::JoinHandle<()> {
-        let (me, topic) = (self.clone(), topic.to_string());
-        tokio::spawn(async move {
-            match me.deliver(&topic, &msg).await {
-                Ok(report) => {
-                    for d in report.iter().filter(|d| !d.delivered) {
-                        tracing::warn!(topic, protocol = d.protocol, endpoint = d.endpoint, error = ?d.error, "notification not delivered");
-                    }
-                }
-                Err(e) => tracing::warn!("{e}"),
-            }
-        })
     }
 
     async fn deliver_one(
