@@ -21,6 +21,25 @@ impl Store {
         Ok(rows.into_iter().map(|(k, e, s)| (k, (e, s))).collect())
     }
 
+    /// When tarn last recorded `key` of `zone` landing with `size` bytes, if ever.
+    pub async fn landed_at(
+        &self,
+        zone: &str,
+        key: &str,
+        size: i64,
+    ) -> Result<Option<String>, MetadataError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM events
+             WHERE kind = $1 AND zone = $2 AND object_key = $3 AND size = $4",
+        )
+        .bind(crate::OBJECT_CREATED)
+        .bind(zone)
+        .bind(key)
+        .bind(size)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Remembers that `key` of `zone` was seen with change tag `e_tag`.
     pub async fn mark_seen(
         &self,

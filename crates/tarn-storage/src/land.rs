@@ -165,7 +165,7 @@ impl Zones {
             Err(e) => return Err(e.into()),
         }
 
-        let store_tag = if outcome != LandOutcome::Unchanged {
+        if outcome != LandOutcome::Unchanged {
             upload(
                 self,
                 &location,
@@ -174,14 +174,9 @@ impl Zones {
                 raw && outcome == LandOutcome::Created,
                 progress,
             )
-            .await?
+            .await?;
         } else {
             progress(size);
-            None
-        };
-        // The watcher need not read back what tarn itself landed.
-        if let Some(tag) = store_tag {
-            meta.mark_seen(&zone.name(), key, &tag, size as i64).await?;
         }
 
         let mut event = NewEvent::object_created(&zone.name(), key, &etag, size);
@@ -208,7 +203,7 @@ async fn upload(
     size: u64,
     create_only: bool,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Option<String>, StorageError> {
+) -> Result<(), StorageError> {
     let store = zones.store();
     let read_err = read_local(path);
     let mut file = tokio::fs::File::open(path).await.map_err(&read_err)?;
@@ -221,11 +216,11 @@ async fn upload(
         } else {
             PutMode::Overwrite
         };
-        let put = store
+        store
             .put_opts(location, PutPayload::from(buf), PutOptions::from(mode))
             .await?;
         progress(size);
-        return Ok(put.e_tag);
+        return Ok(());
     }
     let upload = store.put_multipart(location).await?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
@@ -243,7 +238,8 @@ async fn upload(
         writer.write(&buf[..n]);
         progress(n as u64);
     }
-    Ok(writer.finish().await?.e_tag)
+    writer.finish().await?;
+    Ok(())
 }
 
 /// The error for a local file that cannot be read.

@@ -2,8 +2,8 @@
 //! `file://` zone, objects put into an S3 zone by another tool) are noticed by listing the
 //! zone and comparing it with a durable cursor in the metadata store (each key's store change
 //! tag): a new or changed object is read once, hashed, and recorded as an `object.created`
-//! event exactly as a landing would record it (so an object tarn landed itself is not
-//! recorded twice).
+//! event exactly as a landing would record it. An object tarn landed itself (its event is
+//! newer than the object) is marked seen without being read.
 
 use crate::{StorageError, Zone, Zones};
 use sha2::{Digest, Sha256};
@@ -38,6 +38,15 @@ pub async fn notice(
             .map(|t| t > settled)
             .unwrap_or(false);
         if fresh {
+            continue;
+        }
+        // Landed by tarn itself (an event for this key and size recorded after the object was
+        // written): seen, without reading it back. Landing stays free of watcher bookkeeping.
+        let written = chrono::DateTime::parse_from_rfc3339(&o.last_modified).ok();
+        let landed = meta.landed_at(&name, &o.key, o.size as i64).await?;
+        let landed = landed.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+        if matches!((written, landed), (Some(w), Some(l)) if l >= w) {
+            meta.mark_seen(&name, &o.key, &tag, o.size as i64).await?;
             continue;
         }
         let bytes = match zones.read(zone, &o.key).await {
