@@ -509,32 +509,25 @@ impl Store {
         for t in &batch.tags {
             set_tag(&mut tx, run_id, t).await?;
         }
+        // Every value goes to the history; the latest per key is the one of the highest step,
+        // then time (MLflow's rule).
+        const HISTORY: &str = "INSERT INTO ml_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)";
+        const LATEST: &str = "INSERT INTO ml_latest_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,
+                 timestamp = excluded.timestamp, step = excluded.step
+             WHERE excluded.step > ml_latest_metrics.step
+                OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp >= ml_latest_metrics.timestamp)";
         for m in &batch.metrics {
-            sqlx::query(
-                "INSERT INTO ml_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(run_id)
-            .bind(&m.key)
-            .bind(m.value)
-            .bind(m.timestamp)
-            .bind(m.step)
-            .execute(&mut *tx)
-            .await?;
-            // The latest is the one of the highest step, then time (MLflow's rule).
-            sqlx::query(
-                "INSERT INTO ml_latest_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,
-                     timestamp = excluded.timestamp, step = excluded.step
-                 WHERE excluded.step > ml_latest_metrics.step
-                    OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp >= ml_latest_metrics.timestamp)",
-            )
-            .bind(run_id)
-            .bind(&m.key)
-            .bind(m.value)
-            .bind(m.timestamp)
-            .bind(m.step)
-            .execute(&mut *tx)
-            .await?;
+            for sql in [HISTORY, LATEST] {
+                sqlx::query(sql)
+                    .bind(run_id)
+                    .bind(&m.key)
+                    .bind(m.value)
+                    .bind(m.timestamp)
+                    .bind(m.step)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
