@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tarn_lake::testing::{fresh_yml, Deployment, S3_ENV};
+use tarn_lake::testing::{fresh_yml, Deployment};
 
 mod common;
 use common::{percentile, tarn_binary, Server};
@@ -48,13 +48,11 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let shared_env =
-        std::env::var_os("TARN_TEST_POSTGRES").is_some() && std::env::var_os(S3_ENV).is_some();
     let mut a = Args {
         clients: 8,
         seconds: 20,
         sql_every: 4,
-        deployments: if shared_env {
+        deployments: if common::shared_env() {
             vec![Deployment::Embedded, Deployment::Shared]
         } else {
             vec![Deployment::Embedded]
@@ -82,17 +80,7 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = number()?,
             "--sql-every" => a.sql_every = number()?,
             "--write" => a.write = Some(PathBuf::from(&value)),
-            "--deployment" => {
-                a.deployments = match value.as_str() {
-                    "embedded" => vec![Deployment::Embedded],
-                    "shared" => vec![Deployment::Shared],
-                    "both" => vec![Deployment::Embedded, Deployment::Shared],
-                    _ => bail!("--deployment is embedded, shared or both, not {value:?}"),
-                };
-                if a.deployments.contains(&Deployment::Shared) && !shared_env {
-                    bail!("the shared deployment needs TARN_TEST_POSTGRES and {S3_ENV} (see scripts/test)");
-                }
-            }
+            "--deployment" => a.deployments = common::deployments(&value)?,
             _ => bail!("unknown option {flag}\n\n{HELP}"),
         }
     }

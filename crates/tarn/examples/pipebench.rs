@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tarn_lake::testing::{fresh_yml, Deployment, S3_ENV};
+use tarn_lake::testing::{fresh_yml, Deployment};
 
 mod common;
 use common::{percentile, tarn_binary, Server};
@@ -91,21 +91,7 @@ fn args() -> Result<Args> {
             "--burst" => a.burst = number()? as usize,
             "--workers" => a.workers = number()?.max(1) as usize,
             "--write" => a.write = Some(PathBuf::from(&value)),
-            "--deployment" => {
-                a.deployments = match value.as_str() {
-                    "embedded" => vec![Deployment::Embedded],
-                    "shared" => vec![Deployment::Shared],
-                    "both" => vec![Deployment::Embedded, Deployment::Shared],
-                    _ => anyhow::bail!("--deployment is embedded, shared or both, not {value:?}"),
-                };
-                if a.deployments.contains(&Deployment::Shared) {
-                    ensure!(
-                        std::env::var_os("TARN_TEST_POSTGRES").is_some()
-                            && std::env::var_os(S3_ENV).is_some(),
-                        "the shared deployment needs TARN_TEST_POSTGRES and {S3_ENV} (see scripts/test)"
-                    );
-                }
-            }
+            "--deployment" => a.deployments = common::deployments(&value)?,
             _ => anyhow::bail!("unknown flag {flag}\n\n{HELP}"),
         }
     }

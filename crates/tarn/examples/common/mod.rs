@@ -6,6 +6,7 @@ use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tarn_lake::testing::{Deployment, S3_ENV};
 
 /// The release `tarn` beside this example (`target/release/examples/loadtest`).
 pub fn tarn_binary() -> Result<PathBuf> {
@@ -119,4 +120,24 @@ pub fn publish(name: &str, file: Option<&Path>, heading: &str, section: &str) ->
         eprintln!("{name}: wrote {}", file.display());
     }
     Ok(())
+}
+
+/// Whether the shared deployment's servers are named (as `scripts/test` names them).
+pub fn shared_env() -> bool {
+    std::env::var_os("TARN_TEST_POSTGRES").is_some() && std::env::var_os(S3_ENV).is_some()
+}
+
+/// The deployments `--deployment VALUE` names: embedded, shared or both.
+pub fn deployments(value: &str) -> Result<Vec<Deployment>> {
+    let chosen = match value {
+        "embedded" => vec![Deployment::Embedded],
+        "shared" => vec![Deployment::Shared],
+        "both" => vec![Deployment::Embedded, Deployment::Shared],
+        _ => bail!("--deployment is embedded, shared or both, not {value:?}"),
+    };
+    ensure!(
+        !chosen.contains(&Deployment::Shared) || shared_env(),
+        "the shared deployment needs TARN_TEST_POSTGRES and {S3_ENV} (see scripts/test)"
+    );
+    Ok(chosen)
 }
