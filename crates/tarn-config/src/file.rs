@@ -95,6 +95,20 @@ pub struct TopicSpec {
     pub domain: Option<String>,
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
+    /// Kinds of lake events published to the topic as they happen, e.g.
+    /// `model.version.approved`; a trailing `*` matches a prefix (`model.version.*`).
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+impl TopicSpec {
+    /// Whether events of `kind` are published to this topic.
+    pub fn receives(&self, kind: &str) -> bool {
+        self.events.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => kind.starts_with(prefix),
+            None => p == kind,
+        })
+    }
 }
 
 /// One subscription of a topic, as SNS has them: a protocol and an endpoint.

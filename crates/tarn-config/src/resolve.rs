@@ -8,6 +8,20 @@ use crate::file::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// The kinds of events tarn records, which a topic's `events:` may list.
+pub const EVENT_KINDS: [&str; 10] = [
+    "object.created",
+    "custom",
+    "schedule.fired",
+    "model.version.created",
+    "model.version.approved",
+    "model.version.rejected",
+    "model.version.stage_changed",
+    "model.version.alias_set",
+    "model.version.alias_deleted",
+    "model.version.deleted",
+];
+
 /// The name of the configuration file in a lake's folder.
 pub const CONFIG_FILE: &str = "tarn.yml";
 
@@ -515,6 +529,30 @@ fn validate_settings(
                         match did_you_mean(d, domains.iter().map(|x| x.name.as_str())) {
                             Some(s) => format!("did you mean `{s}`? or add `{d}` under `domains:`"),
                             None => format!("add `{d}` under `domains:`"),
+                        },
+                    ));
+                }
+            }
+            for e in &t.events {
+                let known = EVENT_KINDS.iter().any(|k| match e.strip_suffix('*') {
+                    Some(prefix) => k.starts_with(prefix),
+                    None => k == e,
+                });
+                if !known {
+                    return Err(place.error(
+                        place.line_of_value(e, 0),
+                        format!(
+                            "topic `{}` lists event kind `{e}`, which tarn never records",
+                            t.name
+                        ),
+                        match did_you_mean(e, EVENT_KINDS.iter().copied()) {
+                            Some(s) => {
+                                format!("did you mean `{s}`? kinds: {}", EVENT_KINDS.join(", "))
+                            }
+                            None => format!(
+                                "kinds: {} (a trailing `*` matches a prefix)",
+                                EVENT_KINDS.join(", ")
+                            ),
                         },
                     ));
                 }

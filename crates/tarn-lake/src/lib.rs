@@ -33,7 +33,7 @@ pub use tarn_metadata::{
     execution_id, status, CrawlRecord, DeliveryRecord, Event, ExecutionRecord, MetadataError,
     NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
-pub use tarn_metadata::{run_search, tracking};
+pub use tarn_metadata::{logged_models, registry, run_search, tracking};
 pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};
 pub use tarn_storage::{
     land_plan, validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone,

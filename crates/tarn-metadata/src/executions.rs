@@ -123,6 +123,16 @@ impl Store {
         event_id: &str,
         wanted: &[NewExecution],
     ) -> Result<Vec<String>, MetadataError> {
+        Ok(self.dispatch_marking(event_id, wanted).await?.0)
+    }
+
+    /// [`Store::dispatch`], also answering whether this call was the one that marked the event
+    /// dispatched (so what follows an event, such as notifying topics, happens once).
+    pub async fn dispatch_marking(
+        &self,
+        event_id: &str,
+        wanted: &[NewExecution],
+    ) -> Result<(Vec<String>, bool), MetadataError> {
         let mut tx = self.write_tx().await?;
         let now = crate::now();
         let mut created = Vec::new();
@@ -148,13 +158,17 @@ impl Store {
                 created.push(id);
             }
         }
-        sqlx::query("UPDATE events SET dispatched_at = $1 WHERE id = $2 AND dispatched_at IS NULL")
-            .bind(&now)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
+        let marked = sqlx::query(
+            "UPDATE events SET dispatched_at = $1 WHERE id = $2 AND dispatched_at IS NULL",
+        )
+        .bind(&now)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
         tx.commit().await?;
-        Ok(created)
+        Ok((created, marked))
     }
 
     /// Leases the oldest execution that is due and not leased by a live worker.

@@ -19,6 +19,8 @@ mod deliveries;
 mod error;
 mod events;
 mod executions;
+pub mod logged_models;
+pub mod registry;
 pub mod run_search;
 mod store;
 pub mod testing;

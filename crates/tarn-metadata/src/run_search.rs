@@ -2,7 +2,9 @@
 //! 'tree' AND tags.team LIKE 'ml%' AND attributes.status = 'FINISHED'`) and `order_by`
 //! clauses (`metrics.rmse ASC`, `attributes.start_time DESC`).
 
-use crate::tracking::{run_maps, Experiment, Run};
+use crate::logged_models::LoggedModel;
+use crate::registry::{ModelVersion, RegisteredModel};
+use crate::tracking::{run_maps, Experiment, KeyValue, Run};
 use std::cmp::Ordering;
 
 /// What a clause compares.
@@ -184,6 +186,12 @@ fn compare<T: PartialOrd>(a: T, op: &str, b: T) -> bool {
 /// What filters and orderings can look at.
 pub trait Searchable {
     fn value_of(&self, e: &Entity) -> Option<Literal>;
+    /// Whether `tags.k != 'v'` matches an item without tag `k`. The registry says yes (the
+    /// client filters prompts out with `tags.mlflow.prompt.is_prompt != 'true'`); run search,
+    /// like MLflow's, says no.
+    fn missing_tag_differs(&self) -> bool {
+        false
+    }
 }
 
 impl Searchable for Run {
@@ -229,10 +237,108 @@ impl Searchable for Experiment {
     }
 }
 
+fn find(pairs: &[KeyValue], key: &str) -> Option<Literal> {
+    pairs
+        .iter()
+        .find(|t| t.key == key)
+        .map(|t| Literal::Text(t.value.clone()))
+}
+
+impl Searchable for LoggedModel {
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        let i = &self.info;
+        match e {
+            Entity::Tag(k) => find(&i.tags, k),
+            Entity::Param(k) => find(&self.data.params, k),
+            Entity::Metric(_) => None,
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(i.name.clone()),
+                "model_id" => Literal::Text(i.model_id.clone()),
+                "model_type" => Literal::Text(i.model_type.clone()?),
+                "status" => Literal::Text(i.status.clone()),
+                "source_run_id" => Literal::Text(i.source_run_id.clone()?),
+                "experiment_id" => Literal::Text(i.experiment_id.clone()),
+                "creation_timestamp" | "creation_time" => {
+                    Literal::Number(i.creation_timestamp_ms as f64)
+                }
+                "last_updated_timestamp" => Literal::Number(i.last_updated_timestamp_ms as f64),
+                _ => return None,
+            }),
+        }
+    }
+}
+
+impl Searchable for RegisteredModel {
+    fn missing_tag_differs(&self) -> bool {
+        true
+    }
+
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        match e {
+            Entity::Tag(k) => find(&self.tags, k),
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(self.name.clone()),
+                "creation_timestamp" => Literal::Number(self.creation_timestamp as f64),
+                "last_updated_timestamp" => Literal::Number(self.last_updated_timestamp as f64),
+                "description" => Literal::Text(self.description.clone()),
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Searchable for ModelVersion {
+    fn missing_tag_differs(&self) -> bool {
+        true
+    }
+
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        match e {
+            Entity::Tag(k) => find(&self.tags, k),
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(self.name.clone()),
+                "version" | "version_number" => Literal::Number(self.version.parse::<f64>().ok()?),
+                "run_id" => Literal::Text(self.run_id.clone()),
+                "source" | "source_path" => Literal::Text(self.source.clone()),
+                "model_id" => Literal::Text(self.model_id.clone()),
+                "current_stage" => Literal::Text(self.current_stage.clone()),
+                "user_id" => Literal::Text(self.user_id.clone()),
+                "approval_status" => Literal::Text(self.approval.status.clone()),
+                "creation_timestamp" => Literal::Number(self.creation_timestamp as f64),
+                "last_updated_timestamp" => Literal::Number(self.last_updated_timestamp as f64),
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The items matching `filter`, ordered by `order_by`, then by `tie`.
+pub fn search_items<T: Searchable>(
+    items: Vec<T>,
+    filter: &str,
+    order_by: &[String],
+    tie: impl Fn(&T, &T) -> Ordering,
+) -> Result<Vec<T>, String> {
+    let clauses = parse(filter)?;
+    let order = parse_order(order_by)?;
+    let mut found: Vec<T> = items
+        .into_iter()
+        .filter(|x| clauses.iter().all(|c| c.matches(x)))
+        .collect();
+    sort_by(&mut found, &order, tie);
+    Ok(found)
+}
+
 impl Clause {
     pub fn matches<T: Searchable>(&self, x: &T) -> bool {
         let actual = x.value_of(&self.entity);
-        let Some(actual) = actual else { return false };
+        let Some(actual) = actual else {
+            return self.op == "!="
+                && matches!(self.entity, Entity::Tag(_))
+                && x.missing_tag_differs();
+        };
         match (&actual, &self.value) {
             (Literal::Number(a), Literal::Number(b)) => compare(*a, &self.op, *b),
             (Literal::Text(a), Literal::Text(b)) => match self.op.as_str() {
@@ -322,23 +428,149 @@ pub fn search(runs: Vec<Run>, filter: &str, order_by: &[String]) -> Result<Vec<R
     Ok(runs)
 }
 
+/// A value bound into a search query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Number(f64),
+}
+
+/// The joins, conditions and ordering that find runs (table alias `r`) in SQL, with their
+/// binds numbered from the `first` placeholder on.
+#[derive(Debug, Default)]
+pub struct RunQuery {
+    pub joins: String,
+    pub conditions: Vec<String>,
+    pub order: String,
+    pub binds: Vec<Bind>,
+}
+
+/// The column of a run attribute, and whether it holds numbers.
+fn run_column(attribute: &str) -> Result<(&'static str, bool), String> {
+    Ok(match attribute {
+        "status" => ("r.status", false),
+        "run_name" | "name" => ("r.name", false),
+        "run_id" | "run_uuid" => ("r.id", false),
+        "user_id" => ("r.user_id", false),
+        "artifact_uri" => ("r.artifact_uri", false),
+        "lifecycle_stage" => ("r.lifecycle_stage", false),
+        "start_time" => ("r.start_time", true),
+        "end_time" => ("r.end_time", true),
+        other => {
+            return Err(format!(
+                "invalid attribute key '{other}'; valid ones are run_id, run_name, status, user_id, artifact_uri, lifecycle_stage, start_time, end_time"
+            ))
+        }
+    })
+}
+
+/// The table holding an entity's values for a run, and whether they are numbers.
+fn entity_table(e: &Entity) -> Option<(&'static str, bool)> {
+    match e {
+        Entity::Metric(_) => Some(("ml_latest_metrics", true)),
+        Entity::Param(_) => Some(("ml_params", false)),
+        Entity::Tag(_) => Some(("ml_run_tags", false)),
+        Entity::Attribute(_) => None,
+    }
+}
+
+impl RunQuery {
+    fn bind(&mut self, first: usize, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", first + self.binds.len() - 1)
+    }
+}
+
+/// Renders a comparison of `column` with the clause's value, checking that the types agree.
+fn condition(
+    q: &mut RunQuery,
+    first: usize,
+    column: &str,
+    numeric: bool,
+    c: &Clause,
+) -> Result<String, String> {
+    let value = match (&c.value, numeric) {
+        (Literal::Number(n), true) => Bind::Number(*n),
+        (Literal::Text(t), false) => Bind::Text(t.clone()),
+        // An unquoted number against strings compares with its text, as `params.depth = 6`.
+        (Literal::Number(n), false) => Bind::Text(n.to_string()),
+        (Literal::Text(t), true) => {
+            return Err(format!(
+                "'{t}' is not a number, and this key holds numbers; compare it with a number"
+            ))
+        }
+    };
+    Ok(match c.op.as_str() {
+        "LIKE" | "ILIKE" if numeric => {
+            return Err(format!("{} compares strings, not numbers", c.op));
+        }
+        "LIKE" => format!("{column} LIKE {}", q.bind(first, value)),
+        "ILIKE" => format!("LOWER({column}) LIKE LOWER({})", q.bind(first, value)),
+        op @ ("=" | "!=" | "<" | "<=" | ">" | ">=") => {
+            let op = if op == "!=" { "<>" } else { op };
+            format!("{column} {op} {}", q.bind(first, value))
+        }
+        other => return Err(format!("unsupported comparison {other}")),
+    })
+}
+
+/// Translates a run filter and order into SQL over `ml_runs r`: each clause on a metric,
+/// param or tag joins that table's row for the key (its primary key, so no run repeats), each
+/// order clause left-joins it (runs lacking the key sort last), ties go newest first.
+pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQuery, String> {
+    let clauses = parse(filter)?;
+    let order = parse_order(order_by)?;
+    let mut q = RunQuery::default();
+    for (i, c) in clauses.iter().enumerate() {
+        match (&c.entity, entity_table(&c.entity)) {
+            (Entity::Attribute(a), _) => {
+                let (column, numeric) = run_column(a)?;
+                let cond = condition(&mut q, first, column, numeric, c)?;
+                q.conditions.push(cond);
+            }
+            (Entity::Metric(k) | Entity::Param(k) | Entity::Tag(k), Some((table, numeric))) => {
+                let key = q.bind(first, Bind::Text(k.clone()));
+                let alias = format!("f{i}");
+                let cond = condition(&mut q, first, &format!("{alias}.value"), numeric, c)?;
+                q.joins.push_str(&format!(
+                    " JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key} AND {cond}"
+                ));
+            }
+            _ => unreachable!("every entity but attributes has a table"),
+        }
+    }
+    let mut keys = Vec::new();
+    for (i, o) in order.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let column = match (&o.entity, entity_table(&o.entity)) {
+            (Entity::Attribute(a), _) => run_column(a)?.0.to_string(),
+            (Entity::Metric(k) | Entity::Param(k) | Entity::Tag(k), Some((table, _))) => {
+                let key = q.bind(first, Bind::Text(k.clone()));
+                let alias = format!("o{i}");
+                q.joins.push_str(&format!(
+                    " LEFT JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key}"
+                ));
+                format!("{alias}.value")
+            }
+            _ => unreachable!("every entity but attributes has a table"),
+        };
+        keys.push(format!("({column} IS NULL), {column} {dir}"));
+    }
+    keys.push("r.start_time DESC, r.id".into());
+    q.order = keys.join(", ");
+    Ok(q)
+}
+
 /// The experiments matching `filter`, ordered by `order_by` (then by id).
 pub fn search_experiments(
     experiments: Vec<Experiment>,
     filter: &str,
     order_by: &[String],
 ) -> Result<Vec<Experiment>, String> {
-    let clauses = parse(filter)?;
-    let order = parse_order(order_by)?;
-    let mut found: Vec<Experiment> = experiments
-        .into_iter()
-        .filter(|e| clauses.iter().all(|c| c.matches(e)))
-        .collect();
-    sort_by(&mut found, &order, |a, b| {
+    search_items(experiments, filter, order_by, |a, b| {
         let id = |e: &Experiment| e.experiment_id.parse::<i64>().unwrap_or_default();
         id(a).cmp(&id(b))
-    });
-    Ok(found)
+    })
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ impl Store {
                         conn.execute("PRAGMA journal_mode=WAL").await?;
                         conn.execute("PRAGMA busy_timeout=30000").await?;
                         conn.execute("PRAGMA synchronous=NORMAL").await?;
+                        // LIKE is case-sensitive, as on Postgres and in MLflow's filters
+                        // (ILIKE is the case-blind one).
+                        conn.execute("PRAGMA case_sensitive_like=ON").await?;
                     }
                     Ok(())
                 })

@@ -8,7 +8,7 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// A tag or a param.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct KeyValue {
     pub key: String,
     pub value: String,
@@ -61,6 +61,7 @@ pub struct Run {
     pub info: RunInfo,
     pub data: RunData,
     pub inputs: serde_json::Value,
+    pub outputs: serde_json::Value,
 }
 
 /// What `log_batch` writes, in one transaction.
@@ -368,62 +369,9 @@ impl Store {
             .ok_or_else(|| MetadataError::NotFound(format!("Run '{id}' not found")))
     }
 
-    /// A run with its latest metrics, params and tags.
+    /// A run with its latest metrics, params, tags, inputs and outputs.
     pub async fn run(&self, id: &str) -> Result<Option<Run>, MetadataError> {
-        let Some(r) = sqlx::query(
-            "SELECT id, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri
-             FROM ml_runs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let kv = |rows: Vec<sqlx::any::AnyRow>| pairs_of(&rows);
-        let params = kv(sqlx::query(
-            "SELECT key, value FROM ml_params WHERE run_id = $1 ORDER BY key",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?);
-        let tags = kv(sqlx::query(
-            "SELECT key, value FROM ml_run_tags WHERE run_id = $1 ORDER BY key",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?);
-        let metrics = sqlx::query(
-            "SELECT key, value, timestamp, step FROM ml_latest_metrics WHERE run_id = $1 ORDER BY key",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(metric)
-        .collect();
-        let run_id: String = r.get("id");
-        let experiment_id: i64 = r.get("experiment_id");
-        Ok(Some(Run {
-            info: RunInfo {
-                run_uuid: run_id.clone(),
-                run_id,
-                run_name: r.get("name"),
-                experiment_id: experiment_id.to_string(),
-                user_id: r.get("user_id"),
-                status: r.get("status"),
-                start_time: r.get("start_time"),
-                end_time: r.get("end_time"),
-                artifact_uri: r.get("artifact_uri"),
-                lifecycle_stage: r.get("lifecycle_stage"),
-            },
-            data: RunData {
-                metrics,
-                params,
-                tags,
-            },
-            inputs: serde_json::json!({}),
-        }))
+        Ok(self.runs_by_ids(&[id.to_string()]).await?.pop())
     }
 
     /// Sets a run's status, end time and name (each when given).
@@ -559,24 +507,191 @@ impl Store {
         experiment_ids: &[String],
         stage: Option<&str>,
     ) -> Result<Vec<Run>, MetadataError> {
-        let mut out = Vec::new();
-        for e in experiment_ids {
-            let Ok(e) = e.parse::<i64>() else { continue };
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM ml_runs WHERE experiment_id = $1 AND ($2 = '' OR lifecycle_stage = $2)
-                 ORDER BY start_time DESC, id",
-            )
-            .bind(e)
-            .bind(stage.unwrap_or(""))
-            .fetch_all(&self.pool)
-            .await?;
-            for id in ids {
-                if let Some(r) = self.run(&id).await? {
-                    out.push(r);
+        Ok(self
+            .search_runs(experiment_ids, stage, "", &[], 0, i64::MAX as usize - 1)
+            .await?
+            .0)
+    }
+}
+
+impl Store {
+    /// One page of the runs of `experiment_ids` in `stage` (`None`: any) matching MLflow's
+    /// `filter`, ordered by `order_by` then newest first, found in SQL (indexes on each key
+    /// and value keep it fast with many runs). Answers the page and whether more follow.
+    pub async fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        stage: Option<&str>,
+        filter: &str,
+        order_by: &[String],
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Run>, bool), MetadataError> {
+        let experiments: Vec<i64> = experiment_ids
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .collect();
+        if experiments.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let first = experiments.len() + 2;
+        let q = crate::run_search::run_query(filter, order_by, first)
+            .map_err(MetadataError::Invalid)?;
+        let placeholders: Vec<String> = (1..=experiments.len()).map(|i| format!("${i}")).collect();
+        let mut conditions = vec![
+            format!("r.experiment_id IN ({})", placeholders.join(", ")),
+            format!(
+                "(${0} = '' OR r.lifecycle_stage = ${0})",
+                experiments.len() + 1
+            ),
+        ];
+        conditions.extend(q.conditions.iter().cloned());
+        let sql = format!(
+            "SELECT r.id FROM ml_runs r{} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            q.joins,
+            conditions.join(" AND "),
+            q.order,
+            limit + 1,
+            offset
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for e in &experiments {
+            query = query.bind(*e);
+        }
+        query = query.bind(stage.unwrap_or(""));
+        for b in &q.binds {
+            query = match b {
+                crate::run_search::Bind::Text(t) => query.bind(t.clone()),
+                crate::run_search::Bind::Number(n) => query.bind(*n),
+            };
+        }
+        let mut ids = query.fetch_all(&self.pool).await?;
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        Ok((self.runs_by_ids(&ids).await?, more))
+    }
+
+    /// Runs by id, in the order given, each with its params, tags, latest metrics, inputs and
+    /// outputs: six queries per thousand runs.
+    pub async fn runs_by_ids(&self, ids: &[String]) -> Result<Vec<Run>, MetadataError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            out.extend(self.runs_chunk(chunk).await?);
+        }
+        Ok(out)
+    }
+
+    async fn runs_chunk(&self, ids: &[String]) -> Result<Vec<Run>, MetadataError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let list = list.join(", ");
+        let fetch = |sql: String| {
+            let ids = ids.to_vec();
+            async move {
+                let mut q = sqlx::query(&sql);
+                for id in ids {
+                    q = q.bind(id);
+                }
+                Ok::<_, MetadataError>(q.fetch_all(&self.pool).await?)
+            }
+        };
+        let runs = fetch(format!(
+            "SELECT id, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri
+             FROM ml_runs WHERE id IN ({list})"
+        ))
+        .await?;
+        let mut by_id: std::collections::HashMap<String, Run> = runs
+            .iter()
+            .map(|r| {
+                let run_id: String = r.get("id");
+                let experiment_id: i64 = r.get("experiment_id");
+                let run = Run {
+                    info: RunInfo {
+                        run_uuid: run_id.clone(),
+                        run_id: run_id.clone(),
+                        run_name: r.get("name"),
+                        experiment_id: experiment_id.to_string(),
+                        user_id: r.get("user_id"),
+                        status: r.get("status"),
+                        start_time: r.get("start_time"),
+                        end_time: r.get("end_time"),
+                        artifact_uri: r.get("artifact_uri"),
+                        lifecycle_stage: r.get("lifecycle_stage"),
+                    },
+                    data: RunData::default(),
+                    inputs: serde_json::json!({ "dataset_inputs": [], "model_inputs": [] }),
+                    outputs: serde_json::json!({ "model_outputs": [] }),
+                };
+                (run_id, run)
+            })
+            .collect();
+        for r in fetch(format!(
+            "SELECT run_id, key, value FROM ml_params WHERE run_id IN ({list}) ORDER BY key"
+        ))
+        .await?
+        {
+            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
+                run.data.params.push(KeyValue {
+                    key: r.get("key"),
+                    value: r.get("value"),
+                });
+            }
+        }
+        for r in fetch(format!(
+            "SELECT run_id, key, value FROM ml_run_tags WHERE run_id IN ({list}) ORDER BY key"
+        ))
+        .await?
+        {
+            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
+                run.data.tags.push(KeyValue {
+                    key: r.get("key"),
+                    value: r.get("value"),
+                });
+            }
+        }
+        for r in fetch(format!(
+            "SELECT run_id, key, value, timestamp, step FROM ml_latest_metrics WHERE run_id IN ({list}) ORDER BY key"
+        ))
+        .await?
+        {
+            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
+                run.data.metrics.push(metric(&r));
+            }
+        }
+        for r in fetch(format!(
+            "SELECT run_id, kind, body FROM ml_run_inputs WHERE run_id IN ({list}) ORDER BY kind, ident"
+        ))
+        .await?
+        {
+            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
+                let body: serde_json::Value = serde_json::from_str(&r.get::<String, _>("body"))?;
+                let field = if r.get::<String, _>("kind") == "dataset" {
+                    "dataset_inputs"
+                } else {
+                    "model_inputs"
+                };
+                if let Some(list) = run.inputs[field].as_array_mut() {
+                    list.push(body);
                 }
             }
         }
-        Ok(out)
+        for r in fetch(format!(
+            "SELECT run_id, model_id, step FROM ml_run_outputs WHERE run_id IN ({list}) ORDER BY step, model_id"
+        ))
+        .await?
+        {
+            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
+                if let Some(list) = run.outputs["model_outputs"].as_array_mut() {
+                    list.push(serde_json::json!({
+                        "model_id": r.get::<String, _>("model_id"),
+                        "step": r.get::<i64, _>("step"),
+                    }));
+                }
+            }
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 }
 
@@ -597,7 +712,7 @@ async fn set_tag(
     Ok(())
 }
 
-fn pairs_of(rows: &[sqlx::any::AnyRow]) -> Vec<KeyValue> {
+pub(crate) fn pairs_of(rows: &[sqlx::any::AnyRow]) -> Vec<KeyValue> {
     rows.iter()
         .map(|t| KeyValue {
             key: t.get("key"),

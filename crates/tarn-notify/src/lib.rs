@@ -109,6 +109,15 @@ impl Notifier {
         self.topics.iter().any(|t| t.name == topic)
     }
 
+    /// The topics events of `kind` are published to (their `events:` list it).
+    pub fn topics_for(&self, kind: &str) -> Vec<String> {
+        self.topics
+            .iter()
+            .filter(|t| t.receives(kind))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     /// Delivers `msg` to every subscription of `topic`, with retries, and reports each.
     pub async fn deliver(&self, topic: &str, msg: &Message) -> Result<Vec<Delivery>, NotifyError> {
         let spec = self

@@ -206,7 +206,11 @@ impl Engine {
             }
             for e in events {
                 let wanted = self.executions_for(&e, None).await?;
-                created.extend(self.lake.meta.dispatch(&e.id, &wanted).await?);
+                let (new, marked) = self.lake.meta.dispatch_marking(&e.id, &wanted).await?;
+                created.extend(new);
+                if marked {
+                    self.publish_event(&e);
+                }
             }
         }
     }
@@ -548,18 +552,58 @@ impl Engine {
                 ),
                 detail,
             );
-            let (notifier, meta, topic) =
-                (self.notifier.clone(), self.lake.meta.clone(), topic.clone());
-            let handle = tokio::spawn(async move {
-                match notifier.deliver(&topic, &msg).await {
-                    Ok(report) => record_deliveries(&meta, &topic, &msg.subject, &report).await,
-                    Err(e) => tracing::warn!("{e}"),
-                }
-            });
-            let mut pending = self.deliveries.lock().expect("deliveries lock");
-            pending.retain(|h| !h.is_finished());
-            pending.push(handle);
+            self.publish(topic, msg);
         }
+    }
+
+    /// Publishes an event to the topics whose `events:` list its kind, e.g. a model version
+    /// approved: the subject says what happened to what, by whom; the detail is the event's.
+    fn publish_event(&self, e: &Event) {
+        for topic in self.notifier.topics_for(&e.kind) {
+            let d = &e.detail;
+            let what = match (d["name"].as_str(), d["version"].as_str()) {
+                (Some(n), Some(v)) => format!(" {n} version {v}"),
+                _ if !e.key.is_empty() => format!(" {}", e.key),
+                _ => String::new(),
+            };
+            let by = d["by"]
+                .as_str()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+            let why = d["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let mut detail = d.clone();
+            detail["event_id"] = e.id.clone().into();
+            detail["event"] = e.kind.clone().into();
+            detail["lake"] = self.lake.config.lake.clone().into();
+            let msg = tarn_notify::Message::new(
+                format!("{}: {}{what}{by}{why}", self.lake.config.lake, e.kind),
+                detail,
+            );
+            self.publish(&topic, msg);
+        }
+    }
+
+    /// Delivers `msg` to `topic` in the background (retrying as the notifier does) and records
+    /// each delivery; [`Engine::flush`] waits for what is still under way.
+    fn publish(&self, topic: &str, msg: tarn_notify::Message) {
+        let (notifier, meta, topic) = (
+            self.notifier.clone(),
+            self.lake.meta.clone(),
+            topic.to_string(),
+        );
+        let handle = tokio::spawn(async move {
+            match notifier.deliver(&topic, &msg).await {
+                Ok(report) => record_deliveries(&meta, &topic, &msg.subject, &report).await,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        });
+        let mut pending = self.deliveries.lock().expect("deliveries lock");
+        pending.retain(|h| !h.is_finished());
+        pending.push(handle);
     }
 
     /// Waits (at most `limit`) for notifications still being delivered: a process about to

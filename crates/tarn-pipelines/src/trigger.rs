@@ -13,7 +13,8 @@ pub const SCHEDULE_EVENT: &str = "schedule.fired";
 pub const MANUAL_EVENT: &str = "manual";
 
 /// Whether `event` starts `p`: an object landing in the origin zone under the prefix with the
-/// suffix, a custom event whose source and detail type are listed, or its own schedule.
+/// suffix, a custom or registry event (source `tarn.registry`, detail type
+/// `model.version.approved`...) whose source and detail type are listed, or its own schedule.
 pub fn matches(p: &PipelineSpec, event: &Event) -> bool {
     p.triggers.iter().any(|t| match t {
         Trigger::S3 { prefix, suffix } => {
@@ -28,7 +29,7 @@ pub fn matches(p: &PipelineSpec, event: &Event) -> bool {
         } => {
             let s = event.detail["source"].as_str().unwrap_or_default();
             let d = event.detail["detail_type"].as_str().unwrap_or_default();
-            event.kind == CUSTOM_EVENT
+            (event.kind == CUSTOM_EVENT || s == tarn_lake::registry::EVENT_SOURCE)
                 && (source.is_empty() || source.iter().any(|x| x == s))
                 && (detail_type.is_empty() || detail_type.iter().any(|x| x == d))
         }
@@ -90,7 +91,7 @@ pub fn aws_shape(event: &Event, bucket: &str, region: &str) -> serde_json::Value
         )
     } else {
         (
-            "tarn".into(),
+            event.detail["source"].as_str().unwrap_or("tarn").into(),
             event.kind.clone().into(),
             event.detail.clone(),
         )

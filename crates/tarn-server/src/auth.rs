@@ -49,12 +49,28 @@ impl Scope {
     }
 }
 
+/// Who is calling: the name of the request's token when auth is on.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Caller(pub Option<String>);
+
+impl Caller {
+    /// The token's name; without auth, what the request claims (the CLI sends the user), or
+    /// `anonymous`.
+    pub(crate) fn name(&self, claimed: Option<String>) -> String {
+        self.0
+            .clone()
+            .or(claimed.filter(|c| !c.trim().is_empty()))
+            .unwrap_or_else(|| "anonymous".into())
+    }
+}
+
 pub(crate) async fn require_token(
     State(app): State<App>,
     mut req: Request,
     next: Next,
 ) -> Response {
     req.extensions_mut().insert(Scope::default());
+    req.extensions_mut().insert(Caller::default());
     if !app.auth || open_path(req.uri().path()) {
         return next.run(req).await;
     }
@@ -96,6 +112,8 @@ pub(crate) async fn require_token(
         .into_response();
     }
     tracing::Span::current().record("token", record.name.as_str());
+    req.extensions_mut()
+        .insert(Caller(Some(record.name.clone())));
     if let Some(domain) = &record.scope {
         req.extensions_mut()
             .insert(Scope(Some((record.name.clone(), domain.clone()))));

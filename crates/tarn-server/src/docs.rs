@@ -2,7 +2,7 @@
 //! `/openapi.json`, and a browsable page at `/docs` (Swagger UI, vendored from the npm package
 //! `swagger-ui-dist` and embedded in the binary, so it works with no internet).
 
-use crate::{executions, routes};
+use crate::{executions, models, routes};
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "tarn",
-        description = "A data lake and its ML operations in one program: zones and objects, the catalog, crawls, Delta loads, SQL, events and pipeline executions.\n\nErrors always answer `{\"error\": {\"code\", \"message\", \"status\"}}`. Lists page with `limit` and `next_token`. When the server runs with `--auth`, every call but /health and /ready needs `Authorization: Bearer TOKEN` (`tarn token create`)."
+        description = "A data lake and its ML operations in one program: zones and objects, the catalog, crawls, Delta loads, SQL, events and pipeline executions, model approvals.\n\nErrors always answer `{\"error\": {\"code\", \"message\", \"status\"}}`. Lists page with `limit` and `next_token`. When the server runs with `--auth`, every call but /health and /ready needs `Authorization: Bearer TOKEN` (`tarn token create`)."
     ),
     paths(
         routes::health,
@@ -30,6 +30,10 @@ use utoipa::{Modify, OpenApi};
         executions::logs,
         executions::retry,
         executions::cancel,
+        models::list,
+        models::show,
+        models::approve,
+        models::reject,
         routes::tables,
         routes::table,
         routes::history,
@@ -50,6 +54,7 @@ use utoipa::{Modify, OpenApi};
         (name = "catalog", description = "Databases, tables, schemas, partitions, versions; crawls"),
         (name = "tables", description = "Loads into Delta tables under data contracts"),
         (name = "sql", description = "SQL over every catalogued table"),
+        (name = "models", description = "The model registry's approvals (MLflow's own API is at /api/2.0/mlflow)"),
     )
 )]
 pub struct ApiDoc;

@@ -19,6 +19,10 @@
 //! - `GET /api/v1/executions?pipeline=&status=&limit=&next_token=`,
 //!   `GET /api/v1/executions/{id}`, `GET /api/v1/executions/{id}/logs` (text),
 //!   `POST /api/v1/executions/{id}/retry`, `POST /api/v1/executions/{id}/cancel`
+//! - `GET /api/v1/models`, `GET /api/v1/models/{name}`,
+//!   `POST /api/v1/models/{name}/versions/{version}/approve|reject` `{"reason"}`
+//! - MLflow's tracking and registry API under `/api/2.0/mlflow/`, its artifact proxy under
+//!   `/api/2.0/mlflow-artifacts/`
 
 mod auth;
 mod docs;
@@ -26,6 +30,9 @@ mod error;
 mod executions;
 mod mlflow;
 mod mlflow_artifacts;
+mod mlflow_models;
+mod mlflow_registry;
+mod models;
 mod routes;
 
 pub use docs::openapi;

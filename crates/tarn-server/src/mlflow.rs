@@ -1,8 +1,9 @@
 //! MLflow's tracking REST API (`/api/2.0/mlflow/...`), so the `mlflow` Python client works
 //! with `MLFLOW_TRACKING_URI` pointing at `tarn serve`: experiments, runs, params, metrics,
 //! tags, metric history and run search with MLflow's filter strings. Errors come in MLflow's
-//! shape (`error_code`, `message`) so the client's exceptions read the same. What is not
-//! built yet (artifacts, logged models, the registry) answers 501 `NOT_IMPLEMENTED` saying so.
+//! shape (`error_code`, `message`) so the client's exceptions read the same. Logged models are
+//! in `mlflow_models`, the registry in `mlflow_registry`, artifacts in `mlflow_artifacts`;
+//! what tarn does not serve (traces, prompts, scorers, webhooks) answers 501 `NOT_IMPLEMENTED`.
 
 use crate::App;
 use axum::extract::{Query, State};
@@ -12,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tarn_lake::tracking::{Batch, KeyValue, Metric, Run};
+use tarn_lake::tracking::{Batch, KeyValue, Metric};
 use tarn_lake::MetadataError;
 
 /// An MLflow error: an HTTP status, MLflow's error code, a message.
@@ -54,18 +55,18 @@ impl From<MetadataError> for MlflowError {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }
 
-fn invalid(m: impl Into<String>) -> MlflowError {
+pub(crate) fn invalid(m: impl Into<String>) -> MlflowError {
     MlflowError(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", m.into())
 }
 
-fn missing(what: &str) -> MlflowError {
+pub(crate) fn missing(what: &str) -> MlflowError {
     MlflowError(
         StatusCode::NOT_FOUND,
         "RESOURCE_DOES_NOT_EXIST",
@@ -73,7 +74,7 @@ fn missing(what: &str) -> MlflowError {
     )
 }
 
-type Answer = Result<Json<Value>, MlflowError>;
+pub(crate) type Answer = Result<Json<Value>, MlflowError>;
 
 pub(crate) fn router() -> Router<App> {
     Router::new()
@@ -101,7 +102,8 @@ pub(crate) fn router() -> Router<App> {
         .route("/runs/log-batch", post(log_batch))
         .route("/runs/search", post(search_runs))
         .route("/metrics/get-history", get(metric_history))
-        .route("/logged-models/search", post(search_logged_models))
+        .merge(crate::mlflow_models::router())
+        .merge(crate::mlflow_registry::router())
         .fallback(not_built)
 }
 
@@ -111,13 +113,13 @@ pub(crate) async fn not_built(uri: axum::http::Uri) -> MlflowError {
         StatusCode::NOT_IMPLEMENTED,
         "NOT_IMPLEMENTED",
         format!(
-            "tarn does not serve {} yet: experiments, runs, params, metrics, tags, run search and artifacts work; logged models and the model registry come next",
+            "tarn does not serve {} (yet): experiments, runs, logged models, artifacts and the model registry work; traces, prompts, scorers and webhooks do not",
             uri.path()
         ),
     )
 }
 
-fn text(body: &Value, field: &str) -> Option<String> {
+pub(crate) fn text(body: &Value, field: &str) -> Option<String> {
     match &body[field] {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -125,14 +127,14 @@ fn text(body: &Value, field: &str) -> Option<String> {
     }
 }
 
-fn required(body: &Value, field: &str) -> Result<String, MlflowError> {
+pub(crate) fn required(body: &Value, field: &str) -> Result<String, MlflowError> {
     text(body, field)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid(format!("Missing value for required parameter '{field}'.")))
 }
 
 /// An int64 as MLflow's JSON carries it: a number or a string of one.
-fn int(body: &Value, field: &str) -> Result<Option<i64>, MlflowError> {
+pub(crate) fn int(body: &Value, field: &str) -> Result<Option<i64>, MlflowError> {
     match &body[field] {
         Value::Null => Ok(None),
         Value::Number(n) => n
@@ -161,7 +163,7 @@ fn float(v: &Value, field: &str) -> Result<f64, MlflowError> {
     }
 }
 
-fn pairs(v: &Value) -> Vec<KeyValue> {
+pub(crate) fn pairs(v: &Value) -> Vec<KeyValue> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -225,7 +227,7 @@ async fn get_experiment_by_name(
 }
 
 /// `view_type`/`run_view_type`: ACTIVE_ONLY (default), DELETED_ONLY, ALL.
-fn stage(v: &Value) -> Option<&'static str> {
+pub(crate) fn stage(v: &Value) -> Option<&'static str> {
     match v.as_str() {
         Some("DELETED_ONLY") | Some("2") => Some("deleted"),
         Some("ALL") | Some("3") => None,
@@ -246,7 +248,7 @@ async fn search_experiments(State(app): State<App>, Json(body): Json<Value>) -> 
     Ok(Json(json!({ "experiments": found })))
 }
 
-fn strings(v: &Value) -> Vec<String> {
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -256,7 +258,24 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn done() -> Answer {
+/// One page of `items` from the offset `token` names: the page and the next token.
+pub(crate) fn page<T>(
+    items: Vec<T>,
+    max: usize,
+    token: Option<String>,
+) -> Result<(Vec<T>, Option<String>), MlflowError> {
+    let offset: usize = match token.filter(|t| !t.is_empty()) {
+        Some(t) => t
+            .parse()
+            .map_err(|_| invalid(format!("page_token {t:?} is not one this server gave")))?,
+        None => 0,
+    };
+    let total = items.len();
+    let next = (offset + max < total).then(|| (offset + max).to_string());
+    Ok((items.into_iter().skip(offset).take(max).collect(), next))
+}
+
+pub(crate) fn done() -> Answer {
     Ok(Json(json!({})))
 }
 
@@ -319,12 +338,6 @@ async fn delete_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     done()
 }
 
-/// Logged models cannot be created in tarn yet (`logged-models/create` answers 501), so none
-/// match; the client asks while listing and downloading a run's artifacts.
-async fn search_logged_models() -> Answer {
-    Ok(Json(json!({ "models": [] })))
-}
-
 async fn create_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     let experiment = text(&body, "experiment_id").unwrap_or_else(|| "0".into());
     let run = app
@@ -341,7 +354,7 @@ async fn create_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     Ok(Json(json!({ "run": run })))
 }
 
-fn run_id(body: &Value) -> Result<String, MlflowError> {
+pub(crate) fn run_id(body: &Value) -> Result<String, MlflowError> {
     text(body, "run_id")
         .or_else(|| text(body, "run_uuid"))
         .filter(|s| !s.is_empty())
@@ -451,18 +464,7 @@ async fn metric_history(
 }
 
 async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer {
-    let experiments: Vec<String> = body["experiment_ids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let experiments = strings_or_numbers(&body["experiment_ids"]);
     let filter = text(&body, "filter").unwrap_or_default();
     let order = strings(&body["order_by"]);
     let max = int(&body, "max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
@@ -472,17 +474,36 @@ async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer 
             .map_err(|_| invalid(format!("page_token {t:?} is not one this server gave")))?,
         None => 0,
     };
-    let all = app
+    let (runs, more) = app
         .lake
         .meta
-        .runs_of(&experiments, stage(&body["run_view_type"]))
+        .search_runs(
+            &experiments,
+            stage(&body["run_view_type"]),
+            &filter,
+            &order,
+            offset,
+            max,
+        )
         .await?;
-    let runs = tarn_lake::run_search::search(all, &filter, &order).map_err(invalid)?;
-    let total = runs.len();
-    let page: Vec<Run> = runs.into_iter().skip(offset).take(max).collect();
-    let mut answer = json!({ "runs": page });
-    if offset + max < total {
+    let mut answer = json!({ "runs": runs });
+    if more {
         answer["next_page_token"] = json!((offset + max).to_string());
     }
     Ok(Json(answer))
+}
+
+/// A list of ids, each a string or a number.
+pub(crate) fn strings_or_numbers(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -37,6 +37,16 @@ pub(crate) fn router(app: App) -> Router {
         .route("/executions/{id}/logs", get(crate::executions::logs))
         .route("/executions/{id}/retry", post(crate::executions::retry))
         .route("/executions/{id}/cancel", post(crate::executions::cancel))
+        .route("/models", get(crate::models::list))
+        .route("/models/{name}", get(crate::models::show))
+        .route(
+            "/models/{name}/versions/{version}/approve",
+            post(crate::models::approve),
+        )
+        .route(
+            "/models/{name}/versions/{version}/reject",
+            post(crate::models::reject),
+        )
         .route("/tables", get(tables))
         .route("/tables/{table}", get(table))
         .route("/tables/{table}/history", get(history))

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use std::path::Path;
+use tarn_lake::registry::{ModelVersion, RegisteredModel};
 use tarn_lake::{
     CrawlReport, Event, ExecutionDetail, ExecutionRecord, HistoryEntry, Landed, LoadArgs,
     LoadReport, ObjectInfo, QueryResult, SqlInto, TableDetail, TableSummary,
@@ -80,7 +81,11 @@ impl Client {
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
         let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        match body["error"]["message"].as_str() {
+        // tarn's errors are `{"error": {message}}`; MLflow's API answers `{"message"}`.
+        match body["error"]["message"]
+            .as_str()
+            .or(body["message"].as_str())
+        {
             Some(m) if status == StatusCode::UNAUTHORIZED => {
                 bail!("{m} (pass --token or set TARN_TOKEN)")
             }
@@ -369,5 +374,66 @@ impl Client {
             &format!("/api/v1/executions/{}/{action}", segment(id)),
         ))
         .await
+    }
+
+    /// Every registered model.
+    pub async fn models(&self) -> Result<Vec<RegisteredModel>> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            models: Vec<RegisteredModel>,
+        }
+        let l: List = self
+            .json(self.request(Method::GET, "/api/v1/models"))
+            .await?;
+        Ok(l.models)
+    }
+
+    /// A model and all its versions.
+    pub async fn model(&self, name: &str) -> Result<(RegisteredModel, Vec<ModelVersion>)> {
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            model: RegisteredModel,
+            versions: Vec<ModelVersion>,
+        }
+        let d: Detail = self
+            .json(self.request(Method::GET, &format!("/api/v1/models/{}", segment(name))))
+            .await?;
+        Ok((d.model, d.versions))
+    }
+
+    /// `approve` or `reject` a version, saying why (and who, when the server has no auth).
+    pub async fn decide(
+        &self,
+        name: &str,
+        version: &str,
+        action: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<ModelVersion> {
+        let path = format!(
+            "/api/v1/models/{}/versions/{}/{action}",
+            segment(name),
+            segment(version)
+        );
+        self.json(
+            self.request(Method::POST, &path)
+                .json(&serde_json::json!({ "reason": reason, "by": by })),
+        )
+        .await
+    }
+
+    /// Points `alias` at `version`, or removes it (`None`), through MLflow's registry API.
+    pub async fn alias(&self, name: &str, alias: &str, version: Option<&str>) -> Result<()> {
+        let path = "/api/2.0/mlflow/registered-models/alias";
+        let req = match version {
+            Some(v) => self
+                .request(Method::POST, path)
+                .json(&serde_json::json!({ "name": name, "alias": alias, "version": v })),
+            None => self
+                .request(Method::DELETE, path)
+                .json(&serde_json::json!({ "name": name, "alias": alias })),
+        };
+        self.send(req).await?;
+        Ok(())
     }
 }

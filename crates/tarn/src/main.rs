@@ -1,6 +1,7 @@
 //! The `tarn` command: parses arguments, calls `tarn-lake`, prints for people or for programs.
 
 mod client;
+mod models;
 mod pipelines;
 mod print;
 mod tracking;
@@ -254,6 +255,20 @@ enum Command {
     ///   tarn runs compare RUN_ID RUN_ID
     #[command(subcommand, verbatim_doc_comment)]
     Runs(RunsCommand),
+    /// The model registry: registered models, versions, stages, aliases and approvals.
+    ///
+    /// A new version waits as PendingManualApproval (unless the model's tag
+    /// tarn.approval.default is Approved); aliases and stages listed in its tag
+    /// tarn.approval.required_for accept only approved versions. Each decision is an event
+    /// (model.version.approved / rejected) that topics and pipelines receive.
+    ///
+    /// Examples:
+    ///   tarn models list
+    ///   tarn models versions delays --approval PendingManualApproval
+    ///   tarn models approve delays 3 --reason "beats v2 on March holdout"
+    ///   tarn models alias delays champion 3
+    #[command(subcommand, verbatim_doc_comment)]
+    Models(ModelsCommand),
     /// Send a test message to TOPIC and report each subscription's delivery.
     Notify {
         #[command(subcommand)]
@@ -392,6 +407,65 @@ enum ExperimentsCommand {
         all: bool,
         #[command(flatten)]
         out: Output,
+    },
+    /// One experiment: tags, where its artifacts go, its runs and logged models.
+    Show {
+        /// The experiment's name or id.
+        experiment: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Registered models with their newest version per stage and their aliases.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// One model: its approval policy, aliases, tags and every version.
+    Show {
+        name: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Every version of a model: stage, aliases, approval (who, when, why), run.
+    Versions {
+        name: String,
+        /// Only versions with this approval status (PendingManualApproval, Approved, Rejected).
+        #[arg(long)]
+        approval: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Approve a version (records who, when and why; sends model.version.approved).
+    Approve {
+        name: String,
+        version: String,
+        /// Why: kept with the decision and sent with its event.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Reject a version (aliases that require approval leave it; sends model.version.rejected).
+    Reject {
+        name: String,
+        version: String,
+        /// Why: kept with the decision and sent with its event.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Point ALIAS at VERSION (models:/NAME@ALIAS then loads it), or remove it with --delete.
+    Alias {
+        name: String,
+        alias: String,
+        version: Option<String>,
+        #[arg(long)]
+        delete: bool,
     },
 }
 
@@ -653,6 +727,10 @@ async fn run(cli: Cli) -> Result<()> {
             refuse_server(&server)?;
             tracking::runs(&open(&cli).await?, cmd).await?;
         }
+        Command::Models(cmd) => match &server {
+            Some(c) => models::models(&pipelines::Via::Server(c), cmd).await?,
+            None => models::models(&pipelines::Via::Lake(&open(&cli).await?), cmd).await?,
+        },
         Command::Executions(cmd) => match &server {
             Some(c) => pipelines::executions(&pipelines::Via::Server(c), cmd).await?,
             None => pipelines::executions(&pipelines::Via::Lake(&open(&cli).await?), cmd).await?,

@@ -360,7 +360,9 @@ pub fn start_engine(
     bound: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if !lake.config.root.join(tarn_config::PIPELINES_DIR).is_dir() {
+    // The engine runs pipelines and publishes events to the topics that list them.
+    let publishes = lake.config.topics.iter().any(|t| !t.events.is_empty());
+    if !lake.config.root.join(tarn_config::PIPELINES_DIR).is_dir() && !publishes {
         return None;
     }
     Some(tokio::spawn(async move {

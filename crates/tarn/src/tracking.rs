@@ -29,6 +29,60 @@ pub async fn experiments(lake: &Lake, cmd: &ExperimentsCommand) -> Result<()> {
             }
             println!("{t}\n{} experiment(s)", list.len());
         }
+        ExperimentsCommand::Show { experiment, out } => {
+            let id = experiment_id(lake, experiment).await?;
+            let e = lake
+                .meta
+                .experiment(&id)
+                .await?
+                .context("the experiment vanished while reading it")?;
+            let runs = lake.meta.runs_of(std::slice::from_ref(&id), None).await?;
+            let models = lake
+                .meta
+                .logged_models_of(std::slice::from_ref(&id))
+                .await?;
+            if out.json() {
+                return print::json(&serde_json::json!({
+                    "experiment": e, "runs": runs.len(),
+                    "active_runs": runs.iter().filter(|r| r.info.lifecycle_stage == "active").count(),
+                    "logged_models": models,
+                }));
+            }
+            println!(
+                "experiment {} ({}), {}, created {}\nartifacts: {}",
+                e.name,
+                e.experiment_id,
+                e.lifecycle_stage,
+                ms(e.creation_time),
+                e.artifact_location
+            );
+            for t in &e.tags {
+                println!("tag {} = {}", t.key, t.value);
+            }
+            let active = runs
+                .iter()
+                .filter(|r| r.info.lifecycle_stage == "active")
+                .count();
+            println!(
+                "{} run(s) ({active} active, {} deleted); `tarn runs list --experiment {}` lists them",
+                runs.len(),
+                runs.len() - active,
+                e.name
+            );
+            if !models.is_empty() {
+                let mut t = print::grid(&["logged model", "name", "status", "run", "created"]);
+                for m in &models {
+                    t.add_row(vec![
+                        m.info.model_id.clone(),
+                        m.info.name.clone(),
+                        m.info.status.clone(),
+                        m.info.source_run_id.clone().unwrap_or_default(),
+                        ms(m.info.creation_timestamp_ms),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
     }
     Ok(())
 }
@@ -59,11 +113,23 @@ pub async fn runs(lake: &Lake, cmd: &RunsCommand) -> Result<()> {
             out,
         } => {
             let id = experiment_id(lake, experiment).await?;
-            let all = lake.meta.runs_of(&[id], Some("active")).await?;
-            let mut runs =
-                tarn_lake::run_search::search(all, filter.as_deref().unwrap_or(""), order_by)
-                    .map_err(|e| anyhow::anyhow!("--filter/--order-by: {e}"))?;
-            runs.truncate(*limit);
+            let (runs, _) = lake
+                .meta
+                .search_runs(
+                    &[id],
+                    Some("active"),
+                    filter.as_deref().unwrap_or(""),
+                    order_by,
+                    0,
+                    *limit,
+                )
+                .await
+                .map_err(|e| match e {
+                    tarn_lake::MetadataError::Invalid(m) => {
+                        anyhow::anyhow!("--filter/--order-by: {m}")
+                    }
+                    other => other.into(),
+                })?;
             if out.json() {
                 return print::json(&runs);
             }

@@ -229,13 +229,18 @@ fn land_and_ls_over_a_folder() {
     );
 }
 
-/// The full flights.csv from ../shared (or TARN_SHARED_DATA), unzipped into `dir`.
-fn flights_csv(dir: &Path) -> std::path::PathBuf {
-    let data = std::env::var("TARN_SHARED_DATA")
+/// `../shared/data/nycflights13`, or `TARN_SHARED_DATA`.
+fn shared_data() -> std::path::PathBuf {
+    std::env::var("TARN_SHARED_DATA")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nycflights13")
-        });
+        })
+}
+
+/// The full flights.csv from ../shared (or TARN_SHARED_DATA), unzipped into `dir`.
+fn flights_csv(dir: &Path) -> std::path::PathBuf {
+    let data = shared_data();
     let out = dir.join("flights.csv");
     let status = Command::new("python3")
         .args([

@@ -159,7 +159,7 @@ fn seed_example_runs_when_a_file_lands_shared() {
 }
 
 /// A one-request HTTP receiver on loopback; answers the body it got.
-fn receiver() -> (String, std::thread::JoinHandle<String>) {
+pub(crate) fn receiver() -> (String, std::thread::JoinHandle<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let handle = std::thread::spawn(move || {

@@ -85,7 +85,17 @@ impl Served {
             .unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{status:?}");
-        self.log.join().unwrap()
+        let log = std::mem::replace(&mut self.log, std::thread::spawn(String::new));
+        log.join().unwrap()
+    }
+}
+
+/// A test that fails midway still takes its server down (an orphan would hold the test
+/// runner's output open).
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

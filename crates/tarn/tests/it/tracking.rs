@@ -140,3 +140,157 @@ fn mlflow_client_tracks_runs_embedded() {
 fn mlflow_client_tracks_runs_shared() {
     mlflow_client_tracks_runs(Deployment::Shared);
 }
+
+/// Runs a phase of `mlflow_registry.py` against `url`; answers what it printed.
+fn registry_phase(url: &str, phase: &str, work: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/mlflow_registry.py"
+        ))
+        .args([phase, work.to_str().unwrap()])
+        .env("MLFLOW_TRACKING_URI", url)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("WEATHER_CSV", crate::shared_data().join("weather.csv"))
+        .output()
+        .expect("python3 runs (scripts/test installs mlflow and scikit-learn)");
+    assert!(
+        out.status.success(),
+        "{phase}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// `log_model(..., registered_model_name=...)`, an approval through `tarn models approve`
+/// that reaches a topic's webhook, then an alias and a stage and `pyfunc.load_model` by
+/// alias, version and stage predicting what the trained model predicted.
+fn registry_with_approvals(deployment: Deployment) {
+    let (hook, received) = crate::pipelines::receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let place = rt.block_on(fresh_yml(deployment, dir.path()));
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        format!(
+            "lake: ml\ndomains: [weather]\n{place}topics:\n  - name: approvals\n    events: [model.version.approved]\n    subscriptions:\n      - protocol: webhook\n        endpoint: {hook}\n"
+        ),
+    )
+    .unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let trained = registry_phase(&served.url, "train", work.path());
+    assert_eq!(trained["version"], "1", "{trained}");
+    assert_eq!(trained["run_matches"], true);
+    let model_uri = trained["model_uri"].as_str().unwrap();
+    assert!(model_uri.starts_with("models:/m-"), "{model_uri}");
+    assert_eq!(trained["source"], model_uri);
+    assert_eq!(trained["logged_status"], "READY");
+    assert_eq!(
+        trained["outputs"],
+        serde_json::json!([model_uri.trim_start_matches("models:/")])
+    );
+    assert_eq!(trained["alias_refused"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(trained["missing_version"], "RESOURCE_DOES_NOT_EXIST");
+
+    // The new version waits for approval.
+    let versions: serde_json::Value = serde_json::from_str(&ok(&tarn(
+        dir.path(),
+        &["models", "versions", "humidity", "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(versions[0]["approval"]["status"], "PendingManualApproval");
+    let refused = tarn(
+        dir.path(),
+        &["models", "alias", "humidity", "champion", "1"],
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("tarn models approve humidity 1"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // Approved through the server's API, as a reviewer elsewhere would.
+    let approved = ok(&tarn(
+        dir.path(),
+        &[
+            "--server",
+            &served.url,
+            "models",
+            "approve",
+            "humidity",
+            "1",
+            "--reason",
+            "r2 holds on the 2013 holdout",
+        ],
+    ));
+    assert!(approved.contains("is Approved"), "{approved}");
+    // The approval reaches the topic's subscriber with who, what and why.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(received.join().unwrap()));
+    let body = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the approval reaches the topic's webhook within a minute");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["topic"], "approvals", "{body}");
+    let subject = body["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("model.version.approved")
+            && subject.contains("humidity version 1")
+            && subject.contains("r2 holds on the 2013 holdout"),
+        "{subject}"
+    );
+    assert_eq!(body["detail"]["approval_status"], "Approved");
+    assert_eq!(body["detail"]["previous_status"], "PendingManualApproval");
+
+    let served_phase = registry_phase(&served.url, "serve", work.path());
+    for uri in [
+        "models:/humidity@champion",
+        "models:/humidity/1",
+        "models:/humidity/Production",
+    ] {
+        assert_eq!(
+            served_phase[uri], true,
+            "{uri} predicts differently: {served_phase}"
+        );
+    }
+    assert_eq!(served_phase["by_alias"], "1");
+    assert_eq!(served_phase["latest_production"], serde_json::json!(["1"]));
+    assert_eq!(served_phase["second"], "2");
+    assert_eq!(served_phase["versions"], serde_json::json!(["1", "2"]));
+    assert_eq!(served_phase["registered"], serde_json::json!(["humidity"]));
+    assert_eq!(
+        served_phase["description"],
+        "relative humidity from temp and dew point"
+    );
+    assert_eq!(served_phase["after_delete"], serde_json::json!(["1"]));
+    assert_eq!(served_phase["duplicate"], "RESOURCE_ALREADY_EXISTS");
+    let log = served.stop();
+
+    // Who did what, from the command line.
+    let shown = ok(&tarn(dir.path(), &["models", "show", "humidity"]));
+    assert!(
+        shown.contains("champion → version 1")
+            && shown.contains("Production")
+            && shown.contains("r2 holds on the 2013 holdout"),
+        "{shown}\n{log}"
+    );
+    let listed = ok(&tarn(dir.path(), &["models", "list"]));
+    assert!(
+        listed.contains("humidity") && listed.contains("1 model(s)"),
+        "{listed}"
+    );
+    let exp = ok(&tarn(dir.path(), &["experiments", "show", "humidity"]));
+    assert!(exp.contains("1 run(s)") && exp.contains("READY"), "{exp}");
+}
+
+#[test]
+fn mlflow_registry_with_approvals_embedded() {
+    registry_with_approvals(Deployment::Embedded);
+}
+
+#[test]
+fn mlflow_registry_with_approvals_shared() {
+    registry_with_approvals(Deployment::Shared);
+}

@@ -1,0 +1,480 @@
+//! MLflow's model registry API (`/api/2.0/mlflow/registered-models/...`,
+//! `/api/2.0/mlflow/model-versions/...`): registered models, versions, stages, aliases, tags
+//! and download URIs, so `mlflow.register_model`, `log_model(..., registered_model_name=...)`
+//! and `models:/NAME/1`, `models:/NAME@ALIAS`, `models:/NAME/Production` work. Changes of
+//! stage and alias are recorded with the caller (the token's name under `--auth`); approval
+//! (tarn's addition) has its own API in `models`.
+
+use crate::auth::Caller;
+use crate::mlflow::{
+    done, int, invalid, page, pairs, required, strings, text, Answer, MlflowError,
+};
+use crate::App;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Value};
+use tarn_lake::registry::{ModelVersion, NewModelVersion, RegisteredModel};
+
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/registered-models/create", post(create_model))
+        .route("/registered-models/rename", post(rename_model))
+        .route(
+            "/registered-models/update",
+            axum::routing::patch(update_model),
+        )
+        .route(
+            "/registered-models/delete",
+            axum::routing::delete(delete_model),
+        )
+        .route("/registered-models/get", get(get_model))
+        .route("/registered-models/search", get(search_models))
+        .route(
+            "/registered-models/get-latest-versions",
+            post(latest_versions).get(latest_versions),
+        )
+        .route("/registered-models/set-tag", post(set_model_tag))
+        .route(
+            "/registered-models/delete-tag",
+            axum::routing::delete(delete_model_tag),
+        )
+        .route(
+            "/registered-models/alias",
+            post(set_alias).delete(delete_alias).get(get_by_alias),
+        )
+        .route("/model-versions/create", post(create_version))
+        .route(
+            "/model-versions/update",
+            axum::routing::patch(update_version),
+        )
+        .route("/model-versions/transition-stage", post(transition_stage))
+        .route(
+            "/model-versions/delete",
+            axum::routing::delete(delete_version),
+        )
+        .route("/model-versions/get", get(get_version))
+        .route("/model-versions/search", get(search_versions))
+        .route("/model-versions/get-download-uri", get(download_uri))
+        .route("/model-versions/set-tag", post(set_version_tag))
+        .route(
+            "/model-versions/delete-tag",
+            axum::routing::delete(delete_version_tag),
+        )
+}
+
+/// A request's arguments, wherever the client put them: the JSON body (POST, PATCH, DELETE)
+/// and the query string (GET; a repeated `order_by` or `stages` becomes a list).
+pub(crate) struct Args(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for Args {
+    type Rejection = MlflowError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, MlflowError> {
+        let query = Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+            .map(|q| q.0)
+            .unwrap_or_default();
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| invalid(format!("cannot read the request body: {e}")))?;
+        let mut v = if bytes.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| invalid(format!("the request body is not JSON: {e}")))?
+        };
+        for (k, value) in query {
+            if k == "order_by" || k == "stages" {
+                match v[&k].as_array_mut() {
+                    Some(list) => list.push(json!(value)),
+                    None => v[&k] = json!([value]),
+                }
+            } else {
+                v[&k] = json!(value);
+            }
+        }
+        Ok(Args(v))
+    }
+}
+
+fn model_answer(m: RegisteredModel) -> Answer {
+    Ok(Json(json!({ "registered_model": m })))
+}
+
+fn version_answer(v: ModelVersion) -> Answer {
+    Ok(Json(json!({ "model_version": v })))
+}
+
+async fn create_model(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Args(b): Args,
+) -> Answer {
+    let m = app
+        .lake
+        .meta
+        .create_registered_model(
+            &required(&b, "name")?,
+            &text(&b, "description").unwrap_or_default(),
+            &pairs(&b["tags"]),
+            &caller.name(None),
+        )
+        .await?;
+    model_answer(m)
+}
+
+async fn rename_model(State(app): State<App>, Args(b): Args) -> Answer {
+    let m = app
+        .lake
+        .meta
+        .rename_registered_model(&required(&b, "name")?, &required(&b, "new_name")?)
+        .await?;
+    model_answer(m)
+}
+
+async fn update_model(State(app): State<App>, Args(b): Args) -> Answer {
+    let m = app
+        .lake
+        .meta
+        .update_registered_model(
+            &required(&b, "name")?,
+            &text(&b, "description").unwrap_or_default(),
+        )
+        .await?;
+    model_answer(m)
+}
+
+async fn delete_model(State(app): State<App>, Args(b): Args) -> Answer {
+    app.lake
+        .meta
+        .delete_registered_model(&required(&b, "name")?)
+        .await?;
+    done()
+}
+
+async fn get_model(State(app): State<App>, Args(b): Args) -> Answer {
+    let name = required(&b, "name")?;
+    let m = app
+        .lake
+        .meta
+        .registered_model(&name)
+        .await?
+        .ok_or_else(|| {
+            crate::mlflow::missing(&format!("Registered Model with name={name} not found"))
+        })?;
+    model_answer(m)
+}
+
+fn max_results(b: &Value, default: i64) -> Result<usize, MlflowError> {
+    Ok(int(b, "max_results")?.unwrap_or(default).clamp(1, 200_000) as usize)
+}
+
+async fn search_models(State(app): State<App>, Args(b): Args) -> Answer {
+    let all = app.lake.meta.registered_models().await?;
+    let found = tarn_lake::run_search::search_items(
+        all,
+        &text(&b, "filter").unwrap_or_default(),
+        &strings(&b["order_by"]),
+        |a: &RegisteredModel, b| a.name.cmp(&b.name),
+    )
+    .map_err(invalid)?;
+    let (models, next) = page(found, max_results(&b, 100)?, text(&b, "page_token"))?;
+    let mut answer = json!({ "registered_models": models });
+    if let Some(n) = next {
+        answer["next_page_token"] = json!(n);
+    }
+    Ok(Json(answer))
+}
+
+async fn latest_versions(State(app): State<App>, Args(b): Args) -> Answer {
+    let versions = app
+        .lake
+        .meta
+        .latest_versions(&required(&b, "name")?, &strings(&b["stages"]))
+        .await?;
+    Ok(Json(json!({ "model_versions": versions })))
+}
+
+async fn set_model_tag(State(app): State<App>, Args(b): Args) -> Answer {
+    let value = text(&b, "value").unwrap_or_default();
+    app.lake
+        .meta
+        .registered_model_tag(&required(&b, "name")?, &required(&b, "key")?, Some(&value))
+        .await?;
+    done()
+}
+
+async fn delete_model_tag(State(app): State<App>, Args(b): Args) -> Answer {
+    app.lake
+        .meta
+        .registered_model_tag(&required(&b, "name")?, &required(&b, "key")?, None)
+        .await?;
+    done()
+}
+
+async fn set_alias(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Args(b): Args,
+) -> Answer {
+    app.lake
+        .meta
+        .set_alias(
+            &required(&b, "name")?,
+            &required(&b, "alias")?,
+            &required(&b, "version")?,
+            &caller.name(None),
+        )
+        .await?;
+    done()
+}
+
+async fn delete_alias(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Args(b): Args,
+) -> Answer {
+    app.lake
+        .meta
+        .delete_alias(
+            &required(&b, "name")?,
+            &required(&b, "alias")?,
+            &caller.name(None),
+        )
+        .await?;
+    done()
+}
+
+async fn get_by_alias(State(app): State<App>, Args(b): Args) -> Answer {
+    let v = app
+        .lake
+        .meta
+        .version_by_alias(&required(&b, "name")?, &required(&b, "alias")?)
+        .await?;
+    version_answer(v)
+}
+
+/// Where a version's files are: a logged model's artifacts for `models:/m-...`, another
+/// version's for `models:/NAME/VERSION`, a run's artifact folder for `runs:/RUN/PATH`, else
+/// the source itself. Answers the location, the run and the logged model.
+async fn resolve_source(
+    app: &App,
+    source: &str,
+    run_id: Option<String>,
+    model_id: Option<String>,
+) -> Result<(String, String, String), MlflowError> {
+    let meta = &app.lake.meta;
+    if let Some(rest) = source.strip_prefix("models:/") {
+        if rest.starts_with("m-") && !rest.contains('/') {
+            let m = meta.live_logged_model(rest).await?;
+            let run = run_id
+                .filter(|r| !r.is_empty())
+                .or(m.info.source_run_id.clone())
+                .unwrap_or_default();
+            return Ok((m.info.artifact_uri, run, rest.to_string()));
+        }
+        let (name, version) = rest.rsplit_once('/').ok_or_else(|| {
+            invalid(format!(
+                "Invalid model version source: '{source}'; use models:/<model_id> or models:/<name>/<version>"
+            ))
+        })?;
+        let v = meta.require_version(name, version).await?;
+        return Ok((
+            v.storage_location,
+            run_id.unwrap_or(v.run_id),
+            model_id.unwrap_or(v.model_id),
+        ));
+    }
+    if let Some(rest) = source.strip_prefix("runs:/") {
+        let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let r = meta
+            .run(run)
+            .await?
+            .ok_or_else(|| crate::mlflow::missing(&format!("Run '{run}' not found")))?;
+        let location = if path.is_empty() {
+            r.info.artifact_uri
+        } else {
+            format!("{}/{path}", r.info.artifact_uri)
+        };
+        return Ok((location, run.to_string(), model_id.unwrap_or_default()));
+    }
+    if source.split('/').any(|p| p == "..") {
+        return Err(invalid(format!(
+            "Invalid model version source: '{source}': it must not contain '..'"
+        )));
+    }
+    Ok((
+        source.to_string(),
+        run_id.unwrap_or_default(),
+        model_id.unwrap_or_default(),
+    ))
+}
+
+async fn create_version(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Args(b): Args,
+) -> Answer {
+    let name = required(&b, "name")?;
+    let source = required(&b, "source")?;
+    let (storage_location, run_id, model_id) =
+        resolve_source(&app, &source, text(&b, "run_id"), text(&b, "model_id")).await?;
+    let v = app
+        .lake
+        .meta
+        .create_model_version(
+            &NewModelVersion {
+                name: name.clone(),
+                source,
+                storage_location,
+                run_id,
+                run_link: text(&b, "run_link").unwrap_or_default(),
+                model_id: model_id.clone(),
+                description: text(&b, "description").unwrap_or_default(),
+                tags: pairs(&b["tags"]),
+            },
+            &caller.name(None),
+        )
+        .await?;
+    if !model_id.is_empty() {
+        // MLflow lists a logged model's registrations in its `mlflow.modelVersions` tag.
+        if let Some(m) = app.lake.meta.logged_model(&model_id).await? {
+            let key = "mlflow.modelVersions";
+            let mut list: Vec<Value> = m
+                .info
+                .tags
+                .iter()
+                .find(|t| t.key == key)
+                .and_then(|t| serde_json::from_str(&t.value).ok())
+                .unwrap_or_default();
+            list.push(json!({ "name": name, "version": v.version }));
+            let tag = tarn_lake::tracking::KeyValue {
+                key: key.into(),
+                value: Value::Array(list).to_string(),
+            };
+            app.lake
+                .meta
+                .set_logged_model_tags(&model_id, &[tag])
+                .await?;
+        }
+    }
+    version_answer(v)
+}
+
+async fn update_version(State(app): State<App>, Args(b): Args) -> Answer {
+    let v = app
+        .lake
+        .meta
+        .update_model_version(
+            &required(&b, "name")?,
+            &required(&b, "version")?,
+            &text(&b, "description").unwrap_or_default(),
+        )
+        .await?;
+    version_answer(v)
+}
+
+async fn transition_stage(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Args(b): Args,
+) -> Answer {
+    let archive = match &b["archive_existing_versions"] {
+        Value::Bool(x) => *x,
+        Value::String(s) => s == "true",
+        _ => false,
+    };
+    let v = app
+        .lake
+        .meta
+        .transition_stage(
+            &required(&b, "name")?,
+            &required(&b, "version")?,
+            &required(&b, "stage")?,
+            archive,
+            &caller.name(None),
+        )
+        .await?;
+    version_answer(v)
+}
+
+async fn delete_version(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Args(b): Args,
+) -> Answer {
+    app.lake
+        .meta
+        .delete_model_version(
+            &required(&b, "name")?,
+            &required(&b, "version")?,
+            &caller.name(None),
+        )
+        .await?;
+    done()
+}
+
+async fn get_version(State(app): State<App>, Args(b): Args) -> Answer {
+    let v = app
+        .lake
+        .meta
+        .require_version(&required(&b, "name")?, &required(&b, "version")?)
+        .await?;
+    version_answer(v)
+}
+
+async fn search_versions(State(app): State<App>, Args(b): Args) -> Answer {
+    let all = app.lake.meta.model_versions(None).await?;
+    let found = tarn_lake::run_search::search_items(
+        all,
+        &text(&b, "filter").unwrap_or_default(),
+        &strings(&b["order_by"]),
+        |a: &ModelVersion, b| {
+            let n = |v: &ModelVersion| v.version.parse::<i64>().unwrap_or_default();
+            a.name.cmp(&b.name).then(n(b).cmp(&n(a)))
+        },
+    )
+    .map_err(invalid)?;
+    let (versions, next) = page(found, max_results(&b, 10_000)?, text(&b, "page_token"))?;
+    let mut answer = json!({ "model_versions": versions });
+    if let Some(n) = next {
+        answer["next_page_token"] = json!(n);
+    }
+    Ok(Json(answer))
+}
+
+async fn download_uri(State(app): State<App>, Args(b): Args) -> Answer {
+    let v = app
+        .lake
+        .meta
+        .require_version(&required(&b, "name")?, &required(&b, "version")?)
+        .await?;
+    Ok(Json(json!({ "artifact_uri": v.storage_location })))
+}
+
+async fn set_version_tag(State(app): State<App>, Args(b): Args) -> Answer {
+    let value = text(&b, "value").unwrap_or_default();
+    app.lake
+        .meta
+        .model_version_tag(
+            &required(&b, "name")?,
+            &required(&b, "version")?,
+            &required(&b, "key")?,
+            Some(&value),
+        )
+        .await?;
+    done()
+}
+
+async fn delete_version_tag(State(app): State<App>, Args(b): Args) -> Answer {
+    app.lake
+        .meta
+        .model_version_tag(
+            &required(&b, "name")?,
+            &required(&b, "version")?,
+            &required(&b, "key")?,
+            None,
+        )
+        .await?;
+    done()
+}

@@ -1,0 +1,208 @@
+//! `tarn models`: the model registry (what `mlflow.register_model` and
+//! `log_model(..., registered_model_name=...)` recorded) with tarn's approvals, locally or
+//! through `--server`.
+
+use crate::pipelines::Via;
+use crate::print;
+use crate::ModelsCommand;
+use anyhow::{bail, Result};
+use tarn_lake::registry::{
+    ModelVersion, RegisteredModel, DEFAULT_APPROVAL_TAG, PENDING, REQUIRED_FOR_TAG,
+};
+
+fn ms(t: i64) -> String {
+    if t == 0 {
+        return String::new();
+    }
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// Who the CLI says is deciding when the server has no auth (with auth, the token's name).
+fn me() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "cli".into())
+}
+
+async fn list(via: &Via<'_>) -> Result<Vec<RegisteredModel>> {
+    Ok(match via {
+        Via::Lake(l) => l.meta.registered_models().await?,
+        Via::Server(c) => c.models().await?,
+    })
+}
+
+async fn detail(via: &Via<'_>, name: &str) -> Result<(RegisteredModel, Vec<ModelVersion>)> {
+    match via {
+        Via::Lake(l) => {
+            let Some(m) = l.meta.registered_model(name).await? else {
+                bail!("no registered model is named `{name}`; `tarn models list` shows those there are")
+            };
+            let v = l.meta.model_versions(Some(name)).await?;
+            Ok((m, v))
+        }
+        Via::Server(c) => c.model(name).await,
+    }
+}
+
+fn versions_grid(versions: &[ModelVersion]) -> comfy_table::Table {
+    let mut t = print::grid(&[
+        "version", "stage", "aliases", "approval", "by", "when", "reason", "run",
+    ]);
+    for v in versions {
+        t.add_row(vec![
+            v.version.clone(),
+            v.current_stage.clone(),
+            v.aliases.join(", "),
+            v.approval.status.clone(),
+            v.approval.by.clone(),
+            ms(v.approval.time),
+            v.approval.reason.clone(),
+            v.run_id.clone(),
+        ]);
+    }
+    t
+}
+
+pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
+    match cmd {
+        ModelsCommand::List { out } => {
+            let models = list(via).await?;
+            if out.json() {
+                return print::json(&models);
+            }
+            let mut t = print::grid(&["name", "latest", "aliases", "updated", "description"]);
+            for m in &models {
+                let latest = m
+                    .latest_versions
+                    .iter()
+                    .map(|v| format!("{} ({})", v.version, v.current_stage))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let aliases = m
+                    .aliases
+                    .iter()
+                    .map(|a| format!("{}→{}", a.alias, a.version))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                t.add_row(vec![
+                    m.name.clone(),
+                    latest,
+                    aliases,
+                    ms(m.last_updated_timestamp),
+                    m.description.clone(),
+                ]);
+            }
+            println!("{t}\n{} model(s)", models.len());
+        }
+        ModelsCommand::Show { name, out } => {
+            let (m, versions) = detail(via, name).await?;
+            if out.json() {
+                return print::json(&serde_json::json!({ "model": m, "versions": versions }));
+            }
+            let tag = |k: &str| m.tags.iter().find(|t| t.key == k).map(|t| t.value.clone());
+            println!(
+                "model {} (created {}, by {})",
+                m.name,
+                ms(m.creation_timestamp),
+                m.user_id
+            );
+            if !m.description.is_empty() {
+                println!("{}", m.description);
+            }
+            println!(
+                "new versions start {}; approval required for: {}",
+                tag(DEFAULT_APPROVAL_TAG).unwrap_or_else(|| PENDING.into()),
+                tag(REQUIRED_FOR_TAG).unwrap_or_else(|| "nothing".into())
+            );
+            for a in &m.aliases {
+                println!("alias {} → version {}", a.alias, a.version);
+            }
+            for t in m
+                .tags
+                .iter()
+                .filter(|t| !t.key.starts_with("tarn.approval."))
+            {
+                println!("tag {} = {}", t.key, t.value);
+            }
+            println!(
+                "{}\n{} version(s)",
+                versions_grid(&versions),
+                versions.len()
+            );
+        }
+        ModelsCommand::Versions {
+            name,
+            approval,
+            out,
+        } => {
+            let (_, mut versions) = detail(via, name).await?;
+            if let Some(a) = approval {
+                versions.retain(|v| v.approval.status.eq_ignore_ascii_case(a));
+            }
+            if out.json() {
+                return print::json(&versions);
+            }
+            println!(
+                "{}\n{} version(s)",
+                versions_grid(&versions),
+                versions.len()
+            );
+        }
+        ModelsCommand::Approve {
+            name,
+            version,
+            reason,
+            out,
+        }
+        | ModelsCommand::Reject {
+            name,
+            version,
+            reason,
+            out,
+        } => {
+            let approve = matches!(cmd, ModelsCommand::Approve { .. });
+            if reason.trim().is_empty() {
+                bail!("--reason is required: say why the version is approved or rejected");
+            }
+            let v = match via {
+                Via::Lake(l) => l.meta.decide(name, version, approve, &me(), reason).await?,
+                Via::Server(c) => {
+                    let action = if approve { "approve" } else { "reject" };
+                    c.decide(name, version, action, reason, &me()).await?
+                }
+            };
+            if out.json() {
+                return print::json(&v);
+            }
+            println!(
+                "version {} of {} is {} (by {}: {})",
+                v.version, v.name, v.approval.status, v.approval.by, v.approval.reason
+            );
+        }
+        ModelsCommand::Alias {
+            name,
+            alias,
+            version,
+            delete,
+        } => match (version, delete) {
+            (Some(v), false) => {
+                match via {
+                    Via::Lake(l) => l.meta.set_alias(name, alias, v, &me()).await?,
+                    Via::Server(c) => c.alias(name, alias, Some(v)).await?,
+                }
+                println!("{name}@{alias} → version {v}");
+            }
+            (None, true) => {
+                match via {
+                    Via::Lake(l) => l.meta.delete_alias(name, alias, &me()).await?,
+                    Via::Server(c) => c.alias(name, alias, None).await?,
+                }
+                println!("removed alias {alias} of {name}");
+            }
+            _ => bail!("give a VERSION to point the alias at, or --delete to remove it"),
+        },
+    }
+    Ok(())
+}
