@@ -959,3 +959,152 @@ async fn touch_model(tx: &mut Tx, name: &str, now: i64) -> Result<(), MetadataEr
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{fresh_store, BACKENDS};
+
+    fn version(name: &str, source: &str) -> NewModelVersion {
+        NewModelVersion {
+            name: name.into(),
+            source: source.into(),
+            storage_location: source.into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn approval_policy_guards_aliases_and_stages_and_every_change_is_an_event() {
+        for backend in BACKENDS {
+            let dir = tempfile::tempdir().unwrap();
+            let s = fresh_store(backend, dir.path()).await.unwrap();
+            let required = KeyValue {
+                key: REQUIRED_FOR_TAG.into(),
+                value: "champion, Production".into(),
+            };
+            s.create_registered_model("delays", "", &[required], "ana")
+                .await
+                .unwrap();
+            let v1 = s
+                .create_model_version(&version("delays", "s3://m/1"), "ana")
+                .await
+                .unwrap();
+            assert_eq!(
+                (v1.version.as_str(), v1.approval.status.as_str()),
+                ("1", PENDING)
+            );
+            // Pending versions may not take guarded aliases or stages; others are free.
+            let err = s
+                .set_alias("delays", "champion", "1", "ana")
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("tarn models approve delays 1"),
+                "{err}"
+            );
+            let err = s
+                .transition_stage("delays", "1", "production", false, "ana")
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("requires an approved version"),
+                "{err}"
+            );
+            s.set_alias("delays", "candidate", "1", "ana")
+                .await
+                .unwrap();
+            s.transition_stage("delays", "1", "staging", false, "ana")
+                .await
+                .unwrap();
+            let v = s.decide("delays", "1", true, "bo", "good").await.unwrap();
+            assert_eq!(
+                (
+                    v.approval.status.as_str(),
+                    v.approval.by.as_str(),
+                    v.approval.reason.as_str()
+                ),
+                (APPROVED, "bo", "good")
+            );
+            assert!(v.approval.time > 0);
+            s.set_alias("delays", "champion", "1", "ana").await.unwrap();
+            s.transition_stage("delays", "1", "Production", false, "ana")
+                .await
+                .unwrap();
+            // A second version archived the first out of Production when asked to.
+            s.create_model_version(&version("delays", "s3://m/2"), "ana")
+                .await
+                .unwrap();
+            s.decide("delays", "2", true, "bo", "better").await.unwrap();
+            s.transition_stage("delays", "2", "Production", true, "ana")
+                .await
+                .unwrap();
+            let v1 = s.require_version("delays", "1").await.unwrap();
+            assert_eq!(v1.current_stage, "Archived");
+            let latest = s
+                .latest_versions("delays", &["Production".into()])
+                .await
+                .unwrap();
+            assert_eq!(latest[0].version, "2");
+            // Rejecting takes the guarded alias away, not the others.
+            s.decide("delays", "1", false, "bo", "leaks the label")
+                .await
+                .unwrap();
+            let v1 = s.require_version("delays", "1").await.unwrap();
+            assert_eq!(v1.aliases, ["candidate"]);
+            assert_eq!(v1.approval.status, REJECTED);
+            assert!(s.version_by_alias("delays", "champion").await.is_err());
+            // A model whose default is Approved starts its versions approved.
+            let auto = KeyValue {
+                key: DEFAULT_APPROVAL_TAG.into(),
+                value: APPROVED.into(),
+            };
+            s.create_registered_model("fast", "", &[auto], "ana")
+                .await
+                .unwrap();
+            let f = s
+                .create_model_version(&version("fast", "s3://f/1"), "ana")
+                .await
+                .unwrap();
+            assert_eq!(f.approval.status, APPROVED);
+            let bad = KeyValue {
+                key: DEFAULT_APPROVAL_TAG.into(),
+                value: "yes".into(),
+            };
+            assert!(s
+                .create_registered_model("x", "", &[bad], "ana")
+                .await
+                .is_err());
+            // Renaming carries versions and aliases along.
+            s.rename_registered_model("delays", "arrival-delays")
+                .await
+                .unwrap();
+            assert_eq!(
+                s.model_versions(Some("arrival-delays"))
+                    .await
+                    .unwrap()
+                    .len(),
+                2
+            );
+            let kinds: Vec<String> = sqlx::query_scalar(
+                "SELECT kind FROM events WHERE zone = 'models' AND object_key = 'delays/1' ORDER BY id",
+            )
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+            assert_eq!(
+                kinds,
+                [
+                    "model.version.created",
+                    "model.version.alias_set",
+                    "model.version.stage_changed",
+                    "model.version.approved",
+                    "model.version.alias_set",
+                    "model.version.stage_changed",
+                    "model.version.stage_changed",
+                    "model.version.rejected",
+                ]
+            );
+        }
+    }
+}
