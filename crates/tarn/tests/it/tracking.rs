@@ -180,6 +180,15 @@ fn registry_with_approvals(deployment: Deployment) {
         ),
     )
     .unwrap();
+    // A pipeline that starts when a version is approved (EventBridge-style rule on the
+    // registry's events).
+    let promote = dir.path().join("pipelines/promote");
+    std::fs::create_dir_all(&promote).unwrap();
+    std::fs::write(
+        promote.join("config.yml"),
+        "name: promote\ndomain: weather\nlayers: {origin: raw, target: trusted}\ntriggers:\n  - event_rule: {source: [tarn.registry], detail_type: [model.version.approved]}\nsteps:\n  Announce:\n    type: command\n    properties:\n      command: [cat]\n",
+    )
+    .unwrap();
     let served = Served::start(dir.path(), &[]);
     let trained = registry_phase(&served.url, "train", work.path());
     assert_eq!(trained["version"], "1", "{trained}");
@@ -191,6 +200,10 @@ fn registry_with_approvals(deployment: Deployment) {
     assert_eq!(
         trained["outputs"],
         serde_json::json!([model_uri.trim_start_matches("models:/")])
+    );
+    assert_eq!(
+        trained["datasets"],
+        serde_json::json!([["weather-2013", "training"]])
     );
     assert_eq!(trained["alias_refused"], "INVALID_PARAMETER_VALUE");
     assert_eq!(trained["missing_version"], "RESOURCE_DOES_NOT_EXIST");
@@ -243,6 +256,27 @@ fn registry_with_approvals(deployment: Deployment) {
     );
     assert_eq!(body["detail"]["approval_status"], "Approved");
     assert_eq!(body["detail"]["previous_status"], "PendingManualApproval");
+    // ...and starts the pipeline listening for approvals, once, with the event as its input.
+    let mut promoted = serde_json::Value::Null;
+    for _ in 0..120 {
+        let list: serde_json::Value = serde_json::from_str(&ok(&tarn(
+            dir.path(),
+            &["executions", "list", "--format", "json"],
+        )))
+        .unwrap();
+        if let Some(e) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["pipeline"] == "promote" && e["status"] == "succeeded")
+        {
+            promoted = e.clone();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(promoted["input"]["name"], "humidity", "{promoted}");
+    assert_eq!(promoted["input"]["detail_type"], "model.version.approved");
 
     let served_phase = registry_phase(&served.url, "serve", work.path());
     for uri in [
@@ -267,6 +301,18 @@ fn registry_with_approvals(deployment: Deployment) {
     assert_eq!(served_phase["after_delete"], serde_json::json!(["1"]));
     assert_eq!(served_phase["duplicate"], "RESOURCE_ALREADY_EXISTS");
     let log = served.stop();
+    let list: serde_json::Value = serde_json::from_str(&ok(&tarn(
+        dir.path(),
+        &["executions", "list", "--format", "json"],
+    )))
+    .unwrap();
+    let promotions = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["pipeline"] == "promote")
+        .count();
+    assert_eq!(promotions, 1, "one approval, one execution: {list}");
 
     // Who did what, from the command line.
     let shown = ok(&tarn(dir.path(), &["models", "show", "humidity"]));
