@@ -9,6 +9,9 @@ use std::str::FromStr;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// Where write transactions run: on SQLite one connection, so a process's writers queue
+    /// in turn instead of contending for the file's lock; on Postgres the pool itself.
+    writer: AnyPool,
     sqlite: bool,
 }
 
@@ -42,24 +45,27 @@ impl Store {
             url: redact(&url),
             source,
         })?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if is_sqlite { 4 } else { 10 })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if is_sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes a
-                        // second process wait for the lock instead of failing.
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA busy_timeout=30000").await?;
-                        conn.execute("PRAGMA synchronous=NORMAL").await?;
-                        // LIKE is case-sensitive, as on Postgres and in MLflow's filters
-                        // (ILIKE is the case-blind one).
-                        conn.execute("PRAGMA case_sensitive_like=ON").await?;
-                    }
-                    Ok(())
+        let options = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if is_sqlite {
+                            // WAL lets readers run beside the one writer; the busy timeout makes a
+                            // second process wait for the lock instead of failing.
+                            conn.execute("PRAGMA journal_mode=WAL").await?;
+                            conn.execute("PRAGMA busy_timeout=30000").await?;
+                            conn.execute("PRAGMA synchronous=NORMAL").await?;
+                            // LIKE is case-sensitive, as on Postgres and in MLflow's filters
+                            // (ILIKE is the case-blind one).
+                            conn.execute("PRAGMA case_sensitive_like=ON").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(opts)
+        };
+        let pool = options(if is_sqlite { 4 } else { 10 })
+            .connect_with(opts.clone())
             .await
             .map_err(|source| MetadataError::Open {
                 url: redact(&url),
@@ -78,22 +84,35 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+        let writer = if is_sqlite {
+            options(1)
+                .connect_with(opts)
+                .await
+                .map_err(|source| MetadataError::Open {
+                    url: redact(&url),
+                    source,
+                })?
+        } else {
+            pool.clone()
+        };
         Ok(Store {
             pool,
+            writer,
             sqlite: is_sqlite,
         })
     }
 
-    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), so it waits its turn under the busy timeout instead of failing with
-    /// "database is locked" when it upgrades from reading after another writer committed.
+    /// A transaction that will write. On SQLite every one goes through the process's single
+    /// writing connection (writers queue there) and takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so one from another process waits its turn under the busy timeout instead
+    /// of failing with "database is locked" when it upgrades from reading.
     pub(crate) async fn write_tx(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, MetadataError> {
         Ok(if self.sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await?
+            self.writer.begin_with("BEGIN IMMEDIATE").await?
         } else {
-            self.pool.begin().await?
+            self.writer.begin().await?
         })
     }
 
