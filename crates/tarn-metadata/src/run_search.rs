@@ -220,11 +220,7 @@ impl Searchable for Run {
 impl Searchable for Experiment {
     fn value_of(&self, e: &Entity) -> Option<Literal> {
         match e {
-            Entity::Tag(k) => self
-                .tags
-                .iter()
-                .find(|t| &t.key == k)
-                .map(|t| Literal::Text(t.value.clone())),
+            Entity::Tag(k) => find(&self.tags, k),
             Entity::Attribute(k) => Some(match k.as_str() {
                 "name" => Literal::Text(self.name.clone()),
                 "experiment_id" => Literal::Text(self.experiment_id.clone()),

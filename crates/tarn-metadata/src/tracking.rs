@@ -536,6 +536,21 @@ impl Store {
         .collect())
     }
 
+    /// How many runs an experiment has: active, then deleted.
+    pub async fn run_counts(&self, experiment_id: &str) -> Result<(i64, i64), MetadataError> {
+        let id = experiment_id.parse::<i64>().unwrap_or(-1);
+        let count = |stage: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM ml_runs WHERE experiment_id = $1 AND lifecycle_stage = $2",
+            )
+            .bind(id)
+            .bind(stage)
+            .fetch_one(&self.pool)
+            .await
+        };
+        Ok((count("active").await?, count("deleted").await?))
+    }
+
     /// The runs of `experiment_ids` in `stage` (`active`, `deleted`, or all for `None`),
     /// newest first.
     pub async fn runs_of(

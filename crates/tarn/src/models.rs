@@ -21,9 +21,10 @@ fn ms(t: i64) -> String {
 
 /// Who the CLI says is deciding when the server has no auth (with auth, the token's name).
 fn me() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "cli".into())
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "cli".into())
 }
 
 async fn list(via: &Via<'_>) -> Result<Vec<RegisteredModel>> {

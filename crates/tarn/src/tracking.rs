@@ -36,15 +36,14 @@ pub async fn experiments(lake: &Lake, cmd: &ExperimentsCommand) -> Result<()> {
                 .experiment(&id)
                 .await?
                 .context("the experiment vanished while reading it")?;
-            let runs = lake.meta.runs_of(std::slice::from_ref(&id), None).await?;
+            let (active, deleted) = lake.meta.run_counts(&id).await?;
             let models = lake
                 .meta
                 .logged_models_of(std::slice::from_ref(&id))
                 .await?;
             if out.json() {
                 return print::json(&serde_json::json!({
-                    "experiment": e, "runs": runs.len(),
-                    "active_runs": runs.iter().filter(|r| r.info.lifecycle_stage == "active").count(),
+                    "experiment": e, "runs": active + deleted, "active_runs": active,
                     "logged_models": models,
                 }));
             }
@@ -59,14 +58,9 @@ pub async fn experiments(lake: &Lake, cmd: &ExperimentsCommand) -> Result<()> {
             for t in &e.tags {
                 println!("tag {} = {}", t.key, t.value);
             }
-            let active = runs
-                .iter()
-                .filter(|r| r.info.lifecycle_stage == "active")
-                .count();
             println!(
-                "{} run(s) ({active} active, {} deleted); `tarn runs list --experiment {}` lists them",
-                runs.len(),
-                runs.len() - active,
+                "{} run(s) ({active} active, {deleted} deleted); `tarn runs list --experiment {}` lists them",
+                active + deleted,
                 e.name
             );
             if !models.is_empty() {
