@@ -18,6 +18,7 @@ mod file;
 mod pipeline;
 mod resolve;
 mod starter;
+mod train;
 
 pub use error::ConfigError;
 pub use file::{
@@ -30,6 +31,11 @@ pub use pipeline::{
 };
 pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
 pub use starter::STARTER;
+pub use train::{
+    load_train_spec, load_train_specs, parse_bytes, parse_duration, Algorithm, Channel,
+    ChannelFormat, ChannelSource, Gate, MetricDefinition, Objective, ParameterRange, Register,
+    Resources, Strategy, TrainSpec, Trainer, Tuning, MODELS_DIR, TRAIN_FILE,
+};
 
 /// Checks that `name` can be used as a domain, layer or table name (a SQL identifier that is
 /// also a safe path segment). Returns the reason when it cannot.

@@ -14,6 +14,26 @@ pub const PIPELINES_DIR: &str = "pipelines";
 /// The lake-level folder of shared modules (`requirements.json`'s `shared_modules`).
 pub const SHARED_DIR: &str = "shared";
 
+/// The text of a YAML file and its parsed value; a syntax error names its line.
+pub(crate) fn read_yaml(path: &Path) -> Result<(String, Value), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: Value = serde_norway::from_str(&text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        ConfigError::invalid(
+            path,
+            line,
+            format!("not valid YAML: {msg}"),
+            Some("fix the syntax (indent with spaces, `key: value`)".to_string()),
+        )
+    })?;
+    Ok((text, value))
+}
+
 /// One pipeline folder, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineSpec {
@@ -257,21 +277,7 @@ pub fn load_pipelines(lake: &LakeConfig) -> Result<Vec<PipelineSpec>, ConfigErro
 /// One pipeline folder, checked: every problem is reported, each with file and line.
 pub fn load_pipeline(lake: &LakeConfig, dir: &Path) -> Result<PipelineSpec, ConfigError> {
     let path = dir.join("config.yml");
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let value: Value = serde_norway::from_str(&text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        ConfigError::invalid(
-            &path,
-            line,
-            format!("not valid YAML: {msg}"),
-            Some("fix the syntax (indent with spaces, `key: value`)".to_string()),
-        )
-    })?;
+    let (text, value) = read_yaml(&path)?;
     let mut p = Parser {
         path: &path,
         lines: text.lines().collect(),
@@ -300,14 +306,19 @@ const CONTRACT_TYPES: [&str; 12] = [
     "object", "any",
 ];
 
-struct Parser<'a> {
-    path: &'a Path,
-    lines: Vec<&'a str>,
-    problems: Vec<ConfigError>,
+pub(crate) struct Parser<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) lines: Vec<&'a str>,
+    pub(crate) problems: Vec<ConfigError>,
 }
 
 impl Parser<'_> {
-    fn problem(&mut self, at: &[&str], message: impl Into<String>, fix: impl Into<String>) {
+    pub(crate) fn problem(
+        &mut self,
+        at: &[&str],
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         let line = self.line(at);
         self.problems.push(ConfigError::invalid(
             self.path,
@@ -319,7 +330,7 @@ impl Parser<'_> {
 
     /// The line of a key path (`["steps", "Load", "properties", "next_step"]`), or of the
     /// deepest part of it that is there; 1 when none is.
-    fn line(&self, at: &[&str]) -> usize {
+    pub(crate) fn line(&self, at: &[&str]) -> usize {
         let mut best = 1;
         let mut start = 0;
         let mut parent: isize = -1;
@@ -474,7 +485,7 @@ impl Parser<'_> {
         }
     }
 
-    fn unknown_keys(&mut self, m: &Mapping, at: &[&str], known: &[&str]) {
+    pub(crate) fn unknown_keys(&mut self, m: &Mapping, at: &[&str], known: &[&str]) {
         for k in m.keys() {
             let key = k.as_str().unwrap_or("?").to_string();
             if !known.contains(&key.as_str()) {
@@ -489,7 +500,7 @@ impl Parser<'_> {
         }
     }
 
-    fn string(&mut self, m: &Mapping, at: &[&str]) -> Option<String> {
+    pub(crate) fn string(&mut self, m: &Mapping, at: &[&str]) -> Option<String> {
         let key = at.last().copied().unwrap_or_default();
         match m.get(key)? {
             Value::String(s) => Some(s.clone()),
@@ -506,7 +517,11 @@ impl Parser<'_> {
         }
     }
 
-    fn string_map(&mut self, v: Option<&Value>, at: &[&str]) -> BTreeMap<String, String> {
+    pub(crate) fn string_map(
+        &mut self,
+        v: Option<&Value>,
+        at: &[&str],
+    ) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let Some(v) = v else { return out };
         let Some(m) = v.as_mapping() else {
@@ -539,7 +554,7 @@ impl Parser<'_> {
         out
     }
 
-    fn string_list(&mut self, v: Option<&Value>, at: &[&str]) -> Vec<String> {
+    pub(crate) fn string_list(&mut self, v: Option<&Value>, at: &[&str]) -> Vec<String> {
         match v {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],

@@ -10,6 +10,7 @@
 //! ```
 
 mod address;
+mod artifacts;
 mod catalog;
 mod error;
 mod executions;
@@ -19,6 +20,7 @@ mod sql;
 pub mod testing;
 
 pub use address::TableAddress;
+pub use artifacts::ARTIFACT_ROOT;
 pub use catalog::{TableDetail, TableSummary};
 pub use error::LakeError;
 pub use executions::{ExecutionDetail, ExecutionPage, CUSTOM_EVENT};

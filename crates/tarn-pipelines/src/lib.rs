@@ -17,7 +17,7 @@
 
 mod engine;
 mod error;
-mod process;
+pub mod process;
 mod python;
 mod step;
 mod trigger;
@@ -25,6 +25,7 @@ mod trigger;
 pub use engine::{record_deliveries, Engine, Progress, LEASE};
 pub use error::PipelineError;
 pub use process::LineSink;
+pub use python::{Python, PythonEnv};
 pub use trigger::{
     aws_shape, check_contract, matches, summary, CUSTOM_EVENT, MANUAL_EVENT, SCHEDULE_EVENT,
 };

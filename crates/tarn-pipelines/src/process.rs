@@ -33,6 +33,22 @@ pub async fn run(
     timeout: Option<Duration>,
     sink: Option<LineSink>,
 ) -> std::io::Result<Finished> {
+    run_limited(program, args, cwd, env, stdin, timeout, None, sink).await
+}
+
+/// [`run`], with the process's address space capped at `max_memory` bytes (an allocation
+/// beyond it fails inside the process, which usually exits with a MemoryError).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_limited(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    stdin: &[u8],
+    timeout: Option<Duration>,
+    max_memory: Option<u64>,
+    sink: Option<LineSink>,
+) -> std::io::Result<Finished> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
@@ -46,8 +62,15 @@ pub async fn run(
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the step when
     // the thread that started it dies, so a killed `tarn serve` leaves no step running.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(bytes) = max_memory {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &limit);
+            }
             Ok(())
         });
     }

@@ -116,9 +116,40 @@ impl Python {
         Ok(dir)
     }
 
-    /// The venv for `packages`, built into a temporary folder and renamed into place, so a
-    /// half-built venv is never used.
+    /// The interpreter commands run with when they bring no requirements.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// The venv for a pip requirements file (`-r FILE`), built once per content; with
+    /// `system_packages` it also sees the interpreter's installed packages.
+    pub async fn venv_for_requirements(
+        &self,
+        file: &Path,
+        system_packages: bool,
+    ) -> Result<PathBuf, PipelineError> {
+        let text = std::fs::read_to_string(file).map_err(|e| PipelineError::io(file, e))?;
+        let args = vec!["-r".to_string(), file.display().to_string()];
+        let key = format!("requirements file\n{system_packages}\n{text}");
+        self.build_venv(&key, &args, system_packages).await
+    }
+
+    /// The venv for `packages`.
     async fn venv(&self, packages: &[String]) -> Result<PathBuf, PipelineError> {
+        let mut sorted = packages.to_vec();
+        sorted.sort();
+        self.build_venv(&sorted.join("\n"), packages, false).await
+    }
+
+    /// A venv keyed by the interpreter's version and `key`, with `pip install PIP_ARGS` run in
+    /// it; built into a temporary folder and renamed into place, so a half-built venv is never
+    /// used.
+    async fn build_venv(
+        &self,
+        key: &str,
+        pip_args: &[String],
+        system_packages: bool,
+    ) -> Result<PathBuf, PipelineError> {
         let version = tokio::process::Command::new(&self.base)
             .arg("--version")
             .output()
@@ -129,13 +160,7 @@ impl Python {
                     self.base.display()
                 ))
             })?;
-        let mut sorted = packages.to_vec();
-        sorted.sort();
-        let key = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&version.stdout).trim(),
-            sorted.join("\n")
-        );
+        let key = format!("{}\n{key}", String::from_utf8_lossy(&version.stdout).trim());
         let hash = hex::encode(&sha2::Sha256::digest(key.as_bytes())[..10]);
         let root = self.state.join("venvs");
         let dir = root.join(&hash);
@@ -150,8 +175,11 @@ impl Python {
         let tmp = root.join(format!(".{hash}.{}", uuid::Uuid::new_v4()));
         let mut make = tokio::process::Command::new(&self.base);
         make.args(["-m", "venv"]);
-        if packages.is_empty() {
+        if pip_args.is_empty() {
             make.arg("--without-pip");
+        }
+        if system_packages {
+            make.arg("--system-site-packages");
         }
         let out = make
             .arg(&tmp)
@@ -166,7 +194,7 @@ impl Python {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        if !packages.is_empty() {
+        if !pip_args.is_empty() {
             let out = tokio::process::Command::new(tmp.join("bin/python"))
                 .args([
                     "-m",
@@ -175,7 +203,7 @@ impl Python {
                     "--quiet",
                     "--disable-pip-version-check",
                 ])
-                .args(packages)
+                .args(pip_args)
                 .output()
                 .await
                 .map_err(|e| PipelineError::Python(format!("cannot run pip: {e}")))?;
@@ -183,7 +211,7 @@ impl Python {
                 let _ = std::fs::remove_dir_all(&tmp);
                 return Err(PipelineError::Python(format!(
                     "installing {} failed: {}",
-                    packages.join(" "),
+                    pip_args.join(" "),
                     String::from_utf8_lossy(&out.stderr).trim()
                 )));
             }

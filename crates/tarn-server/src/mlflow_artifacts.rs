@@ -16,7 +16,7 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use serde_json::json;
 use std::collections::HashMap;
 
-const ROOT: &str = "_mlflow-artifacts";
+const ROOT: &str = tarn_lake::ARTIFACT_ROOT;
 
 fn bad(m: impl Into<String>) -> MlflowError {
     MlflowError(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", m.into())

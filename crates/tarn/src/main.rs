@@ -5,6 +5,7 @@ mod models;
 mod pipelines;
 mod print;
 mod tracking;
+mod train;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -269,6 +270,24 @@ enum Command {
     ///   tarn models alias delays champion 3
     #[command(subcommand, verbatim_doc_comment)]
     Models(ModelsCommand),
+    /// Train the model of models/NAME/train.yml on the lake: export its channels, run
+    /// its trainer (a command of yours in a virtualenv, or a built-in algorithm), tune,
+    /// gate, and register a passing model as a version pending approval. Every job is a
+    /// tracking run. Without NAME, lists the model folders.
+    ///
+    /// Examples:
+    ///   tarn train                      the model folders and their trainers
+    ///   tarn train delays               train (and tune, gate, register) delays
+    ///   tarn train delays --logs        stream the trainer's output too
+    #[command(verbatim_doc_comment)]
+    Train {
+        name: Option<String>,
+        /// Stream every line the trainer writes.
+        #[arg(long)]
+        logs: bool,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Send a test message to TOPIC and report each subscription's delivery.
     Notify {
         #[command(subcommand)]
@@ -726,6 +745,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Runs(cmd) => {
             refuse_server(&server)?;
             tracking::runs(&open(&cli).await?, cmd).await?;
+        }
+        Command::Train { name, logs, out } => {
+            if server.is_some() {
+                anyhow::bail!("tarn train runs where the lake folder is (its trainers run on this machine); drop --server, or run it as a `train` step of a pipeline on the server");
+            }
+            train::train(&open(&cli).await?, name.as_deref(), *logs, *out).await?;
         }
         Command::Models(cmd) => match &server {
             Some(c) => models::models(&pipelines::Via::Server(c), cmd).await?,

@@ -1,0 +1,535 @@
+//! Gradient-boosted trees in the manner of scikit-learn's HistGradientBoosting: features
+//! binned into at most 255 quantile bins (missing values in a bin of their own, sent to
+//! whichever side is better at each split), trees grown leaf-wise on gradient histograms (the
+//! larger child's histogram is the parent's minus the smaller's), squared error for
+//! regression and log loss for binary classification. Hyperparameters and defaults as
+//! scikit-learn's: `learning_rate` 0.1, `max_iter` 100, `max_leaf_nodes` 31, `max_depth`
+//! none, `min_samples_leaf` 20, `l2` 0, `max_bins` 255. Saved as an ONNX
+//! `TreeEnsembleRegressor` or `TreeEnsembleClassifier`.
+
+use super::onnx::{node, Attr, Msg};
+use super::{hp_f64, Labels, Matrix, Model};
+use crate::MlError;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const MISSING: u8 = 255;
+
+#[derive(Debug, Clone)]
+enum Node {
+    Split {
+        feature: usize,
+        threshold: f32,
+        left: usize,
+        right: usize,
+        missing_left: bool,
+    },
+    Leaf(f64),
+}
+
+#[derive(Debug, Clone)]
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+impl Tree {
+    fn predict(&self, x: &Matrix, i: usize) -> f64 {
+        let mut at = 0;
+        loop {
+            match &self.nodes[at] {
+                Node::Leaf(v) => return *v,
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                    missing_left,
+                } => {
+                    let v = x.cols[*feature][i];
+                    let go_left = if v.is_nan() {
+                        *missing_left
+                    } else {
+                        v <= *threshold
+                    };
+                    at = if go_left { *left } else { *right };
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct Gbt {
+    trees: Vec<Tree>,
+    base: f64,
+    classifier: bool,
+}
+
+struct Params {
+    learning_rate: f64,
+    max_iter: usize,
+    max_leaf_nodes: usize,
+    max_depth: usize,
+    min_samples_leaf: usize,
+    l2: f64,
+    max_bins: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Bin {
+    g: f64,
+    h: f64,
+    n: u32,
+}
+
+/// Thresholds between bins: midpoints between distinct values, or between quantiles when
+/// there are more distinct values than bins.
+fn thresholds(col: &[f32], max_bins: usize) -> Vec<f32> {
+    let step = (col.len() / 200_000).max(1);
+    let mut v: Vec<f32> = col
+        .iter()
+        .step_by(step)
+        .filter(|x| !x.is_nan())
+        .copied()
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mut distinct = v.clone();
+    distinct.dedup();
+    let mut out: Vec<f32> = if distinct.len() <= max_bins {
+        distinct
+            .windows(2)
+            .map(|w| w[0] + (w[1] - w[0]) / 2.0)
+            .collect()
+    } else {
+        (1..max_bins)
+            .map(|k| {
+                let i = k * v.len() / max_bins;
+                let (a, b) = (v[i.saturating_sub(1)], v[i]);
+                a + (b - a) / 2.0
+            })
+            .collect()
+    };
+    out.dedup();
+    out
+}
+
+fn bin_of(v: f32, thr: &[f32]) -> u8 {
+    if v.is_nan() {
+        MISSING
+    } else {
+        thr.partition_point(|t| *t < v) as u8
+    }
+}
+
+struct Split {
+    gain: f64,
+    feature: usize,
+    bin: usize,
+    missing_left: bool,
+}
+
+/// A leaf being grown: its rows are `idx[start..end]`.
+struct Leaf {
+    node: usize,
+    start: usize,
+    end: usize,
+    depth: usize,
+    g: f64,
+    h: f64,
+    hist: Vec<Bin>,
+    split: Option<Split>,
+}
+
+struct Grower<'a> {
+    bins: &'a [Vec<u8>],
+    nbins: Vec<usize>,
+    grad: &'a [f64],
+    hess: &'a [f64],
+    p: &'a Params,
+}
+
+impl Grower<'_> {
+    fn histogram(&self, idx: &[u32]) -> Vec<Bin> {
+        let mut hist = vec![Bin::default(); self.bins.len() * 256];
+        for (f, col) in self.bins.iter().enumerate() {
+            let h = &mut hist[f * 256..(f + 1) * 256];
+            for &i in idx {
+                let i = i as usize;
+                let b = &mut h[col[i] as usize];
+                b.g += self.grad[i];
+                b.h += self.hess[i];
+                b.n += 1;
+            }
+        }
+        hist
+    }
+
+    fn score(&self, g: f64, h: f64) -> f64 {
+        g * g / (h + self.p.l2)
+    }
+
+    fn best_split(&self, hist: &[Bin], g: f64, h: f64, n: usize, depth: usize) -> Option<Split> {
+        let min = self.p.min_samples_leaf as u32;
+        if depth >= self.p.max_depth || n < 2 * self.p.min_samples_leaf {
+            return None;
+        }
+        let parent = self.score(g, h);
+        let mut best: Option<Split> = None;
+        for (f, &nb) in self.nbins.iter().enumerate() {
+            let hf = &hist[f * 256..(f + 1) * 256];
+            let m = hf[MISSING as usize];
+            let (mut lg, mut lh, mut ln) = (0.0, 0.0, 0u32);
+            let last = if m.n > 0 { nb } else { nb.saturating_sub(1) };
+            for (b, bin) in hf.iter().enumerate().take(last) {
+                lg += bin.g;
+                lh += bin.h;
+                ln += bin.n;
+                let (rg, rh, rn) = (g - lg - m.g, h - lh - m.h, n as u32 - ln - m.n);
+                let options: &[bool] = if m.n > 0 { &[false, true] } else { &[false] };
+                for &missing_left in options {
+                    let (a, ah, an, c, ch, cn) = if missing_left {
+                        (lg + m.g, lh + m.h, ln + m.n, rg, rh, rn)
+                    } else {
+                        (lg, lh, ln, rg + m.g, rh + m.h, rn + m.n)
+                    };
+                    if an < min || cn < min || ah < 1e-3 || ch < 1e-3 {
+                        continue;
+                    }
+                    let gain = self.score(a, ah) + self.score(c, ch) - parent;
+                    if gain > 1e-12 && best.as_ref().is_none_or(|s| gain > s.gain) {
+                        let missing_left = if m.n == 0 { an >= cn } else { missing_left };
+                        best = Some(Split {
+                            gain,
+                            feature: f,
+                            bin: b,
+                            missing_left,
+                        });
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    fn leaf(
+        &self,
+        node: usize,
+        idx: &[u32],
+        start: usize,
+        end: usize,
+        depth: usize,
+        hist: Vec<Bin>,
+    ) -> Leaf {
+        let (mut g, mut h) = (0.0, 0.0);
+        for &i in &idx[start..end] {
+            g += self.grad[i as usize];
+            h += self.hess[i as usize];
+        }
+        let split = self.best_split(&hist, g, h, end - start, depth);
+        Leaf {
+            node,
+            start,
+            end,
+            depth,
+            g,
+            h,
+            hist,
+            split,
+        }
+    }
+
+    /// Grows one tree over `idx` (reordered in place); answers the tree and each leaf's rows.
+    fn grow(&self, idx: &mut [u32], thr: &[Vec<f32>]) -> (Tree, Vec<(usize, usize, f64)>) {
+        let mut nodes = vec![Node::Leaf(0.0)];
+        let hist = self.histogram(idx);
+        let root = self.leaf(0, idx, 0, idx.len(), 0, hist);
+        let mut open = vec![root];
+        let mut done: Vec<Leaf> = Vec::new();
+        let mut leaves = 1;
+        while leaves < self.p.max_leaf_nodes {
+            let Some(pos) = open
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.split.is_some())
+                .max_by(|a, b| {
+                    let ga = a.1.split.as_ref().map(|s| s.gain).unwrap_or(0.0);
+                    let gb = b.1.split.as_ref().map(|s| s.gain).unwrap_or(0.0);
+                    ga.total_cmp(&gb)
+                })
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let leaf = open.swap_remove(pos);
+            let s = leaf.split.as_ref().expect("a split");
+            let col = &self.bins[s.feature];
+            // Partition the leaf's rows: left first.
+            let range = &mut idx[leaf.start..leaf.end];
+            let mut k = 0;
+            for j in 0..range.len() {
+                let b = col[range[j] as usize];
+                let left = if b == MISSING {
+                    s.missing_left
+                } else {
+                    b as usize <= s.bin
+                };
+                if left {
+                    range.swap(j, k);
+                    k += 1;
+                }
+            }
+            let mid = leaf.start + k;
+            let (l, r) = (nodes.len(), nodes.len() + 1);
+            let threshold = thr[s.feature].get(s.bin).copied().unwrap_or(f32::MAX);
+            nodes[leaf.node] = Node::Split {
+                feature: s.feature,
+                threshold,
+                left: l,
+                right: r,
+                missing_left: s.missing_left,
+            };
+            nodes.push(Node::Leaf(0.0));
+            nodes.push(Node::Leaf(0.0));
+            let small_left = mid - leaf.start <= leaf.end - mid;
+            let (ss, se) = if small_left {
+                (leaf.start, mid)
+            } else {
+                (mid, leaf.end)
+            };
+            let small = self.histogram(&idx[ss..se]);
+            let mut large = leaf.hist;
+            for (a, b) in large.iter_mut().zip(&small) {
+                a.g -= b.g;
+                a.h -= b.h;
+                a.n -= b.n;
+            }
+            let (hl, hr) = if small_left {
+                (small, large)
+            } else {
+                (large, small)
+            };
+            let d = leaf.depth + 1;
+            open.push(self.leaf(l, idx, leaf.start, mid, d, hl));
+            open.push(self.leaf(r, idx, mid, leaf.end, d, hr));
+            leaves += 1;
+        }
+        done.extend(open);
+        let mut ranges = Vec::new();
+        for leaf in done {
+            let value = -leaf.g / (leaf.h + self.p.l2) * self.p.learning_rate;
+            nodes[leaf.node] = Node::Leaf(value);
+            ranges.push((leaf.start, leaf.end, value));
+        }
+        (Tree { nodes }, ranges)
+    }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+pub(crate) fn fit(
+    x: &Matrix,
+    labels: &Labels,
+    classifier: bool,
+    hp: &BTreeMap<String, serde_json::Value>,
+    cancel: &AtomicBool,
+    log: &mut String,
+) -> Result<Gbt, MlError> {
+    let p = Params {
+        learning_rate: hp_f64(hp, "learning_rate", 0.1)?,
+        max_iter: hp_f64(hp, "max_iter", 100.0)?.max(1.0) as usize,
+        max_leaf_nodes: hp_f64(hp, "max_leaf_nodes", 31.0)?.max(2.0) as usize,
+        max_depth: match hp.get("max_depth") {
+            None | Some(serde_json::Value::Null) => usize::MAX,
+            Some(_) => hp_f64(hp, "max_depth", 0.0)?.max(1.0) as usize,
+        },
+        min_samples_leaf: hp_f64(hp, "min_samples_leaf", 20.0)?.max(1.0) as usize,
+        l2: hp_f64(hp, "l2", 0.0)?.max(0.0),
+        max_bins: (hp_f64(hp, "max_bins", 255.0)? as usize).clamp(2, 255),
+    };
+    let y = labels.values();
+    let n = y.len();
+    if n == 0 {
+        return Err(MlError::Usage(
+            "the `train` channel has no labelled rows".into(),
+        ));
+    }
+    let thr: Vec<Vec<f32>> = x.cols.iter().map(|c| thresholds(c, p.max_bins)).collect();
+    let bins: Vec<Vec<u8>> = x
+        .cols
+        .iter()
+        .zip(&thr)
+        .map(|(c, t)| c.iter().map(|v| bin_of(*v, t)).collect())
+        .collect();
+    let mean = y.iter().sum::<f64>() / n as f64;
+    let base = if classifier {
+        let p = mean.clamp(1e-12, 1.0 - 1e-12);
+        (p / (1.0 - p)).ln()
+    } else {
+        mean
+    };
+    let mut raw = vec![base; n];
+    let mut grad = vec![0.0; n];
+    let mut hess = vec![1.0; n];
+    let mut trees = Vec::new();
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let nbins: Vec<usize> = thr.iter().map(|t| t.len() + 1).collect();
+    for it in 0..p.max_iter {
+        if cancel.load(Ordering::SeqCst) {
+            return Err(MlError::Model(format!("stopped after {it} iterations")));
+        }
+        for i in 0..n {
+            if classifier {
+                let q = sigmoid(raw[i]);
+                grad[i] = q - y[i];
+                hess[i] = (q * (1.0 - q)).max(1e-16);
+            } else {
+                grad[i] = raw[i] - y[i];
+            }
+        }
+        let grower = Grower {
+            bins: &bins,
+            nbins: nbins.clone(),
+            grad: &grad,
+            hess: &hess,
+            p: &p,
+        };
+        let (tree, ranges) = grower.grow(&mut idx, &thr);
+        for (s, e, v) in ranges {
+            for &i in &idx[s..e] {
+                raw[i as usize] += v;
+            }
+        }
+        trees.push(tree);
+        if (it + 1) % 10 == 0 || it + 1 == p.max_iter {
+            let loss = if classifier {
+                raw.iter()
+                    .zip(y)
+                    .map(|(z, t)| {
+                        let q = sigmoid(*z).clamp(1e-15, 1.0 - 1e-15);
+                        -(t * q.ln() + (1.0 - t) * (1.0 - q).ln())
+                    })
+                    .sum::<f64>()
+                    / n as f64
+            } else {
+                (raw.iter().zip(y).map(|(z, t)| (z - t).powi(2)).sum::<f64>() / n as f64).sqrt()
+            };
+            let name = if classifier { "log_loss" } else { "rmse" };
+            log.push_str(&format!("iteration {}: train {name} {loss:.6}\n", it + 1));
+        }
+    }
+    Ok(Gbt {
+        trees,
+        base,
+        classifier,
+    })
+}
+
+impl Model for Gbt {
+    fn predict(&self, x: &Matrix) -> Vec<f64> {
+        (0..x.rows)
+            .map(|i| {
+                let z = self.base + self.trees.iter().map(|t| t.predict(x, i)).sum::<f64>();
+                if self.classifier {
+                    sigmoid(z)
+                } else {
+                    z
+                }
+            })
+            .collect()
+    }
+
+    fn onnx(&self, labels: &Labels) -> (Vec<Msg>, Vec<Msg>) {
+        let (mut tree_ids, mut node_ids, mut features, mut values, mut modes) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut trues, mut falses, mut missing) = (vec![], vec![], vec![]);
+        let (mut t_tree, mut t_node, mut t_weight) = (vec![], vec![], vec![]);
+        for (t, tree) in self.trees.iter().enumerate() {
+            for (k, n) in tree.nodes.iter().enumerate() {
+                tree_ids.push(t as i64);
+                node_ids.push(k as i64);
+                match n {
+                    Node::Split {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                        missing_left,
+                    } => {
+                        features.push(*feature as i64);
+                        values.push(*threshold);
+                        modes.push("BRANCH_LEQ".to_string());
+                        trues.push(*left as i64);
+                        falses.push(*right as i64);
+                        missing.push(*missing_left as i64);
+                    }
+                    Node::Leaf(v) => {
+                        features.push(0);
+                        values.push(0.0);
+                        modes.push("LEAF".to_string());
+                        trues.push(0);
+                        falses.push(0);
+                        missing.push(0);
+                        t_tree.push(t as i64);
+                        t_node.push(k as i64);
+                        t_weight.push(*v as f32);
+                    }
+                }
+            }
+        }
+        let n_leaves = t_tree.len();
+        let mut attrs = vec![
+            Attr::Ints("nodes_treeids", tree_ids),
+            Attr::Ints("nodes_nodeids", node_ids),
+            Attr::Ints("nodes_featureids", features),
+            Attr::Floats("nodes_values", values),
+            Attr::Strs("nodes_modes", modes),
+            Attr::Ints("nodes_truenodeids", trues),
+            Attr::Ints("nodes_falsenodeids", falses),
+            Attr::Ints("nodes_missing_value_tracks_true", missing),
+            Attr::Floats("base_values", vec![self.base as f32]),
+        ];
+        let n = match labels {
+            Labels::Regression(_) => {
+                attrs.extend([
+                    Attr::Int("n_targets", 1),
+                    Attr::Ints("target_treeids", t_tree),
+                    Attr::Ints("target_nodeids", t_node),
+                    Attr::Ints("target_ids", vec![0; n_leaves]),
+                    Attr::Floats("target_weights", t_weight),
+                    Attr::Str("aggregate_function", "SUM"),
+                    Attr::Str("post_transform", "NONE"),
+                ]);
+                node(
+                    "TreeEnsembleRegressor",
+                    "ai.onnx.ml",
+                    &["features"],
+                    &["variable"],
+                    &attrs,
+                )
+            }
+            Labels::Classes { names, .. } => {
+                let class_attr = match super::linear::class_labels(names) {
+                    Attr::Ints(_, v) => Attr::Ints("classlabels_int64s", v),
+                    other => other,
+                };
+                attrs.extend([
+                    Attr::Ints("class_treeids", t_tree),
+                    Attr::Ints("class_nodeids", t_node),
+                    Attr::Ints("class_ids", vec![0; n_leaves]),
+                    Attr::Floats("class_weights", t_weight),
+                    class_attr,
+                    Attr::Str("post_transform", "LOGISTIC"),
+                ]);
+                node(
+                    "TreeEnsembleClassifier",
+                    "ai.onnx.ml",
+                    &["features"],
+                    &["label", "probabilities"],
+                    &attrs,
+                )
+            }
+        };
+        (vec![n], vec![])
+    }
+}

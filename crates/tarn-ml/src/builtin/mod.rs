@@ -1,0 +1,213 @@
+//! tarn's built-in trainers: linear and logistic regression and gradient-boosted trees
+//! (regression and binary classification), trained in process from the `train` channel,
+//! evaluated on `validation` (or `train` when there is none), and saved into the model folder
+//! as `model.onnx` plus an MLflow `MLmodel` file (onnx and python_function flavours), so
+//! serving, batch transform and `mlflow.pyfunc.load_model` treat them as any ONNX model.
+
+mod data;
+mod gbt;
+mod linear;
+pub mod onnx;
+
+use crate::channels::ChannelData;
+use crate::MlError;
+pub use data::{Labels, Matrix};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use tarn_config::Algorithm;
+
+/// One built-in training job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub algorithm: Algorithm,
+    pub target: String,
+    pub features: Vec<String>,
+    pub hyperparameters: BTreeMap<String, serde_json::Value>,
+    pub data: Vec<ChannelData>,
+    pub model_dir: PathBuf,
+}
+
+/// What a built-in job produced besides its files.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub metrics: BTreeMap<String, f64>,
+    pub log: String,
+}
+
+/// A trained model that scores a feature matrix.
+pub(crate) trait Model {
+    /// The raw score per row (the prediction for regression, the positive class's
+    /// probability for classification).
+    fn predict(&self, x: &Matrix) -> Vec<f64>;
+    /// The ONNX graph's nodes and initializers after the `features` matrix, ending in the
+    /// outputs `variable` (regression) or `label` and `probabilities` (classification).
+    fn onnx(&self, labels: &Labels) -> (Vec<onnx::Msg>, Vec<onnx::Msg>);
+}
+
+pub(crate) fn hp_f64(
+    hp: &BTreeMap<String, serde_json::Value>,
+    key: &str,
+    default: f64,
+) -> Result<f64, MlError> {
+    match hp.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|x: &f64| x.is_finite())
+            .ok_or_else(|| {
+                MlError::Usage(format!("hyperparameter `{key}` must be a number, not {v}"))
+            }),
+    }
+}
+
+/// Trains, evaluates and saves the model; `cancel` stops it between iterations.
+pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
+    let started = std::time::Instant::now();
+    let train = job
+        .data
+        .iter()
+        .find(|c| c.name == "train")
+        .ok_or_else(|| MlError::Usage("a built-in trainer needs a `train` channel".into()))?;
+    let eval_set = job.data.iter().find(|c| c.name == "validation");
+    let features = data::feature_names(train, &job.target, &job.features)?;
+    let classifier = job.algorithm.is_classifier();
+    let (x, labels, dropped) = data::prepare(train, &features, &job.target, classifier, None)?;
+    let mut log = format!(
+        "{}: {} rows x {} features from `train`{}\n",
+        job.algorithm.name(),
+        x.rows,
+        features.len(),
+        if dropped > 0 {
+            format!(" ({dropped} rows without a `{}` left out)", job.target)
+        } else {
+            String::new()
+        }
+    );
+    let model: Box<dyn Model> = match job.algorithm {
+        Algorithm::LinearRegression | Algorithm::LogisticRegression => {
+            Box::new(linear::fit(&x, &labels, classifier, &job.hyperparameters)?)
+        }
+        Algorithm::GbtRegressor | Algorithm::GbtClassifier => Box::new(gbt::fit(
+            &x,
+            &labels,
+            classifier,
+            &job.hyperparameters,
+            cancel,
+            &mut log,
+        )?),
+    };
+    let mut metrics = BTreeMap::new();
+    let train_pred = model.predict(&x);
+    for (k, v) in data::evaluate(&train_pred, &labels) {
+        metrics.insert(format!("train_{k}"), v);
+    }
+    let (ex, elabels, eval_name) = match eval_set {
+        Some(v) => {
+            let (ex, el, _) = data::prepare(v, &features, &job.target, classifier, Some(&labels))?;
+            (ex, el, "validation")
+        }
+        None => (x.clone(), labels.clone(), "train"),
+    };
+    let pred = model.predict(&ex);
+    for (k, v) in data::evaluate(&pred, &elabels) {
+        log.push_str(&format!("{eval_name} {k}: {v}\n"));
+        metrics.insert(k, v);
+    }
+    log.push_str(&format!(
+        "trained in {:.2} s\n",
+        started.elapsed().as_secs_f64()
+    ));
+    save(job, &features, &labels, model.as_ref(), &metrics)?;
+    Ok(Done { metrics, log })
+}
+
+/// Writes `model.onnx` and `MLmodel` into the model folder.
+fn save(
+    job: &Job,
+    features: &[String],
+    labels: &Labels,
+    model: &dyn Model,
+    metrics: &BTreeMap<String, f64>,
+) -> Result<(), MlError> {
+    let (inputs, mut nodes, mut inits) = onnx::feature_inputs(features);
+    let (more_nodes, more_inits) = model.onnx(labels);
+    nodes.extend(more_nodes);
+    inits.extend(more_inits);
+    let (outputs, signature_out) = match labels {
+        Labels::Regression(_) => (
+            vec![onnx::value_info("variable", onnx::FLOAT, &[None, Some(1)])],
+            serde_json::json!([{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 1]}, "name": "variable"}]),
+        ),
+        Labels::Classes { names, .. } => {
+            let label_type = if names.iter().all(|n| n.parse::<i64>().is_ok()) {
+                (onnx::INT64, "int64")
+            } else {
+                (8, "str")
+            };
+            (
+                vec![
+                    onnx::value_info("label", label_type.0, &[None]),
+                    onnx::value_info("probabilities", onnx::FLOAT, &[None, Some(2)]),
+                ],
+                serde_json::json!([
+                    {"type": "tensor", "tensor-spec": {"dtype": label_type.1, "shape": [-1]}, "name": "label"},
+                    {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]}, "name": "probabilities"}
+                ]),
+            )
+        }
+    };
+    let task = if job.algorithm.is_classifier() {
+        "classification"
+    } else {
+        "regression"
+    };
+    let bytes = onnx::model(
+        job.algorithm.name(),
+        &nodes,
+        &inits,
+        &inputs,
+        &outputs,
+        &[
+            ("tarn.algorithm", job.algorithm.name().to_string()),
+            ("tarn.task", task.to_string()),
+            ("tarn.target", job.target.clone()),
+            (
+                "tarn.features",
+                serde_json::to_string(features).unwrap_or_default(),
+            ),
+            (
+                "tarn.metrics",
+                serde_json::to_string(metrics).unwrap_or_default(),
+            ),
+        ],
+    );
+    let dir = &job.model_dir;
+    std::fs::create_dir_all(dir).map_err(|e| MlError::io(dir, e))?;
+    let file = dir.join("model.onnx");
+    std::fs::write(&file, bytes).map_err(|e| MlError::io(&file, e))?;
+    let inputs_sig: Vec<serde_json::Value> = features
+        .iter()
+        .map(|f| {
+            let shape = if features.len() == 1 {
+                serde_json::json!([-1, 1])
+            } else {
+                serde_json::json!([-1])
+            };
+            serde_json::json!({"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": shape}, "name": f})
+        })
+        .collect();
+    let mlmodel = format!(
+        "artifact_path: model\nflavors:\n  onnx:\n    code: null\n    data: model.onnx\n    onnx_version: 1.17.0\n    providers:\n    - CPUExecutionProvider\n  python_function:\n    data: model.onnx\n    loader_module: mlflow.onnx\n    python_version: 3.11.7\n  tarn:\n    algorithm: {}\n    task: {task}\n    target: {}\nmodel_uuid: {}\nutc_time_created: '{}'\nsignature:\n  inputs: '{}'\n  outputs: '{}'\n  params: null\n",
+        job.algorithm.name(),
+        serde_json::Value::String(job.target.clone()),
+        uuid::Uuid::new_v4().simple(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f"),
+        serde_json::Value::from(inputs_sig).to_string().replace('\'', "''"),
+        signature_out.to_string().replace('\'', "''"),
+    );
+    let file = dir.join("MLmodel");
+    std::fs::write(&file, mlmodel).map_err(|e| MlError::io(&file, e))?;
+    Ok(())
+}

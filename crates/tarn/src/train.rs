@@ -1,0 +1,215 @@
+//! `tarn train`: runs a model folder's training (`models/<name>/train.yml`) on the lake: the
+//! job (or a tuning's jobs) as tracking runs, the gate, the registration. The trainer's
+//! `mlflow` client reaches a tracking server tarn starts on loopback for the training.
+
+use crate::print;
+use crate::Output;
+use anyhow::{bail, Context, Result};
+use std::sync::Arc;
+use tarn_lake::Lake;
+use tarn_ml::{JobOutcome, TrainOptions, TrainReport};
+
+/// Serves the lake's API on an ephemeral loopback port until the answer is dropped.
+pub(crate) async fn loopback_server(
+    lake: &Lake,
+) -> Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let app = tarn_server::App::build(lake.clone(), Default::default());
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = stop_rx.await;
+        };
+        let r = app
+            .serve("127.0.0.1:0".parse().expect("an address"), stop, |b| {
+                let _ = bound_tx.send(b);
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("the training's tracking server stopped: {e}");
+        }
+    });
+    let bound = bound_rx
+        .await
+        .context("starting the tracking server for the trainer")?;
+    Ok((format!("http://{bound}"), stop_tx))
+}
+
+/// A line above the spinner, or on stderr when there is no terminal to draw it on.
+fn say(spinner: &indicatif::ProgressBar, line: &str) {
+    if spinner.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        spinner.println(line);
+    }
+}
+
+fn me() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "cli".into())
+}
+
+fn hp_summary(j: &JobOutcome) -> String {
+    j.hyperparameters
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `tarn train [NAME]`.
+pub async fn train(lake: &Lake, name: Option<&str>, logs: bool, out: Output) -> Result<()> {
+    let specs = tarn_config::load_train_specs(&lake.config)?;
+    let Some(name) = name else {
+        if out.json() {
+            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            return print::json(&names);
+        }
+        if specs.is_empty() {
+            println!(
+                "no models/<name>/{} here yet; write one (see README: Training) and run `tarn train NAME`",
+                tarn_config::TRAIN_FILE
+            );
+        }
+        for s in &specs {
+            let trainer = match &s.trainer {
+                tarn_config::Trainer::Builtin {
+                    algorithm, target, ..
+                } => {
+                    format!("{} -> {target}", algorithm.name())
+                }
+                tarn_config::Trainer::Command { command, .. } => command.join(" "),
+            };
+            println!(
+                "{:<20} {trainer}{}",
+                s.name,
+                if s.tuning.is_some() { " (tuned)" } else { "" }
+            );
+        }
+        return Ok(());
+    };
+    let Some(spec) = specs.into_iter().find(|s| s.name == name) else {
+        bail!(
+            "no model folder `{name}` with a {}; `tarn train` lists them",
+            tarn_config::TRAIN_FILE
+        );
+    };
+    let (uri, _stop) = loopback_server(lake).await?;
+    let mut opts = TrainOptions::new(lake, &uri, &me());
+    let spinner = if out.json() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        print::spinner(&format!("training {name}: exporting channels"))
+    };
+    let total = spec.tuning.as_ref().map(|t| t.max_jobs).unwrap_or(1);
+    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    {
+        let spinner = spinner.clone();
+        let done = done.clone();
+        let objective = spec.tuning.as_ref().map(|t| t.objective.metric.clone());
+        let quiet = out.json();
+        opts.progress = Some(Arc::new(move |j: &JobOutcome| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let line = match &j.failure {
+                Some(f) => format!("job {n}/{total} {} failed: {f}", j.run_name),
+                None => {
+                    let shown = match &objective {
+                        Some(m) => j
+                            .metrics
+                            .get(m)
+                            .map(|v| format!("{m}={v:.6}"))
+                            .unwrap_or_default(),
+                        None => j
+                            .metrics
+                            .iter()
+                            .filter(|(k, _)| !k.starts_with("train_"))
+                            .map(|(k, v)| format!("{k}={v:.6}"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    };
+                    format!("job {n}/{total} {} {shown}  {}", j.run_name, hp_summary(j))
+                }
+            };
+            if !quiet {
+                say(&spinner, &line);
+            }
+            spinner.set_message(format!("training: {n}/{total} jobs done"));
+        }));
+    }
+    if logs && !out.json() {
+        let spinner = spinner.clone();
+        opts.sink = Some(Arc::new(move |l: &str| say(&spinner, &format!("  | {l}"))));
+    }
+    spinner.set_message(format!("training {name}"));
+    let report = tarn_ml::train(lake, &spec, &opts).await?;
+    spinner.finish_and_clear();
+    if out.json() {
+        print::json(&report)?;
+    } else {
+        summary(&report);
+    }
+    if report.status != "succeeded" {
+        bail!(
+            "training `{name}` failed: {}",
+            report.reason.clone().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn summary(r: &TrainReport) {
+    println!("experiment {}  run {}", r.experiment_id, r.run_id);
+    if let Some(b) = &r.best {
+        let metrics: Vec<String> = b
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.6}"))
+            .collect();
+        println!("best job   {} ({})", b.run_name, b.run_id);
+        if !b.hyperparameters.is_empty() {
+            println!("  hyperparameters  {}", hp_summary(b));
+        }
+        println!("  metrics          {}", metrics.join(" "));
+    }
+    for (ch, l) in &r.lineage {
+        let tables: Vec<String> = l.tables.iter().map(|(t, v)| format!("{t}@v{v}")).collect();
+        println!(
+            "channel    {ch}: {} rows from {}",
+            l.rows,
+            tables.join(", ")
+        );
+    }
+    if let Some(g) = &r.gate {
+        println!(
+            "gate       {} {} {}: {} ({})",
+            g.metric,
+            g.operator,
+            g.threshold,
+            g.value
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "not logged".into()),
+            if g.passed { "passed" } else { "FAILED" }
+        );
+    }
+    if let Some(reg) = &r.registered {
+        println!(
+            "registered {} version {} ({})",
+            reg.model, reg.version, reg.approval_status
+        );
+        if reg.approval_status != tarn_lake::registry::APPROVED {
+            println!(
+                "next: tarn models approve {} {} --reason \"...\"",
+                reg.model, reg.version
+            );
+        }
+    }
+}
