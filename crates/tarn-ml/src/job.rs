@@ -29,6 +29,8 @@ pub struct JobOutcome {
     pub failure: Option<String>,
     /// Files the trainer left in `model/`.
     pub model_files: usize,
+    /// The job folder (kept after the job, for inspection).
+    pub job_dir: String,
 }
 
 /// What every job of one training shares.
@@ -349,6 +351,7 @@ pub(crate) async fn run(
         metrics,
         failure,
         model_files,
+        job_dir: dir.display().to_string(),
     })
 }
 

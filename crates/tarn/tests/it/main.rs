@@ -3,6 +3,7 @@
 mod pipelines;
 mod server;
 mod tracking;
+mod training;
 
 use std::path::Path;
 use std::process::{Command, Output};
