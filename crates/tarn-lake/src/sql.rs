@@ -46,19 +46,33 @@ impl Lake {
         Ok(self.engine().await?.sql(query, opts).await?)
     }
 
-    /// Runs a query and writes its result as the Delta table `target` (a service table),
-    /// replacing what it held; each run is a new version.
-    pub async fn sql_into(&self, query: &str, target: &str) -> Result<SqlInto, LakeError> {
+    /// Runs a query and streams its rows in batches.
+    pub async fn sql_stream(
+        &self,
+        query: &str,
+    ) -> Result<(arrow::datatypes::SchemaRef, tarn_query::BatchStream), LakeError> {
+        Ok(self.engine().await?.sql_stream(query).await?)
+    }
+
+    /// `target` as a curated table of a service zone, or why it cannot be one.
+    fn curated(&self, target: &str, flag: &str) -> Result<crate::TableAddress, LakeError> {
         let a = self.address(target)?;
         let curated = self.config.layers.iter().any(|l| l == "service") && a.layer == "service"
             || !self.config.layers.iter().any(|l| l == "service")
                 && Some(&a.layer) == self.config.layers.last();
         if !curated {
             return Err(LakeError::Usage(format!(
-                "--into writes curated tables in a service zone; use {}.service.{}",
+                "{flag} writes curated tables in a service zone; use {}.service.{}",
                 a.domain, a.table
             )));
         }
+        Ok(a)
+    }
+
+    /// Runs a query and writes its result as the Delta table `target` (a service table),
+    /// replacing what it held; each run is a new version.
+    pub async fn sql_into(&self, query: &str, target: &str) -> Result<SqlInto, LakeError> {
+        let a = self.curated(target, "--into")?;
         let result = self.sql(query, &QueryOptions::default()).await?;
         let url = self.table_url(&a);
         let out = tarn_tables::write_batches(&url, &a.table, result.batches, &result.schema, true)
@@ -69,6 +83,35 @@ impl Lake {
         p.insert("query".to_string(), query.to_string());
         let record = self
             .register_delta(&a, &url, &schema, &[], p, "materialised by tarn sql --into")
+            .await?;
+        self.meta
+            .set_row_count(&record.id, Some(out.row_count))
+            .await?;
+        Ok(SqlInto {
+            table: a.to_string(),
+            table_version: out.table_version,
+            row_count: out.row_count,
+        })
+    }
+
+    /// Writes a stream of batches as the Delta table `target` (a service table), replacing
+    /// what it held in one commit, and catalogs it with `parameters`.
+    pub async fn write_service_stream(
+        &self,
+        target: &str,
+        flag: &str,
+        schema: &arrow::datatypes::SchemaRef,
+        stream: tarn_tables::BatchSource,
+        parameters: BTreeMap<String, String>,
+        note: &str,
+    ) -> Result<SqlInto, LakeError> {
+        let a = self.curated(target, flag)?;
+        let url = self.table_url(&a);
+        let out = tarn_tables::write_stream(&url, &a.table, schema, stream, true).await?;
+        let mut p = parameters;
+        p.insert("classification".to_string(), "delta".to_string());
+        let record = self
+            .register_delta(&a, &url, &out.schema, &[], p, note)
             .await?;
         self.meta
             .set_row_count(&record.id, Some(out.row_count))

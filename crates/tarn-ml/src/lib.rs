@@ -16,11 +16,13 @@ pub mod channels;
 mod error;
 mod job;
 mod train;
+pub mod transform;
 pub mod tuning;
 
 pub use error::MlError;
 pub use job::JobOutcome;
 pub use train::{code_hash, train, GateResult, Registered, TrainReport};
+pub use transform::{transform, TransformArgs, TransformReport};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

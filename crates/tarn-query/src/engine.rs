@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tarn_metadata::TableRecord;
 
+/// Batches of a streamed query.
+pub type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, QueryError>>;
+
 /// A table the engine can see, addressed `domain.layer.name`.
 #[derive(Debug, Clone)]
 pub struct Visible {
@@ -105,8 +108,11 @@ impl Engine {
         Engine { ctx, addresses }
     }
 
-    /// Runs one read-only statement.
-    pub async fn sql(&self, sql: &str, opts: &QueryOptions) -> Result<QueryResult, QueryError> {
+    /// The plan of one read-only statement.
+    async fn plan(
+        &self,
+        sql: &str,
+    ) -> Result<deltalake::datafusion::dataframe::DataFrame, QueryError> {
         let rewritten = quote_versions(sql);
         let state = self.ctx.state();
         let statement = state
@@ -120,7 +126,28 @@ impl Engine {
             .statement_to_plan(statement)
             .await
             .map_err(|e| self.locate(sql, e.to_string()))?;
-        let mut df = self.ctx.execute_logical_plan(plan).await?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Runs one read-only statement and streams its rows batch by batch (memory stays bounded
+    /// whatever the result's size).
+    pub async fn sql_stream(&self, sql: &str) -> Result<(SchemaRef, BatchStream), QueryError> {
+        use futures::StreamExt;
+        let df = self.plan(sql).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        let sql = sql.to_string();
+        Ok((
+            schema,
+            stream
+                .map(move |r| r.map_err(|e| QueryError::Output(format!("{e} (in `{sql}`)"))))
+                .boxed(),
+        ))
+    }
+
+    /// Runs one read-only statement.
+    pub async fn sql(&self, sql: &str, opts: &QueryOptions) -> Result<QueryResult, QueryError> {
+        let mut df = self.plan(sql).await?;
         if let Some(limit) = opts.row_limit {
             df = df.limit(0, Some(limit + 1))?;
         }

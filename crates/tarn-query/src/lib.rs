@@ -13,6 +13,6 @@ mod output;
 mod schema;
 
 pub use cache::QueryCache;
-pub use engine::{Engine, QueryOptions, QueryResult, Visible};
+pub use engine::{BatchStream, Engine, QueryOptions, QueryResult, Visible};
 pub use error::QueryError;
 pub use output::{write_result, OutputFormat};

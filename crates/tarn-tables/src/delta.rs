@@ -456,3 +456,103 @@ pub async fn history(table_url: &str) -> Result<Vec<HistoryEntry>, TablesError> 
         })
         .collect())
 }
+
+/// Batches to write as they come (a stream of already-computed results).
+/// Batches to write as they come; an error (its text) stops the write, which commits nothing.
+pub type BatchSource = futures::stream::BoxStream<'static, Result<RecordBatch, String>>;
+
+/// One partition that hands out its stream once.
+struct Once {
+    schema: SchemaRef,
+    stream: std::sync::Mutex<Option<BatchSource>>,
+}
+
+impl std::fmt::Debug for Once {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Once")
+    }
+}
+
+impl deltalake::datafusion::physical_plan::streaming::PartitionStream for Once {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(
+        &self,
+        _ctx: std::sync::Arc<deltalake::datafusion::execution::TaskContext>,
+    ) -> deltalake::datafusion::execution::SendableRecordBatchStream {
+        use deltalake::datafusion::error::DataFusionError;
+        use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+        use futures::StreamExt;
+        let stream = self.stream.lock().expect("stream lock").take();
+        let stream = stream
+            .map(|s| s.map(|r| r.map_err(DataFusionError::Execution)).boxed())
+            .unwrap_or_else(|| {
+                Box::pin(futures::stream::once(async {
+                    Err(deltalake::datafusion::error::DataFusionError::Execution(
+                        "the batches were already written".into(),
+                    ))
+                }))
+            });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+    }
+}
+
+/// Writes a stream of batches into a table (created when missing), replacing (or appending
+/// to) its content in one commit; batches are written as they come, so memory stays bounded
+/// whatever the stream's length.
+pub async fn write_stream(
+    table_url: &str,
+    table_name: &str,
+    schema: &SchemaRef,
+    stream: BatchSource,
+    overwrite: bool,
+) -> Result<LoadOutcome, TablesError> {
+    use deltalake::datafusion::catalog::streaming::StreamingTable;
+    let t = match open(table_url, None).await? {
+        Some(t) => t,
+        None => create_at(table_url).await?,
+    };
+    let source = StreamingTable::try_new(
+        schema.clone(),
+        vec![std::sync::Arc::new(Once {
+            schema: schema.clone(),
+            stream: std::sync::Mutex::new(Some(stream)),
+        })],
+    )?;
+    let ctx = SessionContext::new();
+    let plan = ctx
+        .read_table(std::sync::Arc::new(source))?
+        .logical_plan()
+        .clone();
+    let table = t
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_save_mode(if overwrite {
+            SaveMode::Overwrite
+        } else {
+            SaveMode::Append
+        })
+        .with_schema_mode(if overwrite {
+            SchemaMode::Overwrite
+        } else {
+            SchemaMode::Merge
+        })
+        .with_table_name(table_name)
+        .with_writer_properties(writer_properties())
+        .with_commit_properties(CommitProperties::default().with_max_retries(20))
+        .await?;
+    let row_count = count_rows(&table).await?;
+    Ok(LoadOutcome {
+        load_id: String::new(),
+        table_version: table.version().unwrap_or(0) as i64,
+        rows_written: row_count as usize,
+        rows_rejected: 0,
+        rejected_version: None,
+        row_count,
+        ignored_columns: vec![],
+        already_loaded: false,
+        schema: table.snapshot()?.snapshot().arrow_schema(),
+    })
+}

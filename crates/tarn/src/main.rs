@@ -288,6 +288,35 @@ enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// Score every row of a query or table with a model and write the inputs' ids and the
+    /// predictions as the Delta table DOMAIN.service.TABLE (catalogued, so SQL sees it).
+    /// ONNX models (tarn's built-ins, mlflow.onnx) run in process; other MLflow models
+    /// through their python_function flavour. Rows stream in batches: memory stays bounded.
+    ///
+    /// Examples:
+    ///   tarn transform models:/delays@champion --input flights.trusted.flights \
+    ///       --output flights.service.delay_scores --id-column flight --id-column time_hour
+    ///   tarn transform models:/delays/3 --input "SELECT * FROM flights.trusted.flights WHERE month = 12" \
+    ///       --output flights.service.december --csv flights/service/exports/december.csv
+    #[command(verbatim_doc_comment)]
+    Transform {
+        /// models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/STAGE or runs:/RUN_ID/PATH.
+        model_uri: String,
+        /// A table (domain.layer.table) or a query.
+        #[arg(long)]
+        input: String,
+        /// The table to write: DOMAIN.service.TABLE (replaced on each run, a new version).
+        #[arg(long)]
+        output: String,
+        /// Input columns to keep beside the predictions (repeatable; default: all).
+        #[arg(long = "id-column")]
+        id_columns: Vec<String>,
+        /// Also land the output as a CSV file at DOMAIN/LAYER/KEY.
+        #[arg(long)]
+        csv: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Send a test message to TOPIC and report each subscription's delivery.
     Notify {
         #[command(subcommand)]
@@ -751,6 +780,26 @@ async fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("tarn train runs where the lake folder is (its trainers run on this machine); drop --server, or run it as a `train` step of a pipeline on the server");
             }
             train::train(&open(&cli).await?, name.as_deref(), *logs, *out).await?;
+        }
+        Command::Transform {
+            model_uri,
+            input,
+            output,
+            id_columns,
+            csv,
+            out,
+        } => {
+            if server.is_some() {
+                anyhow::bail!("tarn transform runs where the lake folder is; drop --server, or run it as a `transform` step of a pipeline on the server");
+            }
+            let args = tarn_ml::TransformArgs {
+                model_uri: model_uri.clone(),
+                input: input.clone(),
+                output: output.clone(),
+                id_columns: id_columns.clone(),
+                csv: csv.clone(),
+            };
+            train::transform(&open(&cli).await?, &args, *out).await?;
         }
         Command::Models(cmd) => match &server {
             Some(c) => models::models(&pipelines::Via::Server(c), cmd).await?,

@@ -213,3 +213,62 @@ fn summary(r: &TrainReport) {
         }
     }
 }
+
+/// `tarn transform`.
+pub async fn transform(lake: &Lake, args: &tarn_ml::TransformArgs, out: Output) -> Result<()> {
+    let query = if args.input.trim().split('.').count() == 3 && !args.input.contains(' ') {
+        format!("SELECT * FROM {}", args.input.trim())
+    } else {
+        args.input.clone()
+    };
+    let total = lake
+        .sql(
+            &format!("SELECT count(*) AS n FROM ({query}) AS input"),
+            &Default::default(),
+        )
+        .await
+        .ok()
+        .and_then(|r| {
+            r.batches.first().and_then(|b| {
+                arrow::array::AsArray::as_primitive_opt::<arrow::datatypes::Int64Type>(b.column(0))
+                    .map(|a| a.value(0) as u64)
+            })
+        });
+    let bar = if out.json() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scoring [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, {eta})",
+            )
+            .expect("a template")
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let progress = {
+        let bar = bar.clone();
+        Arc::new(move |n: u64| bar.set_position(n))
+    };
+    let python = tarn_pipelines::Python::new(&lake.config.root);
+    let report = tarn_ml::transform(lake, args, &python, Some(progress)).await?;
+    bar.finish_and_clear();
+    if out.json() {
+        return print::json(&report);
+    }
+    println!(
+        "scored {} rows with {} ({}) into {} (version {}) in {:.1} s, {:.0} rows/s",
+        report.rows,
+        report.model_uri,
+        report.runtime,
+        report.table,
+        report.table_version,
+        report.seconds,
+        report.rows_per_second
+    );
+    if let Some(c) = &report.csv {
+        println!("landed the predictions as CSV at {c}");
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@
 mod data;
 mod gbt;
 mod linear;
-pub mod onnx;
+pub use tarn_onnx::write as onnx;
 
 use crate::channels::ChannelData;
 use crate::MlError;

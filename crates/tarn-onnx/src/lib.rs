@@ -1,0 +1,41 @@
+//! ONNX for tarn without Python or downloads: writing the models tarn's built-in trainers
+//! produce ([`write`]), and reading and running models in process ([`Model`]) for batch
+//! transform and serving. The runtime covers the operators tarn's own models use and refuses
+//! any other by name when a model loads.
+//!
+//! ```
+//! use tarn_onnx::write::{feature_inputs, model, node, value_info, Attr, FLOAT};
+//! let (inputs, mut nodes, inits) = feature_inputs(&["a".to_string(), "b".to_string()]);
+//! nodes.push(node("LinearRegressor", "ai.onnx.ml", &["features"], &["y"], &[
+//!     Attr::Floats("coefficients", vec![2.0, 3.0]),
+//!     Attr::Floats("intercepts", vec![1.0]),
+//! ]));
+//! let bytes = model("demo", &nodes, &inits, &inputs, &[value_info("y", FLOAT, &[None, Some(1)])], &[]);
+//! let m = tarn_onnx::Model::load(&bytes).unwrap();
+//! let mut feeds = std::collections::HashMap::new();
+//! feeds.insert("a".to_string(), tarn_onnx::Value::F32(vec![2], vec![1.0, 2.0]));
+//! feeds.insert("b".to_string(), tarn_onnx::Value::F32(vec![2], vec![0.0, 1.0]));
+//! let out = m.run(feeds).unwrap();
+//! assert_eq!(out[0], tarn_onnx::Value::F32(vec![2, 1], vec![3.0, 8.0]));
+//! ```
+
+pub mod proto;
+mod runtime;
+pub mod write;
+
+pub use proto::ValueInfo;
+pub use runtime::{Model, Value};
+
+/// What can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// The bytes are not a model this reader understands.
+    #[error("{0}")]
+    Format(String),
+    /// The model uses an operator tarn's runtime does not have.
+    #[error("the model uses the ONNX operator `{0}`, which tarn's runtime does not run yet; it runs the operators of tarn's built-in models (linear, logistic, tree ensembles, imputer, scaler)")]
+    Unsupported(String),
+    /// The input does not fit the model.
+    #[error("{0}")]
+    Input(String),
+}

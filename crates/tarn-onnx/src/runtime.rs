@@ -1,0 +1,733 @@
+//! Running an ONNX graph on a batch: tensors of `f32`, `i64` or text, operators run in the
+//! graph's (topological) order. Covers what tarn's built-in models use (`Unsqueeze`, `Concat`,
+//! `Identity`, `Cast`, `Sigmoid`, and from `ai.onnx.ml`: `Imputer`, `Scaler`,
+//! `LinearRegressor`, `LinearClassifier`, `TreeEnsembleRegressor`, `TreeEnsembleClassifier`);
+//! any other operator is refused when the model loads, naming it.
+
+use crate::proto::{self, Attribute, ModelProto, NodeProto, TensorProto, ValueInfo};
+use crate::OnnxError;
+use std::collections::HashMap;
+
+/// A tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    F32(Vec<usize>, Vec<f32>),
+    I64(Vec<usize>, Vec<i64>),
+    Str(Vec<usize>, Vec<String>),
+}
+
+impl Value {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Value::F32(s, _) | Value::I64(s, _) | Value::Str(s, _) => s,
+        }
+    }
+
+    fn as_f32(&self, op: &str) -> Result<(Vec<usize>, Vec<f32>), OnnxError> {
+        match self {
+            Value::F32(s, d) => Ok((s.clone(), d.clone())),
+            Value::I64(s, d) => Ok((s.clone(), d.iter().map(|v| *v as f32).collect())),
+            Value::Str(..) => Err(OnnxError::Input(format!("{op} needs numbers, got text"))),
+        }
+    }
+
+    fn as_i64(&self) -> Vec<i64> {
+        match self {
+            Value::I64(_, d) => d.clone(),
+            Value::F32(_, d) => d.iter().map(|v| *v as i64).collect(),
+            Value::Str(_, d) => d.iter().map(|s| s.parse().unwrap_or(0)).collect(),
+        }
+    }
+
+    /// Rows and columns of a matrix (a vector is one column).
+    fn matrix(&self, op: &str) -> Result<(usize, usize, Vec<f32>), OnnxError> {
+        let (shape, data) = self.as_f32(op)?;
+        match shape.as_slice() {
+            [n] => Ok((*n, 1, data)),
+            [n, c] => Ok((*n, *c, data)),
+            other => Err(OnnxError::Input(format!(
+                "{op} takes a matrix, got shape {other:?}"
+            ))),
+        }
+    }
+}
+
+fn constant(t: &TensorProto) -> Value {
+    let dims: Vec<usize> = t.dims.iter().map(|d| *d as usize).collect();
+    match t.data_type {
+        7 | 6 => {
+            let mut ints = t.ints.clone();
+            if ints.is_empty() && !t.raw.is_empty() {
+                let size = if t.data_type == 7 { 8 } else { 4 };
+                ints = t
+                    .raw
+                    .chunks_exact(size)
+                    .map(|c| {
+                        if size == 8 {
+                            i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))
+                        } else {
+                            i32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as i64
+                        }
+                    })
+                    .collect();
+            }
+            Value::I64(dims, ints)
+        }
+        8 => Value::Str(dims, t.strings.clone()),
+        _ => {
+            let mut floats = t.floats.clone();
+            if floats.is_empty() && !t.raw.is_empty() {
+                floats = t
+                    .raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+            }
+            Value::F32(dims, floats)
+        }
+    }
+}
+
+/// How a tree node decides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Leq,
+    Lt,
+    Gte,
+    Gt,
+    Eq,
+    Neq,
+    Leaf,
+}
+
+#[derive(Debug, Clone)]
+struct TreeNode {
+    mode: Mode,
+    feature: usize,
+    value: f32,
+    yes: usize,
+    no: usize,
+    missing_yes: bool,
+    /// (target or class, weight) of a leaf.
+    weights: Vec<(usize, f32)>,
+}
+
+/// A compiled tree ensemble.
+#[derive(Debug, Clone)]
+struct Ensemble {
+    nodes: Vec<TreeNode>,
+    roots: Vec<usize>,
+    targets: usize,
+    base: Vec<f32>,
+    average: bool,
+    post: String,
+    /// Class labels (classifier only).
+    labels: Option<Labels>,
+    binary: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Labels {
+    Ints(Vec<i64>),
+    Strs(Vec<String>),
+}
+
+impl Labels {
+    fn len(&self) -> usize {
+        match self {
+            Labels::Ints(v) => v.len(),
+            Labels::Strs(v) => v.len(),
+        }
+    }
+
+    fn pick(&self, idx: &[usize], n: usize) -> Value {
+        match self {
+            Labels::Ints(v) => Value::I64(vec![n], idx.iter().map(|i| v[*i]).collect()),
+            Labels::Strs(v) => Value::Str(vec![n], idx.iter().map(|i| v[*i].clone()).collect()),
+        }
+    }
+}
+
+fn attr<'a>(n: &'a NodeProto, key: &str) -> Option<&'a Attribute> {
+    n.attrs.get(key)
+}
+
+fn ints(n: &NodeProto, key: &str) -> Vec<i64> {
+    attr(n, key).map(|a| a.ints.clone()).unwrap_or_default()
+}
+
+fn floats(n: &NodeProto, key: &str) -> Vec<f32> {
+    attr(n, key).map(|a| a.floats.clone()).unwrap_or_default()
+}
+
+fn string(n: &NodeProto, key: &str, default: &str) -> String {
+    attr(n, key)
+        .and_then(|a| a.s.clone())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn int(n: &NodeProto, key: &str, default: i64) -> i64 {
+    attr(n, key).and_then(|a| a.i).unwrap_or(default)
+}
+
+fn labels_of(n: &NodeProto, ints_key: &str) -> Option<Labels> {
+    let i = ints(n, ints_key);
+    if !i.is_empty() {
+        return Some(Labels::Ints(i));
+    }
+    let s = attr(n, "classlabels_strings")
+        .map(|a| a.strings.clone())
+        .unwrap_or_default();
+    (!s.is_empty()).then_some(Labels::Strs(s))
+}
+
+fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
+    let tree_ids = ints(n, "nodes_treeids");
+    let node_ids = ints(n, "nodes_nodeids");
+    let features = ints(n, "nodes_featureids");
+    let values = floats(n, "nodes_values");
+    let modes: Vec<String> = attr(n, "nodes_modes")
+        .map(|a| a.strings.clone())
+        .unwrap_or_default();
+    let yes = ints(n, "nodes_truenodeids");
+    let no = ints(n, "nodes_falsenodeids");
+    let missing = ints(n, "nodes_missing_value_tracks_true");
+    let count = tree_ids.len();
+    if [
+        node_ids.len(),
+        features.len(),
+        modes.len(),
+        yes.len(),
+        no.len(),
+    ]
+    .iter()
+    .any(|l| *l != count)
+    {
+        return Err(OnnxError::Format(format!(
+            "{}: the nodes_* attributes have different lengths",
+            n.op
+        )));
+    }
+    let mut index: HashMap<(i64, i64), usize> = HashMap::new();
+    for i in 0..count {
+        index.insert((tree_ids[i], node_ids[i]), i);
+    }
+    let find = |t: i64, id: i64| -> Result<usize, OnnxError> {
+        index
+            .get(&(t, id))
+            .copied()
+            .ok_or_else(|| OnnxError::Format(format!("{}: tree {t} has no node {id}", n.op)))
+    };
+    let mut nodes = Vec::with_capacity(count);
+    for i in 0..count {
+        let mode = match modes[i].as_str() {
+            "BRANCH_LEQ" => Mode::Leq,
+            "BRANCH_LT" => Mode::Lt,
+            "BRANCH_GTE" => Mode::Gte,
+            "BRANCH_GT" => Mode::Gt,
+            "BRANCH_EQ" => Mode::Eq,
+            "BRANCH_NEQ" => Mode::Neq,
+            "LEAF" => Mode::Leaf,
+            m => return Err(OnnxError::Format(format!("{}: node mode {m}", n.op))),
+        };
+        let (y, o) = if mode == Mode::Leaf {
+            (0, 0)
+        } else {
+            (find(tree_ids[i], yes[i])?, find(tree_ids[i], no[i])?)
+        };
+        nodes.push(TreeNode {
+            mode,
+            feature: features[i].max(0) as usize,
+            value: values.get(i).copied().unwrap_or(0.0),
+            yes: y,
+            no: o,
+            missing_yes: missing.get(i).copied().unwrap_or(0) != 0,
+            weights: Vec::new(),
+        });
+    }
+    let prefix = if classifier { "class" } else { "target" };
+    let w_tree = ints(n, &format!("{prefix}_treeids"));
+    let w_node = ints(n, &format!("{prefix}_nodeids"));
+    let w_id = ints(n, &format!("{prefix}_ids"));
+    let w = floats(n, &format!("{prefix}_weights"));
+    for k in 0..w_tree.len() {
+        let at = find(w_tree[k], w_node[k])?;
+        nodes[at].weights.push((
+            w_id.get(k).copied().unwrap_or(0) as usize,
+            w.get(k).copied().unwrap_or(0.0),
+        ));
+    }
+    let mut roots: Vec<(i64, usize)> = Vec::new();
+    let mut referenced = vec![false; count];
+    for nd in &nodes {
+        if nd.mode != Mode::Leaf {
+            referenced[nd.yes] = true;
+            referenced[nd.no] = true;
+        }
+    }
+    for i in 0..count {
+        if !referenced[i] && !roots.iter().any(|(t, _)| *t == tree_ids[i]) {
+            roots.push((tree_ids[i], i));
+        }
+    }
+    roots.sort();
+    let labels = if classifier {
+        Some(
+            labels_of(n, "classlabels_int64s")
+                .ok_or_else(|| OnnxError::Format(format!("{}: no class labels", n.op)))?,
+        )
+    } else {
+        None
+    };
+    let max_id = w_id.iter().copied().max().unwrap_or(0) as usize + 1;
+    let targets = match &labels {
+        Some(l) => l.len().max(max_id),
+        None => int(n, "n_targets", 1).max(1) as usize,
+    };
+    let binary = labels.as_ref().is_some_and(|l| l.len() == 2) && max_id == 1;
+    Ok(Ensemble {
+        nodes,
+        roots: roots.into_iter().map(|r| r.1).collect(),
+        targets,
+        base: floats(n, "base_values"),
+        average: string(n, "aggregate_function", "SUM") == "AVERAGE",
+        post: string(n, "post_transform", "NONE"),
+        labels,
+        binary,
+    })
+}
+
+impl Ensemble {
+    /// Scores of every row: `[n, targets]`.
+    fn scores(&self, x: &[f32], n: usize, cols: usize) -> Vec<f32> {
+        let width = if self.binary { 1 } else { self.targets };
+        let mut out = vec![0f32; n * width];
+        for r in 0..n {
+            let row = &x[r * cols..(r + 1) * cols];
+            let acc = &mut out[r * width..(r + 1) * width];
+            for &root in &self.roots {
+                let mut at = root;
+                loop {
+                    let nd = &self.nodes[at];
+                    if nd.mode == Mode::Leaf {
+                        for (t, w) in &nd.weights {
+                            if *t < width {
+                                acc[*t] += w;
+                            }
+                        }
+                        break;
+                    }
+                    let v = row.get(nd.feature).copied().unwrap_or(f32::NAN);
+                    let go = if v.is_nan() {
+                        nd.missing_yes
+                    } else {
+                        match nd.mode {
+                            Mode::Leq => v <= nd.value,
+                            Mode::Lt => v < nd.value,
+                            Mode::Gte => v >= nd.value,
+                            Mode::Gt => v > nd.value,
+                            Mode::Eq => v == nd.value,
+                            _ => v != nd.value,
+                        }
+                    };
+                    at = if go { nd.yes } else { nd.no };
+                }
+            }
+            if self.average && !self.roots.is_empty() {
+                for a in acc.iter_mut() {
+                    *a /= self.roots.len() as f32;
+                }
+            }
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += self.base.get(k).copied().unwrap_or(0.0);
+            }
+        }
+        out
+    }
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Applies a post transform to rows of `width` scores.
+fn post(kind: &str, scores: &mut [f32], width: usize) {
+    match kind {
+        "LOGISTIC" => scores.iter_mut().for_each(|s| *s = sigmoid(*s)),
+        "SOFTMAX" => {
+            for row in scores.chunks_mut(width) {
+                let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for s in row.iter_mut() {
+                    *s = (*s - m).exp();
+                    sum += *s;
+                }
+                for s in row.iter_mut() {
+                    *s /= sum;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Classifier outputs from raw scores: labels (the best class) and `[n, classes]` scores.
+fn classify(
+    labels: &Labels,
+    mut scores: Vec<f32>,
+    n: usize,
+    width: usize,
+    post_kind: &str,
+    binary: bool,
+) -> Vec<Value> {
+    if binary && width == 1 {
+        // One score for the second class: (1 - p, p) after the logistic.
+        let mut out = Vec::with_capacity(n * 2);
+        let mut idx = Vec::with_capacity(n);
+        for s in scores {
+            let p = if post_kind == "LOGISTIC" {
+                sigmoid(s)
+            } else {
+                s
+            };
+            out.push(1.0 - p);
+            out.push(p);
+            idx.push(
+                if (post_kind == "LOGISTIC" && p > 0.5) || (post_kind != "LOGISTIC" && s > 0.0) {
+                    1
+                } else {
+                    0
+                },
+            );
+        }
+        return vec![labels.pick(&idx, n), Value::F32(vec![n, 2], out)];
+    }
+    post(post_kind, &mut scores, width);
+    let idx: Vec<usize> = scores
+        .chunks(width)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, v)| if *v > b.1 { (i, *v) } else { b },
+                )
+                .0
+        })
+        .collect();
+    vec![labels.pick(&idx, n), Value::F32(vec![n, width], scores)]
+}
+
+/// A compiled operator.
+#[derive(Debug, Clone)]
+enum Op {
+    Identity,
+    Unsqueeze(Vec<i64>),
+    Concat(i64),
+    Cast(i64),
+    Sigmoid,
+    Imputer {
+        values: Vec<f32>,
+        replaced: f32,
+    },
+    Scaler {
+        offset: Vec<f32>,
+        scale: Vec<f32>,
+    },
+    LinearRegressor {
+        coef: Vec<f32>,
+        intercepts: Vec<f32>,
+        targets: usize,
+        post: String,
+    },
+    LinearClassifier {
+        coef: Vec<f32>,
+        intercepts: Vec<f32>,
+        labels: Labels,
+        post: String,
+    },
+    Trees(Box<Ensemble>),
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    op: Op,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+}
+
+/// A loaded model, ready to run batches.
+#[derive(Debug, Clone)]
+pub struct Model {
+    inputs: Vec<ValueInfo>,
+    outputs: Vec<ValueInfo>,
+    constants: HashMap<String, Value>,
+    steps: Vec<Step>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+fn compile(n: &NodeProto, constants: &HashMap<String, Value>) -> Result<Op, OnnxError> {
+    let ml = n.domain == "ai.onnx.ml";
+    Ok(match (ml, n.op.as_str()) {
+        (false, "Identity") => Op::Identity,
+        (false, "Unsqueeze") => {
+            let mut axes = ints(n, "axes");
+            if axes.is_empty() {
+                if let Some(v) = n.inputs.get(1).and_then(|a| constants.get(a)) {
+                    axes = v.as_i64();
+                }
+            }
+            Op::Unsqueeze(axes)
+        }
+        (false, "Concat") => Op::Concat(int(n, "axis", 1)),
+        (false, "Cast") => Op::Cast(int(n, "to", 1)),
+        (false, "Sigmoid") => Op::Sigmoid,
+        (true, "Imputer") => Op::Imputer {
+            values: floats(n, "imputed_value_floats"),
+            replaced: attr(n, "replaced_value_float")
+                .and_then(|a| a.f)
+                .unwrap_or(0.0),
+        },
+        (true, "Scaler") => Op::Scaler {
+            offset: floats(n, "offset"),
+            scale: floats(n, "scale"),
+        },
+        (true, "LinearRegressor") => Op::LinearRegressor {
+            coef: floats(n, "coefficients"),
+            intercepts: floats(n, "intercepts"),
+            targets: int(n, "targets", 1).max(1) as usize,
+            post: string(n, "post_transform", "NONE"),
+        },
+        (true, "LinearClassifier") => Op::LinearClassifier {
+            coef: floats(n, "coefficients"),
+            intercepts: floats(n, "intercepts"),
+            labels: labels_of(n, "classlabels_ints")
+                .ok_or_else(|| OnnxError::Format("LinearClassifier: no class labels".into()))?,
+            post: string(n, "post_transform", "NONE"),
+        },
+        (true, "TreeEnsembleRegressor") => Op::Trees(Box::new(ensemble(n, false)?)),
+        (true, "TreeEnsembleClassifier") => Op::Trees(Box::new(ensemble(n, true)?)),
+        _ => {
+            return Err(OnnxError::Unsupported(format!(
+                "{}{}",
+                if ml { "ai.onnx.ml." } else { "" },
+                n.op
+            )))
+        }
+    })
+}
+
+impl Model {
+    /// Parses and compiles a model; an operator tarn cannot run is refused here, by name.
+    pub fn load(bytes: &[u8]) -> Result<Model, OnnxError> {
+        let p: ModelProto = proto::parse(bytes)?;
+        let constants: HashMap<String, Value> = p
+            .initializers
+            .iter()
+            .map(|t| (t.name.clone(), constant(t)))
+            .collect();
+        let mut steps = Vec::new();
+        for n in &p.nodes {
+            steps.push(Step {
+                op: compile(n, &constants)?,
+                inputs: n.inputs.clone(),
+                outputs: n.outputs.clone(),
+            });
+        }
+        Ok(Model {
+            inputs: p.inputs,
+            outputs: p.outputs,
+            constants,
+            steps,
+            metadata: p.metadata,
+        })
+    }
+
+    /// What the model must be fed.
+    pub fn inputs(&self) -> &[ValueInfo] {
+        &self.inputs
+    }
+
+    /// What it answers, in order.
+    pub fn outputs(&self) -> &[ValueInfo] {
+        &self.outputs
+    }
+
+    /// Runs the graph on `feeds` (one per input); answers the outputs in order.
+    pub fn run(&self, feeds: HashMap<String, Value>) -> Result<Vec<Value>, OnnxError> {
+        for i in &self.inputs {
+            if !feeds.contains_key(&i.name) {
+                return Err(OnnxError::Input(format!(
+                    "input `{}` was not given",
+                    i.name
+                )));
+            }
+        }
+        let mut env = feeds;
+        for s in &self.steps {
+            let get = |k: usize| -> Result<&Value, OnnxError> {
+                let name = s.inputs.get(k).map(String::as_str).unwrap_or("");
+                env.get(name)
+                    .or_else(|| self.constants.get(name))
+                    .ok_or_else(|| {
+                        OnnxError::Format(format!("value `{name}` is used before it is made"))
+                    })
+            };
+            let out = apply(&s.op, &get(0)?.clone(), &s.inputs, &|k| get(k).cloned())?;
+            for (name, v) in s.outputs.iter().zip(out) {
+                env.insert(name.clone(), v);
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|o| {
+                env.remove(&o.name)
+                    .ok_or_else(|| OnnxError::Format(format!("output `{}` was never made", o.name)))
+            })
+            .collect()
+    }
+}
+
+type Fetch<'a> = dyn Fn(usize) -> Result<Value, OnnxError> + 'a;
+
+fn apply(op: &Op, x: &Value, inputs: &[String], get: &Fetch<'_>) -> Result<Vec<Value>, OnnxError> {
+    Ok(match op {
+        Op::Identity => vec![x.clone()],
+        Op::Unsqueeze(axes) => {
+            let mut shape = x.shape().to_vec();
+            let mut sorted = axes.clone();
+            sorted.sort();
+            for a in sorted {
+                let rank = shape.len() as i64 + 1;
+                let at = if a < 0 { a + rank } else { a } as usize;
+                shape.insert(at.min(shape.len()), 1);
+            }
+            vec![match x.clone() {
+                Value::F32(_, d) => Value::F32(shape, d),
+                Value::I64(_, d) => Value::I64(shape, d),
+                Value::Str(_, d) => Value::Str(shape, d),
+            }]
+        }
+        Op::Concat(axis) => {
+            let parts: Vec<(usize, usize, Vec<f32>)> = (0..inputs.len())
+                .map(|k| get(k)?.matrix("Concat"))
+                .collect::<Result<_, _>>()?;
+            let n = parts.first().map(|p| p.0).unwrap_or(0);
+            if *axis == 0 {
+                let cols = parts.first().map(|p| p.1).unwrap_or(1);
+                let rows: usize = parts.iter().map(|p| p.0).sum();
+                let data = parts.into_iter().flat_map(|p| p.2).collect();
+                vec![Value::F32(vec![rows, cols], data)]
+            } else {
+                if parts.iter().any(|p| p.0 != n) {
+                    return Err(OnnxError::Input(
+                        "Concat: inputs have different row counts".into(),
+                    ));
+                }
+                let width: usize = parts.iter().map(|p| p.1).sum();
+                let mut data = Vec::with_capacity(n * width);
+                for r in 0..n {
+                    for p in &parts {
+                        data.extend_from_slice(&p.2[r * p.1..(r + 1) * p.1]);
+                    }
+                }
+                vec![Value::F32(vec![n, width], data)]
+            }
+        }
+        Op::Cast(to) => vec![match to {
+            7 | 6 => Value::I64(x.shape().to_vec(), x.as_i64()),
+            _ => {
+                let (s, d) = x.as_f32("Cast")?;
+                Value::F32(s, d)
+            }
+        }],
+        Op::Sigmoid => {
+            let (s, d) = x.as_f32("Sigmoid")?;
+            vec![Value::F32(s, d.into_iter().map(sigmoid).collect())]
+        }
+        Op::Imputer { values, replaced } => {
+            let (n, c, mut d) = x.matrix("Imputer")?;
+            for (i, v) in d.iter_mut().enumerate() {
+                let hit = if replaced.is_nan() {
+                    v.is_nan()
+                } else {
+                    *v == *replaced
+                };
+                if hit {
+                    let col = i % c.max(1);
+                    *v = values.get(col).or(values.first()).copied().unwrap_or(0.0);
+                }
+            }
+            vec![Value::F32(vec![n, c], d)]
+        }
+        Op::Scaler { offset, scale } => {
+            let (n, c, mut d) = x.matrix("Scaler")?;
+            for (i, v) in d.iter_mut().enumerate() {
+                let col = i % c.max(1);
+                let o = offset.get(col).or(offset.first()).copied().unwrap_or(0.0);
+                let s = scale.get(col).or(scale.first()).copied().unwrap_or(1.0);
+                *v = (*v - o) * s;
+            }
+            vec![Value::F32(vec![n, c], d)]
+        }
+        Op::LinearRegressor {
+            coef,
+            intercepts,
+            targets,
+            post: kind,
+        } => {
+            let (n, c, d) = x.matrix("LinearRegressor")?;
+            let mut out = vec![0f32; n * targets];
+            for r in 0..n {
+                for t in 0..*targets {
+                    let w = &coef[t * c..(t + 1) * c];
+                    out[r * targets + t] = intercepts.get(t).copied().unwrap_or(0.0)
+                        + d[r * c..(r + 1) * c]
+                            .iter()
+                            .zip(w)
+                            .map(|(a, b)| a * b)
+                            .sum::<f32>();
+                }
+            }
+            post(kind, &mut out, *targets);
+            vec![Value::F32(vec![n, *targets], out)]
+        }
+        Op::LinearClassifier {
+            coef,
+            intercepts,
+            labels,
+            post: kind,
+        } => {
+            let (n, c, d) = x.matrix("LinearClassifier")?;
+            let rows = coef.len() / c.max(1);
+            let mut out = vec![0f32; n * rows];
+            for r in 0..n {
+                for t in 0..rows {
+                    let w = &coef[t * c..(t + 1) * c];
+                    out[r * rows + t] = intercepts.get(t).copied().unwrap_or(0.0)
+                        + d[r * c..(r + 1) * c]
+                            .iter()
+                            .zip(w)
+                            .map(|(a, b)| a * b)
+                            .sum::<f32>();
+                }
+            }
+            classify(labels, out, n, rows, kind, rows == 1 && labels.len() == 2)
+        }
+        Op::Trees(e) => {
+            let (n, c, d) = x.matrix("TreeEnsemble")?;
+            let scores = e.scores(&d, n, c);
+            match &e.labels {
+                None => {
+                    let mut s = scores;
+                    post(&e.post, &mut s, e.targets);
+                    vec![Value::F32(vec![n, e.targets], s)]
+                }
+                Some(l) => {
+                    let width = if e.binary { 1 } else { e.targets };
+                    classify(l, scores, n, width, &e.post, e.binary)
+                }
+            }
+        }
+    })
+}
