@@ -125,6 +125,34 @@ fn bring_your_own_trainer(deployment: Deployment) {
     assert_eq!(got["rows"], report["lineage"]["validation"]["rows"]);
     // The model mlflow loads predicts what the script measured (it printed 6 decimals).
     assert!((got["rmse"].as_f64().unwrap() - rmse).abs() < 1e-5, "{got}");
+
+    // Batch transform through the python_function flavour scores the same.
+    let april = "SELECT dep_delay, distance, hour, minute, day, month, arr_delay FROM flights.trusted.flights WHERE month = 4 AND arr_delay IS NOT NULL";
+    let t = json(&ok(&tarn(
+        dir.path(),
+        &[
+            "transform",
+            "models:/delays_sklearn/1",
+            "--input",
+            april,
+            "--output",
+            "flights.service.april_sk",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(t["runtime"], "python_function", "{t}");
+    assert_eq!(t["rows"], report["lineage"]["validation"]["rows"]);
+    assert!((scored_rmse(dir.path(), "flights.service.april_sk") - rmse).abs() < 1e-5);
+}
+
+/// The RMSE of a transform's `prediction` against the `arr_delay` it carried along.
+fn scored_rmse(dir: &Path, table: &str) -> f64 {
+    let out = ok(&tarn(
+        dir,
+        &["sql", &format!("SELECT sqrt(avg((prediction - arr_delay) * (prediction - arr_delay))) AS rmse FROM {table}"), "--format", "json"],
+    ));
+    json(&out)[0]["rmse"].as_f64().unwrap()
 }
 
 #[test]
@@ -372,4 +400,119 @@ fn failing_trainers_end_failed_with_their_reason() {
         ok(&tarn(dir.path(), &["models", "list", "--format", "json"])).trim(),
         "[]"
     );
+}
+
+/// The example's built-in model, trained and tuned, approved, then scores a month in process
+/// (ONNX), the ids kept, a CSV landed; the predictions are the ones training measured; an
+/// input without a feature column is refused by name and leaves the table as it was.
+#[test]
+fn transform_scores_a_month_with_the_registered_model() {
+    let dir = flights_lake(Deployment::Embedded);
+    let report = json(&ok(&tarn(
+        dir.path(),
+        &["train", "delays", "--format", "json"],
+    )));
+    assert_eq!(report["status"], "succeeded", "{report}");
+    let rmse = report["best"]["metrics"]["rmse"].as_f64().unwrap();
+    ok(&tarn(
+        dir.path(),
+        &[
+            "models",
+            "approve",
+            "delays",
+            "1",
+            "--reason",
+            "beats the baseline",
+        ],
+    ));
+    ok(&tarn(
+        dir.path(),
+        &["models", "alias", "delays", "champion", "1"],
+    ));
+    let april = "SELECT flight, time_hour, dep_delay, distance, hour, minute, day, month, arr_delay FROM flights.trusted.flights WHERE month = 4";
+    let t = json(&ok(&tarn(
+        dir.path(),
+        &[
+            "transform",
+            "models:/delays@champion",
+            "--input",
+            april,
+            "--output",
+            "flights.service.april",
+            "--id-column",
+            "flight",
+            "--id-column",
+            "time_hour",
+            "--id-column",
+            "arr_delay",
+            "--csv",
+            "flights/service/exports/april.csv",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(t["runtime"], "onnx", "{t}");
+    assert_eq!(t["version"], "1");
+    let count = ok(&tarn(
+        dir.path(),
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.trusted.flights WHERE month = 4",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(format!("n\n{}\n", t["rows"]), count);
+    // Rows without an arrival delay were left out of training but are scored here; on the
+    // others, the predictions are exactly what the trainer judged.
+    let scored = scored_rmse(dir.path(), "flights.service.april");
+    assert!(
+        (scored - rmse).abs() <= 1e-4 * rmse,
+        "transform {scored}, training {rmse}"
+    );
+    let cols = ok(&tarn(
+        dir.path(),
+        &[
+            "sql",
+            "SELECT * FROM flights.service.april LIMIT 1",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert!(
+        cols.starts_with("flight,time_hour,arr_delay,prediction\n"),
+        "{cols}"
+    );
+    let listed = ok(&tarn(dir.path(), &["ls", "flights/service/exports"]));
+    assert!(listed.contains("exports/april.csv"), "{listed}");
+
+    // A missing feature: refused with its name, and the table keeps its version.
+    let bad = tarn(
+        dir.path(),
+        &[
+            "transform",
+            "models:/delays@champion",
+            "--input",
+            "SELECT flight, dep_delay FROM flights.trusted.flights",
+            "--output",
+            "flights.service.april",
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("the input has no column `distance`, which the model needs"),
+        "{err}"
+    );
+    let history = json(&ok(&tarn(
+        dir.path(),
+        &[
+            "table",
+            "history",
+            "flights.service.april",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
 }
