@@ -125,6 +125,17 @@ pub enum StepKind {
     },
     /// Any executable: the input on stdin, JSON output on stdout. Relative to the pipeline folder.
     Command { command: Vec<String> },
+    /// A training of `models/<model>/train.yml`; its report is the step's output.
+    Train { model: String },
+    /// A batch transform; `model` may be `$.path` into the step's input (the version a
+    /// `train` step registered is `$.registered.model_uri`).
+    Transform {
+        model: String,
+        input: String,
+        output: String,
+        id_columns: Vec<String>,
+        csv: Option<String>,
+    },
     /// The first choice whose variable equals its value, else `default`.
     Choice {
         choices: Vec<Choice>,
@@ -141,6 +152,8 @@ impl StepKind {
             StepKind::Spark { .. } => "spark",
             StepKind::Sql { .. } => "sql",
             StepKind::Command { .. } => "command",
+            StepKind::Train { .. } => "train",
+            StepKind::Transform { .. } => "transform",
             StepKind::Choice { .. } => "choice",
         }
     }
@@ -291,7 +304,16 @@ pub fn load_pipeline(lake: &LakeConfig, dir: &Path) -> Result<PipelineSpec, Conf
     }
 }
 
-const STEP_TYPES: [&str; 6] = ["lambda", "glue", "spark", "sql", "command", "choice"];
+const STEP_TYPES: [&str; 8] = [
+    "lambda",
+    "glue",
+    "spark",
+    "sql",
+    "command",
+    "train",
+    "transform",
+    "choice",
+];
 const COMMON_PROPS: [&str; 7] = [
     "next_step",
     "retry",
@@ -748,6 +770,8 @@ impl Parser<'_> {
             "spark" => &["module", "master", "default_args", "timeout_minutes"],
             "sql" => &["query", "table", "mode", "keys"],
             "command" => &["command"],
+            "train" => &["model"],
+            "transform" => &["model", "input", "output", "id_columns", "csv"],
             _ => &["choices", "default"],
         };
         let known: Vec<&str> = own.iter().chain(COMMON_PROPS.iter()).copied().collect();
@@ -871,6 +895,53 @@ impl Parser<'_> {
                     );
                 }
                 StepKind::Command { command }
+            }
+            "train" => {
+                let model = self.string(props, &pat("model")).unwrap_or_default();
+                let spec = lake
+                    .root
+                    .join(crate::MODELS_DIR)
+                    .join(&model)
+                    .join(crate::TRAIN_FILE);
+                if model.is_empty() {
+                    self.problem(
+                        &["steps", name],
+                        format!("train step `{name}` has no `model`"),
+                        "add `model: NAME` (the folder models/NAME/ with a train.yml)",
+                    );
+                } else if !spec.is_file() {
+                    self.problem(
+                        &pat("model"),
+                        format!("there is no {}", spec.display()),
+                        "write models/NAME/train.yml beside tarn.yml, or fix `model`",
+                    );
+                }
+                StepKind::Train { model }
+            }
+            "transform" => {
+                let need = |p: &mut Self, key: &'static str, example: &str| {
+                    let v = p.string(props, &pat(key)).unwrap_or_default();
+                    if v.is_empty() {
+                        p.problem(
+                            &["steps", name],
+                            format!("transform step `{name}` has no `{key}`"),
+                            format!("add `{key}: {example}`"),
+                        );
+                    }
+                    v
+                };
+                let model = need(self, "model", "models:/NAME@champion");
+                let input = need(self, "input", "domain.layer.table");
+                let output = need(self, "output", "domain.service.table");
+                let id_columns = self.string_list(props.get("id_columns"), &pat("id_columns"));
+                let csv = self.string(props, &pat("csv"));
+                StepKind::Transform {
+                    model,
+                    input,
+                    output,
+                    id_columns,
+                    csv,
+                }
             }
             _ => {
                 let mut choices = Vec::new();

@@ -7,7 +7,7 @@ use crate::{
 use serde::Serialize;
 use std::path::Path;
 
-const FILES: [(&str, &str); 10] = [
+const FILES: [(&str, &str); 11] = [
     (
         "tarn.yml",
         include_str!("../../../examples/quickstart/tarn.yml"),
@@ -49,6 +49,10 @@ const FILES: [(&str, &str); 10] = [
         include_str!(
             "../../../examples/quickstart/pipelines/daily_flights/catch/requirements.json"
         ),
+    ),
+    (
+        "models/delays/train.yml",
+        include_str!("../../../examples/quickstart/models/delays/train.yml"),
     ),
     (
         "pipelines/daily_flights/catch/src/index.py",

@@ -33,6 +33,8 @@ pub struct Registered {
     pub version: String,
     pub approval_status: String,
     pub source: String,
+    /// `models:/NAME/VERSION`, what a `transform` step scores with.
+    pub model_uri: String,
 }
 
 /// What a training did.
@@ -285,6 +287,7 @@ async fn register(
         )
         .await?;
     Ok(Registered {
+        model_uri: format!("models:/{}/{}", v.name, v.version),
         model: v.name.clone(),
         version: v.version,
         approval_status: v.approval.status.clone(),

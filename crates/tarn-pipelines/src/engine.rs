@@ -35,6 +35,8 @@ pub struct Engine {
     /// steps get one of their own), when run by `tarn serve`.
     server: Option<(String, bool)>,
     sink: Option<LineSink>,
+    /// Runs `train` and `transform` steps.
+    ml: Option<Arc<dyn crate::MlSteps>>,
     /// Woken when something lands in this process, so dispatch does not wait for its tick.
     pub wake: Arc<tokio::sync::Notify>,
     /// Notifications still being delivered.
@@ -71,10 +73,17 @@ impl Engine {
             ),
             server: None,
             sink: None,
+            ml: None,
             wake: Default::default(),
             deliveries: Default::default(),
             lake,
         })
+    }
+
+    /// `train` and `transform` steps run with `ml`.
+    pub fn with_ml(mut self, ml: Arc<dyn crate::MlSteps>) -> Engine {
+        self.ml = Some(ml);
+        self
     }
 
     /// Steps reach tarn at `url`; with `auth`, each execution's steps (and each trigger
@@ -322,6 +331,7 @@ impl Engine {
                 )
             }),
             sink: self.sink.clone(),
+            ml: self.ml.as_deref(),
         }
     }
 

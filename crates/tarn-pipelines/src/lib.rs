@@ -17,6 +17,7 @@
 
 mod engine;
 mod error;
+mod ml;
 pub mod process;
 mod python;
 mod step;
@@ -24,6 +25,7 @@ mod trigger;
 
 pub use engine::{record_deliveries, Engine, Progress, LEASE};
 pub use error::PipelineError;
+pub use ml::{MlFuture, MlStepContext, MlSteps, TransformStep};
 pub use process::LineSink;
 pub use python::{Python, PythonEnv};
 pub use trigger::{

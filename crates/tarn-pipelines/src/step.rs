@@ -34,6 +34,8 @@ pub struct StepEnv<'a> {
     /// `TARN_SERVER` and `TARN_TOKEN` when a server runs the step.
     pub server: Option<(String, String)>,
     pub sink: Option<LineSink>,
+    /// Runs `train` and `transform` steps (none: they fail, saying so).
+    pub ml: Option<&'a dyn crate::MlSteps>,
 }
 
 impl StepEnv<'_> {
@@ -132,6 +134,46 @@ pub async fn run(
             let logs = spark(env, step, module, &master, default_args, input).await?;
             Ok(done(input.clone(), logs))
         }
+        StepKind::Train { model } => {
+            let (ml, cx) = ml_context(env, step)?;
+            ml.train(cx, model)
+                .await
+                .map(|output| done(output, String::new()))
+                .map_err(|e| fail(e, ""))
+        }
+        StepKind::Transform {
+            model,
+            input: source,
+            output,
+            id_columns,
+            csv,
+        } => {
+            let model = if model.starts_with("$.") {
+                match lookup(input, model).and_then(|v| v.as_str()) {
+                    Some(m) => m.to_string(),
+                    None => {
+                        return Err(fail(
+                            format!("States.Runtime: `{model}` names no text in the step's input (the model URI to score with)"),
+                            "",
+                        ))
+                    }
+                }
+            } else {
+                model.clone()
+            };
+            let (ml, cx) = ml_context(env, step)?;
+            let args = crate::TransformStep {
+                model,
+                input: source.clone(),
+                output: output.clone(),
+                id_columns: id_columns.clone(),
+                csv: csv.clone(),
+            };
+            ml.transform(cx, args)
+                .await
+                .map(|output| done(output, String::new()))
+                .map_err(|e| fail(e, ""))
+        }
         StepKind::Command { command } => {
             let (output, logs) = command_step(env, step, command, input).await?;
             Ok(done(output, logs))
@@ -167,6 +209,34 @@ pub async fn run(
             .map(|output| done(output, String::new()))
             .map_err(|e| fail(e, "")),
     }
+}
+
+fn ml_context<'a>(
+    env: &'a StepEnv<'a>,
+    step: &'a Step,
+) -> Result<(&'a dyn crate::MlSteps, crate::MlStepContext<'a>), StepFailed> {
+    let ml = env.ml.ok_or_else(|| {
+        fail(
+            format!(
+                "States.Runtime: `{}` is a {} step, and this engine runs no ML steps",
+                step.name,
+                step.kind.type_name()
+            ),
+            "",
+        )
+    })?;
+    Ok((
+        ml,
+        crate::MlStepContext {
+            lake: env.lake,
+            python: env.python,
+            server: env.server.clone(),
+            pipeline: &env.pipeline.name,
+            execution_id: env.execution_id,
+            step: &step.name,
+            sink: env.sink.clone(),
+        },
+    ))
 }
 
 /// `$.a.b`, `a.b` or `a` in `input`.

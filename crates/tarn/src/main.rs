@@ -682,14 +682,19 @@ async fn run(cli: Cli) -> Result<()> {
             spinner.set_message("running the daily_flights pipeline on a landed day");
             let lake = Lake::open(dir, &Selection::default()).await?;
             let pipeline = pipelines::quickstart_pipeline(&lake, dir).await?;
+            spinner.set_message("training, approving and using a delay model");
+            let ml = train::quickstart_ml(&lake).await?;
             spinner.finish_and_clear();
             if out.json() {
                 let mut v = serde_json::to_value(&report)?;
                 v["pipeline"] = serde_json::to_value(&pipeline)?;
+                v["ml"] = serde_json::to_value(&ml)?;
                 print::json(&v)?;
             } else {
                 print::quickstart(&report);
-                pipelines::print_quickstart_pipeline(&pipeline, dir);
+                pipelines::print_quickstart_pipeline(&pipeline);
+                train::print_quickstart_ml(&ml);
+                print::quickstart_next(dir);
                 let result = lake
                     .sql(
                         "SELECT * FROM flights.service.delays_by_carrier LIMIT 5",

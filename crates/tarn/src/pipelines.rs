@@ -11,7 +11,7 @@ use tarn_pipelines::{Engine, Progress};
 pub async fn pipelines(lake: &Lake, cmd: &PipelinesCommand) -> Result<()> {
     match cmd {
         PipelinesCommand::List { out } => {
-            let engine = Engine::new(lake.clone())?;
+            let engine = Engine::new(lake.clone())?.with_ml(Arc::new(crate::train::Ml));
             if out.json() {
                 let list: Vec<_> = engine.pipelines.iter().map(|p| serde_json::json!({
                     "name": p.name, "domain": p.domain, "origin": p.origin, "target": p.target,
@@ -102,11 +102,13 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
         )
     })?;
     let quiet = out.json();
-    let engine = Engine::new(lake.clone())?.with_sink(Arc::new(move |line: &str| {
-        if !quiet {
-            eprintln!("  | {line}");
-        }
-    }));
+    let engine = Engine::new(lake.clone())?
+        .with_ml(Arc::new(crate::train::Ml))
+        .with_sink(Arc::new(move |line: &str| {
+            if !quiet {
+                eprintln!("  | {line}");
+            }
+        }));
     engine.pipeline(name)?;
     let e = NewEvent {
         kind: tarn_pipelines::MANUAL_EVENT.into(),
@@ -366,7 +368,8 @@ pub fn start_engine(
         return None;
     }
     Some(tokio::spawn(async move {
-        let engine = match Engine::new(lake.clone()) {
+        let engine = match Engine::new(lake.clone()).map(|e| e.with_ml(Arc::new(crate::train::Ml)))
+        {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!("pipelines are not running: {e}");
@@ -422,7 +425,7 @@ pub async fn quickstart_pipeline(lake: &Lake, dir: &std::path::Path) -> Result<Q
         &|_| {},
     )
     .await?;
-    let engine = Engine::new(lake.clone())?;
+    let engine = Engine::new(lake.clone())?.with_ml(Arc::new(crate::train::Ml));
     let created = engine.dispatch().await?;
     let id = match created.first() {
         Some(id) => id.clone(),
@@ -489,7 +492,7 @@ pub async fn quickstart_pipeline(lake: &Lake, dir: &std::path::Path) -> Result<Q
     })
 }
 
-pub fn print_quickstart_pipeline(p: &QuickstartPipeline, dir: &std::path::Path) {
+pub fn print_quickstart_pipeline(p: &QuickstartPipeline) {
     let e = &p.execution.execution;
     println!(
         "5. landed {}: pipelines/daily_flights ran (execution {}, {}):",
@@ -502,7 +505,6 @@ pub fn print_quickstart_pipeline(p: &QuickstartPipeline, dir: &std::path::Path) 
         "     {} rows of that day merged into flights.trusted.flights, {} rejected; it now has {} rows\n",
         p.merged["rows_written"], p.merged["rows_rejected"], p.merged["row_count"]
     );
-    print::quickstart_next(dir);
 }
 
 pub async fn deliveries(lake: &Lake, topic: Option<&str>, limit: i64, out: Output) -> Result<()> {

@@ -334,6 +334,9 @@ pub fn quickstart_next(dir: &Path) {
     println!("  tarn --dir {d} sql \"SELECT _line, _column, _reason FROM flights.trusted.flights_rejected LIMIT 5\"");
     println!("  tarn --dir {d} sql \"SELECT origin, count(*) FROM flights.trusted.flights GROUP BY origin\"");
     println!("  tarn --dir {d} executions list");
+    println!("  tarn --dir {d} models versions delays");
+    println!("  tarn --dir {d} sql \"SELECT flight, arr_delay, prediction FROM flights.service.delay_scores LIMIT 5\"");
+    println!("  tarn --dir {d} train delays --logs    # again: another tuning, a new version");
     println!("  tarn --dir {d} serve    # then land another day: pipelines run as files land");
     println!("\nThe service table, first rows:");
 }

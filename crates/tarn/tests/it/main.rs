@@ -57,6 +57,15 @@ fn quickstart_builds_a_lake_a_user_can_explore() {
     let out = ok(&tarn(dir.path(), &["quickstart", lake.to_str().unwrap()]));
     assert!(out.contains("rows written"), "{out}");
     assert!(out.contains("flights.service.delays_by_carrier"), "{out}");
+    // A delay model trained (tuned, gated), registered, approved, and January scored with it.
+    assert!(
+        out.contains("registered and approved delays version 1 (alias champion)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("flights of January into flights.service.delay_scores (onnx)"),
+        "{out}"
+    );
 
     // JSON a program can read: the tables it made.
     let tables: serde_json::Value =
@@ -72,6 +81,7 @@ fn quickstart_builds_a_lake_a_user_can_explore() {
         [
             "flights.raw.airlines",
             "flights.raw.flights",
+            "flights.service.delay_scores",
             "flights.service.delays_by_carrier",
             "flights.trusted.flights",
             "flights.trusted.flights_rejected"

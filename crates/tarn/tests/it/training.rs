@@ -516,3 +516,67 @@ fn transform_scores_a_month_with_the_registered_model() {
     )));
     assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
 }
+
+/// The seed's state machine as a pipeline: a `train` step (tune, gate, register) then a
+/// `transform` step scoring with the version it registered (`$.registered.model_uri`).
+#[test]
+fn a_pipeline_retrains_and_scores() {
+    let dir = flights_lake(Deployment::Embedded);
+    let p = dir.path().join("pipelines/retrain");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: retrain\ndomain: flights\nlayers: {origin: raw, target: service}\ntriggers:\n  - s3: {prefix: training/, suffix: .csv}\nsteps:\n  Train:\n    type: train\n    properties: {model: delays, next_step: Score}\n  Score:\n    type: transform\n    properties:\n      model: $.registered.model_uri\n      input: \"SELECT flight, dep_delay, distance, hour, minute, day, month FROM flights.trusted.flights WHERE month = 12\"\n      output: flights.service.december_scores\n      id_columns: [flight]\n",
+    )
+    .unwrap();
+    ok(&tarn(dir.path(), &["pipelines", "validate"]));
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, "{}").unwrap();
+    let run = json(&ok(&tarn(
+        dir.path(),
+        &[
+            "pipelines",
+            "run",
+            "retrain",
+            "--event",
+            event.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(run["execution"]["status"], "succeeded", "{run}");
+    assert_eq!(run["execution"]["output"]["model_uri"], "models:/delays/1");
+    let scores = ok(&tarn(
+        dir.path(),
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.service.december_scores",
+            "--format",
+            "csv",
+        ],
+    ));
+    let december = ok(&tarn(
+        dir.path(),
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.trusted.flights WHERE month = 12",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(scores, december);
+    let table = json(&ok(&tarn(
+        dir.path(),
+        &[
+            "table",
+            "show",
+            "flights.service.december_scores",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(
+        table["parameters"]["tarn.model_version"], "delays/1",
+        "{table}"
+    );
+}
