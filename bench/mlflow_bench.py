@@ -27,6 +27,8 @@ import time
 import uuid
 from pathlib import Path
 
+from results import arguments, publish
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## ML tracking: tarn serve beside mlflow server"
 QUERIES = [
@@ -212,26 +214,11 @@ def search_latency(url, experiment_id, filter_string, order_by):
     return statistics.median(times), max(times), found
 
 
-def write(section):
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if end < 0 else text[end:])
-    path.write_text(text if text.endswith("\n") else text + "\n")
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    ap.add_argument("--tarn", default=os.path.join(target, "release", "tarn"))
+    ap = arguments(__doc__)
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--runs", type=int, default=100_000)
-    ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     import mlflow
 
@@ -287,10 +274,7 @@ def main():
             f"| search {a.runs:,} runs, {label} ({q}{o}): p50 / max ms | {ts[0]:.1f} / {ts[1]:.1f} | "
             f"{ms[0]:.1f} / {ms[1]:.1f} | {ms[0] / ts[0]:.1f}x faster |")
     lines += ["", f"Both servers answered each search with the same runs in the same order: {'yes' if same else 'NO'}.", ""]
-    section = "\n".join(lines)
-    print(section)
-    if not a.no_write:
-        write(section)
+    publish(a, SECTION, lines)
 
 
 if __name__ == "__main__":

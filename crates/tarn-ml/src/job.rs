@@ -31,6 +31,8 @@ pub struct JobOutcome {
     pub model_files: usize,
     /// The job folder (kept after the job, for inspection).
     pub job_dir: String,
+    /// How long the trainer ran (preparing the folder and uploading excluded).
+    pub train_seconds: f64,
 }
 
 /// What every job of one training shares.
@@ -274,12 +276,13 @@ pub(crate) async fn run(
 
     let dir = shared.jobs_dir.join(&run_id);
     let result = execute(shared, &dir, &run_id, hp).await;
-    let (logs, mut metrics, mut failure) = match result {
+    let (logs, mut metrics, mut failure, train_seconds) = match result {
         Ok(r) => r,
         Err(e) => (
             String::new(),
             BTreeMap::new(),
             Some(format!("ClientError: {e}")),
+            0.0,
         ),
     };
     // What the trainer wrote: the model folder, extra output, the log.
@@ -352,6 +355,7 @@ pub(crate) async fn run(
         failure,
         model_files,
         job_dir: dir.display().to_string(),
+        train_seconds,
     })
 }
 
@@ -373,8 +377,9 @@ async fn execute(
     dir: &Path,
     run_id: &str,
     hp: &BTreeMap<String, serde_json::Value>,
-) -> Result<(String, BTreeMap<String, f64>, Option<String>), MlError> {
+) -> Result<(String, BTreeMap<String, f64>, Option<String>, f64), MlError> {
     prepare(shared, dir, hp)?;
+    let started = std::time::Instant::now();
     let spec = shared.spec;
     let timeout = spec.resources.timeout;
     let (logs, mut failure, parsed) = match &spec.trainer {
@@ -520,6 +525,7 @@ async fn execute(
             (finished.logs, failure, parsed)
         }
     };
+    let seconds = started.elapsed().as_secs_f64();
     let now = now_ms();
     let mut metrics = BTreeMap::new();
     let mut batch = Vec::new();
@@ -554,5 +560,5 @@ async fn execute(
             failure.get_or_insert(format!("ClientError: logging metrics failed: {e}"));
         }
     }
-    Ok((logs, metrics, failure))
+    Ok((logs, metrics, failure, seconds))
 }
