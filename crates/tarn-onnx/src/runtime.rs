@@ -298,51 +298,69 @@ fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
 }
 
 impl Ensemble {
-    /// Scores of every row: `[n, targets]`.
+    /// Scores of every row: `[n, targets]`, rows spread over the machine's cores.
     fn scores(&self, x: &[f32], n: usize, cols: usize) -> Vec<f32> {
         let width = if self.binary { 1 } else { self.targets };
         let mut out = vec![0f32; n * width];
-        for r in 0..n {
-            let row = &x[r * cols..(r + 1) * cols];
-            let acc = &mut out[r * width..(r + 1) * width];
-            for &root in &self.roots {
-                let mut at = root;
-                loop {
-                    let nd = &self.nodes[at];
-                    if nd.mode == Mode::Leaf {
-                        for (t, w) in &nd.weights {
-                            if *t < width {
-                                acc[*t] += w;
-                            }
-                        }
-                        break;
+        let threads = std::thread::available_parallelism()
+            .map(|t| t.get())
+            .unwrap_or(1);
+        let per = if n < 4096 {
+            n.max(1)
+        } else {
+            n.div_ceil(threads)
+        };
+        std::thread::scope(|scope| {
+            for (c, chunk) in out.chunks_mut(per * width).enumerate() {
+                scope.spawn(move || {
+                    for (k, acc) in chunk.chunks_mut(width).enumerate() {
+                        let r = c * per + k;
+                        self.score_row(&x[r * cols..(r + 1) * cols], acc);
                     }
-                    let v = row.get(nd.feature).copied().unwrap_or(f32::NAN);
-                    let go = if v.is_nan() {
-                        nd.missing_yes
-                    } else {
-                        match nd.mode {
-                            Mode::Leq => v <= nd.value,
-                            Mode::Lt => v < nd.value,
-                            Mode::Gte => v >= nd.value,
-                            Mode::Gt => v > nd.value,
-                            Mode::Eq => v == nd.value,
-                            _ => v != nd.value,
+                });
+            }
+        });
+        out
+    }
+
+    fn score_row(&self, row: &[f32], acc: &mut [f32]) {
+        let width = acc.len();
+        for &root in &self.roots {
+            let mut at = root;
+            loop {
+                let nd = &self.nodes[at];
+                if nd.mode == Mode::Leaf {
+                    for (t, w) in &nd.weights {
+                        if *t < width {
+                            acc[*t] += w;
                         }
-                    };
-                    at = if go { nd.yes } else { nd.no };
+                    }
+                    break;
                 }
-            }
-            if self.average && !self.roots.is_empty() {
-                for a in acc.iter_mut() {
-                    *a /= self.roots.len() as f32;
-                }
-            }
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a += self.base.get(k).copied().unwrap_or(0.0);
+                let v = row.get(nd.feature).copied().unwrap_or(f32::NAN);
+                let go = if v.is_nan() {
+                    nd.missing_yes
+                } else {
+                    match nd.mode {
+                        Mode::Leq => v <= nd.value,
+                        Mode::Lt => v < nd.value,
+                        Mode::Gte => v >= nd.value,
+                        Mode::Gt => v > nd.value,
+                        Mode::Eq => v == nd.value,
+                        _ => v != nd.value,
+                    }
+                };
+                at = if go { nd.yes } else { nd.no };
             }
         }
-        out
+        if self.average && !self.roots.is_empty() {
+            for a in acc.iter_mut() {
+                *a /= self.roots.len() as f32;
+            }
+        }
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a += self.base.get(k).copied().unwrap_or(0.0);
+        }
     }
 }
 
@@ -573,7 +591,7 @@ impl Model {
                         OnnxError::Format(format!("value `{name}` is used before it is made"))
                     })
             };
-            let out = apply(&s.op, &get(0)?.clone(), &s.inputs, &|k| get(k).cloned())?;
+            let out = apply(&s.op, get(0)?, &s.inputs, &get)?;
             for (name, v) in s.outputs.iter().zip(out) {
                 env.insert(name.clone(), v);
             }
@@ -588,9 +606,14 @@ impl Model {
     }
 }
 
-type Fetch<'a> = dyn Fn(usize) -> Result<Value, OnnxError> + 'a;
+type Fetch<'a, 'v> = dyn Fn(usize) -> Result<&'v Value, OnnxError> + 'a;
 
-fn apply(op: &Op, x: &Value, inputs: &[String], get: &Fetch<'_>) -> Result<Vec<Value>, OnnxError> {
+fn apply<'v>(
+    op: &Op,
+    x: &Value,
+    inputs: &[String],
+    get: &Fetch<'_, 'v>,
+) -> Result<Vec<Value>, OnnxError> {
     Ok(match op {
         Op::Identity => vec![x.clone()],
         Op::Unsqueeze(axes) => {

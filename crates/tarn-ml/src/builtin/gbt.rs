@@ -150,8 +150,8 @@ struct Grower<'a> {
 impl Grower<'_> {
     fn histogram(&self, idx: &[u32]) -> Vec<Bin> {
         let mut hist = vec![Bin::default(); self.bins.len() * 256];
-        for (f, col) in self.bins.iter().enumerate() {
-            let h = &mut hist[f * 256..(f + 1) * 256];
+        let fill = |f: usize, h: &mut [Bin]| {
+            let col = &self.bins[f];
             for &i in idx {
                 let i = i as usize;
                 let b = &mut h[col[i] as usize];
@@ -159,7 +159,26 @@ impl Grower<'_> {
                 b.h += self.hess[i];
                 b.n += 1;
             }
+        };
+        let threads = workers().min(self.bins.len());
+        if threads <= 1 || idx.len() < 20_000 {
+            for (f, h) in hist.chunks_mut(256).enumerate() {
+                fill(f, h);
+            }
+            return hist;
         }
+        // Features split over the cores; each thread fills its own features' bins.
+        let per = self.bins.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (t, chunk) in hist.chunks_mut(per * 256).enumerate() {
+                let fill = &fill;
+                scope.spawn(move || {
+                    for (k, h) in chunk.chunks_mut(256).enumerate() {
+                        fill(t * per + k, h);
+                    }
+                });
+            }
+        });
         hist
     }
 
@@ -323,6 +342,13 @@ impl Grower<'_> {
     }
 }
 
+/// Threads for histograms and predictions: the machine's cores.
+pub(crate) fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
@@ -427,16 +453,27 @@ pub(crate) fn fit(
 
 impl Model for Gbt {
     fn predict(&self, x: &Matrix) -> Vec<f64> {
-        (0..x.rows)
-            .map(|i| {
-                let z = self.base + self.trees.iter().map(|t| t.predict(x, i)).sum::<f64>();
-                if self.classifier {
-                    sigmoid(z)
-                } else {
-                    z
-                }
-            })
-            .collect()
+        let one = |i: usize| {
+            let z = self.base + self.trees.iter().map(|t| t.predict(x, i)).sum::<f64>();
+            if self.classifier {
+                sigmoid(z)
+            } else {
+                z
+            }
+        };
+        let mut out = vec![0.0; x.rows];
+        let per = x.rows.div_ceil(workers()).max(1);
+        std::thread::scope(|scope| {
+            for (c, chunk) in out.chunks_mut(per).enumerate() {
+                let one = &one;
+                scope.spawn(move || {
+                    for (k, v) in chunk.iter_mut().enumerate() {
+                        *v = one(c * per + k);
+                    }
+                });
+            }
+        });
+        out
     }
 
     fn onnx(&self, labels: &Labels) -> (Vec<Msg>, Vec<Msg>) {
