@@ -39,3 +39,55 @@ pub enum OnnxError {
     #[error("{0}")]
     Input(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write::{feature_inputs, model, node, value_info, Attr, FLOAT};
+
+    fn linear() -> Vec<u8> {
+        let (inputs, mut nodes, inits) = feature_inputs(&["a".to_string(), "b".to_string()]);
+        nodes.push(node(
+            "LinearRegressor",
+            "ai.onnx.ml",
+            &["features"],
+            &["y"],
+            &[
+                Attr::Floats("coefficients", vec![2.0, 3.0]),
+                Attr::Floats("intercepts", vec![1.0]),
+            ],
+        ));
+        model(
+            "m",
+            &nodes,
+            &inits,
+            &inputs,
+            &[value_info("y", FLOAT, &[None, Some(1)])],
+            &[],
+        )
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_crashes() {
+        let bytes = linear();
+        for cut in [1, 7, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+            assert!(crate::Model::load(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(crate::Model::load(b"not an onnx file at all").is_err());
+    }
+
+    #[test]
+    fn unknown_operators_are_named() {
+        let (inputs, mut nodes, inits) = feature_inputs(&["a".to_string(), "b".to_string()]);
+        nodes.push(node("ZipMap", "ai.onnx.ml", &["features"], &["y"], &[]));
+        let bytes = model(
+            "m",
+            &nodes,
+            &inits,
+            &inputs,
+            &[value_info("y", FLOAT, &[None])],
+            &[],
+        );
+        let e = crate::Model::load(&bytes).unwrap_err().to_string();
+        assert!(e.contains("`ai.onnx.ml.ZipMap`"), "{e}");
+    }
+}

@@ -142,8 +142,17 @@ impl Labels {
 
     fn pick(&self, idx: &[usize], n: usize) -> Value {
         match self {
-            Labels::Ints(v) => Value::I64(vec![n], idx.iter().map(|i| v[*i]).collect()),
-            Labels::Strs(v) => Value::Str(vec![n], idx.iter().map(|i| v[*i].clone()).collect()),
+            // A class index past the labels (a malformed model) takes the last label.
+            Labels::Ints(v) => Value::I64(
+                vec![n],
+                idx.iter().map(|i| v[(*i).min(v.len() - 1)]).collect(),
+            ),
+            Labels::Strs(v) => Value::Str(
+                vec![n],
+                idx.iter()
+                    .map(|i| v[(*i).min(v.len() - 1)].clone())
+                    .collect(),
+            ),
         }
     }
 }
@@ -250,6 +259,12 @@ fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
     let w_node = ints(n, &format!("{prefix}_nodeids"));
     let w_id = ints(n, &format!("{prefix}_ids"));
     let w = floats(n, &format!("{prefix}_weights"));
+    if w_tree.len() != w_node.len() {
+        return Err(OnnxError::Format(format!(
+            "{}: {prefix}_treeids and {prefix}_nodeids have different lengths",
+            n.op
+        )));
+    }
     for k in 0..w_tree.len() {
         let at = find(w_tree[k], w_node[k])?;
         nodes[at].weights.push((
@@ -700,6 +715,12 @@ fn apply<'v>(
             post: kind,
         } => {
             let (n, c, d) = x.matrix("LinearRegressor")?;
+            if coef.len() < targets * c {
+                return Err(OnnxError::Input(format!(
+                    "LinearRegressor has {} coefficients for {targets} target(s) of {c} features",
+                    coef.len()
+                )));
+            }
             let mut out = vec![0f32; n * targets];
             for r in 0..n {
                 for t in 0..*targets {
@@ -723,6 +744,13 @@ fn apply<'v>(
         } => {
             let (n, c, d) = x.matrix("LinearClassifier")?;
             let rows = coef.len() / c.max(1);
+            if rows == 0 || (rows > 1 && rows > labels.len()) {
+                return Err(OnnxError::Input(format!(
+                    "LinearClassifier has {} coefficients and {} classes for {c} features",
+                    coef.len(),
+                    labels.len()
+                )));
+            }
             let mut out = vec![0f32; n * rows];
             for r in 0..n {
                 for t in 0..rows {
