@@ -15,6 +15,7 @@ pub mod builtin;
 pub mod channels;
 mod error;
 mod job;
+mod linalg;
 mod train;
 pub mod transform;
 pub mod tuning;

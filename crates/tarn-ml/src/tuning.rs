@@ -4,6 +4,7 @@
 //! Gaussian process to the objective values seen so far and picks the candidate with the
 //! highest expected improvement. Every strategy is seeded, so a tuning is reproducible.
 
+use crate::linalg::{cholesky, solve_lower, solve_upper_t};
 use std::collections::BTreeMap;
 use tarn_config::{ParameterRange, Strategy, Tuning};
 
@@ -315,42 +316,6 @@ impl Gp {
         let var = (1.0 + NOISE - v.iter().map(|x| x * x).sum::<f64>()).max(1e-12);
         (self.mean + mu * self.std, var.sqrt() * self.std)
     }
-}
-
-fn cholesky(a: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let n = a.len();
-    let mut l = vec![vec![0.0; n]; n];
-    for i in 0..n {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
-            if i == j {
-                l[i][j] = (a[i][i] - s).max(1e-12).sqrt();
-            } else {
-                l[i][j] = (a[i][j] - s) / l[j][j];
-            }
-        }
-    }
-    l
-}
-
-fn solve_lower(l: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
-    let n = b.len();
-    let mut x = vec![0.0; n];
-    for i in 0..n {
-        let s: f64 = (0..i).map(|k| l[i][k] * x[k]).sum();
-        x[i] = (b[i] - s) / l[i][i];
-    }
-    x
-}
-
-fn solve_upper_t(l: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
-    let n = b.len();
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        let s: f64 = (i + 1..n).map(|k| l[k][i] * x[k]).sum();
-        x[i] = (b[i] - s) / l[i][i];
-    }
-    x
 }
 
 #[cfg(test)]

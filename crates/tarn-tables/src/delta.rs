@@ -314,18 +314,11 @@ async fn write_to(
     props: CommitProperties,
 ) -> Result<DeltaTable, TablesError> {
     let fresh = t.version().is_none();
+    let (save, schema_mode) = modes(overwrite);
     let mut w = t
         .write(with_schema(batches, schema))
-        .with_save_mode(if overwrite {
-            SaveMode::Overwrite
-        } else {
-            SaveMode::Append
-        })
-        .with_schema_mode(if overwrite {
-            SchemaMode::Overwrite
-        } else {
-            SchemaMode::Merge
-        })
+        .with_save_mode(save)
+        .with_schema_mode(schema_mode)
         .with_table_name(table_name)
         .with_writer_properties(writer_properties())
         .with_commit_properties(props);
@@ -333,6 +326,15 @@ async fn write_to(
         w = w.with_partition_columns(partition_by.to_vec());
     }
     Ok(w.await?)
+}
+
+/// Replacing a table's content replaces its schema too; appending merges new columns in.
+fn modes(overwrite: bool) -> (SaveMode, SchemaMode) {
+    if overwrite {
+        (SaveMode::Overwrite, SchemaMode::Overwrite)
+    } else {
+        (SaveMode::Append, SchemaMode::Merge)
+    }
 }
 
 /// Parquet settings of the files tarn writes: row groups small enough that a scan of one
@@ -526,19 +528,12 @@ pub async fn write_stream(
         .read_table(std::sync::Arc::new(source))?
         .logical_plan()
         .clone();
+    let (save, schema_mode) = modes(overwrite);
     let table = t
         .write(Vec::new())
         .with_input_plan(plan)
-        .with_save_mode(if overwrite {
-            SaveMode::Overwrite
-        } else {
-            SaveMode::Append
-        })
-        .with_schema_mode(if overwrite {
-            SchemaMode::Overwrite
-        } else {
-            SchemaMode::Merge
-        })
+        .with_save_mode(save)
+        .with_schema_mode(schema_mode)
         .with_table_name(table_name)
         .with_writer_properties(writer_properties())
         .with_commit_properties(CommitProperties::default().with_max_retries(20))

@@ -6,6 +6,7 @@
 
 use super::onnx::{node, Attr, Msg};
 use super::{hp_f64, Labels, Matrix, Model};
+use crate::linalg::solve;
 use crate::MlError;
 use std::collections::BTreeMap;
 
@@ -16,33 +17,6 @@ pub(crate) struct Linear {
     coef: Vec<f64>,
     intercept: f64,
     classifier: bool,
-}
-
-/// Solves `a x = b` for a symmetric positive definite `a` (Cholesky).
-fn solve(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
-    let n = b.len();
-    let mut l = vec![vec![0.0; n]; n];
-    for i in 0..n {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
-            if i == j {
-                l[i][j] = (a[i][i] - s).max(1e-12).sqrt();
-            } else {
-                l[i][j] = (a[i][j] - s) / l[j][j];
-            }
-        }
-    }
-    let mut z = vec![0.0; n];
-    for i in 0..n {
-        let s: f64 = (0..i).map(|k| l[i][k] * z[k]).sum();
-        z[i] = (b[i] - s) / l[i][i];
-    }
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        let s: f64 = (i + 1..n).map(|k| l[k][i] * x[k]).sum();
-        x[i] = (z[i] - s) / l[i][i];
-    }
-    x
 }
 
 /// Standardised columns (missing as 0, i.e. the mean), with the means and scales.
