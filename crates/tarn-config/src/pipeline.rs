@@ -244,38 +244,31 @@ pub struct Requirements {
     pub shared_modules: Vec<String>,
 }
 
-/// Every pipeline of the lake (`pipelines/*/config.yml`), or every problem found in them.
-pub fn load_pipelines(lake: &LakeConfig) -> Result<Vec<PipelineSpec>, ConfigError> {
-    let root = lake.root.join(PIPELINES_DIR);
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&root) {
+/// The folders under `root` that hold `file`, sorted (none when `root` is missing).
+pub(crate) fn folders_with(root: &Path, file: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(root) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.join("config.yml").is_file())
+            .filter(|p| p.join(file).is_file())
             .collect(),
-        Err(_) => return Ok(Vec::new()),
+        Err(_) => Vec::new(),
     };
     dirs.sort();
+    dirs
+}
+
+/// Each folder loaded with `load` (which sees those loaded before it); every problem of every
+/// folder when any has one.
+pub(crate) fn load_each<T>(
+    dirs: Vec<PathBuf>,
+    mut load: impl FnMut(&Path, &[T]) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
     let mut problems = Vec::new();
-    let mut specs: Vec<PipelineSpec> = Vec::new();
+    let mut specs = Vec::new();
     for dir in dirs {
-        match load_pipeline(lake, &dir) {
-            Ok(spec) => {
-                if let Some(other) = specs.iter().find(|s| s.name == spec.name) {
-                    problems.push(ConfigError::invalid(
-                        &dir.join("config.yml"),
-                        Some(1),
-                        format!(
-                            "pipeline name `{}` is also used by {}",
-                            spec.name,
-                            other.dir.display()
-                        ),
-                        Some("give every pipeline its own name".to_string()),
-                    ));
-                } else {
-                    specs.push(spec);
-                }
-            }
+        match load(&dir, &specs) {
+            Ok(spec) => specs.push(spec),
             Err(ConfigError::Problems(mut p)) => problems.append(&mut p),
             Err(e) => problems.push(e),
         }
@@ -285,6 +278,27 @@ pub fn load_pipelines(lake: &LakeConfig) -> Result<Vec<PipelineSpec>, ConfigErro
     } else {
         Err(ConfigError::Problems(problems))
     }
+}
+
+/// Every pipeline of the lake (`pipelines/*/config.yml`), or every problem found in them.
+pub fn load_pipelines(lake: &LakeConfig) -> Result<Vec<PipelineSpec>, ConfigError> {
+    let dirs = folders_with(&lake.root.join(PIPELINES_DIR), "config.yml");
+    load_each(dirs, |dir, loaded: &[PipelineSpec]| {
+        let spec = load_pipeline(lake, dir)?;
+        match loaded.iter().find(|s| s.name == spec.name) {
+            Some(other) => Err(ConfigError::invalid(
+                &dir.join("config.yml"),
+                Some(1),
+                format!(
+                    "pipeline name `{}` is also used by {}",
+                    spec.name,
+                    other.dir.display()
+                ),
+                Some("give every pipeline its own name".to_string()),
+            )),
+            None => Ok(spec),
+        }
+    })
 }
 
 /// One pipeline folder, checked: every problem is reported, each with file and line.

@@ -4,7 +4,7 @@
 //! at once, every problem with its file and line.
 
 use crate::error::ConfigError;
-use crate::pipeline::{read_yaml, Parser};
+use crate::pipeline::{folders_with, load_each, read_yaml, Parser};
 use crate::resolve::LakeConfig;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
@@ -244,30 +244,8 @@ pub struct Register {
 
 /// Every model folder with a `train.yml`, or every problem found in them.
 pub fn load_train_specs(lake: &LakeConfig) -> Result<Vec<TrainSpec>, ConfigError> {
-    let root = lake.root.join(MODELS_DIR);
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&root) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.join(TRAIN_FILE).is_file())
-            .collect(),
-        Err(_) => return Ok(Vec::new()),
-    };
-    dirs.sort();
-    let mut problems = Vec::new();
-    let mut specs = Vec::new();
-    for dir in dirs {
-        match load_train_spec(&dir) {
-            Ok(s) => specs.push(s),
-            Err(ConfigError::Problems(mut p)) => problems.append(&mut p),
-            Err(e) => problems.push(e),
-        }
-    }
-    if problems.is_empty() {
-        Ok(specs)
-    } else {
-        Err(ConfigError::Problems(problems))
-    }
+    let dirs = folders_with(&lake.root.join(MODELS_DIR), TRAIN_FILE);
+    load_each(dirs, |dir, _: &[TrainSpec]| load_train_spec(dir))
 }
 
 /// The training spec of the model folder `dir` (`models/<name>`), checked.

@@ -70,28 +70,24 @@ impl Lake {
     }
 
     /// Runs a query and writes its result as the Delta table `target` (a service table),
-    /// replacing what it held; each run is a new version.
+    /// replacing what it held; each run is a new version. The rows stream from the query into
+    /// the table.
     pub async fn sql_into(&self, query: &str, target: &str) -> Result<SqlInto, LakeError> {
-        let a = self.curated(target, "--into")?;
-        let result = self.sql(query, &QueryOptions::default()).await?;
-        let url = self.table_url(&a);
-        let out = tarn_tables::write_batches(&url, &a.table, result.batches, &result.schema, true)
-            .await?;
-        let schema = out.schema.clone();
+        use futures::StreamExt;
+        self.curated(target, "--into")?;
+        let (schema, rows) = self.sql_stream(query).await?;
         let mut p = BTreeMap::new();
-        p.insert("classification".to_string(), "delta".to_string());
         p.insert("query".to_string(), query.to_string());
-        let record = self
-            .register_delta(&a, &url, &schema, &[], p, "materialised by tarn sql --into")
-            .await?;
-        self.meta
-            .set_row_count(&record.id, Some(out.row_count))
-            .await?;
-        Ok(SqlInto {
-            table: a.to_string(),
-            table_version: out.table_version,
-            row_count: out.row_count,
-        })
+        let rows = rows.map(|r| r.map_err(|e| e.to_string())).boxed();
+        self.write_service_stream(
+            target,
+            "--into",
+            &schema,
+            rows,
+            p,
+            "materialised by tarn sql --into",
+        )
+        .await
     }
 
     /// Writes a stream of batches as the Delta table `target` (a service table), replacing
