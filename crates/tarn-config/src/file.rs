@@ -19,6 +19,8 @@ pub(crate) struct FileConfig {
     pub topics: Option<Vec<TopicSpec>>,
     /// The topic failed executions are reported to (default `failures`).
     pub error_topic: Option<String>,
+    /// Model endpoints `tarn serve` hosts, by name.
+    pub endpoints: Option<BTreeMap<String, crate::EndpointSpec>>,
     #[serde(default)]
     pub environments: BTreeMap<String, Settings>,
 }

@@ -13,6 +13,7 @@
 //! assert_eq!(cfg.stage(), "dev");
 //! ```
 
+mod endpoint;
 mod error;
 mod file;
 mod pipeline;
@@ -20,6 +21,7 @@ mod resolve;
 mod starter;
 mod train;
 
+pub use endpoint::{Canary, EndpointSpec};
 pub use error::ConfigError;
 pub use file::{
     DomainSpec, S3Settings, Secret, SmtpSettings, SmtpTls, Subscription, SubscriptionProtocol,

@@ -60,6 +60,8 @@ pub struct LakeConfig {
     pub topics: Vec<TopicSpec>,
     /// The topic failed pipeline executions are reported to.
     pub error_topic: String,
+    /// The endpoints `tarn serve` hosts (`endpoints:`), by name.
+    pub endpoints: BTreeMap<String, crate::EndpointSpec>,
 }
 
 impl LakeConfig {
@@ -197,7 +199,32 @@ impl LakeConfig {
                 ));
             }
         }
-        Ok(LakeConfig {
+        let endpoints = file.endpoints.clone().unwrap_or_default();
+        for (name, spec) in &endpoints {
+            if let Err((field, problem)) = spec.check(name) {
+                let line = if field == "name" {
+                    place.line_of_key(name)
+                } else {
+                    place.line_of_key(name).map(|at| {
+                        place
+                            .text
+                            .lines()
+                            .enumerate()
+                            .skip(at)
+                            .find(|(_, l)| l.trim_start().starts_with(&format!("{field}:")))
+                            .map(|(i, _)| i + 1)
+                            .unwrap_or(at)
+                    })
+                };
+                return Err(place.error(
+                    line,
+                    format!("endpoint `{name}`: {problem}"),
+                    "fix the endpoint under `endpoints:`",
+                ));
+            }
+        }
+        let config = LakeConfig {
+            endpoints,
             root,
             lake,
             env,
@@ -221,7 +248,24 @@ impl LakeConfig {
                 .error_topic
                 .clone()
                 .unwrap_or_else(|| "failures".to_string()),
-        })
+        };
+        for (name, spec) in &config.endpoints {
+            if !config.has_domain(spec.log_domain()) {
+                return Err(place.error(
+                    place.line_of_key(name),
+                    format!(
+                        "endpoint `{name}` logs its inferences to {}.service.inference_{name}, but `{}` is not a domain of the lake",
+                        spec.log_domain(),
+                        spec.log_domain()
+                    ),
+                    format!(
+                        "add `{}` under `domains:`, or set `log_domain:` to one of the lake's domains",
+                        spec.log_domain()
+                    ),
+                ));
+            }
+        }
+        Ok(config)
     }
 
     /// The stage this config opens: the environment, or `env.workspace`.

@@ -265,13 +265,14 @@ pub fn load_train_spec(dir: &Path) -> Result<TrainSpec, ConfigError> {
     }
 }
 
-/// `90`, `90s`, `30m`, `2h` (a bare number is seconds).
+/// `90`, `90s`, `500ms`, `30m`, `2h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
     let n: f64 = num.trim().parse().ok().filter(|n: &f64| *n > 0.0)?;
     let secs = match unit.trim() {
         "" | "s" | "sec" | "seconds" => n,
+        "ms" => n / 1000.0,
         "m" | "min" | "minutes" => n * 60.0,
         "h" | "hours" => n * 3600.0,
         _ => return None,

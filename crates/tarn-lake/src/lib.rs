@@ -32,8 +32,8 @@ pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Selection};
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
-    execution_id, status, CrawlRecord, DeliveryRecord, Event, ExecutionRecord, MetadataError,
-    NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
+    execution_id, status, CrawlRecord, DeliveryRecord, EndpointRecord, Event, ExecutionRecord,
+    MetadataError, NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
 pub use tarn_metadata::{logged_models, registry, run_search, tracking};
 pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};

@@ -118,4 +118,28 @@ impl Lake {
             row_count: out.row_count,
         })
     }
+
+    /// Appends batches to the service table `target` exactly once per (`app`, `version`)
+    /// (see `tarn_tables::append_once`) and catalogs it; answers whether rows were written.
+    /// Endpoints log their inferences through it.
+    pub async fn append_service(
+        &self,
+        target: &str,
+        batches: Vec<arrow::record_batch::RecordBatch>,
+        schema: &arrow::datatypes::SchemaRef,
+        app: &str,
+        version: i64,
+        note: &str,
+    ) -> Result<bool, LakeError> {
+        let a = self.curated(target, "the inference log")?;
+        let url = self.table_url(&a);
+        let written =
+            tarn_tables::append_once(&url, &a.table, batches, schema, app, version).await?;
+        if written && self.meta.table(&a.database(), &a.table).await?.is_none() {
+            let mut p = BTreeMap::new();
+            p.insert("classification".to_string(), "delta".to_string());
+            self.register_delta(&a, &url, schema, &[], p, note).await?;
+        }
+        Ok(written)
+    }
 }

@@ -16,6 +16,7 @@
 
 mod catalog;
 mod deliveries;
+mod endpoints;
 mod error;
 mod events;
 mod executions;
@@ -33,6 +34,7 @@ pub use catalog::{
     TableDraft, TableRecord, TableVersion,
 };
 pub use deliveries::DeliveryRecord;
+pub use endpoints::EndpointRecord;
 pub use error::MetadataError;
 pub use events::{Event, NewEvent, OBJECT_CREATED};
 pub use executions::{execution_id, status, ExecutionRecord, NewExecution, StepAttempt};

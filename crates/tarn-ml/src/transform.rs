@@ -274,30 +274,13 @@ fn prediction_columns(
         let width = if shape.len() == 2 { shape[1] } else { 1 };
         let rows = shape.first().copied().unwrap_or(0);
         match v {
+            tarn_onnx::Value::F32(_, d) if width == 1 => cols.push((
+                base,
+                Arc::new(Float64Array::from_iter_values(d.iter().map(|x| *x as f64))) as ArrayRef,
+            )),
             tarn_onnx::Value::F32(_, d) => {
-                if width == 1 {
-                    cols.push((
-                        base,
-                        Arc::new(Float64Array::from_iter_values(d.iter().map(|x| *x as f64)))
-                            as ArrayRef,
-                    ));
-                } else if classifier && k == 1 && width == 2 {
-                    cols.push((
-                        base,
-                        Arc::new(Float64Array::from_iter_values(
-                            (0..rows).map(|r| d[r * 2 + 1] as f64),
-                        )) as ArrayRef,
-                    ));
-                } else {
-                    for c in 0..width {
-                        cols.push((
-                            format!("{base}_{c}"),
-                            Arc::new(Float64Array::from_iter_values(
-                                (0..rows).map(|r| d[r * width + c] as f64),
-                            )) as ArrayRef,
-                        ));
-                    }
-                }
+                let keys: Vec<String> = (0..width).map(|c| c.to_string()).collect();
+                score_columns(&mut cols, base, &keys, &d, rows, classifier && k == 1);
             }
             tarn_onnx::Value::I64(_, d) => {
                 cols.push((base, Arc::new(Int64Array::from(d)) as ArrayRef))
@@ -305,9 +288,47 @@ fn prediction_columns(
             tarn_onnx::Value::Str(_, d) => {
                 cols.push((base, Arc::new(StringArray::from(d)) as ArrayRef))
             }
+            tarn_onnx::Value::Maps(_, keys, d) => {
+                // ZipMap: the positive class's probability, or one column per class.
+                let names: Vec<String> = match keys {
+                    tarn_onnx::Keys::Ints(k) => k.iter().map(i64::to_string).collect(),
+                    tarn_onnx::Keys::Strs(k) => k,
+                };
+                score_columns(&mut cols, base, &names, &d, rows, classifier);
+            }
         }
     }
     cols
+}
+
+/// Columns of `rows` score rows (one score per key): a binary classifier's positive class
+/// as `base`, else one `base_KEY` column per key.
+fn score_columns(
+    cols: &mut Vec<(String, ArrayRef)>,
+    base: String,
+    keys: &[String],
+    d: &[f32],
+    rows: usize,
+    positive_only: bool,
+) {
+    let width = keys.len().max(1);
+    if positive_only && keys.len() == 2 {
+        cols.push((
+            base,
+            Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|r| d[r * 2 + 1] as f64),
+            )) as ArrayRef,
+        ));
+        return;
+    }
+    for (c, key) in keys.iter().enumerate() {
+        cols.push((
+            format!("{base}_{key}"),
+            Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|r| d[r * width + c] as f64),
+            )) as ArrayRef,
+        ));
+    }
 }
 
 /// Runs a model on batches: answers the output batch (ids + predictions).

@@ -24,7 +24,7 @@ mod runtime;
 pub mod write;
 
 pub use proto::ValueInfo;
-pub use runtime::{Model, Value};
+pub use runtime::{Keys, Model, Value};
 
 /// What can go wrong loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum OnnxError {
     #[error("{0}")]
     Format(String),
     /// The model uses an operator tarn's runtime does not have.
-    #[error("the model uses the ONNX operator `{0}`, which tarn's runtime does not run yet; it runs the operators of tarn's built-in models (linear, logistic, tree ensembles, imputer, scaler)")]
+    #[error("the model uses the ONNX operator `{0}`, which tarn's runtime does not run yet; it runs the operators of tarn's built-in models and of scikit-learn models as skl2onnx exports them (scalers, one-hot encoders, linear and logistic models, tree ensembles, ZipMap); export the model with those, or serve it as a python_function model")]
     Unsupported(String),
     /// The input does not fit the model.
     #[error("{0}")]
@@ -78,7 +78,13 @@ mod tests {
     #[test]
     fn unknown_operators_are_named() {
         let (inputs, mut nodes, inits) = feature_inputs(&["a".to_string(), "b".to_string()]);
-        nodes.push(node("ZipMap", "ai.onnx.ml", &["features"], &["y"], &[]));
+        nodes.push(node(
+            "ArrayFeatureExtractor",
+            "ai.onnx.ml",
+            &["features"],
+            &["y"],
+            &[],
+        ));
         let bytes = model(
             "m",
             &nodes,
@@ -88,6 +94,6 @@ mod tests {
             &[],
         );
         let e = crate::Model::load(&bytes).unwrap_err().to_string();
-        assert!(e.contains("`ai.onnx.ml.ZipMap`"), "{e}");
+        assert!(e.contains("`ai.onnx.ml.ArrayFeatureExtractor`"), "{e}");
     }
 }

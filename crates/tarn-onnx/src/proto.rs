@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 enum Field<'a> {
     Varint(u64),
-    Fixed64,
+    Fixed64(u64),
     Bytes(&'a [u8]),
     Fixed32(u32),
 }
@@ -58,8 +58,10 @@ impl<'a> Reader<'a> {
         let f = match key & 7 {
             0 => Field::Varint(self.varint()?),
             1 => {
-                self.take(8)?;
-                Field::Fixed64
+                let b = self.take(8)?;
+                Field::Fixed64(u64::from_le_bytes(
+                    b.try_into().map_err(|_| bad("fixed64"))?,
+                ))
             }
             2 => {
                 let n = self.varint()? as usize;
@@ -116,6 +118,7 @@ pub struct TensorProto {
     pub floats: Vec<f32>,
     pub ints: Vec<i64>,
     pub strings: Vec<String>,
+    pub doubles: Vec<f64>,
     pub raw: Vec<u8>,
 }
 
@@ -131,6 +134,11 @@ fn tensor(b: &[u8]) -> Result<TensorProto, OnnxError> {
             (6, Field::Bytes(s)) => t.strings.push(text(s)),
             (8, Field::Bytes(s)) => t.name = text(s),
             (9, Field::Bytes(s)) => t.raw = s.to_vec(),
+            (10, Field::Fixed64(v)) => t.doubles.push(f64::from_bits(v)),
+            (10, Field::Bytes(b)) => t.doubles.extend(
+                b.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+            ),
             _ => {}
         }
     }

@@ -1,25 +1,37 @@
-//! Running an ONNX graph on a batch: tensors of `f32`, `i64` or text, operators run in the
-//! graph's (topological) order. Covers what tarn's built-in models use (`Unsqueeze`, `Concat`,
-//! `Identity`, `Cast`, `Sigmoid`, and from `ai.onnx.ml`: `Imputer`, `Scaler`,
-//! `LinearRegressor`, `LinearClassifier`, `TreeEnsembleRegressor`, `TreeEnsembleClassifier`);
-//! any other operator is refused when the model loads, naming it.
+//! Running an ONNX graph on a batch: tensors of `f32` (doubles are read as `f32`), `i64` or
+//! text, operators run in the graph's (topological) order. Covers what tarn's built-in models
+//! and scikit-learn exports written by skl2onnx with its defaults use: `Identity`,
+//! `Unsqueeze`, `Concat`, `Reshape`, `Cast`, `Sigmoid`, `Add`, `Sub`, `Mul`, `Div`, and from
+//! `ai.onnx.ml`: `Imputer`, `Scaler`, `OneHotEncoder`, `Normalizer`, `LinearRegressor`,
+//! `LinearClassifier`, `TreeEnsembleRegressor`, `TreeEnsembleClassifier`, `ZipMap`. Any other
+//! operator is refused when the model loads, naming it.
 
 use crate::proto::{self, Attribute, ModelProto, NodeProto, TensorProto, ValueInfo};
 use crate::OnnxError;
 use std::collections::HashMap;
 
-/// A tensor.
+/// A tensor (`f32` also carries the model's doubles), or the sequence of maps `ZipMap` makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     F32(Vec<usize>, Vec<f32>),
     I64(Vec<usize>, Vec<i64>),
     Str(Vec<usize>, Vec<String>),
+    /// One map per row (shape `[rows]`) from each key to the row's score: `data` holds
+    /// `rows * keys.len()` scores, row after row.
+    Maps(Vec<usize>, Keys, Vec<f32>),
+}
+
+/// Class labels: the keys of a classifier's classes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Keys {
+    Ints(Vec<i64>),
+    Strs(Vec<String>),
 }
 
 impl Value {
     pub fn shape(&self) -> &[usize] {
         match self {
-            Value::F32(s, _) | Value::I64(s, _) | Value::Str(s, _) => s,
+            Value::F32(s, _) | Value::I64(s, _) | Value::Str(s, _) | Value::Maps(s, ..) => s,
         }
     }
 
@@ -28,6 +40,7 @@ impl Value {
             Value::F32(s, d) => Ok((s.clone(), d.clone())),
             Value::I64(s, d) => Ok((s.clone(), d.iter().map(|v| *v as f32).collect())),
             Value::Str(..) => Err(OnnxError::Input(format!("{op} needs numbers, got text"))),
+            Value::Maps(..) => Err(OnnxError::Input(format!("{op} needs a tensor, got maps"))),
         }
     }
 
@@ -36,6 +49,16 @@ impl Value {
             Value::I64(_, d) => d.clone(),
             Value::F32(_, d) => d.iter().map(|v| *v as i64).collect(),
             Value::Str(_, d) => d.iter().map(|s| s.parse().unwrap_or(0)).collect(),
+            Value::Maps(..) => Vec::new(),
+        }
+    }
+
+    fn with_shape(self, shape: Vec<usize>) -> Value {
+        match self {
+            Value::F32(_, d) => Value::F32(shape, d),
+            Value::I64(_, d) => Value::I64(shape, d),
+            Value::Str(_, d) => Value::Str(shape, d),
+            Value::Maps(_, k, d) => Value::Maps(shape, k, d),
         }
     }
 
@@ -74,6 +97,17 @@ fn constant(t: &TensorProto) -> Value {
             Value::I64(dims, ints)
         }
         8 => Value::Str(dims, t.strings.clone()),
+        11 => {
+            let doubles: Vec<f32> = if t.doubles.is_empty() {
+                t.raw
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                    .collect()
+            } else {
+                t.doubles.iter().map(|d| *d as f32).collect()
+            };
+            Value::F32(dims, doubles)
+        }
         _ => {
             let mut floats = t.floats.clone();
             if floats.is_empty() && !t.raw.is_empty() {
@@ -122,32 +156,28 @@ struct Ensemble {
     average: bool,
     post: String,
     /// Class labels (classifier only).
-    labels: Option<Labels>,
+    labels: Option<Keys>,
     binary: bool,
+    /// Every leaf weight is positive (the binary label then cuts at 0.5, not 0).
+    positive: bool,
 }
 
-#[derive(Debug, Clone)]
-enum Labels {
-    Ints(Vec<i64>),
-    Strs(Vec<String>),
-}
-
-impl Labels {
+impl Keys {
     fn len(&self) -> usize {
         match self {
-            Labels::Ints(v) => v.len(),
-            Labels::Strs(v) => v.len(),
+            Keys::Ints(v) => v.len(),
+            Keys::Strs(v) => v.len(),
         }
     }
 
     fn pick(&self, idx: &[usize], n: usize) -> Value {
         match self {
             // A class index past the labels (a malformed model) takes the last label.
-            Labels::Ints(v) => Value::I64(
+            Keys::Ints(v) => Value::I64(
                 vec![n],
                 idx.iter().map(|i| v[(*i).min(v.len() - 1)]).collect(),
             ),
-            Labels::Strs(v) => Value::Str(
+            Keys::Strs(v) => Value::Str(
                 vec![n],
                 idx.iter()
                     .map(|i| v[(*i).min(v.len() - 1)].clone())
@@ -179,15 +209,15 @@ fn int(n: &NodeProto, key: &str, default: i64) -> i64 {
     attr(n, key).and_then(|a| a.i).unwrap_or(default)
 }
 
-fn labels_of(n: &NodeProto, ints_key: &str) -> Option<Labels> {
+fn labels_of(n: &NodeProto, ints_key: &str, strings_key: &str) -> Option<Keys> {
     let i = ints(n, ints_key);
     if !i.is_empty() {
-        return Some(Labels::Ints(i));
+        return Some(Keys::Ints(i));
     }
-    let s = attr(n, "classlabels_strings")
+    let s = attr(n, strings_key)
         .map(|a| a.strings.clone())
         .unwrap_or_default();
-    (!s.is_empty()).then_some(Labels::Strs(s))
+    (!s.is_empty()).then_some(Keys::Strs(s))
 }
 
 fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
@@ -288,7 +318,7 @@ fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
     roots.sort();
     let labels = if classifier {
         Some(
-            labels_of(n, "classlabels_int64s")
+            labels_of(n, "classlabels_int64s", "classlabels_strings")
                 .ok_or_else(|| OnnxError::Format(format!("{}: no class labels", n.op)))?,
         )
     } else {
@@ -309,6 +339,7 @@ fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
         post: string(n, "post_transform", "NONE"),
         labels,
         binary,
+        positive: w.iter().all(|v| *v >= 0.0),
     })
 }
 
@@ -406,14 +437,14 @@ fn post(kind: &str, scores: &mut [f32], width: usize) {
 
 /// Classifier outputs from raw scores: labels (the best class) and `[n, classes]` scores.
 fn classify(
-    labels: &Labels,
+    labels: &Keys,
     mut scores: Vec<f32>,
     n: usize,
     width: usize,
     post_kind: &str,
-    binary: bool,
+    binary: Option<f32>,
 ) -> Vec<Value> {
-    if binary && width == 1 {
+    if let (Some(cut), 1) = (binary, width) {
         // One score for the second class: (1 - p, p) after the logistic.
         let mut out = Vec::with_capacity(n * 2);
         let mut idx = Vec::with_capacity(n);
@@ -425,13 +456,14 @@ fn classify(
             };
             out.push(1.0 - p);
             out.push(p);
-            idx.push(
-                if (post_kind == "LOGISTIC" && p > 0.5) || (post_kind != "LOGISTIC" && s > 0.0) {
-                    1
-                } else {
-                    0
-                },
-            );
+            // onnxruntime's rule: past one half after the logistic; without it, past 0.5 when
+            // every leaf weight is positive (a probability) and past 0 otherwise.
+            let past = if post_kind == "LOGISTIC" {
+                p > 0.5
+            } else {
+                s > cut
+            };
+            idx.push(usize::from(past));
         }
         return vec![labels.pick(&idx, n), Value::F32(vec![n, 2], out)];
     }
@@ -476,10 +508,19 @@ enum Op {
     LinearClassifier {
         coef: Vec<f32>,
         intercepts: Vec<f32>,
-        labels: Labels,
+        labels: Keys,
         post: String,
     },
     Trees(Box<Ensemble>),
+    Reshape(Vec<i64>),
+    OneHotEncoder {
+        cats: Keys,
+        zeros: bool,
+    },
+    ZipMap(Keys),
+    Normalizer(String),
+    /// `Add`, `Sub`, `Mul`, `Div` with numpy broadcasting.
+    Arith(char),
 }
 
 #[derive(Debug, Clone)]
@@ -534,12 +575,35 @@ fn compile(n: &NodeProto, constants: &HashMap<String, Value>) -> Result<Op, Onnx
         (true, "LinearClassifier") => Op::LinearClassifier {
             coef: floats(n, "coefficients"),
             intercepts: floats(n, "intercepts"),
-            labels: labels_of(n, "classlabels_ints")
+            labels: labels_of(n, "classlabels_ints", "classlabels_strings")
                 .ok_or_else(|| OnnxError::Format("LinearClassifier: no class labels".into()))?,
             post: string(n, "post_transform", "NONE"),
         },
         (true, "TreeEnsembleRegressor") => Op::Trees(Box::new(ensemble(n, false)?)),
         (true, "TreeEnsembleClassifier") => Op::Trees(Box::new(ensemble(n, true)?)),
+        (false, "Reshape") => Op::Reshape(
+            n.inputs
+                .get(1)
+                .and_then(|a| constants.get(a))
+                .map(Value::as_i64)
+                .ok_or_else(|| {
+                    OnnxError::Format("Reshape: the shape must be a constant of the model".into())
+                })?,
+        ),
+        (true, "OneHotEncoder") => Op::OneHotEncoder {
+            cats: labels_of(n, "cats_int64s", "cats_strings")
+                .ok_or_else(|| OnnxError::Format("OneHotEncoder: no categories (cats_*)".into()))?,
+            zeros: int(n, "zeros", 1) != 0,
+        },
+        (true, "ZipMap") => Op::ZipMap(
+            labels_of(n, "classlabels_int64s", "classlabels_strings")
+                .ok_or_else(|| OnnxError::Format("ZipMap: no class labels".into()))?,
+        ),
+        (true, "Normalizer") => Op::Normalizer(string(n, "norm", "MAX")),
+        (false, "Add") => Op::Arith('+'),
+        (false, "Sub") => Op::Arith('-'),
+        (false, "Mul") => Op::Arith('*'),
+        (false, "Div") => Op::Arith('/'),
         _ => {
             return Err(OnnxError::Unsupported(format!(
                 "{}{}",
@@ -640,40 +704,22 @@ fn apply<'v>(
                 let at = if a < 0 { a + rank } else { a } as usize;
                 shape.insert(at.min(shape.len()), 1);
             }
-            vec![match x.clone() {
-                Value::F32(_, d) => Value::F32(shape, d),
-                Value::I64(_, d) => Value::I64(shape, d),
-                Value::Str(_, d) => Value::Str(shape, d),
-            }]
+            vec![x.clone().with_shape(shape)]
         }
         Op::Concat(axis) => {
-            let parts: Vec<(usize, usize, Vec<f32>)> = (0..inputs.len())
-                .map(|k| get(k)?.matrix("Concat"))
-                .collect::<Result<_, _>>()?;
-            let n = parts.first().map(|p| p.0).unwrap_or(0);
-            if *axis == 0 {
-                let cols = parts.first().map(|p| p.1).unwrap_or(1);
-                let rows: usize = parts.iter().map(|p| p.0).sum();
-                let data = parts.into_iter().flat_map(|p| p.2).collect();
-                vec![Value::F32(vec![rows, cols], data)]
-            } else {
-                if parts.iter().any(|p| p.0 != n) {
-                    return Err(OnnxError::Input(
-                        "Concat: inputs have different row counts".into(),
-                    ));
-                }
-                let width: usize = parts.iter().map(|p| p.1).sum();
-                let mut data = Vec::with_capacity(n * width);
-                for r in 0..n {
-                    for p in &parts {
-                        data.extend_from_slice(&p.2[r * p.1..(r + 1) * p.1]);
-                    }
-                }
-                vec![Value::F32(vec![n, width], data)]
-            }
+            let parts: Vec<&Value> = (0..inputs.len()).map(get).collect::<Result<_, _>>()?;
+            vec![concat(&parts, *axis)?]
         }
         Op::Cast(to) => vec![match to {
             7 | 6 => Value::I64(x.shape().to_vec(), x.as_i64()),
+            8 => Value::Str(
+                x.shape().to_vec(),
+                match x {
+                    Value::Str(_, d) => d.clone(),
+                    Value::I64(_, d) => d.iter().map(i64::to_string).collect(),
+                    _ => x.as_f32("Cast")?.1.iter().map(f32::to_string).collect(),
+                },
+            ),
             _ => {
                 let (s, d) = x.as_f32("Cast")?;
                 Value::F32(s, d)
@@ -763,7 +809,124 @@ fn apply<'v>(
                             .sum::<f32>();
                 }
             }
-            classify(labels, out, n, rows, kind, rows == 1 && labels.len() == 2)
+            classify(
+                labels,
+                out,
+                n,
+                rows,
+                kind,
+                (rows == 1 && labels.len() == 2).then_some(0.0),
+            )
+        }
+        Op::Reshape(target) => {
+            let shape = x.shape();
+            let total: usize = shape.iter().product();
+            let mut out: Vec<usize> = Vec::with_capacity(target.len());
+            let mut infer = None;
+            for (k, d) in target.iter().enumerate() {
+                match *d {
+                    0 => out.push(shape.get(k).copied().unwrap_or(1)),
+                    -1 => {
+                        infer = Some(k);
+                        out.push(1);
+                    }
+                    d => out.push(d.max(0) as usize),
+                }
+            }
+            let known: usize = out.iter().product();
+            if let Some(k) = infer {
+                out[k] = total.checked_div(known).unwrap_or(0);
+            }
+            if out.iter().product::<usize>() != total {
+                return Err(OnnxError::Input(format!(
+                    "Reshape: cannot make {shape:?} into {target:?}"
+                )));
+            }
+            vec![x.clone().with_shape(out)]
+        }
+        Op::OneHotEncoder { cats, zeros } => {
+            let width = cats.len();
+            let mut shape = x.shape().to_vec();
+            let mut data = Vec::new();
+            let mut place = |hit: Option<usize>, shown: &dyn std::fmt::Display| {
+                let at = data.len();
+                data.resize(at + width, 0f32);
+                match hit {
+                    Some(k) => data[at + k] = 1.0,
+                    None if *zeros => {}
+                    None => {
+                        return Err(OnnxError::Input(format!(
+                            "OneHotEncoder: `{shown}` is not one of the categories the model knows"
+                        )))
+                    }
+                }
+                Ok(())
+            };
+            match (x, cats) {
+                (Value::Str(_, d), Keys::Strs(c)) => {
+                    let index: HashMap<&str, usize> =
+                        c.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+                    for v in d {
+                        place(index.get(v.as_str()).copied(), v)?;
+                    }
+                }
+                (Value::Str(..), Keys::Ints(_)) | (_, Keys::Strs(_)) => {
+                    return Err(OnnxError::Input(
+                        "OneHotEncoder: the input's type does not match its categories".into(),
+                    ))
+                }
+                (_, Keys::Ints(c)) => {
+                    let index: HashMap<i64, usize> =
+                        c.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+                    for v in x.as_i64() {
+                        place(index.get(&v).copied(), &v)?;
+                    }
+                }
+            }
+            shape.push(width);
+            vec![Value::F32(shape, data)]
+        }
+        Op::ZipMap(keys) => {
+            let (n, c, d) = x.matrix("ZipMap")?;
+            if c != keys.len() {
+                return Err(OnnxError::Input(format!(
+                    "ZipMap: {c} scores per row for {} labels",
+                    keys.len()
+                )));
+            }
+            vec![Value::Maps(vec![n], keys.clone(), d)]
+        }
+        Op::Normalizer(norm) => {
+            let (n, c, mut d) = x.matrix("Normalizer")?;
+            for row in d.chunks_mut(c.max(1)) {
+                let by = match norm.as_str() {
+                    "L1" => row.iter().map(|v| v.abs()).sum::<f32>(),
+                    "L2" => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
+                    _ => row.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                };
+                if by != 0.0 {
+                    row.iter_mut().for_each(|v| *v /= by);
+                }
+            }
+            vec![Value::F32(vec![n, c], d)]
+        }
+        Op::Arith(sign) => {
+            let (a_shape, a) = x.as_f32("an arithmetic operator")?;
+            let (b_shape, b) = get(1)?.as_f32("an arithmetic operator")?;
+            let (shape, pairs) = broadcast(&a_shape, &b_shape)?;
+            let data = pairs
+                .into_iter()
+                .map(|(i, j)| {
+                    let (l, r) = (a[i], b[j]);
+                    match sign {
+                        '+' => l + r,
+                        '-' => l - r,
+                        '*' => l * r,
+                        _ => l / r,
+                    }
+                })
+                .collect();
+            vec![Value::F32(shape, data)]
         }
         Op::Trees(e) => {
             let (n, c, d) = x.matrix("TreeEnsemble")?;
@@ -776,9 +939,145 @@ fn apply<'v>(
                 }
                 Some(l) => {
                     let width = if e.binary { 1 } else { e.targets };
-                    classify(l, scores, n, width, &e.post, e.binary)
+                    classify(
+                        l,
+                        scores,
+                        n,
+                        width,
+                        &e.post,
+                        e.binary.then_some(if e.positive { 0.5 } else { 0.0 }),
+                    )
                 }
             }
         }
     })
+}
+
+/// Joins tensors along `axis` (negative counts from the end); all other dimensions must agree.
+fn concat(parts: &[&Value], axis: i64) -> Result<Value, OnnxError> {
+    let first = parts
+        .first()
+        .ok_or_else(|| OnnxError::Format("Concat has no inputs".into()))?;
+    let rank = first.shape().len();
+    let ax = if axis < 0 { axis + rank as i64 } else { axis };
+    if ax < 0 || ax as usize >= rank.max(1) {
+        return Err(OnnxError::Input(format!(
+            "Concat: axis {axis} is outside a tensor of rank {rank}"
+        )));
+    }
+    let ax = ax as usize;
+    let outer: usize = first.shape()[..ax].iter().product();
+    let mut total = 0;
+    for p in parts {
+        let s = p.shape();
+        if s.len() != rank
+            || s[..ax] != first.shape()[..ax]
+            || s[ax + 1..] != first.shape()[ax + 1..]
+        {
+            return Err(OnnxError::Input(format!(
+                "Concat: shapes {:?} and {s:?} do not fit along axis {axis}",
+                first.shape()
+            )));
+        }
+        total += s[ax];
+    }
+    let mut shape = first.shape().to_vec();
+    shape[ax] = total;
+    let inner = |s: &[usize]| -> usize { s[ax..].iter().product() };
+    fn join<T: Clone>(chunks: Vec<(&[T], usize)>, outer: usize) -> Vec<T> {
+        let mut out = Vec::new();
+        for o in 0..outer {
+            for (d, width) in &chunks {
+                out.extend_from_slice(&d[o * width..(o + 1) * width]);
+            }
+        }
+        out
+    }
+    Ok(match first {
+        Value::Str(..) => {
+            let mut chunks = Vec::new();
+            for p in parts {
+                match p {
+                    Value::Str(s, d) => chunks.push((d.as_slice(), inner(s))),
+                    _ => return Err(OnnxError::Input("Concat: text beside numbers".into())),
+                }
+            }
+            Value::Str(shape, join(chunks, outer))
+        }
+        Value::I64(..) if parts.iter().all(|p| matches!(p, Value::I64(..))) => {
+            let chunks = parts
+                .iter()
+                .map(|p| match p {
+                    Value::I64(s, d) => (d.as_slice(), inner(s)),
+                    _ => (&[][..], 0),
+                })
+                .collect();
+            Value::I64(shape, join(chunks, outer))
+        }
+        _ => {
+            let owned: Vec<(Vec<usize>, Vec<f32>)> = parts
+                .iter()
+                .map(|p| p.as_f32("Concat"))
+                .collect::<Result<_, _>>()?;
+            let chunks = owned
+                .iter()
+                .map(|(s, d)| (d.as_slice(), inner(s)))
+                .collect();
+            Value::F32(shape, join(chunks, outer))
+        }
+    })
+}
+
+/// The shape of `a op b` under numpy broadcasting, and for each element of the result the
+/// index of its operands.
+/// A broadcast result's shape and, per element, the indexes of its two operands.
+type Broadcast = (Vec<usize>, Vec<(usize, usize)>);
+
+fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, OnnxError> {
+    let rank = a.len().max(b.len());
+    let pad = |s: &[usize]| -> Vec<usize> {
+        let mut v = vec![1; rank - s.len()];
+        v.extend_from_slice(s);
+        v
+    };
+    let (pa, pb) = (pad(a), pad(b));
+    let mut shape = Vec::with_capacity(rank);
+    for k in 0..rank {
+        shape.push(match (pa[k], pb[k]) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(OnnxError::Input(format!(
+                    "shapes {a:?} and {b:?} cannot be broadcast together"
+                )))
+            }
+        });
+    }
+    let strides = |s: &[usize]| -> Vec<usize> {
+        let mut st = vec![0; rank];
+        let mut acc = 1;
+        for k in (0..rank).rev() {
+            st[k] = if s[k] == 1 { 0 } else { acc };
+            acc *= s[k];
+        }
+        st
+    };
+    let (sa, sb) = (strides(&pa), strides(&pb));
+    let total: usize = shape.iter().product();
+    let mut pairs = Vec::with_capacity(total);
+    let mut idx = vec![0usize; rank];
+    for _ in 0..total {
+        let i = idx.iter().zip(&sa).map(|(x, s)| x * s).sum();
+        let j = idx.iter().zip(&sb).map(|(x, s)| x * s).sum();
+        pairs.push((i, j));
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < shape[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    Ok((shape, pairs))
 }

@@ -23,6 +23,8 @@
 //!   `POST /api/v1/models/{name}/versions/{version}/approve|reject` `{"reason"}`
 //! - MLflow's tracking and registry API under `/api/2.0/mlflow/`, its artifact proxy under
 //!   `/api/2.0/mlflow-artifacts/`
+//! - `GET /api/v1/endpoints`; each model endpoint at `POST /endpoints/{name}/invocations` and
+//!   `GET /endpoints/{name}/ping` (MLflow's scoring protocol), counters at `GET /metrics`
 
 mod auth;
 mod docs;
@@ -72,6 +74,8 @@ pub struct App {
     pub(crate) auth: bool,
     /// Woken whenever an object lands through the API (pipelines dispatch at once).
     pub(crate) landed: Arc<tokio::sync::Notify>,
+    /// The model endpoints served under `/endpoints/`.
+    pub(crate) endpoints: Option<Arc<tarn_serving::Endpoints>>,
 }
 
 /// Why the server could not start.
@@ -101,7 +105,14 @@ impl App {
             limits: Arc::new(limits),
             auth: false,
             landed: Default::default(),
+            endpoints: None,
         }
+    }
+
+    /// Serves these model endpoints under `/endpoints/NAME/` and their counters at `/metrics`.
+    pub fn with_endpoints(mut self, endpoints: Arc<tarn_serving::Endpoints>) -> Self {
+        self.endpoints = Some(endpoints);
+        self
     }
 
     /// Requires `Authorization: Bearer TOKEN` on every call but `/health` and `/ready`.

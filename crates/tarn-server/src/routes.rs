@@ -55,7 +55,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/loads/upload", post(load_upload))
         .route("/sql", post(sql))
         .route("/sql/into", post(sql_into));
-    Router::new()
+    let main = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/openapi.json", get(crate::docs::openapi_json))
@@ -72,12 +72,8 @@ pub(crate) fn router(app: App) -> Router {
             get(crate::mlflow_artifacts::download).put(crate::mlflow_artifacts::upload),
         )
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(crate::mlflow::not_built))
+        .route("/api/v1/endpoints", get(endpoints))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::auth::require_token,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|r: &axum::http::Request<Body>| {
@@ -89,7 +85,29 @@ pub(crate) fn router(app: App) -> Router {
                     },
                 ),
         )
-        .with_state(app)
+        .with_state(app.clone());
+    // Endpoints answer without an access log line each (their requests are counted in
+    // /metrics and kept in the inference tables), behind the same token check.
+    let serving = match &app.endpoints {
+        Some(e) => tarn_serving::router(e.clone()),
+        None => Router::new(),
+    };
+    main.merge(serving)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::require_token,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+/// The endpoints `tarn serve` hosts, with the version each serves.
+async fn endpoints(State(app): State<App>) -> Json<Vec<tarn_serving::EndpointStatus>> {
+    Json(
+        app.endpoints
+            .as_ref()
+            .map(|e| e.statuses())
+            .unwrap_or_default(),
+    )
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -304,6 +304,38 @@ pub async fn write_batches(
     })
 }
 
+/// Appends batches to a table (created when missing) exactly once: the commit carries
+/// application transaction `app` at `version`, and a version the table already holds for `app`
+/// is not written again (answers `false`). A writer numbers its commits 1, 2, 3 ... so a retry
+/// after an unclear failure never duplicates rows.
+pub async fn append_once(
+    table_url: &str,
+    table_name: &str,
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    app: &str,
+    version: i64,
+) -> Result<bool, TablesError> {
+    let t = match open(table_url, None).await? {
+        Some(t) => t,
+        None => create_at(table_url).await?,
+    };
+    if t.version().is_some() {
+        let done = t
+            .snapshot()?
+            .transaction_version(t.log_store().as_ref(), app)
+            .await?;
+        if done.is_some_and(|v| v >= version) {
+            return Ok(false);
+        }
+    }
+    let props = CommitProperties::default()
+        .with_max_retries(20)
+        .with_application_transaction(Transaction::new(app, version));
+    write_to(t, batches, schema, table_name, false, &[], props).await?;
+    Ok(true)
+}
+
 async fn write_to(
     t: DeltaTable,
     batches: Vec<RecordBatch>,

@@ -21,8 +21,8 @@ mod stores;
 pub use conform::{conform, conform_against, reject_schema, Conformed, REJECT_COLUMNS};
 pub use contract::{arrow_type, load_all as load_contracts, ColumnRule, Contract};
 pub use delta::{
-    count_rows, history, load, open, write_batches, write_stream, BatchSource, HistoryEntry,
-    LoadMode, LoadOutcome, LoadRequest,
+    append_once, count_rows, history, load, open, write_batches, write_stream, BatchSource,
+    HistoryEntry, LoadMode, LoadOutcome, LoadRequest,
 };
 pub use error::TablesError;
 pub use source::{Format, Malformed, Source, LINE};

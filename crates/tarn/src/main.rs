@@ -1,6 +1,7 @@
 //! The `tarn` command: parses arguments, calls `tarn-lake`, prints for people or for programs.
 
 mod client;
+mod endpoints;
 mod models;
 mod pipelines;
 mod print;
@@ -42,7 +43,8 @@ Tables and SQL:
   sql         Query every catalogued table with SQL (domain.layer.table)
 
 Serve:
-  serve       Serve the lake's HTTP API (docs at /docs)
+  serve       Serve the lake's HTTP API (docs at /docs) and its model endpoints
+  endpoints   Deploy, list, show and delete model endpoints
   token       Create, list and revoke API tokens
 
 Options:
@@ -215,7 +217,9 @@ enum Command {
         json: bool,
     },
     /// Serve the HTTP API: zones and objects, catalog, crawls, loads and SQL under /api/v1,
-    /// /health and /ready. Stops cleanly on SIGINT or SIGTERM, finishing requests in flight.
+    /// /health and /ready, MLflow's tracking API, and the model endpoints (tarn.yml's
+    /// `endpoints:` and `tarn endpoints deploy`) at /endpoints/NAME/invocations with their
+    /// counters at /metrics. Stops cleanly on SIGINT or SIGTERM, finishing requests in flight.
     ///
     /// Examples:
     ///   tarn serve                          (127.0.0.1:8080; browse http://127.0.0.1:8080/docs)
@@ -236,10 +240,19 @@ enum Command {
         /// Largest object a PUT may land, in MiB.
         #[arg(long, default_value_t = 5120)]
         max_object_mb: u64,
+        /// How often endpoints look for moved aliases and new deployments, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        endpoint_poll_ms: u64,
     },
     /// Create, list and revoke the tokens `tarn serve --auth` accepts.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Model endpoints: a registered model version served by `tarn serve` at
+    /// POST /endpoints/NAME/invocations (MLflow's scoring formats, SageMaker's CSV), following
+    /// its alias, every answer logged to DOMAIN.service.inference_NAME. Declare them in
+    /// tarn.yml under `endpoints:` or deploy them here.
+    #[command(subcommand)]
+    Endpoints(endpoints::EndpointsCommand),
     /// Pipeline folders: pipelines/NAME/config.yml with steps/, trigger/ and catch/.
     #[command(subcommand)]
     Pipelines(PipelinesCommand),
@@ -806,6 +819,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             train::transform(&open(&cli).await?, &args, *out).await?;
         }
+        Command::Endpoints(cmd) => endpoints::run(&open(&cli).await?, cmd).await?,
         Command::Models(cmd) => match &server {
             Some(c) => models::models(&pipelines::Via::Server(c), cmd).await?,
             None => models::models(&pipelines::Via::Lake(&open(&cli).await?), cmd).await?,
@@ -968,13 +982,38 @@ async fn run(cli: Cli) -> Result<()> {
             addr,
             auth,
             max_object_mb,
+            endpoint_poll_ms,
         } => {
             let lake = open(&cli).await?;
             let limits = tarn_server::Limits {
                 max_object_bytes: max_object_mb * 1024 * 1024,
                 ..Default::default()
             };
-            let app = tarn_server::App::build(lake.clone(), limits).with_auth(*auth);
+            tarn_serving::sync_declared(&lake, "tarn.yml")
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let serving = tarn_serving::ServingOptions {
+                poll: std::time::Duration::from_millis((*endpoint_poll_ms).max(50)),
+                ..Default::default()
+            };
+            let endpoints = tarn_serving::Endpoints::start(lake.clone(), serving).await;
+            for e in endpoints.statuses() {
+                match &e.version {
+                    Some(v) => eprintln!(
+                        "tarn serve: endpoint {} serves {} version {v} ({})",
+                        e.name,
+                        e.model,
+                        e.runtime.as_deref().unwrap_or("")
+                    ),
+                    None => eprintln!(
+                        "tarn serve: endpoint {} is not serving: {}",
+                        e.name, e.state
+                    ),
+                }
+            }
+            let app = tarn_server::App::build(lake.clone(), limits)
+                .with_auth(*auth)
+                .with_endpoints(endpoints);
             let landed = app.landed();
             let stop = tokio_util::sync::CancellationToken::new();
             let engine = std::sync::Arc::new(std::sync::Mutex::new(None));

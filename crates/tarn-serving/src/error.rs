@@ -1,0 +1,73 @@
+//! What can go wrong serving a request, answered in MLflow's shape
+//! (`{"error_code": "BAD_REQUEST", "message": "..."}`) with MLflow's status codes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A request that could not be answered with predictions.
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    /// The input cannot be read or does not fit the model (400, `BAD_REQUEST`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body's media type is not one the endpoint reads (415, plain text as MLflow).
+    #[error("{0}")]
+    Unsupported(String),
+    /// No such endpoint (404, `RESOURCE_DOES_NOT_EXIST`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is over the endpoint's limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The endpoint cannot take the request now: its queue is full, its model is loading or
+    /// its server is restarting (503; retry).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request took longer than the endpoint's timeout (504, as MLflow).
+    #[error("{0}")]
+    Timeout(String),
+    /// The model failed on valid input (500, `INTERNAL_ERROR`).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ServingError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServingError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServingError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServingError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServingError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServingError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServingError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ServingError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ServingError::BadRequest(_) | ServingError::TooLarge(_) => "BAD_REQUEST",
+            ServingError::Unsupported(_) => "UNSUPPORTED_MEDIA_TYPE",
+            ServingError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
+            ServingError::Unavailable(_) => "TEMPORARILY_UNAVAILABLE",
+            ServingError::Timeout(_) => "DEADLINE_EXCEEDED",
+            ServingError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+}
+
+impl IntoResponse for ServingError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ServingError::Unsupported(m) = &self {
+            return (status, [("content-type", "text/plain")], m.clone()).into_response();
+        }
+        let body = serde_json::json!({"error_code": self.code(), "message": self.to_string()});
+        let mut r = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
