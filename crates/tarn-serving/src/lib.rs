@@ -70,6 +70,9 @@ pub struct Loaded {
     pub model: String,
     pub version: String,
     runtime: Runtime,
+    /// The MLmodel signature's inputs are tensors: MLflow then answers every request with
+    /// one list per output (as for `instances`), and so does tarn.
+    tensor_signature: bool,
     /// Time spent in the model (µs), for `/metrics`.
     busy_micros: AtomicUsize,
 }
@@ -193,6 +196,18 @@ impl Endpoints {
             }
         });
         me
+    }
+
+    /// Stops taking requests' records and commits every inference log (on shutdown).
+    pub async fn close(&self) {
+        let eps: Vec<Arc<Endpoint>> = self
+            .map
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for e in eps {
+            e.log.close().await;
+        }
     }
 
     fn get(&self, name: &str) -> Option<Arc<Endpoint>> {
@@ -443,10 +458,17 @@ impl Endpoints {
                 Runtime::Process(byo::Server::start(launch, ep.name.clone()).await?)
             }
         };
+        let tensor_signature = mlmodel
+            .pointer("/signature/inputs")
+            .and_then(Json::as_str)
+            .and_then(|s| serde_json::from_str::<Json>(s).ok())
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|a| a.iter().any(|i| i["type"] == "tensor"));
         Ok(Loaded {
             model: t.model.clone(),
             version: t.version.clone(),
             runtime,
+            tensor_signature,
             busy_micros: AtomicUsize::new(0),
         })
     }
@@ -800,6 +822,11 @@ async fn answer(
                     )
                 })
                 .collect();
+            let shape = if l.tensor_signature {
+                input::Shape::Tensors
+            } else {
+                shape
+            };
             let predictions = match shape {
                 input::Shape::Records => Json::Array(per_row.clone()),
                 input::Shape::Tensors => Json::Object(

@@ -115,6 +115,8 @@ pub struct InferenceLog {
     tx: tokio::sync::mpsc::Sender<Vec<Record>>,
     dir: PathBuf,
     pub stats: Arc<LogStats>,
+    stop: Arc<tokio::sync::Notify>,
+    writer: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl InferenceLog {
@@ -140,8 +142,24 @@ impl InferenceLog {
             stats: stats.clone(),
             options,
         };
-        tokio::spawn(writer.run(rx));
-        InferenceLog { tx, dir, stats }
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let handle = tokio::spawn(writer.run(rx, stop.clone()));
+        InferenceLog {
+            tx,
+            dir,
+            stats,
+            stop,
+            writer: Arc::new(std::sync::Mutex::new(Some(handle))),
+        }
+    }
+
+    /// Commits what is waiting and stops the writer (records pushed later go to files).
+    pub async fn close(&self) {
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            self.stop.notify_one();
+            let _ = h.await;
+        }
     }
 
     /// Hands a request's records to the writer without waiting.
@@ -196,7 +214,11 @@ fn spill(dir: &Path, app: &str, seq: i64, records: &[Record]) -> std::io::Result
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: tokio::sync::mpsc::Receiver<Vec<Record>>) {
+    async fn run(
+        mut self,
+        mut rx: tokio::sync::mpsc::Receiver<Vec<Record>>,
+        stop: Arc<tokio::sync::Notify>,
+    ) {
         self.stats
             .buffered
             .store(self.pending_rows(), Ordering::Relaxed);
@@ -220,6 +242,14 @@ impl Writer {
                 },
                 _ = tick.tick() => {
                     self.flush(std::mem::take(&mut pending)).await;
+                }
+                _ = stop.notified() => {
+                    rx.close();
+                    while let Ok(records) = rx.try_recv() {
+                        pending.extend(records);
+                    }
+                    self.flush(std::mem::take(&mut pending)).await;
+                    return;
                 }
             }
         }

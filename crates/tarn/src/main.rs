@@ -1013,7 +1013,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let app = tarn_server::App::build(lake.clone(), limits)
                 .with_auth(*auth)
-                .with_endpoints(endpoints);
+                .with_endpoints(endpoints.clone());
             let landed = app.landed();
             let stop = tokio_util::sync::CancellationToken::new();
             let engine = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -1027,6 +1027,7 @@ async fn run(cli: Cli) -> Result<()> {
                 })
                 .await;
             stop.cancel();
+            endpoints.close().await;
             let handle = engine.lock().expect("engine slot").take();
             if let Some(h) = handle {
                 h.await.ok();

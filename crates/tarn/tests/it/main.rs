@@ -2,6 +2,7 @@
 
 mod pipelines;
 mod server;
+mod serving;
 mod tracking;
 mod training;
 
