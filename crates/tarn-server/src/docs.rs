@@ -127,10 +127,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// This API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "probes",
     responses((status = 200, description = "the OpenAPI document", content_type = "application/json", body = Object)))]
-pub(crate) async fn openapi_json() -> Response {
+pub(crate) async fn openapi_json(
+    axum::extract::State(app): axum::extract::State<crate::App>,
+) -> Response {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let doc = DOC.get_or_init(|| openapi().to_pretty_json().unwrap_or_default());
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+    let Some(endpoints) = &app.endpoints else {
+        return ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response();
+    };
+    // Each model endpoint with the input schema of the version it serves now.
+    let mut value: serde_json::Value = serde_json::from_str(doc).unwrap_or_default();
+    if let Some(paths) = value.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        paths.extend(endpoints.openapi_paths());
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string_pretty(&value).unwrap_or_default(),
+    )
+        .into_response()
 }
 
 const PAGE: &str = r##"<!doctype html>

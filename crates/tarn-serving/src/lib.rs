@@ -256,6 +256,70 @@ impl Endpoints {
         out
     }
 
+    /// The OpenAPI `paths` of every endpoint: invocations with the current version's input
+    /// schema (and an example to try from `/docs`), and ping.
+    pub fn openapi_paths(&self) -> serde_json::Map<String, Json> {
+        let mut paths = serde_json::Map::new();
+        for st in self.statuses() {
+            let schema = self
+                .schemas()
+                .into_iter()
+                .find(|(n, _)| *n == st.name)
+                .map(|(_, cols)| cols)
+                .unwrap_or_default();
+            let mut props = serde_json::Map::new();
+            let mut example = serde_json::Map::new();
+            for (col, ty) in &schema {
+                let (t, e) = match ty.as_str() {
+                    "string" => ("string", Json::from("a")),
+                    "int64" | "int32" => ("integer", Json::from(0)),
+                    _ => ("number", Json::from(0.0)),
+                };
+                props.insert(
+                    col.clone(),
+                    serde_json::json!({"type": t, "description": ty}),
+                );
+                example.insert(col.clone(), e);
+            }
+            let record = if schema.is_empty() {
+                serde_json::json!({"type": "object"})
+            } else {
+                serde_json::json!({"type": "object", "properties": props, "required": schema.iter().map(|c| c.0.clone()).collect::<Vec<_>>()})
+            };
+            let serves = match &st.version {
+                Some(v) => format!("{} version {v}", st.model),
+                None => format!("{} (not loaded: {})", st.model, st.state),
+            };
+            let err = serde_json::json!({"description": "MLflow's error shape", "content": {"application/json": {"schema": {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}}}}}});
+            paths.insert(
+                format!("/endpoints/{}/invocations", st.name),
+                serde_json::json!({"post": {
+                    "tags": ["endpoints"],
+                    "summary": format!("Score rows with endpoint {}: {serves}", st.name),
+                    "description": format!("MLflow's scoring formats (dataframe_split, dataframe_records, instances, inputs) or CSV with a header. Every answered row is logged to {}; send x-request-id to join actuals later.", st.inference_table),
+                    "requestBody": {"required": true, "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {
+                                "dataframe_records": {"type": "array", "items": record},
+                                "dataframe_split": {"type": "object", "properties": {"columns": {"type": "array", "items": {"type": "string"}}, "data": {"type": "array", "items": {"type": "array"}}}},
+                                "instances": {"type": "array"},
+                                "inputs": {"type": ["object", "array"]}}},
+                            "example": {"dataframe_records": [example]}},
+                        "text/csv": {"schema": {"type": "string"}}}},
+                    "responses": {
+                        "200": {"description": "the predictions, as mlflow models serve answers them; x-tarn-model-version names the version", "content": {"application/json": {"schema": {"type": "object", "properties": {"predictions": {}}}}}},
+                        "400": err, "413": err, "415": {"description": "not JSON or CSV"},
+                        "503": err, "504": err}}}),
+            );
+            paths.insert(
+                format!("/endpoints/{}/ping", st.name),
+                serde_json::json!({"get": {"tags": ["endpoints"], "summary": format!("200 when endpoint {} has a version loaded", st.name),
+                    "responses": {"200": {"description": "ready"}, "503": err}}}),
+            );
+        }
+        paths
+    }
+
     /// Reads the store: starts new endpoints, drops deleted ones, restarts changed ones, and
     /// moves each to the version its URI names now.
     pub async fn refresh(&self) {

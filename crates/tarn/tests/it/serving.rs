@@ -246,6 +246,25 @@ fn scikit_learn_exports_answer_as_onnxruntime_and_scikit_learn() {
             ready(&client, &format!("{}/endpoints/{name}/ping", served.url)).await;
         }
     });
+    // Each endpoint is in the OpenAPI document with its model's input schema, and an example
+    // /docs can send.
+    let doc: serde_json::Value = rt.block_on(async {
+        client
+            .get(format!("{}/openapi.json", served.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let post = &doc["paths"]["/endpoints/skl_logistic/invocations"]["post"];
+    let json_body = &post["requestBody"]["content"]["application/json"];
+    let record = &json_body["schema"]["properties"]["dataframe_records"]["items"];
+    assert_eq!(record["properties"]["carrier"]["type"], "string", "{post}");
+    assert_eq!(record["properties"]["distance"]["type"], "number", "{post}");
+    assert_eq!(record["required"].as_array().unwrap().len(), 7, "{post}");
+    assert!(json_body["example"]["dataframe_records"][0]["origin"].is_string());
     let report = check(&["compare", &served.url, work.path().to_str().unwrap()]);
     for m in models {
         let kind = m["kind"].as_str().unwrap();
