@@ -88,6 +88,13 @@ def main():
             t = load(httpload, f"{tarn_url}/endpoints/delays/invocations", body, a.clients, a.seconds)
             m = load(httpload, f"{ml_url}/invocations", body, a.clients, a.seconds)
             rows.append((name, t, m))
+        # The same 1-row mix with micro-batching off (each request its own model call).
+        subprocess.run([exe, "--dir", str(lake), "endpoints", "deploy", "delays", "--model",
+                        "models:/delays@champion", "--log-domain", "flights", "--max-batch", "1"],
+                       check=True, capture_output=True)
+        time.sleep(3)
+        wait(f"{tarn_url}/endpoints/delays/ping")
+        unbatched = load(httpload, f"{tarn_url}/endpoints/delays/invocations", mixes[0][1], a.clients, a.seconds)
     finally:
         os.killpg(ml.pid, signal.SIGKILL)
         tarn.send_signal(signal.SIGTERM)
@@ -96,7 +103,7 @@ def main():
                              "SELECT count(DISTINCT request_id) AS n FROM flights.service.inference_delays"],
                             check=True, capture_output=True, text=True)
     logged_requests = json.loads(logged.stdout)[0]["n"]
-    answered = sum(t["requests"] for _, t, _ in rows)
+    answered = sum(t["requests"] for _, t, _ in rows) + unbatched["requests"]
     lines = [SECTION, "",
              f"`python3 bench/serve_bench.py --clients {a.clients} --seconds {a.seconds:g}` "
              f"(after `cargo build --release -p tarn --bin tarn --example httpload`); "
@@ -112,6 +119,8 @@ def main():
     for name, t, m in rows:
         lines.append(f"| {name} | tarn | {t['rps']:,.0f} | {t['p50_ms']:.2f} | {t['p99_ms']:.2f} | {t['errors']} | {t['rps'] / m['rps']:.1f}x |")
         lines.append(f"| {name} | mlflow models serve | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['errors']} | 1x |")
+    u = unbatched
+    lines.append(f"| 1 row, micro-batching off (`--max-batch 1`) | tarn | {u['rps']:,.0f} | {u['p50_ms']:.2f} | {u['p99_ms']:.2f} | {u['errors']} | {u['rps'] / rows[0][2]['rps']:.1f}x |")
     lines += ["", f"Requests tarn answered in the measured windows: {answered:,}; distinct request ids in "
               f"`flights.service.inference_delays` after the run (warm-ups included): {logged_requests:,}.", ""]
     publish(a, SECTION, lines)

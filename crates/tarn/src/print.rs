@@ -337,6 +337,8 @@ pub fn quickstart_next(dir: &Path) {
     println!("  tarn --dir {d} models versions delays");
     println!("  tarn --dir {d} sql \"SELECT flight, arr_delay, prediction FROM flights.service.delay_scores LIMIT 5\"");
     println!("  tarn --dir {d} train delays --logs    # again: another tuning, a new version");
-    println!("  tarn --dir {d} serve    # then land another day: pipelines run as files land");
+    println!("  tarn --dir {d} serve    # then land another day: pipelines run as files land,");
+    println!("  curl -H 'content-type: application/json' -d '{{\"dataframe_records\": [{{\"dep_delay\": 12, \"distance\": 1400, \"hour\": 7, \"minute\": 5, \"day\": 3}}]}}' \\");
+    println!("    localhost:8080/endpoints/arrival_delay/invocations    # and the model answers");
     println!("\nThe service table, first rows:");
 }

@@ -178,11 +178,8 @@ fn assert_logged_once(lake: &Path, table: &str, answers: &[Answer], rows: usize)
     }
 }
 
-/// Each scikit-learn model kind, exported by skl2onnx with its defaults (StandardScaler and
-/// OneHotEncoder on string columns in a pipeline, ZipMap outputs), logged by the mlflow
-/// client, approved and deployed, answers what onnxruntime and scikit-learn answer.
-#[test]
-fn scikit_learn_exports_answer_as_onnxruntime_and_scikit_learn() {
+/// A served lake with domains flights and ml and no model yet, and flights.csv beside it.
+fn empty_lake() -> (tempfile::TempDir, PathBuf, Served) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("tarn.yml"),
@@ -191,6 +188,15 @@ fn scikit_learn_exports_answer_as_onnxruntime_and_scikit_learn() {
     .unwrap();
     let csv = crate::flights_csv(dir.path());
     let served = Served::start(dir.path(), &["--endpoint-poll-ms", "200"]);
+    (dir, csv, served)
+}
+
+/// Each scikit-learn model kind, exported by skl2onnx with its defaults (StandardScaler and
+/// OneHotEncoder on string columns in a pipeline, ZipMap outputs), logged by the mlflow
+/// client, approved and deployed, answers what onnxruntime and scikit-learn answer.
+#[test]
+fn scikit_learn_exports_answer_as_onnxruntime_and_scikit_learn() {
+    let (dir, csv, served) = empty_lake();
     let work = tempfile::tempdir().unwrap();
     let models = check(&[
         "register",
@@ -702,11 +708,139 @@ fn a_canary_takes_its_share() {
         running.await.unwrap()
     });
     assert!(answers.iter().all(|a| a.status == 200));
+    // The quickstart's tarn.yml declares one more endpoint, served from the start.
+    let listed = json(&ok(&tarn(
+        &lake,
+        &["endpoints", "list", "--format", "json"],
+    )));
+    assert_eq!(listed[0]["name"], "arrival_delay", "{listed}");
+    assert_eq!(listed[0]["source"], "tarn.yml", "{listed}");
+    assert_eq!(listed[0]["serves"], "delays v1", "{listed}");
     let share = answers.iter().filter(|a| a.version == "2").count() as f64 / answers.len() as f64;
     assert!(
         (0.2..0.3).contains(&share),
         "canary share {share} of {}",
         answers.len()
+    );
+    served.stop();
+}
+
+/// A `python_function` model (scikit-learn logged with mlflow.sklearn, no ONNX) is served
+/// behind MLflow's scoring server: same predictions as the model, logged like any other.
+#[test]
+fn a_python_function_model_runs_behind_mlflow_s_scoring_server() {
+    let (dir, csv, served) = empty_lake();
+    let got = check(&["register-pyfunc", &served.url, csv.to_str().unwrap()]);
+    let version = got["version"].as_str().unwrap();
+    ok(&tarn(
+        dir.path(),
+        &[
+            "models",
+            "approve",
+            "sk_linear",
+            version,
+            "--reason",
+            "checked",
+        ],
+    ));
+    ok(&tarn(
+        dir.path(),
+        &[
+            "endpoints",
+            "deploy",
+            "linear",
+            "--model",
+            &format!("models:/sk_linear/{version}"),
+        ],
+    ));
+    let rt = runtime();
+    let (status, model_version, answer, listed) = rt.block_on(async {
+        let client = reqwest::Client::new();
+        ready(&client, &format!("{}/endpoints/linear/ping", served.url)).await;
+        let r = client
+            .post(format!("{}/endpoints/linear/invocations", served.url))
+            .header("content-type", "application/json")
+            .header("x-request-id", "load-0-1")
+            .body(serde_json::json!({"dataframe_records": got["rows"]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v = r.headers()["x-tarn-model-version"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let answer: serde_json::Value = r.json().await.unwrap();
+        let listed: serde_json::Value = client
+            .get(format!("{}/api/v1/endpoints", served.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (status, v, answer, listed)
+    });
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(model_version, version);
+    assert_eq!(listed[0]["runtime"], "process", "{listed}");
+    let want = got["predictions"].as_array().unwrap();
+    let have = answer["predictions"].as_array().unwrap();
+    assert_eq!(have.len(), want.len(), "{answer}");
+    for (h, w) in have.iter().zip(want) {
+        assert!(
+            (h.as_f64().unwrap() - w.as_f64().unwrap()).abs() < 1e-9,
+            "{answer}"
+        );
+    }
+    served.stop();
+    let answers = [Answer {
+        status: 200,
+        request_id: "load-0-1".into(),
+        version: version.to_string(),
+        took: Duration::ZERO,
+    }];
+    assert_logged_once(dir.path(), "ml.service.inference_linear", &answers, 3);
+}
+
+/// Limits: a body over max_body is a 413, and a full queue answers 503 at once (with
+/// Retry-After) instead of making requests wait without bound.
+#[test]
+fn limits_refuse_at_once_instead_of_waiting() {
+    let (_dir, _lake, served) = deployed_with(
+        "",
+        &["--max-body", "2KiB", "--max-queue", "1", "--max-batch", "1"],
+        false,
+    );
+    let rt = runtime();
+    let url = format!("{}/endpoints/delays/invocations", served.url);
+    let (big, answers) = rt.block_on(async {
+        let client = reqwest::Client::new();
+        ready(&client, &format!("{}/endpoints/delays/ping", served.url)).await;
+        let big = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(records(100))
+            .send()
+            .await
+            .unwrap();
+        let big = (big.status().as_u16(), big.text().await.unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = tokio::spawn(load(url.clone(), records(20), 32, stop.clone()));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stop.store(true, Ordering::SeqCst);
+        (big, running.await.unwrap())
+    });
+    assert_eq!(big.0, 413, "{}", big.1);
+    assert!(big.1.contains("max_body"), "{}", big.1);
+    let shed = answers.iter().filter(|a| a.status == 503).count();
+    let good = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(shed + good, answers.len());
+    assert!(shed > 0 && good > 0, "shed {shed}, answered {good}");
+    let slowest = answers.iter().map(|a| a.took).max().unwrap();
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a request waited {slowest:?}"
     );
     served.stop();
 }

@@ -6,6 +6,7 @@ scikit-learn; and the same request bodies sent to tarn and to `mlflow models ser
     serving_check.py compare TARN_URL WORKDIR
     serving_check.py statuses TARN_ENDPOINT_URL MLFLOW_URL
     serving_check.py download TRACKING_URL MODEL_URI DEST
+    serving_check.py register-pyfunc TRACKING_URL FLIGHTS_CSV
 """
 
 import json
@@ -76,6 +77,28 @@ def register(url, csv, work):
     with open(f"{work}/expected.pkl", "wb") as f:
         pickle.dump({"test": T, "expected": expected}, f)
     print(json.dumps(out))
+
+
+def register_pyfunc(url, csv):
+    """A scikit-learn model logged with mlflow.sklearn (python_function, no ONNX): prints its
+    version and what it predicts for the first rows."""
+    import mlflow
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    df = pd.read_csv(csv, nrows=5000).dropna(subset=["arr_delay", "dep_delay"])
+    cols = ["dep_delay", "distance"]
+    model = LinearRegression().fit(df[cols], df.arr_delay)
+    mlflow.set_tracking_uri(url)
+    mlflow.set_experiment("endpoint-checks")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name="sk_linear",
+                                        input_example=df[cols][:2])
+    rows = df[cols][:3]
+    print(json.dumps({"version": str(info.registered_model_version),
+                      "rows": rows.to_dict(orient="records"),
+                      "predictions": model.predict(rows).tolist()}))
 
 
 def run_onnxruntime(onx, T):
@@ -182,6 +205,8 @@ if __name__ == "__main__":
         register(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "compare":
         compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "register-pyfunc":
+        register_pyfunc(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "download":
         import mlflow
         mlflow.set_tracking_uri(sys.argv[2])
