@@ -458,7 +458,53 @@ fn request_bodies_get_mlflow_s_status_codes() {
 #[test]
 fn alias_moves_under_load_without_a_failed_request() {
     // Version 2: trained again, approved; version 1 serves meanwhile.
-    let (_dir, lake, served) = deployed_with("", &[], true);
+    alias_moves_under_load(deployed_with("", &[], true));
+}
+
+/// The same on the shared deployment: Postgres for the metadata, the inference table on S3.
+#[test]
+fn alias_moves_under_load_shared() {
+    let dir = crate::training::flights_lake(tarn_lake::testing::Deployment::Shared);
+    let lake = dir.path().to_path_buf();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart/models/delays/train.yml"
+        ),
+        lake.join("models/delays/train.yml"),
+    )
+    .unwrap();
+    for version in ["1", "2"] {
+        let trained = json(&ok(&tarn(&lake, &["train", "delays", "--format", "json"])));
+        assert_eq!(trained["registered"]["version"], version, "{trained}");
+        ok(&tarn(
+            &lake,
+            &[
+                "models", "approve", "delays", version, "--reason", "checked",
+            ],
+        ));
+    }
+    ok(&tarn(
+        &lake,
+        &["models", "alias", "delays", "champion", "1"],
+    ));
+    ok(&tarn(
+        &lake,
+        &[
+            "endpoints",
+            "deploy",
+            "delays",
+            "--model",
+            "models:/delays@champion",
+            "--log-domain",
+            "flights",
+        ],
+    ));
+    let served = Served::start(&lake, &["--endpoint-poll-ms", "200"]);
+    alias_moves_under_load((dir, lake, served));
+}
+
+fn alias_moves_under_load((_dir, lake, served): (tempfile::TempDir, PathBuf, Served)) {
     let rt = runtime();
     let url = format!("{}/endpoints/delays/invocations", served.url);
     let answers = rt.block_on(async {
@@ -519,7 +565,8 @@ fn a_killed_bring_your_own_server_is_restarted_and_never_hangs() {
     let pidfile = tempfile::NamedTempFile::new().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/byo_server.py");
     let yml = format!(
-        "endpoints:\n  custom:\n    model: models:/delays@champion\n    log_domain: flights\n    command: [python3, {script}, \"{{port}}\", {}]\n",
+        // Under the quickstart's `endpoints:` (its last key).
+        "  custom:\n    model: models:/delays@champion\n    log_domain: flights\n    command: [python3, {script}, \"{{port}}\", {}]\n",
         pidfile.path().display()
     );
     let (_dir, lake, served) = deployed(&yml);

