@@ -218,6 +218,25 @@ fn scikit_learn_exports_answer_as_onnxruntime_and_scikit_learn() {
         err.contains("PendingManualApproval") && err.contains("tarn models approve"),
         "{err}"
     );
+    // Unless the model's policy says otherwise (a tag set with the mlflow API).
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let r = client
+            .post(format!(
+                "{}/api/2.0/mlflow/registered-models/set-tag",
+                served.url
+            ))
+            .json(&serde_json::json!({"name": name, "key": "tarn.endpoint.approval", "value": "optional"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    ok(&tarn(
+        dir.path(),
+        &["endpoints", "deploy", name, "--model", &uri],
+    ));
 
     for m in models {
         let name = m["model"].as_str().unwrap();
@@ -244,8 +263,6 @@ fn scikit_learn_exports_answer_as_onnxruntime_and_scikit_learn() {
             ],
         ));
     }
-    let rt = runtime();
-    let client = reqwest::Client::new();
     rt.block_on(async {
         for m in models {
             let name = m["model"].as_str().unwrap();
@@ -345,6 +362,21 @@ fn deployed(extra_yml: &str) -> (tempfile::TempDir, PathBuf, Served) {
     deployed_with(extra_yml, &[], false)
 }
 
+/// `tarn endpoints deploy delays` following models:/delays@champion, logging to flights.
+fn deploy_delays(lake: &Path, args: &[&str]) {
+    let mut deploy = vec![
+        "endpoints",
+        "deploy",
+        "delays",
+        "--model",
+        "models:/delays@champion",
+        "--log-domain",
+        "flights",
+    ];
+    deploy.extend_from_slice(args);
+    ok(&tarn(lake, &deploy));
+}
+
 /// [`deployed`], with more `tarn endpoints deploy` arguments, after training and approving
 /// version 2 when `second` is set.
 fn deployed_with(
@@ -365,17 +397,7 @@ fn deployed_with(
             &["models", "approve", "delays", "2", "--reason", "retrained"],
         ));
     }
-    let mut deploy = vec![
-        "endpoints",
-        "deploy",
-        "delays",
-        "--model",
-        "models:/delays@champion",
-        "--log-domain",
-        "flights",
-    ];
-    deploy.extend_from_slice(args);
-    ok(&tarn(&lake, &deploy));
+    deploy_delays(&lake, args);
     let served = Served::start(&lake, &["--endpoint-poll-ms", "200"]);
     (dir, lake, served)
 }
@@ -488,18 +510,7 @@ fn alias_moves_under_load_shared() {
         &lake,
         &["models", "alias", "delays", "champion", "1"],
     ));
-    ok(&tarn(
-        &lake,
-        &[
-            "endpoints",
-            "deploy",
-            "delays",
-            "--model",
-            "models:/delays@champion",
-            "--log-domain",
-            "flights",
-        ],
-    ));
+    deploy_delays(&lake, &[]);
     let served = Served::start(&lake, &["--endpoint-poll-ms", "200"]);
     alias_moves_under_load((dir, lake, served));
 }
