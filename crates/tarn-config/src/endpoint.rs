@@ -63,6 +63,11 @@ impl EndpointSpec {
         self.log_domain.as_deref().unwrap_or("ml")
     }
 
+    /// The inference table of endpoint `name`: `DOMAIN.service.inference_NAME`.
+    pub fn inference_table(&self, name: &str) -> String {
+        format!("{}.service.inference_{name}", self.log_domain())
+    }
+
     pub fn max_batch(&self) -> usize {
         self.max_batch.unwrap_or(64).max(1)
     }

@@ -254,8 +254,8 @@ impl LakeConfig {
                 return Err(place.error(
                     place.line_of_key(name),
                     format!(
-                        "endpoint `{name}` logs its inferences to {}.service.inference_{name}, but `{}` is not a domain of the lake",
-                        spec.log_domain(),
+                        "endpoint `{name}` logs its inferences to {}, but `{}` is not a domain of the lake",
+                        spec.inference_table(name),
                         spec.log_domain()
                     ),
                     format!(

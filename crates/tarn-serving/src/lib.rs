@@ -121,10 +121,6 @@ pub struct EndpointStatus {
 }
 
 impl Endpoint {
-    fn target(spec: &EndpointSpec, name: &str) -> String {
-        format!("{}.service.inference_{name}", spec.log_domain())
-    }
-
     /// The version a new request goes to (the canary takes its share).
     fn pick(&self) -> Option<Arc<Loaded>> {
         let main = self.main.read().ok()?.clone();
@@ -153,7 +149,7 @@ impl Endpoint {
             canary: self.spec.canary.as_ref().map(|c| c.model.clone()),
             canary_version: canary.map(|c| c.version.clone()),
             state: self.state.read().map(|s| s.clone()).unwrap_or_default(),
-            inference_table: Endpoint::target(&self.spec, &self.name),
+            inference_table: self.spec.inference_table(&self.name),
         }
     }
 }
@@ -368,7 +364,7 @@ impl Endpoints {
                         log: log::InferenceLog::start(
                             self.lake.clone(),
                             &name,
-                            Endpoint::target(&spec, &name),
+                            spec.inference_table(&name),
                             self.options.log.clone(),
                         ),
                         spec,
@@ -412,7 +408,7 @@ impl Endpoints {
         uri: &str,
         slot: &RwLock<Option<Arc<Loaded>>>,
     ) -> Result<(), String> {
-        let target = self.resolve(uri).await?;
+        let target = resolve(&self.lake, uri).await?;
         let held = slot.read().ok().and_then(|s| s.clone());
         if held
             .as_ref()
@@ -437,10 +433,6 @@ impl Endpoints {
             *s = Some(Arc::new(loaded));
         }
         Ok(())
-    }
-
-    async fn resolve(&self, uri: &str) -> Result<Target, String> {
-        resolve(&self.lake, uri).await
     }
 
     async fn load(&self, ep: &Arc<Endpoint>, t: &Target) -> Result<Loaded, String> {
@@ -653,8 +645,8 @@ pub async fn deployable(
     spec.check(name).map_err(|(_, m)| m)?;
     if !lake.config.has_domain(spec.log_domain()) {
         return Err(format!(
-            "the inference log goes to {}.service.inference_{name}, but the lake has no domain `{}`; declare it under `domains:` in tarn.yml or set log_domain",
-            spec.log_domain(),
+            "the inference log goes to {}, but the lake has no domain `{}`; declare it under `domains:` in tarn.yml or set log_domain",
+            spec.inference_table(name),
             spec.log_domain()
         ));
     }

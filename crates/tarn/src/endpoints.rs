@@ -108,7 +108,7 @@ async fn view(lake: &Lake, r: tarn_lake::EndpointRecord) -> View {
             .map(|c| format!("{} ({}%)", c.model, c.percent)),
         inference_table: spec
             .as_ref()
-            .map(|s| format!("{}.service.inference_{}", s.log_domain(), r.name))
+            .map(|s| s.inference_table(&r.name))
             .unwrap_or_default(),
         name: r.name,
         serves,
@@ -168,10 +168,7 @@ pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
                 .join(" and ");
             println!("deployed endpoint `{name}`: {model} serves {what}");
             println!("  a running `tarn serve` loads it within seconds at POST /endpoints/{name}/invocations");
-            println!(
-                "  every answer is logged to {}.service.inference_{name}",
-                spec.log_domain()
-            );
+            println!("  every answer is logged to {}", spec.inference_table(name));
         }
         EndpointsCommand::List { out } => {
             let mut views = Vec::new();

@@ -64,6 +64,18 @@ async fn ready(client: &reqwest::Client, url: &str) {
     }
 }
 
+/// The text of `GET /metrics`.
+fn metrics(rt: &tokio::runtime::Runtime, url: &str) -> String {
+    rt.block_on(async {
+        reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+}
+
 /// One answered request of a load test.
 #[derive(Debug, Clone)]
 struct Answer {
@@ -547,14 +559,7 @@ fn alias_moves_under_load((_dir, lake, served): (tempfile::TempDir, PathBuf, Ser
     let twos = answers.iter().filter(|a| a.version == "2").count();
     assert!(ones > 0 && twos > 0, "v1 {ones}, v2 {twos}");
     assert_eq!(ones + twos, answers.len());
-    let metrics = rt.block_on(async {
-        reqwest::get(format!("{}/metrics", served.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = metrics(&rt, &served.url);
     assert!(
         metrics.contains(
             "tarn_endpoint_requests_total{endpoint=\"delays\",version=\"2\",code=\"200\"}"
@@ -638,14 +643,7 @@ fn a_killed_bring_your_own_server_is_restarted_and_never_hangs() {
             .unwrap()
     });
     assert_eq!(last.last().unwrap().status, 200);
-    let metrics = rt.block_on(async {
-        reqwest::get(format!("{}/metrics", served.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = metrics(&rt, &served.url);
     assert!(
         metrics.contains("tarn_endpoint_server_restarts_total{endpoint=\"custom\"} 1"),
         "{metrics}"
@@ -691,14 +689,7 @@ fn inference_records_wait_on_disk_while_the_store_fails() {
     });
     assert!(answers.iter().all(|a| a.status == 200));
     let buffered = |rt: &tokio::runtime::Runtime| -> (f64, f64) {
-        let text = rt.block_on(async {
-            reqwest::get(format!("{}/metrics", served.url))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        });
+        let text = metrics(rt, &served.url);
         let value = |name: &str| -> f64 {
             text.lines()
                 .find(|l| l.starts_with(&format!("{name}{{endpoint=\"delays\"}}")))
