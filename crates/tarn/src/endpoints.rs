@@ -67,13 +67,6 @@ pub enum EndpointsCommand {
     Delete { name: String },
 }
 
-fn me() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "cli".into())
-}
-
 /// What an endpoint names now, for list and show.
 #[derive(serde::Serialize)]
 struct View {
@@ -156,7 +149,7 @@ pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
                 .map_err(anyhow::Error::msg)?;
             let record = lake
                 .meta
-                .put_endpoint(name, &serde_json::to_value(&spec)?, "cli", &me())
+                .put_endpoint(name, &serde_json::to_value(&spec)?, "cli", &crate::me())
                 .await?;
             if out.json() {
                 return print::json(&view(lake, record).await);

@@ -634,6 +634,15 @@ fn main() {
     }
 }
 
+/// Who the CLI says is acting (approvals, aliases, trainings, deployments) when no server
+/// token names them: the login name, else `cli`.
+pub(crate) fn me() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "cli".into())
+}
+
 async fn open(cli: &Cli) -> Result<Lake> {
     let sel = Selection {
         env: cli.env.clone(),

@@ -19,14 +19,6 @@ fn ms(t: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Who the CLI says is deciding when the server has no auth (with auth, the token's name).
-fn me() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "cli".into())
-}
-
 async fn list(via: &Via<'_>) -> Result<Vec<RegisteredModel>> {
     Ok(match via {
         Via::Lake(l) => l.meta.registered_models().await?,
@@ -168,10 +160,15 @@ pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
                 bail!("--reason is required: say why the version is approved or rejected");
             }
             let v = match via {
-                Via::Lake(l) => l.meta.decide(name, version, approve, &me(), reason).await?,
+                Via::Lake(l) => {
+                    l.meta
+                        .decide(name, version, approve, &crate::me(), reason)
+                        .await?
+                }
                 Via::Server(c) => {
                     let action = if approve { "approve" } else { "reject" };
-                    c.decide(name, version, action, reason, &me()).await?
+                    c.decide(name, version, action, reason, &crate::me())
+                        .await?
                 }
             };
             if out.json() {
@@ -190,14 +187,14 @@ pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
         } => match (version, delete) {
             (Some(v), false) => {
                 match via {
-                    Via::Lake(l) => l.meta.set_alias(name, alias, v, &me()).await?,
+                    Via::Lake(l) => l.meta.set_alias(name, alias, v, &crate::me()).await?,
                     Via::Server(c) => c.alias(name, alias, Some(v)).await?,
                 }
                 println!("{name}@{alias} → version {v}");
             }
             (None, true) => {
                 match via {
-                    Via::Lake(l) => l.meta.delete_alias(name, alias, &me()).await?,
+                    Via::Lake(l) => l.meta.delete_alias(name, alias, &crate::me()).await?,
                     Via::Server(c) => c.alias(name, alias, None).await?,
                 }
                 println!("removed alias {alias} of {name}");

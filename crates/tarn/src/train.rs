@@ -44,13 +44,6 @@ fn say(spinner: &indicatif::ProgressBar, line: &str) {
     }
 }
 
-fn me() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "cli".into())
-}
-
 fn hp_summary(j: &JobOutcome) -> String {
     j.hyperparameters
         .iter()
@@ -104,7 +97,7 @@ pub async fn train(lake: &Lake, name: Option<&str>, logs: bool, out: Output) -> 
         );
     };
     let (uri, _stop) = loopback_server(lake).await?;
-    let mut opts = TrainOptions::new(lake, &uri, &me());
+    let mut opts = TrainOptions::new(lake, &uri, &crate::me());
     let spinner = if out.json() {
         indicatif::ProgressBar::hidden()
     } else {

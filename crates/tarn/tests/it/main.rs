@@ -30,6 +30,37 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// Parses JSON a test read back, showing the text when it is not JSON.
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Runs `tests/it/SCRIPT ARGS` with python3 (and `MLFLOW_TRACKING_URI` when given), requires
+/// success, and answers its last line of output as JSON.
+fn python_check(script: &str, args: &[&str], tracking: Option<&str>) -> serde_json::Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/it")
+            .join(script),
+    )
+    .args(args)
+    .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0");
+    if let Some(url) = tracking {
+        cmd.env("MLFLOW_TRACKING_URI", url);
+    }
+    let out = cmd
+        .output()
+        .expect("python3 runs (scripts/test installs the packages)");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
+}
+
 #[test]
 fn help_reads_like_a_table_of_contents() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,34 +4,15 @@
 //! once even when its store fails.
 
 use crate::server::Served;
-use crate::{ok, tarn};
+use crate::{json_of as json, ok, tarn};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
 fn check(args: &[&str]) -> serde_json::Value {
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/it/serving_check.py"
-        ))
-        .args(args)
-        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        .output()
-        .expect("python3 runs (scripts/test installs the packages)");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
+    crate::python_check("serving_check.py", args, None)
 }
 
 /// The quickstart lake: flights loaded, `delays` version 1 trained, approved, alias champion.
@@ -135,6 +116,28 @@ async fn load(url: String, body: String, workers: usize, stop: Arc<AtomicBool>) 
         all.extend(t.await.unwrap());
     }
     all
+}
+
+/// Once `endpoint` answers its ping, sends `rows`-row requests from `workers` clients while
+/// `during` runs; answers every request's outcome and what `during` answered.
+async fn load_during<T>(
+    served: &str,
+    endpoint: &str,
+    rows: usize,
+    workers: usize,
+    during: impl std::future::Future<Output = T>,
+) -> (Vec<Answer>, T) {
+    ready(
+        &reqwest::Client::new(),
+        &format!("{served}/endpoints/{endpoint}/ping"),
+    )
+    .await;
+    let url = format!("{served}/endpoints/{endpoint}/invocations");
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = tokio::spawn(load(url, records(rows), workers, stop.clone()));
+    let out = during.await;
+    stop.store(true, Ordering::SeqCst);
+    (running.await.unwrap(), out)
 }
 
 const ROW: &str = r#"{"dep_delay": 12, "distance": 1400, "hour": 7, "minute": 5, "day": 3}"#;
@@ -529,17 +532,9 @@ fn alias_moves_under_load_shared() {
 
 fn alias_moves_under_load((_dir, lake, served): (tempfile::TempDir, PathBuf, Served)) {
     let rt = runtime();
-    let url = format!("{}/endpoints/delays/invocations", served.url);
-    let answers = rt.block_on(async {
-        ready(
-            &reqwest::Client::new(),
-            &format!("{}/endpoints/delays/ping", served.url),
-        )
-        .await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = tokio::spawn(load(url, records(3), 4, stop.clone()));
+    let lake2 = lake.clone();
+    let (answers, _) = rt.block_on(load_during(&served.url, "delays", 3, 4, async move {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let lake2 = lake.clone();
         tokio::task::spawn_blocking(move || {
             ok(&tarn(
                 &lake2,
@@ -549,9 +544,7 @@ fn alias_moves_under_load((_dir, lake, served): (tempfile::TempDir, PathBuf, Ser
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop.store(true, Ordering::SeqCst);
-        running.await.unwrap()
-    });
+    }));
     assert!(answers.len() > 100, "{} requests", answers.len());
     let failed: Vec<&Answer> = answers.iter().filter(|a| a.status != 200).collect();
     assert!(failed.is_empty(), "{failed:?}");
@@ -587,36 +580,29 @@ fn a_killed_bring_your_own_server_is_restarted_and_never_hangs() {
     );
     let (_dir, lake, served) = deployed(&yml);
     let rt = runtime();
-    let url = format!("{}/endpoints/custom/invocations", served.url);
-    let (answers, first, second) = rt.block_on(async {
-        ready(
-            &reqwest::Client::new(),
-            &format!("{}/endpoints/custom/ping", served.url),
-        )
-        .await;
-        let first = std::fs::read_to_string(pidfile.path()).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = tokio::spawn(load(url, records(2), 4, stop.clone()));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        std::process::Command::new("kill")
-            .args(["-KILL", first.trim()])
-            .status()
-            .unwrap();
-        // Until it is back and has answered for a while.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let now = std::fs::read_to_string(pidfile.path()).unwrap_or_default();
-            if now != first && !now.is_empty() {
-                break;
+    let pids = pidfile.path().to_path_buf();
+    let (answers, (first, second)) =
+        rt.block_on(load_during(&served.url, "custom", 2, 4, async move {
+            let first = std::fs::read_to_string(&pids).unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            std::process::Command::new("kill")
+                .args(["-KILL", first.trim()])
+                .status()
+                .unwrap();
+            // Until it is back and has answered for a while.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let now = std::fs::read_to_string(&pids).unwrap_or_default();
+                if now != first && !now.is_empty() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "never restarted");
             }
-            assert!(Instant::now() < deadline, "never restarted");
-        }
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        stop.store(true, Ordering::SeqCst);
-        let second = std::fs::read_to_string(pidfile.path()).unwrap();
-        (running.await.unwrap(), first, second)
-    });
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let second = std::fs::read_to_string(&pids).unwrap();
+            (first, second)
+        }));
     assert_ne!(first, second);
     let statuses: std::collections::BTreeSet<u16> = answers.iter().map(|a| a.status).collect();
     assert!(
@@ -743,19 +729,9 @@ fn a_canary_takes_its_share() {
     )));
     assert_eq!(shown["serves"], "delays v1 + delays v2", "{shown}");
     let rt = runtime();
-    let url = format!("{}/endpoints/delays/invocations", served.url);
-    let answers = rt.block_on(async {
-        ready(
-            &reqwest::Client::new(),
-            &format!("{}/endpoints/delays/ping", served.url),
-        )
-        .await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = tokio::spawn(load(url, records(1), 2, stop.clone()));
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop.store(true, Ordering::SeqCst);
-        running.await.unwrap()
-    });
+    let (answers, _) = rt.block_on(load_during(&served.url, "delays", 1, 2, async {
+        tokio::time::sleep(Duration::from_millis(1500)).await
+    }));
     assert!(answers.iter().all(|a| a.status == 200));
     // The quickstart's tarn.yml declares one more endpoint, served from the start.
     let listed = json(&ok(&tarn(
@@ -874,11 +850,11 @@ fn limits_refuse_at_once_instead_of_waiting() {
             .await
             .unwrap();
         let big = (big.status().as_u16(), big.text().await.unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = tokio::spawn(load(url.clone(), records(20), 32, stop.clone()));
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop.store(true, Ordering::SeqCst);
-        (big, running.await.unwrap())
+        let sleep = tokio::time::sleep(Duration::from_millis(1500));
+        (
+            big,
+            load_during(&served.url, "delays", 20, 32, sleep).await.0,
+        )
     });
     assert_eq!(big.0, 413, "{}", big.1);
     assert!(big.1.contains("max_body"), "{}", big.1);

@@ -3,7 +3,7 @@
 //! trainers that crash, hang or report a failure.
 
 use crate::server::Served;
-use crate::{ok, tarn};
+use crate::{json_of as json, ok, tarn};
 use std::path::Path;
 use tarn_lake::testing::{fresh_yml, Deployment};
 
@@ -46,31 +46,8 @@ pub(crate) fn flights_lake(deployment: Deployment) -> tempfile::TempDir {
     dir
 }
 
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
 fn python(args: &[&str], tracking: Option<&str>) -> serde_json::Value {
-    let mut cmd = std::process::Command::new("python3");
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/it/training_check.py"
-    ))
-    .args(args)
-    .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0");
-    if let Some(url) = tracking {
-        cmd.env("MLFLOW_TRACKING_URI", url);
-    }
-    let out = cmd
-        .output()
-        .expect("python3 runs (scripts/test installs the packages)");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
+    crate::python_check("training_check.py", args, tracking)
 }
 
 /// examples/training's scikit-learn script through `tarn train`: metrics from its log and
