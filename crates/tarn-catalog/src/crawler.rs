@@ -149,8 +149,41 @@ async fn crawl_zone(
             .push(o);
     }
 
+    // Two folders or root files that would make one table name (`airlines` and
+    // `airlines.csv`, `a_b/` and `a/b/`) never silently share it: the one the catalog already
+    // holds (else the first by key) is the table, the others are reported.
+    let mut by_name: BTreeMap<String, Vec<Group>> = BTreeMap::new();
     for group in groups.into_values() {
-        crawl_group(zones, meta, zone, &database, group, report).await?;
+        by_name
+            .entry(table_name(&group.folder))
+            .or_default()
+            .push(group);
+    }
+    for (name, mut claimants) in by_name {
+        if claimants.len() > 1 {
+            let held = meta.table(&database, &name).await?.map(|t| t.location);
+            if let Some(location) = held {
+                if let Some(i) = claimants.iter().position(|g| {
+                    let url = zones.url_of(&zone.path(&g.folder));
+                    location == url || location == format!("{url}/")
+                }) {
+                    claimants.swap(0, i);
+                }
+            }
+            let keeper = claimants[0].folder.clone();
+            for other in claimants.drain(1..) {
+                let reason = format!(
+                    "`{}` and `{keeper}` both make table {}.{}.{name}; `{keeper}` is the table: rename `{}` or move it into a folder of its own",
+                    other.folder, zone.domain, zone.layer, other.folder
+                );
+                for o in &other.objects {
+                    skip(meta, zone, o, &reason, report).await?;
+                }
+            }
+        }
+        for group in claimants {
+            crawl_group(zones, meta, zone, &database, group, report).await?;
+        }
     }
     Ok(())
 }
@@ -328,11 +361,12 @@ async fn crawl_group(
     // A partition key is not also a data column.
     columns.retain(|c| !partition_keys.iter().any(|p| p.name == c.name));
 
-    let folder_path = if group.folder.contains('/')
-        || !group.folder.contains('.')
-        || used.len() > 1
-        || !partitions.is_empty()
-    {
+    // A file at the zone's root is a table of its own, with or without an extension; a
+    // folder is a table of every file under it.
+    let root_file = !group.folder.contains('/')
+        && group.objects.len() == 1
+        && group.objects[0].key == group.folder;
+    let folder_path = if !root_file {
         format!("{}/", zones.url_of(&zone.path(&group.folder)))
     } else {
         zones.url_of(&zone.path(&group.folder))

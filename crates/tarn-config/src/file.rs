@@ -21,6 +21,8 @@ pub(crate) struct FileConfig {
     pub error_topic: Option<String>,
     /// Model endpoints `tarn serve` hosts, by name.
     pub endpoints: Option<BTreeMap<String, crate::EndpointSpec>>,
+    /// Limits on what enters the lake's servers and queries.
+    pub limits: Option<crate::limits::LimitsSpec>,
     #[serde(default)]
     pub environments: BTreeMap<String, Settings>,
 }

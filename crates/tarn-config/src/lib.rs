@@ -16,6 +16,7 @@
 mod endpoint;
 mod error;
 mod file;
+mod limits;
 mod pipeline;
 mod resolve;
 mod starter;
@@ -27,6 +28,7 @@ pub use file::{
     DomainSpec, S3Settings, Secret, SmtpSettings, SmtpTls, Subscription, SubscriptionProtocol,
     TopicSpec,
 };
+pub use limits::{Limits, JSON_DEPTH_CEILING};
 pub use pipeline::{
     check_cron, load_pipeline, load_pipelines, Choice, GlueVersion, Module, PipelineSpec,
     Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,

@@ -62,6 +62,8 @@ pub struct LakeConfig {
     pub error_topic: String,
     /// The endpoints `tarn serve` hosts (`endpoints:`), by name.
     pub endpoints: BTreeMap<String, crate::EndpointSpec>,
+    /// Limits on requests, queries and keys (`limits:`).
+    pub limits: crate::Limits,
 }
 
 impl LakeConfig {
@@ -223,7 +225,28 @@ impl LakeConfig {
                 ));
             }
         }
+        let limits = match &file.limits {
+            None => crate::Limits::default(),
+            Some(spec) => spec.resolve().map_err(|(field, problem)| {
+                let line = place.line_of_key("limits").map(|at| {
+                    place
+                        .text
+                        .lines()
+                        .enumerate()
+                        .skip(at)
+                        .find(|(_, l)| l.trim_start().starts_with(&format!("{field}:")))
+                        .map(|(i, _)| i + 1)
+                        .unwrap_or(at)
+                });
+                place.error(
+                    line,
+                    problem,
+                    "fix the value under `limits:` (README lists each limit and its default)",
+                )
+            })?,
+        };
         let config = LakeConfig {
+            limits,
             endpoints,
             root,
             lake,

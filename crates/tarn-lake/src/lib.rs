@@ -29,14 +29,16 @@ pub use quickstart::{quickstart, QuickstartReport};
 pub use sql::SqlInto;
 
 pub use tarn_catalog::CrawlReport;
-pub use tarn_config::{LakeConfig, Selection};
+pub use tarn_config::{LakeConfig, Limits, Selection};
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
     execution_id, status, CrawlRecord, DeliveryRecord, EndpointRecord, Event, ExecutionRecord,
     MetadataError, NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
 pub use tarn_metadata::{logged_models, registry, run_search, tracking};
-pub use tarn_query::{write_result, OutputFormat, QueryError, QueryOptions, QueryResult};
+pub use tarn_query::{
+    write_result, BatchStream, OutputFormat, QueryError, QueryOptions, QueryResult, ResultWriter,
+};
 pub use tarn_storage::{
     land_plan, validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone,
     Zones,
@@ -58,6 +60,8 @@ pub struct Lake {
     /// The SQL engine of the current catalog, rebuilt when the catalog changes.
     engine: Arc<tokio::sync::Mutex<Option<StampedEngine>>>,
     query_cache: Arc<tarn_query::QueryCache>,
+    /// What one query may be and use, and the query slots every engine of this lake shares.
+    query_limits: Arc<tarn_query::QueryLimits>,
 }
 
 impl Lake {
@@ -85,12 +89,21 @@ impl Lake {
             meta.ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root()))
                 .await?;
         }
+        let l = &config.limits;
+        let query_limits = Arc::new(tarn_query::QueryLimits::new(
+            l.sql_length,
+            l.sql_depth,
+            l.sql_in_list,
+            l.query_memory,
+            l.query_concurrency,
+        ));
         Ok(Lake {
             config: Arc::new(config),
             meta,
             zones,
             engine: Arc::default(),
             query_cache: Arc::default(),
+            query_limits,
         })
     }
 

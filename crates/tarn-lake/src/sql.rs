@@ -25,7 +25,7 @@ impl Lake {
                 return Ok(e.clone());
             }
         }
-        let engine = Arc::new(Engine::with_cache(
+        let engine = Arc::new(Engine::with_limits(
             self.visible_tables()
                 .await?
                 .into_iter()
@@ -36,6 +36,7 @@ impl Lake {
                 })
                 .collect(),
             self.query_cache.clone(),
+            self.query_limits.clone(),
         ));
         *current = Some((stamp, engine.clone()));
         Ok(engine)
@@ -52,6 +53,16 @@ impl Lake {
         query: &str,
     ) -> Result<(arrow::datatypes::SchemaRef, tarn_query::BatchStream), LakeError> {
         Ok(self.engine().await?.sql_stream(query).await?)
+    }
+
+    /// Runs a query and streams its rows in batches, within `opts` (the stream ends with a
+    /// timeout error when the query runs past its time).
+    pub async fn sql_stream_with(
+        &self,
+        query: &str,
+        opts: &QueryOptions,
+    ) -> Result<(arrow::datatypes::SchemaRef, tarn_query::BatchStream), LakeError> {
+        Ok(self.engine().await?.sql_stream_with(query, opts).await?)
     }
 
     /// `target` as a curated table of a service zone, or why it cannot be one.

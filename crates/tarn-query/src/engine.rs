@@ -2,11 +2,13 @@
 //! place in the query.
 
 use crate::cache::QueryCache;
+use crate::guard::QueryLimits;
 use crate::schema::{quote_versions, LayerSchema};
 use crate::QueryError;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SessionContext;
 use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::datafusion::sql::parser::Statement as DFStatement;
@@ -30,7 +32,7 @@ pub struct Visible {
 /// Limits on one query.
 #[derive(Debug, Clone, Default)]
 pub struct QueryOptions {
-    /// Stop the query after this long.
+    /// Stop the query after this long (waiting for a free query slot counts).
     pub timeout: Option<Duration>,
     /// Return at most this many rows (the rest are not computed).
     pub row_limit: Option<usize>,
@@ -54,7 +56,8 @@ impl QueryResult {
 /// The SQL engine over one lake's catalog.
 pub struct Engine {
     ctx: SessionContext,
-    addresses: Vec<String>,
+    addresses: Arc<Vec<String>>,
+    limits: Arc<QueryLimits>,
 }
 
 impl Engine {
@@ -65,6 +68,16 @@ impl Engine {
 
     /// An engine that sees `tables` and shares `cache` with other engines of the process.
     pub fn with_cache(tables: Vec<Visible>, cache: Arc<QueryCache>) -> Self {
+        Self::with_limits(tables, cache, Arc::new(QueryLimits::default()))
+    }
+
+    /// An engine that sees `tables`, shares `cache`, and holds every query to `limits` (whose
+    /// query slots it shares with the lake's other engines).
+    pub fn with_limits(
+        tables: Vec<Visible>,
+        cache: Arc<QueryCache>,
+        limits: Arc<QueryLimits>,
+    ) -> Self {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(
@@ -105,76 +118,155 @@ impl Engine {
         for (domain, catalog) in catalogs {
             ctx.register_catalog(domain, catalog);
         }
-        Engine { ctx, addresses }
+        Engine {
+            ctx,
+            addresses: Arc::new(addresses),
+            limits,
+        }
     }
 
-    /// The plan of one read-only statement.
-    async fn plan(
+    /// A context for one query: the engine's catalogs and object stores, with a memory pool
+    /// of the query's own.
+    fn query_context(
         &self,
-        sql: &str,
-    ) -> Result<deltalake::datafusion::dataframe::DataFrame, QueryError> {
-        let rewritten = quote_versions(sql);
+        cancelled: &Arc<crate::cancel::Cancelled>,
+    ) -> Result<SessionContext, QueryError> {
+        use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+        use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        use deltalake::datafusion::execution::session_state::SessionStateBuilder;
         let state = self.ctx.state();
-        let statement = state
-            .sql_to_statement(
-                &rewritten,
-                &deltalake::datafusion::common::config::Dialect::Generic,
-            )
-            .map_err(|e| self.locate(sql, e.to_string()))?;
-        check_read_only(&statement)?;
-        let plan = state
-            .statement_to_plan(statement)
-            .await
-            .map_err(|e| self.locate(sql, e.to_string()))?;
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_memory_pool(Arc::new(FairSpillPool::new(self.limits.memory as usize)))
+            .build_arc()?;
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(runtime)
+            .with_physical_optimizer_rule(Arc::new(crate::cancel::WrapScans(cancelled.clone())))
+            .build();
+        Ok(SessionContext::new_with_state(state))
     }
 
     /// Runs one read-only statement and streams its rows batch by batch (memory stays bounded
-    /// whatever the result's size).
-    pub async fn sql_stream(&self, sql: &str) -> Result<(SchemaRef, BatchStream), QueryError> {
+    /// whatever the result's size). The query runs on the query runtime; it stops when the
+    /// stream is dropped, and the stream ends with [`QueryError::Timeout`] at the timeout.
+    pub async fn sql_stream_with(
+        &self,
+        sql: &str,
+        opts: &QueryOptions,
+    ) -> Result<(SchemaRef, BatchStream), QueryError> {
         use futures::StreamExt;
-        let df = self.plan(sql).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let stream = df.execute_stream().await?;
-        let sql = sql.to_string();
-        Ok((
-            schema,
-            stream
-                .map(move |r| r.map_err(|e| QueryError::Output(format!("{e} (in `{sql}`)"))))
-                .boxed(),
-        ))
+        crate::guard::check_text(sql, &self.limits)?;
+        let started = tokio::time::Instant::now();
+        let deadline = opts.timeout.map(|t| started + t);
+        let timeout = opts.timeout.unwrap_or_default();
+        let slots = self.limits.slots.clone();
+        let permit = match deadline {
+            Some(d) => tokio::time::timeout_at(d, slots.acquire_owned())
+                .await
+                .map_err(|_| QueryError::Timeout(timeout))?,
+            None => slots.acquire_owned().await,
+        }
+        .expect("the query slots are never closed");
+        let cancelled = Arc::new(crate::cancel::Cancelled::default());
+        let ctx = self.query_context(&cancelled)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, QueryError>>(2);
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
+        let job = Planned {
+            sql: sql.to_string(),
+            addresses: self.addresses.clone(),
+            limits: self.limits.clone(),
+            memory: self.limits.memory,
+            row_limit: opts.row_limit,
+        };
+        let handle = crate::pool::runtime().spawn(async move {
+            let _permit = permit;
+            let stream = async {
+                let df = job.plan(&ctx).await?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let stream = df.execute_stream().await.map_err(|e| job.error(e))?;
+                Ok::<_, QueryError>((schema, stream))
+            }
+            .await;
+            let mut stream = match stream {
+                Ok((schema, stream)) => {
+                    if schema_tx.send(Ok(schema)).is_err() {
+                        return;
+                    }
+                    stream
+                }
+                Err(e) => {
+                    let _ = schema_tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                if tx.send(batch.map_err(|e| job.error(e))).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let abort = Arc::new(crate::pool::AbortOnDrop(handle.abort_handle(), cancelled));
+        let schema = match deadline {
+            Some(d) => tokio::time::timeout_at(d, schema_rx)
+                .await
+                .map_err(|_| QueryError::Timeout(timeout))?,
+            None => schema_rx.await,
+        }
+        .map_err(|_| QueryError::Output("the query stopped before it answered".into()))??;
+        let rows = futures::stream::unfold(
+            (rx, abort, false),
+            move |(mut rx, abort, done)| async move {
+                if done {
+                    return None;
+                }
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            return Some((Err(QueryError::Timeout(timeout)), (rx, abort, true)))
+                        }
+                    },
+                    None => rx.recv().await,
+                };
+                next.map(|b| {
+                    let failed = b.is_err();
+                    (b, (rx, abort, failed))
+                })
+            },
+        );
+        Ok((schema, rows.boxed()))
     }
 
-    /// Runs one read-only statement.
+    /// [`Engine::sql_stream_with`] without a timeout or row limit.
+    pub async fn sql_stream(&self, sql: &str) -> Result<(SchemaRef, BatchStream), QueryError> {
+        self.sql_stream_with(sql, &QueryOptions::default()).await
+    }
+
+    /// Runs one read-only statement and collects its rows.
     pub async fn sql(&self, sql: &str, opts: &QueryOptions) -> Result<QueryResult, QueryError> {
-        let mut df = self.plan(sql).await?;
-        if let Some(limit) = opts.row_limit {
-            df = df.limit(0, Some(limit + 1))?;
-        }
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let run = df.collect();
-        let mut batches = match opts.timeout {
-            Some(t) => tokio::time::timeout(t, run)
-                .await
-                .map_err(|_| QueryError::Timeout(t.as_secs()))?,
-            None => run.await,
-        }
-        .map_err(|e| self.locate(sql, e.to_string()))?;
+        use futures::StreamExt;
+        let ask = QueryOptions {
+            timeout: opts.timeout,
+            row_limit: opts.row_limit.map(|l| l + 1),
+        };
+        let (schema, mut rows) = self.sql_stream_with(sql, &ask).await?;
+        let mut batches = Vec::new();
+        let mut total = 0usize;
         let mut truncated = false;
-        if let Some(limit) = opts.row_limit {
-            let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-            if total > limit {
-                truncated = true;
-                let mut left = limit;
-                batches = batches
-                    .into_iter()
-                    .filter_map(|b| {
-                        let take = b.num_rows().min(left);
-                        left -= take;
-                        (take > 0).then(|| b.slice(0, take))
-                    })
-                    .collect();
+        while let Some(batch) = rows.next().await {
+            let batch = batch?;
+            if let Some(limit) = opts.row_limit {
+                if total + batch.num_rows() > limit {
+                    truncated = true;
+                    let take = limit - total;
+                    if take > 0 {
+                        batches.push(batch.slice(0, take));
+                    }
+                    break;
+                }
             }
+            total += batch.num_rows();
+            batches.push(batch);
         }
         Ok(QueryResult {
             schema,
@@ -182,73 +274,116 @@ impl Engine {
             truncated,
         })
     }
+}
 
-    /// Turns an engine message into a SQL error pointing at its place in the query.
-    fn locate(&self, sql: &str, message: String) -> QueryError {
-        let mut message = message
-            .trim_start_matches("SQL error: ")
-            .trim_start_matches("Error during planning: ")
-            .trim_start_matches("Schema error: ")
-            .trim_start_matches("External error: ")
-            .to_string();
-        // `ParserError("Expected: ..., found: x at Line: 1, Column: 5")` -> the sentence inside.
-        if let Some(inner) = message
-            .strip_prefix("ParserError(\"")
-            .and_then(|m| m.strip_suffix("\")"))
-        {
-            message = format!("syntax error: {}", inner.replace("\\\"", "\""));
+/// One query on its way through the query runtime.
+struct Planned {
+    sql: String,
+    addresses: Arc<Vec<String>>,
+    limits: Arc<QueryLimits>,
+    memory: u64,
+    row_limit: Option<usize>,
+}
+
+impl Planned {
+    /// The plan of one read-only statement, within the limits.
+    async fn plan(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<deltalake::datafusion::dataframe::DataFrame, QueryError> {
+        let rewritten = quote_versions(&self.sql);
+        let state = ctx.state();
+        let statement = state
+            .sql_to_statement(
+                &rewritten,
+                &deltalake::datafusion::common::config::Dialect::Generic,
+            )
+            .map_err(|e| locate(&self.addresses, &self.sql, e.to_string()))?;
+        crate::guard::check_statement(&statement, &self.limits)?;
+        check_read_only(&statement)?;
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| locate(&self.addresses, &self.sql, e.to_string()))?;
+        let mut df = ctx.execute_logical_plan(plan).await?;
+        if let Some(limit) = self.row_limit {
+            df = df.limit(0, Some(limit))?;
         }
-        let (mut line, mut column) = (None, None);
-        if let Some(i) = message.find("Line: ") {
-            let rest = &message[i + 6..];
-            line = rest.split(',').next().and_then(|n| n.trim().parse().ok());
-            column = rest
-                .split("Column: ")
-                .nth(1)
-                .and_then(|c| c.split(|ch: char| !ch.is_ascii_digit()).next())
-                .and_then(|n| n.parse().ok());
+        Ok(df)
+    }
+
+    /// What a failure while running means for the user.
+    fn error(&self, e: DataFusionError) -> QueryError {
+        if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
+            return QueryError::Memory {
+                limit_mb: self.memory / (1024 * 1024),
+            };
         }
-        let position = message.find(" at Line: ");
-        let located = line.is_some();
-        if let Some(p) = position {
-            message.truncate(p);
-        }
-        let name = quoted(&message).or_else(|| {
-            message.split("No field named ").nth(1).map(|rest| {
-                rest.split(['.', '\n'])
-                    .next()
-                    .unwrap_or("")
-                    .trim_matches('"')
-                    .to_string()
-            })
-        });
-        if let Some(name) = name.filter(|n| !n.is_empty()) {
-            let _ = located;
-            if line.is_none() {
-                if let Some((l, c)) = find_in(sql, &name) {
-                    line = Some(l);
-                    column = Some(c);
-                }
+        locate(&self.addresses, &self.sql, e.to_string())
+    }
+}
+
+/// Turns an engine message into a SQL error pointing at its place in the query.
+fn locate(addresses: &[String], sql: &str, message: String) -> QueryError {
+    let mut message = message
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .trim_start_matches("External error: ")
+        .to_string();
+    // `ParserError("Expected: ..., found: x at Line: 1, Column: 5")` -> the sentence inside.
+    if let Some(inner) = message
+        .strip_prefix("ParserError(\"")
+        .and_then(|m| m.strip_suffix("\")"))
+    {
+        message = format!("syntax error: {}", inner.replace("\\\"", "\""));
+    }
+    let (mut line, mut column) = (None, None);
+    if let Some(i) = message.find("Line: ") {
+        let rest = &message[i + 6..];
+        line = rest.split(',').next().and_then(|n| n.trim().parse().ok());
+        column = rest
+            .split("Column: ")
+            .nth(1)
+            .and_then(|c| c.split(|ch: char| !ch.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok());
+    }
+    if let Some(p) = message.find(" at Line: ") {
+        message.truncate(p);
+    }
+    let name = quoted(&message).or_else(|| {
+        message.split("No field named ").nth(1).map(|rest| {
+            rest.split(['.', '\n'])
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string()
+        })
+    });
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        if line.is_none() {
+            if let Some((l, c)) = find_in(sql, &name) {
+                line = Some(l);
+                column = Some(c);
             }
-            if message.contains("not found") {
-                let best = self
-                    .addresses
-                    .iter()
-                    .map(|a| (strsim::jaro_winkler(&name, a), a))
-                    .filter(|(s, _)| *s > 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0));
-                match best {
-                    Some((_, a)) => message.push_str(&format!("; did you mean {a}?")),
-                    None => message.push_str("; run `tarn tables` to see what is catalogued"),
-                }
+        }
+        if message.contains("not found") {
+            let best = addresses
+                .iter()
+                .map(|a| (strsim::jaro_winkler(&name, a), a))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match best {
+                Some((_, a)) => message.push_str(&format!("; did you mean {a}?")),
+                None => message.push_str("; run `tarn tables` to see what is catalogued"),
             }
         }
-        QueryError::Sql {
-            message,
-            query: sql.to_string(),
-            line,
-            column,
-        }
+    }
+    QueryError::Sql {
+        message,
+        query: sql.to_string(),
+        line,
+        column,
     }
 }
 

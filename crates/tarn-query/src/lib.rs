@@ -7,12 +7,16 @@
 //! place in the query.
 
 mod cache;
+mod cancel;
 mod engine;
 mod error;
+mod guard;
 mod output;
+mod pool;
 mod schema;
 
 pub use cache::QueryCache;
 pub use engine::{BatchStream, Engine, QueryOptions, QueryResult, Visible};
 pub use error::QueryError;
-pub use output::{write_result, OutputFormat};
+pub use guard::QueryLimits;
+pub use output::{write_result, OutputFormat, ResultWriter, TABLE_PREVIEW_ROWS};

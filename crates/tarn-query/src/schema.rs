@@ -121,6 +121,12 @@ pub(crate) async fn provider(
             })
             .collect::<Vec<_>>(),
     );
+    if !has_files(&record.location).await? {
+        return Err(DataFusionError::Plan(format!(
+            "table {} has no files at {}: they were moved or deleted since the crawl; land them again, or run `tarn crawl` to catalogue what is there",
+            record.name, record.location
+        )));
+    }
     let url = ListingTableUrl::parse(&record.location)?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
@@ -162,6 +168,55 @@ pub(crate) async fn provider(
     Ok(Arc::new(
         deltalake::datafusion::catalog::view::ViewTable::new(plan, None),
     ))
+}
+
+/// Whether a catalogued location (a file, or a folder of files) holds anything to read: a
+/// query over files that are gone fails saying so instead of answering no rows.
+async fn has_files(location: &str) -> Result<bool> {
+    use futures::StreamExt;
+    let url =
+        url::Url::parse(location).map_err(|e| DataFusionError::Plan(format!("{location}: {e}")))?;
+    if url.scheme() == "file" {
+        let Ok(path) = url.to_file_path() else {
+            return Ok(false);
+        };
+        return Ok(tokio::task::spawn_blocking(move || {
+            if path.is_file() {
+                return true;
+            }
+            walk_has_file(&path, 0)
+        })
+        .await
+        .unwrap_or(false));
+    }
+    let bucket = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    let Some((_, store)) = tarn_tables::registered_stores()
+        .into_iter()
+        .find(|(u, _)| u.as_str().trim_end_matches('/') == bucket)
+    else {
+        return Ok(true); // not ours to check: the reader will say what it finds
+    };
+    let prefix =
+        deltalake::logstore::object_store::path::Path::from(url.path().trim_start_matches('/'));
+    let first = store.list(Some(&prefix)).next().await;
+    Ok(matches!(first, Some(Ok(_))))
+}
+
+/// Whether a folder holds a file, looking a few levels deep (partition folders).
+fn walk_has_file(dir: &std::path::Path, depth: usize) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_file() {
+            return true;
+        }
+        if depth < 8 && p.is_dir() && walk_has_file(&p, depth + 1) {
+            return true;
+        }
+    }
+    false
 }
 
 const NULL_MARKERS: [&str; 6] = ["", "NA", "N/A", "NULL", "null", "\\N"];

@@ -44,26 +44,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tarn_lake::Lake;
 
-/// Limits of the API.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest object a `PUT` may land, in bytes.
-    pub max_object_bytes: u64,
-    /// Rows a SQL answer holds at most when the request names no limit.
-    pub default_row_limit: usize,
-    /// Longest a query may run when the request names no timeout.
-    pub default_timeout: std::time::Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_object_bytes: 5 * 1024 * 1024 * 1024,
-            default_row_limit: 10_000,
-            default_timeout: std::time::Duration::from_secs(30),
-        }
-    }
-}
+/// Limits of the API: the lake's `limits:` (`tarn.yml`), every default filled in.
+pub use tarn_lake::Limits;
 
 /// The server: a lake and the limits of its API.
 #[derive(Clone)]
@@ -98,7 +80,7 @@ pub enum ServeError {
 }
 
 impl App {
-    /// An app over `lake`.
+    /// An app over `lake` with its own limits (`Lake::config.limits`, or others in tests).
     pub fn build(lake: Lake, limits: Limits) -> Self {
         App {
             lake,

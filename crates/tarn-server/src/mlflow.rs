@@ -55,6 +55,29 @@ impl From<MetadataError> for MlflowError {
     }
 }
 
+impl From<crate::error::BodyProblem> for MlflowError {
+    fn from(crate::error::BodyProblem(status, _, message): crate::error::BodyProblem) -> Self {
+        MlflowError(status, "INVALID_PARAMETER_VALUE", message)
+    }
+}
+
+/// A JSON body of an MLflow call, read within the server's limits; refusals come in
+/// MLflow's error shape.
+pub(crate) struct MlJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<App> for MlJson<T> {
+    type Rejection = MlflowError;
+
+    async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, MlflowError> {
+        let bytes = crate::error::read_body(req, app).await?;
+        serde_json::from_slice(&bytes).map(MlJson).map_err(|e| {
+            invalid(format!(
+                "the request body is not the JSON this call takes: {e}"
+            ))
+        })
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -105,6 +128,15 @@ pub(crate) fn router() -> Router<App> {
         .merge(crate::mlflow_models::router())
         .merge(crate::mlflow_registry::router())
         .fallback(not_built)
+        .method_not_allowed_fallback(wrong_method)
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> MlflowError {
+    MlflowError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BAD_REQUEST",
+        format!("{method} is not served at {}", uri.path()),
+    )
 }
 
 /// Anything of MLflow's API tarn does not serve yet.
@@ -187,7 +219,7 @@ fn metric_of(v: &Value) -> Result<Metric, MlflowError> {
     })
 }
 
-async fn create_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn create_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let name = required(&body, "name")?;
     let location = text(&body, "artifact_location").filter(|s| !s.is_empty());
     let id = app
@@ -239,7 +271,7 @@ pub(crate) fn stage(v: &Value) -> Option<&'static str> {
     }
 }
 
-async fn search_experiments(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn search_experiments(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let all = app.lake.meta.experiments(stage(&body["view_type"])).await?;
     let filter = text(&body, "filter").unwrap_or_default();
     let found =
@@ -279,19 +311,19 @@ pub(crate) fn done() -> Answer {
     Ok(Json(json!({})))
 }
 
-async fn delete_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn delete_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let id = required(&body, "experiment_id")?;
     app.lake.meta.set_experiment_stage(&id, "deleted").await?;
     done()
 }
 
-async fn restore_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn restore_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let id = required(&body, "experiment_id")?;
     app.lake.meta.set_experiment_stage(&id, "active").await?;
     done()
 }
 
-async fn update_experiment(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn update_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let id = required(&body, "experiment_id")?;
     if let Some(name) = text(&body, "new_name").filter(|n| !n.is_empty()) {
         app.lake.meta.rename_experiment(&id, &name).await?;
@@ -299,7 +331,7 @@ async fn update_experiment(State(app): State<App>, Json(body): Json<Value>) -> A
     done()
 }
 
-async fn set_experiment_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn set_experiment_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let id = required(&body, "experiment_id")?;
     let t = key_value(&body)?;
     app.lake
@@ -309,14 +341,14 @@ async fn set_experiment_tag(State(app): State<App>, Json(body): Json<Value>) -> 
     done()
 }
 
-async fn delete_experiment_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn delete_experiment_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let id = required(&body, "experiment_id")?;
     let key = required(&body, "key")?;
     app.lake.meta.experiment_tag(&id, &key, None).await?;
     done()
 }
 
-async fn delete_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn delete_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     app.lake
         .meta
         .set_run_stage(&run_id(&body)?, "deleted")
@@ -324,7 +356,7 @@ async fn delete_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     done()
 }
 
-async fn restore_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn restore_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     app.lake
         .meta
         .set_run_stage(&run_id(&body)?, "active")
@@ -332,13 +364,13 @@ async fn restore_run(State(app): State<App>, Json(body): Json<Value>) -> Answer 
     done()
 }
 
-async fn delete_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn delete_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let key = required(&body, "key")?;
     app.lake.meta.delete_run_tag(&run_id(&body)?, &key).await?;
     done()
 }
 
-async fn create_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn create_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let experiment = text(&body, "experiment_id").unwrap_or_else(|| "0".into());
     let run = app
         .lake
@@ -376,7 +408,7 @@ async fn get_run(State(app): State<App>, Query(q): Query<HashMap<String, String>
     Ok(Json(json!({ "run": run })))
 }
 
-async fn update_run(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn update_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let id = run_id(&body)?;
     let info = app
         .lake
@@ -404,7 +436,7 @@ fn key_value(body: &Value) -> Result<KeyValue, MlflowError> {
     })
 }
 
-async fn log_param(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn log_param(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let params = vec![key_value(&body)?];
     let b = Batch {
         params,
@@ -413,7 +445,7 @@ async fn log_param(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     batch(&app, &run_id(&body)?, b).await
 }
 
-async fn log_metric(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn log_metric(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let metrics = vec![metric_of(&body)?];
     let b = Batch {
         metrics,
@@ -422,7 +454,7 @@ async fn log_metric(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     batch(&app, &run_id(&body)?, b).await
 }
 
-async fn set_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn set_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let tags = vec![key_value(&body)?];
     let b = Batch {
         tags,
@@ -431,7 +463,7 @@ async fn set_tag(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     batch(&app, &run_id(&body)?, b).await
 }
 
-async fn log_batch(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn log_batch(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let id = run_id(&body)?;
     let metrics = body["metrics"]
         .as_array()
@@ -463,7 +495,7 @@ async fn metric_history(
     Ok(Json(json!({ "metrics": metrics })))
 }
 
-async fn search_runs(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn search_runs(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let experiments = strings_or_numbers(&body["experiment_ids"]);
     let filter = text(&body, "filter").unwrap_or_default();
     let order = strings(&body["order_by"]);

@@ -29,7 +29,10 @@ pub(crate) fn router() -> Router<App> {
         .route("/runs/log-inputs", post(log_inputs))
 }
 
-async fn create(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn create(
+    State(app): State<App>,
+    crate::mlflow::MlJson(body): crate::mlflow::MlJson<Value>,
+) -> Answer {
     let m = NewLoggedModel {
         experiment_id: required(&body, "experiment_id")?,
         name: text(&body, "name"),
@@ -72,7 +75,7 @@ fn status_of(v: &Value) -> Result<&'static str, crate::mlflow::MlflowError> {
 async fn finalize(
     State(app): State<App>,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    crate::mlflow::MlJson(body): crate::mlflow::MlJson<Value>,
 ) -> Answer {
     let status = status_of(&body["status"])?;
     let model = app.lake.meta.finalize_logged_model(&id, status).await?;
@@ -87,7 +90,7 @@ async fn remove(State(app): State<App>, Path(id): Path<String>) -> Answer {
 async fn set_tags(
     State(app): State<App>,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    crate::mlflow::MlJson(body): crate::mlflow::MlJson<Value>,
 ) -> Answer {
     app.lake
         .meta
@@ -104,7 +107,7 @@ async fn delete_tag(State(app): State<App>, Path((id, key)): Path<(String, Strin
 async fn log_params(
     State(app): State<App>,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    crate::mlflow::MlJson(body): crate::mlflow::MlJson<Value>,
 ) -> Answer {
     app.lake
         .meta
@@ -113,7 +116,10 @@ async fn log_params(
     done()
 }
 
-async fn search(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn search(
+    State(app): State<App>,
+    crate::mlflow::MlJson(body): crate::mlflow::MlJson<Value>,
+) -> Answer {
     let experiments = crate::mlflow::strings_or_numbers(&body["experiment_ids"]);
     let filter = text(&body, "filter").unwrap_or_default();
     // `order_by` comes as `{field_name, ascending}` objects here.
@@ -146,7 +152,10 @@ async fn search(State(app): State<App>, Json(body): Json<Value>) -> Answer {
     Ok(Json(answer))
 }
 
-async fn log_outputs(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn log_outputs(
+    State(app): State<App>,
+    crate::mlflow::MlJson(body): crate::mlflow::MlJson<Value>,
+) -> Answer {
     let run = crate::mlflow::run_id(&body)?;
     let models = body["models"]
         .as_array()
@@ -161,7 +170,10 @@ async fn log_outputs(State(app): State<App>, Json(body): Json<Value>) -> Answer 
     done()
 }
 
-async fn log_inputs(State(app): State<App>, Json(body): Json<Value>) -> Answer {
+async fn log_inputs(
+    State(app): State<App>,
+    crate::mlflow::MlJson(body): crate::mlflow::MlJson<Value>,
+) -> Answer {
     let run = crate::mlflow::run_id(&body)?;
     let datasets: Vec<Value> = body["datasets"].as_array().cloned().unwrap_or_default();
     for (i, d) in datasets.iter().enumerate() {

@@ -67,16 +67,14 @@ pub(crate) fn router() -> Router<App> {
 /// and the query string (GET; a repeated `order_by` or `stages` becomes a list).
 pub(crate) struct Args(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for Args {
+impl FromRequest<App> for Args {
     type Rejection = MlflowError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, MlflowError> {
+    async fn from_request(req: Request, app: &App) -> Result<Self, MlflowError> {
         let query = Query::<Vec<(String, String)>>::try_from_uri(req.uri())
             .map(|q| q.0)
             .unwrap_or_default();
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| invalid(format!("cannot read the request body: {e}")))?;
+        let bytes = crate::error::read_body(req, app).await?;
         let mut v = if bytes.iter().all(u8::is_ascii_whitespace) {
             json!({})
         } else {

@@ -54,7 +54,8 @@ pub(crate) fn router(app: App) -> Router {
         .route("/loads", post(load))
         .route("/loads/upload", post(load_upload))
         .route("/sql", post(sql))
-        .route("/sql/into", post(sql_into));
+        .route("/sql/into", post(sql_into))
+        .method_not_allowed_fallback(method_not_allowed);
     let main = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -74,6 +75,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(crate::mlflow::not_built))
         .route("/api/v1/endpoints", get(endpoints))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|r: &axum::http::Request<Body>| {
@@ -107,6 +109,20 @@ async fn endpoints(State(app): State<App>) -> Json<Vec<tarn_serving::EndpointSta
             .as_ref()
             .map(|e| e.statuses())
             .unwrap_or_default(),
+    )
+}
+
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not served at {}; /openapi.json lists the methods of every route",
+            uri.path()
+        ),
     )
 }
 
@@ -198,27 +214,65 @@ pub(crate) struct PageQuery {
 }
 
 const DEFAULT_PAGE: usize = 1000;
-const MAX_PAGE: usize = 10_000;
 
-/// Items after `token` (by `key`, ascending), at most `limit` (default 1000).
+/// A page token: the last key of the page before, opaque to clients.
+fn encode_token(key: &str) -> String {
+    format!("p{}", hex::encode(key))
+}
+
+/// The key inside a page token, or a 400 for a token this server never gave.
+fn decode_token(token: &str) -> ApiResult<String> {
+    token
+        .strip_prefix('p')
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_page_token",
+                "next_token is not one this server gave; pass the next_token of the previous page, or leave it out to start from the first",
+            )
+        })
+}
+
+impl PageQuery {
+    /// The page size asked for, within `limits.page_size`.
+    fn limit(&self, app: &App) -> ApiResult<usize> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE.min(app.limits.page_size));
+        if limit == 0 || limit > app.limits.page_size {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "page_limit",
+                format!(
+                    "limit must be between 1 and {} (limits.page_size in tarn.yml)",
+                    app.limits.page_size
+                ),
+            ));
+        }
+        Ok(limit)
+    }
+
+    /// The key after which the page starts.
+    fn after(&self) -> ApiResult<Option<String>> {
+        self.next_token.as_deref().map(decode_token).transpose()
+    }
+}
+
+/// Items after the page token (by `key`, ascending), at most `limit` (default 1000).
 fn page<T: ToSchema>(
+    app: &App,
     items: Vec<T>,
     key: impl Fn(&T) -> String,
     q: &PageQuery,
 ) -> ApiResult<Page<T>> {
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let mut rest: Vec<T> = match &q.next_token {
-        Some(t) => items.into_iter().filter(|i| key(i) > *t).collect(),
+    let limit = q.limit(app)?;
+    let mut rest: Vec<T> = match q.after()? {
+        Some(t) => items.into_iter().filter(|i| key(i) > t).collect(),
         None => items,
     };
     let next_token = if rest.len() > limit {
         rest.truncate(limit);
-        rest.last().map(&key)
+        rest.last().map(|i| encode_token(&key(i)))
     } else {
         None
     };
@@ -257,7 +311,7 @@ pub(crate) async fn zones(
             layer: z.layer,
         })
         .collect();
-    Ok(Json(page(all, |z| z.database.clone(), &q)?))
+    Ok(Json(page(&app, all, |z| z.database.clone(), &q)?))
 }
 
 /// Narrows a list of objects.
@@ -280,7 +334,7 @@ pub(crate) async fn list_objects(
 ) -> ApiResult<Json<Page<tarn_lake::ObjectInfo>>> {
     let target = format!("{domain}/{layer}/{}", p.prefix.unwrap_or_default());
     let objects = app.lake.ls(&target).await?;
-    Ok(Json(page(objects, |o| o.key.clone(), &q)?))
+    Ok(Json(page(&app, objects, |o| o.key.clone(), &q)?))
 }
 
 /// The bytes of an object (keys may hold `/`).
@@ -339,7 +393,10 @@ pub(crate) async fn land_object(
         .zones
         .zone(&domain, &layer)
         .map_err(tarn_lake::LakeError::from)?;
-    tarn_lake::validate_key(&key).map_err(tarn_lake::LakeError::from)?;
+    app.lake
+        .zones
+        .check_key(&key)
+        .map_err(tarn_lake::LakeError::from)?;
     let (_dir, path) = receive(&app, body, "object").await?;
     let landed = app
         .lake
@@ -378,13 +435,13 @@ async fn receive(
         let chunk =
             chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
         size += chunk.len() as u64;
-        if size > app.limits.max_object_bytes {
+        if size > app.limits.object_size {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "object_too_large",
                 format!(
                     "objects are limited to {} bytes on this server",
-                    app.limits.max_object_bytes
+                    app.limits.object_size
                 ),
             ));
         }
@@ -412,15 +469,16 @@ pub(crate) async fn events(
 ) -> ApiResult<Json<Page<tarn_lake::Event>>> {
     // Event ids are UUIDv7: ordered by time, so the store pages on them; one row more than
     // the page tells whether another page follows.
+    let after = q.after()?;
     let rows = app
         .lake
         .events_after(
             e.kind.as_deref(),
-            q.next_token.as_deref(),
-            q.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE) as i64 + 1,
+            after.as_deref(),
+            q.limit(&app)? as i64 + 1,
         )
         .await?;
-    Ok(Json(page(rows, |e| e.id.clone(), &q)?))
+    Ok(Json(page(&app, rows, |e| e.id.clone(), &q)?))
 }
 
 /// Which tables to list.
@@ -445,7 +503,7 @@ pub(crate) async fn tables(
         .lake
         .tables(t.filter.as_deref(), t.search.as_deref())
         .await?;
-    Ok(Json(page(all, |t| t.table.clone(), &q)?))
+    Ok(Json(page(&app, all, |t| t.table.clone(), &q)?))
 }
 
 /// One table: schema, partitions, catalog versions, loads.
@@ -471,6 +529,7 @@ pub(crate) async fn history(
     let all = app.lake.history(&table).await?;
     // Newest first: page on the version, zero-padded so text order is number order.
     Ok(Json(page(
+        &app,
         all,
         |h| format!("{:020}", i64::MAX - h.version),
         &q,
@@ -513,7 +572,7 @@ pub(crate) async fn crawls(
         .await
         .map_err(tarn_lake::LakeError::from)?;
     // Ids are UUIDv7, listed newest first: page on the inverted order.
-    Ok(Json(page(all, |c| invert(&c.id), &q)?))
+    Ok(Json(page(&app, all, |c| invert(&c.id), &q)?))
 }
 
 /// A key that sorts in the opposite order of a hex id (for lists served newest first).
@@ -681,15 +740,6 @@ pub(crate) async fn sql(
     headers: HeaderMap,
     JsonBody(req): JsonBody<SqlRequest>,
 ) -> ApiResult<Response> {
-    let opts = QueryOptions {
-        row_limit: Some(req.limit.unwrap_or(app.limits.default_row_limit)),
-        timeout: Some(
-            req.timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(app.limits.default_timeout),
-        ),
-    };
-    let result = app.lake.sql(&req.query, &opts).await?;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
@@ -701,33 +751,122 @@ pub(crate) async fn sql(
     } else {
         (OutputFormat::Json, "application/json")
     };
-    let mut buf = Vec::new();
-    tarn_lake::write_result(&result, format, &mut buf).map_err(tarn_lake::LakeError::from)?;
-    if format != OutputFormat::Json {
-        let mut res = ([(header::CONTENT_TYPE, content_type)], buf).into_response();
-        if result.truncated {
-            res.headers_mut()
-                .insert("x-tarn-truncated", header::HeaderValue::from_static("true"));
+    let limits = &app.limits;
+    let timeout = match req.timeout_ms {
+        Some(0) => return Err(ApiError::bad_request("timeout_ms must be at least 1")),
+        Some(ms) if Duration::from_millis(ms) > limits.query_timeout => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "query_limit",
+                format!(
+                    "timeout_ms {ms} is over this server's limit of {} ms (limits.query_timeout in tarn.yml)",
+                    limits.query_timeout.as_millis()
+                ),
+            ))
         }
-        return Ok(res);
-    }
-    let rows = serde_json::from_slice(&buf).map_err(ApiError::internal)?;
-    let columns = result
-        .schema
-        .fields()
-        .iter()
-        .map(|f| SqlColumn {
-            name: f.name().clone(),
-            data_type: f.data_type().to_string(),
+        Some(ms) => Duration::from_millis(ms),
+        None => limits.query_timeout,
+    };
+    if format == OutputFormat::Json {
+        // A JSON answer is built whole: it holds at most `limits.query_rows` rows.
+        let row_limit = req.limit.unwrap_or(limits.query_rows);
+        if row_limit > limits.query_rows {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "query_limit",
+                format!(
+                    "limit {row_limit} is over the {} rows a JSON answer may hold (limits.query_rows in tarn.yml); ask for text/csv or an Arrow stream, which stream any number of rows",
+                    limits.query_rows
+                ),
+            ));
+        }
+        let opts = QueryOptions {
+            row_limit: Some(row_limit),
+            timeout: Some(timeout),
+        };
+        let result = app.lake.sql(&req.query, &opts).await?;
+        let mut buf = Vec::new();
+        tarn_lake::write_result(&result, format, &mut buf).map_err(tarn_lake::LakeError::from)?;
+        let rows = serde_json::from_slice(&buf).map_err(ApiError::internal)?;
+        let columns = result
+            .schema
+            .fields()
+            .iter()
+            .map(|f| SqlColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+            })
+            .collect();
+        return Ok(Json(SqlAnswer {
+            columns,
+            rows,
+            row_count: result.rows(),
+            truncated: result.truncated,
         })
-        .collect();
-    Ok(Json(SqlAnswer {
-        columns,
-        rows,
-        row_count: result.rows(),
-        truncated: result.truncated,
-    })
-    .into_response())
+        .into_response());
+    }
+    // CSV and Arrow stream as the query produces batches: nothing holds the whole result.
+    let opts = QueryOptions {
+        row_limit: req.limit,
+        timeout: Some(timeout),
+    };
+    let (schema, mut rows) = app.lake.sql_stream_with(&req.query, &opts).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let buf = Shared::default();
+        let mut writer = match tarn_lake::ResultWriter::new(format, &schema, buf.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return;
+            }
+        };
+        while let Some(batch) = rows.next().await {
+            let written = batch.and_then(|b| writer.write(&b));
+            if let Err(e) = written {
+                // The status is sent: breaking the body off tells the client it is incomplete.
+                tracing::warn!("a streamed SQL answer broke off: {e}");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return;
+            }
+            if tx.send(Ok(buf.take())).await.is_err() {
+                return; // the client went away: dropping `rows` stops the query
+            }
+        }
+        let end = writer.finish(false).map(|_| buf.take());
+        let _ = tx
+            .send(end.map_err(|e| std::io::Error::other(e.to_string())))
+            .await;
+    });
+    let body = Body::from_stream(tokio_stream_of(rx));
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// A receiver as a stream of body chunks.
+fn tokio_stream_of(
+    rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
+/// A buffer a result writer fills and the body stream drains after each batch.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Shared {
+    fn take(&self) -> axum::body::Bytes {
+        std::mem::take(&mut *self.0.lock().expect("buffer lock")).into()
+    }
+}
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A query whose result becomes a table.

@@ -780,11 +780,22 @@ async fn invoke(
     State(eps): State<Arc<Endpoints>>,
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let started = Instant::now();
     let Some(ep) = eps.get(&name) else {
         return not_found(&name).into_response();
+    };
+    // Read at most the endpoint's limit: a larger body is refused before it is buffered.
+    let limit = ep.spec.max_body();
+    let body = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
+        Ok(b) if b.len() <= limit => b,
+        Ok(_) | Err(_) => {
+            return ServingError::TooLarge(format!(
+                "the request body is larger than endpoint {name} takes: at most {limit} bytes (max_body); send fewer rows per request"
+            ))
+            .into_response()
+        }
     };
     let request_id = headers
         .get("x-request-id")

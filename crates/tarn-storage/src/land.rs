@@ -130,7 +130,7 @@ impl Zones {
         opts: &LandOptions,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Landed, StorageError> {
-        crate::validate_key(key)?;
+        self.check_key(key)?;
         let (etag, size) = hash_file(path).await.map_err(read_local(path))?;
         let location = zone.path(key);
         let store = self.store();

@@ -24,7 +24,7 @@ mod watch;
 mod zones;
 
 pub use error::StorageError;
-pub use keys::validate_key;
+pub use keys::{validate_key, validate_key_within, MAX_KEY_BYTES, MAX_SEGMENT_BYTES};
 pub use land::{land_plan, LandOptions, LandOutcome, Landed};
 pub use watch::{notice, SETTLE};
 pub use zones::{ObjectInfo, Zone, Zones, VERSIONS_PREFIX};

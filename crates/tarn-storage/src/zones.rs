@@ -183,10 +183,19 @@ impl Zones {
         Ok(out)
     }
 
+    /// Checks `key` as [`crate::validate_key`] does, within the lake's `limits:`.
+    pub fn check_key(&self, key: &str) -> Result<(), StorageError> {
+        crate::validate_key_within(
+            key,
+            self.config.limits.key_length,
+            self.config.limits.key_segment,
+        )
+    }
+
     /// The bytes of an object.
     pub async fn read(&self, zone: &Zone, key: &str) -> Result<bytes::Bytes, StorageError> {
         // Kept raw versions may be read back, never written.
-        crate::validate_key(
+        self.check_key(
             key.strip_prefix(VERSIONS_PREFIX)
                 .map(|k| k.trim_start_matches('/'))
                 .unwrap_or(key),

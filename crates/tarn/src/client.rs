@@ -9,11 +9,8 @@ use std::path::Path;
 use tarn_lake::registry::{ModelVersion, RegisteredModel};
 use tarn_lake::{
     CrawlReport, Event, ExecutionDetail, ExecutionRecord, HistoryEntry, Landed, LoadArgs,
-    LoadReport, ObjectInfo, QueryResult, SqlInto, TableDetail, TableSummary,
+    LoadReport, ObjectInfo, SqlInto, TableDetail, TableSummary,
 };
-
-/// The row limit the CLI asks for: all of them.
-const ALL_ROWS: u64 = 1 << 53;
 
 /// A client of one server.
 pub struct Client {
@@ -277,11 +274,14 @@ impl Client {
     }
 
     /// Runs a query; the rows travel as an Arrow IPC stream, so every output format works.
-    pub async fn sql(
+    /// Runs a query on the server and streams its rows as the server sends them (an Arrow
+    /// IPC stream decoded chunk by chunk: nothing holds the whole result).
+    pub async fn sql_stream(
         &self,
         query: &str,
         timeout: Option<std::time::Duration>,
-    ) -> Result<QueryResult> {
+    ) -> Result<(arrow::datatypes::SchemaRef, tarn_lake::BatchStream)> {
+        use futures::StreamExt;
         let res = self
             .send(
                 self.request(Method::POST, "/api/v1/sql")
@@ -292,23 +292,83 @@ impl Client {
                     .json(&serde_json::json!({
                         "query": query,
                         "timeout_ms": timeout.map(|t| t.as_millis() as u64),
-                        // Every row, as a query on a lake folder answers (the server's
-                        // default limit is for callers that name none).
-                        "limit": ALL_ROWS,
                     })),
             )
             .await?;
-        let truncated = res.headers().contains_key("x-tarn-truncated");
-        let bytes = res.bytes().await?;
-        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-            .context("the server's Arrow answer is unreadable")?;
-        let schema = reader.schema();
-        let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(QueryResult {
-            schema,
-            batches,
-            truncated,
-        })
+        let mut chunks = res.bytes_stream();
+        let mut decoder = arrow::ipc::reader::StreamDecoder::new();
+        let mut pending: Vec<arrow::record_batch::RecordBatch> = Vec::new();
+        let mut buffer = arrow::buffer::Buffer::from_vec(Vec::<u8>::new());
+        // Read until the schema arrives (the first message of the stream).
+        let schema = loop {
+            if let Some(s) = decoder.schema() {
+                break s;
+            }
+            if buffer.is_empty() {
+                match chunks.next().await {
+                    Some(c) => {
+                        buffer =
+                            arrow::buffer::Buffer::from(c.context("the server's answer broke off")?)
+                    }
+                    None => bail!("the server's Arrow answer ended before its schema"),
+                }
+            }
+            if let Some(b) = decoder
+                .decode(&mut buffer)
+                .context("the server's Arrow answer is unreadable")?
+            {
+                pending.push(b);
+            }
+        };
+        let state = (chunks, decoder, buffer, pending, false);
+        let rows = futures::stream::unfold(
+            state,
+            |(mut chunks, mut decoder, mut buffer, mut pending, done)| async move {
+                loop {
+                    if let Some(b) = pending.pop() {
+                        return Some((Ok(b), (chunks, decoder, buffer, pending, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    if buffer.is_empty() {
+                        match chunks.next().await {
+                            Some(Ok(c)) => buffer = arrow::buffer::Buffer::from(c),
+                            Some(Err(e)) => {
+                                let e = tarn_lake::QueryError::Output(format!(
+                                "the server's answer broke off (the query failed or ran past its timeout; the server log says which): {e}"
+                            ));
+                                return Some((Err(e), (chunks, decoder, buffer, pending, true)));
+                            }
+                            None => {
+                                let end = decoder.finish().map_err(|e| {
+                                    tarn_lake::QueryError::Output(format!(
+                                        "the server's Arrow answer ended early: {e}"
+                                    ))
+                                });
+                                return match end {
+                                    Ok(()) => None,
+                                    Err(e) => {
+                                        Some((Err(e), (chunks, decoder, buffer, pending, true)))
+                                    }
+                                };
+                            }
+                        }
+                    }
+                    match decoder.decode(&mut buffer) {
+                        Ok(Some(b)) => pending.push(b),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let e = tarn_lake::QueryError::Output(format!(
+                                "the server's Arrow answer is unreadable: {e}"
+                            ));
+                            return Some((Err(e), (chunks, decoder, buffer, pending, true)));
+                        }
+                    }
+                }
+            },
+        );
+        Ok((schema, rows.boxed()))
     }
 
     pub async fn sql_into(&self, query: &str, table: &str) -> Result<SqlInto> {

@@ -1,5 +1,24 @@
 //! The `tarn` command: parses arguments, calls `tarn-lake`, prints for people or for programs.
 
+/// `println!` for the whole binary: when stdout is closed early (`tarn ... | head -1`) the
+/// process ends quietly, as Unix tools do, instead of panicking.
+macro_rules! println {
+    () => {
+        $crate::emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` with the same care as `println!`.
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
+
 mod client;
 mod endpoints;
 mod models;
@@ -237,9 +256,9 @@ enum Command {
         /// Require a bearer token on every call but /health and /ready.
         #[arg(long, env = "TARN_AUTH")]
         auth: bool,
-        /// Largest object a PUT may land, in MiB.
-        #[arg(long, default_value_t = 5120)]
-        max_object_mb: u64,
+        /// Largest object a PUT may land, in MiB (default: limits.object_size in tarn.yml, 5 GiB).
+        #[arg(long)]
+        max_object_mb: Option<u64>,
         /// How often endpoints look for moved aliases and new deployments, in milliseconds.
         #[arg(long, default_value_t = 2000)]
         endpoint_poll_ms: u64,
@@ -629,9 +648,48 @@ fn main() {
         .build()
         .expect("tokio runtime");
     if let Err(e) = runtime.block_on(run(cli)) {
-        eprintln!("error: {e:#}");
+        if closed_pipe(&e) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {}", render_error(&e));
         std::process::exit(1);
     }
+}
+
+/// Writes to stdout; a reader that went away ends the process quietly.
+pub(crate) fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Whether a failure is only stdout's reader having gone away (`| head`).
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .map(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .unwrap_or(false)
+            || c.to_string().contains("Broken pipe (os error 32)")
+    })
+}
+
+/// An error and its causes, each said once: a cause whose text the message already holds
+/// (an OS error repeated by every layer that wraps it) is not repeated.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// Who the CLI says is acting (approvals, aliases, trainings, deployments) when no server
@@ -994,10 +1052,10 @@ async fn run(cli: Cli) -> Result<()> {
             endpoint_poll_ms,
         } => {
             let lake = open(&cli).await?;
-            let limits = tarn_server::Limits {
-                max_object_bytes: max_object_mb * 1024 * 1024,
-                ..Default::default()
-            };
+            let mut limits = lake.config.limits.clone();
+            if let Some(mb) = max_object_mb {
+                limits.object_size = mb * 1024 * 1024;
+            }
             tarn_serving::sync_declared(&lake, "tarn.yml")
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -1061,31 +1119,31 @@ async fn run(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
+            let fmt: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
+            if fmt == OutputFormat::Parquet && output.is_none() {
+                anyhow::bail!("--format parquet writes binary data; add --output FILE");
+            }
             let opts = QueryOptions {
                 timeout: timeout.map(std::time::Duration::from_secs),
                 row_limit: None,
             };
-            let result = match &server {
-                Some(c) => c.sql(query, opts.timeout).await?,
-                None => open(&cli).await?.sql(query, &opts).await?,
+            // Rows stream from the query to the output: no format holds the whole result.
+            let (schema, rows) = match &server {
+                Some(c) => c.sql_stream(query, opts.timeout).await?,
+                None => open(&cli).await?.sql_stream_with(query, &opts).await?,
             };
-            let fmt: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
             match output {
                 Some(path) => {
-                    let mut f = std::io::BufWriter::new(
+                    let f = std::io::BufWriter::new(
                         std::fs::File::create(path)
                             .with_context(|| format!("creating {}", path.display()))?,
                     );
-                    tarn_lake::write_result(&result, fmt, &mut f)?;
-                    eprintln!("wrote {} rows to {}", result.rows(), path.display());
+                    let n = print::stream_rows(fmt, &schema, rows, f).await?;
+                    eprintln!("wrote {n} rows to {}", path.display());
                 }
                 None => {
-                    if fmt == OutputFormat::Parquet {
-                        anyhow::bail!("--format parquet writes binary data; add --output FILE");
-                    }
-                    let stdout = std::io::stdout();
-                    let mut lock = std::io::BufWriter::new(stdout.lock());
-                    tarn_lake::write_result(&result, fmt, &mut lock)?;
+                    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                    print::stream_rows(fmt, &schema, rows, stdout).await?;
                 }
             }
         }

@@ -8,6 +8,21 @@ use tarn_lake::{
     QuickstartReport, TableDetail, TableSummary,
 };
 
+/// Writes the rows of a query as they arrive, in `fmt`; answers how many there were.
+pub async fn stream_rows<W: std::io::Write>(
+    fmt: tarn_lake::OutputFormat,
+    schema: &arrow::datatypes::SchemaRef,
+    mut rows: tarn_lake::BatchStream,
+    w: W,
+) -> anyhow::Result<usize> {
+    use futures::StreamExt;
+    let mut writer = tarn_lake::ResultWriter::new(fmt, schema, w)?;
+    while let Some(batch) = rows.next().await {
+        writer.write(&batch?)?;
+    }
+    Ok(writer.finish(false)?)
+}
+
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

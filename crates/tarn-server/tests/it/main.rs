@@ -145,7 +145,7 @@ fn arrow_ipc_rows(bytes: &[u8]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_have_one_shape_and_no_internals() {
     let (_dir, app) = app(Limits {
-        max_object_bytes: 10,
+        object_size: 10,
         ..Limits::default()
     })
     .await;
