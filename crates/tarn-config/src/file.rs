@@ -23,6 +23,9 @@ pub(crate) struct FileConfig {
     pub endpoints: Option<BTreeMap<String, crate::EndpointSpec>>,
     /// Limits on what enters the lake's servers and queries.
     pub limits: Option<crate::limits::LimitsSpec>,
+    /// What a load does when a file brings columns a table without a contract lacks:
+    /// `widen` (add them, and say so) or `refuse`.
+    pub schema_evolution: Option<crate::SchemaEvolution>,
     #[serde(default)]
     pub environments: BTreeMap<String, Settings>,
 }

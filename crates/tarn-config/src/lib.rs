@@ -28,7 +28,7 @@ pub use file::{
     DomainSpec, S3Settings, Secret, SmtpSettings, SmtpTls, Subscription, SubscriptionProtocol,
     TopicSpec,
 };
-pub use limits::{Limits, JSON_DEPTH_CEILING};
+pub use limits::{Limits, SchemaEvolution, JSON_DEPTH_CEILING};
 pub use pipeline::{
     check_cron, load_pipeline, load_pipelines, Choice, GlueVersion, Module, PipelineSpec,
     Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,

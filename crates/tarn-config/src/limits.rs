@@ -57,6 +57,17 @@ pub struct Limits {
     pub page_size: usize,
 }
 
+/// What a load does when a file brings columns that a table without a contract lacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaEvolution {
+    /// Add the columns (older rows read them as null) and say so in the load's report.
+    #[default]
+    Widen,
+    /// Refuse the load, naming the columns; nothing is written.
+    Refuse,
+}
+
 /// serde_json's own recursion limit: no configured depth may exceed it.
 pub const JSON_DEPTH_CEILING: usize = 128;
 

@@ -64,6 +64,8 @@ pub struct LakeConfig {
     pub endpoints: BTreeMap<String, crate::EndpointSpec>,
     /// Limits on requests, queries and keys (`limits:`).
     pub limits: crate::Limits,
+    /// Whether loads may add columns to tables without a contract (`schema_evolution:`).
+    pub schema_evolution: crate::SchemaEvolution,
 }
 
 impl LakeConfig {
@@ -246,6 +248,7 @@ impl LakeConfig {
             })?,
         };
         let config = LakeConfig {
+            schema_evolution: file.schema_evolution.unwrap_or_default(),
             limits,
             endpoints,
             root,

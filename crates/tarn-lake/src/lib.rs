@@ -146,6 +146,15 @@ impl Lake {
         self.events_after(kind, None, limit).await
     }
 
+    /// The newest `limit` events (of `kind`), oldest first.
+    pub async fn latest_events(
+        &self,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Event>, LakeError> {
+        Ok(self.meta.latest_events(kind, limit).await?)
+    }
+
     /// Recorded events after the one with id `after` (ids order events by time).
     pub async fn events_after(
         &self,

@@ -35,6 +35,10 @@ pub struct LoadReport {
     pub rejected_table: Option<String>,
     pub row_count: i64,
     pub ignored_columns: Vec<String>,
+    /// Columns the table gained with this load (a table without a contract widens to the
+    /// columns of what is loaded into it; `schema_evolution: refuse` refuses instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_columns: Vec<String>,
     /// The catalog's schema version after the load.
     pub catalog_version: i64,
     /// The table already had a commit of this load (see [`Lake::load_once`]): nothing was
@@ -65,15 +69,17 @@ pub(crate) fn columns_of(schema: &Schema, partition_by: &[String]) -> (Vec<Colum
 impl Lake {
     /// The contract of a table, when `contracts/` declares one.
     pub fn contract(&self, a: &TableAddress) -> Result<Option<Contract>, LakeError> {
-        let all = tarn_tables::load_contracts(&self.config.contracts_dir())?;
-        for c in &all {
+        // Only this table's contract matters to its loads: a broken file elsewhere in
+        // contracts/ is that table's problem, not every table's.
+        let found = tarn_tables::load_contract(&self.config.contracts_dir(), &a.to_string())?;
+        if let Some(c) = &found {
             let mut p = c.table.split('.');
             let (d, l) = (p.next().unwrap_or(""), p.next().unwrap_or(""));
             self.config.check_zone(d, l).map_err(|why| {
                 LakeError::Usage(format!("{}: `table: {}`: {why}", c.path.display(), c.table))
             })?;
         }
-        Ok(all.into_iter().find(|c| c.table == a.to_string()))
+        Ok(found)
     }
 
     /// Checks that a table can be written by loads (not in the raw layer).
@@ -106,7 +112,13 @@ impl Lake {
 
     /// Loads a local file, or an object `DOMAIN/LAYER/KEY`, into a Delta table.
     pub async fn load(&self, args: &LoadArgs) -> Result<LoadReport, LakeError> {
-        self.load_from(args, true, None).await
+        self.load_from(args, true, None, None).await
+    }
+
+    /// Loads a file that arrived by upload (kept in a temporary place): history, reports and
+    /// errors name it `name`, never the place it is kept.
+    pub async fn load_upload(&self, args: &LoadArgs, name: &str) -> Result<LoadReport, LakeError> {
+        self.load_from(args, true, None, Some(name)).await
     }
 
     /// Loads like [`Lake::load`], at most once per `txn`: the Delta commits carry `txn` as an
@@ -114,13 +126,13 @@ impl Lake {
     /// pipeline step resumed after a crash passes its execution and step, so a retried load
     /// never duplicates rows.
     pub async fn load_once(&self, args: &LoadArgs, txn: &str) -> Result<LoadReport, LakeError> {
-        self.load_from(args, true, Some(txn)).await
+        self.load_from(args, true, Some(txn), None).await
     }
 
     /// Loads an object `DOMAIN/LAYER/KEY` into a Delta table; never reads local files (for
     /// requests from the network).
     pub async fn load_object(&self, args: &LoadArgs) -> Result<LoadReport, LakeError> {
-        self.load_from(args, false, None).await
+        self.load_from(args, false, None, None).await
     }
 
     async fn load_from(
@@ -128,16 +140,51 @@ impl Lake {
         args: &LoadArgs,
         local: bool,
         txn: Option<&str>,
+        shown: Option<&str>,
     ) -> Result<LoadReport, LakeError> {
         let a = self.address(&args.table)?;
         self.writable(&a)?;
         let contract = self.contract(&a)?;
-        let bytes = self.source_bytes(&args.source, local).await?;
-        let name = args.source.clone();
+        let shown = shown.unwrap_or(&args.source).to_string();
+        let bytes = self.source_bytes(&args.source, local).await.map_err(|e| {
+            match (e, shown != args.source) {
+                (LakeError::Usage(_), true) => {
+                    LakeError::Usage(format!("`{shown}` could not be read"))
+                }
+                (e, _) => e,
+            }
+        })?;
+        let name = shown.clone();
         let format = args.format;
         let source = tokio::task::spawn_blocking(move || Source::read(&name, &bytes, format))
             .await
             .map_err(|e| LakeError::Usage(format!("reading the source failed: {e}")))??;
+        // Without a contract a table takes the columns of what is loaded into it: say which
+        // it gains, or refuse when the lake says so, before anything is written.
+        let mut added_columns = Vec::new();
+        if contract.is_none() && args.mode != LoadMode::Overwrite {
+            if let Some(existing) = self.meta.table(&a.database(), &a.table).await? {
+                let known: Vec<&str> = existing
+                    .columns
+                    .iter()
+                    .chain(existing.partition_keys.iter())
+                    .map(|c| c.name.as_str())
+                    .collect();
+                added_columns = source
+                    .columns()
+                    .into_iter()
+                    .filter(|c| !known.contains(&c.as_str()))
+                    .collect();
+            }
+            if !added_columns.is_empty()
+                && self.config.schema_evolution == tarn_config::SchemaEvolution::Refuse
+            {
+                return Err(LakeError::Usage(format!(
+                    "`{shown}` has columns {a} lacks: {}; the lake sets `schema_evolution: refuse`, so nothing was loaded: declare the columns in a contract under contracts/, or load with --mode overwrite",
+                    added_columns.join(", ")
+                )));
+            }
+        }
         let key = if args.key.is_empty() {
             contract.as_ref().map(|c| c.key.clone()).unwrap_or_default()
         } else {
@@ -163,7 +210,7 @@ impl Lake {
                 key: key.clone(),
                 contract: contract.as_ref(),
                 source: &source,
-                source_name: &args.source,
+                source_name: &shown,
                 load_id: &load_id,
                 txn,
             })
@@ -195,11 +242,7 @@ impl Lake {
                 &schema,
                 &partition_by,
                 parameters,
-                &format!(
-                    "load {load_id} ({} from {})",
-                    args.mode.as_str(),
-                    args.source
-                ),
+                &format!("load {load_id} ({} from {})", args.mode.as_str(), shown),
             )
             .await?;
         self.meta
@@ -211,7 +254,7 @@ impl Lake {
                     id: load_id.clone(),
                     table_id: record.id.clone(),
                     mode: args.mode.as_str().into(),
-                    source: args.source.clone(),
+                    source: shown.clone(),
                     rows_written: outcome.rows_written as i64,
                     rows_rejected: outcome.rows_rejected as i64,
                     table_version: outcome.table_version,
@@ -250,7 +293,7 @@ impl Lake {
             table: a.to_string(),
             load_id,
             mode: args.mode,
-            source: args.source.clone(),
+            source: shown.clone(),
             contract: contract.map(|c| c.path.display().to_string()),
             table_version: outcome.table_version,
             rows_written: outcome.rows_written,
@@ -258,6 +301,7 @@ impl Lake {
             rejected_table,
             row_count: outcome.row_count,
             ignored_columns: outcome.ignored_columns,
+            added_columns,
             catalog_version: record.version,
             already_loaded: outcome.already_loaded,
         })

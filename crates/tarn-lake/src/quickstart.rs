@@ -120,14 +120,20 @@ pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
         .await?,
     );
     let crawl = lake.crawl(Some("flights/raw")).await?;
+    // Once per content: running the quickstart again in the same folder loads nothing twice
+    // (neither the table nor its rejected rows).
+    let txn = format!("quickstart:{}", landed[0].etag);
     let load = lake
-        .load(&LoadArgs {
-            table: "flights.trusted.flights".into(),
-            source: "flights/raw/flights/flights.csv".into(),
-            format: None,
-            mode: LoadMode::Overwrite,
-            key: vec![],
-        })
+        .load_once(
+            &LoadArgs {
+                table: "flights.trusted.flights".into(),
+                source: "flights/raw/flights/flights.csv".into(),
+                format: None,
+                mode: LoadMode::Overwrite,
+                key: vec![],
+            },
+            &txn,
+        )
         .await?;
     let service = lake
         .sql_into(DELAYS_QUERY, "flights.service.delays_by_carrier")

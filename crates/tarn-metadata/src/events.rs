@@ -105,6 +105,25 @@ impl Store {
         .await?;
         rows.iter().map(event_of).collect()
     }
+
+    /// The newest `limit` events (of `kind`), oldest first.
+    pub async fn latest_events(
+        &self,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Event>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events
+             WHERE ($1 = '' OR kind = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(kind.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows.iter().map(event_of).collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
 }
 
 /// An event from its row.

@@ -457,9 +457,13 @@ async fn receive(
 pub(crate) struct EventQuery {
     /// Only this kind, e.g. `object.created`.
     kind: Option<String>,
+    /// The newest `limit` events (oldest first, one page, no `next_token`) instead of paging
+    /// from the oldest.
+    #[serde(default)]
+    newest: bool,
 }
 
-/// Recorded events, oldest first.
+/// Recorded events, oldest first (or the newest, with `newest=true`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventQuery, PageQuery),
     responses((status = 200, body = Page<tarn_lake::Event>), (status = 400, body = ErrorBody)))]
 pub(crate) async fn events(
@@ -469,6 +473,16 @@ pub(crate) async fn events(
 ) -> ApiResult<Json<Page<tarn_lake::Event>>> {
     // Event ids are UUIDv7: ordered by time, so the store pages on them; one row more than
     // the page tells whether another page follows.
+    if e.newest {
+        let rows = app
+            .lake
+            .latest_events(e.kind.as_deref(), q.limit(&app)? as i64)
+            .await?;
+        return Ok(Json(Page {
+            items: rows,
+            next_token: None,
+        }));
+    }
     let after = q.after()?;
     let rows = app
         .lake
@@ -689,9 +703,7 @@ pub(crate) async fn load_upload(
         q.mode.as_deref(),
         key,
     )?;
-    let mut report = app.lake.load(&args).await?;
-    report.source = name;
-    Ok(Json(report))
+    Ok(Json(app.lake.load_upload(&args, &name).await?))
 }
 
 /// A query.

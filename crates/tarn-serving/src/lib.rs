@@ -108,7 +108,7 @@ pub struct Endpoint {
 }
 
 /// A short view of an endpoint, for `GET /api/v1/endpoints`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EndpointStatus {
     pub name: String,
     pub model: String,

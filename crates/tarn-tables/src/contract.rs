@@ -202,9 +202,77 @@ pub fn load_all(dir: &Path) -> Result<Vec<Contract>, TablesError> {
     Ok(out)
 }
 
+/// The contract of `table` in `dir`, if one declares it. A broken file elsewhere does not
+/// stop this table's loads: only a file that names `table` (by its file name or its `table:`
+/// line) fails them, with its own error; the others are left to `load_all` to report.
+pub fn load_for(dir: &Path, table: &str) -> Result<Option<Contract>, TablesError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+        .collect();
+    paths.sort();
+    let mut found: Option<Contract> = None;
+    for p in paths {
+        match Contract::load(&p) {
+            Ok(c) if c.table == table => {
+                if let Some(other) = &found {
+                    return Err(TablesError::Contract {
+                        place: p.display().to_string(),
+                        message: format!(
+                            "table {table} already has a contract in {}",
+                            other.path.display()
+                        ),
+                    });
+                }
+                found = Some(c);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                let names_it = stem == table
+                    || std::fs::read_to_string(&p)
+                        .map(|t| {
+                            t.lines().any(|l| {
+                                l.trim().strip_prefix("table:").map(|v| {
+                                    v.trim().trim_matches(|c| c == '"' || c == '\'') == table
+                                }) == Some(true)
+                            })
+                        })
+                        .unwrap_or(false);
+                if names_it {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_contract_fails_only_its_own_table() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.trusted.x.yml"),
+            "table: a.trusted.x\ncolumns: [oops\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.yml"),
+            "table: a.trusted.y\ncolumns:\n  - {name: id, type: int}\n",
+        )
+        .unwrap();
+        assert!(load_for(dir.path(), "a.trusted.y").unwrap().is_some());
+        assert!(load_for(dir.path(), "a.trusted.z").unwrap().is_none());
+        assert!(load_for(dir.path(), "a.trusted.x").is_err());
+    }
 
     #[test]
     fn bad_type_names_the_line() {

@@ -19,7 +19,9 @@ mod source;
 mod stores;
 
 pub use conform::{conform, conform_against, reject_schema, Conformed, REJECT_COLUMNS};
-pub use contract::{arrow_type, load_all as load_contracts, ColumnRule, Contract};
+pub use contract::{
+    arrow_type, load_all as load_contracts, load_for as load_contract, ColumnRule, Contract,
+};
 pub use delta::{
     append_once, count_rows, history, load, open, write_batches, write_stream, BatchSource,
     HistoryEntry, LoadMode, LoadOutcome, LoadRequest,

@@ -194,6 +194,25 @@ impl Client {
             .await
     }
 
+    /// The endpoints the server hosts, with the version each serves now.
+    pub async fn endpoints(&self) -> Result<Vec<tarn_serving::EndpointStatus>> {
+        self.json(self.request(Method::GET, "/api/v1/endpoints"))
+            .await
+    }
+
+    /// The newest `limit` events, oldest first.
+    pub async fn latest_events(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Event>> {
+        let limit = limit.max(1).to_string();
+        let mut q = vec![("newest", "true"), ("limit", limit.as_str())];
+        if let Some(k) = kind {
+            q.push(("kind", k));
+        }
+        let page: Page<Event> = self
+            .json(self.request(Method::GET, "/api/v1/events").query(&q))
+            .await?;
+        Ok(page.items)
+    }
+
     pub async fn crawl(&self, scope: Option<&str>) -> Result<CrawlReport> {
         self.json(
             self.request(Method::POST, "/api/v1/crawls")

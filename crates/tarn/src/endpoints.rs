@@ -115,7 +115,59 @@ async fn view(lake: &Lake, r: tarn_lake::EndpointRecord) -> View {
     }
 }
 
+/// `tarn --server URL endpoints ...`: what the server hosts now. Deploying and deleting
+/// change the lake's metadata and are refused by name rather than done to a local folder.
+pub async fn remote(client: &crate::client::Client, cmd: &EndpointsCommand) -> Result<()> {
+    let (name, out) = match cmd {
+        EndpointsCommand::List { out } => (None, out),
+        EndpointsCommand::Show { name, out } => (Some(name), out),
+        EndpointsCommand::Deploy { .. } | EndpointsCommand::Delete { .. } => bail!(
+            "`tarn endpoints deploy` and `delete` work on the lake folder, not through --server: run them where the lake's tarn.yml is (a running `tarn serve` picks the change up within seconds), or declare the endpoint under `endpoints:` in tarn.yml"
+        ),
+    };
+    let mut statuses = client.endpoints().await?;
+    if let Some(n) = name {
+        statuses.retain(|s| &s.name == n);
+        if statuses.is_empty() {
+            bail!("the server hosts no endpoint called `{n}`; `tarn --server URL endpoints list` shows them");
+        }
+    }
+    if out.json() {
+        return match name {
+            Some(_) => print::json(&statuses[0]),
+            None => print::json(&statuses),
+        };
+    }
+    if statuses.is_empty() {
+        println!("the server hosts no endpoints");
+        return Ok(());
+    }
+    let mut t = print::grid(&["endpoint", "model", "serves now", "canary", "state"]);
+    for s in &statuses {
+        t.add_row(vec![
+            s.name.clone(),
+            s.model.clone(),
+            s.version
+                .as_ref()
+                .map(|v| format!("v{v} ({})", s.runtime.clone().unwrap_or_default()))
+                .unwrap_or_else(|| "nothing".into()),
+            s.canary
+                .as_ref()
+                .map(|c| format!("{c} v{}", s.canary_version.clone().unwrap_or_default()))
+                .unwrap_or_default(),
+            s.state.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
 pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
+    // Endpoints declared in tarn.yml are listed (and refused to deploy over) whether or not a
+    // server has started since they were written.
+    tarn_serving::sync_declared(lake, "tarn.yml")
+        .await
+        .map_err(anyhow::Error::msg)?;
     match cmd {
         EndpointsCommand::Deploy {
             name,

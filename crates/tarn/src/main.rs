@@ -174,9 +174,12 @@ enum Command {
         /// Only this kind, e.g. object.created.
         #[arg(long)]
         kind: Option<String>,
-        /// At most this many.
+        /// Show this many: the newest (default 100).
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// The oldest instead of the newest.
+        #[arg(long)]
+        oldest: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -886,7 +889,10 @@ async fn run(cli: Cli) -> Result<()> {
             };
             train::transform(&open(&cli).await?, &args, *out).await?;
         }
-        Command::Endpoints(cmd) => endpoints::run(&open(&cli).await?, cmd).await?,
+        Command::Endpoints(cmd) => match &server {
+            Some(c) => endpoints::remote(c, cmd).await?,
+            None => endpoints::run(&open(&cli).await?, cmd).await?,
+        },
         Command::Models(cmd) => match &server {
             Some(c) => models::models(&pipelines::Via::Server(c), cmd).await?,
             None => models::models(&pipelines::Via::Lake(&open(&cli).await?), cmd).await?,
@@ -911,16 +917,45 @@ async fn run(cli: Cli) -> Result<()> {
             put: None,
             kind,
             limit,
+            oldest,
             out,
         } => {
-            let events = match &server {
-                Some(c) => c.events(kind.as_deref(), *limit).await?,
-                None => open(&cli).await?.events(kind.as_deref(), *limit).await?,
+            let limit = (*limit).max(1);
+            // One more than asked tells whether there are more to mention.
+            let mut events = match (&server, oldest) {
+                (Some(c), true) => c.events(kind.as_deref(), limit + 1).await?,
+                (Some(c), false) => c.latest_events(kind.as_deref(), limit + 1).await?,
+                (None, true) => open(&cli).await?.events(kind.as_deref(), limit + 1).await?,
+                (None, false) => {
+                    open(&cli)
+                        .await?
+                        .latest_events(kind.as_deref(), limit + 1)
+                        .await?
+                }
             };
+            let more = events.len() as i64 > limit;
+            if more {
+                if *oldest {
+                    events.truncate(limit as usize);
+                } else {
+                    events.remove(0);
+                }
+            }
             if out.json() {
                 print::json(&events)?;
             } else {
                 print::events(&events);
+                if more {
+                    let which = if *oldest { "oldest" } else { "newest" };
+                    eprintln!(
+                        "the {which} {limit} are shown and there are more: --limit N shows more{}",
+                        if *oldest {
+                            ""
+                        } else {
+                            ", --oldest the first ones"
+                        }
+                    );
+                }
             }
         }
         Command::Crawl { scope, out } => {

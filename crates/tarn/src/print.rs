@@ -316,6 +316,12 @@ pub fn load(r: &LoadReport) {
             r.ignored_columns.join(", ")
         );
     }
+    if !r.added_columns.is_empty() {
+        println!(
+            "the table has no contract and gained columns: {} (older rows read them as null; `schema_evolution: refuse` in tarn.yml refuses such loads)",
+            r.added_columns.join(", ")
+        );
+    }
 }
 
 pub fn quickstart(r: &QuickstartReport) {
@@ -328,12 +334,19 @@ pub fn quickstart(r: &QuickstartReport) {
     for t in &r.crawl.tables {
         println!("     {} ({})", t.table, t.format);
     }
-    println!(
-        "3. loaded flights.trusted.flights under contracts/flights.trusted.flights.yml:\n     {} rows written, {} rejected into {}",
-        r.load.rows_written,
-        r.load.rows_rejected,
-        r.load.rejected_table.clone().unwrap_or_else(|| "(none)".into())
-    );
+    if r.load.already_loaded {
+        println!(
+            "3. flights.trusted.flights already holds this flights.csv ({} rows): a second quickstart loads nothing twice",
+            r.load.row_count
+        );
+    } else {
+        println!(
+            "3. loaded flights.trusted.flights under contracts/flights.trusted.flights.yml:\n     {} rows written, {} rejected into {}",
+            r.load.rows_written,
+            r.load.rows_rejected,
+            r.load.rejected_table.clone().unwrap_or_else(|| "(none)".into())
+        );
+    }
     println!(
         "4. materialised {} ({} rows) with SQL:\n     {}\n",
         r.service.table, r.service.row_count, r.query
