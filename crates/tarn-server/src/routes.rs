@@ -55,7 +55,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/loads/upload", post(load_upload))
         .route("/sql", post(sql))
         .route("/sql/into", post(sql_into))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(api_method_not_allowed);
     let main = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -116,13 +116,19 @@ pub(crate) async fn method_not_allowed(
     method: axum::http::Method,
     uri: axum::http::Uri,
 ) -> ApiError {
+    wrong_method(&method, uri.path())
+}
+
+/// The same, for routes under `/api/v1` (which see their path without the prefix).
+async fn api_method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    wrong_method(&method, &format!("/api/v1{}", uri.path()))
+}
+
+fn wrong_method(method: &axum::http::Method, path: &str) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!(
-            "{method} is not served at {}; /openapi.json lists the methods of every route",
-            uri.path()
-        ),
+        format!("{method} is not served at {path}; /openapi.json lists the methods of every route"),
     )
 }
 

@@ -162,6 +162,9 @@ fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
 /// Whether `t` has a commit with application transaction `app`.
 async fn has_txn(t: &DeltaTable, app: Option<&str>) -> Result<bool, TablesError> {
     let Some(app) = app else { return Ok(false) };
+    if t.version().is_none() {
+        return Ok(false); // a table not yet written has no transactions
+    }
     let version = t
         .snapshot()?
         .transaction_version(t.log_store().as_ref(), app)

@@ -1,5 +1,7 @@
 //! The API: router tests without a socket, and one over real loopback HTTP.
 
+mod hostile;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;

@@ -368,3 +368,117 @@ fn serve_answers_over_http_and_stops_cleanly_on_sigterm() {
     let ls = ok(&tarn(dir.path(), &["ls", "flights/raw"]));
     assert!(ls.contains("a.csv"), "{ls}");
 }
+
+/// A lake with `flights.trusted.n`: `rows` rows of `id,flight`.
+fn lake_with_numbers(rows: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tarn.yml"), "lake: x\ndomains: [flights]\n").unwrap();
+    let mut csv = String::from("id,flight\n");
+    for i in 1..=rows {
+        csv.push_str(&format!("{i},{}\n", i % 100));
+    }
+    let file = dir.path().join("n.csv");
+    std::fs::write(&file, csv).unwrap();
+    ok(&tarn(
+        dir.path(),
+        &["load", "flights.trusted.n", file.to_str().unwrap()],
+    ));
+    dir
+}
+
+#[test]
+fn big_results_stream_and_a_closed_stdout_ends_quietly() {
+    let dir = lake_with_numbers(5000);
+    // The table for people shows a preview and says how many rows it left out.
+    let table = ok(&tarn(
+        dir.path(),
+        &["sql", "SELECT * FROM flights.trusted.n"],
+    ));
+    assert!(
+        table.contains("5000 rows; the first 1000 are shown and 4000 more are not"),
+        "{}",
+        &table[table.len().saturating_sub(300)..]
+    );
+    assert_eq!(table.lines().filter(|l| l.starts_with("│")).count(), 1001);
+    let csv = ok(&tarn(
+        dir.path(),
+        &["sql", "SELECT * FROM flights.trusted.n", "--format", "csv"],
+    ));
+    assert_eq!(csv.lines().count(), 5001, "a header and every row");
+    // `tarn ... | head -1`: the reader goes away, tarn ends quietly (it panicked before).
+    for args in [
+        vec!["sql", "SELECT * FROM flights.trusted.n", "--format", "csv"],
+        vec!["table", "show", "flights.trusted.n"],
+        vec!["sql", "SELECT * FROM flights.trusted.n"],
+    ] {
+        for _ in 0..3 {
+            use std::io::BufRead;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_tarn"))
+                .arg("--dir")
+                .arg(dir.path())
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut first = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut first)
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && !err.contains("panicked"),
+                "{args:?}: {:?} {err}",
+                out.status
+            );
+        }
+    }
+    // A query past its timeout stops at it.
+    let slow = tarn(
+        dir.path(),
+        &[
+            "sql",
+            "SELECT count(*) FROM flights.trusted.n a, flights.trusted.n b, flights.trusted.n c WHERE a.id + b.id + c.id = 7",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert!(!slow.status.success());
+    assert!(
+        String::from_utf8_lossy(&slow.stderr).contains("timeout of 1 s"),
+        "{}",
+        String::from_utf8_lossy(&slow.stderr)
+    );
+}
+
+#[test]
+fn endpoints_through_a_server_read_the_server_or_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        "lake: x\ndomains: [flights, ml]\n",
+    )
+    .unwrap();
+    let served = server::Served::start(dir.path(), &[]);
+    // From a folder with no lake at all: the answer comes from the server.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let remote = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tarn"))
+            .current_dir(elsewhere.path())
+            .arg("--server")
+            .arg(&served.url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let list = ok(&remote(&["endpoints", "list", "--format", "json"]));
+    assert_eq!(json_of(&list), serde_json::json!([]));
+    let refused = remote(&["endpoints", "deploy", "d", "--model", "models:/m/1"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("not through --server"), "{err}");
+    let missing = remote(&["endpoints", "show", "nope"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("hosts no endpoint called `nope`"));
+    served.stop();
+}
