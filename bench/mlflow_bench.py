@@ -17,7 +17,6 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-from results import arguments, publish
+from results import arguments, free_port, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## ML tracking: tarn serve beside mlflow server"
@@ -37,12 +36,6 @@ QUERIES = [
     ("newest 100, no filter", "", []),
     ("filter a tag, order by another metric", "tags.team = 'vision'", ["metrics.r2 DESC"]),
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_up(url, proc, what):

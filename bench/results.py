@@ -1,4 +1,5 @@
-"""Writing one section of bench/RESULTS.md, leaving the others as they are."""
+"""What the benches share: writing one section of bench/RESULTS.md (leaving the others as
+they are), their common arguments, and finding a port and waiting for a server on it."""
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -36,3 +37,29 @@ def publish(args, title, lines):
     print(section)
     if not args.no_write:
         write_section(title, section)
+
+
+def free_port():
+    """A loopback port nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(url, seconds=120):
+    """Returns once `url` answers 200; exits naming it after `seconds`."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} never answered")

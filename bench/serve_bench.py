@@ -9,38 +9,17 @@ p50/p99 latency. Also one-row requests to tarn with the inference log on (it alw
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import arguments, publish
+from results import arguments, free_port, publish, wait
 
 SECTION = "## Model serving: tarn endpoints beside mlflow models serve"
 ROW = {"dep_delay": 12.0, "distance": 1400.0, "hour": 7.0, "minute": 5.0, "day": 3.0}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(url, seconds=120):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} never answered")
 
 
 def load(httpload, url, body, clients, seconds):

@@ -22,26 +22,18 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import arguments, publish
+from results import arguments, free_port, publish, wait
 
 SECTION = "## Soak: hostile and heavy requests beside real traffic"
 ROW = {"dep_delay": 12.0, "distance": 1400.0, "hour": 7.0, "minute": 5.0, "day": 3.0}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Conn:
@@ -153,18 +145,7 @@ def main():
     log = open(work / "serve.log", "w")
     server = subprocess.Popen([exe, "--dir", str(lake), "serve", "--addr", f"127.0.0.1:{port}"],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/endpoints/arrival_delay/ping", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except Exception:
-            pass
-        if time.time() > deadline:
-            raise SystemExit("the endpoint never became ready; see " + str(work / "serve.log"))
-        time.sleep(0.2)
+    wait(f"http://127.0.0.1:{port}/endpoints/arrival_delay/ping")
 
     invoke = json.dumps({"dataframe_records": [ROW]}).encode()
 

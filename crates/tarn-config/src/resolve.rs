@@ -209,16 +209,7 @@ impl LakeConfig {
                 let line = if field == "name" {
                     place.line_of_key(name)
                 } else {
-                    place.line_of_key(name).map(|at| {
-                        place
-                            .text
-                            .lines()
-                            .enumerate()
-                            .skip(at)
-                            .find(|(_, l)| l.trim_start().starts_with(&format!("{field}:")))
-                            .map(|(i, _)| i + 1)
-                            .unwrap_or(at)
-                    })
+                    place.line_of_field(name, field)
                 };
                 return Err(place.error(
                     line,
@@ -230,16 +221,7 @@ impl LakeConfig {
         let limits = match &file.limits {
             None => crate::Limits::default(),
             Some(spec) => spec.resolve().map_err(|(field, problem)| {
-                let line = place.line_of_key("limits").map(|at| {
-                    place
-                        .text
-                        .lines()
-                        .enumerate()
-                        .skip(at)
-                        .find(|(_, l)| l.trim_start().starts_with(&format!("{field}:")))
-                        .map(|(i, _)| i + 1)
-                        .unwrap_or(at)
-                });
+                let line = place.line_of_field("limits", field);
                 place.error(
                     line,
                     problem,
@@ -382,6 +364,20 @@ impl Place<'_> {
         fix: impl Into<String>,
     ) -> ConfigError {
         ConfigError::invalid(self.path, line, message, Some(fix.into()))
+    }
+
+    /// The line of `field:` under the first `section:` (the section's own line when the
+    /// field is not written there).
+    fn line_of_field(&self, section: &str, field: &str) -> Option<usize> {
+        self.line_of_key(section).map(|at| {
+            self.text
+                .lines()
+                .enumerate()
+                .skip(at)
+                .find(|(_, l)| l.trim_start().starts_with(&format!("{field}:")))
+                .map(|(i, _)| i + 1)
+                .unwrap_or(at)
+        })
     }
 
     /// The first line that holds `key:` as a mapping key.

@@ -162,31 +162,28 @@ impl ExecutionPlan for StopWhenCancelled {
         let flag = self.flag.clone();
         let inner = self.input.execute(partition, context)?;
         let slice = self.slice;
-        let stream = inner.flat_map(move |batch| {
-            let parts: Vec<Result<RecordBatch>> = match batch {
-                _ if flag.is_set() => vec![Err(DataFusionError::Execution(
-                    "the query was cancelled".to_string(),
-                ))],
-                Ok(b) => match slice {
-                    Some(n) if b.num_rows() > n => (0..b.num_rows())
+        // Each batch (cut to `slice` rows for a probe side) is let through only while the
+        // query is not cancelled.
+        let stream = inner
+            .flat_map(move |batch| {
+                let parts: Vec<Result<RecordBatch>> = match (batch, slice) {
+                    (Ok(b), Some(n)) if b.num_rows() > n => (0..b.num_rows())
                         .step_by(n)
                         .map(|at| Ok(b.slice(at, n.min(b.num_rows() - at))))
                         .collect(),
-                    _ => vec![Ok(b)],
-                },
-                Err(e) => vec![Err(e)],
-            };
-            let flag = flag.clone();
-            futures::stream::iter(parts).map(move |p| {
+                    (other, _) => vec![other],
+                };
+                futures::stream::iter(parts)
+            })
+            .map(move |part| {
                 if flag.is_set() {
                     Err(DataFusionError::Execution(
                         "the query was cancelled".to_string(),
                     ))
                 } else {
-                    p
+                    part
                 }
-            })
-        });
+            });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }

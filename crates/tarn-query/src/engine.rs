@@ -155,17 +155,11 @@ impl Engine {
     ) -> Result<(SchemaRef, BatchStream), QueryError> {
         use futures::StreamExt;
         crate::guard::check_text(sql, &self.limits)?;
-        let started = tokio::time::Instant::now();
-        let deadline = opts.timeout.map(|t| started + t);
-        let timeout = opts.timeout.unwrap_or_default();
-        let slots = self.limits.slots.clone();
-        let permit = match deadline {
-            Some(d) => tokio::time::timeout_at(d, slots.acquire_owned())
-                .await
-                .map_err(|_| QueryError::Timeout(timeout))?,
-            None => slots.acquire_owned().await,
-        }
-        .expect("the query slots are never closed");
+        let deadline = Deadline::after(opts.timeout);
+        let permit = deadline
+            .wait(self.limits.slots.clone().acquire_owned())
+            .await?
+            .expect("the query slots are never closed");
         let cancelled = Arc::new(crate::cancel::Cancelled::default());
         let ctx = self.query_context(&cancelled)?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, QueryError>>(2);
@@ -174,7 +168,6 @@ impl Engine {
             sql: sql.to_string(),
             addresses: self.addresses.clone(),
             limits: self.limits.clone(),
-            memory: self.limits.memory,
             row_limit: opts.row_limit,
         };
         let handle = crate::pool::runtime().spawn(async move {
@@ -205,33 +198,25 @@ impl Engine {
                 }
             }
         });
-        let abort = Arc::new(crate::pool::AbortOnDrop(handle.abort_handle(), cancelled));
-        let schema = match deadline {
-            Some(d) => tokio::time::timeout_at(d, schema_rx)
-                .await
-                .map_err(|_| QueryError::Timeout(timeout))?,
-            None => schema_rx.await,
-        }
-        .map_err(|_| QueryError::Output("the query stopped before it answered".into()))??;
+        let abort = crate::pool::AbortOnDrop(handle.abort_handle(), cancelled);
+        let schema = deadline
+            .wait(schema_rx)
+            .await?
+            .map_err(|_| QueryError::Output("the query stopped before it answered".into()))??;
+        // The stream owns `abort`: dropping it (or the deadline passing) stops the query.
         let rows = futures::stream::unfold(
             (rx, abort, false),
             move |(mut rx, abort, done)| async move {
                 if done {
                     return None;
                 }
-                let next = match deadline {
-                    Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
-                        Ok(n) => n,
-                        Err(_) => {
-                            return Some((Err(QueryError::Timeout(timeout)), (rx, abort, true)))
-                        }
-                    },
-                    None => rx.recv().await,
-                };
-                next.map(|b| {
-                    let failed = b.is_err();
-                    (b, (rx, abort, failed))
-                })
+                match deadline.wait(rx.recv()).await {
+                    Err(timeout) => Some((Err(timeout), (rx, abort, true))),
+                    Ok(next) => next.map(|b| {
+                        let failed = b.is_err();
+                        (b, (rx, abort, failed))
+                    }),
+                }
             },
         );
         Ok((schema, rows.boxed()))
@@ -276,12 +261,31 @@ impl Engine {
     }
 }
 
+/// When a query must have answered by, if ever.
+#[derive(Debug, Clone, Copy)]
+struct Deadline(Option<(tokio::time::Instant, Duration)>);
+
+impl Deadline {
+    fn after(timeout: Option<Duration>) -> Self {
+        Deadline(timeout.map(|t| (tokio::time::Instant::now() + t, t)))
+    }
+
+    /// Waits for `f`, or answers [`QueryError::Timeout`] once the deadline has passed.
+    async fn wait<F: std::future::Future>(self, f: F) -> Result<F::Output, QueryError> {
+        match self.0 {
+            Some((at, timeout)) => tokio::time::timeout_at(at, f)
+                .await
+                .map_err(|_| QueryError::Timeout(timeout)),
+            None => Ok(f.await),
+        }
+    }
+}
+
 /// One query on its way through the query runtime.
 struct Planned {
     sql: String,
     addresses: Arc<Vec<String>>,
     limits: Arc<QueryLimits>,
-    memory: u64,
     row_limit: Option<usize>,
 }
 
@@ -316,7 +320,7 @@ impl Planned {
     fn error(&self, e: DataFusionError) -> QueryError {
         if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
             return QueryError::Memory {
-                limit_mb: self.memory / (1024 * 1024),
+                limit_mb: self.limits.memory / (1024 * 1024),
             };
         }
         locate(&self.addresses, &self.sql, e.to_string())

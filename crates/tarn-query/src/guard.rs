@@ -22,8 +22,7 @@ pub struct QueryLimits {
     /// Memory one query may hold for sorts, joins and aggregations (it spills past it where
     /// it can, and stops with [`QueryError::Memory`] where it cannot).
     pub memory: u64,
-    /// Queries that run at once.
-    pub concurrency: usize,
+    /// One permit per query that may run at once.
     pub(crate) slots: Arc<Semaphore>,
 }
 
@@ -40,7 +39,6 @@ impl QueryLimits {
             sql_depth,
             sql_in_list,
             memory,
-            concurrency: concurrency.max(1),
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
         }
     }

@@ -58,7 +58,6 @@ pub fn write_result<W: Write>(
 pub struct ResultWriter<W: Write> {
     inner: Inner<W>,
     rows: usize,
-    preview: usize,
 }
 
 enum Inner<W: Write> {
@@ -108,22 +107,7 @@ impl<W: Write> ResultWriter<W> {
                 deltalake::arrow::ipc::writer::StreamWriter::try_new(w, schema).map_err(out)?,
             ),
         };
-        Ok(ResultWriter {
-            inner,
-            rows: 0,
-            preview: TABLE_PREVIEW_ROWS,
-        })
-    }
-
-    /// Shows at most `rows` rows in a table (the rest are counted).
-    pub fn with_preview(mut self, rows: usize) -> Self {
-        self.preview = rows;
-        self
-    }
-
-    /// Rows written so far.
-    pub fn rows(&self) -> usize {
-        self.rows
+        Ok(ResultWriter { inner, rows: 0 })
     }
 
     /// Writes one batch.
@@ -135,7 +119,7 @@ impl<W: Write> ResultWriter<W> {
         }
         match &mut self.inner {
             Inner::Table { table, .. } => {
-                let room = self.preview.saturating_sub(before).min(b.num_rows());
+                let room = TABLE_PREVIEW_ROWS.saturating_sub(before).min(b.num_rows());
                 if room > 0 {
                     let opts = FormatOptions::default().with_null("NULL");
                     let fmts: Vec<ArrayFormatter> = b
@@ -168,12 +152,12 @@ impl<W: Write> ResultWriter<W> {
         match self.inner {
             Inner::Table { table, mut w } => {
                 writeln!(w, "{table}").map_err(out)?;
-                let more = n.saturating_sub(self.preview);
+                let more = n.saturating_sub(TABLE_PREVIEW_ROWS);
                 if more > 0 {
                     writeln!(
                         w,
                         "{n} rows; the first {} are shown and {more} more are not: use --format csv (or json, parquet) for every row, or add a LIMIT",
-                        self.preview
+                        TABLE_PREVIEW_ROWS
                     )
                     .map_err(out)?;
                 } else {

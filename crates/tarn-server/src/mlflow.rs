@@ -69,12 +69,7 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<App> for MlJson<
     type Rejection = MlflowError;
 
     async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, MlflowError> {
-        let bytes = crate::error::read_body(req, app).await?;
-        serde_json::from_slice(&bytes).map(MlJson).map_err(|e| {
-            invalid(format!(
-                "the request body is not the JSON this call takes: {e}"
-            ))
-        })
+        Ok(MlJson(crate::error::read_json(req, app).await?))
     }
 }
 

@@ -828,43 +828,34 @@ pub(crate) async fn sql(
         row_limit: req.limit,
         timeout: Some(timeout),
     };
-    let (schema, mut rows) = app.lake.sql_stream_with(&req.query, &opts).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
-        let buf = Shared::default();
-        let mut writer = match tarn_lake::ResultWriter::new(format, &schema, buf.clone()) {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                return;
-            }
-        };
-        while let Some(batch) = rows.next().await {
-            let written = batch.and_then(|b| writer.write(&b));
-            if let Err(e) = written {
-                // The status is sent: breaking the body off tells the client it is incomplete.
+    let (schema, rows) = app.lake.sql_stream_with(&req.query, &opts).await?;
+    let buf = Shared::default();
+    let writer = tarn_lake::ResultWriter::new(format, &schema, buf.clone())
+        .map_err(tarn_lake::LakeError::from)?;
+    // The body is the query: each batch is written and sent as it comes; a client that goes
+    // away drops the body, and with it the query. A failure after the status is sent breaks
+    // the body off, which tells the client it is incomplete.
+    let chunks = futures::stream::unfold(
+        (rows, Some(writer), buf),
+        |(mut rows, writer, buf)| async move {
+            let mut writer = writer?;
+            let step = match rows.next().await {
+                Some(batch) => batch.and_then(|b| writer.write(&b)).map(|_| Some(writer)),
+                None => writer.finish(false).map(|_| None),
+            };
+            let chunk = step.as_ref().map(|_| buf.take()).map_err(|e| {
                 tracing::warn!("a streamed SQL answer broke off: {e}");
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                return;
-            }
-            if tx.send(Ok(buf.take())).await.is_err() {
-                return; // the client went away: dropping `rows` stops the query
-            }
-        }
-        let end = writer.finish(false).map(|_| buf.take());
-        let _ = tx
-            .send(end.map_err(|e| std::io::Error::other(e.to_string())))
-            .await;
-    });
-    let body = Body::from_stream(tokio_stream_of(rx));
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
-}
-
-/// A receiver as a stream of body chunks.
-fn tokio_stream_of(
-    rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
-) -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+                std::io::Error::other(e.to_string())
+            });
+            let writer = step.ok().flatten();
+            Some((chunk, (rows, writer, buf)))
+        },
+    );
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(chunks),
+    )
+        .into_response())
 }
 
 /// A buffer a result writer fills and the body stream drains after each batch.

@@ -173,11 +173,10 @@ impl Contract {
     }
 }
 
-/// Every contract under `dir`, each checked.
-pub fn load_all(dir: &Path) -> Result<Vec<Contract>, TablesError> {
-    let mut out = Vec::new();
+/// The `.yml`/`.yaml` files of a contracts folder, sorted (none when it does not exist).
+fn contract_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(out);
+        return Vec::new();
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -185,7 +184,13 @@ pub fn load_all(dir: &Path) -> Result<Vec<Contract>, TablesError> {
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
         .collect();
     paths.sort();
-    for p in paths {
+    paths
+}
+
+/// Every contract under `dir`, each checked.
+pub fn load_all(dir: &Path) -> Result<Vec<Contract>, TablesError> {
+    let mut out = Vec::new();
+    for p in contract_files(dir) {
         let c = Contract::load(&p)?;
         if let Some(other) = out.iter().find(|o: &&Contract| o.table == c.table) {
             return Err(TablesError::Contract {
@@ -206,17 +211,8 @@ pub fn load_all(dir: &Path) -> Result<Vec<Contract>, TablesError> {
 /// stop this table's loads: only a file that names `table` (by its file name or its `table:`
 /// line) fails them, with its own error; the others are left to `load_all` to report.
 pub fn load_for(dir: &Path, table: &str) -> Result<Option<Contract>, TablesError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(None);
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
-        .collect();
-    paths.sort();
     let mut found: Option<Contract> = None;
-    for p in paths {
+    for p in contract_files(dir) {
         match Contract::load(&p) {
             Ok(c) if c.table == table => {
                 if let Some(other) = &found {

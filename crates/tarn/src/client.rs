@@ -314,79 +314,39 @@ impl Client {
                     })),
             )
             .await?;
-        let mut chunks = res.bytes_stream();
-        let mut decoder = arrow::ipc::reader::StreamDecoder::new();
-        let mut pending: Vec<arrow::record_batch::RecordBatch> = Vec::new();
-        let mut buffer = arrow::buffer::Buffer::from_vec(Vec::<u8>::new());
-        // Read until the schema arrives (the first message of the stream).
+        let mut body = IpcBody {
+            chunks: res.bytes_stream().boxed(),
+            decoder: arrow::ipc::reader::StreamDecoder::new(),
+            buffer: arrow::buffer::Buffer::from_vec(Vec::<u8>::new()),
+            ended: false,
+        };
+        // The schema is the stream's first message; a batch may arrive in the same chunk.
+        let mut first = None;
         let schema = loop {
-            if let Some(s) = decoder.schema() {
+            if let Some(s) = body.decoder.schema() {
                 break s;
             }
-            if buffer.is_empty() {
-                match chunks.next().await {
-                    Some(c) => {
-                        buffer =
-                            arrow::buffer::Buffer::from(c.context("the server's answer broke off")?)
-                    }
-                    None => bail!("the server's Arrow answer ended before its schema"),
-                }
-            }
-            if let Some(b) = decoder
-                .decode(&mut buffer)
-                .context("the server's Arrow answer is unreadable")?
-            {
-                pending.push(b);
+            match body.step().await {
+                Ok(Step::Batch(b)) => first = Some(b),
+                Ok(Step::Nothing) => {}
+                Ok(Step::End) => bail!("the server's Arrow answer ended before its schema"),
+                Err(e) => bail!("{e}"),
             }
         };
-        let state = (chunks, decoder, buffer, pending, false);
-        let rows = futures::stream::unfold(
-            state,
-            |(mut chunks, mut decoder, mut buffer, mut pending, done)| async move {
-                loop {
-                    if let Some(b) = pending.pop() {
-                        return Some((Ok(b), (chunks, decoder, buffer, pending, done)));
-                    }
-                    if done {
-                        return None;
-                    }
-                    if buffer.is_empty() {
-                        match chunks.next().await {
-                            Some(Ok(c)) => buffer = arrow::buffer::Buffer::from(c),
-                            Some(Err(e)) => {
-                                let e = tarn_lake::QueryError::Output(format!(
-                                "the server's answer broke off (the query failed or ran past its timeout; the server log says which): {e}"
-                            ));
-                                return Some((Err(e), (chunks, decoder, buffer, pending, true)));
-                            }
-                            None => {
-                                let end = decoder.finish().map_err(|e| {
-                                    tarn_lake::QueryError::Output(format!(
-                                        "the server's Arrow answer ended early: {e}"
-                                    ))
-                                });
-                                return match end {
-                                    Ok(()) => None,
-                                    Err(e) => {
-                                        Some((Err(e), (chunks, decoder, buffer, pending, true)))
-                                    }
-                                };
-                            }
-                        }
-                    }
-                    match decoder.decode(&mut buffer) {
-                        Ok(Some(b)) => pending.push(b),
-                        Ok(None) => {}
-                        Err(e) => {
-                            let e = tarn_lake::QueryError::Output(format!(
-                                "the server's Arrow answer is unreadable: {e}"
-                            ));
-                            return Some((Err(e), (chunks, decoder, buffer, pending, true)));
-                        }
-                    }
+        let rows = futures::stream::unfold((Some(body), first), |(body, first)| async move {
+            if let Some(b) = first {
+                return Some((Ok(b), (body, None)));
+            }
+            let mut body = body?;
+            loop {
+                match body.step().await {
+                    Ok(Step::Nothing) => {}
+                    Ok(Step::Batch(b)) => return Some((Ok(b), (Some(body), None))),
+                    Ok(Step::End) => return None,
+                    Err(e) => return Some((Err(e), (None, None))),
                 }
-            },
-        );
+            }
+        });
         Ok((schema, rows.boxed()))
     }
 
@@ -514,5 +474,54 @@ impl Client {
         };
         self.send(req).await?;
         Ok(())
+    }
+}
+
+/// An Arrow IPC stream arriving in chunks of an HTTP body.
+struct IpcBody {
+    chunks: futures::stream::BoxStream<'static, reqwest::Result<tokio_util::bytes::Bytes>>,
+    decoder: arrow::ipc::reader::StreamDecoder,
+    buffer: arrow::buffer::Buffer,
+    ended: bool,
+}
+
+/// What one step through an [`IpcBody`] gave.
+enum Step {
+    Batch(arrow::record_batch::RecordBatch),
+    Nothing,
+    End,
+}
+
+impl IpcBody {
+    /// Decodes what is buffered, reading the next chunk when nothing is.
+    async fn step(&mut self) -> Result<Step, tarn_lake::QueryError> {
+        use futures::StreamExt;
+        let broke = |what: String| tarn_lake::QueryError::Output(what);
+        if self.ended {
+            return Ok(Step::End);
+        }
+        if self.buffer.is_empty() {
+            match self.chunks.next().await {
+                Some(Ok(c)) => self.buffer = arrow::buffer::Buffer::from(c),
+                Some(Err(e)) => return Err(broke(format!(
+                    "the server's answer broke off (the query failed or ran past its timeout; the server log says which): {e}"
+                ))),
+                None => {
+                    self.ended = true;
+                    return self
+                        .decoder
+                        .finish()
+                        .map(|_| Step::End)
+                        .map_err(|e| broke(format!("the server's Arrow answer ended early: {e}")))
+                }
+            }
+        }
+        match self.decoder.decode(&mut self.buffer) {
+            Ok(Some(b)) => Ok(Step::Batch(b)),
+            Ok(None) => Ok(Step::Nothing),
+            Err(e) => Err(broke(format!(
+                "the server's Arrow answer is unreadable: {e}"
+            ))),
+        }
     }
 }

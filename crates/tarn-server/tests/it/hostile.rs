@@ -232,38 +232,36 @@ async fn streamed_sql_answers_hold_every_row_past_the_json_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_file_without_extension_is_its_own_table_and_two_claimants_are_reported() {
     let (_dir, app) = app(Limits::default()).await;
-    let (s, _) = call(
-        &app,
-        put("/api/v1/zones/flights/raw/objects/airlines", AIRLINES),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
-    let (s, b) = call(
-        &app,
-        post("/api/v1/crawls", json!({"scope": "flights/raw"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{}", text(&b));
-    let count = json!({"query": "SELECT count(*) AS n FROM flights.raw.airlines"});
-    let (s, b) = call(&app, post("/api/v1/sql", count.clone())).await;
+    let land_and_crawl = |key: &'static str| {
+        let app = app.clone();
+        async move {
+            let uri = format!("/api/v1/zones/flights/raw/objects/{key}");
+            let (s, _) = call(&app, put(&uri, AIRLINES)).await;
+            assert_eq!(s, StatusCode::CREATED);
+            let (s, b) = call(
+                &app,
+                post("/api/v1/crawls", json!({"scope": "flights/raw"})),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{}", text(&b));
+            json(&b)
+        }
+    };
+    let count = || {
+        post(
+            "/api/v1/sql",
+            json!({"query": "SELECT count(*) AS n FROM flights.raw.airlines"}),
+        )
+    };
+    land_and_crawl("airlines").await;
+    let (s, b) = call(&app, count()).await;
     assert_eq!(
         (s, json(&b)["rows"][0]["n"].clone()),
         (StatusCode::OK, json!(3))
     );
 
-    let (s, _) = call(
-        &app,
-        put("/api/v1/zones/flights/raw/objects/airlines.csv", AIRLINES),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
-    let (s, b) = call(
-        &app,
-        post("/api/v1/crawls", json!({"scope": "flights/raw"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    let skipped = json(&b)["skipped"].clone();
+    let report = land_and_crawl("airlines.csv").await;
+    let skipped = report["skipped"].clone();
     assert!(
         skipped
             .as_array()
@@ -276,7 +274,7 @@ async fn a_root_file_without_extension_is_its_own_table_and_two_claimants_are_re
                     .contains("both make table flights.raw.airlines")),
         "{skipped}"
     );
-    let (s, b) = call(&app, post("/api/v1/sql", count)).await;
+    let (s, b) = call(&app, count()).await;
     assert_eq!(
         (s, json(&b)["rows"][0]["n"].clone()),
         (StatusCode::OK, json!(3))
