@@ -100,7 +100,9 @@ async fn create_at(table_url: &str) -> Result<DeltaTable, TablesError> {
         std::fs::create_dir_all(path)
             .map_err(|e| TablesError::Location(format!("{table_url}: {e}")))?;
     }
-    Ok(DeltaTable::try_from_url(url(table_url)?).await?)
+    // Called where `open` found no table: building without loading spares the kernel a probe
+    // it would log as an error.
+    Ok(DeltaTableBuilder::from_url(url(table_url)?)?.build()?)
 }
 
 fn url(s: &str) -> Result<Url, TablesError> {

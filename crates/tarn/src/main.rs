@@ -630,16 +630,17 @@ enum TableCommand {
 
 fn main() {
     let cli = Cli::parse();
-    // delta-kernel logs an ERROR when it probes a folder that holds no table yet; tarn reports
-    // real failures itself, so that noise stays off unless asked for.
+    // delta-kernel logs an ERROR when it probes a folder that holds no table yet, and
+    // delta-rs a WARN on every merge about a metric it derives itself; tarn reports real
+    // failures itself, so that noise stays off unless asked for (TARN_LOG).
     let serving = matches!(cli.command, Command::Serve { .. });
+    let merge = "deltalake_core::operations::merge=error";
     let filter = std::env::var("TARN_LOG").unwrap_or_else(|_| {
         if cli.verbose || serving {
-            "info,buoyant_kernel=warn"
+            format!("info,buoyant_kernel=warn,{merge}")
         } else {
-            "warn,buoyant_kernel=off"
+            format!("warn,buoyant_kernel=off,{merge}")
         }
-        .into()
     });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -431,42 +431,23 @@ pub async fn quickstart_pipeline(lake: &Lake, dir: &std::path::Path) -> Result<Q
         Some(id) => id.clone(),
         None => {
             // The quickstart run again in its folder: the same bytes landed before, so no new
-            // event; the day is merged again by hand, as `pipelines run` would.
+            // event, and the day was merged by the execution that event started. Merging it
+            // again would only reject its cancelled flights a second time: show that one.
             let landed = lake
                 .meta
-                .events(Some(tarn_lake::OBJECT_CREATED), None, None, 10_000)
+                .latest_events(Some(tarn_lake::OBJECT_CREATED), 10_000)
                 .await?
                 .into_iter()
                 .rfind(|e| e.key == "flights/2013-01-05.csv")
                 .context("the landed day has no event")?;
-            let e = NewEvent {
-                kind: tarn_pipelines::MANUAL_EVENT.into(),
-                zone: String::new(),
-                key: "daily_flights".into(),
-                etag: uuid::Uuid::new_v4().to_string(),
-                size: 0,
-                detail: tarn_pipelines::summary(&landed),
-            };
-            let event_id = lake.meta.record_event_id(&e).await?.unwrap_or_default();
-            let manual = lake
-                .meta
-                .event(&event_id)
-                .await?
-                .context("the event just recorded is missing")?;
-            let wanted = engine
-                .executions_for(&manual, Some("daily_flights"))
-                .await?;
-            lake.meta
-                .dispatch(&event_id, &wanted)
-                .await?
-                .first()
-                .context("daily_flights declined the landed day")?
-                .clone()
+            tarn_lake::execution_id("daily_flights", &landed.id)
         }
     };
     loop {
         match engine.work_once(Some(&id)).await? {
             Some((_, Progress::Ended(_))) | Some((_, Progress::Lost)) => break,
+            // Not claimable: ended already (a quickstart run again), or another worker has it.
+            None if lake.execution(&id).await?.execution.finished_at.is_some() => break,
             _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
         }
     }

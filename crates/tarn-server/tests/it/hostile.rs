@@ -27,10 +27,19 @@ fn numbers_csv(n: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-async fn app_with_numbers(rows: usize) -> (tempfile::TempDir, App) {
-    let (dir, app) = app(Limits::default()).await;
+/// An app over a lake described by `yml`, with that lake's own limits.
+async fn app_in(yml: &str) -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tarn.yml"), yml).unwrap();
+    let lake = Lake::open(dir.path(), &Selection::default()).await.unwrap();
+    let limits = lake.config.limits.clone();
+    (dir, App::build(lake, limits))
+}
+
+/// Lands `rows` numbers and loads them as `flights.trusted.numbers`.
+async fn add_numbers(app: &App, rows: usize) {
     let (s, b) = call(
-        &app,
+        app,
         Request::put("/api/v1/zones/flights/raw/objects/numbers/numbers.csv")
             .body(Body::from(numbers_csv(rows)))
             .unwrap(),
@@ -38,7 +47,7 @@ async fn app_with_numbers(rows: usize) -> (tempfile::TempDir, App) {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{}", text(&b));
     let (s, b) = call(
-        &app,
+        app,
         post(
             "/api/v1/loads",
             json!({"table": "flights.trusted.numbers", "source": "flights/raw/numbers/numbers.csv"}),
@@ -46,7 +55,129 @@ async fn app_with_numbers(rows: usize) -> (tempfile::TempDir, App) {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{}", text(&b));
+}
+
+async fn app_with_numbers(rows: usize) -> (tempfile::TempDir, App) {
+    let (dir, app) = app(Limits::default()).await;
+    add_numbers(&app, rows).await;
     (dir, app)
+}
+
+fn upload(table: &str, name: &str, body: &'static [u8]) -> Request<Body> {
+    Request::post(format!("/api/v1/loads/upload?table={table}&name={name}"))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_needing_more_memory_than_its_limit_is_refused_naming_it() {
+    let (_dir, app) =
+        app_in("lake: api\ndomains: [flights]\nlimits: {query_memory: 256KiB}\n").await;
+    add_numbers(&app, 30_000).await;
+    // A hash join's build side cannot spill: past the limit the query stops and says why.
+    let (s, b) = call(
+        &app,
+        post(
+            "/api/v1/sql",
+            json!({"query": "SELECT count(*) FROM flights.trusted.numbers a JOIN flights.trusted.numbers b ON a.flight = b.flight"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{}", text(&b));
+    assert_eq!(json(&b)["error"]["code"], "query_memory");
+    assert!(text(&b).contains("limits.query_memory"), "{}", text(&b));
+    // A query within it answers.
+    let (s, b) = call(
+        &app,
+        post(
+            "/api/v1/sql",
+            json!({"query": "SELECT count(*) AS n FROM flights.trusted.numbers"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, json(&b)["rows"][0]["n"].clone()),
+        (StatusCode::OK, json!(30_000))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_files_that_are_gone_fails_saying_so() {
+    let (dir, app) = app(Limits::default()).await;
+    let (s, _) = call(
+        &app,
+        put(
+            "/api/v1/zones/flights/raw/objects/airlines/airlines.csv",
+            AIRLINES,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = call(
+        &app,
+        post("/api/v1/crawls", json!({"scope": "flights/raw"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let q = json!({"query": "SELECT count(*) AS n FROM flights.raw.airlines"});
+    let (s, b) = call(&app, post("/api/v1/sql", q.clone())).await;
+    assert_eq!(
+        (s, json(&b)["rows"][0]["n"].clone()),
+        (StatusCode::OK, json!(3))
+    );
+    std::fs::remove_file(
+        dir.path()
+            .join("lake/dev/flights/raw/airlines/airlines.csv"),
+    )
+    .unwrap();
+    let (s, b) = call(&app, post("/api/v1/sql", q)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no silent 0: {}", text(&b));
+    assert!(text(&b).contains("has no files"), "{}", text(&b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_keep_their_name_and_new_columns_are_reported_or_refused() {
+    let (_dir, app) = app(Limits::default()).await;
+    let (s, b) = call(&app, upload("flights.trusted.a", "a.csv", b"x\n1\n")).await;
+    assert_eq!(s, StatusCode::OK, "{}", text(&b));
+    assert_eq!(json(&b)["source"], "a.csv");
+    let (s, b) = call(&app, upload("flights.trusted.a", "b.csv", b"x,y\n2,3\n")).await;
+    assert_eq!(s, StatusCode::OK, "{}", text(&b));
+    assert_eq!(json(&b)["added_columns"], json!(["y"]));
+    let (_, b) = call(&app, get("/api/v1/tables/flights.trusted.a")).await;
+    let sources: Vec<String> = json(&b)["loads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["source"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sources.len(), 2);
+    assert!(
+        sources.iter().all(|s| s == "a.csv" || s == "b.csv"),
+        "history names the uploads, not where the server kept them: {sources:?}"
+    );
+    let (_, b) = call(&app, get("/api/v1/tables/flights.trusted.a/history")).await;
+    assert!(!text(&b).contains("/tmp"), "{}", text(&b));
+
+    let (_dir, app) = app_in("lake: api\ndomains: [flights]\nschema_evolution: refuse\n").await;
+    let (s, _) = call(&app, upload("flights.trusted.a", "a.csv", b"x\n1\n")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = call(&app, upload("flights.trusted.a", "b.csv", b"x,y\n2,3\n")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{}", text(&b));
+    assert!(
+        text(&b).contains("schema_evolution: refuse") && text(&b).contains("y"),
+        "{}",
+        text(&b)
+    );
+    let (_, b) = call(
+        &app,
+        post(
+            "/api/v1/sql",
+            json!({"query": "SELECT count(*) AS n FROM flights.trusted.a"}),
+        ),
+    )
+    .await;
+    assert_eq!(json(&b)["rows"][0]["n"], json!(1), "nothing was loaded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,6 +178,35 @@ fn quickstart_builds_a_lake_a_user_can_explore() {
     .unwrap();
     assert_eq!(events.as_array().unwrap().len(), 3);
     assert_eq!(counts()[0]["ok"], 2960 + 717);
+    assert_eq!(
+        counts()[0]["bad"],
+        40 + 3,
+        "the rejected rows are not doubled"
+    );
+
+    // `tarn events` shows the newest, and says when there are more.
+    let newest = tarn(&lake, &["events", "--limit", "1", "--format", "json"]);
+    let all: serde_json::Value = serde_json::from_str(&ok(&tarn(
+        &lake,
+        &["events", "--limit", "10000", "--format", "json"],
+    )))
+    .unwrap();
+    let last = all.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(json_of(&ok(&newest)), serde_json::json!([last]));
+    let people = tarn(&lake, &["events", "--limit", "1"]);
+    assert!(String::from_utf8_lossy(&people.stderr).contains("there are more"));
+    let oldest = json_of(&ok(&tarn(
+        &lake,
+        &["events", "--oldest", "--limit", "1", "--format", "json"],
+    )));
+    assert_eq!(oldest[0], all[0]);
+
+    // The endpoint tarn.yml declares is listed before any server has started.
+    let endpoints = json_of(&ok(&tarn(
+        &lake,
+        &["endpoints", "list", "--format", "json"],
+    )));
+    assert_eq!(endpoints[0]["name"], "arrival_delay", "{endpoints}");
 
     // CSV and Parquet output.
     let csv = ok(&tarn(
@@ -474,6 +503,26 @@ fn endpoints_through_a_server_read_the_server_or_are_refused_by_name() {
     };
     let list = ok(&remote(&["endpoints", "list", "--format", "json"]));
     assert_eq!(json_of(&list), serde_json::json!([]));
+    // A big answer streams through the server as it does from a folder.
+    let mut csv = String::from("id\n");
+    for i in 1..=20_000 {
+        csv.push_str(&format!("{i}\n"));
+    }
+    let file = elsewhere.path().join("ids.csv");
+    std::fs::write(&file, csv).unwrap();
+    ok(&remote(&[
+        "load",
+        "flights.trusted.ids",
+        file.to_str().unwrap(),
+    ]));
+    let rows = ok(&remote(&[
+        "sql",
+        "SELECT id FROM flights.trusted.ids ORDER BY id",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(rows.lines().count(), 20_001);
+    assert_eq!(rows.lines().last(), Some("20000"));
     let refused = remote(&["endpoints", "deploy", "d", "--model", "models:/m/1"]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
