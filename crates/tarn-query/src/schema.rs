@@ -196,9 +196,15 @@ async fn has_files(location: &str) -> Result<bool> {
     else {
         return Ok(true); // not ours to check: the reader will say what it finds
     };
-    let prefix =
+    let path =
         deltalake::logstore::object_store::path::Path::from(url.path().trim_start_matches('/'));
-    let first = store.list(Some(&prefix)).next().await;
+    // A location without a trailing `/` is a file (a root file, with or without an
+    // extension); with one, a folder that must hold something.
+    use deltalake::logstore::object_store::ObjectStoreExt;
+    if !location.ends_with('/') && store.head(&path).await.is_ok() {
+        return Ok(true);
+    }
+    let first = store.list(Some(&path)).next().await;
     Ok(matches!(first, Some(Ok(_))))
 }
 

