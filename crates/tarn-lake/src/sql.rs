@@ -84,21 +84,52 @@ impl Lake {
     /// replacing what it held; each run is a new version. The rows stream from the query into
     /// the table.
     pub async fn sql_into(&self, query: &str, target: &str) -> Result<SqlInto, LakeError> {
+        self.sql_into_within(query, target, None).await
+    }
+
+    /// [`Lake::sql_into`] stopped after `timeout` (nothing is committed then). A query that
+    /// fails while its rows are written fails the call with the query's own error.
+    pub async fn sql_into_within(
+        &self,
+        query: &str,
+        target: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<SqlInto, LakeError> {
         use futures::StreamExt;
         self.curated(target, "--into")?;
-        let (schema, rows) = self.sql_stream(query).await?;
+        let opts = QueryOptions {
+            timeout,
+            row_limit: None,
+        };
+        let (schema, rows) = self.sql_stream_with(query, &opts).await?;
         let mut p = BTreeMap::new();
         p.insert("query".to_string(), query.to_string());
-        let rows = rows.map(|r| r.map_err(|e| e.to_string())).boxed();
-        self.write_service_stream(
-            target,
-            "--into",
-            &schema,
-            rows,
-            p,
-            "materialised by tarn sql --into",
-        )
-        .await
+        let failed: Arc<std::sync::Mutex<Option<tarn_query::QueryError>>> = Arc::default();
+        let slot = failed.clone();
+        let rows = rows
+            .map(move |r| {
+                r.map_err(|e| {
+                    let text = e.to_string();
+                    *slot.lock().expect("error slot") = Some(e);
+                    text
+                })
+            })
+            .boxed();
+        let written = self
+            .write_service_stream(
+                target,
+                "--into",
+                &schema,
+                rows,
+                p,
+                "materialised by tarn sql --into",
+            )
+            .await;
+        let query_error = failed.lock().expect("error slot").take();
+        match (written, query_error) {
+            (Err(_), Some(query_error)) => Err(query_error.into()),
+            (written, _) => written,
+        }
     }
 
     /// Writes a stream of batches as the Delta table `target` (a service table), replacing

@@ -897,5 +897,9 @@ pub(crate) async fn sql_into(
     JsonBody(req): JsonBody<SqlIntoRequest>,
 ) -> ApiResult<Json<tarn_lake::SqlInto>> {
     scope.allows(domain_of(&req.table))?;
-    Ok(Json(app.lake.sql_into(&req.query, &req.table).await?))
+    Ok(Json(
+        app.lake
+            .sql_into_within(&req.query, &req.table, Some(app.limits.query_timeout))
+            .await?,
+    ))
 }

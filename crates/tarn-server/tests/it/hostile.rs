@@ -461,6 +461,43 @@ async fn keys_page_tokens_and_methods_answer_400s_and_405s_in_the_error_shape() 
     assert!(text(&b).contains("/api/v1/sql"), "{}", text(&b));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn materialising_a_query_that_fails_or_runs_too_long_is_a_4xx_and_writes_nothing() {
+    let (_dir, app) = app_on(Deployment::Embedded, "limits: {query_timeout: 1s}\n").await;
+    add_numbers(&app, 20_000).await;
+    let into = |q: &str| {
+        post(
+            "/api/v1/sql/into",
+            json!({"query": q, "table": "flights.service.x"}),
+        )
+    };
+    // Fails while its rows are written: the query's own error, not a server fault.
+    let (s, b) = call(
+        &app,
+        into("SELECT CAST(CAST(id AS VARCHAR) || 'x' AS INT) AS n FROM flights.trusted.numbers"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{}", text(&b));
+    // Runs past the server's timeout: stopped, 408.
+    let (s, b) = call(
+        &app,
+        into("SELECT a.id FROM flights.trusted.numbers a CROSS JOIN flights.trusted.numbers b WHERE a.flight + b.flight = 17"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{}", text(&b));
+    let (s, _) = call(&app, get("/api/v1/tables/flights.service.x")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "nothing was materialised");
+    let (s, b) = call(
+        &app,
+        into("SELECT id FROM flights.trusted.numbers WHERE id <= 10"),
+    )
+    .await;
+    assert_eq!(
+        (s, json(&b)["row_count"].clone()),
+        (StatusCode::OK, json!(10))
+    );
+}
+
 /// Statements to mutate: the bench's queries and the shapes users write.
 fn sql_corpus() -> Vec<String> {
     let bench = std::fs::read_to_string(
