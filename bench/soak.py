@@ -63,6 +63,40 @@ class Conn:
         raise AssertionError("unreachable")
 
 
+def send_big(port, method, path, body, headers, timeout=60):
+    """Sends a large body as curl does: the server may answer (413) before it has read it
+    all, so the answer is read as soon as it arrives instead of failing on a closed pipe."""
+    import select
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    sock.sendall(head.encode())
+    sent, answer = 0, b""
+    try:
+        while sent < len(body):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            sent += sock.send(body[sent:sent + 65536])
+    except OSError:
+        pass  # the server stopped reading: its answer is waiting
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except OSError:
+        pass
+    sock.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    parts = status_line.split()
+    status = int(parts[1]) if len(parts) > 1 else 0
+    return status, rest.partition(b"\r\n\r\n")[2]
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -218,7 +252,10 @@ def main():
             else:
                 name, method, path, body, headers, words = rnd.choice(hostiles)
                 try:
-                    s, b = c.call(method, path, body, headers)
+                    if body is not None and len(body) > 1024 * 1024:
+                        s, b = send_big(port, method, path, body, headers)
+                    else:
+                        s, b = c.call(method, path, body, headers)
                 except Exception as e:
                     s, b = 0, str(e).encode()
                 text = b.decode("utf-8", "replace")
