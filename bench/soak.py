@@ -293,7 +293,9 @@ def main():
         if all(e["status"] in ("succeeded", "failed", "cancelled") for e in items):
             break
         time.sleep(1)
-    failed = [e["id"] for e in items if e["status"] != "succeeded"]
+    failed = [e for e in items if e["status"] != "succeeded"]
+    for e in failed[:3]:
+        results["errors"].append(f"execution {e['id']} {e['status']}: {(e.get('error') or '')[:300]}")
     server.terminate()
     server.wait(timeout=60)
 
