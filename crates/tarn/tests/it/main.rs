@@ -531,3 +531,37 @@ fn endpoints_through_a_server_read_the_server_or_are_refused_by_name() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("hosts no endpoint called `nope`"));
     served.stop();
 }
+
+#[test]
+fn errors_say_each_cause_once_and_routine_work_logs_nothing() {
+    let dir = lake_with_numbers(10);
+    let missing = tarn(
+        dir.path(),
+        &["land", "/no/such/file.csv", "flights/raw/x.csv"],
+    );
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    // A merge and a load into a new table are routine: no WARN or ERROR lines.
+    let file = dir.path().join("n.csv");
+    for args in [
+        vec![
+            "load",
+            "flights.trusted.n",
+            file.to_str().unwrap(),
+            "--mode",
+            "merge",
+            "--key",
+            "id",
+        ],
+        vec!["load", "flights.trusted.fresh", file.to_str().unwrap()],
+    ] {
+        let out = tarn(dir.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            !err.contains("WARN") && !err.contains("ERROR"),
+            "{args:?}: {err}"
+        );
+    }
+}
