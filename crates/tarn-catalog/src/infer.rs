@@ -52,8 +52,18 @@ impl Kind {
             return Kind::Null;
         }
         let v = value.trim();
+        // As loads infer (tarn-tables' conform): leading zeros make a code, not a number, and
+        // an integer too long for a bigint is not made a double.
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        let integral = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        if integral && digits.len() > 1 && digits.starts_with('0') {
+            return Kind::String;
+        }
         if v.parse::<i64>().is_ok() {
             return Kind::Bigint;
+        }
+        if integral {
+            return Kind::String;
         }
         if v.parse::<f64>().is_ok() && v.chars().any(|c| c.is_ascii_digit()) {
             return Kind::Double;

@@ -19,6 +19,7 @@ mod file;
 mod limits;
 mod pipeline;
 mod resolve;
+mod secrets;
 mod starter;
 mod train;
 
@@ -34,6 +35,7 @@ pub use pipeline::{
     Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,
 };
 pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
+pub use secrets::{inherited_env, redact, redact_json, INHERITED};
 pub use starter::STARTER;
 pub use train::{
     load_train_spec, load_train_specs, parse_bytes, parse_duration, Algorithm, Channel,

@@ -69,6 +69,42 @@ pub struct LakeConfig {
 }
 
 impl LakeConfig {
+    /// Every secret this lake is configured with (the S3 secret key and session token, the
+    /// SMTP password, the metadata store's password), from tarn.yml or the environment: what
+    /// must never reach a log, an execution's history or an answer. Values shorter than 4
+    /// characters are left out (hiding them would garble ordinary text).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(s) = &self.s3.secret_access_key {
+            out.push(s.expose().to_string());
+        }
+        if let Some(s) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+            out.push(s.expose().to_string());
+        }
+        for var in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "TARN_SMTP_PASSWORD",
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                out.push(v);
+            }
+        }
+        if let Ok(u) = url::Url::parse(&self.metadata) {
+            if let Some(p) = u.password() {
+                out.push(p.to_string());
+                // The URL may carry it percent-encoded.
+                if let Ok(d) = percent_encoding::percent_decode_str(p).decode_utf8() {
+                    out.push(d.into_owned());
+                }
+            }
+        }
+        out.retain(|s| s.len() >= 4);
+        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        out.dedup();
+        out
+    }
+
     /// Reads `tarn.yml` from `dir` (a folder, or the file itself) and resolves it.
     pub fn load(dir: &Path, selection: &Selection) -> Result<Self, ConfigError> {
         let path = if dir.is_dir() {

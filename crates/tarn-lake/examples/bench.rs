@@ -38,6 +38,7 @@ async fn time_load(csv: &str, contract: Option<&str>) -> (f64, usize, usize) {
             format: None,
             mode: LoadMode::Append,
             key: vec![],
+            again: false,
         })
         .await
         .unwrap();
@@ -90,6 +91,7 @@ async fn main() {
         format: None,
         mode: LoadMode::Append,
         key: vec![],
+        again: false,
     })
     .await
     .unwrap();

@@ -12,6 +12,7 @@
 mod address;
 mod artifacts;
 mod catalog;
+mod doctor;
 mod error;
 mod executions;
 mod load;
@@ -22,6 +23,7 @@ pub mod testing;
 pub use address::TableAddress;
 pub use artifacts::ARTIFACT_ROOT;
 pub use catalog::{TableDetail, TableSummary};
+pub use doctor::{DoctorReport, Finding};
 pub use error::LakeError;
 pub use executions::{ExecutionDetail, ExecutionPage, CUSTOM_EVENT};
 pub use load::{LoadArgs, LoadReport};

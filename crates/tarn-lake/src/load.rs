@@ -4,6 +4,7 @@
 use crate::{Lake, LakeError, TableAddress};
 use arrow::datatypes::Schema;
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use tarn_metadata::{Column, LoadRecord, TableDraft};
 use tarn_tables::{Contract, Format, LoadMode, LoadRequest, Source};
@@ -19,6 +20,9 @@ pub struct LoadArgs {
     pub mode: LoadMode,
     /// Merge key columns (defaults to the contract's key).
     pub key: Vec<String>,
+    /// Write even when the table already holds a load of these very bytes in this mode (a
+    /// second copy on purpose); without it such a load is reported as already loaded.
+    pub again: bool,
 }
 
 /// What a load did.
@@ -41,8 +45,9 @@ pub struct LoadReport {
     pub added_columns: Vec<String>,
     /// The catalog's schema version after the load.
     pub catalog_version: i64,
-    /// The table already had a commit of this load (see [`Lake::load_once`]): nothing was
-    /// written again.
+    /// The table already had a commit of this load: the same bytes loaded in the same mode
+    /// before (re-running a load after a crash never doubles it; `again` writes a second copy),
+    /// or the same pipeline step (see [`Lake::load_once`]). Nothing was written again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub already_loaded: bool,
 }
@@ -156,9 +161,12 @@ impl Lake {
         })?;
         let name = shown.clone();
         let format = args.format;
-        let source = tokio::task::spawn_blocking(move || Source::read(&name, &bytes, format))
-            .await
-            .map_err(|e| LakeError::Usage(format!("reading the source failed: {e}")))??;
+        let (source, digest) = tokio::task::spawn_blocking(move || {
+            let digest = hex::encode(sha2::Sha256::digest(&bytes));
+            Source::read(&name, &bytes, format).map(|s| (s, digest))
+        })
+        .await
+        .map_err(|e| LakeError::Usage(format!("reading the source failed: {e}")))??;
         // Without a contract a table takes the columns of what is loaded into it: say which
         // it gains, or refuse when the lake says so, before anything is written.
         let mut added_columns = Vec::new();
@@ -190,19 +198,39 @@ impl Lake {
         } else {
             args.key.clone()
         };
+        if args.mode == LoadMode::Merge && key.is_empty() {
+            return Err(LakeError::Usage(
+                "--mode merge needs --key COLS (or a contract with `key:`)".into(),
+            ));
+        }
         let load_id = uuid::Uuid::now_v7().to_string();
+        // The Delta transaction id that makes a load happen at most once: a pipeline step's own,
+        // or else one derived from the bytes and the mode (the table is the log's own), so
+        // re-running a load that may or may not have committed never writes it twice. An
+        // overwrite is its own undo (running it again leaves the same table), so only a second
+        // overwrite *after other writes* would be wrongly skipped: overwrites are never skipped.
+        let txn = match (txn, args.again, args.mode) {
+            (Some(t), _, _) => t.to_string(),
+            (None, false, LoadMode::Append | LoadMode::Merge) => {
+                format!("tarn.load:{}:{digest}", args.mode.as_str())
+            }
+            (None, _, _) => format!("tarn.load:{}:{digest}:{load_id}", args.mode.as_str()),
+        };
         let table_url = self.table_url(&a);
         let rejected = TableAddress {
             table: format!("{}_rejected", a.table),
             ..a.clone()
         };
         let rejected_url = self.table_url(&rejected);
+        if args.mode != LoadMode::Overwrite {
+            self.check_log_kept(&a, &table_url).await?;
+        }
         // A commit that lost a race the Delta log cannot settle by itself (two writers creating
-        // the table, or changing its schema, at once) is tried again from the start, but only
-        // under a transaction id: that is what makes a second try unable to write twice.
-        let mut tries = 0;
-        let outcome = loop {
-            let attempt = tarn_tables::load(LoadRequest {
+        // the table, changing its schema, or merging into the same files at once) is tried
+        // again from the start, reading the table anew; the transaction id keeps a second try
+        // from writing twice whatever happened to the first.
+        let outcome = tarn_tables::retry_conflicts(|| {
+            tarn_tables::load(LoadRequest {
                 table_url: &table_url,
                 rejected_url: &rejected_url,
                 table_name: &a.table,
@@ -212,18 +240,10 @@ impl Lake {
                 source: &source,
                 source_name: &shown,
                 load_id: &load_id,
-                txn,
+                txn: Some(&txn),
             })
-            .await;
-            match attempt {
-                Err(e) if txn.is_some() && tries < 8 && e.is_commit_conflict() => {
-                    tries += 1;
-                    let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u64;
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries + jitter)).await;
-                }
-                other => break other?,
-            }
-        };
+        })
+        .await?;
 
         let partition_by = contract
             .as_ref()
@@ -246,7 +266,7 @@ impl Lake {
             )
             .await?;
         self.meta
-            .set_row_count(&record.id, Some(outcome.row_count))
+            .set_delta_state(&record.id, outcome.row_count, outcome.table_version)
             .await?;
         if !outcome.already_loaded {
             self.meta
@@ -262,6 +282,10 @@ impl Lake {
                 })
                 .await?;
         }
+        // Loads committed but never recorded (a process killed between its Delta commit and
+        // this point) are read back from the log: after one, the whole log is read.
+        self.sync_loads(&record.id, &table_url, outcome.already_loaded)
+            .await?;
         let mut rejected_table = None;
         if outcome.rejected_version.is_some() {
             if let Some(t) = tarn_tables::open(&rejected_url, None).await? {
@@ -284,7 +308,11 @@ impl Lake {
                     )
                     .await?;
                 self.meta
-                    .set_row_count(&r.id, Some(tarn_tables::count_rows(&t).await?))
+                    .set_delta_state(
+                        &r.id,
+                        tarn_tables::count_rows(&t).await?,
+                        t.version().unwrap_or(0) as i64,
+                    )
                     .await?;
             }
             rejected_table = Some(rejected.to_string());
@@ -305,6 +333,24 @@ impl Lake {
             catalog_version: record.version,
             already_loaded: outcome.already_loaded,
         })
+    }
+
+    /// Refuses to start a table anew at version 0 where the catalog knows rows whose Delta log
+    /// is gone (the folder deleted outside tarn): that would hide the loss.
+    async fn check_log_kept(&self, a: &TableAddress, url: &str) -> Result<(), LakeError> {
+        let Some(t) = self.meta.table(&a.database(), &a.table).await? else {
+            return Ok(());
+        };
+        if t.format != "delta" || t.row_count.unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        if tarn_tables::open(url, None).await?.is_none() {
+            return Err(LakeError::Usage(format!(
+                "the catalog lists {a} with {} row(s) at {url}, but its Delta log is gone (deleted outside tarn); nothing was loaded. Restore the folder, load with --mode overwrite to start the table anew, or run `tarn doctor` to remove it from the catalog",
+                t.row_count.unwrap_or(0)
+            )));
+        }
+        Ok(())
     }
 
     /// Registers (or evolves) a Delta table in the catalog.

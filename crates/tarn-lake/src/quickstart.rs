@@ -131,6 +131,7 @@ pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
                 format: None,
                 mode: LoadMode::Overwrite,
                 key: vec![],
+                again: false,
             },
             &txn,
         )

@@ -69,6 +69,9 @@ pub struct TableRecord {
     /// The catalog version of the schema (1 for a new table, +1 per schema change).
     pub version: i64,
     pub row_count: Option<i64>,
+    /// For a Delta table: the version of its log the row count was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -145,7 +148,7 @@ pub struct TableDraft {
     pub parameters: BTreeMap<String, String>,
 }
 
-const TABLE_COLUMNS: &str = "id, database_name, name, location, format, columns, partition_keys, parameters, version, row_count, created_at, updated_at";
+const TABLE_COLUMNS: &str = "id, database_name, name, location, format, columns, partition_keys, parameters, version, row_count, delta_version, created_at, updated_at";
 
 fn table_from_row(r: &AnyRow) -> Result<TableRecord, MetadataError> {
     Ok(TableRecord {
@@ -159,6 +162,7 @@ fn table_from_row(r: &AnyRow) -> Result<TableRecord, MetadataError> {
         parameters: serde_json::from_str(&r.try_get::<String, _>("parameters")?)?,
         version: r.try_get("version")?,
         row_count: r.try_get("row_count")?,
+        delta_version: r.try_get("delta_version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -243,6 +247,15 @@ impl Store {
         reason: &str,
     ) -> Result<(TableRecord, TableChange), MetadataError> {
         let mut tx = self.write_tx().await?;
+        if !self.sqlite {
+            // SQLite's writer transaction is exclusive already; on Postgres two processes
+            // registering (or evolving) one table at once take turns, so neither meets the
+            // other's half-made row or schema version.
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
+                .bind(format!("catalog:{}.{}", draft.database, draft.name))
+                .execute(&mut *tx)
+                .await?;
+        }
         let now = crate::now();
         let existing = sqlx::query(&format!(
             "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE database_name = $1 AND name = $2"
@@ -262,7 +275,7 @@ impl Store {
                 let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(&format!(
                     "INSERT INTO catalog_tables ({TABLE_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, NULL, $9, $9)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, NULL, NULL, $9, $9)"
                 ))
                 .bind(&id)
                 .bind(&draft.database)
@@ -363,6 +376,43 @@ impl Store {
             .bind(table_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Sets a Delta table's row count as read at `delta_version` of its log, unless the catalog
+    /// already holds what a newer version says (two writers finishing out of order).
+    pub async fn set_delta_state(
+        &self,
+        table_id: &str,
+        rows: i64,
+        delta_version: i64,
+    ) -> Result<(), MetadataError> {
+        sqlx::query(
+            "UPDATE catalog_tables SET row_count = $1, delta_version = $2
+             WHERE id = $3 AND (delta_version IS NULL OR delta_version <= $2)",
+        )
+        .bind(rows)
+        .bind(delta_version)
+        .bind(table_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a table from the catalog with its schemas, partitions and loads (its data, when
+    /// any is left, is not touched). Used when the data itself is gone.
+    pub async fn forget_table(&self, table_id: &str) -> Result<(), MetadataError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM loads WHERE table_id = $1",
+            "DELETE FROM catalog_partitions WHERE table_id = $1",
+            "DELETE FROM catalog_table_versions WHERE table_id = $1",
+            "UPDATE crawled_objects SET table_id = NULL WHERE table_id = $1",
+            "DELETE FROM catalog_tables WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(table_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -521,11 +571,11 @@ impl Store {
             .collect()
     }
 
-    /// Records a load into a table.
+    /// Records a load into a table (once: a load already recorded is left as it is).
     pub async fn record_load(&self, load: &LoadRecord) -> Result<(), MetadataError> {
         sqlx::query(
             "INSERT INTO loads (id, table_id, mode, source, rows_written, rows_rejected, table_version, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&load.id)
         .bind(&load.table_id)
@@ -540,11 +590,11 @@ impl Store {
         Ok(())
     }
 
-    /// The loads into a table, oldest first.
+    /// The loads into a table, in the order of the table versions they made.
     pub async fn loads(&self, table_id: &str) -> Result<Vec<LoadRecord>, MetadataError> {
         let rows = sqlx::query(
             "SELECT id, table_id, mode, source, rows_written, rows_rejected, table_version, created_at
-             FROM loads WHERE table_id = $1 ORDER BY created_at",
+             FROM loads WHERE table_id = $1 ORDER BY table_version, created_at",
         )
         .bind(table_id)
         .fetch_all(&self.pool)

@@ -12,7 +12,7 @@ pub struct Store {
     /// Where write transactions run: on SQLite one connection, so a process's writers queue
     /// in turn instead of contending for the file's lock; on Postgres the pool itself.
     writer: AnyPool,
-    sqlite: bool,
+    pub(crate) sqlite: bool,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

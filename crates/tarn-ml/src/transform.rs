@@ -570,6 +570,8 @@ impl PyScorer {
         let mut child = std::process::Command::new(python.base())
             .arg(&runner)
             .arg(model)
+            .env_clear()
+            .envs(tarn_config::inherited_env())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())

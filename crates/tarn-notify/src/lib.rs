@@ -230,6 +230,8 @@ impl Notifier {
                 let mut child = tokio::process::Command::new("sh")
                     .args(["-c", &sub.endpoint])
                     .current_dir(&self.root)
+                    .env_clear()
+                    .envs(tarn_config::inherited_env())
                     .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::piped())

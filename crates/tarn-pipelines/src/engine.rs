@@ -15,6 +15,10 @@ use tarn_lake::{status, Event, ExecutionRecord, Lake, NewExecution};
 
 /// How often the origin zones are listed for objects that arrived without tarn.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// How often every zone, not only the trigger prefixes, is looked over for objects without
+/// their event (a land killed between its object and its event): `tarn serve` also does it
+/// once when it starts.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// How long a step token lives if nobody revokes it (its process died).
 pub const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
@@ -285,10 +289,14 @@ impl Engine {
                     Ok((v, _)) if v.is_null() => return Ok(None),
                     Ok((v, _)) => v,
                     Err(f) => {
-                        return Err(format!(
-                            "the trigger module of `{}` failed: {}\n{}",
-                            p.name, f.error, f.logs
-                        ))
+                        let secrets = self.lake.config.secrets();
+                        return Err(tarn_config::redact(
+                            &format!(
+                                "the trigger module of `{}` failed: {}\n{}",
+                                p.name, f.error, f.logs
+                            ),
+                            &secrets,
+                        ));
                     }
                 }
             }
@@ -452,6 +460,24 @@ impl Engine {
                     )
                     .await?;
                 return Ok(Progress::Lost);
+            };
+            // What the step printed or answered is stored with every secret hidden (the lake's
+            // own, and the token this run was given).
+            let mut secrets = self.lake.config.secrets();
+            if let Some((_, t)) = token {
+                secrets.push(t.clone());
+            }
+            let outcome = match outcome {
+                Ok(mut done) => {
+                    done.logs = tarn_config::redact(&done.logs, &secrets);
+                    done.output = tarn_config::redact_json(&done.output, &secrets);
+                    Ok(done)
+                }
+                Err(mut failed) => {
+                    failed.logs = tarn_config::redact(&failed.logs, &secrets);
+                    failed.error = tarn_config::redact(&failed.error, &secrets);
+                    Err(failed)
+                }
             };
             match outcome {
                 Ok(done) => {
@@ -659,11 +685,20 @@ impl Engine {
             tasks.push(tokio::spawn(async move {
                 let mut since = chrono::Utc::now();
                 let mut watched = std::time::Instant::now() - WATCH_EVERY;
+                let mut swept = std::time::Instant::now();
                 loop {
                     if watched.elapsed() >= WATCH_EVERY {
                         watched = std::time::Instant::now();
                         if let Err(e) = me.watch().await {
                             tracing::warn!("watching zones: {e}");
+                        }
+                    }
+                    if swept.elapsed() >= SWEEP_EVERY {
+                        swept = std::time::Instant::now();
+                        for z in me.lake.zones.all() {
+                            if let Err(e) = me.lake.notice(&z.domain, &z.layer, "").await {
+                                tracing::warn!("looking over {}: {e}", z.name());
+                            }
                         }
                     }
                     let now = chrono::Utc::now();

@@ -50,8 +50,12 @@ pub async fn run_limited(
     sink: Option<LineSink>,
 ) -> std::io::Result<Finished> {
     let mut cmd = tokio::process::Command::new(program);
+    // Never the server's whole environment (its secrets among it): what programs need to
+    // run, and what the step is given on purpose.
     cmd.args(args)
         .current_dir(cwd)
+        .env_clear()
+        .envs(tarn_config::inherited_env())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::piped())

@@ -67,6 +67,48 @@ impl StepEnv<'_> {
         if let Some(t) = step.timeout {
             v.push(("TARN_TIMEOUT_SECONDS".into(), t.as_secs().to_string()));
         }
+        // A lake on S3: the step reads and writes its zones with the lake's own credentials
+        // (what it prints is stored with them hidden).
+        if lake.config.storage.starts_with("s3://") {
+            let s3 = &lake.config.s3;
+            let from_env = |k: &str| std::env::var(k).ok();
+            let pairs = [
+                (
+                    "AWS_ACCESS_KEY_ID",
+                    s3.access_key_id
+                        .clone()
+                        .or_else(|| from_env("AWS_ACCESS_KEY_ID")),
+                ),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    s3.secret_access_key
+                        .as_ref()
+                        .map(|s| s.expose().to_string())
+                        .or_else(|| from_env("AWS_SECRET_ACCESS_KEY")),
+                ),
+                ("AWS_SESSION_TOKEN", from_env("AWS_SESSION_TOKEN")),
+                (
+                    "AWS_REGION",
+                    s3.region.clone().or_else(|| from_env("AWS_REGION")),
+                ),
+                (
+                    "AWS_DEFAULT_REGION",
+                    s3.region
+                        .clone()
+                        .or_else(|| from_env("AWS_DEFAULT_REGION"))
+                        .or_else(|| from_env("AWS_REGION")),
+                ),
+                (
+                    "AWS_ENDPOINT_URL",
+                    s3.endpoint.clone().or_else(|| from_env("AWS_ENDPOINT_URL")),
+                ),
+            ];
+            v.extend(
+                pairs
+                    .into_iter()
+                    .filter_map(|(k, val)| Some((k.to_string(), val?))),
+            );
+        }
         v.extend(
             step.environment
                 .iter()
@@ -529,6 +571,7 @@ async fn sql(
                 format: None,
                 mode: mode.parse().map_err(|e: String| e)?,
                 key: keys.to_vec(),
+                again: false,
             },
             &txn,
         )

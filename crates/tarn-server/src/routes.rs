@@ -619,6 +619,10 @@ pub(crate) struct LoadRequest {
     /// Merge key columns (default: the contract's key).
     #[serde(default)]
     key: Vec<String>,
+    /// Load a second copy of bytes this table already holds in this mode (without it such a
+    /// load answers `already_loaded` and writes nothing).
+    #[serde(default)]
+    again: bool,
 }
 
 fn load_args(
@@ -627,6 +631,7 @@ fn load_args(
     format: Option<&str>,
     mode: Option<&str>,
     key: Vec<String>,
+    again: bool,
 ) -> ApiResult<LoadArgs> {
     Ok(LoadArgs {
         table,
@@ -640,6 +645,7 @@ fn load_args(
             .parse::<LoadMode>()
             .map_err(ApiError::bad_request)?,
         key,
+        again,
     })
 }
 
@@ -659,6 +665,7 @@ pub(crate) async fn load(
         req.format.as_deref(),
         req.mode.as_deref(),
         req.key,
+        req.again,
     )?;
     Ok(Json(app.lake.load_object(&args).await?))
 }
@@ -677,6 +684,9 @@ pub(crate) struct UploadQuery {
     mode: Option<String>,
     /// Merge key columns, comma separated.
     key: Option<String>,
+    /// Load a second copy of bytes the table already holds in this mode.
+    #[serde(default)]
+    again: bool,
 }
 
 /// Loads the request body (a file the client has) into a Delta table, as `tarn load FILE` does.
@@ -708,6 +718,7 @@ pub(crate) async fn load_upload(
         q.format.as_deref(),
         q.mode.as_deref(),
         key,
+        q.again,
     )?;
     Ok(Json(app.lake.load_upload(&args, &name).await?))
 }

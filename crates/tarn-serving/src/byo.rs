@@ -70,6 +70,8 @@ fn spawn(launch: &Launch, port: u16) -> std::io::Result<tokio::process::Child> {
     let mut cmd = tokio::process::Command::new(&args[0]);
     cmd.args(&args[1..])
         .current_dir(&launch.dir)
+        .env_clear()
+        .envs(tarn_config::inherited_env())
         .env("SAGEMAKER_BIND_TO_PORT", port.to_string())
         .env("PORT", port.to_string())
         .env("SM_MODEL_DIR", &launch.model_dir)

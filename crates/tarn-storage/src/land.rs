@@ -166,7 +166,7 @@ impl Zones {
         }
 
         if outcome != LandOutcome::Unchanged {
-            upload(
+            match upload(
                 self,
                 &location,
                 path,
@@ -174,7 +174,26 @@ impl Zones {
                 raw && outcome == LandOutcome::Created,
                 progress,
             )
-            .await?;
+            .await
+            {
+                Ok(()) => {}
+                // Another landing created the key between our look and our put: the same
+                // bytes make this one "unchanged", other bytes meet the append-only rule.
+                Err(StorageError::Store(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                )) => {
+                    if hash_object(store.as_ref(), &location).await? != etag {
+                        return Err(StorageError::RawExists {
+                            zone: zone.name(),
+                            key: key.to_string(),
+                            versions: VERSIONS_PREFIX.into(),
+                        });
+                    }
+                    outcome = LandOutcome::Unchanged;
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             progress(size);
         }

@@ -3,7 +3,9 @@
 //! zone and comparing it with a durable cursor in the metadata store (each key's store change
 //! tag): a new or changed object is read once, hashed, and recorded as an `object.created`
 //! event exactly as a landing would record it. An object tarn landed itself (its event is
-//! newer than the object) is marked seen without being read.
+//! newer than the object) is marked seen without being read; so is one whose event a crash
+//! kept tarn from recording (killed between the put and the event), which gets its event here.
+//! The files of Delta tables in a zone are the tables', never objects of their own.
 
 use crate::{StorageError, Zone, Zones};
 use sha2::{Digest, Sha256};
@@ -26,7 +28,21 @@ pub async fn notice(
     let seen = meta.seen_objects(&name, prefix).await?;
     let settled = chrono::Utc::now() - chrono::Duration::from_std(SETTLE).unwrap_or_default();
     let mut recorded = 0;
-    for o in zones.list(zone, prefix).await? {
+    let listed = zones.list(zone, prefix).await?;
+    // A Delta table's files are the table's, not objects landed in the zone.
+    let tables: std::collections::BTreeSet<String> = listed
+        .iter()
+        .filter_map(|o| {
+            o.key
+                .split_once("/_delta_log/")
+                .map(|(t, _)| format!("{t}/"))
+        })
+        .collect();
+    for o in listed {
+        if o.key.starts_with("_delta_log/") || tables.iter().any(|t| o.key.starts_with(t.as_str()))
+        {
+            continue;
+        }
         let tag = o
             .e_tag
             .clone()

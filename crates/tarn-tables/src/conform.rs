@@ -42,7 +42,10 @@ struct Target<'a> {
     rule: Option<&'a crate::contract::ColumnRule>,
 }
 
-/// Picks the narrowest type that reads every non-null value of a text column.
+/// Picks the narrowest type that holds every non-null value of a text column without losing
+/// anything: a cast must read every value, and the text must say no more than the type keeps
+/// (a time of day is not a date, `007` is not the number 7, a 20-digit id is not a double,
+/// `yes` is not `true`).
 fn infer_type(arrays: &[ArrayRef]) -> DataType {
     let candidates = [
         DataType::Int64,
@@ -56,6 +59,9 @@ fn infer_type(arrays: &[ArrayRef]) -> DataType {
     }
     'next: for t in candidates {
         for a in arrays {
+            if !texts_fit(a, &t) {
+                continue 'next;
+            }
             let Ok(c) = cast_with_options(
                 a,
                 &t,
@@ -73,6 +79,31 @@ fn infer_type(arrays: &[ArrayRef]) -> DataType {
         return t;
     }
     DataType::Utf8
+}
+
+/// Whether every value's text is one `t` keeps whole (the cast decides whether it reads).
+fn texts_fit(a: &ArrayRef, t: &DataType) -> bool {
+    let Some(s) = a.as_any().downcast_ref::<StringArray>() else {
+        return true;
+    };
+    let fits = |v: &str| -> bool {
+        let v = v.trim();
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        let integral = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        match t {
+            // Leading zeros are part of a code (zip, id), not of a number.
+            DataType::Int64 => integral && (digits.len() == 1 || !digits.starts_with('0')),
+            DataType::Float64 => {
+                let significant = v.bytes().filter(u8::is_ascii_digit).count();
+                !(integral && (significant > 15 || digits.len() > 1 && digits.starts_with('0')))
+                    && v.bytes().any(|b| b.is_ascii_digit())
+            }
+            DataType::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+            DataType::Date32 => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok(),
+            _ => true,
+        }
+    };
+    s.iter().flatten().all(fits)
 }
 
 /// Replaces the null markers of a text column with nulls.
@@ -705,5 +736,40 @@ mod tests {
             .collect();
         assert_eq!(types, [DataType::Int64, DataType::Float64, DataType::Utf8]);
         assert_eq!(out.rejected_rows, 0);
+    }
+
+    #[test]
+    fn inference_never_loses_what_the_text_says() {
+        let src = Source::read(
+            "t.csv",
+            b"ts,d,zip,id,flag,n\n2013-01-01T10:00:00Z,2013-01-01,02134,12345678901234567890,yes,1.5\n2013-01-01T11:30:00+02:00,2013-01-02,10001,1,no,2\n",
+            None,
+        )
+        .unwrap();
+        let out = conform(&src, None, None, "l").unwrap();
+        let types: Vec<DataType> = out
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                DataType::Date32,
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Float64,
+            ]
+        );
+        let ts = out.good[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        // 10:00Z and 11:30+02:00 (09:30Z): the time and the zone are kept as the instant.
+        assert_eq!(ts.value(0) - ts.value(1), 30 * 60 * 1_000_000);
     }
 }

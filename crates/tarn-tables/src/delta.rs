@@ -145,12 +145,30 @@ pub async fn open(
     }
 }
 
-fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
+/// The commit metadata of a load: enough to rebuild the catalog's record of it from the Delta
+/// log alone (see [`loads_since`]).
+fn commit_props(
+    req: &LoadRequest<'_>,
+    rows_written: usize,
+    rows_rejected: usize,
+) -> CommitProperties {
     let mut meta = HashMap::new();
     meta.insert("tarn.load_id".to_string(), serde_json::json!(req.load_id));
     meta.insert(
         "tarn.source".to_string(),
         serde_json::json!(req.source_name),
+    );
+    meta.insert(
+        "tarn.mode".to_string(),
+        serde_json::json!(req.mode.as_str()),
+    );
+    meta.insert(
+        "tarn.rows_written".to_string(),
+        serde_json::json!(rows_written),
+    );
+    meta.insert(
+        "tarn.rows_rejected".to_string(),
+        serde_json::json!(rows_rejected),
     );
     let props = CommitProperties::default()
         .with_metadata(meta)
@@ -158,6 +176,39 @@ fn commit_props(req: &LoadRequest<'_>) -> CommitProperties {
     match req.txn {
         Some(app) => props.with_application_transaction(Transaction::new(app, 1)),
         None => props,
+    }
+}
+
+/// A table's first commit must not be retried by delta-rs: on losing the race for version 0 it
+/// would commit its own `metaData` (another table id) at version 1 without any conflict check.
+/// Failing instead lets the caller open the table the winner created and append to it.
+fn first_commit(t: &DeltaTable, props: CommitProperties) -> CommitProperties {
+    if t.version().is_none() {
+        props.with_max_retries(0)
+    } else {
+        props
+    }
+}
+
+/// Runs `attempt` again (with backoff and jitter) while it loses commit races Delta's log cannot
+/// settle by itself; a lost commit wrote nothing, so trying again cannot write twice.
+pub async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, TablesError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, TablesError>>,
+{
+    let mut tries: u64 = 0;
+    loop {
+        match attempt().await {
+            Err(e) if tries < 12 && e.is_commit_conflict() => {
+                tries += 1;
+                let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u64;
+                let wait = (25u64 << tries.min(5)) + jitter;
+                tracing::debug!(tries, wait, "commit lost a race; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -225,12 +276,13 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
             // Written before a crash; the table's own commit was not.
             rejected_version = t.version().map(|v| v as i64);
         } else {
+            let props = first_commit(&t, commit_props(&req, 0, conformed.rejected_rows));
             let t = t
                 .write(conformed.rejected.clone())
                 .with_save_mode(SaveMode::Append)
                 .with_schema_mode(SchemaMode::Merge)
                 .with_table_name(format!("{}_rejected", req.table_name))
-                .with_commit_properties(commit_props(&req))
+                .with_commit_properties(props)
                 .await?;
             rejected_version = t.version().map(|v| v as i64);
         }
@@ -254,7 +306,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
                 req.table_name,
                 mode == LoadMode::Overwrite,
                 &partition_by,
-                commit_props(&req),
+                commit_props(&req, rows_written, conformed.rejected_rows),
             )
             .await?
         }
@@ -281,20 +333,23 @@ pub async fn write_batches(
     schema: &SchemaRef,
     overwrite: bool,
 ) -> Result<LoadOutcome, TablesError> {
-    let t = match open(table_url, None).await? {
-        Some(t) => t,
-        None => create_at(table_url).await?,
-    };
     let rows_written = batches.iter().map(|b| b.num_rows()).sum();
-    let table = write_to(
-        t,
-        batches,
-        schema,
-        table_name,
-        overwrite,
-        &[],
-        CommitProperties::default().with_max_retries(20),
-    )
+    let table = retry_conflicts(|| async {
+        let t = match open(table_url, None).await? {
+            Some(t) => t,
+            None => create_at(table_url).await?,
+        };
+        write_to(
+            t,
+            batches.clone(),
+            schema,
+            table_name,
+            overwrite,
+            &[],
+            CommitProperties::default().with_max_retries(20),
+        )
+        .await
+    })
     .await?;
     Ok(LoadOutcome {
         load_id: String::new(),
@@ -321,24 +376,27 @@ pub async fn append_once(
     app: &str,
     version: i64,
 ) -> Result<bool, TablesError> {
-    let t = match open(table_url, None).await? {
-        Some(t) => t,
-        None => create_at(table_url).await?,
-    };
-    if t.version().is_some() {
-        let done = t
-            .snapshot()?
-            .transaction_version(t.log_store().as_ref(), app)
-            .await?;
-        if done.is_some_and(|v| v >= version) {
-            return Ok(false);
+    retry_conflicts(|| async {
+        let t = match open(table_url, None).await? {
+            Some(t) => t,
+            None => create_at(table_url).await?,
+        };
+        if t.version().is_some() {
+            let done = t
+                .snapshot()?
+                .transaction_version(t.log_store().as_ref(), app)
+                .await?;
+            if done.is_some_and(|v| v >= version) {
+                return Ok(false);
+            }
         }
-    }
-    let props = CommitProperties::default()
-        .with_max_retries(20)
-        .with_application_transaction(Transaction::new(app, version));
-    write_to(t, batches, schema, table_name, false, &[], props).await?;
-    Ok(true)
+        let props = CommitProperties::default()
+            .with_max_retries(20)
+            .with_application_transaction(Transaction::new(app, version));
+        write_to(t, batches.clone(), schema, table_name, false, &[], props).await?;
+        Ok(true)
+    })
+    .await
 }
 
 async fn write_to(
@@ -352,6 +410,7 @@ async fn write_to(
 ) -> Result<DeltaTable, TablesError> {
     let fresh = t.version().is_none();
     let (save, schema_mode) = modes(overwrite);
+    let props = first_commit(&t, props);
     let mut w = t
         .write(with_schema(batches, schema))
         .with_save_mode(save)
@@ -422,7 +481,11 @@ async fn merge(
         .merge(df, predicate)
         .with_source_alias("source")
         .with_target_alias("target")
-        .with_commit_properties(commit_props(req))
+        .with_commit_properties(commit_props(
+            req,
+            c.good.iter().map(|b| b.num_rows()).sum(),
+            c.rejected_rows,
+        ))
         .when_matched_update(|u| {
             cols.iter().fold(u, |u, c| {
                 u.update(format!("\"{c}\""), col(format!("source.\"{c}\"")))
@@ -453,6 +516,63 @@ pub async fn count_rows(table: &DeltaTable) -> Result<i64, TablesError> {
     let provider = table.table_provider().await?;
     let df = ctx.read_table(provider)?;
     Ok(df.count().await? as i64)
+}
+
+/// A load as its Delta commit records it (the commit metadata tarn writes with every load).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedLoad {
+    pub version: i64,
+    pub load_id: String,
+    pub source: String,
+    pub mode: String,
+    pub rows_written: i64,
+    pub rows_rejected: i64,
+    pub timestamp: Option<String>,
+}
+
+/// The loads committed to a table after version `after` (every one when `None`), oldest first.
+pub async fn loads_since(
+    table: &DeltaTable,
+    after: Option<i64>,
+) -> Result<Vec<CommittedLoad>, TablesError> {
+    let latest = table.version().map(|v| v as i64).unwrap_or(-1);
+    let newer = match after {
+        Some(a) if a >= latest => return Ok(Vec::new()),
+        Some(a) => Some((latest - a) as usize),
+        None => None,
+    };
+    let commits: Vec<_> = table.history(newer).try_collect().await?;
+    let mut out: Vec<CommittedLoad> = commits
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let text = |k: &str| c.info.get(k).and_then(|v| v.as_str()).map(String::from);
+            let number = |k: &str| c.info.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+            Some(CommittedLoad {
+                version: c
+                    .read_version
+                    .map(|v| v as i64 + 1)
+                    .unwrap_or(latest - i as i64),
+                load_id: text("tarn.load_id")?,
+                source: text("tarn.source").unwrap_or_default(),
+                mode: text("tarn.mode").unwrap_or_else(|| {
+                    match c.operation.as_deref() {
+                        Some("MERGE") => "merge",
+                        _ => "append",
+                    }
+                    .into()
+                }),
+                rows_written: number("tarn.rows_written"),
+                rows_rejected: number("tarn.rows_rejected"),
+                timestamp: c
+                    .timestamp
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(|t| t.to_rfc3339()),
+            })
+        })
+        .collect();
+    out.reverse();
+    Ok(out)
 }
 
 /// One commit of a table.
@@ -566,6 +686,7 @@ pub async fn write_stream(
         .logical_plan()
         .clone();
     let (save, schema_mode) = modes(overwrite);
+    let props = first_commit(&t, CommitProperties::default().with_max_retries(20));
     let table = t
         .write(Vec::new())
         .with_input_plan(plan)
@@ -573,7 +694,7 @@ pub async fn write_stream(
         .with_schema_mode(schema_mode)
         .with_table_name(table_name)
         .with_writer_properties(writer_properties())
-        .with_commit_properties(CommitProperties::default().with_max_retries(20))
+        .with_commit_properties(props)
         .await?;
     let row_count = count_rows(&table).await?;
     Ok(LoadOutcome {

@@ -30,9 +30,13 @@ impl TablesError {
         use deltalake::kernel::transaction::TransactionError as T;
         matches!(
             self,
-            TablesError::Delta(deltalake::DeltaTableError::Transaction {
-                source: T::CommitConflict(_) | T::VersionAlreadyExists(_) | T::MaxCommitAttempts(_)
-            })
+            TablesError::Delta(
+                deltalake::DeltaTableError::Transaction {
+                    source: T::CommitConflict(_)
+                        | T::VersionAlreadyExists(_)
+                        | T::MaxCommitAttempts(_)
+                } | deltalake::DeltaTableError::VersionAlreadyExists(_)
+            )
         )
     }
 }

@@ -23,9 +23,10 @@ pub use contract::{
     arrow_type, load_all as load_contracts, load_for as load_contract, ColumnRule, Contract,
 };
 pub use delta::{
-    append_once, count_rows, history, load, open, write_batches, write_stream, BatchSource,
-    HistoryEntry, LoadMode, LoadOutcome, LoadRequest,
+    append_once, count_rows, history, load, loads_since, open, retry_conflicts, write_batches,
+    write_stream, BatchSource, CommittedLoad, HistoryEntry, LoadMode, LoadOutcome, LoadRequest,
 };
+pub use deltalake::DeltaTable;
 pub use error::TablesError;
 pub use source::{Format, Malformed, Source, LINE};
 pub use stores::{register_store, registered_stores};

@@ -271,6 +271,9 @@ impl Client {
             if !args.key.is_empty() {
                 q.push(("key", args.key.join(",")));
             }
+            if args.again {
+                q.push(("again", "true".into()));
+            }
             let req = self
                 .request(Method::POST, "/api/v1/loads/upload")
                 .query(&q)
@@ -287,6 +290,7 @@ impl Client {
                     "format": format,
                     "mode": mode,
                     "key": args.key,
+                    "again": args.again,
                 })),
         )
         .await

@@ -56,6 +56,7 @@ Catalog:
   crawl       Catalog new and changed files, as a Glue crawler does
   tables      List or search catalogued tables
   table       Show a table (schema, partitions, versions) or its Delta history
+  doctor      Check the catalog against Delta logs and objects against events; repair
 
 Tables and SQL:
   load        Load a file into a Delta table under its data contract
@@ -234,9 +235,33 @@ enum Command {
         /// Merge key columns, comma separated.
         #[arg(long, value_delimiter = ',')]
         key: Vec<String>,
+        /// Load a second copy of a file the table already holds: without it, loading the same
+        /// bytes in the same mode again writes nothing and says "already loaded" (so re-running
+        /// a load after a crash never doubles it).
+        #[arg(long)]
+        again: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Check that the catalog tells the truth about what is stored, and repair it: every Delta
+    /// table's row count, schema and loads are read back from its log (a load killed between
+    /// its commit and the catalog), Delta tables missing from the catalog are registered,
+    /// tables whose folder was deleted are dropped from it, objects without their
+    /// object.created event get it (so their pipelines start), and temporary files of killed
+    /// writers are removed. `tarn serve` runs the same repairs when it starts.
+    ///
+    /// Examples:
+    ///   tarn doctor              (check and repair; says what it fixed)
+    ///   tarn doctor --check      (only report; exit code 1 when something is wrong)
+    ///   tarn doctor --format json
+    #[command(verbatim_doc_comment)]
+    Doctor {
+        /// Only report what is wrong; change nothing.
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        out: Output,
     },
     /// Serve the HTTP API: zones and objects, catalog, crawls, loads and SQL under /api/v1,
     /// /health and /ready, MLflow's tracking API, and the model endpoints (tarn.yml's
@@ -1020,6 +1045,7 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             mode,
             key,
+            again,
             json,
         } => {
             let args = LoadArgs {
@@ -1032,6 +1058,7 @@ async fn run(cli: Cli) -> Result<()> {
                     .map_err(anyhow::Error::msg)?,
                 mode: mode.parse::<LoadMode>().map_err(anyhow::Error::msg)?,
                 key: key.clone(),
+                again: *again,
             };
             let spinner = print::spinner(&format!("loading {source} into {table}"));
             let report = match &server {
@@ -1081,6 +1108,20 @@ async fn run(cli: Cli) -> Result<()> {
             }
             println!("revoked token `{name}`");
         }
+        Command::Doctor { check, out } => {
+            let lake = open(&cli).await?;
+            let spinner = print::spinner("checking catalog, Delta logs, objects and events");
+            let report = lake.doctor(*check).await?;
+            spinner.finish_and_clear();
+            if out.json() {
+                print::json(&report)?;
+            } else {
+                print::doctor(&report, *check);
+            }
+            if *check && !report.findings.is_empty() {
+                std::process::exit(1);
+            }
+        }
         Command::Serve {
             addr,
             auth,
@@ -1127,6 +1168,22 @@ async fn run(cli: Cli) -> Result<()> {
                     eprintln!("tarn serve: listening on http://{bound} (Ctrl-C to stop)");
                     *slot.lock().expect("engine slot") =
                         pipelines::start_engine(lake.clone(), landed, *auth, bound, stop.clone());
+                    // What a crash left behind is put right in the background, while requests
+                    // are already served.
+                    let checked = lake.clone();
+                    tokio::spawn(async move {
+                        match checked.doctor(false).await {
+                            Ok(r) => {
+                                for f in &r.findings {
+                                    eprintln!(
+                                        "tarn serve: repaired at start: {} {}: {}",
+                                        f.kind, f.place, f.detail
+                                    );
+                                }
+                            }
+                            Err(e) => tracing::warn!("checking the lake at start: {e}"),
+                        }
+                    });
                 })
                 .await;
             stop.cancel();

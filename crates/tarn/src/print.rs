@@ -294,6 +294,17 @@ pub fn history(name: &str, h: &[HistoryEntry]) {
 }
 
 pub fn load(r: &LoadReport) {
+    if r.already_loaded {
+        println!(
+            "already loaded: {} holds these bytes of {} ({} load); nothing was written. The table has {} row(s) at Delta version {}; pass --again to load a second copy",
+            r.table,
+            r.source,
+            r.mode.as_str(),
+            r.row_count,
+            r.table_version
+        );
+        return;
+    }
     println!(
         "loaded {} into {} ({}): {} row(s) written, {} rejected; table has {} row(s) at Delta version {}",
         r.source,
@@ -369,4 +380,26 @@ pub fn quickstart_next(dir: &Path) {
     println!("  curl -H 'content-type: application/json' -d '{{\"dataframe_records\": [{{\"dep_delay\": 12, \"distance\": 1400, \"hour\": 7, \"minute\": 5, \"day\": 3}}]}}' \\");
     println!("    localhost:8080/endpoints/arrival_delay/invocations    # and the model answers");
     println!("\nThe service table, first rows:");
+}
+
+pub fn doctor(r: &tarn_lake::DoctorReport, check_only: bool) {
+    for f in &r.findings {
+        let state = match (f.fixed, check_only) {
+            (true, _) => "fixed",
+            (false, true) => "found",
+            (false, false) => "NOT FIXED",
+        };
+        println!("{state:>9}  {:<22} {}: {}", f.kind, f.place, f.detail);
+    }
+    let fixed = r.findings.iter().filter(|f| f.fixed).count();
+    println!(
+        "checked {} table(s) and {} zone(s): {}",
+        r.tables_checked,
+        r.zones_checked,
+        match (r.findings.len(), check_only) {
+            (0, _) => "catalog, Delta logs, objects and events agree".to_string(),
+            (n, true) => format!("{n} problem(s); run `tarn doctor` to repair them"),
+            (n, false) => format!("{n} problem(s), {fixed} fixed"),
+        }
+    );
 }

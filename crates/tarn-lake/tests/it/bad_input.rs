@@ -11,6 +11,7 @@ fn load_args(source: &str) -> LoadArgs {
         format: None,
         mode: LoadMode::Append,
         key: vec![],
+        again: false,
     }
 }
 

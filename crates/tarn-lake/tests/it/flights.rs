@@ -111,6 +111,7 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
             format: None,
             mode: LoadMode::Append,
             key: vec![],
+            again: false,
         })
         .await
         .unwrap();
@@ -122,7 +123,33 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
         Some("flights.trusted.flights_rejected")
     );
 
-    // The same file appended again: every key is already there, so nothing is added twice.
+    // The same file appended again (a re-run after a crash): already loaded, nothing written,
+    // not even rejected rows.
+    let rerun = lake
+        .load(&LoadArgs {
+            table: "flights.trusted.flights".into(),
+            source: "flights/raw/flights/flights.csv".into(),
+            format: None,
+            mode: LoadMode::Append,
+            key: vec![],
+            again: false,
+        })
+        .await
+        .unwrap();
+    assert!(rerun.already_loaded);
+    assert_eq!((rerun.rows_written, rerun.rows_rejected), (0, 0));
+    assert_eq!(rerun.row_count, load.row_count);
+    assert_eq!(rerun.table_version, load.table_version);
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT count(*) FROM flights.trusted.flights_rejected"
+        )
+        .await,
+        expected_rejected.to_string()
+    );
+
+    // Appended again on purpose: every key is already there, so nothing is added twice.
     let again = lake
         .load(&LoadArgs {
             table: "flights.trusted.flights".into(),
@@ -130,9 +157,11 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
             format: None,
             mode: LoadMode::Append,
             key: vec![],
+            again: true,
         })
         .await
         .unwrap();
+    assert!(!again.already_loaded);
     assert_eq!(again.rows_written, 0);
     assert_eq!(again.rows_rejected, total);
     assert_eq!(again.row_count, load.row_count);

@@ -3,5 +3,6 @@
 mod bad_input;
 mod flights;
 mod partitions;
+mod roundtrip;
 mod support;
 mod tables;

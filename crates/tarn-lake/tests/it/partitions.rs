@@ -166,6 +166,7 @@ async fn gzip_csv_json_lines_and_parquet_are_catalogued_and_queryable(deployment
         format: None,
         mode: tarn_lake::LoadMode::Append,
         key: vec![],
+        again: false,
     })
     .await
     .unwrap();

@@ -10,6 +10,7 @@ fn args(table: &str, source: &str, mode: LoadMode) -> LoadArgs {
         format: None,
         mode,
         key: vec![],
+        again: false,
     }
 }
 

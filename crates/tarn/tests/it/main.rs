@@ -1,5 +1,6 @@
 //! The `tarn` command as a user runs it: a real process, real files, its output read back.
 
+mod integrity;
 mod pipelines;
 mod server;
 mod serving;
@@ -353,7 +354,7 @@ fn a_load_killed_midway_leaves_the_table_at_its_previous_version() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tarn"))
             .arg("--dir")
             .arg(dir.path())
-            .args(["load", "flights.trusted.flights", csv])
+            .args(["load", "flights.trusted.flights", csv, "--again"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

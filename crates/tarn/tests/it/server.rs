@@ -357,6 +357,7 @@ fn two_loads_at_once(deployment: Deployment) {
                 "load",
                 "flights.trusted.flights",
                 flights.to_str().unwrap(),
+                "--again",
                 "--json",
             ])
             .env_remove("TARN_SERVER")

@@ -1,0 +1,479 @@
+//! Crashes and concurrent writers, as a user meets them: real `tarn` processes killed with
+//! SIGKILL at random points of their work, and several run at once, on both deployments.
+//! Afterwards the catalog and the Delta logs agree, a re-run never doubles a load, every
+//! object has exactly one `object.created` event, and no temporary file is left.
+//!
+//! Each crash test prints its counts (tries, kills that landed mid-write, violations); run
+//! with `--no-capture` to see them.
+
+use super::{json_of, ok, tarn};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tarn_lake::testing::{fresh_yml, Deployment};
+
+/// A small deterministic generator: the same kill points on every run of the suite.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    /// Uniform in `[lo, hi)`.
+    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = (hi.as_micros() - lo.as_micros()).max(1) as u64;
+        lo + Duration::from_micros(self.next() % span)
+    }
+}
+
+fn lake_on(deployment: Deployment, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let place = rt.block_on(fresh_yml(deployment, dir.path()));
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        format!("lake: integrity\ndomains: [flights]\n{extra}{place}"),
+    )
+    .unwrap();
+    dir
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tarn"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn kill_after(mut child: std::process::Child, wait: Duration) -> bool {
+    std::thread::sleep(wait);
+    let finished = child.try_wait().unwrap().is_some();
+    child.kill().ok();
+    child.wait().unwrap();
+    !finished
+}
+
+/// `rows` rows with ids from `first`, as CSV.
+fn rows_csv(path: &Path, first: usize, rows: usize) -> PathBuf {
+    let mut text = String::from("id,origin,temp,time_hour\n");
+    for i in first..first + rows {
+        text.push_str(&format!(
+            "{i},{},{}.5,2013-01-{:02}T{:02}:00:00Z\n",
+            ["EWR", "JFK", "LGA"][i % 3],
+            i % 97,
+            1 + i % 28,
+            i % 24
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+fn scalar(dir: &Path, sql: &str) -> String {
+    let out = ok(&tarn(dir, &["sql", sql, "--format", "csv"]));
+    out.lines().nth(1).unwrap_or_default().to_string()
+}
+
+/// The catalog's facts about a table: (row count, loads' Delta versions).
+fn catalog_of(dir: &Path, table: &str) -> (i64, Vec<i64>) {
+    let v = json_of(&ok(&tarn(dir, &["table", "show", table, "--format", "json"])));
+    let rows = v["row_count"].as_i64().unwrap_or(-1);
+    let loads = v["loads"]
+        .as_array()
+        .map(|l| l.iter().map(|l| l["table_version"].as_i64().unwrap()).collect())
+        .unwrap_or_default();
+    (rows, loads)
+}
+
+const CONTRACT: &str = "table: flights.trusted.readings\nkey: [id]\ncolumns:\n  - { name: id, type: bigint }\n  - { name: origin, type: string }\n  - { name: temp, type: double }\n  - { name: time_hour, type: timestamp }\n";
+
+fn killed_loads_never_lose_or_double_rows(deployment: Deployment, kills: usize) {
+    let dir = lake_on(deployment, "");
+    std::fs::create_dir_all(dir.path().join("contracts")).unwrap();
+    std::fs::write(dir.path().join("contracts/readings.yml"), CONTRACT).unwrap();
+    let d = dir.path();
+    let per_file = 5000;
+    let file = |i: usize| rows_csv(&d.join(format!("part{i}.csv")), i * per_file, per_file);
+    let table = "flights.trusted.readings";
+    // One load unkilled: how long a load takes here, so kills fall inside one.
+    let f0 = file(0);
+    let start = Instant::now();
+    ok(&tarn(d, &["load", table, f0.to_str().unwrap()]));
+    let took = start.elapsed();
+    let mut rng = Lcg(17 + deployment as u64);
+    let (mut tries, mut killed, mut mid_write, mut already) = (0, 0, 0, 0);
+    for i in 1..=kills {
+        let f = file(i);
+        let f = f.to_str().unwrap();
+        tries += 1;
+        if kill_after(
+            spawn(d, &["load", table, f]),
+            rng.between(took / 3, took + took / 4),
+        ) {
+            killed += 1;
+        }
+        // Killed between its Delta commit and the catalog: `doctor --check` sees it.
+        let check = tarn(d, &["doctor", "--check", "--format", "json"]);
+        let report = json_of(&String::from_utf8_lossy(&check.stdout));
+        if report["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
+            mid_write += 1;
+        }
+        // Every tenth crash is repaired by `tarn doctor`; the others by loading again,
+        // as a user re-runs what failed.
+        if i % 10 == 0 {
+            ok(&tarn(d, &["doctor"]));
+        }
+        let rerun = json_of(&ok(&tarn(d, &["load", table, f, "--json"])));
+        if rerun["already_loaded"] == true {
+            already += 1;
+        }
+    }
+    let total = (kills + 1) * per_file;
+    let count = scalar(d, &format!("SELECT count(*) FROM {table}"));
+    let distinct = scalar(d, &format!("SELECT count(DISTINCT id) FROM {table}"));
+    let (rows, versions) = catalog_of(d, table);
+    let rejected = tarn(d, &["sql", "SELECT count(*) FROM flights.trusted.readings_rejected", "--format", "csv"]);
+    let rejected = String::from_utf8_lossy(&rejected.stdout).lines().nth(1).unwrap_or("0").to_string();
+    let mut sorted = versions.clone();
+    sorted.dedup();
+    let violations = [
+        count != total.to_string(),
+        distinct != total.to_string(),
+        rows != total as i64,
+        versions.len() != kills + 1,
+        sorted.len() != versions.len() || !versions.windows(2).all(|w| w[0] < w[1]),
+        rejected != "0",
+    ]
+    .iter()
+    .filter(|v| **v)
+    .count();
+    eprintln!(
+        "killed loads ({deployment:?}): {tries} tries, {killed} killed before finishing, {already} had committed, {mid_write} killed between Delta and catalog, {violations} violations"
+    );
+    assert_eq!(count, total.to_string(), "rows in the table");
+    assert_eq!(distinct, total.to_string(), "no row twice");
+    assert_eq!(rows, total as i64, "the catalog's row count");
+    assert_eq!(versions.len(), kills + 1, "one load recorded per file: {versions:?}");
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "loads in version order: {versions:?}");
+    assert_eq!(rejected, "0", "a re-run rejects nothing as a duplicate");
+    let check = tarn(d, &["doctor", "--check"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(killed > kills / 2, "most kills must land inside a load ({killed} of {kills})");
+}
+
+#[test]
+fn killed_loads_never_lose_or_double_rows_embedded() {
+    killed_loads_never_lose_or_double_rows(Deployment::Embedded, 100);
+}
+
+#[test]
+fn killed_loads_never_lose_or_double_rows_shared() {
+    killed_loads_never_lose_or_double_rows(Deployment::Shared, 100);
+}
+
+/// Every `object.created` event by key.
+fn events_by_key(dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    let v = json_of(&ok(&tarn(
+        dir,
+        &["events", "--kind", "object.created", "--limit", "100000", "--format", "json"],
+    )));
+    let mut out = std::collections::BTreeMap::new();
+    for e in v.as_array().unwrap() {
+        *out.entry(format!("{}/{}", e["zone"].as_str().unwrap(), e["key"].as_str().unwrap()))
+            .or_default() += 1;
+    }
+    out
+}
+
+/// The content hash each object's event records, by key.
+fn etags_by_key(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let v = json_of(&ok(&tarn(
+        dir,
+        &["events", "--kind", "object.created", "--limit", "100000", "--format", "json"],
+    )));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                format!("{}/{}", e["zone"].as_str().unwrap(), e["key"].as_str().unwrap()),
+                e["etag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Files a writer leaves while writing (`KEY#N`, Delta's `_commit_*.json.tmp`) under `dir`.
+fn temporary_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                if name.rsplit_once('#').is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+                    || name.ends_with(".json.tmp")
+                {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Makes every temporary file look abandoned (older than `tarn doctor`'s threshold).
+fn age_temporary_files(dir: &Path) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for p in temporary_files(dir) {
+        if let Ok(f) = std::fs::File::options().write(true).open(&p) {
+            f.set_modified(old).ok();
+        }
+    }
+}
+
+fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize) {
+    let dir = lake_on(deployment, "");
+    let d = dir.path();
+    let src = d.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut rng = Lcg(99 + deployment as u64);
+    let file = |i: usize, rng: &mut Lcg| -> PathBuf {
+        let p = src.join(format!("drop{i}.csv"));
+        let rows = 20_000 + (rng.next() % 60_000) as usize;
+        rows_csv(&p, i * 100_000, rows)
+    };
+    let f0 = file(0, &mut rng);
+    let start = Instant::now();
+    ok(&tarn(d, &["land", f0.to_str().unwrap(), "flights/raw/drops/drop0.csv"]));
+    let took = start.elapsed();
+    let mut killed = 0;
+    let mut files = vec![f0];
+    for i in 1..=kills {
+        let f = file(i, &mut rng);
+        let key = format!("flights/raw/drops/drop{i}.csv");
+        if kill_after(
+            spawn(d, &["land", f.to_str().unwrap(), &key]),
+            rng.between(Duration::ZERO, took + took / 4),
+        ) {
+            killed += 1;
+        }
+        files.push(f);
+    }
+    // What the kills left: objects without events are found and given theirs.
+    age_temporary_files(d);
+    let repair = json_of(&ok(&tarn(d, &["doctor", "--format", "json"])));
+    let repaired = repair["findings"].as_array().unwrap();
+    let without_event: usize = repaired
+        .iter()
+        .filter(|f| f["kind"] == "object_without_event")
+        .map(|f| {
+            f["detail"].as_str().unwrap().split(' ').next().unwrap().parse::<usize>().unwrap()
+        })
+        .sum();
+    let temporary = repaired.iter().filter(|f| f["kind"] == "temporary_file").count();
+    // The user lands again what failed: every file, every key once.
+    for (i, f) in files.iter().enumerate() {
+        ok(&tarn(d, &["land", f.to_str().unwrap(), &format!("flights/raw/drops/drop{i}.csv")]));
+    }
+    let events = events_by_key(d);
+    let etags = etags_by_key(d);
+    let mut violations = 0;
+    for (i, f) in files.iter().enumerate() {
+        let key = format!("flights/raw/drops/drop{i}.csv");
+        if events.get(&key) != Some(&1) {
+            violations += 1;
+            eprintln!("{key}: {:?} events", events.get(&key));
+        }
+        // The event names the content landed: its SHA-256 is the file's.
+        if etags.get(&key) != Some(&sha256_of(f)) {
+            violations += 1;
+            eprintln!("{key}: the event's etag is not the file's SHA-256");
+        }
+    }
+    let left = temporary_files(d);
+    eprintln!(
+        "killed lands ({deployment:?}): {kills} tries, {killed} killed before finishing, {without_event} objects left without an event, {temporary} temporary files removed, {} left, {violations} violations",
+        left.len()
+    );
+    assert_eq!(violations, 0);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(killed > kills / 2, "most kills must land inside a land ({killed} of {kills})");
+}
+
+#[test]
+fn killed_lands_leave_one_event_per_object_embedded() {
+    killed_lands_leave_one_event_per_object(Deployment::Embedded, 50);
+}
+
+#[test]
+fn killed_lands_leave_one_event_per_object_shared() {
+    killed_lands_leave_one_event_per_object(Deployment::Shared, 50);
+}
+
+/// Runs `n` copies of `args` at once; answers each one's output.
+fn at_once(dir: &Path, runs: Vec<Vec<String>>) -> Vec<std::process::Output> {
+    let children: Vec<_> = runs
+        .iter()
+        .map(|args| {
+            Command::new(env!("CARGO_BIN_EXE_tarn"))
+                .arg("--dir")
+                .arg(dir)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+/// The `metaData` actions of a table's Delta log, and their table ids (local or S3).
+fn metadata_ids(dir: &Path, table_url: &str) -> Vec<String> {
+    let script = r#"
+import json, os, sys, urllib.parse
+url = sys.argv[1]
+texts = []
+if url.startswith("file://"):
+    log = os.path.join(url[len("file://"):], "_delta_log")
+    for n in sorted(os.listdir(log)):
+        if n.endswith(".json"):
+            texts.append(open(os.path.join(log, n)).read())
+else:
+    import boto3
+    u = urllib.parse.urlparse(url)
+    s3 = boto3.client("s3", endpoint_url=os.environ["TARN_TEST_S3"])
+    prefix = u.path.lstrip("/") + "/_delta_log/"
+    for o in s3.list_objects_v2(Bucket=u.netloc, Prefix=prefix).get("Contents", []):
+        if o["Key"].endswith(".json"):
+            texts.append(s3.get_object(Bucket=u.netloc, Key=o["Key"])["Body"].read().decode())
+ids = [json.loads(l)["metaData"]["id"] for t in texts for l in t.splitlines() if '"metaData"' in l]
+print(json.dumps(ids))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, table_url])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn concurrent_writers_all_succeed(deployment: Deployment) {
+    let dir = lake_on(deployment, "");
+    let d = dir.path();
+    // 8 processes appending to one new table.
+    let per = 3000;
+    let runs = (0..8)
+        .map(|i| {
+            let f = rows_csv(&d.join(format!("a{i}.csv")), i * per, per);
+            vec!["load".into(), "flights.trusted.appended".into(), f.display().to_string()]
+        })
+        .collect();
+    for out in at_once(d, runs) {
+        ok(&out);
+    }
+    assert_eq!(scalar(d, "SELECT count(*) FROM flights.trusted.appended"), (8 * per).to_string());
+    assert_eq!(
+        scalar(d, "SELECT count(DISTINCT id) FROM flights.trusted.appended"),
+        (8 * per).to_string()
+    );
+    let show = json_of(&ok(&tarn(d, &["table", "show", "flights.trusted.appended", "--format", "json"])));
+    assert_eq!(show["row_count"], 8 * per);
+    assert_eq!(show["loads"].as_array().unwrap().len(), 8);
+    let ids = metadata_ids(d, show["location"].as_str().unwrap());
+    assert_eq!(ids.len(), 1, "one metaData action, one table id: {ids:?}");
+
+    // 4 merges of overlapping keys into one table: each key once, every process succeeds.
+    let runs = (0..4)
+        .map(|i| {
+            let f = rows_csv(&d.join(format!("m{i}.csv")), i * 1000, 2000);
+            vec![
+                "load".into(),
+                "flights.trusted.merged".into(),
+                f.display().to_string(),
+                "--mode".into(),
+                "merge".into(),
+                "--key".into(),
+                "id".into(),
+            ]
+        })
+        .collect();
+    for out in at_once(d, runs) {
+        ok(&out);
+    }
+    assert_eq!(scalar(d, "SELECT count(*) FROM flights.trusted.merged"), "5000");
+    assert_eq!(scalar(d, "SELECT count(DISTINCT id) FROM flights.trusted.merged"), "5000");
+    let show = json_of(&ok(&tarn(d, &["table", "show", "flights.trusted.merged", "--format", "json"])));
+    assert_eq!(show["row_count"], 5000);
+    assert_eq!(metadata_ids(d, show["location"].as_str().unwrap()).len(), 1);
+
+    // 16 landings to one raw key: 8 of the same bytes, 8 of other bytes each.
+    let same = d.join("same.csv");
+    std::fs::write(&same, "a\n1\n").unwrap();
+    let runs = (0..16)
+        .map(|i| {
+            let f = if i % 2 == 0 {
+                same.clone()
+            } else {
+                let p = d.join(format!("other{i}.csv"));
+                std::fs::write(&p, format!("a\n{i}\n")).unwrap();
+                p
+            };
+            vec!["land".into(), f.display().to_string(), "flights/raw/one/key.csv".into(), "--format".into(), "json".into()]
+        })
+        .collect();
+    let outs = at_once(d, runs);
+    let mut created = 0;
+    for (i, out) in outs.iter().enumerate() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            let v = json_of(&String::from_utf8_lossy(&out.stdout));
+            let outcome = v[0]["outcome"].as_str().unwrap().to_string();
+            if outcome == "created" {
+                created += 1;
+            } else {
+                assert_eq!(outcome, "unchanged", "landing {i}");
+                assert_eq!(i % 2, 0, "only the same bytes are unchanged");
+            }
+        } else {
+            assert!(stderr.contains("append-only"), "landing {i}: {stderr}");
+        }
+    }
+    assert_eq!(created, 1, "one landing creates the key");
+    assert_eq!(events_by_key(d).get("flights/raw/one/key.csv"), Some(&1));
+}
+
+#[test]
+fn concurrent_writers_all_succeed_embedded() {
+    concurrent_writers_all_succeed(Deployment::Embedded);
+}
+
+#[test]
+fn concurrent_writers_all_succeed_shared() {
+    concurrent_writers_all_succeed(Deployment::Shared);
+}
