@@ -84,11 +84,18 @@ fn scalar(dir: &Path, sql: &str) -> String {
 
 /// The catalog's facts about a table: (row count, loads' Delta versions).
 fn catalog_of(dir: &Path, table: &str) -> (i64, Vec<i64>) {
-    let v = json_of(&ok(&tarn(dir, &["table", "show", table, "--format", "json"])));
+    let v = json_of(&ok(&tarn(
+        dir,
+        &["table", "show", table, "--format", "json"],
+    )));
     let rows = v["row_count"].as_i64().unwrap_or(-1);
     let loads = v["loads"]
         .as_array()
-        .map(|l| l.iter().map(|l| l["table_version"].as_i64().unwrap()).collect())
+        .map(|l| {
+            l.iter()
+                .map(|l| l["table_version"].as_i64().unwrap())
+                .collect()
+        })
         .unwrap_or_default();
     (rows, loads)
 }
@@ -107,26 +114,25 @@ fn killed_loads_never_lose_or_double_rows(deployment: Deployment, kills: usize) 
     let f0 = file(0);
     let start = Instant::now();
     ok(&tarn(d, &["load", table, f0.to_str().unwrap()]));
-    let took = start.elapsed();
+    let mut took = start.elapsed();
     let mut rng = Lcg(17 + deployment as u64);
     let (mut tries, mut killed, mut mid_write, mut already) = (0, 0, 0, 0);
     for i in 1..=kills {
         let f = file(i);
         let f = f.to_str().unwrap();
         tries += 1;
+        // Late in the load, where its commits are: the window follows how long the last
+        // whole load took (loads slow down as the table and its keys grow).
         if kill_after(
             spawn(d, &["load", table, f]),
-            rng.between(took / 3, took + took / 4),
+            rng.between(took * 3 / 5, took + took / 10),
         ) {
             killed += 1;
         }
         // Killed between its Delta commit and the catalog: `doctor --check` sees it.
         let check = tarn(d, &["doctor", "--check", "--format", "json"]);
         let report = json_of(&String::from_utf8_lossy(&check.stdout));
-        if report["findings"]
-            .as_array()
-            .is_some_and(|f| !f.is_empty())
-        {
+        if report["findings"].as_array().is_some_and(|f| !f.is_empty()) {
             mid_write += 1;
         }
         // Every tenth crash is repaired by `tarn doctor`; the others by loading again,
@@ -134,17 +140,32 @@ fn killed_loads_never_lose_or_double_rows(deployment: Deployment, kills: usize) 
         if i % 10 == 0 {
             ok(&tarn(d, &["doctor"]));
         }
+        let start = Instant::now();
         let rerun = json_of(&ok(&tarn(d, &["load", table, f, "--json"])));
         if rerun["already_loaded"] == true {
             already += 1;
+        } else {
+            took = start.elapsed();
         }
     }
     let total = (kills + 1) * per_file;
     let count = scalar(d, &format!("SELECT count(*) FROM {table}"));
     let distinct = scalar(d, &format!("SELECT count(DISTINCT id) FROM {table}"));
     let (rows, versions) = catalog_of(d, table);
-    let rejected = tarn(d, &["sql", "SELECT count(*) FROM flights.trusted.readings_rejected", "--format", "csv"]);
-    let rejected = String::from_utf8_lossy(&rejected.stdout).lines().nth(1).unwrap_or("0").to_string();
+    let rejected = tarn(
+        d,
+        &[
+            "sql",
+            "SELECT count(*) FROM flights.trusted.readings_rejected",
+            "--format",
+            "csv",
+        ],
+    );
+    let rejected = String::from_utf8_lossy(&rejected.stdout)
+        .lines()
+        .nth(1)
+        .unwrap_or("0")
+        .to_string();
     let mut sorted = versions.clone();
     sorted.dedup();
     let violations = [
@@ -164,12 +185,26 @@ fn killed_loads_never_lose_or_double_rows(deployment: Deployment, kills: usize) 
     assert_eq!(count, total.to_string(), "rows in the table");
     assert_eq!(distinct, total.to_string(), "no row twice");
     assert_eq!(rows, total as i64, "the catalog's row count");
-    assert_eq!(versions.len(), kills + 1, "one load recorded per file: {versions:?}");
-    assert!(versions.windows(2).all(|w| w[0] < w[1]), "loads in version order: {versions:?}");
+    assert_eq!(
+        versions.len(),
+        kills + 1,
+        "one load recorded per file: {versions:?}"
+    );
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "loads in version order: {versions:?}"
+    );
     assert_eq!(rejected, "0", "a re-run rejects nothing as a duplicate");
     let check = tarn(d, &["doctor", "--check"]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
-    assert!(killed > kills / 2, "most kills must land inside a load ({killed} of {kills})");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(
+        killed > kills / 2,
+        "most kills must land inside a load ({killed} of {kills})"
+    );
 }
 
 #[test]
@@ -186,12 +221,24 @@ fn killed_loads_never_lose_or_double_rows_shared() {
 fn events_by_key(dir: &Path) -> std::collections::BTreeMap<String, usize> {
     let v = json_of(&ok(&tarn(
         dir,
-        &["events", "--kind", "object.created", "--limit", "100000", "--format", "json"],
+        &[
+            "events",
+            "--kind",
+            "object.created",
+            "--limit",
+            "100000",
+            "--format",
+            "json",
+        ],
     )));
     let mut out = std::collections::BTreeMap::new();
     for e in v.as_array().unwrap() {
-        *out.entry(format!("{}/{}", e["zone"].as_str().unwrap(), e["key"].as_str().unwrap()))
-            .or_default() += 1;
+        *out.entry(format!(
+            "{}/{}",
+            e["zone"].as_str().unwrap(),
+            e["key"].as_str().unwrap()
+        ))
+        .or_default() += 1;
     }
     out
 }
@@ -200,14 +247,26 @@ fn events_by_key(dir: &Path) -> std::collections::BTreeMap<String, usize> {
 fn etags_by_key(dir: &Path) -> std::collections::BTreeMap<String, String> {
     let v = json_of(&ok(&tarn(
         dir,
-        &["events", "--kind", "object.created", "--limit", "100000", "--format", "json"],
+        &[
+            "events",
+            "--kind",
+            "object.created",
+            "--limit",
+            "100000",
+            "--format",
+            "json",
+        ],
     )));
     v.as_array()
         .unwrap()
         .iter()
         .map(|e| {
             (
-                format!("{}/{}", e["zone"].as_str().unwrap(), e["key"].as_str().unwrap()),
+                format!(
+                    "{}/{}",
+                    e["zone"].as_str().unwrap(),
+                    e["key"].as_str().unwrap()
+                ),
                 e["etag"].as_str().unwrap().to_string(),
             )
         })
@@ -234,7 +293,9 @@ fn temporary_files(dir: &Path) -> Vec<PathBuf> {
                 todo.push(p);
             } else {
                 let name = p.file_name().unwrap().to_string_lossy().to_string();
-                if name.rsplit_once('#').is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+                if name
+                    .rsplit_once('#')
+                    .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
                     || name.ends_with(".json.tmp")
                 {
                     out.push(p);
@@ -268,7 +329,10 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
     };
     let f0 = file(0, &mut rng);
     let start = Instant::now();
-    ok(&tarn(d, &["land", f0.to_str().unwrap(), "flights/raw/drops/drop0.csv"]));
+    ok(&tarn(
+        d,
+        &["land", f0.to_str().unwrap(), "flights/raw/drops/drop0.csv"],
+    ));
     let took = start.elapsed();
     let mut killed = 0;
     let mut files = vec![f0];
@@ -291,13 +355,30 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
         .iter()
         .filter(|f| f["kind"] == "object_without_event")
         .map(|f| {
-            f["detail"].as_str().unwrap().split(' ').next().unwrap().parse::<usize>().unwrap()
+            f["detail"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
         })
         .sum();
-    let temporary = repaired.iter().filter(|f| f["kind"] == "temporary_file").count();
+    let temporary = repaired
+        .iter()
+        .filter(|f| f["kind"] == "temporary_file")
+        .count();
     // The user lands again what failed: every file, every key once.
     for (i, f) in files.iter().enumerate() {
-        ok(&tarn(d, &["land", f.to_str().unwrap(), &format!("flights/raw/drops/drop{i}.csv")]));
+        ok(&tarn(
+            d,
+            &[
+                "land",
+                f.to_str().unwrap(),
+                &format!("flights/raw/drops/drop{i}.csv"),
+            ],
+        ));
     }
     let events = events_by_key(d);
     let etags = etags_by_key(d);
@@ -321,7 +402,10 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
     );
     assert_eq!(violations, 0);
     assert!(left.is_empty(), "{left:?}");
-    assert!(killed > kills / 2, "most kills must land inside a land ({killed} of {kills})");
+    assert!(
+        killed > kills / 2,
+        "most kills must land inside a land ({killed} of {kills})"
+    );
 }
 
 #[test]
@@ -349,7 +433,10 @@ fn at_once(dir: &Path, runs: Vec<Vec<String>>) -> Vec<std::process::Output> {
                 .unwrap()
         })
         .collect();
-    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
 }
 
 /// The `metaData` actions of a table's Delta log, and their table ids (local or S3).
@@ -379,7 +466,11 @@ print(json.dumps(ids))
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -391,18 +482,34 @@ fn concurrent_writers_all_succeed(deployment: Deployment) {
     let runs = (0..8)
         .map(|i| {
             let f = rows_csv(&d.join(format!("a{i}.csv")), i * per, per);
-            vec!["load".into(), "flights.trusted.appended".into(), f.display().to_string()]
+            vec![
+                "load".into(),
+                "flights.trusted.appended".into(),
+                f.display().to_string(),
+            ]
         })
         .collect();
     for out in at_once(d, runs) {
         ok(&out);
     }
-    assert_eq!(scalar(d, "SELECT count(*) FROM flights.trusted.appended"), (8 * per).to_string());
+    assert_eq!(
+        scalar(d, "SELECT count(*) FROM flights.trusted.appended"),
+        (8 * per).to_string()
+    );
     assert_eq!(
         scalar(d, "SELECT count(DISTINCT id) FROM flights.trusted.appended"),
         (8 * per).to_string()
     );
-    let show = json_of(&ok(&tarn(d, &["table", "show", "flights.trusted.appended", "--format", "json"])));
+    let show = json_of(&ok(&tarn(
+        d,
+        &[
+            "table",
+            "show",
+            "flights.trusted.appended",
+            "--format",
+            "json",
+        ],
+    )));
     assert_eq!(show["row_count"], 8 * per);
     assert_eq!(show["loads"].as_array().unwrap().len(), 8);
     let ids = metadata_ids(d, show["location"].as_str().unwrap());
@@ -426,9 +533,24 @@ fn concurrent_writers_all_succeed(deployment: Deployment) {
     for out in at_once(d, runs) {
         ok(&out);
     }
-    assert_eq!(scalar(d, "SELECT count(*) FROM flights.trusted.merged"), "5000");
-    assert_eq!(scalar(d, "SELECT count(DISTINCT id) FROM flights.trusted.merged"), "5000");
-    let show = json_of(&ok(&tarn(d, &["table", "show", "flights.trusted.merged", "--format", "json"])));
+    assert_eq!(
+        scalar(d, "SELECT count(*) FROM flights.trusted.merged"),
+        "5000"
+    );
+    assert_eq!(
+        scalar(d, "SELECT count(DISTINCT id) FROM flights.trusted.merged"),
+        "5000"
+    );
+    let show = json_of(&ok(&tarn(
+        d,
+        &[
+            "table",
+            "show",
+            "flights.trusted.merged",
+            "--format",
+            "json",
+        ],
+    )));
     assert_eq!(show["row_count"], 5000);
     assert_eq!(metadata_ids(d, show["location"].as_str().unwrap()).len(), 1);
 
@@ -441,13 +563,33 @@ fn concurrent_writers_all_succeed(deployment: Deployment) {
                 same.clone()
             } else {
                 let p = d.join(format!("other{i}.csv"));
-                std::fs::write(&p, format!("a\n{i}\n")).unwrap();
+                std::fs::write(&p, format!("other\n{i}\n")).unwrap();
                 p
             };
-            vec!["land".into(), f.display().to_string(), "flights/raw/one/key.csv".into(), "--format".into(), "json".into()]
+            vec![
+                "land".into(),
+                f.display().to_string(),
+                "flights/raw/one/key.csv".into(),
+                "--format".into(),
+                "json".into(),
+            ]
         })
         .collect();
     let outs = at_once(d, runs);
+    let seen: Vec<String> = outs
+        .iter()
+        .map(|o| {
+            if o.status.success() {
+                json_of(&String::from_utf8_lossy(&o.stdout))[0]["outcome"].to_string()
+            } else {
+                String::from_utf8_lossy(&o.stderr)
+                    .chars()
+                    .take(60)
+                    .collect()
+            }
+        })
+        .collect();
+    eprintln!("16 landings to one key ({deployment:?}): {seen:#?}");
     let mut created = 0;
     for (i, out) in outs.iter().enumerate() {
         let stderr = String::from_utf8_lossy(&out.stderr);
