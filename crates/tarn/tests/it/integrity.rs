@@ -619,3 +619,120 @@ fn concurrent_writers_all_succeed_embedded() {
 fn concurrent_writers_all_succeed_shared() {
     concurrent_writers_all_succeed(Deployment::Shared);
 }
+
+/// PUTs objects one after another until the server stops answering; answers the keys it
+/// acknowledged (201).
+fn put_until_refused(url: String, dir: PathBuf, round: usize) -> Vec<String> {
+    let mut acknowledged = Vec::new();
+    for n in 0.. {
+        let key = format!("puts/r{round}-{n}.csv");
+        let body = dir.join(format!("put-{round}-{n}.csv"));
+        rows_csv(&body, n * 1000, 2000 + (n * 7919) % 30_000);
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+                "-T",
+            ])
+            .arg(&body)
+            .arg(format!("{url}/api/v1/zones/flights/raw/objects/{key}"))
+            .output()
+            .unwrap();
+        match String::from_utf8_lossy(&out.stdout).as_ref() {
+            "201" | "200" => acknowledged.push(format!("flights/raw/{key}")),
+            _ => break,
+        }
+    }
+    acknowledged
+}
+
+fn killed_servers_leave_one_event_per_object(deployment: Deployment, kills: usize) {
+    let dir = lake_on(deployment, "");
+    let d = dir.path().to_path_buf();
+    let src = d.join("bodies");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut rng = Lcg(7 + deployment as u64);
+    let mut acknowledged = Vec::new();
+    for round in 0..kills {
+        let served = crate::server::Served::start(&d, &[]);
+        let (url, bodies) = (served.url.clone(), src.clone());
+        // Two clients at once, so kills meet requests in every stage.
+        let clients: Vec<_> = (0..2)
+            .map(|c| {
+                let (url, bodies) = (url.clone(), bodies.clone());
+                std::thread::spawn(move || put_until_refused(url, bodies, round * 2 + c))
+            })
+            .collect();
+        std::thread::sleep(rng.between(Duration::from_millis(300), Duration::from_millis(1500)));
+        served.kill();
+        for c in clients {
+            acknowledged.extend(c.join().unwrap());
+        }
+    }
+    age_temporary_files(&d);
+    let repair = json_of(&ok(&tarn(&d, &["doctor", "--format", "json"])));
+    let without_event: usize = repair["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "object_without_event")
+        .map(|f| {
+            f["detail"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    let listed = json_of(&ok(&tarn(
+        &d,
+        &["ls", "flights/raw/puts", "--format", "json"],
+    )));
+    let keys: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("flights/raw/{}", o["key"].as_str().unwrap()))
+        .collect();
+    let events = events_by_key(&d);
+    let mut violations = 0;
+    for k in &keys {
+        if events.get(k) != Some(&1) {
+            violations += 1;
+            eprintln!("{k}: {:?} events", events.get(k));
+        }
+    }
+    for k in &acknowledged {
+        if !keys.contains(k) {
+            violations += 1;
+            eprintln!("{k} was acknowledged but is gone");
+        }
+    }
+    let left = temporary_files(&d);
+    eprintln!(
+        "killed servers ({deployment:?}): {kills} kills, {} objects acknowledged, {} stored, {without_event} left without an event (repaired), {} temporary files left, {violations} violations",
+        acknowledged.len(),
+        keys.len(),
+        left.len()
+    );
+    assert_eq!(violations, 0);
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn killed_servers_leave_one_event_per_object_embedded() {
+    killed_servers_leave_one_event_per_object(Deployment::Embedded, 20);
+}
+
+#[test]
+fn killed_servers_leave_one_event_per_object_shared() {
+    killed_servers_leave_one_event_per_object(Deployment::Shared, 20);
+}
