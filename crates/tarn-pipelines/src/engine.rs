@@ -130,7 +130,11 @@ impl Engine {
 
     /// Step output lines go to `sink` as they come.
     pub fn with_sink(mut self, sink: LineSink) -> Engine {
-        self.sink = Some(sink);
+        // Live lines are shown with the lake's secrets hidden, as stored logs are.
+        let secrets = self.lake.config.secrets();
+        self.sink = Some(std::sync::Arc::new(move |line: &str| {
+            sink(&tarn_config::redact(line, &secrets))
+        }));
         self
     }
 

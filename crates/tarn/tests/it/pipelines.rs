@@ -993,3 +993,82 @@ print(json.dumps({"own": land("example"), "other": land("other"), "token_length"
         "a token leaked into the record: {shown}"
     );
 }
+
+/// A step that prints its whole environment, to its log and as its output, and one that fails
+/// doing the same: no configured secret is in anything a run stores or shows.
+fn no_secret_reaches_what_a_run_stores(deployment: Deployment) {
+    let dir = example_lake(deployment, "");
+    let p = dir.path().join("pipelines/leaky");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("config.yml"),
+        "name: leaky\ndomain: example\nlayers: {origin: raw, target: trusted}\nsteps:\n  Print:\n    type: command\n    properties:\n      command: [python3, -c, 'import json, os, sys; print(json.dumps(dict(os.environ)), file=sys.stderr); print(json.dumps({\"env\": dict(os.environ)}))']\n      next_step: Fail\n  Fail:\n    type: command\n    properties:\n      command: [sh, -c, 'env; exit 3']\n",
+    )
+    .unwrap();
+    let event = dir.path().join("e.json");
+    std::fs::write(&event, "{}").unwrap();
+    let smtp = "smtp-password-7731".to_string();
+    // The shared deployment needs the real S3 secret (the step gets it to reach the lake).
+    let aws = std::env::var("AWS_SECRET_ACCESS_KEY")
+        .ok()
+        .filter(|_| deployment == Deployment::Shared)
+        .unwrap_or_else(|| "aws-secret-9921".into());
+    let run_tarn = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tarn"))
+            .arg("--dir")
+            .arg(dir.path())
+            .args(args)
+            .env("TARN_SMTP_PASSWORD", &smtp)
+            .env("AWS_SECRET_ACCESS_KEY", &aws)
+            .output()
+            .unwrap()
+    };
+    let run = run_tarn(&[
+        "pipelines",
+        "run",
+        "leaky",
+        "--event",
+        event.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success(), "the second step fails");
+    let mut seen = String::new();
+    seen += &String::from_utf8_lossy(&run.stdout);
+    seen += &String::from_utf8_lossy(&run.stderr);
+    let list = run_tarn(&["executions", "list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    for args in [
+        vec!["executions", "show", &id, "--format", "json"],
+        vec!["executions", "show", &id],
+        vec!["executions", "logs", &id],
+    ] {
+        let out = run_tarn(&args);
+        seen += &String::from_utf8_lossy(&out.stdout);
+        seen += &String::from_utf8_lossy(&out.stderr);
+    }
+    // The steps ran and printed their environment.
+    assert!(seen.contains("PATH="), "{seen}");
+    for secret in [&smtp, &aws] {
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a secret was stored or shown:\n{seen}"
+        );
+    }
+    if deployment == Deployment::Shared {
+        // Given to the step to reach the lake's bucket, and hidden in what it printed.
+        assert!(seen.contains("AWS_SECRET_ACCESS_KEY=***"), "{seen}");
+    } else {
+        assert!(!seen.contains("AWS_SECRET_ACCESS_KEY"), "{seen}");
+    }
+    assert!(!seen.contains("TARN_SMTP_PASSWORD"), "{seen}");
+}
+
+#[test]
+fn no_secret_reaches_what_a_run_stores_embedded() {
+    no_secret_reaches_what_a_run_stores(Deployment::Embedded);
+}
+
+#[test]
+fn no_secret_reaches_what_a_run_stores_shared() {
+    no_secret_reaches_what_a_run_stores(Deployment::Shared);
+}
