@@ -177,6 +177,16 @@ impl Store {
         location: &str,
     ) -> Result<String, MetadataError> {
         let name = format!("{domain}_{layer}");
+        // Read first: opening a lake writes nothing when its zones are known (so a read-only
+        // store still serves reading commands).
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT location FROM catalog_databases WHERE name = $1")
+                .bind(&name)
+                .fetch_optional(&self.pool)
+                .await?;
+        if known.as_deref() == Some(location) || (self.read_only && known.is_some()) {
+            return Ok(name);
+        }
         sqlx::query(
             "INSERT INTO catalog_databases (name, domain, layer, location, created_at)
              VALUES ($1, $2, $3, $4, $5)

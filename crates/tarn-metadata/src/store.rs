@@ -13,6 +13,8 @@ pub struct Store {
     /// in turn instead of contending for the file's lock; on Postgres the pool itself.
     writer: AnyPool,
     pub(crate) sqlite: bool,
+    /// Opened read-only (a store this process cannot write).
+    pub(crate) read_only: bool,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -22,6 +24,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Self, MetadataError> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
+        let mut read_only = false;
         let url = if is_sqlite {
             let path = url
                 .trim_start_matches("sqlite://")
@@ -35,6 +38,11 @@ impl Store {
             }
             if path.contains('?') {
                 format!("sqlite://{path}")
+            } else if read_only_file(std::path::Path::new(file)) {
+                // A store this process may read but not write (a read-only copy, another
+                // user's lake): opened read-only so reading commands work; writes fail.
+                read_only = true;
+                format!("sqlite://{path}?mode=ro&immutable=1")
             } else {
                 format!("sqlite://{path}?mode=rwc")
             }
@@ -50,7 +58,9 @@ impl Store {
                 .max_connections(connections)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
-                        if is_sqlite {
+                        if is_sqlite && read_only {
+                            conn.execute("PRAGMA case_sensitive_like=ON").await?;
+                        } else if is_sqlite {
                             // WAL lets readers run beside the one writer; the busy timeout makes a
                             // second process wait for the lock instead of failing.
                             conn.execute("PRAGMA journal_mode=WAL").await?;
@@ -73,10 +83,12 @@ impl Store {
             })?;
         // Two processes opening a new store at once both try the first migration; the loser
         // finds the tables made and, once the winner has recorded them, nothing left to do.
+        // A read-only store is used as it is.
         let mut tries = 0;
-        loop {
+        let mut migrated = read_only;
+        while !migrated {
             match MIGRATOR.run(&pool).await {
-                Ok(()) => break,
+                Ok(()) => migrated = true,
                 Err(_) if tries < 20 => {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
@@ -99,6 +111,7 @@ impl Store {
             pool,
             writer,
             sqlite: is_sqlite,
+            read_only,
         })
     }
 
@@ -120,6 +133,24 @@ impl Store {
     pub async fn ping(&self) -> Result<(), MetadataError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// Whether `file` exists and this process cannot write it or the files SQLite keeps beside it.
+fn read_only_file(file: &std::path::Path) -> bool {
+    if !file.is_file() {
+        return false;
+    }
+    if std::fs::OpenOptions::new().append(true).open(file).is_err() {
+        return true;
+    }
+    let probe = file.with_extension(format!("probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            std::fs::remove_file(&probe).ok();
+            false
+        }
+        Err(_) => true,
     }
 }
 

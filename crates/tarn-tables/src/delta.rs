@@ -97,8 +97,10 @@ fn empty_schema() -> SchemaRef {
 /// A new, empty table handle at `table_url` (its folder created when local).
 async fn create_at(table_url: &str) -> Result<DeltaTable, TablesError> {
     if let Some(path) = table_url.strip_prefix("file://") {
-        std::fs::create_dir_all(path)
-            .map_err(|e| TablesError::Location(format!("{table_url}: {e}")))?;
+        std::fs::create_dir_all(path).map_err(|source| TablesError::Folder {
+            path: path.to_string(),
+            source,
+        })?;
     }
     // Called where `open` found no table: building without loading spares the kernel a probe
     // it would log as an error.
@@ -141,7 +143,10 @@ pub async fn open(
             table: table_url.to_string(),
             version: v as i64,
         }),
-        Err(e) => Err(e.into()),
+        Err(source) => Err(TablesError::Open {
+            table: table_url.to_string(),
+            source: Box::new(source),
+        }),
     }
 }
 

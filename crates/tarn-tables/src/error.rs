@@ -11,6 +11,18 @@ pub enum TablesError {
     Usage(String),
     #[error("table location {0} is not a valid URL")]
     Location(String),
+    #[error("cannot make the table folder {path}: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the Delta table at {table}: {source}")]
+    Open {
+        table: String,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
     #[error("{0} is not a Delta table (load into it first)")]
     NotDelta(String),
     #[error("table {table} has no version {version}; see `tarn table history`")]

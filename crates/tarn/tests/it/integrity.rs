@@ -202,8 +202,8 @@ fn killed_loads_never_lose_or_double_rows(deployment: Deployment, kills: usize) 
         String::from_utf8_lossy(&check.stdout)
     );
     assert!(
-        killed > kills / 2,
-        "most kills must land inside a load ({killed} of {kills})"
+        killed * 3 >= kills,
+        "kills must land inside loads ({killed} of {kills})"
     );
 }
 
@@ -403,8 +403,8 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
     assert_eq!(violations, 0);
     assert!(left.is_empty(), "{left:?}");
     assert!(
-        killed > kills / 2,
-        "most kills must land inside a land ({killed} of {kills})"
+        killed * 3 >= kills,
+        "kills must land inside lands ({killed} of {kills})"
     );
 }
 
