@@ -10,14 +10,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tarn_metadata::LoadRecord;
 
-/// A temporary file untouched for this long belongs to a writer that is gone.
-pub const STALE_AFTER: Duration = Duration::from_secs(60);
+/// A temporary file untouched for this long, or an upload started this long ago, belongs to a
+/// writer that is gone (the default of `tarn doctor --stale-after`, and what `tarn serve` uses
+/// at start: long enough for a large upload of another node to finish).
+pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// One thing found wrong (and, unless checking only, put right).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// `unregistered_table`, `stale_row_count`, `schema`, `unrecorded_load`, `missing_log`,
-    /// `object_without_event` or `temporary_file`.
+    /// `object_without_event`, `temporary_file` or `open_upload`.
     pub kind: String,
     /// The table (`domain.layer.table`) or object (`domain/layer/key`) concerned.
     pub place: String,
@@ -41,7 +43,7 @@ impl DoctorReport {
             detail,
             fixed,
         };
-        tracing::warn!(kind = f.kind, place = f.place, fixed, "{}", f.detail);
+        tracing::info!(kind = f.kind, place = f.place, fixed, "{}", f.detail);
         self.findings.push(f);
     }
 }
@@ -49,7 +51,11 @@ impl DoctorReport {
 impl Lake {
     /// Checks catalog against Delta logs, objects against events, and zones for temporary files
     /// left by crashes; repairs what it finds unless `check_only`.
-    pub async fn doctor(&self, check_only: bool) -> Result<DoctorReport, LakeError> {
+    pub async fn doctor(
+        &self,
+        check_only: bool,
+        stale: Duration,
+    ) -> Result<DoctorReport, LakeError> {
         let repair = !check_only;
         let mut report = DoctorReport::default();
         self.doctor_tables(repair, &mut report).await?;
@@ -67,7 +73,7 @@ impl Lake {
                 }
             }
             if let Some(dir) = self.local_dir(&zone) {
-                for f in stale_temporary_files(&dir, STALE_AFTER) {
+                for f in stale_temporary_files(&dir, stale) {
                     let place = f.display().to_string();
                     let fixed = repair && std::fs::remove_file(&f).is_ok();
                     report.found(
@@ -78,6 +84,20 @@ impl Lake {
                     );
                 }
             }
+        }
+        for u in self.zones.stale_uploads(stale).await? {
+            let fixed = repair && self.zones.abort_upload(&u).await.is_ok();
+            report.found(
+                "open_upload",
+                u.key.clone(),
+                format!(
+                    "a multipart upload started {} and never finished (its writer stopped)",
+                    u.initiated
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "at an unknown time".into())
+                ),
+                fixed,
+            );
         }
         Ok(report)
     }

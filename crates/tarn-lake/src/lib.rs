@@ -23,7 +23,7 @@ pub mod testing;
 pub use address::TableAddress;
 pub use artifacts::ARTIFACT_ROOT;
 pub use catalog::{TableDetail, TableSummary};
-pub use doctor::{DoctorReport, Finding};
+pub use doctor::{DoctorReport, Finding, STALE_AFTER};
 pub use error::LakeError;
 pub use executions::{ExecutionDetail, ExecutionPage, CUSTOM_EVENT};
 pub use load::{LoadArgs, LoadReport};

@@ -244,6 +244,8 @@ async fn upload(
     let upload = store.put_multipart(location).await?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
     let mut buf = vec![0u8; PART_SIZE];
+    // Any failure aborts the upload, so S3 keeps no parts of it (a killed process leaves an
+    // open upload for `tarn doctor`).
     loop {
         let n = match file.read(&mut buf).await {
             Ok(0) => break,
@@ -253,7 +255,10 @@ async fn upload(
                 return Err(read_err(e));
             }
         };
-        writer.wait_for_capacity(4).await?;
+        if let Err(e) = writer.wait_for_capacity(4).await {
+            writer.abort().await.ok();
+            return Err(e.into());
+        }
         writer.write(&buf[..n]);
         progress(n as u64);
     }

@@ -20,11 +20,13 @@ mod error;
 mod keys;
 mod land;
 mod store;
+mod uploads;
 mod watch;
 mod zones;
 
 pub use error::StorageError;
 pub use keys::{validate_key, validate_key_within, MAX_KEY_BYTES, MAX_SEGMENT_BYTES};
 pub use land::{land_plan, LandOptions, LandOutcome, Landed};
+pub use uploads::OpenUpload;
 pub use watch::{notice, SETTLE};
 pub use zones::{ObjectInfo, Zone, Zones, VERSIONS_PREFIX};

@@ -17,6 +17,8 @@ pub(crate) struct Opened {
     /// For S3: the bucket's URL (`s3://bucket`) and a store rooted at the bucket, which Delta
     /// and the SQL engine resolve table URLs against.
     pub bucket: Option<(String, Arc<dyn ObjectStore>)>,
+    /// For S3: what listing and aborting open uploads needs, and the stage's prefix.
+    pub uploads: Option<(crate::uploads::S3Access, String)>,
 }
 
 /// Opens the store at `url`.
@@ -29,6 +31,7 @@ pub(crate) fn open(url: &str, s3: &S3Settings) -> Result<Opened, StorageError> {
         return Ok(Opened {
             rooted: Arc::new(LocalFileSystem::new_with_prefix(path)?),
             bucket: None,
+            uploads: None,
         });
     }
     let Some(rest) = url.strip_prefix("s3://") else {
@@ -38,17 +41,13 @@ pub(crate) fn open(url: &str, s3: &S3Settings) -> Result<Opened, StorageError> {
         });
     };
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let builder = s3_builder(bucket, s3);
+    let access = crate::uploads::S3Access::from_builder(&builder, bucket);
     let store: Arc<dyn ObjectStore> =
-        Arc::new(
-            s3_builder(bucket, s3)
-                .build()
-                .map_err(|e| StorageError::BadUrl {
-                    url: url.to_string(),
-                    reason: format!(
-                        "{e}; set `s3:` in tarn.yml or the AWS_* environment variables"
-                    ),
-                })?,
-        );
+        Arc::new(builder.build().map_err(|e| StorageError::BadUrl {
+            url: url.to_string(),
+            reason: format!("{e}; set `s3:` in tarn.yml or the AWS_* environment variables"),
+        })?);
     let prefix = prefix.trim_matches('/');
     let rooted: Arc<dyn ObjectStore> = if prefix.is_empty() {
         store.clone()
@@ -58,6 +57,7 @@ pub(crate) fn open(url: &str, s3: &S3Settings) -> Result<Opened, StorageError> {
     Ok(Opened {
         rooted,
         bucket: Some((format!("s3://{bucket}"), store)),
+        uploads: access.map(|a| (a, prefix.to_string())),
     })
 }
 

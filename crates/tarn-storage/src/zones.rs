@@ -17,6 +17,7 @@ pub struct Zones {
     url: String,
     store: Arc<dyn ObjectStore>,
     bucket: Option<(String, Arc<dyn ObjectStore>)>,
+    uploads: Option<(crate::uploads::S3Access, String)>,
     domains: Vec<String>,
     layers: Vec<String>,
     config: Arc<LakeConfig>,
@@ -94,6 +95,7 @@ impl Zones {
             url,
             store: opened.rooted,
             bucket: opened.bucket,
+            uploads: opened.uploads,
             domains: config.domains.iter().map(|d| d.name.clone()).collect(),
             layers: config.layers.clone(),
             config: Arc::new(config.clone()),
@@ -114,6 +116,37 @@ impl Zones {
     /// and the SQL engine need to resolve table locations.
     pub fn bucket_store(&self) -> Option<(String, Arc<dyn ObjectStore>)> {
         self.bucket.clone()
+    }
+
+    /// Multipart uploads S3 holds open under this stage, started longer than `stale` ago (a
+    /// writer that stopped mid-file); none on other stores.
+    pub async fn stale_uploads(
+        &self,
+        stale: std::time::Duration,
+    ) -> Result<Vec<crate::OpenUpload>, StorageError> {
+        let Some((access, prefix)) = &self.uploads else {
+            return Ok(Vec::new());
+        };
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", prefix.trim_end_matches('/'))
+        };
+        let before = chrono::Utc::now() - chrono::Duration::from_std(stale).unwrap_or_default();
+        Ok(access
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|u| u.initiated.is_none_or(|t| t <= before))
+            .collect())
+    }
+
+    /// Aborts an upload [`Zones::stale_uploads`] found.
+    pub async fn abort_upload(&self, upload: &crate::OpenUpload) -> Result<(), StorageError> {
+        match &self.uploads {
+            Some((access, _)) => access.abort(upload).await,
+            None => Ok(()),
+        }
     }
 
     /// The underlying object store.

@@ -249,7 +249,8 @@ enum Command {
     /// its commit and the catalog), Delta tables missing from the catalog are registered,
     /// tables whose folder was deleted are dropped from it, objects without their
     /// object.created event get it (so their pipelines start), and temporary files of killed
-    /// writers are removed. `tarn serve` runs the same repairs when it starts.
+    /// writers (and S3 multipart uploads they left open) are removed. `tarn serve` runs the
+    /// same repairs when it starts.
     ///
     /// Examples:
     ///   tarn doctor              (check and repair; says what it fixed)
@@ -260,6 +261,10 @@ enum Command {
         /// Only report what is wrong; change nothing.
         #[arg(long)]
         check: bool,
+        /// Temporary files untouched, and S3 multipart uploads started, longer ago than this
+        /// many seconds belong to writers that are gone and are removed.
+        #[arg(long, default_value_t = tarn_lake::STALE_AFTER.as_secs())]
+        stale_after: u64,
         #[command(flatten)]
         out: Output,
     },
@@ -1108,10 +1113,16 @@ async fn run(cli: Cli) -> Result<()> {
             }
             println!("revoked token `{name}`");
         }
-        Command::Doctor { check, out } => {
+        Command::Doctor {
+            check,
+            stale_after,
+            out,
+        } => {
             let lake = open(&cli).await?;
             let spinner = print::spinner("checking catalog, Delta logs, objects and events");
-            let report = lake.doctor(*check).await?;
+            let report = lake
+                .doctor(*check, std::time::Duration::from_secs(*stale_after))
+                .await?;
             spinner.finish_and_clear();
             if out.json() {
                 print::json(&report)?;
@@ -1172,7 +1183,7 @@ async fn run(cli: Cli) -> Result<()> {
                     // are already served.
                     let checked = lake.clone();
                     tokio::spawn(async move {
-                        match checked.doctor(false).await {
+                        match checked.doctor(false, tarn_lake::STALE_AFTER).await {
                             Ok(r) => {
                                 for f in &r.findings {
                                     eprintln!(

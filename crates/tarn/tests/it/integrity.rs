@@ -306,14 +306,32 @@ fn temporary_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Makes every temporary file look abandoned (older than `tarn doctor`'s threshold).
-fn age_temporary_files(dir: &Path) {
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    for p in temporary_files(dir) {
-        if let Ok(f) = std::fs::File::options().write(true).open(&p) {
-            f.set_modified(old).ok();
-        }
-    }
+/// Multipart uploads S3 holds open under the lake's stage (0 for a local lake), as boto3
+/// lists them.
+fn open_uploads(dir: &Path) -> usize {
+    let yml = std::fs::read_to_string(dir.join("tarn.yml")).unwrap();
+    let Some(storage) = yml.lines().find_map(|l| l.strip_prefix("storage: s3://")) else {
+        return 0;
+    };
+    let (bucket, prefix) = storage.split_once('/').unwrap();
+    let script = "import boto3, os, sys\ns3 = boto3.client('s3', endpoint_url=os.environ['TARN_TEST_S3'])\nr = s3.list_multipart_uploads(Bucket=sys.argv[1], Prefix=sys.argv[2])\nprint(len(r.get('Uploads', [])))";
+    python(script, &[bucket, prefix]).trim().parse().unwrap()
+}
+
+/// Runs a Python script (with boto3 for S3) and answers what it printed.
+fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize) {
@@ -322,10 +340,15 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
     let src = d.join("src");
     std::fs::create_dir_all(&src).unwrap();
     let mut rng = Lcg(99 + deployment as u64);
+    // Every fifth file is above the 8 MiB part size, so it goes up as a multipart upload.
     let file = |i: usize, rng: &mut Lcg| -> PathBuf {
         let p = src.join(format!("drop{i}.csv"));
-        let rows = 20_000 + (rng.next() % 60_000) as usize;
-        rows_csv(&p, i * 100_000, rows)
+        let rows = if i % 5 == 4 {
+            320_000
+        } else {
+            20_000 + (rng.next() % 60_000) as usize
+        };
+        rows_csv(&p, i * 1_000_000, rows)
     };
     let f0 = file(0, &mut rng);
     let start = Instant::now();
@@ -334,22 +357,36 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
         &["land", f0.to_str().unwrap(), "flights/raw/drops/drop0.csv"],
     ));
     let took = start.elapsed();
+    // And one above the part size: how long a multipart land takes here.
+    let big = rows_csv(&src.join("big.csv"), 900_000_000, 320_000);
+    let start = Instant::now();
+    ok(&tarn(
+        d,
+        &["land", big.to_str().unwrap(), "flights/raw/big.csv"],
+    ));
+    let took_big = start.elapsed();
     let mut killed = 0;
     let mut files = vec![f0];
     for i in 1..=kills {
         let f = file(i, &mut rng);
         let key = format!("flights/raw/drops/drop{i}.csv");
-        if kill_after(
-            spawn(d, &["land", f.to_str().unwrap(), &key]),
-            rng.between(Duration::ZERO, took + took / 4),
-        ) {
+        let window = if i % 5 == 4 {
+            rng.between(took_big / 3, took_big + took_big / 10)
+        } else {
+            rng.between(Duration::ZERO, took + took / 4)
+        };
+        if kill_after(spawn(d, &["land", f.to_str().unwrap(), &key]), window) {
             killed += 1;
         }
         files.push(f);
     }
-    // What the kills left: objects without events are found and given theirs.
-    age_temporary_files(d);
-    let repair = json_of(&ok(&tarn(d, &["doctor", "--format", "json"])));
+    // What the kills left: objects without events are found and given theirs, temporary
+    // files and open uploads removed (every writer is gone: nothing is too recent).
+    let open_before = open_uploads(d);
+    let repair = json_of(&ok(&tarn(
+        d,
+        &["doctor", "--stale-after", "0", "--format", "json"],
+    )));
     let repaired = repair["findings"].as_array().unwrap();
     let without_event: usize = repaired
         .iter()
@@ -369,6 +406,11 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
         .iter()
         .filter(|f| f["kind"] == "temporary_file")
         .count();
+    let aborted = repaired
+        .iter()
+        .filter(|f| f["kind"] == "open_upload" && f["fixed"] == true)
+        .count();
+    let open_after = open_uploads(d);
     // The user lands again what failed: every file, every key once.
     for (i, f) in files.iter().enumerate() {
         ok(&tarn(
@@ -397,11 +439,13 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
     }
     let left = temporary_files(d);
     eprintln!(
-        "killed lands ({deployment:?}): {kills} tries, {killed} killed before finishing, {without_event} objects left without an event, {temporary} temporary files removed, {} left, {violations} violations",
+        "killed lands ({deployment:?}): {kills} tries, {killed} killed before finishing, {without_event} objects left without an event, {temporary} temporary files removed, {} left, {open_before} open uploads, {aborted} aborted, {open_after} left, {violations} violations",
         left.len()
     );
     assert_eq!(violations, 0);
     assert!(left.is_empty(), "{left:?}");
+    assert_eq!(open_after, 0, "open multipart uploads remain");
+    assert_eq!(aborted, open_before);
     assert!(
         killed * 3 >= kills,
         "kills must land inside lands ({killed} of {kills})"
@@ -440,7 +484,7 @@ fn at_once(dir: &Path, runs: Vec<Vec<String>>) -> Vec<std::process::Output> {
 }
 
 /// The `metaData` actions of a table's Delta log, and their table ids (local or S3).
-fn metadata_ids(dir: &Path, table_url: &str) -> Vec<String> {
+fn metadata_ids(table_url: &str) -> Vec<String> {
     let script = r#"
 import json, os, sys, urllib.parse
 url = sys.argv[1]
@@ -461,17 +505,7 @@ else:
 ids = [json.loads(l)["metaData"]["id"] for t in texts for l in t.splitlines() if '"metaData"' in l]
 print(json.dumps(ids))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, table_url])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&python(script, &[table_url])).unwrap()
 }
 
 fn concurrent_writers_all_succeed(deployment: Deployment) {
@@ -512,7 +546,7 @@ fn concurrent_writers_all_succeed(deployment: Deployment) {
     )));
     assert_eq!(show["row_count"], 8 * per);
     assert_eq!(show["loads"].as_array().unwrap().len(), 8);
-    let ids = metadata_ids(d, show["location"].as_str().unwrap());
+    let ids = metadata_ids(show["location"].as_str().unwrap());
     assert_eq!(ids.len(), 1, "one metaData action, one table id: {ids:?}");
 
     // 4 merges of overlapping keys into one table: each key once, every process succeeds.
@@ -552,7 +586,7 @@ fn concurrent_writers_all_succeed(deployment: Deployment) {
         ],
     )));
     assert_eq!(show["row_count"], 5000);
-    assert_eq!(metadata_ids(d, show["location"].as_str().unwrap()).len(), 1);
+    assert_eq!(metadata_ids(show["location"].as_str().unwrap()).len(), 1);
 
     // 16 landings to one raw key: 8 of the same bytes, 8 of other bytes each.
     let same = d.join("same.csv");
@@ -674,8 +708,10 @@ fn killed_servers_leave_one_event_per_object(deployment: Deployment, kills: usiz
             acknowledged.extend(c.join().unwrap());
         }
     }
-    age_temporary_files(&d);
-    let repair = json_of(&ok(&tarn(&d, &["doctor", "--format", "json"])));
+    let repair = json_of(&ok(&tarn(
+        &d,
+        &["doctor", "--stale-after", "0", "--format", "json"],
+    )));
     let without_event: usize = repair["findings"]
         .as_array()
         .unwrap()
