@@ -85,6 +85,37 @@ impl Lake {
                 }
             }
         }
+        // Bodies a killed server was still receiving.
+        for entry in std::fs::read_dir(self.incoming_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            // Untouched for `stale`: neither the folder nor the body in it written since.
+            let touched = std::iter::once(entry.path())
+                .chain(
+                    std::fs::read_dir(entry.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path()),
+                )
+                .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+                .max();
+            let old = touched
+                .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
+                .is_some_and(|age| age >= stale);
+            if old {
+                let path = entry.path();
+                let fixed = repair && std::fs::remove_dir_all(&path).is_ok();
+                report.found(
+                    "temporary_file",
+                    path.display().to_string(),
+                    "an upload a stopped server was still receiving".into(),
+                    fixed,
+                );
+            }
+        }
         for u in self.zones.stale_uploads(stale).await? {
             let fixed = repair && self.zones.abort_upload(&u).await.is_ok();
             report.found(
@@ -100,6 +131,12 @@ impl Lake {
             );
         }
         Ok(report)
+    }
+
+    /// Where `tarn serve` keeps request bodies while it receives them (`.tarn/incoming/` of
+    /// the lake folder).
+    pub fn incoming_dir(&self) -> std::path::PathBuf {
+        self.config.root.join(".tarn").join("incoming")
     }
 
     /// The folder of a zone on a `file://` stage.

@@ -432,7 +432,17 @@ async fn receive(
     name: &str,
 ) -> ApiResult<(tempfile::TempDir, std::path::PathBuf)> {
     let room = |e: std::io::Error| ApiError::internal(format!("receiving a body: {e}"));
-    let dir = tempfile::tempdir().map_err(room)?;
+    // Under the lake's own folder, where `tarn doctor` (run at every start) removes what a
+    // killed server left half-received; the system's temporary folder when that cannot be made.
+    let incoming = app.lake.incoming_dir();
+    let dir = std::fs::create_dir_all(&incoming)
+        .and_then(|_| {
+            tempfile::Builder::new()
+                .prefix("upload-")
+                .tempdir_in(&incoming)
+        })
+        .or_else(|_| tempfile::tempdir())
+        .map_err(room)?;
     let path = dir.path().join(name);
     let mut file = tokio::fs::File::create(&path).await.map_err(room)?;
     let mut stream = body.into_data_stream();

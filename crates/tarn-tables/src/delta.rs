@@ -144,7 +144,12 @@ pub async fn open(
             version: v as i64,
         }),
         Err(source) => Err(TablesError::Open {
-            table: table_url.to_string(),
+            table: match broken_commit(table_url) {
+                Some(file) => {
+                    format!("{table_url} (its commit {file} is not valid JSON: cut short?)")
+                }
+                None => table_url.to_string(),
+            },
             source: Box::new(source),
         }),
     }
@@ -152,6 +157,24 @@ pub async fn open(
 
 /// The commit metadata of a load: enough to rebuild the catalog's record of it from the Delta
 /// log alone (see [`loads_since`]).
+/// The commit file of a local table's log that does not read as JSON lines, if one does not.
+fn broken_commit(table_url: &str) -> Option<String> {
+    let log = std::path::Path::new(table_url.strip_prefix("file://")?).join("_delta_log");
+    let mut files: Vec<_> = std::fs::read_dir(&log)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files.into_iter().rev().find_map(|f| {
+        let text = std::fs::read_to_string(&f).ok()?;
+        text.lines()
+            .any(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+            .then(|| f.display().to_string())
+    })
+}
+
 fn commit_props(
     req: &LoadRequest<'_>,
     rows_written: usize,

@@ -17,7 +17,10 @@ pub enum TablesError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read the Delta table at {table}: {source}")]
+    #[error(
+        "cannot read the Delta table at {table}: {}",
+        without_backtrace(source)
+    )]
     Open {
         table: String,
         #[source]
@@ -27,7 +30,7 @@ pub enum TablesError {
     NotDelta(String),
     #[error("table {table} has no version {version}; see `tarn table history`")]
     NoSuchVersion { table: String, version: i64 },
-    #[error("Delta: {0}")]
+    #[error("Delta: {}", without_backtrace(.0))]
     Delta(#[from] deltalake::DeltaTableError),
     #[error("Arrow: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
@@ -50,5 +53,27 @@ impl TablesError {
                 } | deltalake::DeltaTableError::VersionAlreadyExists(_)
             )
         )
+    }
+}
+
+/// An error's text without the backtrace the Delta kernel appends to it when `RUST_BACKTRACE`
+/// is set: users read the cause, not a hundred frames.
+fn without_backtrace(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.find("\n   0: ") {
+        Some(at) => text[..at].trim_end().to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backtraces_are_left_out() {
+        let e = "Kernel error: Json error: Truncated record\n   0: with_backtrace\n             at src/error.rs:482:25";
+        assert_eq!(
+            super::without_backtrace(&e),
+            "Kernel error: Json error: Truncated record"
+        );
     }
 }

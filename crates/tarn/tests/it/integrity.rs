@@ -708,6 +708,9 @@ fn killed_servers_leave_one_event_per_object(deployment: Deployment, kills: usiz
             acknowledged.extend(c.join().unwrap());
         }
     }
+    // Bodies the killed servers were still receiving, kept under the lake folder.
+    let incoming = d.join(".tarn/incoming");
+    let half_received = std::fs::read_dir(&incoming).map(|r| r.count()).unwrap_or(0);
     let repair = json_of(&ok(&tarn(
         &d,
         &["doctor", "--stale-after", "0", "--format", "json"],
@@ -752,14 +755,16 @@ fn killed_servers_leave_one_event_per_object(deployment: Deployment, kills: usiz
             eprintln!("{k} was acknowledged but is gone");
         }
     }
+    let half_received_after = std::fs::read_dir(&incoming).map(|r| r.count()).unwrap_or(0);
     let left = temporary_files(&d);
     eprintln!(
-        "killed servers ({deployment:?}): {kills} kills, {} objects acknowledged, {} stored, {without_event} left without an event (repaired), {} temporary files left, {violations} violations",
+        "killed servers ({deployment:?}): {kills} kills, {} objects acknowledged, {} stored, {without_event} left without an event (repaired), {half_received} half-received bodies ({half_received_after} left), {} temporary files left, {violations} violations",
         acknowledged.len(),
         keys.len(),
         left.len()
     );
     assert_eq!(violations, 0);
+    assert_eq!(half_received_after, 0, "half-received bodies remain");
     assert!(left.is_empty(), "{left:?}");
 }
 
