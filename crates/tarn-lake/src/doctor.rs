@@ -61,16 +61,21 @@ impl Lake {
         self.doctor_tables(repair, &mut report).await?;
         for zone in self.zones.all() {
             report.zones_checked += 1;
-            if repair {
-                let n = tarn_storage::notice(&self.zones, &self.meta, &zone, "").await?;
-                if n > 0 {
-                    report.found(
-                        "object_without_event",
-                        zone.name(),
-                        format!("{n} object(s) had no object.created event (a land or upload stopped between the object and its event); recorded now"),
-                        true,
-                    );
-                }
+            let n = if repair {
+                tarn_storage::notice(&self.zones, &self.meta, &zone, "").await?
+            } else {
+                tarn_storage::unnoticed(&self.zones, &self.meta, &zone, "").await?
+            };
+            if n > 0 {
+                report.found(
+                    "object_without_event",
+                    zone.name(),
+                    format!(
+                        "{n} object(s) had no object.created event (a land or upload stopped between the object and its event, or a file put there by another tool){}",
+                        if repair { "; recorded now" } else { "" }
+                    ),
+                    repair,
+                );
             }
             if let Some(dir) = self.local_dir(&zone) {
                 for f in stale_temporary_files(&dir, stale) {

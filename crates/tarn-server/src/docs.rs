@@ -38,6 +38,7 @@ use utoipa::{Modify, OpenApi};
         routes::table,
         routes::history,
         routes::crawl,
+        routes::doctor,
         routes::crawls,
         routes::load,
         routes::load_upload,

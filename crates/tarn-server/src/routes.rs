@@ -51,6 +51,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/tables/{table}", get(table))
         .route("/tables/{table}/history", get(history))
         .route("/crawls", get(crawls).post(crawl))
+        .route("/doctor", post(doctor))
         .route("/loads", post(load))
         .route("/loads/upload", post(load_upload))
         .route("/sql", post(sql))
@@ -564,6 +565,34 @@ pub(crate) async fn history(
         |h| format!("{:020}", i64::MAX - h.version),
         &q,
     )?))
+}
+
+/// How to check the lake.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct DoctorRequest {
+    /// Only report; change nothing.
+    #[serde(default)]
+    check: bool,
+    /// Temporary files untouched, and S3 uploads started, longer ago than this many seconds
+    /// belong to writers that are gone (default 3600).
+    stale_after: Option<u64>,
+}
+
+/// Checks the catalog against the Delta logs and the objects against their events, and repairs
+/// what it finds unless `check` (as `tarn doctor` does); for unscoped tokens.
+#[utoipa::path(post, path = "/api/v1/doctor", tag = "catalog", request_body = DoctorRequest,
+    responses((status = 200, body = tarn_lake::DoctorReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn doctor(
+    State(app): State<App>,
+    Extension(scope): Extension<Scope>,
+    JsonBody(req): JsonBody<DoctorRequest>,
+) -> ApiResult<Json<tarn_lake::DoctorReport>> {
+    scope.unscoped("check and repair the whole lake")?;
+    let stale = req
+        .stale_after
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(tarn_lake::STALE_AFTER);
+    Ok(Json(app.lake.doctor(req.check, stale).await?))
 }
 
 /// What to crawl.

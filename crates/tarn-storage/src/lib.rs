@@ -28,5 +28,5 @@ pub use error::StorageError;
 pub use keys::{validate_key, validate_key_within, MAX_KEY_BYTES, MAX_SEGMENT_BYTES};
 pub use land::{land_plan, LandOptions, LandOutcome, Landed};
 pub use uploads::OpenUpload;
-pub use watch::{notice, SETTLE};
+pub use watch::{notice, unnoticed, SETTLE};
 pub use zones::{ObjectInfo, Zone, Zones, VERSIONS_PREFIX};

@@ -24,6 +24,26 @@ pub async fn notice(
     zone: &Zone,
     prefix: &str,
 ) -> Result<usize, StorageError> {
+    look(zones, meta, zone, prefix, false).await
+}
+
+/// How many objects [`notice`] would record an event for, changing nothing.
+pub async fn unnoticed(
+    zones: &Zones,
+    meta: &Store,
+    zone: &Zone,
+    prefix: &str,
+) -> Result<usize, StorageError> {
+    look(zones, meta, zone, prefix, true).await
+}
+
+async fn look(
+    zones: &Zones,
+    meta: &Store,
+    zone: &Zone,
+    prefix: &str,
+    dry_run: bool,
+) -> Result<usize, StorageError> {
     let name = zone.name();
     let seen = meta.seen_objects(&name, prefix).await?;
     let settled = chrono::Utc::now() - chrono::Duration::from_std(SETTLE).unwrap_or_default();
@@ -62,7 +82,16 @@ pub async fn notice(
         let landed = meta.landed_at(&name, &o.key, o.size as i64).await?;
         let landed = landed.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
         if matches!((written, landed), (Some(w), Some(l)) if l >= w) {
-            meta.mark_seen(&name, &o.key, &tag, o.size as i64).await?;
+            if !dry_run {
+                meta.mark_seen(&name, &o.key, &tag, o.size as i64).await?;
+            }
+            continue;
+        }
+        if dry_run {
+            // Without an event of this key and size at all, a look would record one.
+            if landed.is_none() {
+                recorded += 1;
+            }
             continue;
         }
         let bytes = match zones.read(zone, &o.key).await {

@@ -221,6 +221,14 @@ impl Client {
         .await
     }
 
+    pub async fn doctor(&self, check: bool, stale_after: u64) -> Result<tarn_lake::DoctorReport> {
+        self.json(
+            self.request(Method::POST, "/api/v1/doctor")
+                .json(&serde_json::json!({ "check": check, "stale_after": stale_after })),
+        )
+        .await
+    }
+
     pub async fn tables(
         &self,
         filter: Option<&str>,

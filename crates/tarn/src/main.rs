@@ -70,8 +70,8 @@ Serve:
 Options:
 {options}
 Start with `tarn quickstart`, then `tarn --dir tarn-quickstart tables`.
-With --server URL (or TARN_SERVER), land, ls, events, crawl, tables, table, load and sql
-talk to a running `tarn serve` instead.
+With --server URL (or TARN_SERVER), land, ls, events, crawl, tables, table, load, sql and
+doctor talk to a running `tarn serve` instead.
 `tarn help COMMAND` explains each command with examples.
 ";
 
@@ -1118,11 +1118,16 @@ async fn run(cli: Cli) -> Result<()> {
             stale_after,
             out,
         } => {
-            let lake = open(&cli).await?;
             let spinner = print::spinner("checking catalog, Delta logs, objects and events");
-            let report = lake
-                .doctor(*check, std::time::Duration::from_secs(*stale_after))
-                .await?;
+            let report = match &server {
+                Some(c) => c.doctor(*check, *stale_after).await?,
+                None => {
+                    open(&cli)
+                        .await?
+                        .doctor(*check, std::time::Duration::from_secs(*stale_after))
+                        .await?
+                }
+            };
             spinner.finish_and_clear();
             if out.json() {
                 print::json(&report)?;

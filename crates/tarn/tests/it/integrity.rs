@@ -777,3 +777,38 @@ fn killed_servers_leave_one_event_per_object_embedded() {
 fn killed_servers_leave_one_event_per_object_shared() {
     killed_servers_leave_one_event_per_object(Deployment::Shared, 20);
 }
+
+/// `tarn doctor --server URL` checks and repairs the lake a server serves, through its API.
+#[test]
+fn doctor_through_a_server_checks_and_repairs() {
+    let dir = lake_on(Deployment::Embedded, "");
+    let d = dir.path();
+    let served = crate::server::Served::start(d, &[]);
+    let remote = |args: &[&str]| {
+        let mut all = vec!["--server", served.url.as_str()];
+        all.extend_from_slice(args);
+        tarn(d, &all)
+    };
+    let clean = json_of(&ok(&remote(&["doctor", "--check", "--format", "json"])));
+    assert_eq!(clean["findings"].as_array().unwrap().len(), 0, "{clean}");
+    // A file copied straight into the zone's folder, older than the watcher's settling time.
+    let raw = d.join("lake/dev/flights/raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    std::fs::write(raw.join("copied.csv"), "a\n1\n").unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let check = remote(&["doctor", "--check"]);
+    assert!(
+        !check.status.success(),
+        "--check fails when something is wrong"
+    );
+    let fixed = json_of(&ok(&remote(&["doctor", "--format", "json"])));
+    let findings = fixed["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "object_without_event" && f["fixed"] == true),
+        "{fixed}"
+    );
+    assert_eq!(events_by_key(d).get("flights/raw/copied.csv"), Some(&1));
+    served.stop();
+}
