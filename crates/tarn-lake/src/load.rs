@@ -162,8 +162,13 @@ impl Lake {
         let name = shown.clone();
         let format = args.format;
         let (source, digest) = tokio::task::spawn_blocking(move || {
-            let digest = hex::encode(sha2::Sha256::digest(&bytes));
-            Source::read(&name, &bytes, format).map(|s| (s, digest))
+            // The content hash (the load's identity) is taken beside the parsing, not after it.
+            std::thread::scope(|scope| {
+                let digest = scope.spawn(|| hex::encode(sha2::Sha256::digest(&bytes)));
+                let source = Source::read(&name, &bytes, format);
+                let digest = digest.join().expect("hashing bytes cannot panic");
+                source.map(|s| (s, digest))
+            })
         })
         .await
         .map_err(|e| LakeError::Usage(format!("reading the source failed: {e}")))??;
