@@ -376,6 +376,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tables/{table}/history"),
     ("get", "/api/v1/crawls"),
     ("post", "/api/v1/crawls"),
+    ("post", "/api/v1/doctor"),
     ("post", "/api/v1/loads"),
     ("post", "/api/v1/loads/upload"),
     ("post", "/api/v1/sql"),

@@ -380,8 +380,9 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
         }
         files.push(f);
     }
-    // What the kills left: objects without events are found and given theirs, temporary
-    // files and open uploads removed (every writer is gone: nothing is too recent).
+    std::thread::sleep(Duration::from_millis(1000)); // past the watcher's settling time
+                                                     // What the kills left: objects without events are found and given theirs, temporary
+                                                     // files and open uploads removed (every writer is gone: nothing is too recent).
     let open_before = open_uploads(d);
     let repair = json_of(&ok(&tarn(
         d,
@@ -708,6 +709,9 @@ fn killed_servers_leave_one_event_per_object(deployment: Deployment, kills: usiz
             acknowledged.extend(c.join().unwrap());
         }
     }
+    // An object written in the last moments is left for the next look (it may still be being
+    // written): wait past that before asking.
+    std::thread::sleep(Duration::from_millis(1000));
     // Bodies the killed servers were still receiving, kept under the lake folder.
     let incoming = d.join(".tarn/incoming");
     let half_received = std::fs::read_dir(&incoming).map(|r| r.count()).unwrap_or(0);
