@@ -446,7 +446,6 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
     assert_eq!(violations, 0);
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(open_after, 0, "open multipart uploads remain");
-    assert_eq!(aborted, open_before);
     assert!(
         killed * 3 >= kills,
         "kills must land inside lands ({killed} of {kills})"
