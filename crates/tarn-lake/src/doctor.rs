@@ -156,13 +156,18 @@ impl Lake {
         report: &mut DoctorReport,
     ) -> Result<(), LakeError> {
         let mut known = std::collections::BTreeSet::new();
-        for t in self.meta.tables().await? {
+        for (domain, layer, t) in self.visible_tables().await? {
             if t.format != "delta" {
                 continue;
             }
             known.insert((t.database.clone(), t.name.clone()));
             report.tables_checked += 1;
-            let place = self.address_of(&t);
+            let a = TableAddress {
+                domain,
+                layer,
+                table: t.name.clone(),
+            };
+            let place = a.to_string();
             let Some(dt) = tarn_tables::open(&t.location, None).await? else {
                 let fixed = repair && self.meta.forget_table(&t.id).await.is_ok();
                 report.found(
@@ -205,17 +210,15 @@ impl Lake {
             let (columns, _) = crate::load::columns_of(&schema, &partition_by);
             if columns != t.columns {
                 if repair {
-                    if let Ok(a) = self.address(&place) {
-                        self.register_delta(
-                            &a,
-                            &t.location,
-                            &schema,
-                            &partition_by,
-                            t.parameters.clone(),
-                            "doctor: schema read back from the Delta log",
-                        )
-                        .await?;
-                    }
+                    self.register_delta(
+                        &a,
+                        &t.location,
+                        &schema,
+                        &partition_by,
+                        t.parameters.clone(),
+                        "doctor: schema read back from the Delta log",
+                    )
+                    .await?;
                 }
                 report.found(
                     "schema",
@@ -373,19 +376,6 @@ impl Lake {
                     .unwrap_or_else(|| chrono::Utc::now().to_rfc3339()),
             })
             .collect())
-    }
-
-    /// `domain.layer.table` of a catalog record.
-    fn address_of(&self, t: &tarn_metadata::TableRecord) -> String {
-        let domain = self
-            .config
-            .domains
-            .iter()
-            .map(|d| d.name.as_str())
-            .filter(|d| t.database.starts_with(&format!("{d}_")))
-            .max_by_key(|d| d.len())
-            .unwrap_or(&t.database);
-        t.address(domain)
     }
 }
 

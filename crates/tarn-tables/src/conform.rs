@@ -724,16 +724,19 @@ mod tests {
         assert_eq!(lines.value(0), 3);
     }
 
+    fn types_of(c: &Conformed) -> Vec<DataType> {
+        c.schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
     #[test]
     fn inference_keeps_na_numbers_numeric() {
         let src = Source::read("t.csv", b"a,b,c\n1,2.5,x\nNA,NA,y\n3,,z\n", None).unwrap();
         let out = conform(&src, None, None, "l").unwrap();
-        let types: Vec<DataType> = out
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = types_of(&out);
         assert_eq!(types, [DataType::Int64, DataType::Float64, DataType::Utf8]);
         assert_eq!(out.rejected_rows, 0);
     }
@@ -747,12 +750,7 @@ mod tests {
         )
         .unwrap();
         let out = conform(&src, None, None, "l").unwrap();
-        let types: Vec<DataType> = out
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = types_of(&out);
         assert_eq!(
             types,
             [

@@ -309,3 +309,75 @@ async fn a_truncated_commit_is_named_with_its_table_and_file() {
     assert!(!err.contains("   0: "), "no backtrace: {err}");
     assert_eq!(std::fs::read(&log).unwrap(), &text[..text.len() / 2]);
 }
+
+/// What a crash or a hand leaves between the catalog and the Delta logs, `doctor` finds and
+/// puts right: a table the catalog lacks, a stale row count, a table whose folder is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reconciles_the_catalog_with_the_delta_logs() {
+    let (dir, lake) = lake(Deployment::Embedded, FLIGHTS_YML, &[]).await;
+    let csv = dir.path().join("a.csv");
+    std::fs::write(&csv, "id,v\n1,a\n2,b\n").unwrap();
+    let mut args = load_args(csv.to_str().unwrap());
+    lake.load(&args).await.unwrap();
+    args.table = "flights.trusted.other".into();
+    lake.load(&args).await.unwrap();
+    let stale = std::time::Duration::from_secs(3600);
+    assert!(lake.doctor(true, stale).await.unwrap().findings.is_empty());
+    // The catalog forgets one table and miscounts the other; a third's folder is deleted.
+    let airlines = lake
+        .meta
+        .table("flights_trusted", "airlines")
+        .await
+        .unwrap()
+        .unwrap();
+    lake.meta
+        .set_row_count(&airlines.id, Some(99))
+        .await
+        .unwrap();
+    let other = lake
+        .meta
+        .table("flights_trusted", "other")
+        .await
+        .unwrap()
+        .unwrap();
+    lake.meta.forget_table(&other.id).await.unwrap();
+    args.table = "flights.trusted.gone".into();
+    lake.load(&args).await.unwrap();
+    std::fs::remove_dir_all(dir.path().join("lake/dev/flights/trusted/gone")).unwrap();
+
+    let found = lake.doctor(false, stale).await.unwrap();
+    let mut kinds: Vec<(String, String)> = found
+        .findings
+        .iter()
+        .map(|f| (f.kind.clone(), f.place.clone()))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "missing_log".to_string(),
+                "flights.trusted.gone".to_string()
+            ),
+            ("stale_row_count".into(), "flights.trusted.airlines".into()),
+            ("unregistered_table".into(), "flights.trusted.other".into()),
+        ],
+        "{found:?}"
+    );
+    assert!(found.findings.iter().all(|f| f.fixed));
+    assert!(lake.doctor(true, stale).await.unwrap().findings.is_empty());
+    let other = lake
+        .meta
+        .table("flights_trusted", "other")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.row_count, Some(2));
+    assert_eq!(lake.meta.loads(&other.id).await.unwrap().len(), 1);
+    assert!(lake
+        .meta
+        .table("flights_trusted", "gone")
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -217,6 +217,20 @@ fn killed_loads_never_lose_or_double_rows_shared() {
     killed_loads_never_lose_or_double_rows(Deployment::Shared, 100);
 }
 
+/// How many objects a `tarn doctor --format json` report gave their missing event.
+fn objects_given_events(report: &serde_json::Value) -> usize {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "object_without_event")
+        .map(|f| {
+            let detail = f["detail"].as_str().unwrap();
+            detail.split(' ').next().unwrap().parse::<usize>().unwrap()
+        })
+        .sum()
+}
+
 /// Every `object.created` event by key.
 fn events_by_key(dir: &Path) -> std::collections::BTreeMap<String, usize> {
     let v = json_of(&ok(&tarn(
@@ -389,20 +403,7 @@ fn killed_lands_leave_one_event_per_object(deployment: Deployment, kills: usize)
         &["doctor", "--stale-after", "0", "--format", "json"],
     )));
     let repaired = repair["findings"].as_array().unwrap();
-    let without_event: usize = repaired
-        .iter()
-        .filter(|f| f["kind"] == "object_without_event")
-        .map(|f| {
-            f["detail"]
-                .as_str()
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse::<usize>()
-                .unwrap()
-        })
-        .sum();
+    let without_event = objects_given_events(&repair);
     let temporary = repaired
         .iter()
         .filter(|f| f["kind"] == "temporary_file")
@@ -718,22 +719,7 @@ fn killed_servers_leave_one_event_per_object(deployment: Deployment, kills: usiz
         &d,
         &["doctor", "--stale-after", "0", "--format", "json"],
     )));
-    let without_event: usize = repair["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == "object_without_event")
-        .map(|f| {
-            f["detail"]
-                .as_str()
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse::<usize>()
-                .unwrap()
-        })
-        .sum();
+    let without_event = objects_given_events(&repair);
     let listed = json_of(&ok(&tarn(
         &d,
         &["ls", "flights/raw/puts", "--format", "json"],
