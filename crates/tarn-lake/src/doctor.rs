@@ -333,13 +333,10 @@ impl Lake {
     pub(crate) async fn sync_loads(
         &self,
         table_id: &str,
-        url: &str,
+        dt: &tarn_tables::DeltaTable,
         full: bool,
     ) -> Result<usize, LakeError> {
-        let Some(dt) = tarn_tables::open(url, None).await? else {
-            return Ok(0);
-        };
-        let missing = self.unrecorded_loads(table_id, &dt, full).await?;
+        let missing = self.unrecorded_loads(table_id, dt, full).await?;
         for l in &missing {
             self.meta.record_load(l).await?;
         }

@@ -289,8 +289,10 @@ impl Lake {
         }
         // Loads committed but never recorded (a process killed between its Delta commit and
         // this point) are read back from the log: after one, the whole log is read.
-        self.sync_loads(&record.id, &table_url, outcome.already_loaded)
-            .await?;
+        if let Some(dt) = &outcome.table {
+            self.sync_loads(&record.id, dt, outcome.already_loaded)
+                .await?;
+        }
         let mut rejected_table = None;
         if outcome.rejected_version.is_some() {
             if let Some(t) = tarn_tables::open(&rejected_url, None).await? {

@@ -88,6 +88,9 @@ pub struct LoadOutcome {
     pub already_loaded: bool,
     #[serde(skip, default = "empty_schema")]
     pub schema: SchemaRef,
+    /// The table as the load left it (for reading its log without opening it again).
+    #[serde(skip)]
+    pub table: Option<DeltaTable>,
 }
 
 fn empty_schema() -> SchemaRef {
@@ -271,6 +274,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
                 ignored_columns: vec![],
                 already_loaded: true,
                 schema: t.snapshot()?.snapshot().arrow_schema(),
+                table: Some(t.clone()),
             });
         }
     }
@@ -350,6 +354,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         ignored_columns: conformed.ignored_columns.clone(),
         already_loaded: false,
         schema: table.snapshot()?.snapshot().arrow_schema(),
+        table: Some(table),
     })
 }
 
@@ -389,6 +394,7 @@ pub async fn write_batches(
         ignored_columns: vec![],
         already_loaded: false,
         schema: table.snapshot()?.snapshot().arrow_schema(),
+        table: None,
     })
 }
 
@@ -735,5 +741,6 @@ pub async fn write_stream(
         ignored_columns: vec![],
         already_loaded: false,
         schema: table.snapshot()?.snapshot().arrow_schema(),
+        table: None,
     })
 }
