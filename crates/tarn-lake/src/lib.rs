@@ -17,6 +17,7 @@ mod error;
 mod executions;
 mod load;
 mod quickstart;
+mod spans;
 mod sql;
 pub mod testing;
 
@@ -30,6 +31,7 @@ pub use load::{LoadArgs, LoadReport};
 pub use quickstart::{quickstart, QuickstartReport};
 pub use sql::SqlInto;
 
+pub use spans::{spans_schema, SPANS_TABLE};
 pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Limits, Selection};
 pub use tarn_metadata::TableChange;
@@ -37,7 +39,7 @@ pub use tarn_metadata::{
     execution_id, status, CrawlRecord, DeliveryRecord, EndpointRecord, Event, ExecutionRecord,
     MetadataError, NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
-pub use tarn_metadata::{logged_models, registry, run_search, tracking};
+pub use tarn_metadata::{logged_models, registry, run_search, traces, tracking, validation};
 pub use tarn_query::{
     write_result, BatchStream, OutputFormat, QueryError, QueryOptions, QueryResult, ResultWriter,
 };

@@ -26,7 +26,9 @@ pub mod run_search;
 mod store;
 pub mod testing;
 mod tokens;
+pub mod traces;
 pub mod tracking;
+pub mod validation;
 mod watch;
 
 pub use catalog::{

@@ -31,7 +31,8 @@ pub struct LoggedModelInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoggedModelData {
     pub params: Vec<KeyValue>,
-    pub metrics: Vec<serde_json::Value>,
+    /// Every metric point logged for the model (`log_metric(..., model_id=...)`).
+    pub metrics: Vec<crate::tracking::Metric>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -149,7 +150,25 @@ impl Store {
             },
             data: LoggedModelData {
                 params: pairs("ml_logged_model_params").await?,
-                metrics: Vec::new(),
+                metrics: sqlx::query(
+                    "SELECT run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest
+                     FROM ml_logged_model_metrics WHERE model_id = $1 ORDER BY key, step, timestamp",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    let some = |c: &str| Some(r.get::<String, _>(c)).filter(|s| !s.is_empty());
+                    crate::tracking::Metric {
+                        model_id: Some(id.to_string()),
+                        run_id: some("run_id"),
+                        dataset_name: some("dataset_name"),
+                        dataset_digest: some("dataset_digest"),
+                        ..crate::tracking::metric(r)
+                    }
+                })
+                .collect(),
             },
         }))
     }
@@ -312,24 +331,30 @@ impl Store {
                     d["dataset"]["name"].as_str().unwrap_or_default(),
                     d["dataset"]["digest"].as_str().unwrap_or_default()
                 );
-                ("dataset", ident, d.to_string())
+                ("dataset", ident, d.to_string(), dataset_facts(d))
             })
             .chain(models.iter().map(|m| {
                 (
                     "model",
                     m.clone(),
                     serde_json::json!({ "model_id": m }).to_string(),
+                    Default::default(),
                 )
             }));
-        for (kind, ident, body) in rows {
+        for (kind, ident, body, (name, digest, context)) in rows {
             sqlx::query(
-                "INSERT INTO ml_run_inputs (run_id, kind, ident, body) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (run_id, kind, ident) DO UPDATE SET body = excluded.body",
+                "INSERT INTO ml_run_inputs (run_id, kind, ident, body, name, digest, context)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (run_id, kind, ident) DO UPDATE SET body = excluded.body,
+                     name = excluded.name, digest = excluded.digest, context = excluded.context",
             )
             .bind(run_id)
             .bind(kind)
             .bind(&ident)
             .bind(&body)
+            .bind(name)
+            .bind(digest)
+            .bind(context)
             .execute(&mut *tx)
             .await?;
         }
@@ -345,6 +370,53 @@ impl Store {
         found
             .map(|_| ())
             .ok_or_else(|| MetadataError::NotFound(format!("Run '{run_id}' not found")))
+    }
+}
+
+/// A `DatasetInput`'s name, digest and context (its `mlflow.data.context` tag).
+pub(crate) fn dataset_facts(d: &serde_json::Value) -> (String, String, String) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let context = d["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["key"] == "mlflow.data.context"))
+        .map(|t| text(&t["value"]))
+        .unwrap_or_default();
+    (
+        text(&d["dataset"]["name"]),
+        text(&d["dataset"]["digest"]),
+        context,
+    )
+}
+
+impl Store {
+    /// Fills the name, digest and context columns of dataset inputs logged before they
+    /// existed (migration 0011).
+    pub(crate) async fn backfill_dataset_inputs(&self) -> Result<(), MetadataError> {
+        let rows = sqlx::query(
+            "SELECT run_id, ident, body FROM ml_run_inputs WHERE kind = 'dataset' AND name = '' AND digest = ''",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let body: serde_json::Value =
+                serde_json::from_str(&r.get::<String, _>("body")).unwrap_or_default();
+            let (name, digest, context) = dataset_facts(&body);
+            if name.is_empty() && digest.is_empty() {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE ml_run_inputs SET name = $1, digest = $2, context = $3
+                 WHERE run_id = $4 AND kind = 'dataset' AND ident = $5",
+            )
+            .bind(name)
+            .bind(digest)
+            .bind(context)
+            .bind(r.get::<String, _>("run_id"))
+            .bind(r.get::<String, _>("ident"))
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
     }
 }
 

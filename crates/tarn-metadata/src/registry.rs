@@ -159,6 +159,43 @@ async fn record(
     Ok(())
 }
 
+/// MLflow's rules for alias names: letters, digits, `_` and `-`, at most 255 characters, and
+/// neither `latest` nor a version's name (`v3`), which are reserved.
+fn alias_name_ok(alias: &str) -> Result<(), MetadataError> {
+    let invalid = |m: String| Err(MetadataError::Invalid(m));
+    if alias.is_empty()
+        || !alias
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        return invalid(format!(
+            "Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores (_), and dashes (-)."
+        ));
+    }
+    crate::validation::length("alias", 255, alias)?;
+    if alias.eq_ignore_ascii_case("latest") {
+        return invalid("'latest' alias name (case insensitive) is reserved.".into());
+    }
+    let rest = &alias[1..];
+    if alias.starts_with(['v', 'V']) && !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+    {
+        return invalid(format!("Version alias name '{alias}' is reserved."));
+    }
+    Ok(())
+}
+
+/// MLflow's rules for registry tags: a valid key of at most 250 characters, a value of at
+/// most 100,000.
+fn registry_tag_ok(key: &str, value: Option<&str>) -> Result<(), MetadataError> {
+    use crate::validation as v;
+    v::key(key, "key")?;
+    v::length(
+        "value",
+        v::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH,
+        value.unwrap_or_default(),
+    )
+}
+
 fn tag_value<'a>(tags: &'a [KeyValue], key: &str) -> Option<&'a str> {
     tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
@@ -387,6 +424,7 @@ impl Store {
         key: &str,
         value: Option<&str>,
     ) -> Result<(), MetadataError> {
+        registry_tag_ok(key, value)?;
         self.require_model(name).await?;
         let mut tx = self.write_tx().await?;
         match value {
@@ -640,6 +678,7 @@ impl Store {
         key: &str,
         value: Option<&str>,
     ) -> Result<(), MetadataError> {
+        registry_tag_ok(key, value)?;
         self.require_version(name, version).await?;
         let n = version_number(name, version)?;
         let mut tx = self.write_tx().await?;
@@ -727,11 +766,7 @@ impl Store {
         version: &str,
         by: &str,
     ) -> Result<(), MetadataError> {
-        if alias.trim().is_empty() || alias.eq_ignore_ascii_case("latest") {
-            return Err(MetadataError::Invalid(format!(
-                "'{alias}' cannot be used as an alias: it is empty or reserved."
-            )));
-        }
+        alias_name_ok(alias)?;
         let model = self.require_model(name).await?;
         let v = self.require_version(name, version).await?;
         guard(&model, &v, alias, "alias")?;
@@ -799,6 +834,18 @@ impl Store {
         alias: &str,
     ) -> Result<ModelVersion, MetadataError> {
         self.require_model(name).await?;
+        if alias.eq_ignore_ascii_case("latest") {
+            // MLflow's reserved alias: the highest version.
+            let newest: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM ml_model_versions WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let newest = newest.ok_or_else(|| {
+                MetadataError::NotFound(format!("Latest version not found for model {name}."))
+            })?;
+            return self.require_version(name, &newest.to_string()).await;
+        }
         let v: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM ml_model_aliases WHERE name = $1 AND alias = $2",
         )
@@ -806,10 +853,9 @@ impl Store {
         .bind(alias)
         .fetch_optional(&self.pool)
         .await?;
+        // MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.
         let v = v.ok_or_else(|| {
-            MetadataError::NotFound(format!(
-                "Registered model alias {alias} not found on model {name}."
-            ))
+            MetadataError::Invalid(format!("Registered model alias {alias} not found."))
         })?;
         self.require_version(name, &v.to_string()).await
     }

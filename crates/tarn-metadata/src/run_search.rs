@@ -14,6 +14,10 @@ pub enum Entity {
     Param(String),
     Tag(String),
     Attribute(String),
+    /// A run's dataset inputs: `datasets.name`, `datasets.digest`, `datasets.context`.
+    Dataset(String),
+    /// A trace's request metadata: `metadata.mlflow.sourceRun`.
+    Metadata(String),
 }
 
 /// A value in a clause, or of a run or experiment.
@@ -21,6 +25,10 @@ pub enum Entity {
 pub enum Literal {
     Number(f64),
     Text(String),
+    /// The values of `IN (...)` and `NOT IN (...)`.
+    List(Vec<String>),
+    /// No value: `IS NULL`, `IS NOT NULL`.
+    Nothing,
 }
 
 /// One `entity.key OP value` clause.
@@ -41,10 +49,19 @@ fn entity(word: &str) -> Result<Entity, String> {
         "metric" | "metrics" => Entity::Metric(key),
         "param" | "params" | "parameter" | "parameters" => Entity::Param(key),
         "tag" | "tags" => Entity::Tag(key),
-        "attribute" | "attributes" | "attr" | "run" => Entity::Attribute(key),
+        "attribute" | "attributes" | "attr" | "run" | "trace" => Entity::Attribute(key),
+        "dataset" | "datasets" => {
+            if !["name", "digest", "context"].contains(&key.as_str()) {
+                return Err(format!(
+                    "Invalid dataset key '{key}'; valid ones are name, digest, context"
+                ));
+            }
+            Entity::Dataset(key)
+        }
+        "metadata" | "request_metadata" => Entity::Metadata(key),
         other => {
             return Err(format!(
-                "invalid entity type '{other}'; valid types are metrics, params, tags, attributes"
+                "Invalid entity type '{other}'. Valid values are ['metric', 'parameter', 'tag', 'attribute', 'dataset']"
             ))
         }
     })
@@ -73,6 +90,9 @@ fn tokens(filter: &str) -> Result<Vec<String>, String> {
             s.push('\'');
             out.push(s);
             i += 1;
+        } else if c == '(' || c == ')' || c == ',' {
+            out.push(c.to_string());
+            i += 1;
         } else if "<>=!".contains(c) {
             let mut s = c.to_string();
             if i + 1 < chars.len() && chars[i + 1] == '=' {
@@ -90,7 +110,7 @@ fn tokens(filter: &str) -> Result<Vec<String>, String> {
                     Some(q) if c == q => quote = None,
                     Some(_) => {}
                     None if c == '`' || c == '"' => quote = Some(c),
-                    None if c.is_whitespace() || "<>=!'".contains(c) => break,
+                    None if c.is_whitespace() || "<>=!'(),".contains(c) => break,
                     None => {}
                 }
                 s.push(c);
@@ -107,37 +127,93 @@ pub fn parse(filter: &str) -> Result<Vec<Clause>, String> {
     let t = tokens(filter)?;
     let mut out = Vec::new();
     let mut i = 0;
+    let word = |k: usize| t.get(k).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    let quoted = |raw: &str| {
+        raw.strip_prefix('\'')
+            .and_then(|s| s.strip_suffix('\''))
+            .or_else(|| raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+            .map(str::to_string)
+    };
     while i < t.len() {
-        if i + 2 >= t.len() {
+        if i + 2 > t.len() {
             return Err(format!("incomplete filter near {:?}", t[i..].join(" ")));
         }
         let e = entity(&t[i])?;
-        let op = t[i + 1].to_ascii_uppercase();
-        if !["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE"].contains(&op.as_str()) {
+        // Two-word comparators: NOT IN, IS NULL, IS NOT NULL.
+        let (op, mut next) = match (word(i + 1).as_str(), word(i + 2).as_str()) {
+            ("NOT", "IN") => ("NOT IN".to_string(), i + 3),
+            ("IS", "NULL") => ("IS NULL".to_string(), i + 3),
+            ("IS", "NOT") if word(i + 3) == "NULL" => ("IS NOT NULL".to_string(), i + 4),
+            (op, _) => (op.to_string(), i + 2),
+        };
+        if ![
+            "=",
+            "!=",
+            "<",
+            "<=",
+            ">",
+            ">=",
+            "LIKE",
+            "ILIKE",
+            "IN",
+            "NOT IN",
+            "IS NULL",
+            "IS NOT NULL",
+        ]
+        .contains(&op.as_str())
+        {
             return Err(format!(
-                "invalid comparator '{}' in filter {filter:?}",
+                "Invalid comparator '{}' in filter {filter:?}",
                 t[i + 1]
             ));
         }
-        let raw = &t[i + 2];
-        let value = if let Some(s) = raw.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
-            Literal::Text(s.to_string())
-        } else if let Some(s) = raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            Literal::Text(s.to_string())
+        let value = if op.starts_with("IS") {
+            Literal::Nothing
+        } else if op.ends_with("IN") {
+            if t.get(next).map(String::as_str) != Some("(") {
+                return Err(format!(
+                    "{op} takes a list of quoted strings in parentheses, as ('a', 'b'), in filter {filter:?}"
+                ));
+            }
+            next += 1;
+            let mut items = Vec::new();
+            loop {
+                let raw = t
+                    .get(next)
+                    .ok_or_else(|| format!("unclosed list in filter {filter:?}"))?;
+                items.push(quoted(raw).ok_or_else(|| {
+                    format!("{op} takes quoted strings, got {raw:?} in filter {filter:?}")
+                })?);
+                next += 1;
+                match t.get(next).map(String::as_str) {
+                    Some(",") => next += 1,
+                    Some(")") => {
+                        next += 1;
+                        break;
+                    }
+                    _ => return Err(format!("expected , or ) in the list of filter {filter:?}")),
+                }
+            }
+            Literal::List(items)
         } else {
-            Literal::Number(raw.parse().map_err(|_| {
-                format!("expected a number or a 'quoted string' in filter, got {raw:?}")
-            })?)
+            let raw = t
+                .get(next)
+                .ok_or_else(|| format!("incomplete filter near {:?}", t[i..].join(" ")))?;
+            next += 1;
+            match quoted(raw) {
+                Some(s) => Literal::Text(s),
+                None => Literal::Number(raw.parse().map_err(|_| {
+                    format!("expected a number or a 'quoted string' in filter, got {raw:?}")
+                })?),
+            }
         };
-        if matches!(e, Entity::Metric(_)) && matches!(value, Literal::Text(_)) {
-            return Err(format!("metric comparisons take a number, not {raw}"));
-        }
+        check_comparator(&e, &op, &value)?;
         out.push(Clause {
             entity: e,
             op,
             value,
         });
-        i += 3;
+        i = next;
         if i < t.len() {
             if !t[i].eq_ignore_ascii_case("AND") {
                 return Err(format!(
@@ -149,6 +225,30 @@ pub fn parse(filter: &str) -> Result<Vec<Clause>, String> {
         }
     }
     Ok(out)
+}
+
+/// The comparators MLflow accepts for each kind of key (its `SearchUtils` sets).
+fn check_comparator(e: &Entity, op: &str, value: &Literal) -> Result<(), String> {
+    let ok: &[&str] = match e {
+        Entity::Metric(_) => &["=", "!=", "<", "<=", ">", ">="],
+        Entity::Param(_) | Entity::Tag(_) | Entity::Metadata(_) => {
+            &["=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL"]
+        }
+        Entity::Dataset(_) => &["=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"],
+        Entity::Attribute(_) => &[
+            "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN",
+        ],
+    };
+    if !ok.contains(&op) {
+        return Err(format!(
+            "Invalid comparator '{op}' for this key; valid ones are {}",
+            ok.join(", ")
+        ));
+    }
+    if matches!(e, Entity::Metric(_)) && matches!(value, Literal::Text(_)) {
+        return Err("metric comparisons take a number, not a quoted string".to_string());
+    }
+    Ok(())
 }
 
 fn like(pattern: &str, text: &str, fold: bool) -> bool {
@@ -186,6 +286,10 @@ fn compare<T: PartialOrd>(a: T, op: &str, b: T) -> bool {
 /// What filters and orderings can look at.
 pub trait Searchable {
     fn value_of(&self, e: &Entity) -> Option<Literal>;
+    /// Every value a key has (a run reads several datasets); one at most for most keys.
+    fn values_of(&self, e: &Entity) -> Vec<Literal> {
+        self.value_of(e).into_iter().collect()
+    }
     /// Whether `tags.k != 'v'` matches an item without tag `k`. The registry says yes (the
     /// client filters prompts out with `tags.mlflow.prompt.is_prompt != 'true'`); run search,
     /// like MLflow's, says no.
@@ -195,10 +299,32 @@ pub trait Searchable {
 }
 
 impl Searchable for Run {
+    fn values_of(&self, e: &Entity) -> Vec<Literal> {
+        let Entity::Dataset(field) = e else {
+            return self.value_of(e).into_iter().collect();
+        };
+        let inputs = self.inputs["dataset_inputs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        inputs
+            .iter()
+            .map(|d| {
+                let (name, digest, context) = crate::logged_models::dataset_facts(d);
+                Literal::Text(match field.as_str() {
+                    "name" => name,
+                    "digest" => digest,
+                    _ => context,
+                })
+            })
+            .collect()
+    }
+
     fn value_of(&self, e: &Entity) -> Option<Literal> {
         let (params, metrics, tags) = run_maps(self);
         let i = &self.info;
         match e {
+            Entity::Dataset(_) | Entity::Metadata(_) => None,
             Entity::Metric(k) => metrics.get(k.as_str()).map(|v| Literal::Number(*v)),
             Entity::Param(k) => params.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
             Entity::Tag(k) => tags.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
@@ -241,12 +367,34 @@ fn find(pairs: &[KeyValue], key: &str) -> Option<Literal> {
 }
 
 impl Searchable for LoggedModel {
+    /// A metric filter matches when any point of the model's metric does (MLflow joins the
+    /// model's metric rows).
+    fn values_of(&self, e: &Entity) -> Vec<Literal> {
+        match e {
+            Entity::Metric(k) => self
+                .data
+                .metrics
+                .iter()
+                .filter(|m| &m.key == k)
+                .map(|m| Literal::Number(m.value))
+                .collect(),
+            e => self.value_of(e).into_iter().collect(),
+        }
+    }
+
     fn value_of(&self, e: &Entity) -> Option<Literal> {
         let i = &self.info;
         match e {
             Entity::Tag(k) => find(&i.tags, k),
             Entity::Param(k) => find(&self.data.params, k),
-            Entity::Metric(_) => None,
+            Entity::Metric(k) => self
+                .data
+                .metrics
+                .iter()
+                .filter(|m| &m.key == k)
+                .max_by_key(|m| (m.step, m.timestamp))
+                .map(|m| Literal::Number(m.value)),
+            Entity::Dataset(_) | Entity::Metadata(_) => None,
             Entity::Attribute(k) => Some(match k.as_str() {
                 "name" => Literal::Text(i.name.clone()),
                 "model_id" => Literal::Text(i.model_id.clone()),
@@ -329,13 +477,21 @@ pub fn search_items<T: Searchable>(
 
 impl Clause {
     pub fn matches<T: Searchable>(&self, x: &T) -> bool {
-        let actual = x.value_of(&self.entity);
-        let Some(actual) = actual else {
+        let values = x.values_of(&self.entity);
+        if matches!(self.value, Literal::Nothing) {
+            return values.is_empty() == (self.op == "IS NULL");
+        }
+        if values.is_empty() {
             return self.op == "!="
                 && matches!(self.entity, Entity::Tag(_))
                 && x.missing_tag_differs();
-        };
-        match (&actual, &self.value) {
+        }
+        values.iter().any(|v| self.holds(v))
+    }
+
+    fn holds(&self, actual: &Literal) -> bool {
+        match (actual, &self.value) {
+            (Literal::Text(a), Literal::List(l)) => (self.op == "IN") == l.contains(a),
             (Literal::Number(a), Literal::Number(b)) => compare(*a, &self.op, *b),
             (Literal::Text(a), Literal::Text(b)) => match self.op.as_str() {
                 "LIKE" => like(b, a, false),
@@ -345,7 +501,7 @@ impl Clause {
             (Literal::Text(a), Literal::Number(b)) => {
                 a.parse::<f64>().is_ok_and(|a| compare(a, &self.op, *b))
             }
-            (Literal::Number(_), Literal::Text(_)) => false,
+            _ => false,
         }
     }
 }
@@ -393,10 +549,19 @@ pub fn sort_by<T: Searchable>(items: &mut [T], order: &[Order], tie: impl Fn(&T,
     items.sort_by(|a, b| {
         for o in order {
             let (x, y) = (a.value_of(&o.entity), b.value_of(&o.entity));
+            // Missing values sort last and NaN just before them, in either direction (as
+            // MLflow orders runs).
+            let rank = |v: &Option<Literal>| match v {
+                None => 2,
+                Some(Literal::Number(n)) if n.is_nan() => 1,
+                _ => 0,
+            };
+            match rank(&x).cmp(&rank(&y)) {
+                Ordering::Equal => {}
+                other => return other,
+            }
             let c = match (x, y) {
                 (None, None) => Ordering::Equal,
-                (None, Some(_)) => return Ordering::Greater,
-                (Some(_), None) => return Ordering::Less,
                 (Some(Literal::Number(x)), Some(Literal::Number(y))) => {
                     x.partial_cmp(&y).unwrap_or(Ordering::Equal)
                 }
@@ -466,7 +631,7 @@ fn entity_table(e: &Entity) -> Option<(&'static str, bool)> {
         Entity::Metric(_) => Some(("ml_latest_metrics", true)),
         Entity::Param(_) => Some(("ml_params", false)),
         Entity::Tag(_) => Some(("ml_run_tags", false)),
-        Entity::Attribute(_) => None,
+        Entity::Attribute(_) | Entity::Dataset(_) | Entity::Metadata(_) => None,
     }
 }
 
@@ -486,6 +651,7 @@ fn condition(
     c: &Clause,
 ) -> Result<String, String> {
     let value = match (&c.value, numeric) {
+        (Literal::List(_) | Literal::Nothing, _) => Bind::Text(String::new()),
         (Literal::Number(n), true) => Bind::Number(*n),
         (Literal::Text(t), false) => Bind::Text(t.clone()),
         // An unquoted number against strings compares with its text, as `params.depth = 6`.
@@ -496,6 +662,14 @@ fn condition(
             ))
         }
     };
+    if let Literal::List(items) = &c.value {
+        let binds: Vec<String> = items
+            .iter()
+            .map(|v| q.bind(first, Bind::Text(v.clone())))
+            .collect();
+        let not = if c.op == "NOT IN" { "NOT " } else { "" };
+        return Ok(format!("{column} {not}IN ({})", binds.join(", ")));
+    }
     Ok(match c.op.as_str() {
         "LIKE" | "ILIKE" if numeric => {
             return Err(format!("{} compares strings, not numbers", c.op));
@@ -524,15 +698,43 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
                 let cond = condition(&mut q, first, column, numeric, c)?;
                 q.conditions.push(cond);
             }
+            (Entity::Param(k) | Entity::Tag(k), Some((table, _)))
+                if matches!(c.value, Literal::Nothing) =>
+            {
+                let key = q.bind(first, Bind::Text(k.clone()));
+                let not = if c.op == "IS NULL" { "NOT " } else { "" };
+                q.conditions.push(format!(
+                    "{not}EXISTS (SELECT 1 FROM {table} n{i} WHERE n{i}.run_id = r.id AND n{i}.key = {key})"
+                ));
+            }
             (Entity::Metric(k) | Entity::Param(k) | Entity::Tag(k), Some((table, numeric))) => {
                 let key = q.bind(first, Bind::Text(k.clone()));
                 let alias = format!("f{i}");
-                let cond = condition(&mut q, first, &format!("{alias}.value"), numeric, c)?;
+                let mut cond = condition(&mut q, first, &format!("{alias}.value"), numeric, c)?;
+                if matches!(c.entity, Entity::Metric(_)) {
+                    // NaN is stored as 0 beside a mark: it fails every comparison but `!=`.
+                    cond = if c.op == "!=" {
+                        format!("({cond} OR {alias}.is_nan = 1)")
+                    } else {
+                        format!("({cond} AND {alias}.is_nan = 0)")
+                    };
+                }
                 q.joins.push_str(&format!(
                     " JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key} AND {cond}"
                 ));
             }
-            _ => unreachable!("every entity but attributes has a table"),
+            (Entity::Dataset(field), _) => {
+                let cond = condition(&mut q, first, &format!("d{i}.{field}"), false, c)?;
+                q.conditions.push(format!(
+                    "EXISTS (SELECT 1 FROM ml_run_inputs d{i} WHERE d{i}.run_id = r.id AND d{i}.kind = 'dataset' AND {cond})"
+                ));
+            }
+            (Entity::Metadata(k), _) => {
+                return Err(format!(
+                    "Invalid entity type 'metadata' ('{k}'): runs are searched by metrics, params, tags, attributes and datasets"
+                ))
+            }
+            _ => unreachable!("every entity but attributes and datasets has a table"),
         }
     }
     let mut keys = Vec::new();
@@ -546,9 +748,16 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
                 q.joins.push_str(&format!(
                     " LEFT JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key}"
                 ));
+                if matches!(o.entity, Entity::Metric(_)) {
+                    // NaN after numbers, missing last, in either direction (MLflow's order).
+                    keys.push(format!(
+                        "CASE WHEN {alias}.is_nan = 1 THEN 1 WHEN {alias}.value IS NULL THEN 2 ELSE 0 END, {alias}.value {dir}"
+                    ));
+                    continue;
+                }
                 format!("{alias}.value")
             }
-            _ => unreachable!("every entity but attributes has a table"),
+            _ => return Err("runs are ordered by metrics, params, tags and attributes".to_string()),
         };
         keys.push(format!("({column} IS NULL), {column} {dir}"));
     }

@@ -107,12 +107,16 @@ impl Store {
         } else {
             pool.clone()
         };
-        Ok(Store {
+        let store = Store {
             pool,
             writer,
             sqlite: is_sqlite,
             read_only,
-        })
+        };
+        if !read_only {
+            store.backfill_dataset_inputs().await?;
+        }
+        Ok(store)
     }
 
     /// A transaction that will write. On SQLite every one goes through the process's single

@@ -25,13 +25,69 @@ pub struct Experiment {
     pub tags: Vec<KeyValue>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One metric point. NaN travels as the JSON string `"NaN"` (as MLflow's server answers);
+/// infinities are kept as the largest finite doubles, as MLflow's SQL store keeps them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Metric {
     pub key: String,
+    #[serde(serialize_with = "nan_as_text", deserialize_with = "number_or_text")]
     pub value: f64,
     pub timestamp: i64,
     #[serde(default)]
     pub step: i64,
+    /// The logged model the point was measured for (MLflow 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    /// The dataset the point was measured on, by name and digest (MLflow 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_digest: Option<String>,
+    /// The run that logged it, where the answer lists points of several runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+fn nan_as_text<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_nan() {
+        s.serialize_str("NaN")
+    } else if v.is_infinite() {
+        s.serialize_f64(if *v > 0.0 { f64::MAX } else { f64::MIN })
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| serde::de::Error::custom("not a double")),
+        serde_json::Value::String(s) => metric_value(&s).map_err(serde::de::Error::custom),
+        other => Err(serde::de::Error::custom(format!("not a number: {other}"))),
+    }
+}
+
+/// A metric value written as text: a number, or `NaN`, `Infinity`, `-Infinity` as protobuf's
+/// JSON writes them (and Rust's `inf`, `nan`).
+pub fn metric_value(s: &str) -> Result<f64, String> {
+    match s {
+        "NaN" => Ok(f64::NAN),
+        "Infinity" => Ok(f64::INFINITY),
+        "-Infinity" => Ok(f64::NEG_INFINITY),
+        s => s.parse().map_err(|_| format!("{s:?} is not a double")),
+    }
+}
+
+/// How a value is stored: NaN as 0 beside a mark, infinities as the largest finite doubles.
+pub(crate) fn stored(v: f64) -> (f64, i64) {
+    if v.is_nan() {
+        (0.0, 1)
+    } else if v.is_infinite() {
+        (if v > 0.0 { f64::MAX } else { f64::MIN }, 0)
+    } else {
+        (v, 0)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -87,6 +143,10 @@ impl Store {
         artifact_location: Option<&str>,
         tags: &[KeyValue],
     ) -> Result<String, MetadataError> {
+        crate::validation::experiment_name(name)?;
+        for t in tags {
+            experiment_tag_ok(&t.key, &t.value)?;
+        }
         if self.experiment_by_name(name).await?.is_some() {
             return Err(MetadataError::Conflict(format!(
                 "Experiment(name={name}) already exists."
@@ -196,11 +256,7 @@ impl Store {
         let n = id
             .parse::<i64>()
             .map_err(|_| MetadataError::NotFound(format!("No Experiment with id={id} exists")))?;
-        if n == 0 && stage == "deleted" {
-            return Err(MetadataError::Invalid(
-                "Cannot delete the default experiment '0'.".into(),
-            ));
-        }
+        // MLflow's server lets the default experiment be deleted (and restored) too.
         let mut tx = self.write_tx().await?;
         let res = sqlx::query(
             "UPDATE ml_experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE id = $3",
@@ -226,6 +282,7 @@ impl Store {
 
     /// Renames an experiment; a taken name is a conflict.
     pub async fn rename_experiment(&self, id: &str, name: &str) -> Result<(), MetadataError> {
+        crate::validation::experiment_name(name)?;
         if self.experiment(id).await?.is_none() {
             return Err(MetadataError::NotFound(format!(
                 "No Experiment with id={id} exists"
@@ -252,6 +309,7 @@ impl Store {
         key: &str,
         value: Option<&str>,
     ) -> Result<(), MetadataError> {
+        experiment_tag_ok(key, value.unwrap_or_default())?;
         if self.experiment(id).await?.is_none() {
             return Err(MetadataError::NotFound(format!(
                 "No Experiment with id={id} exists"
@@ -411,9 +469,62 @@ impl Store {
             .info)
     }
 
-    /// Logs metrics, params and tags of a run in one transaction. A param logged again with
-    /// another value is refused, as MLflow does (params are inputs, fixed once a run used them).
+    /// Logs metrics, params and tags of a run in one transaction, under MLflow's rules: keys
+    /// checked, long values cut to the limit, a param logged again with another value
+    /// refused (params are inputs, fixed once a run used them), a metric point logged twice
+    /// kept once (a point is its key, timestamp, step and value).
     pub async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<(), MetadataError> {
+        use crate::validation as v;
+        v::batch("metrics", v::MAX_METRICS_PER_BATCH, batch.metrics.len())?;
+        v::batch("params", v::MAX_PARAMS_TAGS_PER_BATCH, batch.params.len())?;
+        v::batch("tags", v::MAX_PARAMS_TAGS_PER_BATCH, batch.tags.len())?;
+        v::batch(
+            "metrics, params, and tags",
+            v::MAX_ENTITIES_PER_BATCH,
+            batch.metrics.len() + batch.params.len() + batch.tags.len(),
+        )?;
+        let one = batch.metrics.len() + batch.params.len() + batch.tags.len() == 1;
+        let at = |kind: &str, i: usize, field: &str| {
+            if one {
+                field.to_string()
+            } else {
+                format!("{kind}[{i}].{field}")
+            }
+        };
+        for (i, m) in batch.metrics.iter().enumerate() {
+            v::key(&m.key, &at("metrics", i, "name"))?;
+            if m.timestamp < 0 {
+                return Err(MetadataError::Invalid(format!(
+                    "Invalid value {} for parameter '{}' supplied: metric '{}' (value={}). Timestamp must be a nonnegative long (64-bit integer) ",
+                    m.timestamp,
+                    at("metrics", i, "timestamp"),
+                    m.key,
+                    m.value
+                )));
+            }
+        }
+        let mut params = Vec::with_capacity(batch.params.len());
+        for (i, p) in batch.params.iter().enumerate() {
+            v::key(&p.key, &at("params", i, "key"))?;
+            if params.iter().any(|q: &KeyValue| q.key == p.key) {
+                let keys: Vec<&str> = batch.params.iter().map(|p| p.key.as_str()).collect();
+                return Err(MetadataError::Invalid(format!(
+                    "Duplicate parameter keys have been submitted: {keys:?}. Please ensure the request contains only one param value per param key."
+                )));
+            }
+            params.push(KeyValue {
+                key: p.key.clone(),
+                value: v::truncated(&p.value, v::MAX_PARAM_VAL_LENGTH),
+            });
+        }
+        let mut tags = Vec::with_capacity(batch.tags.len());
+        for (i, t) in batch.tags.iter().enumerate() {
+            v::key(&t.key, &at("tags", i, "key"))?;
+            tags.push(KeyValue {
+                key: t.key.clone(),
+                value: v::truncated(&t.value, v::MAX_TAG_VAL_LENGTH),
+            });
+        }
         let mut tx = self.write_tx().await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT lifecycle_stage FROM ml_runs WHERE id = $1")
@@ -429,7 +540,7 @@ impl Store {
             }
             _ => {}
         }
-        for p in &batch.params {
+        for p in &params {
             let old: Option<String> =
                 sqlx::query_scalar("SELECT value FROM ml_params WHERE run_id = $1 AND key = $2")
                     .bind(run_id)
@@ -454,64 +565,110 @@ impl Store {
                 }
             }
         }
-        for t in &batch.tags {
+        for t in &tags {
             set_tag(&mut tx, run_id, t).await?;
         }
-        // Every value goes to the history; the latest per key is the one of the highest step,
-        // then time (MLflow's rule). Both are written with multi-row statements: one per
-        // hundred values, not two per value.
-        let mut latest: BTreeMap<&str, &Metric> = BTreeMap::new();
+        // Points as stored (NaN as 0 and a mark), each once. The history keeps every point;
+        // the latest per key is the greatest by (step, timestamp, value), MLflow's rule. Both
+        // are written with multi-row statements: one per hundred points, not two per point.
+        let mut seen = std::collections::HashSet::new();
+        let mut points: Vec<(&Metric, f64, i64)> = Vec::with_capacity(batch.metrics.len());
         for m in &batch.metrics {
-            let newer = latest
-                .get(m.key.as_str())
-                .is_none_or(|l| (m.step, m.timestamp) >= (l.step, l.timestamp));
-            if newer {
-                latest.insert(m.key.as_str(), m);
+            let (value, is_nan) = stored(m.value);
+            if seen.insert((m.key.as_str(), m.timestamp, m.step, value.to_bits(), is_nan)) {
+                points.push((m, value, is_nan));
             }
         }
-        let latest: Vec<&Metric> = latest.into_values().collect();
-        let history: Vec<&Metric> = batch.metrics.iter().collect();
-        for (rows, upsert) in [(&history, false), (&latest, true)] {
-            for chunk in rows.chunks(100) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let b = i * 5;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${})",
-                            b + 1,
-                            b + 2,
-                            b + 3,
-                            b + 4,
-                            b + 5
-                        )
-                    })
-                    .collect();
-                let sql = if upsert {
-                    format!(
-                        "INSERT INTO ml_latest_metrics (run_id, key, value, timestamp, step) VALUES {}
-                         ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,
-                             timestamp = excluded.timestamp, step = excluded.step
-                         WHERE excluded.step > ml_latest_metrics.step
-                            OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp >= ml_latest_metrics.timestamp)",
-                        values.join(", ")
-                    )
-                } else {
-                    format!(
-                        "INSERT INTO ml_metrics (run_id, key, value, timestamp, step) VALUES {}",
-                        values.join(", ")
-                    )
-                };
-                let mut q = sqlx::query(&sql);
-                for m in chunk {
-                    q = q
-                        .bind(run_id)
-                        .bind(&m.key)
-                        .bind(m.value)
-                        .bind(m.timestamp)
-                        .bind(m.step);
-                }
-                q.execute(&mut *tx).await?;
+        let mut latest: BTreeMap<&str, (&Metric, f64, i64)> = BTreeMap::new();
+        for p in &points {
+            let rank = |(m, v, _): &(&Metric, f64, i64)| (m.step, m.timestamp, *v);
+            let newer = latest
+                .get(p.0.key.as_str())
+                .is_none_or(|l| rank(p) > rank(l));
+            if newer {
+                latest.insert(p.0.key.as_str(), *p);
             }
+        }
+        let latest: Vec<(&Metric, f64, i64)> = latest.into_values().collect();
+        for chunk in points.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 9;
+                    let n: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
+                    format!("({})", n.join(", "))
+                })
+                .collect();
+            // A point logged again is kept once; a model or dataset it names the second time
+            // (the client links a run's points to the model it logs) fills in the first's.
+            let sql = format!(
+                "INSERT INTO ml_metrics (run_id, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
+                 VALUES {} ON CONFLICT (run_id, key, timestamp, step, value, is_nan) DO UPDATE SET
+                     model_id = excluded.model_id, dataset_name = excluded.dataset_name,
+                     dataset_digest = excluded.dataset_digest
+                 WHERE ml_metrics.model_id = '' AND excluded.model_id <> ''",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (m, value, is_nan) in chunk {
+                q = q
+                    .bind(run_id)
+                    .bind(&m.key)
+                    .bind(*value)
+                    .bind(*is_nan)
+                    .bind(m.timestamp)
+                    .bind(m.step)
+                    .bind(m.model_id.clone().unwrap_or_default())
+                    .bind(m.dataset_name.clone().unwrap_or_default())
+                    .bind(m.dataset_digest.clone().unwrap_or_default());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (m, value, is_nan) in points.iter().filter(|p| p.0.model_id.is_some()) {
+            sqlx::query(
+                "INSERT INTO ml_logged_model_metrics (model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(m.model_id.clone().unwrap_or_default())
+            .bind(run_id)
+            .bind(&m.key)
+            .bind(*value)
+            .bind(*is_nan)
+            .bind(m.timestamp)
+            .bind(m.step)
+            .bind(m.dataset_name.clone().unwrap_or_default())
+            .bind(m.dataset_digest.clone().unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in latest.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 6;
+                    let n: Vec<String> = (1..=6).map(|k| format!("${}", b + k)).collect();
+                    format!("({})", n.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO ml_latest_metrics (run_id, key, value, is_nan, timestamp, step) VALUES {}
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
+                     timestamp = excluded.timestamp, step = excluded.step
+                 WHERE excluded.step > ml_latest_metrics.step
+                    OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp > ml_latest_metrics.timestamp)
+                    OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp = ml_latest_metrics.timestamp
+                        AND excluded.value > ml_latest_metrics.value)",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (m, value, is_nan) in chunk {
+                q = q
+                    .bind(run_id)
+                    .bind(&m.key)
+                    .bind(*value)
+                    .bind(*is_nan)
+                    .bind(m.timestamp)
+                    .bind(m.step);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -524,15 +681,24 @@ impl Store {
         key: &str,
     ) -> Result<Vec<Metric>, MetadataError> {
         Ok(sqlx::query(
-            "SELECT key, value, timestamp, step FROM ml_metrics WHERE run_id = $1 AND key = $2
-             ORDER BY step, timestamp",
+            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest
+             FROM ml_metrics WHERE run_id = $1 AND key = $2 ORDER BY step, timestamp, value, is_nan",
         )
         .bind(run_id)
         .bind(key)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(metric)
+        .map(|r| {
+            let some = |c: &str| Some(r.get::<String, _>(c)).filter(|s| !s.is_empty());
+            Metric {
+                model_id: some("model_id"),
+                dataset_name: some("dataset_name"),
+                dataset_digest: some("dataset_digest"),
+                run_id: Some(run_id.to_string()),
+                ..metric(r)
+            }
+        })
         .collect())
     }
 
@@ -703,7 +869,7 @@ impl Store {
             }
         }
         for r in fetch(format!(
-            "SELECT run_id, key, value, timestamp, step FROM ml_latest_metrics WHERE run_id IN ({list}) ORDER BY key"
+            "SELECT run_id, key, value, is_nan, timestamp, step FROM ml_latest_metrics WHERE run_id IN ({list}) ORDER BY key"
         ))
         .await?
         {
@@ -746,6 +912,12 @@ impl Store {
     }
 }
 
+fn experiment_tag_ok(key: &str, value: &str) -> Result<(), MetadataError> {
+    use crate::validation as v;
+    v::key(key, "key")?;
+    v::length("value", v::MAX_EXPERIMENT_TAG_VAL_LENGTH, value)
+}
+
 async fn set_tag(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     run_id: &str,
@@ -772,12 +944,16 @@ pub(crate) fn pairs_of(rows: &[sqlx::any::AnyRow]) -> Vec<KeyValue> {
         .collect()
 }
 
-fn metric(r: &sqlx::any::AnyRow) -> Metric {
+/// A stored point: NaN where the mark says so.
+pub(crate) fn metric(r: &sqlx::any::AnyRow) -> Metric {
+    let value: f64 = r.get("value");
+    let is_nan: i64 = r.get("is_nan");
     Metric {
         key: r.get("key"),
-        value: r.get("value"),
+        value: if is_nan != 0 { f64::NAN } else { value },
         timestamp: r.get("timestamp"),
         step: r.get("step"),
+        ..Default::default()
     }
 }
 

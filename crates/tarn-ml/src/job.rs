@@ -537,6 +537,7 @@ async fn execute(
                     value: *v,
                     timestamp: now,
                     step: step as i64,
+                    ..Default::default()
                 });
             }
         }

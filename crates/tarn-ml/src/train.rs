@@ -395,6 +395,7 @@ async fn tune(
                 value: *v,
                 timestamp: now,
                 step: 0,
+                ..Default::default()
             })
             .collect();
         batch.params = b

@@ -34,6 +34,7 @@ mod mlflow;
 mod mlflow_artifacts;
 mod mlflow_models;
 mod mlflow_registry;
+mod mlflow_traces;
 mod models;
 mod routes;
 

@@ -3,7 +3,8 @@
 //! tags, metric history and run search with MLflow's filter strings. Errors come in MLflow's
 //! shape (`error_code`, `message`) so the client's exceptions read the same. Logged models are
 //! in `mlflow_models`, the registry in `mlflow_registry`, artifacts in `mlflow_artifacts`;
-//! what tarn does not serve (traces, prompts, scorers, webhooks) answers 501 `NOT_IMPLEMENTED`.
+//! traces in `mlflow_traces`; what tarn does not serve (scorers, webhooks, the AI gateway)
+//! answers 501 `NOT_IMPLEMENTED`.
 
 use crate::App;
 use axum::extract::{Query, State};
@@ -73,6 +74,24 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<App> for MlJson<
     }
 }
 
+/// A JSON body that may be empty (MLflow's DELETE calls carry one, or not), within the
+/// server's limits.
+pub(crate) struct MaybeJson(pub Value);
+
+impl axum::extract::FromRequest<App> for MaybeJson {
+    type Rejection = MlflowError;
+
+    async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, MlflowError> {
+        let bytes = crate::error::read_body(req, app).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(json!({})));
+        }
+        serde_json::from_slice(&bytes)
+            .map(MaybeJson)
+            .map_err(|e| invalid(format!("the body is not JSON: {e}")))
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -99,7 +118,10 @@ pub(crate) fn router() -> Router<App> {
         .route("/experiments/create", post(create_experiment))
         .route("/experiments/get", get(get_experiment))
         .route("/experiments/get-by-name", get(get_experiment_by_name))
-        .route("/experiments/search", post(search_experiments))
+        .route(
+            "/experiments/search",
+            post(search_experiments).get(search_experiments_get),
+        )
         .route("/experiments/delete", post(delete_experiment))
         .route("/experiments/restore", post(restore_experiment))
         .route("/experiments/update", post(update_experiment))
@@ -121,7 +143,15 @@ pub(crate) fn router() -> Router<App> {
         .route("/runs/search", post(search_runs))
         .route("/metrics/get-history", get(metric_history))
         .merge(crate::mlflow_models::router())
+        .merge(crate::mlflow_traces::router())
         .merge(crate::mlflow_registry::router())
+        .fallback(not_built)
+        .method_not_allowed_fallback(wrong_method)
+}
+
+/// `/api/3.0/mlflow`: tracing and `server-info`, with the same refusals as 2.0.
+pub(crate) fn router_v3() -> Router<App> {
+    crate::mlflow_traces::router()
         .fallback(not_built)
         .method_not_allowed_fallback(wrong_method)
 }
@@ -140,7 +170,7 @@ pub(crate) async fn not_built(uri: axum::http::Uri) -> MlflowError {
         StatusCode::NOT_IMPLEMENTED,
         "NOT_IMPLEMENTED",
         format!(
-            "tarn does not serve {} (yet): experiments, runs, logged models, artifacts and the model registry work; traces, prompts, scorers and webhooks do not",
+            "tarn does not serve {} (yet): experiments, runs, logged models, artifacts, traces, prompts and the model registry work; scorers, webhooks and the AI gateway do not",
             uri.path()
         ),
     )
@@ -178,16 +208,26 @@ pub(crate) fn int(body: &Value, field: &str) -> Result<Option<i64>, MlflowError>
     }
 }
 
+/// A double as MLflow's JSON carries it: a number, or `NaN`, `Infinity`, `-Infinity` (or a
+/// number) in a string.
 fn float(v: &Value, field: &str) -> Result<f64, MlflowError> {
     match v {
         Value::Number(n) => n
             .as_f64()
             .ok_or_else(|| invalid(format!("'{field}' must be a number"))),
-        Value::String(s) => s
-            .parse()
+        Value::String(s) => tarn_lake::tracking::metric_value(s)
             .map_err(|_| invalid(format!("'{field}' must be a number, not {s:?}"))),
+        Value::Null => Err(invalid(format!(
+            "Missing value for required parameter '{field}'."
+        ))),
         other => Err(invalid(format!("'{field}' must be a number, not {other}"))),
     }
+}
+
+/// `max_results` of a search: `default` when absent, refused past `limit` (MLflow's rule).
+pub(crate) fn max_results(body: &Value, default: i64, limit: i64) -> Result<usize, MlflowError> {
+    let n = int(body, "max_results")?.unwrap_or(default);
+    Ok(tarn_lake::validation::max_results(n, limit)?)
 }
 
 pub(crate) fn pairs(v: &Value) -> Vec<KeyValue> {
@@ -206,11 +246,16 @@ pub(crate) fn pairs(v: &Value) -> Vec<KeyValue> {
 }
 
 fn metric_of(v: &Value) -> Result<Metric, MlflowError> {
+    let some = |f: &str| text(v, f).filter(|s| !s.is_empty());
     Ok(Metric {
         key: required(v, "key")?,
         value: float(&v["value"], "value")?,
         timestamp: int(v, "timestamp")?.unwrap_or_else(now_ms),
         step: int(v, "step")?.unwrap_or(0),
+        model_id: some("model_id"),
+        dataset_name: some("dataset_name"),
+        dataset_digest: some("dataset_digest"),
+        run_id: None,
     })
 }
 
@@ -225,11 +270,24 @@ async fn create_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) 
     Ok(Json(json!({ "experiment_id": id })))
 }
 
+/// A required query parameter, refused as MLflow refuses it (400, not 404).
+fn query_required(q: &HashMap<String, String>, names: &[&str]) -> Result<String, MlflowError> {
+    names
+        .iter()
+        .find_map(|n| q.get(*n).filter(|v| !v.is_empty()).cloned())
+        .ok_or_else(|| {
+            invalid(format!(
+                "Missing value for required parameter '{}'.",
+                names[0]
+            ))
+        })
+}
+
 async fn get_experiment(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let id = q.get("experiment_id").cloned().unwrap_or_default();
+    let id = query_required(&q, &["experiment_id"])?;
     let e = app
         .lake
         .meta
@@ -243,7 +301,7 @@ async fn get_experiment_by_name(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let name = q.get("experiment_name").cloned().unwrap_or_default();
+    let name = query_required(&q, &["experiment_name"])?;
     let e = app
         .lake
         .meta
@@ -267,12 +325,34 @@ pub(crate) fn stage(v: &Value) -> Option<&'static str> {
 }
 
 async fn search_experiments(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
+    let max = max_results(&body, 1000, tarn_lake::validation::MAX_RESULTS_PER_PAGE)?;
     let all = app.lake.meta.experiments(stage(&body["view_type"])).await?;
     let filter = text(&body, "filter").unwrap_or_default();
     let found =
         tarn_lake::run_search::search_experiments(all, &filter, &strings(&body["order_by"]))
             .map_err(invalid)?;
-    Ok(Json(json!({ "experiments": found })))
+    let (experiments, next) = page(found, max, text(&body, "page_token"))?;
+    let mut answer = json!({ "experiments": experiments });
+    if let Some(next) = next {
+        answer["next_page_token"] = json!(next);
+    }
+    Ok(Json(answer))
+}
+
+/// `GET experiments/search`: the same search with its fields in the query string
+/// (`order_by` repeated).
+async fn search_experiments_get(app: State<App>, Query(q): Query<Vec<(String, String)>>) -> Answer {
+    let mut body = json!({});
+    let mut order = Vec::new();
+    for (k, v) in q {
+        if k == "order_by" {
+            order.push(Value::String(v));
+        } else {
+            body[k] = Value::String(v);
+        }
+    }
+    body["order_by"] = Value::Array(order);
+    search_experiments(app, MlJson(body)).await
 }
 
 pub(crate) fn strings(v: &Value) -> Vec<String> {
@@ -389,11 +469,7 @@ pub(crate) fn run_id(body: &Value) -> Result<String, MlflowError> {
 }
 
 async fn get_run(State(app): State<App>, Query(q): Query<HashMap<String, String>>) -> Answer {
-    let id = q
-        .get("run_id")
-        .or_else(|| q.get("run_uuid"))
-        .cloned()
-        .unwrap_or_default();
+    let id = query_required(&q, &["run_id", "run_uuid"])?;
     let run = app
         .lake
         .meta
@@ -477,24 +553,27 @@ async fn metric_history(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let id = q
-        .get("run_id")
-        .or_else(|| q.get("run_uuid"))
-        .cloned()
-        .unwrap_or_default();
-    let key = q.get("metric_key").cloned().unwrap_or_default();
+    let id = query_required(&q, &["run_id", "run_uuid"])?;
+    let key = query_required(&q, &["metric_key"])?;
     if app.lake.meta.run(&id).await?.is_none() {
         return Err(missing(&format!("Run '{id}' not found")));
     }
     let metrics = app.lake.meta.metric_history(&id, &key).await?;
-    Ok(Json(json!({ "metrics": metrics })))
+    let paging = json!({ "max_results": q.get("max_results") });
+    let max = max_results(&paging, 25_000, 25_000)?;
+    let (metrics, next) = page(metrics, max, q.get("page_token").cloned())?;
+    let mut answer = json!({ "metrics": metrics });
+    if let Some(next) = next {
+        answer["next_page_token"] = json!(next);
+    }
+    Ok(Json(answer))
 }
 
 async fn search_runs(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let experiments = strings_or_numbers(&body["experiment_ids"]);
     let filter = text(&body, "filter").unwrap_or_default();
     let order = strings(&body["order_by"]);
-    let max = int(&body, "max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
+    let max = max_results(&body, 1000, tarn_lake::validation::MAX_RESULTS_PER_PAGE)?;
     let offset: usize = match text(&body, "page_token").filter(|t| !t.is_empty()) {
         Some(t) => t
             .parse()

@@ -70,6 +70,7 @@ pub(crate) async fn upload(
         }
     }
     writer.finish().await.map_err(failed)?;
+    crate::mlflow_traces::record_spans(&app, &path).await;
     Ok(Json(json!({})))
 }
 

@@ -264,6 +264,10 @@ async fn resolve_source(
     let meta = &app.lake.meta;
     if let Some(rest) = source.strip_prefix("models:/") {
         if rest.starts_with("m-") && !rest.contains('/') {
+            // As MLflow: a logged model's source names the model in `model_id` too.
+            if model_id.as_deref() != Some(rest) {
+                return Err(unidentified(source, "model_id"));
+            }
             let m = meta.live_logged_model(rest).await?;
             let run = run_id
                 .filter(|r| !r.is_empty())
@@ -285,6 +289,9 @@ async fn resolve_source(
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if run_id.as_deref().is_some_and(|r| !r.is_empty() && r != run) {
+            return Err(unidentified(source, "run_id"));
+        }
         let r = meta
             .run(run)
             .await?
@@ -305,6 +312,12 @@ async fn resolve_source(
         source.to_string(),
         run_id.unwrap_or_default(),
         model_id.unwrap_or_default(),
+    ))
+}
+
+fn unidentified(source: &str, field: &str) -> MlflowError {
+    invalid(format!(
+        "Invalid model version source: '{source}'. The {field} request parameter must identify the resource that contains the source."
     ))
 }
 

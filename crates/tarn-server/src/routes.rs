@@ -65,6 +65,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/docs/{file}", get(crate::docs::asset))
         .nest("/api/v1", api)
         .nest("/api/2.0/mlflow", crate::mlflow::router())
+        .nest("/api/3.0/mlflow", crate::mlflow::router_v3())
         .route(
             "/api/2.0/mlflow-artifacts/artifacts",
             get(crate::mlflow_artifacts::list),

@@ -1,0 +1,477 @@
+//! MLflow 3 traces: a trace's info (id, experiment, request time, duration, state, previews),
+//! its tags and request metadata, and the assessments (feedback, expectations) logged on it.
+//! The spans themselves are an artifact (`traces.json`) under the trace's artifact location,
+//! which the client uploads and reads back; the server copies them into the lake's spans
+//! table. Types serialise in the shape of MLflow's `TraceInfoV3` JSON.
+
+use crate::tracking::pairs_of;
+use crate::{MetadataError, Store};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// A trace's info as MLflow's v3 API carries it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TraceInfo {
+    pub trace_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
+    pub trace_location: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_preview: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_preview: Option<String>,
+    /// RFC 3339, as protobuf's JSON writes a `Timestamp`.
+    pub request_time: String,
+    /// Seconds with an `s`, as protobuf's JSON writes a `Duration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_duration: Option<String>,
+    pub state: String,
+    pub trace_metadata: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub assessments: Vec<Value>,
+    #[serde(skip)]
+    pub experiment_id: String,
+    #[serde(skip)]
+    pub request_time_ms: i64,
+    #[serde(skip)]
+    pub execution_ms: Option<i64>,
+}
+
+/// The tag naming where a trace's artifacts (its spans) live.
+pub const ARTIFACT_LOCATION_TAG: &str = "mlflow.artifactLocation";
+
+/// Milliseconds since the epoch from a protobuf `Timestamp` in JSON (RFC 3339) or a number.
+pub fn timestamp_ms(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+            .or_else(|| s.parse().ok()),
+        _ => None,
+    }
+}
+
+/// Milliseconds from a protobuf `Duration` in JSON (`"1.5s"`) or a number of milliseconds.
+pub fn duration_ms(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s
+            .strip_suffix('s')
+            .and_then(|x| x.parse::<f64>().ok())
+            .map(|secs| (secs * 1000.0).round() as i64),
+        _ => None,
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn no_trace(id: &str) -> MetadataError {
+    MetadataError::NotFound(format!("Trace with ID '{id}' not found."))
+}
+
+fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Records a finished trace from the client's `TraceInfoV3` (MLflow's `StartTraceV3`,
+    /// which the client calls once the trace ends), adding the artifact location its spans
+    /// go to. A trace recorded again is replaced.
+    pub async fn start_trace(&self, info: &Value) -> Result<TraceInfo, MetadataError> {
+        use crate::validation as v;
+        let trace_id = info["trace_id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                MetadataError::Invalid(
+                    "Missing value for required parameter 'trace.trace_info.trace_id'.".into(),
+                )
+            })?
+            .to_string();
+        let experiment_id = info["trace_location"]["mlflow_experiment"]["experiment_id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| "0".into());
+        let exp = self.experiment(&experiment_id).await?.ok_or_else(|| {
+            MetadataError::NotFound(format!("No Experiment with id={experiment_id} exists"))
+        })?;
+        let request_time = timestamp_ms(&info["request_time"])
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        let duration = duration_ms(&info["execution_duration"]);
+        let mut tags = string_map(&info["tags"]);
+        for (k, value) in &tags {
+            v::key(k, "key")?;
+            v::length("value", v::MAX_TRACE_TAG_VAL_LENGTH, value)?;
+        }
+        tags.insert(
+            ARTIFACT_LOCATION_TAG.into(),
+            format!("{}/traces/{trace_id}/artifacts", exp.artifact_location),
+        );
+        let metadata = string_map(&info["trace_metadata"]);
+        let text = |f: &str| info[f].as_str().map(str::to_string);
+        let mut tx = self.write_tx().await?;
+        for table in ["ml_trace_tags", "ml_trace_metadata", "ml_traces"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE trace_id = $1"))
+                .bind(&trace_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO ml_traces (trace_id, experiment_id, client_request_id, request_time,
+                 execution_duration, state, request_preview, response_preview)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&trace_id)
+        .bind(exp.experiment_id.parse::<i64>().unwrap_or_default())
+        .bind(text("client_request_id"))
+        .bind(request_time)
+        .bind(duration)
+        .bind(text("state").unwrap_or_else(|| "OK".into()))
+        .bind(text("request_preview"))
+        .bind(text("response_preview"))
+        .execute(&mut *tx)
+        .await?;
+        for (table, map) in [("ml_trace_tags", &tags), ("ml_trace_metadata", &metadata)] {
+            for (k, value) in map {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (trace_id, key, value) VALUES ($1, $2, $3)"
+                ))
+                .bind(&trace_id)
+                .bind(k)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.trace(&trace_id)
+            .await?
+            .ok_or_else(|| no_trace(&trace_id))
+    }
+
+    /// A trace's info with its tags, metadata and assessments.
+    pub async fn trace(&self, id: &str) -> Result<Option<TraceInfo>, MetadataError> {
+        Ok(self
+            .traces_where("t.trace_id = $1", Some(id), None)
+            .await?
+            .pop())
+    }
+
+    /// Every trace of an experiment, newest first.
+    pub async fn traces_of(&self, experiment_id: &str) -> Result<Vec<TraceInfo>, MetadataError> {
+        let n = experiment_id.parse::<i64>().unwrap_or(-1);
+        self.traces_where("t.experiment_id = $1", None, Some(n))
+            .await
+    }
+
+    async fn traces_where(
+        &self,
+        clause: &str,
+        id: Option<&str>,
+        experiment: Option<i64>,
+    ) -> Result<Vec<TraceInfo>, MetadataError> {
+        let sql = format!(
+            "SELECT trace_id, experiment_id, client_request_id, request_time, execution_duration,
+                    state, request_preview, response_preview
+             FROM ml_traces t WHERE {clause} ORDER BY request_time DESC, trace_id"
+        );
+        let q = sqlx::query(&sql);
+        let q = match (id, experiment) {
+            (Some(id), _) => q.bind(id.to_string()),
+            (None, n) => q.bind(n.unwrap_or(-1)),
+        };
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let trace_id: String = r.get("trace_id");
+            let experiment_id: i64 = r.get("experiment_id");
+            let request_time: i64 = r.get("request_time");
+            let duration: Option<i64> = r.get("execution_duration");
+            let map = |rows: Vec<sqlx::any::AnyRow>| -> BTreeMap<String, String> {
+                pairs_of(&rows)
+                    .into_iter()
+                    .map(|kv| (kv.key, kv.value))
+                    .collect()
+            };
+            let tags = map(
+                sqlx::query("SELECT key, value FROM ml_trace_tags WHERE trace_id = $1")
+                    .bind(&trace_id)
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
+            let metadata = map(sqlx::query(
+                "SELECT key, value FROM ml_trace_metadata WHERE trace_id = $1",
+            )
+            .bind(&trace_id)
+            .fetch_all(&self.pool)
+            .await?);
+            let assessments = self.assessments(&trace_id).await?;
+            out.push(TraceInfo {
+                trace_location: json!({
+                    "type": "MLFLOW_EXPERIMENT",
+                    "mlflow_experiment": { "experiment_id": experiment_id.to_string() },
+                }),
+                client_request_id: r.get("client_request_id"),
+                request_preview: r.get("request_preview"),
+                response_preview: r.get("response_preview"),
+                request_time: rfc3339(request_time),
+                execution_duration: duration.map(|d| format!("{}s", d as f64 / 1000.0)),
+                state: r.get("state"),
+                trace_metadata: metadata,
+                tags,
+                assessments,
+                experiment_id: experiment_id.to_string(),
+                request_time_ms: request_time,
+                execution_ms: duration,
+                trace_id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes traces of an experiment: the ones named, or those older than
+    /// `max_timestamp_ms` (at most `max_traces` of them, oldest first). Answers how many.
+    pub async fn delete_traces(
+        &self,
+        experiment_id: &str,
+        max_timestamp_ms: Option<i64>,
+        max_traces: Option<i64>,
+        ids: &[String],
+    ) -> Result<usize, MetadataError> {
+        let mut doomed: Vec<String> = if ids.is_empty() {
+            let mut old: Vec<TraceInfo> = self
+                .traces_of(experiment_id)
+                .await?
+                .into_iter()
+                .filter(|t| max_timestamp_ms.is_none_or(|m| t.request_time_ms <= m))
+                .collect();
+            old.sort_by_key(|t| t.request_time_ms);
+            old.into_iter().map(|t| t.trace_id).collect()
+        } else {
+            let mut found = Vec::new();
+            for id in ids {
+                if self
+                    .trace(id)
+                    .await?
+                    .is_some_and(|t| t.experiment_id == experiment_id)
+                {
+                    found.push(id.clone());
+                }
+            }
+            found
+        };
+        if let Some(n) = max_traces.filter(|n| *n > 0) {
+            doomed.truncate(n as usize);
+        }
+        let mut tx = self.write_tx().await?;
+        for id in &doomed {
+            for table in [
+                "ml_trace_tags",
+                "ml_trace_metadata",
+                "ml_assessments",
+                "ml_traces",
+            ] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE trace_id = $1"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(doomed.len())
+    }
+
+    /// Sets (`Some`) or removes (`None`) a trace's tag.
+    pub async fn trace_tag(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), MetadataError> {
+        use crate::validation as v;
+        v::key(key, "key")?;
+        v::length(
+            "value",
+            v::MAX_TRACE_TAG_VAL_LENGTH,
+            value.unwrap_or_default(),
+        )?;
+        if self.trace(id).await?.is_none() {
+            return Err(no_trace(id));
+        }
+        match value {
+            Some(value) => {
+                sqlx::query(
+                    "INSERT INTO ml_trace_tags (trace_id, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (trace_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                let res = sqlx::query("DELETE FROM ml_trace_tags WHERE trace_id = $1 AND key = $2")
+                    .bind(id)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                if res.rows_affected() == 0 {
+                    return Err(MetadataError::NotFound(format!(
+                        "No trace tag with key '{key}' for trace with ID '{id}'"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The assessments of a trace, oldest first.
+    pub async fn assessments(&self, trace_id: &str) -> Result<Vec<Value>, MetadataError> {
+        let rows = sqlx::query(
+            "SELECT body FROM ml_assessments WHERE trace_id = $1 ORDER BY created, assessment_id",
+        )
+        .bind(trace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(&r.get::<String, _>("body"))?))
+            .collect()
+    }
+
+    /// Logs an assessment (feedback or an expectation) on a trace; answers it with its id
+    /// and times.
+    pub async fn create_assessment(
+        &self,
+        trace_id: &str,
+        body: &Value,
+    ) -> Result<Value, MetadataError> {
+        if self.trace(trace_id).await?.is_none() {
+            return Err(no_trace(trace_id));
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let id = format!("a-{}", uuid::Uuid::new_v4().simple());
+        let mut a = body.clone();
+        a["assessment_id"] = json!(id);
+        a["trace_id"] = json!(trace_id);
+        if a["create_time"].is_null() {
+            a["create_time"] = json!(rfc3339(now));
+        }
+        a["last_update_time"] = a["create_time"].clone();
+        sqlx::query(
+            "INSERT INTO ml_assessments (assessment_id, trace_id, created, body) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(trace_id)
+        .bind(now)
+        .bind(a.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(a)
+    }
+
+    /// One assessment of a trace.
+    pub async fn assessment(&self, trace_id: &str, id: &str) -> Result<Value, MetadataError> {
+        let body: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM ml_assessments WHERE trace_id = $1 AND assessment_id = $2",
+        )
+        .bind(trace_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let body = body.ok_or_else(|| {
+            MetadataError::NotFound(format!(
+                "Assessment with ID '{id}' not found for trace '{trace_id}'"
+            ))
+        })?;
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Updates the fields of an assessment named in `fields` from `changes`.
+    pub async fn update_assessment(
+        &self,
+        trace_id: &str,
+        id: &str,
+        changes: &Value,
+        fields: &[String],
+    ) -> Result<Value, MetadataError> {
+        let mut a = self.assessment(trace_id, id).await?;
+        let all = fields.is_empty();
+        if let Some(o) = changes.as_object() {
+            for (k, v) in o {
+                if all || fields.iter().any(|f| f == k) {
+                    a[k] = v.clone();
+                }
+            }
+        }
+        a["assessment_id"] = json!(id);
+        a["trace_id"] = json!(trace_id);
+        a["last_update_time"] = json!(rfc3339(chrono::Utc::now().timestamp_millis()));
+        sqlx::query(
+            "UPDATE ml_assessments SET body = $1 WHERE trace_id = $2 AND assessment_id = $3",
+        )
+        .bind(a.to_string())
+        .bind(trace_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(a)
+    }
+
+    /// Deletes an assessment.
+    pub async fn delete_assessment(&self, trace_id: &str, id: &str) -> Result<(), MetadataError> {
+        self.assessment(trace_id, id).await?;
+        sqlx::query("DELETE FROM ml_assessments WHERE trace_id = $1 AND assessment_id = $2")
+            .bind(trace_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+impl crate::run_search::Searchable for TraceInfo {
+    fn value_of(&self, e: &crate::run_search::Entity) -> Option<crate::run_search::Literal> {
+        use crate::run_search::{Entity, Literal};
+        let text = |v: Option<&String>| v.map(|s| Literal::Text(s.clone()));
+        match e {
+            Entity::Tag(k) => text(self.tags.get(k)),
+            Entity::Metadata(k) => text(self.trace_metadata.get(k)),
+            Entity::Attribute(k) => match k.as_str() {
+                "timestamp_ms" | "timestamp" | "request_time" => {
+                    Some(Literal::Number(self.request_time_ms as f64))
+                }
+                "execution_time_ms" | "execution_time" | "execution_duration" => {
+                    self.execution_ms.map(|d| Literal::Number(d as f64))
+                }
+                "status" | "state" => Some(Literal::Text(self.state.clone())),
+                "name" => text(self.tags.get("mlflow.traceName")),
+                "run_id" => text(self.trace_metadata.get("mlflow.sourceRun")),
+                "trace_id" | "request_id" => Some(Literal::Text(self.trace_id.clone())),
+                "client_request_id" => text(self.client_request_id.as_ref()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
