@@ -47,7 +47,7 @@ macro_rules! on_both_deployments {
 
 /// An app over a fresh lake on `deployment` whose tarn.yml also holds `extra`, with that
 /// lake's own limits.
-async fn app_on(deployment: Deployment, extra: &str) -> (tempfile::TempDir, App) {
+pub(crate) async fn app_on(deployment: Deployment, extra: &str) -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().unwrap();
     let placed = tarn_lake::testing::fresh_yml(deployment, dir.path()).await;
     let yml = format!("lake: api\ndomains: [flights]\n{placed}{extra}");

@@ -1,6 +1,8 @@
 //! The API: router tests without a socket, and one over real loopback HTTP.
 
+#[macro_use]
 mod hostile;
+mod mlflow;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -1,6 +1,7 @@
 //! The `tarn` command as a user runs it: a real process, real files, its output read back.
 
 mod integrity;
+mod parity;
 mod pipelines;
 mod server;
 mod serving;
