@@ -9,6 +9,9 @@
 2. search latency at RUNS runs: both stores get the same RUNS runs (2 params, 1 tag,
    2 metrics each) written straight into their SQLite databases, then
    `MlflowClient.search_runs` runs each query 10 times after a warm-up; median and worst.
+3. metric history: a run with POINTS points of one metric (logged in batches of 1,000),
+   `MlflowClient.get_metric_history` 10 times after a warm-up; median and worst, and both
+   servers must answer every point.
 
 Writes the section "## ML tracking: tarn serve beside mlflow server" of bench/RESULTS.md.
 """
@@ -192,6 +195,28 @@ def populate(db, kind, experiment_id, runs):
     return rows
 
 
+def history_latency(url, points):
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient()
+    exp = client.create_experiment("history-bench")
+    run = client.create_run(exp).info.run_id
+    for start in range(0, points, 1000):
+        client.log_batch(run, metrics=[Metric("loss", 1.0 / (i + 1), 1_700_000_000_000 + i, i)
+                                       for i in range(start, min(points, start + 1000))])
+    times = []
+    for i in range(11):
+        t = time.perf_counter()
+        got = client.get_metric_history(run, "loss")
+        if i:
+            times.append((time.perf_counter() - t) * 1000)
+        if len(got) != points:
+            sys.exit(f"{url}: the history holds {len(got)} points, not {points}")
+    return statistics.median(times), max(times)
+
+
 def search_latency(url, experiment_id, filter_string, order_by):
     os.environ["MLFLOW_TRACKING_URI"] = url
     from mlflow import MlflowClient
@@ -212,6 +237,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--runs", type=int, default=100_000)
+    ap.add_argument("--points", type=int, default=20_000)
     a = ap.parse_args()
     import mlflow
 
@@ -234,7 +260,9 @@ def main():
                     p50, worst, found = search_latency(url, exp, f, order)
                     print(f"{name}: {label}: p50 {p50:.1f} ms, max {worst:.1f} ms", flush=True)
                     searches.append((p50, worst, found))
-                results[name] = (rps, total, searches, cpu_ms)
+                hist = history_latency(url, a.points)
+                print(f"{name}: metric history of {a.points} points: p50 {hist[0]:.1f} ms", flush=True)
+                results[name] = (rps, total, searches, cpu_ms, hist)
             finally:
                 stop(proc)
     finally:
@@ -244,14 +272,16 @@ def main():
     lines = [
         SECTION, "",
         "Reproduce with `cargo build --release -p tarn --bin tarn && python3 bench/mlflow_bench.py` "
-        f"(`--clients {a.clients} --seconds {a.seconds} --runs {a.runs}`).", "",
+        f"(`--clients {a.clients} --seconds {a.seconds} --runs {a.runs} --points {a.points}`).", "",
         f"The same `mlflow` {mlflow.__version__} client workload against a release `tarn serve` (embedded: "
         "SQLite + files) and `mlflow server` (SQLite backend, its default 4 workers), one after the other "
         "on the same 2 cores, clients included. log-batch: each client process owns a run and "
         "calls `MlflowClient.log_batch` with 10 metrics at a new step per call; afterwards every value "
         "logged was read back from each server. Search: the same runs (2 params, 1 tag, 2 metrics each) "
         "written straight into each server's database, then `MlflowClient.search_runs(max_results=100)` "
-        "10 times per query after a warm-up (times include the client's own work). The clients "
+        "10 times per query after a warm-up (times include the client's own work). Metric history: "
+        "one run with the given points of one metric, `MlflowClient.get_metric_history` 10 times after "
+        "a warm-up, every point answered by both. The clients "
         "share the 2 cores with the server: with tarn they, not the server, use most of the CPU, so the "
         "request rate is bounded by the Python client; the server's CPU per request shows each "
         "server's own cost.", "",
@@ -266,6 +296,9 @@ def main():
         lines.append(
             f"| search {a.runs:,} runs, {label} ({q}{o}): p50 / max ms | {ts[0]:.1f} / {ts[1]:.1f} | "
             f"{ms[0]:.1f} / {ms[1]:.1f} | {ms[0] / ts[0]:.1f}x faster |")
+    lines.append(
+        f"| metric history, {a.points:,} points: p50 / max ms | {t[4][0]:.1f} / {t[4][1]:.1f} | "
+        f"{m[4][0]:.1f} / {m[4][1]:.1f} | {m[4][0] / t[4][0]:.1f}x faster |")
     lines += ["", f"Both servers answered each search with the same runs in the same order: {'yes' if same else 'NO'}.", ""]
     publish(a, SECTION, lines)
 

@@ -167,6 +167,7 @@ pub fn parse(filter: &str) -> Result<Vec<Clause>, String> {
                 t[i + 1]
             ));
         }
+        check_comparator(&e, &op, &Literal::Nothing)?;
         let value = if op.starts_with("IS") {
             Literal::Nothing
         } else if op.ends_with("IN") {
@@ -799,7 +800,28 @@ mod tests {
             .contains("take a number"));
         assert!(parse("foo.a = 1")
             .unwrap_err()
-            .contains("invalid entity type"));
+            .contains("Invalid entity type"));
+        let c =
+            parse("attributes.run_id IN ('a', 'b') AND params.x IS NOT NULL AND tags.t IS NULL")
+                .unwrap();
+        assert_eq!(c[0].value, Literal::List(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            (c[1].op.as_str(), c[2].op.as_str()),
+            ("IS NOT NULL", "IS NULL")
+        );
+        assert_eq!(parse("datasets.name NOT IN ('d')").unwrap()[0].op, "NOT IN");
+        assert!(parse("datasets.size = 'x'")
+            .unwrap_err()
+            .contains("dataset key"));
+        assert!(parse("metrics.a IN ('1')")
+            .unwrap_err()
+            .contains("Invalid comparator"));
+        assert!(parse("params.a IN 'x'")
+            .unwrap_err()
+            .contains("Invalid comparator"));
+        assert!(parse("attributes.run_id IN ('a'")
+            .unwrap_err()
+            .contains("list"));
         assert!(
             like("ml%", "ml-platform", false)
                 && !like("ML%", "ml", false)

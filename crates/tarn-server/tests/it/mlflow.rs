@@ -120,11 +120,11 @@ async fn nan_metrics_are_stored_and_answered_as_nan(d: Deployment) {
     };
     assert_eq!(
         ids(ok(&app, found("metrics.loss = 0", "")).await),
-        [other.clone()]
+        [other.as_str()]
     );
     assert_eq!(
         ids(ok(&app, found("metrics.loss != 0", "")).await),
-        [run.clone()]
+        [run.as_str()]
     );
     for dir in ["ASC", "DESC"] {
         let order = format!("metrics.loss {dir}");
@@ -477,23 +477,23 @@ async fn searches_page_and_take_lists_nulls_and_datasets(d: Deployment) {
     );
     assert_eq!(
         search(format!("attributes.run_id NOT IN ('{r1}', '{r3}')")).await,
-        [r2.clone()]
+        [r2.as_str()]
     );
     assert_eq!(
         search("datasets.name = 'flights'".into()).await,
-        [r1.clone()]
+        [r1.as_str()]
     );
     assert_eq!(
         search("datasets.context = 'training'".into()).await,
-        [r1.clone()]
+        [r1.as_str()]
     );
     assert_eq!(
         search("datasets.digest IN ('d1', 'd2')".into()).await,
-        [r1.clone()]
+        [r1.as_str()]
     );
     assert_eq!(
         search("params.alpha IS NOT NULL".into()).await,
-        [r2.clone()]
+        [r2.as_str()]
     );
     assert_eq!(
         search("params.alpha IS NULL".into()).await,
