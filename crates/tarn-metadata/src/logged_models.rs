@@ -321,6 +321,9 @@ impl Store {
         datasets: &[serde_json::Value],
         models: &[String],
     ) -> Result<(), MetadataError> {
+        for d in datasets {
+            crate::validation::dataset_input(d)?;
+        }
         self.require_run(run_id).await?;
         let mut tx = self.write_tx().await?;
         let rows = datasets

@@ -227,11 +227,7 @@ impl Store {
         tags: &[KeyValue],
         user: &str,
     ) -> Result<RegisteredModel, MetadataError> {
-        if name.trim().is_empty() {
-            return Err(MetadataError::Invalid(
-                "Registered model name cannot be empty.".into(),
-            ));
-        }
+        crate::validation::model_name(name, "name")?;
         for t in tags {
             check_policy_tag(&t.key, &t.value)?;
         }
@@ -347,6 +343,7 @@ impl Store {
         new_name: &str,
     ) -> Result<RegisteredModel, MetadataError> {
         self.require_model(name).await?;
+        crate::validation::model_name(new_name, "new_name")?;
         if new_name.trim().is_empty() {
             return Err(MetadataError::Invalid(
                 "Registered model name cannot be empty.".into(),

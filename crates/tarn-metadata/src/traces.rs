@@ -4,7 +4,6 @@
 //! which the client uploads and reads back; the server copies them into the lake's spans
 //! table. Types serialise in the shape of MLflow's `TraceInfoV3` JSON.
 
-use crate::tracking::pairs_of;
 use crate::{MetadataError, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -195,37 +194,50 @@ impl Store {
                     state, request_preview, response_preview
              FROM ml_traces t WHERE {clause} ORDER BY request_time DESC, trace_id"
         );
-        let q = sqlx::query(&sql);
-        let q = match (id, experiment) {
-            (Some(id), _) => q.bind(id.to_string()),
-            (None, n) => q.bind(n.unwrap_or(-1)),
+        // Four queries whatever the number of traces: the traces, then their tags, metadata
+        // and assessments, each selected by the same clause.
+        let fetch = |sql: String| async move {
+            let q = sqlx::query(&sql);
+            let q = match (id, experiment) {
+                (Some(id), _) => q.bind(id.to_string()),
+                (None, n) => q.bind(n.unwrap_or(-1)),
+            };
+            Ok::<_, MetadataError>(q.fetch_all(&self.pool).await?)
         };
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = fetch(sql).await?;
+        let within = format!("trace_id IN (SELECT trace_id FROM ml_traces t WHERE {clause})");
+        let mut maps: [std::collections::HashMap<String, BTreeMap<String, String>>; 2] =
+            Default::default();
+        for (i, table) in ["ml_trace_tags", "ml_trace_metadata"].iter().enumerate() {
+            for r in fetch(format!(
+                "SELECT trace_id, key, value FROM {table} WHERE {within}"
+            ))
+            .await?
+            {
+                maps[i]
+                    .entry(r.get("trace_id"))
+                    .or_default()
+                    .insert(r.get("key"), r.get("value"));
+            }
+        }
+        let mut assessments: std::collections::HashMap<String, Vec<Value>> = Default::default();
+        for r in fetch(format!(
+            "SELECT trace_id, body FROM ml_assessments WHERE {within} ORDER BY created, assessment_id"
+        ))
+        .await?
+        {
+            assessments
+                .entry(r.get("trace_id"))
+                .or_default()
+                .push(serde_json::from_str(&r.get::<String, _>("body"))?);
+        }
+        let [mut tags, mut metadata] = maps;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let trace_id: String = r.get("trace_id");
             let experiment_id: i64 = r.get("experiment_id");
             let request_time: i64 = r.get("request_time");
             let duration: Option<i64> = r.get("execution_duration");
-            let map = |rows: Vec<sqlx::any::AnyRow>| -> BTreeMap<String, String> {
-                pairs_of(&rows)
-                    .into_iter()
-                    .map(|kv| (kv.key, kv.value))
-                    .collect()
-            };
-            let tags = map(
-                sqlx::query("SELECT key, value FROM ml_trace_tags WHERE trace_id = $1")
-                    .bind(&trace_id)
-                    .fetch_all(&self.pool)
-                    .await?,
-            );
-            let metadata = map(sqlx::query(
-                "SELECT key, value FROM ml_trace_metadata WHERE trace_id = $1",
-            )
-            .bind(&trace_id)
-            .fetch_all(&self.pool)
-            .await?);
-            let assessments = self.assessments(&trace_id).await?;
             out.push(TraceInfo {
                 trace_location: json!({
                     "type": "MLFLOW_EXPERIMENT",
@@ -237,9 +249,9 @@ impl Store {
                 request_time: rfc3339(request_time),
                 execution_duration: duration.map(|d| format!("{}s", d as f64 / 1000.0)),
                 state: r.get("state"),
-                trace_metadata: metadata,
-                tags,
-                assessments,
+                trace_metadata: metadata.remove(&trace_id).unwrap_or_default(),
+                tags: tags.remove(&trace_id).unwrap_or_default(),
+                assessments: assessments.remove(&trace_id).unwrap_or_default(),
                 experiment_id: experiment_id.to_string(),
                 request_time_ms: request_time,
                 execution_ms: duration,

@@ -120,6 +120,52 @@ pub fn experiment_name(name: &str) -> Result<(), MetadataError> {
     length("name", MAX_EXPERIMENT_NAME_LENGTH, name)
 }
 
+/// Checks a registered model's name: not empty, no `/` or `:`, not a path resolving to
+/// another name.
+pub fn model_name(name: &str, field: &str) -> Result<(), MetadataError> {
+    if name.trim().is_empty() {
+        return Err(invalid(format!(
+            "Missing value for required parameter '{field}'."
+        )));
+    }
+    if name.contains(['/', ':']) {
+        return Err(invalid(format!(
+            "Invalid model name '{name}'. Names cannot contain '/' or ':'."
+        )));
+    }
+    resolves_to_itself(name).map_err(|why| invalid_value(field, name, &why))
+}
+
+/// Checks a `DatasetInput` of `runs/log-inputs`: name, digest, source type and source
+/// present, within MLflow's sizes, and its tags' keys and values too.
+pub fn dataset_input(d: &serde_json::Value) -> Result<(), MetadataError> {
+    let ds = &d["dataset"];
+    for (field, limit) in [
+        ("name", 500),
+        ("digest", 36),
+        ("source_type", usize::MAX),
+        ("source", 65535),
+    ] {
+        let Some(v) = ds[field].as_str() else {
+            return Err(invalid(format!("Dataset {field} cannot be None")));
+        };
+        length(field, limit, v)?;
+    }
+    for (field, limit) in [("schema", 1_048_575), ("profile", 16_777_215)] {
+        if let Some(v) = ds[field].as_str() {
+            length(field, limit, v)?;
+        }
+    }
+    for t in d["tags"].as_array().into_iter().flatten() {
+        let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) else {
+            return Err(invalid("InputTag key and value cannot be None".into()));
+        };
+        length("key", 255, k)?;
+        length("value", 500, v)?;
+    }
+    Ok(())
+}
+
 /// Checks a search's `max_results`.
 pub fn max_results(n: i64, limit: i64) -> Result<usize, MetadataError> {
     if n <= 0 || n > limit {
@@ -160,5 +206,17 @@ mod tests {
         assert!(max_results(60_000, MAX_RESULTS_PER_PAGE).is_err());
         assert!(max_results(0, MAX_RESULTS_PER_PAGE).is_err());
         assert_eq!(max_results(10, MAX_RESULTS_PER_PAGE).unwrap(), 10);
+        assert!(model_name("delays", "name").is_ok());
+        for bad in ["", " ", "a/b", "m:1", ".."] {
+            assert!(model_name(bad, "name").is_err(), "{bad}");
+        }
+        let ds = |name: &str, digest: &str| {
+            serde_json::json!({"dataset": {"name": name, "digest": digest, "source_type": "code", "source": "{}"},
+                               "tags": [{"key": "mlflow.data.context", "value": "training"}]})
+        };
+        assert!(dataset_input(&ds("flights", "abc")).is_ok());
+        assert!(dataset_input(&ds(&"n".repeat(501), "abc")).is_err());
+        assert!(dataset_input(&ds("flights", &"d".repeat(37))).is_err());
+        assert!(dataset_input(&serde_json::json!({"dataset": {"name": "x"}})).is_err());
     }
 }

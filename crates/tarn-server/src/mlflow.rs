@@ -549,10 +549,19 @@ async fn log_batch(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answe
     batch(&app, &id, b).await
 }
 
+/// A page of a metric's history, serialised straight from its points (no JSON tree in
+/// between: a history can hold tens of thousands).
+#[derive(serde::Serialize)]
+struct HistoryPage {
+    metrics: Vec<Metric>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
 async fn metric_history(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Result<Json<HistoryPage>, MlflowError> {
     let id = query_required(&q, &["run_id", "run_uuid"])?;
     let key = query_required(&q, &["metric_key"])?;
     if app.lake.meta.run(&id).await?.is_none() {
@@ -561,12 +570,11 @@ async fn metric_history(
     let metrics = app.lake.meta.metric_history(&id, &key).await?;
     let paging = json!({ "max_results": q.get("max_results") });
     let max = max_results(&paging, 25_000, 25_000)?;
-    let (metrics, next) = page(metrics, max, q.get("page_token").cloned())?;
-    let mut answer = json!({ "metrics": metrics });
-    if let Some(next) = next {
-        answer["next_page_token"] = json!(next);
-    }
-    Ok(Json(answer))
+    let (metrics, next_page_token) = page(metrics, max, q.get("page_token").cloned())?;
+    Ok(Json(HistoryPage {
+        metrics,
+        next_page_token,
+    }))
 }
 
 async fn search_runs(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {

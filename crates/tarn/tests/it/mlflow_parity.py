@@ -464,6 +464,27 @@ def _():
     return [(v.name, v.version) for v in client.search_model_versions("name = 'parity-model'")]
 
 
+@call("bad_model_names")
+def _():
+    return {n: code_of(lambda n=n: client.create_registered_model(n)) for n in ["a/b", "m:1", "ok-name"]}
+
+
+@call("bad_dataset")
+def _():
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    def log(name, digest, context):
+        d = Dataset(name=name, digest=digest, source_type="code", source="{}")
+        client.log_inputs(limits, [DatasetInput(d, [InputTag("mlflow.data.context", context)])])
+
+    return {
+        "long_name": code_of(lambda: log("n" * 501, "abc", "training")),
+        "long_digest": code_of(lambda: log("flights", "d" * 37, "training")),
+        "long_context": code_of(lambda: log("flights", "abc", "c" * 501)),
+        "fine": code_of(lambda: log("flights", "abc", "training")),
+    }
+
+
 @call("registered_model_missing")
 def _():
     return code_of(lambda: client.get_registered_model("no-such-model"))
