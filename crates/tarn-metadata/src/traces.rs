@@ -36,6 +36,9 @@ pub struct TraceInfo {
     pub request_time_ms: i64,
     #[serde(skip)]
     pub execution_ms: Option<i64>,
+    /// The runs the trace was linked to (`link_traces_to_run`).
+    #[serde(skip)]
+    pub linked_runs: Vec<String>,
 }
 
 /// The tag naming where a trace's artifacts (its spans) live.
@@ -231,6 +234,19 @@ impl Store {
                 .or_default()
                 .push(serde_json::from_str(&r.get::<String, _>("body"))?);
         }
+        let mut links: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for r in fetch(format!(
+            "SELECT source_id AS trace_id, destination_id FROM ml_entity_links
+             WHERE source_type = 'TRACE' AND destination_type = 'RUN' AND source_id IN
+                 (SELECT trace_id FROM ml_traces t WHERE {clause})"
+        ))
+        .await?
+        {
+            links
+                .entry(r.get("trace_id"))
+                .or_default()
+                .push(r.get("destination_id"));
+        }
         let [mut tags, mut metadata] = maps;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -255,6 +271,7 @@ impl Store {
                 experiment_id: experiment_id.to_string(),
                 request_time_ms: request_time,
                 execution_ms: duration,
+                linked_runs: links.remove(&trace_id).unwrap_or_default(),
                 trace_id,
             });
         }
@@ -308,9 +325,77 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(
+                "DELETE FROM ml_entity_links WHERE source_type = 'TRACE' AND source_id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(doomed.len())
+    }
+
+    /// Links traces to a run (at most 100 at once, as MLflow allows); a link made again is
+    /// kept once. Traces that do not exist are passed over, and the run is not looked up, as
+    /// MLflow's store does.
+    pub async fn link_traces_to_run(
+        &self,
+        trace_ids: &[String],
+        run_id: &str,
+    ) -> Result<(), MetadataError> {
+        if trace_ids.len() > 100 {
+            return Err(MetadataError::Invalid(format!(
+                "Cannot link more than 100 traces to a run in a single request. Provided {} traces.",
+                trace_ids.len()
+            )));
+        }
+        let mut known = Vec::with_capacity(trace_ids.len());
+        for id in trace_ids {
+            if self.trace(id).await?.is_some() {
+                known.push(id.clone());
+            }
+        }
+        self.link(&known, "RUN", &[run_id.to_string()]).await
+    }
+
+    /// Links a trace to the prompt versions (`NAME/VERSION`) it used.
+    pub async fn link_prompts_to_trace(
+        &self,
+        trace_id: &str,
+        prompt_versions: &[String],
+    ) -> Result<(), MetadataError> {
+        self.link(&[trace_id.to_string()], "PROMPT_VERSION", prompt_versions)
+            .await
+    }
+
+    async fn link(
+        &self,
+        trace_ids: &[String],
+        destination_type: &str,
+        destinations: &[String],
+    ) -> Result<(), MetadataError> {
+        for id in trace_ids {
+            if self.trace(id).await?.is_none() {
+                return Err(no_trace(id));
+            }
+        }
+        let mut tx = self.write_tx().await?;
+        for id in trace_ids {
+            for d in destinations {
+                sqlx::query(
+                    "INSERT INTO ml_entity_links (source_type, source_id, destination_type, destination_id)
+                     VALUES ('TRACE', $1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(destination_type)
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Sets (`Some`) or removes (`None`) a trace's tag.
@@ -463,6 +548,21 @@ impl Store {
 }
 
 impl crate::run_search::Searchable for TraceInfo {
+    /// A trace's runs: the one it ran in (`mlflow.sourceRun`) and those it was linked to.
+    fn values_of(&self, e: &crate::run_search::Entity) -> Vec<crate::run_search::Literal> {
+        use crate::run_search::{Entity, Literal};
+        match e {
+            Entity::Attribute(k) if k == "run_id" => self
+                .trace_metadata
+                .get("mlflow.sourceRun")
+                .into_iter()
+                .chain(self.linked_runs.iter())
+                .map(|r| Literal::Text(r.clone()))
+                .collect(),
+            e => self.value_of(e).into_iter().collect(),
+        }
+    }
+
     fn value_of(&self, e: &crate::run_search::Entity) -> Option<crate::run_search::Literal> {
         use crate::run_search::{Entity, Literal};
         let text = |v: Option<&String>| v.map(|s| Literal::Text(s.clone()));

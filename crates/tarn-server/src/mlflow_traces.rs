@@ -25,6 +25,8 @@ pub(crate) fn router() -> Router<App> {
         .route("/traces", post(start_trace))
         .route("/traces/search", post(search))
         .route("/traces/delete-traces", post(delete_traces))
+        .route("/traces/link-to-run", post(link_to_run))
+        .route("/traces/link-prompts", post(link_prompts))
         .route("/traces/{trace_id}", get(get_info))
         .route("/traces/{trace_id}/info", get(get_info))
         .route("/traces/{trace_id}/tags", patch(set_tag).delete(delete_tag))
@@ -136,6 +138,28 @@ async fn delete_traces(State(app): State<App>, MlJson(body): MlJson<Value>) -> A
         .delete_traces(&experiment, max_timestamp, int(&body, "max_traces")?, &ids)
         .await?;
     Ok(Json(json!({ "traces_deleted": n })))
+}
+
+async fn link_to_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
+    let run = required(&body, "run_id")?;
+    let traces = strings(&body["trace_ids"]);
+    app.lake.meta.link_traces_to_run(&traces, &run).await?;
+    done()
+}
+
+async fn link_prompts(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
+    let trace = required(&body, "trace_id")?;
+    let versions: Vec<String> = body["prompt_versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some(format!("{}/{}", text(p, "name")?, text(p, "version")?)))
+        .collect();
+    app.lake
+        .meta
+        .link_prompts_to_trace(&trace, &versions)
+        .await?;
+    done()
 }
 
 async fn set_tag(

@@ -317,6 +317,31 @@ async fn traces_are_recorded_searched_tagged_assessed_and_deleted(d: Deployment)
         with["trace"]["trace_info"]["assessments"][0]["assessment_id"],
         aid.as_str()
     );
+    // A trace linked to a run is found by that run.
+    let run = new_run(&app).await;
+    ok(
+        &app,
+        post(
+            &format!("{API}/traces/link-to-run"),
+            json!({"trace_ids": ["tr-2"], "run_id": run}),
+        ),
+    )
+    .await;
+    let linked = ok(
+        &app,
+        search(&format!("trace.run_id = '{run}'"), "timestamp_ms DESC", 100),
+    )
+    .await;
+    assert_eq!(ids(&linked), ["tr-2"]);
+    // As mlflow: a trace that is not there is passed over, not refused.
+    ok(
+        &app,
+        post(
+            &format!("{API}/traces/link-to-run"),
+            json!({"trace_ids": ["tr-9"], "run_id": run}),
+        ),
+    )
+    .await;
     // Deleting by id answers how many went.
     let gone = ok(
         &app,

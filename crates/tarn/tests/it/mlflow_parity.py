@@ -615,6 +615,23 @@ def _():
     return sorted((a.name, json.dumps(a.value)) for a in t.info.assessments)
 
 
+@call("trace_links")
+def _():
+    pipeline(9)
+    tid = mlflow.get_last_active_trace_id()
+    with mlflow.start_run(run_name="linked") as r:
+        pass
+    client.link_traces_to_run([tid], r.info.run_id)
+    found = mlflow.search_traces(locations=[exp], run_id=r.info.run_id, return_type="list")
+    mlflow.genai.register_prompt(name="linked-prompt", template="Q: {{q}}")
+    client.link_prompt_versions_to_trace([mlflow.genai.load_prompt("prompts:/linked-prompt/1")], tid)
+    return {
+        "by_run": [t.info.response_preview for t in found],
+        "unknown_run": code_of(lambda: client.link_traces_to_run([tid], "0" * 32)),
+        "unknown_trace": code_of(lambda: client.link_traces_to_run(["tr-" + "1" * 32], r.info.run_id)),
+    }
+
+
 @call("trace_missing")
 def _():
     return mlflow.get_trace("tr-" + "0" * 32)

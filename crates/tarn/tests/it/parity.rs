@@ -155,6 +155,7 @@ fn the_mlflow_client_gets_the_same_answers_from_tarn_as_from_mlflow_server(d: De
         rows,
         serde_json::json!([
             {"name": "add", "span_type": "TOOL", "inputs": "{\"a\": 10, \"b\": 1}"},
+            {"name": "add", "span_type": "TOOL", "inputs": "{\"a\": 18, \"b\": 1}"},
             {"name": "add", "span_type": "TOOL", "inputs": "{\"a\": 6, \"b\": 1}"}
         ]),
         "{spans}"
