@@ -120,10 +120,11 @@ impl Store {
         let request_time = timestamp_ms(&info["request_time"])
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let duration = duration_ms(&info["execution_duration"]);
+        // As MLflow's store: a finished trace's own tags are kept as the client sent them
+        // (refusing one would lose the trace); only its name is bounded.
         let mut tags = string_map(&info["tags"]);
-        for (k, value) in &tags {
-            v::key(k, "key")?;
-            v::length("value", v::MAX_TRACE_TAG_VAL_LENGTH, value)?;
+        if let Some(name) = tags.get("mlflow.traceName") {
+            v::length("Trace name", 8000, name)?;
         }
         tags.insert(
             ARTIFACT_LOCATION_TAG.into(),
@@ -407,11 +408,9 @@ impl Store {
     ) -> Result<(), MetadataError> {
         use crate::validation as v;
         v::key(key, "key")?;
-        v::length(
-            "value",
-            v::MAX_TRACE_TAG_VAL_LENGTH,
-            value.unwrap_or_default(),
-        )?;
+        // A long value is cut to the limit, as MLflow's server does by default.
+        let value = value.map(|s| v::truncated(s, v::MAX_TRACE_TAG_VAL_LENGTH));
+        let value = value.as_deref();
         if self.trace(id).await?.is_none() {
             return Err(no_trace(id));
         }

@@ -674,14 +674,16 @@ impl Store {
         Ok(())
     }
 
-    /// Every value logged for a run's metric, by step then time.
+    /// Every value logged for a run's metric, by step then time. As in MLflow's answer, the
+    /// points carry no model or run (the client relies on that when it links a run's points
+    /// to each model it logs); a logged model's own metrics name them.
     pub async fn metric_history(
         &self,
         run_id: &str,
         key: &str,
     ) -> Result<Vec<Metric>, MetadataError> {
         Ok(sqlx::query(
-            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest
+            "SELECT key, value, is_nan, timestamp, step
              FROM ml_metrics WHERE run_id = $1 AND key = $2 ORDER BY step, timestamp, value, is_nan",
         )
         .bind(run_id)
@@ -689,16 +691,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            let some = |c: &str| Some(r.get::<String, _>(c)).filter(|s| !s.is_empty());
-            Metric {
-                model_id: some("model_id"),
-                dataset_name: some("dataset_name"),
-                dataset_digest: some("dataset_digest"),
-                run_id: Some(run_id.to_string()),
-                ..metric(r)
-            }
-        })
+        .map(metric)
         .collect())
     }
 

@@ -19,6 +19,9 @@ use std::collections::HashMap;
 use tarn_lake::run_search::search_items;
 use tarn_lake::traces::TraceInfo;
 
+/// The most experiments one trace search may name (each is read in turn).
+const MAX_SEARCH_EXPERIMENTS: usize = 100;
+
 /// Routes shared by `/api/2.0/mlflow` and `/api/3.0/mlflow` (the client uses both).
 pub(crate) fn router() -> Router<App> {
     Router::new()
@@ -100,6 +103,12 @@ async fn search(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     let experiments = experiments_of(&body);
     if experiments.is_empty() {
         return Err(invalid("Missing value for required parameter 'locations'."));
+    }
+    if experiments.len() > MAX_SEARCH_EXPERIMENTS {
+        return Err(invalid(format!(
+            "A trace search names at most {MAX_SEARCH_EXPERIMENTS} experiments; got {}. Search them in parts.",
+            experiments.len()
+        )));
     }
     let mut all = Vec::new();
     for e in &experiments {

@@ -169,6 +169,7 @@ with mlflow.start_run(run_name="dupes") as run:
     model_id = info.model_id
     mlflow.log_metric("r2", 0.99, model_id=model_id)
     mlflow.log_metric("rmse", 0.1, model_id=model_id, step=1)
+    second = mlflow.sklearn.log_model(model, name="second").model_id
 
 
 @call("duplicate_points")
@@ -185,6 +186,11 @@ def _():
         "metrics": sorted((x.key, x.value, x.step) for x in m.metrics or []),
         "params": m.params,
     }
+
+
+@call("second_logged_model")
+def _():
+    return sorted((x.key, x.value, x.step) for x in client.get_logged_model(second).metrics or [])
 
 
 @call("logged_model_search_metrics")
