@@ -11,6 +11,9 @@
 //! assert_eq!(c.columns[1].data_type, "bigint");
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod crawler;
 mod delta;
 mod error;

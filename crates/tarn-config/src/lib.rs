@@ -13,6 +13,9 @@
 //! assert_eq!(cfg.stage(), "dev");
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod endpoint;
 mod error;
 mod file;

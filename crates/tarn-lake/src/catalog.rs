@@ -139,6 +139,6 @@ impl Lake {
                 record.format
             )));
         }
-        Ok(tarn_tables::history(&record.location).await?)
+        Ok(tarn_tables::history(&self.stores, &record.location).await?)
     }
 }

@@ -168,7 +168,7 @@ impl Lake {
                 table: t.name.clone(),
             };
             let place = a.to_string();
-            let Some(dt) = tarn_tables::open(&t.location, None).await? else {
+            let Some(dt) = tarn_tables::open(&self.stores, &t.location, None).await? else {
                 let fixed = repair && self.meta.forget_table(&t.id).await.is_ok();
                 report.found(
                     "missing_log",
@@ -264,7 +264,7 @@ impl Lake {
                     table: name.clone(),
                 };
                 let url = self.table_url(&a);
-                let Some(dt) = tarn_tables::open(&url, None).await? else {
+                let Some(dt) = tarn_tables::open(&self.stores, &url, None).await? else {
                     continue;
                 };
                 report.tables_checked += 1;

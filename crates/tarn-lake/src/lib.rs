@@ -9,6 +9,9 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod address;
 mod artifacts;
 mod catalog;
@@ -16,6 +19,7 @@ mod doctor;
 mod error;
 mod executions;
 mod load;
+mod models;
 mod quickstart;
 mod spans;
 mod sql;
@@ -28,6 +32,7 @@ pub use doctor::{DoctorReport, Finding, STALE_AFTER};
 pub use error::LakeError;
 pub use executions::{ExecutionDetail, ExecutionPage, CUSTOM_EVENT};
 pub use load::{LoadArgs, LoadReport};
+pub use models::ResolvedModel;
 pub use quickstart::{quickstart, QuickstartReport};
 pub use sql::SqlInto;
 
@@ -61,6 +66,8 @@ pub struct Lake {
     pub config: Arc<LakeConfig>,
     pub meta: Store,
     pub zones: Zones,
+    /// The store Delta tables live on (this lake's own: never shared with another lake).
+    pub(crate) stores: tarn_tables::Stores,
     /// The SQL engine of the current catalog, rebuilt when the catalog changes.
     engine: Arc<tokio::sync::Mutex<Option<StampedEngine>>>,
     query_cache: Arc<tarn_query::QueryCache>,
@@ -80,14 +87,15 @@ impl Lake {
     pub async fn with_config(config: LakeConfig) -> Result<Lake, LakeError> {
         let meta = Store::open(&config.metadata).await?;
         let zones = Zones::open(&config)?;
-        if let Some((url, store)) = zones.bucket_store() {
-            tarn_tables::register_store(&url, store).map_err(|reason| {
+        let stores = match zones.bucket_store() {
+            Some((url, store)) => tarn_tables::Stores::bucket(&url, store).map_err(|e| {
                 LakeError::Storage(StorageError::BadUrl {
                     url: config.storage.clone(),
-                    reason,
+                    reason: e.to_string(),
                 })
-            })?;
-        }
+            })?,
+            None => tarn_tables::Stores::local(),
+        };
         // Every zone is a database in the catalog, even before anything is crawled.
         for z in zones.all() {
             meta.ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root()))
@@ -105,6 +113,7 @@ impl Lake {
             config: Arc::new(config),
             meta,
             zones,
+            stores,
             engine: Arc::default(),
             query_cache: Arc::default(),
             query_limits,

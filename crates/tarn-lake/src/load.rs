@@ -236,6 +236,7 @@ impl Lake {
         // from writing twice whatever happened to the first.
         let outcome = tarn_tables::retry_conflicts(|| {
             tarn_tables::load(LoadRequest {
+                stores: &self.stores,
                 table_url: &table_url,
                 rejected_url: &rejected_url,
                 table_name: &a.table,
@@ -295,7 +296,7 @@ impl Lake {
         }
         let mut rejected_table = None;
         if outcome.rejected_version.is_some() {
-            if let Some(t) = tarn_tables::open(&rejected_url, None).await? {
+            if let Some(t) = tarn_tables::open(&self.stores, &rejected_url, None).await? {
                 let schema = t
                     .snapshot()
                     .map_err(tarn_tables::TablesError::from)?
@@ -351,7 +352,7 @@ impl Lake {
         if t.format != "delta" || t.row_count.unwrap_or(0) == 0 {
             return Ok(());
         }
-        if tarn_tables::open(url, None).await?.is_none() {
+        if tarn_tables::open(&self.stores, url, None).await?.is_none() {
             return Err(LakeError::Usage(format!(
                 "the catalog lists {a} with {} row(s) at {url}, but its Delta log is gone (deleted outside tarn); nothing was loaded. Restore the folder, load with --mode overwrite to start the table anew, or run `tarn doctor` to remove it from the catalog",
                 t.row_count.unwrap_or(0)

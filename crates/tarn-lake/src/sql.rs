@@ -37,6 +37,7 @@ impl Lake {
                 .collect(),
             self.query_cache.clone(),
             self.query_limits.clone(),
+            self.stores.clone(),
         ));
         *current = Some((stamp, engine.clone()));
         Ok(engine)
@@ -145,14 +146,16 @@ impl Lake {
     ) -> Result<SqlInto, LakeError> {
         let a = self.curated(target, flag)?;
         let url = self.table_url(&a);
-        let out = tarn_tables::write_stream(&url, &a.table, schema, stream, true).await?;
+        let out =
+            tarn_tables::write_stream(&self.stores, &url, &a.table, schema, stream, true).await?;
         let mut p = parameters;
         p.insert("classification".to_string(), "delta".to_string());
         let record = self
             .register_delta(&a, &url, &out.schema, &[], p, note)
             .await?;
+        // The count as read at the version just written: `tarn doctor` finds them agreeing.
         self.meta
-            .set_row_count(&record.id, Some(out.row_count))
+            .set_delta_state(&record.id, out.row_count, out.table_version)
             .await?;
         Ok(SqlInto {
             table: a.to_string(),
@@ -176,7 +179,8 @@ impl Lake {
         let a = self.curated(target, "the inference log")?;
         let url = self.table_url(&a);
         let written =
-            tarn_tables::append_once(&url, &a.table, batches, schema, app, version).await?;
+            tarn_tables::append_once(&self.stores, &url, &a.table, batches, schema, app, version)
+                .await?;
         if written && self.meta.table(&a.database(), &a.table).await?.is_none() {
             let mut p = BTreeMap::new();
             p.insert("classification".to_string(), "delta".to_string());

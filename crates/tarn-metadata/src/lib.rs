@@ -14,6 +14,9 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod catalog;
 mod deliveries;
 mod endpoints;

@@ -10,7 +10,7 @@ pub enum MlError {
     #[error(transparent)]
     Metadata(#[from] tarn_lake::MetadataError),
     #[error(transparent)]
-    Pipeline(#[from] tarn_pipelines::PipelineError),
+    Process(#[from] tarn_process::ProcessError),
     /// The request itself is wrong; the message says how to fix it.
     #[error("{0}")]
     Usage(String),

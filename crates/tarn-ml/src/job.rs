@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tarn_config::{TrainSpec, Trainer};
 use tarn_lake::tracking::{Batch, KeyValue, Metric};
 use tarn_lake::Lake;
-use tarn_pipelines::process;
+use tarn_process::process;
 
 /// What one job ended with.
 #[derive(Debug, Clone, serde::Serialize)]

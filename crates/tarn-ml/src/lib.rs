@@ -11,6 +11,9 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 pub mod builtin;
 pub mod channels;
 mod error;
@@ -27,7 +30,7 @@ pub use transform::{transform, TransformArgs, TransformReport};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tarn_pipelines::{LineSink, Python};
+use tarn_process::{LineSink, Python};
 
 /// Called as each job of a training ends.
 pub type JobProgress = Arc<dyn Fn(&JobOutcome) + Send + Sync>;

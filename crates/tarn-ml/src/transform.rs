@@ -50,100 +50,6 @@ pub struct TransformReport {
 /// Called with the rows scored so far.
 pub type RowProgress = Arc<dyn Fn(u64) + Send + Sync>;
 
-/// A model's files, resolved from its URI.
-pub struct Resolved {
-    pub location: String,
-    pub model: Option<String>,
-    pub version: Option<String>,
-}
-
-/// Where the files of `uri` are.
-pub async fn resolve(lake: &Lake, uri: &str) -> Result<Resolved, MlError> {
-    let meta = &lake.meta;
-    let usage = |m: String| MlError::Usage(m);
-    if let Some(rest) = uri.strip_prefix("models:/") {
-        let (name, pick) = match rest.split_once('@') {
-            Some((n, alias)) => (n.to_string(), Some(format!("@{alias}"))),
-            None => match rest.split_once('/') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (rest.to_string(), None),
-            },
-        };
-        let v = match pick.as_deref() {
-            Some(p) if p.starts_with('@') => meta.version_by_alias(&name, &p[1..]).await?,
-            Some(p) if p.chars().all(|c| c.is_ascii_digit()) => {
-                meta.model_version(&name, p).await?.ok_or_else(|| {
-                    usage(format!("model `{name}` has no version {p}; `tarn models versions {name}` lists them"))
-                })?
-            }
-            Some(stage) => meta
-                .latest_versions(&name, &[stage.to_string()])
-                .await?
-                .pop()
-                .ok_or_else(|| usage(format!("model `{name}` has no version in stage {stage}")))?,
-            None => meta
-                .model_versions(Some(&name))
-                .await?
-                .into_iter()
-                .max_by_key(|v| v.version.parse::<i64>().unwrap_or(0))
-                .ok_or_else(|| usage(format!("model `{name}` has no versions")))?,
-        };
-        let location = if v.storage_location.is_empty() {
-            v.source.clone()
-        } else {
-            v.storage_location.clone()
-        };
-        return Ok(Resolved {
-            location,
-            model: Some(v.name),
-            version: Some(v.version),
-        });
-    }
-    if let Some(rest) = uri.strip_prefix("runs:/") {
-        let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let run = meta
-            .run(run_id)
-            .await?
-            .ok_or_else(|| usage(format!("no run has id `{run_id}`")))?;
-        return Ok(Resolved {
-            location: format!("{}/{}", run.info.artifact_uri, path.trim_matches('/')),
-            model: None,
-            version: None,
-        });
-    }
-    if uri.starts_with("mlflow-artifacts:") {
-        return Ok(Resolved {
-            location: uri.to_string(),
-            model: None,
-            version: None,
-        });
-    }
-    Err(usage(format!(
-        "`{uri}` is not a model URI; use models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/STAGE or runs:/RUN_ID/PATH"
-    )))
-}
-
-/// Downloads a model's files into `dir`; answers the parsed `MLmodel` file.
-pub async fn download(
-    lake: &Lake,
-    location: &str,
-    dir: &Path,
-) -> Result<serde_json::Value, MlError> {
-    let n = lake.get_artifact_dir(location, dir).await?;
-    if n == 0 {
-        return Err(MlError::Model(format!("{location} holds no files")));
-    }
-    let mlmodel = dir.join("MLmodel");
-    let text = std::fs::read_to_string(&mlmodel).map_err(|_| {
-        MlError::Model(format!(
-            "{location} has no MLmodel file: save the model with an mlflow flavour (mlflow.<flavor>.save_model) or train it with a built-in trainer"
-        ))
-    })?;
-    let yaml: serde_norway::Value = serde_norway::from_str(&text)
-        .map_err(|e| MlError::Model(format!("{location}/MLmodel is not valid YAML: {e}")))?;
-    serde_json::to_value(yaml).map_err(|e| MlError::Model(e.to_string()))
-}
-
 /// Scores batches with one model.
 enum Scorer {
     Onnx(Box<tarn_onnx::Model>),
@@ -377,14 +283,14 @@ fn score(scorer: &mut Scorer, batch: &RecordBatch, ids: &[String]) -> Result<Rec
 pub async fn transform(
     lake: &Lake,
     args: &TransformArgs,
-    python: &tarn_pipelines::Python,
+    python: &tarn_process::Python,
     progress: Option<RowProgress>,
 ) -> Result<TransformReport, MlError> {
     let started = std::time::Instant::now();
-    let resolved = resolve(lake, &args.model_uri).await?;
+    let resolved = lake.resolve_model(&args.model_uri).await?;
     let work = tempfile::tempdir().map_err(|e| MlError::io(Path::new("a temporary folder"), e))?;
     let model_dir = work.path().join("model");
-    let mlmodel = download(lake, &resolved.location, &model_dir).await?;
+    let mlmodel = lake.download_model(&resolved.location, &model_dir).await?;
     let flavors = &mlmodel["flavors"];
     let (mut scorer, runtime) = if let Some(data) = flavors["onnx"]["data"].as_str() {
         let file = model_dir.join(data);
@@ -561,7 +467,7 @@ struct PyScorer {
 
 impl PyScorer {
     async fn start(
-        python: &tarn_pipelines::Python,
+        python: &tarn_process::Python,
         model: &Path,
         work: &Path,
     ) -> Result<PyScorer, MlError> {

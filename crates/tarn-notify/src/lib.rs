@@ -12,6 +12,9 @@
 //! # }
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

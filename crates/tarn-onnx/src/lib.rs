@@ -19,6 +19,9 @@
 //! assert_eq!(out[0], tarn_onnx::Value::F32(vec![2, 1], vec![3.0, 8.0]));
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 pub mod proto;
 mod runtime;
 pub mod write;

@@ -343,29 +343,31 @@ fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
     })
 }
 
+/// Batches of at least this many rows are scored on the CPU pool, in chunks of a quarter of it.
+const PARALLEL_ROWS: usize = 4096;
+
 impl Ensemble {
-    /// Scores of every row: `[n, targets]`, rows spread over the machine's cores.
+    /// Scores of every row: `[n, targets]`. A small batch (what serving sends) is scored on
+    /// the calling thread; a large one (a batch transform) in chunks on the process's one
+    /// pool of CPU workers (rayon's, sized to the cores), never on threads of its own.
     fn scores(&self, x: &[f32], n: usize, cols: usize) -> Vec<f32> {
+        use rayon::prelude::*;
         let width = if self.binary { 1 } else { self.targets };
         let mut out = vec![0f32; n * width];
-        let threads = std::thread::available_parallelism()
-            .map(|t| t.get())
-            .unwrap_or(1);
-        let per = if n < 4096 {
-            n.max(1)
-        } else {
-            n.div_ceil(threads)
-        };
-        std::thread::scope(|scope| {
-            for (c, chunk) in out.chunks_mut(per * width).enumerate() {
-                scope.spawn(move || {
-                    for (k, acc) in chunk.chunks_mut(width).enumerate() {
-                        let r = c * per + k;
-                        self.score_row(&x[r * cols..(r + 1) * cols], acc);
-                    }
-                });
+        let score = |c: usize, per: usize, chunk: &mut [f32]| {
+            for (k, acc) in chunk.chunks_mut(width).enumerate() {
+                let r = c * per + k;
+                self.score_row(&x[r * cols..(r + 1) * cols], acc);
             }
-        });
+        };
+        if n < PARALLEL_ROWS || width == 0 {
+            score(0, n, &mut out);
+        } else {
+            let per = PARALLEL_ROWS / 4;
+            out.par_chunks_mut(per * width)
+                .enumerate()
+                .for_each(|(c, chunk)| score(c, per, chunk));
+        }
         out
     }
 

@@ -3,8 +3,6 @@
 //! pipeline's `catch/` module and the lake's error topic. Workers lease executions in the
 //! metadata store, so a crashed process's executions resume from the step that was running.
 
-use crate::process::LineSink;
-use crate::python::Python;
 use crate::step::{self, StepEnv};
 use crate::trigger;
 use crate::PipelineError;
@@ -12,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tarn_config::PipelineSpec;
 use tarn_lake::{status, Event, ExecutionRecord, Lake, NewExecution};
+use tarn_process::{LineSink, Python};
 
 /// How often the origin zones are listed for objects that arrived without tarn.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);

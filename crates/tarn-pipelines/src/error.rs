@@ -1,7 +1,5 @@
 //! The one error type of the pipelines crate.
 
-use std::path::{Path, PathBuf};
-
 /// What can go wrong around executions (a step failing is not an error here: it is recorded).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -11,27 +9,12 @@ pub enum PipelineError {
     Lake(#[from] tarn_lake::LakeError),
     #[error(transparent)]
     Metadata(#[from] tarn_lake::MetadataError),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Python(String),
+    #[error(transparent)]
+    Process(#[from] tarn_process::ProcessError),
     #[error("no pipeline is named `{name}`; pipelines are: {known}")]
     UnknownPipeline { name: String, known: String },
     #[error("no execution has id `{0}`; `tarn executions list` shows them")]
     UnknownExecution(String),
     #[error("{0}")]
     BadEvent(String),
-}
-
-impl PipelineError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        PipelineError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
 }

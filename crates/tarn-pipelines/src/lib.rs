@@ -15,19 +15,19 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod engine;
 mod error;
 mod ml;
-pub mod process;
-mod python;
 mod step;
 mod trigger;
 
 pub use engine::{record_deliveries, Engine, Progress, LEASE};
 pub use error::PipelineError;
 pub use ml::{MlFuture, MlStepContext, MlSteps, TransformStep};
-pub use process::LineSink;
-pub use python::{Python, PythonEnv};
+pub use tarn_process::{LineSink, Python, PythonEnv};
 pub use trigger::{
     aws_shape, check_contract, matches, summary, CUSTOM_EVENT, MANUAL_EVENT, SCHEDULE_EVENT,
 };

@@ -2,11 +2,10 @@
 //! engine an implementation of [`MlSteps`]; an engine without one fails such steps with a
 //! clear error.
 
-use crate::process::LineSink;
-use crate::python::Python;
 use std::future::Future;
 use std::pin::Pin;
 use tarn_lake::Lake;
+use tarn_process::{LineSink, Python};
 
 /// The output of an ML step (the next step's input), or its error (`Type: message`).
 pub type MlFuture<'a> =

@@ -1,11 +1,10 @@
 //! One attempt of one step: runs the step's code and answers its output (the next step's
 //! input) or its failure, with its logs.
 
-use crate::process::{self, LineSink};
-use crate::python::Python;
 use std::path::{Path, PathBuf};
 use tarn_config::{GlueVersion, Module, PipelineSpec, Step, StepKind};
 use tarn_lake::Lake;
+use tarn_process::{process, LineSink, Python};
 
 /// What a step attempt ended with.
 #[derive(Debug)]

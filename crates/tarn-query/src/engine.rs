@@ -68,15 +68,21 @@ impl Engine {
 
     /// An engine that sees `tables` and shares `cache` with other engines of the process.
     pub fn with_cache(tables: Vec<Visible>, cache: Arc<QueryCache>) -> Self {
-        Self::with_limits(tables, cache, Arc::new(QueryLimits::default()))
+        Self::with_limits(
+            tables,
+            cache,
+            Arc::new(QueryLimits::default()),
+            tarn_tables::Stores::local(),
+        )
     }
 
     /// An engine that sees `tables`, shares `cache`, and holds every query to `limits` (whose
-    /// query slots it shares with the lake's other engines).
+    /// query slots it shares with the lake's other engines), reading through `stores`.
     pub fn with_limits(
         tables: Vec<Visible>,
         cache: Arc<QueryCache>,
         limits: Arc<QueryLimits>,
+        stores: tarn_tables::Stores,
     ) -> Self {
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -86,8 +92,8 @@ impl Engine {
                     .unwrap_or(2),
             );
         let ctx = SessionContext::new_with_config(config);
-        for (url, store) in tarn_tables::registered_stores() {
-            ctx.register_object_store(&url, store);
+        if let Some((url, store)) = stores.bucket_store() {
+            ctx.register_object_store(url, store.clone());
         }
         let mut by_zone: BTreeMap<(String, String), BTreeMap<String, TableRecord>> =
             BTreeMap::new();
@@ -111,6 +117,7 @@ impl Engine {
                     Arc::new(LayerSchema {
                         tables,
                         cache: cache.clone(),
+                        stores: stores.clone(),
                     }),
                 )
                 .expect("memory catalog accepts schemas");

@@ -6,6 +6,8 @@
 //! with their partitions and null markers. Queries are read-only, and errors point at the
 //! place in the query.
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 mod cache;
 mod cancel;
 mod engine;

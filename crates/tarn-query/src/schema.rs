@@ -24,6 +24,8 @@ use tarn_metadata::TableRecord;
 pub(crate) struct LayerSchema {
     pub tables: BTreeMap<String, TableRecord>,
     pub cache: Arc<QueryCache>,
+    /// Where the lake's tables are stored.
+    pub stores: tarn_tables::Stores,
 }
 
 #[async_trait]
@@ -46,7 +48,9 @@ impl SchemaProvider for LayerSchema {
                 record.format
             )));
         }
-        provider(record, version, &self.cache).await.map(Some)
+        provider(&self.stores, record, version, &self.cache)
+            .await
+            .map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -57,12 +61,13 @@ impl SchemaProvider for LayerSchema {
 
 /// Opens a catalogued table for reading.
 pub(crate) async fn provider(
+    stores: &tarn_tables::Stores,
     record: &TableRecord,
     version: Option<i64>,
     cache: &QueryCache,
 ) -> Result<Arc<dyn TableProvider>> {
     if record.format == "delta" {
-        return delta_provider(record, version, cache).await;
+        return delta_provider(stores, record, version, cache).await;
     }
     let p = &record.parameters;
     let gzip = p.get("compression").map(|c| c == "gzip").unwrap_or(false);
@@ -121,7 +126,7 @@ pub(crate) async fn provider(
             })
             .collect::<Vec<_>>(),
     );
-    if !has_files(&record.location).await? {
+    if !has_files(stores, &record.location).await? {
         return Err(DataFusionError::Plan(format!(
             "table {} has no files at {}: they were moved or deleted since the crawl; land them again, or run `tarn crawl` to catalogue what is there",
             record.name, record.location
@@ -172,7 +177,7 @@ pub(crate) async fn provider(
 
 /// Whether a catalogued location (a file, or a folder of files) holds anything to read: a
 /// query over files that are gone fails saying so instead of answering no rows.
-async fn has_files(location: &str) -> Result<bool> {
+async fn has_files(stores: &tarn_tables::Stores, location: &str) -> Result<bool> {
     use futures::StreamExt;
     let url =
         url::Url::parse(location).map_err(|e| DataFusionError::Plan(format!("{location}: {e}")))?;
@@ -189,11 +194,7 @@ async fn has_files(location: &str) -> Result<bool> {
         .await
         .unwrap_or(false));
     }
-    let bucket = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
-    let Some((_, store)) = tarn_tables::registered_stores()
-        .into_iter()
-        .find(|(u, _)| u.as_str().trim_end_matches('/') == bucket)
-    else {
+    let Some(store) = stores.store_for(&url) else {
         return Ok(true); // not ours to check: the reader will say what it finds
     };
     let path =
@@ -229,6 +230,7 @@ const NULL_MARKERS: [&str; 6] = ["", "NA", "N/A", "NULL", "null", "\\N"];
 
 /// A Delta table at its latest version (or `version`), from the cache when it can be.
 async fn delta_provider(
+    stores: &tarn_tables::Stores,
     record: &TableRecord,
     version: Option<i64>,
     cache: &QueryCache,
@@ -246,14 +248,14 @@ async fn delta_provider(
             t
         }
         (None, None) => {
-            let t = tarn_tables::open(loc, None)
+            let t = tarn_tables::open(stores, loc, None)
                 .await
                 .map_err(ext)?
                 .ok_or_else(missing)?;
             cache.put_table(loc, t.clone());
             t
         }
-        (Some(v), _) => tarn_tables::open(loc, Some(v))
+        (Some(v), _) => tarn_tables::open(stores, loc, Some(v))
             .await
             .map_err(ext)?
             .ok_or_else(missing)?,

@@ -26,6 +26,9 @@
 //! - `GET /api/v1/endpoints`; each model endpoint at `POST /endpoints/{name}/invocations` and
 //!   `GET /endpoints/{name}/ping` (MLflow's scoring protocol), counters at `GET /metrics`
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod auth;
 mod docs;
 mod error;

@@ -30,13 +30,9 @@ impl Drop for Server {
     }
 }
 
+/// Kills the server's process group (`0`: none started yet).
 fn kill_group(pgid: i32) {
-    if pgid > 0 {
-        // SAFETY: killpg only sends a signal to the group the server was started in.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
+    tarn_process::kill_group(Some(pgid));
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -12,6 +12,9 @@
 //! MLflow's scoring server as a bring-your-own process ([`byo`]), as does any endpoint with a
 //! `command`. Every answered row goes to the inference log ([`log`]).
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod byo;
 mod error;
 pub mod input;
@@ -451,7 +454,9 @@ impl Endpoints {
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let model_dir = dir.join("model");
-        let mlmodel = tarn_ml::transform::download(&self.lake, &t.location, &model_dir)
+        let mlmodel = self
+            .lake
+            .download_model(&t.location, &model_dir)
             .await
             .map_err(|e| e.to_string())?;
         let flavors = mlmodel.get("flavors").cloned().unwrap_or(Json::Null);
@@ -460,7 +465,7 @@ impl Endpoints {
         } else if flavors.get("onnx").is_some() {
             None
         } else if flavors.get("python_function").is_some() {
-            let python = tarn_pipelines::Python::new(&self.lake.config.root);
+            let python = tarn_process::Python::new(&self.lake.config.root);
             Some(
                 [
                     python.base().display().to_string().as_str(),
@@ -600,9 +605,7 @@ impl Endpoints {
 const APPROVED: &str = "Approved";
 
 async fn resolve(lake: &Lake, uri: &str) -> Result<Target, String> {
-    let r = tarn_ml::transform::resolve(lake, uri)
-        .await
-        .map_err(|e| e.to_string())?;
+    let r = lake.resolve_model(uri).await.map_err(|e| e.to_string())?;
     let (Some(model), Some(version)) = (r.model, r.version) else {
         return Err(format!("`{uri}` does not name a registered model version"));
     };

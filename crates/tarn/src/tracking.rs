@@ -1,8 +1,8 @@
 //! `tarn experiments` and `tarn runs`: what the mlflow client tracked in this lake, read from
 //! the metadata store (the same one `tarn serve` answers the client from).
 
+use crate::cli::{ExperimentsCommand, RunsCommand};
 use crate::print;
-use crate::{ExperimentsCommand, RunsCommand};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use tarn_lake::tracking::{run_maps, Run};

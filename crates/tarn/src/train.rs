@@ -2,8 +2,8 @@
 //! job (or a tuning's jobs) as tracking runs, the gate, the registration. The trainer's
 //! `mlflow` client reaches a tracking server tarn starts on loopback for the training.
 
+use crate::cli::Output;
 use crate::print;
-use crate::Output;
 use anyhow::{bail, Context, Result};
 use std::sync::Arc;
 use tarn_lake::Lake;

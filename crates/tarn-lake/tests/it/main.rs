@@ -4,5 +4,6 @@ mod bad_input;
 mod flights;
 mod partitions;
 mod roundtrip;
+mod stores;
 mod support;
 mod tables;

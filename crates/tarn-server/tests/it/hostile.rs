@@ -463,7 +463,7 @@ async fn keys_page_tokens_and_methods_answer_400s_and_405s_in_the_error_shape() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn materialising_a_query_that_fails_or_runs_too_long_is_a_4xx_and_writes_nothing() {
-    let (_dir, app) = app_on(Deployment::Embedded, "limits: {query_timeout: 1s}\n").await;
+    let (_dir, app) = app_on(Deployment::Embedded, "limits: {query_timeout: 3s}\n").await;
     add_numbers(&app, 20_000).await;
     let into = |q: &str| {
         post(

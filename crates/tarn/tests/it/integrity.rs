@@ -141,7 +141,7 @@ fn killed_loads_never_lose_or_double_rows(deployment: Deployment, kills: usize) 
             ok(&tarn(d, &["doctor"]));
         }
         let start = Instant::now();
-        let rerun = json_of(&ok(&tarn(d, &["load", table, f, "--json"])));
+        let rerun = json_of(&ok(&tarn(d, &["load", table, f, "--format", "json"])));
         if rerun["already_loaded"] == true {
             already += 1;
         } else {

@@ -32,6 +32,17 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// Runs `tarn --server URL ARGS` from `cwd` (a folder without a lake).
+fn through(url: &str, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tarn"))
+        .current_dir(cwd)
+        .arg("--server")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("tarn runs")
+}
+
 /// Parses JSON a test read back, showing the text when it is not JSON.
 fn json_of(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -494,15 +505,7 @@ fn endpoints_through_a_server_read_the_server_or_are_refused_by_name() {
     let served = server::Served::start(dir.path(), &[]);
     // From a folder with no lake at all: the answer comes from the server.
     let elsewhere = tempfile::tempdir().unwrap();
-    let remote = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_tarn"))
-            .current_dir(elsewhere.path())
-            .arg("--server")
-            .arg(&served.url)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let remote = |args: &[&str]| through(&served.url, elsewhere.path(), args);
     let list = ok(&remote(&["endpoints", "list", "--format", "json"]));
     assert_eq!(json_of(&list), serde_json::json!([]));
     // A big answer streams through the server as it does from a folder.
@@ -528,9 +531,113 @@ fn endpoints_through_a_server_read_the_server_or_are_refused_by_name() {
     let refused = remote(&["endpoints", "deploy", "d", "--model", "models:/m/1"]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("not through --server"), "{err}");
+    assert!(
+        err.contains("`tarn endpoints deploy` does not work through --server"),
+        "{err}"
+    );
     let missing = remote(&["endpoints", "show", "nope"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("hosts no endpoint called `nope`"));
+    served.stop();
+}
+
+#[test]
+fn every_command_works_through_a_server_or_refuses_it_by_name() {
+    let dir = lake_with_numbers(50);
+    std::fs::write(dir.path().join("more.csv"), "id,flight\n900,9\n901,1\n").unwrap();
+    let served = server::Served::start(dir.path(), &[]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let remote = |args: &[&str]| through(&served.url, elsewhere.path(), args);
+    let more = dir.path().join("more.csv");
+    let more = more.to_str().unwrap();
+    // Changes made through the server, each seen by the server's own lake.
+    ok(&remote(&["land", more, "flights/raw/more.csv"]));
+    ok(&remote(&[
+        "events",
+        "put",
+        "--source",
+        "billing",
+        "--detail-type",
+        "closed",
+    ]));
+    ok(&remote(&["crawl", "flights/raw"]));
+    ok(&remote(&[
+        "load",
+        "flights.trusted.more",
+        more,
+        "--format",
+        "json",
+    ]));
+    ok(&remote(&[
+        "sql",
+        "SELECT id FROM flights.trusted.n WHERE id <= 3",
+        "--into",
+        "flights.service.three",
+    ]));
+    // Reads answer through the server exactly what the lake folder answers.
+    for args in [
+        vec!["ls", "flights/raw", "--format", "json"],
+        vec!["events", "--oldest", "--format", "json"],
+        vec!["tables", "--format", "json"],
+        vec!["table", "show", "flights.trusted.more", "--format", "json"],
+        vec![
+            "table",
+            "history",
+            "flights.service.three",
+            "--format",
+            "json",
+        ],
+        vec![
+            "sql",
+            "SELECT count(*) AS n FROM flights.service.three",
+            "--format",
+            "json",
+        ],
+        vec!["executions", "list", "--format", "json"],
+        vec!["models", "list", "--format", "json"],
+        vec!["doctor", "--check", "--format", "json"],
+    ] {
+        let here = json_of(&ok(&tarn(dir.path(), &args)));
+        let there = json_of(&ok(&remote(&args)));
+        assert_eq!(here, there, "{args:?}");
+    }
+    assert_eq!(
+        json_of(&ok(&remote(&[
+            "sql",
+            "SELECT count(*) AS n FROM flights.service.three",
+            "--format",
+            "json"
+        ])))[0]["n"],
+        3
+    );
+    // The rest work where the lake folder is, and say so by name.
+    for (args, name) in [
+        (vec!["init"], "init"),
+        (vec!["quickstart"], "quickstart"),
+        (vec!["serve"], "serve"),
+        (vec!["token", "list"], "token"),
+        (
+            vec!["endpoints", "deploy", "d", "--model", "models:/m/1"],
+            "endpoints deploy",
+        ),
+        (vec!["endpoints", "delete", "d"], "endpoints delete"),
+        (vec!["pipelines", "list"], "pipelines"),
+        (vec!["notify", "deliveries"], "notify"),
+        (vec!["experiments", "list"], "experiments"),
+        (vec!["runs", "list", "--experiment", "x"], "runs"),
+        (vec!["train"], "train"),
+        (
+            vec!["transform", "models:/m/1", "--input", "x", "--output", "y"],
+            "transform",
+        ),
+    ] {
+        let out = remote(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran through --server");
+        assert!(
+            err.contains(&format!("`tarn {name}` does not work through --server")),
+            "{args:?}: {err}"
+        );
+    }
     served.stop();
 }
 

@@ -183,7 +183,8 @@ fn cli_through_the_server(deployment: Deployment) {
             "load",
             "flights.trusted.flights",
             data.join("flights.csv").to_str().unwrap(),
-            "--json",
+            "--format",
+            "json",
         ],
     ));
     let load: serde_json::Value = serde_json::from_str(&load).unwrap();
@@ -200,7 +201,8 @@ fn cli_through_the_server(deployment: Deployment) {
             "load",
             "flights.trusted.airlines",
             "flights/raw/qs/airlines.csv",
-            "--json",
+            "--format",
+            "json",
         ],
     ));
     assert_eq!(
@@ -358,7 +360,8 @@ fn two_loads_at_once(deployment: Deployment) {
                 "flights.trusted.flights",
                 flights.to_str().unwrap(),
                 "--again",
-                "--json",
+                "--format",
+                "json",
             ])
             .env_remove("TARN_SERVER")
             .stdout(std::process::Stdio::piped())

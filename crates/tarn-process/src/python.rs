@@ -3,7 +3,7 @@
 //! shared modules on the path, and tarn's small runtime files (the lambda runner, an
 //! `awsglue.utils` with `getResolvedOptions`).
 
-use crate::PipelineError;
+use crate::ProcessError;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use tarn_config::Module;
@@ -49,7 +49,7 @@ impl Python {
     }
 
     /// The environment for `module`, building its venv on first use.
-    pub async fn env_for(&self, module: &Module) -> Result<PythonEnv, PipelineError> {
+    pub async fn env_for(&self, module: &Module) -> Result<PythonEnv, ProcessError> {
         let runtime = self.runtime()?;
         let venv = self.venv(&module.requirements.packages).await?;
         let mut path = vec![runtime.clone()];
@@ -64,7 +64,7 @@ impl Python {
     }
 
     /// tarn's runtime files, written once per content.
-    fn runtime(&self) -> Result<PathBuf, PipelineError> {
+    fn runtime(&self) -> Result<PathBuf, ProcessError> {
         let hash = hex::encode(
             &sha2::Sha256::digest(
                 [LAMBDA_RUNNER, AWSGLUE_INIT, AWSGLUE_UTILS]
@@ -76,7 +76,7 @@ impl Python {
         if dir.join("lambda_runner.py").is_file() {
             return Ok(dir);
         }
-        let io = |e: std::io::Error| PipelineError::io(&dir, e);
+        let io = |e: std::io::Error| ProcessError::io(&dir, e);
         let tmp = self
             .state
             .join("runtime")
@@ -93,12 +93,12 @@ impl Python {
     }
 
     /// A folder holding links to just the module's shared modules.
-    fn shared_dir(&self, module: &Module) -> Result<PathBuf, PipelineError> {
+    fn shared_dir(&self, module: &Module) -> Result<PathBuf, ProcessError> {
         let mut names = module.requirements.shared_modules.clone();
         names.sort();
         let hash = hex::encode(&sha2::Sha256::digest(names.join("\n").as_bytes())[..8]);
         let dir = self.state.join("shared").join(hash);
-        let io = |e: std::io::Error| PipelineError::io(&dir, e);
+        let io = |e: std::io::Error| ProcessError::io(&dir, e);
         std::fs::create_dir_all(&dir).map_err(io)?;
         for name in &names {
             for candidate in [
@@ -127,15 +127,15 @@ impl Python {
         &self,
         file: &Path,
         system_packages: bool,
-    ) -> Result<PathBuf, PipelineError> {
-        let text = std::fs::read_to_string(file).map_err(|e| PipelineError::io(file, e))?;
+    ) -> Result<PathBuf, ProcessError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ProcessError::io(file, e))?;
         let args = vec!["-r".to_string(), file.display().to_string()];
         let key = format!("requirements file\n{system_packages}\n{text}");
         self.build_venv(&key, &args, system_packages).await
     }
 
     /// The venv for `packages`.
-    async fn venv(&self, packages: &[String]) -> Result<PathBuf, PipelineError> {
+    async fn venv(&self, packages: &[String]) -> Result<PathBuf, ProcessError> {
         let mut sorted = packages.to_vec();
         sorted.sort();
         self.build_venv(&sorted.join("\n"), packages, false).await
@@ -149,16 +149,14 @@ impl Python {
         key: &str,
         pip_args: &[String],
         system_packages: bool,
-    ) -> Result<PathBuf, PipelineError> {
+    ) -> Result<PathBuf, ProcessError> {
         let version = tokio::process::Command::new(&self.base)
             .arg("--version")
             .output()
             .await
-            .map_err(|e| {
-                PipelineError::Python(format!(
-                    "cannot run {}: {e}; install Python 3 or point TARN_PYTHON at an interpreter",
-                    self.base.display()
-                ))
+            .map_err(|source| ProcessError::NoPython {
+                python: self.base.clone(),
+                source,
             })?;
         let key = format!("{}\n{key}", String::from_utf8_lossy(&version.stdout).trim());
         let hash = hex::encode(&sha2::Sha256::digest(key.as_bytes())[..10]);
@@ -171,7 +169,7 @@ impl Python {
         if dir.join("bin/python").exists() {
             return Ok(dir);
         }
-        std::fs::create_dir_all(&root).map_err(|e| PipelineError::io(&root, e))?;
+        std::fs::create_dir_all(&root).map_err(|e| ProcessError::io(&root, e))?;
         let tmp = root.join(format!(".{hash}.{}", uuid::Uuid::new_v4()));
         let mut make = tokio::process::Command::new(&self.base);
         make.args(["-m", "venv"]);
@@ -185,14 +183,16 @@ impl Python {
             .arg(&tmp)
             .output()
             .await
-            .map_err(|e| PipelineError::Python(format!("cannot make a virtualenv: {e}")))?;
+            .map_err(|source| ProcessError::NoPython {
+                python: self.base.clone(),
+                source,
+            })?;
         if !out.status.success() {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(PipelineError::Python(format!(
-                "`{} -m venv` failed: {}",
-                self.base.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(ProcessError::Venv {
+                python: self.base.clone(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         if !pip_args.is_empty() {
             let out = tokio::process::Command::new(tmp.join("bin/python"))
@@ -206,14 +206,16 @@ impl Python {
                 .args(pip_args)
                 .output()
                 .await
-                .map_err(|e| PipelineError::Python(format!("cannot run pip: {e}")))?;
+                .map_err(|source| ProcessError::NoPip {
+                    venv: tmp.clone(),
+                    source,
+                })?;
             if !out.status.success() {
                 let _ = std::fs::remove_dir_all(&tmp);
-                return Err(PipelineError::Python(format!(
-                    "installing {} failed: {}",
-                    pip_args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
+                return Err(ProcessError::Install {
+                    packages: pip_args.join(" "),
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
             }
         }
         if std::fs::rename(&tmp, &dir).is_err() {

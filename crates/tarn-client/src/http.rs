@@ -1,18 +1,28 @@
-//! `tarn --server URL ...`: the lake core's commands over the HTTP API of a running
-//! `tarn serve`, answering with the same types (and so printing the same way) as a lake opened
-//! directly. Lists follow `next_token` to the end; SQL travels as an Arrow IPC stream.
+//! The HTTP client of a running `tarn serve`: the lake's operations over its API, answering
+//! with the same types (and so printing the same way) as a lake opened directly. Lists follow
+//! `next_token` to the end; SQL travels as an Arrow IPC stream.
 
-use anyhow::{bail, Context, Result};
+use crate::ClientError;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use tarn_lake::registry::{ModelVersion, RegisteredModel};
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
+    move |source| ClientError::Read {
+        path: path.display().to_string(),
+        source,
+    }
+}
 use tarn_lake::{
     CrawlReport, Event, ExecutionDetail, ExecutionRecord, HistoryEntry, Landed, LoadArgs,
     LoadReport, ObjectInfo, SqlInto, TableDetail, TableSummary,
 };
 
 /// A client of one server.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     token: Option<String>,
@@ -43,16 +53,15 @@ impl Client {
     pub fn new(server: &str, token: Option<String>) -> Result<Self> {
         let base = server.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!(
-                "--server `{base}` is not an http:// or https:// URL, e.g. http://127.0.0.1:8080"
-            );
+            return Err(ClientError::BadServer(base));
         }
         Ok(Client {
             base,
             token,
             http: reqwest::Client::builder()
                 .user_agent(concat!("tarn/", env!("CARGO_PKG_VERSION")))
-                .build()?,
+                .build()
+                .map_err(|e| ClientError::Unexpected(e.to_string()))?,
         })
     }
 
@@ -66,12 +75,13 @@ impl Client {
 
     /// Sends, and turns an error answer into its message.
     async fn send(&self, req: RequestBuilder) -> Result<Response> {
-        let res = req.send().await.with_context(|| {
-            format!(
-                "cannot reach the tarn server at {}; is `tarn serve` running there?",
-                self.base
-            )
-        })?;
+        let res = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         if res.status().is_success() {
             return Ok(res);
         }
@@ -83,11 +93,17 @@ impl Client {
             .as_str()
             .or(body["message"].as_str())
         {
-            Some(m) if status == StatusCode::UNAUTHORIZED => {
-                bail!("{m} (pass --token or set TARN_TOKEN)")
-            }
-            Some(m) => bail!("{m}"),
-            None => bail!("the server answered {status}: {text}"),
+            Some(m) if status == StatusCode::UNAUTHORIZED => Err(ClientError::Unauthorized {
+                message: m.to_string(),
+            }),
+            Some(m) => Err(ClientError::Refused {
+                status: status.as_u16(),
+                message: m.to_string(),
+            }),
+            None => Err(ClientError::Refused {
+                status: status.as_u16(),
+                message: format!("the server answered {status}: {text}"),
+            }),
         }
     }
 
@@ -95,7 +111,7 @@ impl Client {
         let res = self.send(req).await?;
         res.json()
             .await
-            .context("the server's answer is not what this tarn expects (versions differ?)")
+            .map_err(|e| ClientError::Unexpected(e.to_string()))
     }
 
     /// Every item of a paged list.
@@ -134,7 +150,7 @@ impl Client {
             (Some(d), Some(l)) if !d.is_empty() && !l.is_empty() => {
                 Ok((d, l, parts.next().unwrap_or("")))
             }
-            _ => bail!("`{target}` does not name a zone; write DOMAIN/LAYER[/KEY], e.g. flights/raw/2013/flights.csv"),
+            _ => Err(ClientError::NotAZone(target.to_string())),
         }
     }
 
@@ -147,11 +163,11 @@ impl Client {
     ) -> Result<Vec<Landed>> {
         let (domain, layer, key) = Self::zone_of(target)?;
         let mut out = Vec::new();
-        for (file, key) in tarn_lake::land_plan(path, key)? {
+        for (file, key) in tarn_lake::land_plan(path, key).map_err(tarn_lake::LakeError::from)? {
             let f = tokio::fs::File::open(&file)
                 .await
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let size = f.metadata().await?.len();
+                .map_err(read_error(&file))?;
+            let size = f.metadata().await.map_err(read_error(&file))?.len();
             let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
             let req = self
                 .request(
@@ -267,7 +283,7 @@ impl Client {
                 .to_string();
             let f = tokio::fs::File::open(local)
                 .await
-                .with_context(|| format!("cannot read {}", local.display()))?;
+                .map_err(read_error(local))?;
             let mut q = vec![
                 ("table", args.table.clone()),
                 ("name", name),
@@ -341,8 +357,12 @@ impl Client {
             match body.step().await {
                 Ok(Step::Batch(b)) => first = Some(b),
                 Ok(Step::Nothing) => {}
-                Ok(Step::End) => bail!("the server's Arrow answer ended before its schema"),
-                Err(e) => bail!("{e}"),
+                Ok(Step::End) => {
+                    return Err(ClientError::Unexpected(
+                        "the server's Arrow answer ended before its schema".into(),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
             }
         };
         let rows = futures::stream::unfold((Some(body), first), |(body, first)| async move {
@@ -415,7 +435,9 @@ impl Client {
                 &format!("/api/v1/executions/{}/logs", segment(id)),
             ))
             .await?;
-        Ok(res.text().await?)
+        res.text()
+            .await
+            .map_err(|e| ClientError::Unexpected(e.to_string()))
     }
 
     /// `retry` or `cancel`.

@@ -1,4 +1,4 @@
-//! Running a step's process: input on stdin, stdout and stderr captured (size-capped) and
+//! Running a process: input on stdin, stdout and stderr captured (size-capped) and
 //! streamed line by line, a timeout that kills the whole process group.
 
 use std::path::Path;
@@ -63,10 +63,13 @@ pub async fn run_limited(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the step when
-    // the thread that started it dies, so a killed `tarn serve` leaves no step running.
+    // SAFETY: prctl and setrlimit are async-signal-safe and touch only the child.
     unsafe {
         cmd.pre_exec(move || {
+            // The kernel SIGKILLs the step when the thread that started it dies, so a killed
+            // `tarn serve` leaves no step running (Linux only; elsewhere the group kill on
+            // drop does what it can).
+            #[cfg(target_os = "linux")]
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             if let Some(bytes) = max_memory {
                 let limit = libc::rlimit {
@@ -115,6 +118,7 @@ pub async fn run_limited(
             l2.lock().expect("log lock").push(&line);
         }
     });
+    let pid = pid.and_then(|p| i32::try_from(p).ok());
     let waited = match timeout {
         Some(t) => tokio::time::timeout(t, child.wait()).await,
         None => Ok(child.wait().await),
@@ -141,11 +145,13 @@ pub async fn run_limited(
     })
 }
 
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid {
-        // SAFETY: kill(2) with a negative pid signals the process group the child leads.
+/// Kills the process group `pgid` (a child started in a group of its own leads it, with its
+/// pid as the group's id); nothing when there is none.
+pub fn kill_group(pgid: Option<i32>) {
+    if let Some(pgid) = pgid.filter(|g| *g > 0) {
+        // SAFETY: killpg(2) only sends a signal to the group the child leads.
         unsafe {
-            libc::kill(-(pid as i32), libc::SIGKILL);
+            libc::killpg(pgid, libc::SIGKILL);
         }
     }
 }

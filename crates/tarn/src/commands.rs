@@ -1,0 +1,458 @@
+//! The lake core's commands, one small function each: they call an operation (on the lake
+//! folder, or through `--server`: [`tarn_client::Operations`]) and print its answer.
+
+use crate::cli::{Cli, Output};
+use crate::print;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use tarn_client::{Client, Operations};
+use tarn_lake::{Lake, LoadArgs, LoadMode, OutputFormat, QueryOptions, Selection};
+
+/// What one invocation acts on: the lake folder (`--dir`, `--env`, `--workspace`) or the
+/// server of `--server`.
+pub(crate) struct Ctx {
+    dir: PathBuf,
+    selection: Selection,
+    pub(crate) server: Option<Client>,
+}
+
+/// An opened lake or a server's client, as [`Operations`].
+pub(crate) enum Target {
+    Lake(Box<Lake>),
+    Server(Client),
+}
+
+impl Target {
+    pub(crate) fn get(&self) -> &dyn Operations {
+        match self {
+            Target::Lake(l) => l.as_ref(),
+            Target::Server(c) => c,
+        }
+    }
+}
+
+impl Ctx {
+    pub(crate) fn new(cli: &Cli) -> Result<Ctx> {
+        Ok(Ctx {
+            dir: cli.dir.clone(),
+            selection: Selection {
+                env: cli.env.clone(),
+                workspace: cli.workspace.clone(),
+            },
+            server: cli
+                .server
+                .as_deref()
+                .map(|s| Client::new(s, cli.token.clone()))
+                .transpose()?,
+        })
+    }
+
+    /// The lake folder, opened (for commands that only work there; `run` has refused
+    /// `--server` for them already).
+    pub(crate) async fn lake(&self) -> Result<Lake> {
+        Ok(Lake::open(&self.dir, &self.selection).await?)
+    }
+
+    /// Where the operations go: the server when `--server` is given, else the lake folder.
+    pub(crate) async fn ops(&self) -> Result<Target> {
+        Ok(match &self.server {
+            Some(c) => Target::Server(c.clone()),
+            None => Target::Lake(Box::new(self.lake().await?)),
+        })
+    }
+}
+
+pub(crate) fn init(ctx: &Ctx, dir: Option<&Path>, force: bool) -> Result<()> {
+    let dir = dir.unwrap_or(&ctx.dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(tarn_config::CONFIG_FILE);
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} already exists; pass --force to replace it",
+            path.display()
+        );
+    }
+    std::fs::write(&path, tarn_config::STARTER)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::create_dir_all(dir.join("contracts"))?;
+    println!(
+        "wrote {}\nnext: edit its domains, then `tarn land FILE DOMAIN/raw/KEY`",
+        path.display()
+    );
+    Ok(())
+}
+
+pub(crate) async fn quickstart(dir: &Path, out: Output) -> Result<()> {
+    let spinner = print::spinner("building the quickstart lake");
+    let report = tarn_lake::quickstart(dir).await?;
+    spinner.set_message("running the daily_flights pipeline on a landed day");
+    let lake = Lake::open(dir, &Selection::default()).await?;
+    let pipeline = crate::pipelines::quickstart_pipeline(&lake, dir).await?;
+    spinner.set_message("training, approving and using a delay model");
+    let ml = crate::train::quickstart_ml(&lake).await?;
+    spinner.finish_and_clear();
+    if out.json() {
+        let mut v = serde_json::to_value(&report)?;
+        v["pipeline"] = serde_json::to_value(&pipeline)?;
+        v["ml"] = serde_json::to_value(&ml)?;
+        return print::json(&v);
+    }
+    print::quickstart(&report);
+    crate::pipelines::print_quickstart_pipeline(&pipeline);
+    crate::train::print_quickstart_ml(&ml);
+    print::quickstart_next(dir);
+    let result = lake
+        .sql(
+            "SELECT * FROM flights.service.delays_by_carrier LIMIT 5",
+            &QueryOptions::default(),
+        )
+        .await?;
+    tarn_lake::write_result(&result, OutputFormat::Table, &mut std::io::stdout())?;
+    Ok(())
+}
+
+pub(crate) async fn land(
+    ctx: &Ctx,
+    path: &Path,
+    target: &str,
+    force: bool,
+    out: Output,
+) -> Result<()> {
+    let ops = ctx.ops().await?;
+    let total = print::size_of(path);
+    let bar = print::bytes_bar(total, &format!("landing {}", path.display()));
+    let landed = ops.get().land(path, target, force, &|n| bar.inc(n)).await?;
+    bar.finish_and_clear();
+    if out.json() {
+        return print::json(&landed);
+    }
+    print::landed(&landed);
+    Ok(())
+}
+
+pub(crate) async fn ls(ctx: &Ctx, target: &str, out: Output) -> Result<()> {
+    let objects = ctx.ops().await?.get().ls(target).await?;
+    if out.json() {
+        return print::json(&objects);
+    }
+    print::objects(&objects);
+    Ok(())
+}
+
+pub(crate) async fn put_event(
+    ctx: &Ctx,
+    source: &str,
+    detail_type: &str,
+    detail: &str,
+    out: Output,
+) -> Result<()> {
+    let detail: serde_json::Value =
+        serde_json::from_str(detail).context("--detail must be JSON, e.g. '{\"id\": 7}'")?;
+    let id = ctx
+        .ops()
+        .await?
+        .get()
+        .put_event(source, detail_type, detail)
+        .await?;
+    if out.json() {
+        return print::json(&serde_json::json!({"event_id": id}));
+    }
+    println!("recorded event {id}");
+    Ok(())
+}
+
+pub(crate) async fn events(
+    ctx: &Ctx,
+    kind: Option<&str>,
+    limit: i64,
+    oldest: bool,
+    out: Output,
+) -> Result<()> {
+    let limit = limit.max(1);
+    // One more than asked tells whether there are more to mention.
+    let mut events = ctx
+        .ops()
+        .await?
+        .get()
+        .events(kind, limit + 1, oldest)
+        .await?;
+    let more = events.len() as i64 > limit;
+    if more {
+        if oldest {
+            events.truncate(limit as usize);
+        } else {
+            events.remove(0);
+        }
+    }
+    if out.json() {
+        return print::json(&events);
+    }
+    print::events(&events);
+    if more {
+        let which = if oldest { "oldest" } else { "newest" };
+        eprintln!(
+            "the {which} {limit} are shown and there are more: --limit N shows more{}",
+            if oldest {
+                ""
+            } else {
+                ", --oldest the first ones"
+            }
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn crawl(ctx: &Ctx, scope: Option<&str>, out: Output) -> Result<()> {
+    let ops = ctx.ops().await?;
+    let spinner = print::spinner("crawling");
+    let report = ops.get().crawl(scope).await?;
+    spinner.finish_and_clear();
+    if out.json() {
+        return print::json(&report);
+    }
+    print::crawl(&report);
+    Ok(())
+}
+
+pub(crate) async fn tables(
+    ctx: &Ctx,
+    filter: Option<&str>,
+    search: Option<&str>,
+    out: Output,
+) -> Result<()> {
+    let tables = ctx.ops().await?.get().tables(filter, search).await?;
+    if out.json() {
+        return print::json(&tables);
+    }
+    print::tables(&tables);
+    Ok(())
+}
+
+pub(crate) async fn table(ctx: &Ctx, table: &str, out: Output) -> Result<()> {
+    let detail = ctx.ops().await?.get().table(table).await?;
+    if out.json() {
+        return print::json(&detail);
+    }
+    print::table(&detail);
+    Ok(())
+}
+
+pub(crate) async fn history(ctx: &Ctx, table: &str, out: Output) -> Result<()> {
+    let history = ctx.ops().await?.get().history(table).await?;
+    if out.json() {
+        return print::json(&history);
+    }
+    print::history(table, &history);
+    Ok(())
+}
+
+/// A load's arguments from the command line's.
+pub(crate) fn load_args(
+    table: &str,
+    source: &str,
+    input_format: Option<&str>,
+    mode: &str,
+    key: &[String],
+    again: bool,
+) -> Result<LoadArgs> {
+    Ok(LoadArgs {
+        table: table.to_string(),
+        source: source.to_string(),
+        format: input_format
+            .map(|f| f.parse())
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        mode: mode.parse::<LoadMode>().map_err(anyhow::Error::msg)?,
+        key: key.to_vec(),
+        again,
+    })
+}
+
+pub(crate) async fn load(ctx: &Ctx, args: &LoadArgs, out: Output) -> Result<()> {
+    let ops = ctx.ops().await?;
+    let spinner = print::spinner(&format!("loading {} into {}", args.source, args.table));
+    let report = ops.get().load(args).await?;
+    spinner.finish_and_clear();
+    if out.json() {
+        return print::json(&report);
+    }
+    print::load(&report);
+    Ok(())
+}
+
+pub(crate) async fn doctor(ctx: &Ctx, check: bool, stale_after: u64, out: Output) -> Result<()> {
+    let ops = ctx.ops().await?;
+    let spinner = print::spinner("checking catalog, Delta logs, objects and events");
+    let report = ops
+        .get()
+        .doctor(check, std::time::Duration::from_secs(stale_after))
+        .await?;
+    spinner.finish_and_clear();
+    if out.json() {
+        print::json(&report)?;
+    } else {
+        print::doctor(&report, check);
+    }
+    if check && !report.findings.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+pub(crate) async fn sql(
+    ctx: &Ctx,
+    query: &str,
+    format: &str,
+    output: Option<&Path>,
+    into: Option<&str>,
+    timeout: Option<u64>,
+) -> Result<()> {
+    let ops = ctx.ops().await?;
+    if let Some(target) = into {
+        let out = ops.get().sql_into(query, target).await?;
+        println!(
+            "materialised {} rows into {} (version {})",
+            out.row_count, out.table, out.table_version
+        );
+        return Ok(());
+    }
+    let fmt: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
+    if fmt == OutputFormat::Parquet && output.is_none() {
+        anyhow::bail!("--format parquet writes binary data; add --output FILE");
+    }
+    // Rows stream from the query to the output: no format holds the whole result.
+    let (schema, rows) = ops
+        .get()
+        .sql_stream(query, timeout.map(std::time::Duration::from_secs))
+        .await?;
+    match output {
+        Some(path) => {
+            let f = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            let n = print::stream_rows(fmt, &schema, rows, f).await?;
+            eprintln!("wrote {n} rows to {}", path.display());
+        }
+        None => {
+            let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            print::stream_rows(fmt, &schema, rows, stdout).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn token_create(
+    ctx: &Ctx,
+    name: &str,
+    read_only: bool,
+    out: Output,
+) -> Result<()> {
+    let lake = ctx.lake().await?;
+    let (record, token) = lake.meta.create_token(name, read_only).await?;
+    if out.json() {
+        return print::json(
+            &serde_json::json!({"token": token, "name": record.name, "read_only": record.read_only, "created_at": record.created_at}),
+        );
+    }
+    println!("{token}");
+    eprintln!(
+        "token `{}` created ({}); it is shown this once: keep it in a secret store.\nuse it with: tarn --server URL --token TOKEN ..., or Authorization: Bearer TOKEN",
+        record.name,
+        if record.read_only { "read-only" } else { "read and write" }
+    );
+    Ok(())
+}
+
+pub(crate) async fn token_list(ctx: &Ctx, out: Output) -> Result<()> {
+    let tokens = ctx.lake().await?.meta.tokens().await?;
+    if out.json() {
+        return print::json(&tokens);
+    }
+    print::tokens(&tokens);
+    Ok(())
+}
+
+pub(crate) async fn token_revoke(ctx: &Ctx, name: &str) -> Result<()> {
+    if !ctx.lake().await?.meta.revoke_token(name).await? {
+        anyhow::bail!("no live token is named `{name}`; `tarn token list` shows them");
+    }
+    println!("revoked token `{name}`");
+    Ok(())
+}
+
+/// `tarn serve`: the lake's HTTP API, its endpoints and (beside them) its pipeline engine,
+/// until SIGINT or SIGTERM.
+pub(crate) async fn serve(
+    ctx: &Ctx,
+    addr: std::net::SocketAddr,
+    auth: bool,
+    max_object_mb: Option<u64>,
+    endpoint_poll_ms: u64,
+) -> Result<()> {
+    let lake = ctx.lake().await?;
+    let mut limits = lake.config.limits.clone();
+    if let Some(mb) = max_object_mb {
+        limits.object_size = mb * 1024 * 1024;
+    }
+    tarn_serving::sync_declared(&lake, "tarn.yml")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let serving = tarn_serving::ServingOptions {
+        poll: std::time::Duration::from_millis((endpoint_poll_ms).max(50)),
+        ..Default::default()
+    };
+    let endpoints = tarn_serving::Endpoints::start(lake.clone(), serving).await;
+    for e in endpoints.statuses() {
+        match &e.version {
+            Some(v) => eprintln!(
+                "tarn serve: endpoint {} serves {} version {v} ({})",
+                e.name,
+                e.model,
+                e.runtime.as_deref().unwrap_or("")
+            ),
+            None => eprintln!(
+                "tarn serve: endpoint {} is not serving: {}",
+                e.name, e.state
+            ),
+        }
+    }
+    let app = tarn_server::App::build(lake.clone(), limits)
+        .with_auth(auth)
+        .with_endpoints(endpoints.clone());
+    let landed = app.landed();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let engine = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = engine.clone();
+    let result = app
+        .serve(addr, tarn_server::shutdown_signal(), |bound| {
+            tracing::info!(%bound, "tarn serve listening");
+            eprintln!("tarn serve: listening on http://{bound} (Ctrl-C to stop)");
+            *slot.lock().expect("engine slot") =
+                crate::pipelines::start_engine(lake.clone(), landed, auth, bound, stop.clone());
+            // What a crash left behind is put right in the background, while requests
+            // are already served.
+            let checked = lake.clone();
+            tokio::spawn(async move {
+                match checked.doctor(false, tarn_lake::STALE_AFTER).await {
+                    Ok(r) => {
+                        for f in &r.findings {
+                            eprintln!(
+                                "tarn serve: repaired at start: {} {}: {}",
+                                f.kind, f.place, f.detail
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!("checking the lake at start: {e}"),
+                }
+            });
+        })
+        .await;
+    stop.cancel();
+    endpoints.close().await;
+    let handle = engine.lock().expect("engine slot").take();
+    if let Some(h) = handle {
+        h.await.ok();
+    }
+    Ok(result?)
+}
