@@ -67,13 +67,15 @@ impl Lake {
         let mut n = 0;
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let rd = std::fs::read_dir(&d).map_err(|e| LakeError::Io {
+            // File I/O through tokio's blocking pool, never on the request's worker thread.
+            let io = |e| LakeError::Io {
                 path: d.display().to_string(),
                 source: e,
-            })?;
-            for entry in rd.flatten() {
+            };
+            let mut rd = tokio::fs::read_dir(&d).await.map_err(io)?;
+            while let Some(entry) = rd.next_entry().await.map_err(io)? {
                 let p = entry.path();
-                if p.is_dir() {
+                if entry.file_type().await.map_err(io)?.is_dir() {
                     stack.push(p);
                     continue;
                 }
@@ -82,7 +84,7 @@ impl Lake {
                     .unwrap_or(&p)
                     .to_string_lossy()
                     .to_string();
-                let bytes = std::fs::read(&p).map_err(|e| LakeError::Io {
+                let bytes = tokio::fs::read(&p).await.map_err(|e| LakeError::Io {
                     path: p.display().to_string(),
                     source: e,
                 })?;
@@ -115,10 +117,12 @@ impl Lake {
                 target.push(part.as_ref());
             }
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| LakeError::Io {
-                    path: parent.display().to_string(),
-                    source: e,
-                })?;
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| LakeError::Io {
+                        path: parent.display().to_string(),
+                        source: e,
+                    })?;
             }
             let bytes = store
                 .get(&o.location)
@@ -127,10 +131,12 @@ impl Lake {
                 .bytes()
                 .await
                 .map_err(storage)?;
-            std::fs::write(&target, &bytes).map_err(|e| LakeError::Io {
-                path: target.display().to_string(),
-                source: e,
-            })?;
+            tokio::fs::write(&target, &bytes)
+                .await
+                .map_err(|e| LakeError::Io {
+                    path: target.display().to_string(),
+                    source: e,
+                })?;
         }
         Ok(objects.len())
     }

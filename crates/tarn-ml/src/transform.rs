@@ -466,14 +466,27 @@ struct PyScorer {
 }
 
 impl PyScorer {
+    /// Starts the scorer and waits until its model is loaded (seconds, for mlflow's imports),
+    /// on tokio's blocking pool rather than an async worker.
     async fn start(
         python: &tarn_process::Python,
         model: &Path,
         work: &Path,
     ) -> Result<PyScorer, MlError> {
+        let (base, model, work) = (
+            python.base().to_path_buf(),
+            model.to_path_buf(),
+            work.to_path_buf(),
+        );
+        tokio::task::spawn_blocking(move || Self::start_blocking(&base, &model, &work))
+            .await
+            .map_err(|e| MlError::Model(format!("the Python scorer did not start: {e}")))?
+    }
+
+    fn start_blocking(base: &Path, model: &Path, work: &Path) -> Result<PyScorer, MlError> {
         let runner = work.join("pyfunc_runner.py");
         std::fs::write(&runner, PYFUNC_RUNNER).map_err(|e| MlError::io(&runner, e))?;
-        let mut child = std::process::Command::new(python.base())
+        let mut child = std::process::Command::new(base)
             .arg(&runner)
             .arg(model)
             .env_clear()
@@ -482,7 +495,7 @@ impl PyScorer {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
-            .map_err(|e| MlError::Usage(format!("cannot start Python ({}): {e}; install Python 3 with mlflow, or point TARN_PYTHON at one", python.base().display())))?;
+            .map_err(|e| MlError::Usage(format!("cannot start Python ({}): {e}; install Python 3 with mlflow, or point TARN_PYTHON at one", base.display())))?;
         let stdin = child.stdin.take().expect("piped");
         let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();

@@ -131,7 +131,7 @@ impl Engine {
     pub fn with_sink(mut self, sink: LineSink) -> Engine {
         // Live lines are shown with the lake's secrets hidden, as stored logs are.
         let secrets = self.lake.config.secrets();
-        self.sink = Some(std::sync::Arc::new(move |line: &str| {
+        self.sink = Some(Arc::new(move |line: &str| {
             sink(&tarn_config::redact(line, &secrets))
         }));
         self

@@ -38,7 +38,7 @@ pub async fn run(
 
 /// [`run`], with the process's address space capped at `max_memory` bytes (an allocation
 /// beyond it fails inside the process, which usually exits with a MemoryError).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, unsafe_code)]
 pub async fn run_limited(
     program: &Path,
     args: &[String],
@@ -147,6 +147,7 @@ pub async fn run_limited(
 
 /// Kills the process group `pgid` (a child started in a group of its own leads it, with its
 /// pid as the group's id); nothing when there is none.
+#[allow(unsafe_code)]
 pub fn kill_group(pgid: Option<i32>) {
     if let Some(pgid) = pgid.filter(|g| *g > 0) {
         // SAFETY: killpg(2) only sends a signal to the group the child leads.

@@ -47,6 +47,7 @@ impl Drop for AbortOnDrop {
 
 /// Lowers the calling thread's CPU priority (Linux keeps a nice value per thread).
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 fn yield_cpu_to_requests() {
     // SAFETY: setpriority takes no pointers; `who = 0` names the calling thread, whose nice
     // value it raises (never lowers: no privilege needed). A failure leaves it as it was.

@@ -591,7 +591,7 @@ pub(crate) async fn doctor(
     scope.unscoped("check and repair the whole lake")?;
     let stale = req
         .stale_after
-        .map(std::time::Duration::from_secs)
+        .map(Duration::from_secs)
         .unwrap_or(tarn_lake::STALE_AFTER);
     Ok(Json(app.lake.doctor(req.check, stale).await?))
 }

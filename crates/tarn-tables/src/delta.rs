@@ -689,7 +689,7 @@ impl deltalake::datafusion::physical_plan::streaming::PartitionStream for Once {
             .map(|s| s.map(|r| r.map_err(DataFusionError::Execution)).boxed())
             .unwrap_or_else(|| {
                 Box::pin(futures::stream::once(async {
-                    Err(deltalake::datafusion::error::DataFusionError::Execution(
+                    Err(DataFusionError::Execution(
                         "the batches were already written".into(),
                     ))
                 }))

@@ -84,22 +84,15 @@ pub(crate) fn init(ctx: &Ctx, dir: Option<&Path>, force: bool) -> Result<()> {
 
 pub(crate) async fn quickstart(dir: &Path, out: Output) -> Result<()> {
     let spinner = print::spinner("building the quickstart lake");
-    let report = tarn_lake::quickstart(dir).await?;
-    spinner.set_message("running the daily_flights pipeline on a landed day");
-    let lake = Lake::open(dir, &Selection::default()).await?;
-    let pipeline = crate::pipelines::quickstart_pipeline(&lake, dir).await?;
-    spinner.set_message("training, approving and using a delay model");
-    let ml = crate::train::quickstart_ml(&lake).await?;
+    let (lake, done) =
+        tarn_node::quickstart(dir, &|step| spinner.set_message(step.to_string())).await?;
     spinner.finish_and_clear();
     if out.json() {
-        let mut v = serde_json::to_value(&report)?;
-        v["pipeline"] = serde_json::to_value(&pipeline)?;
-        v["ml"] = serde_json::to_value(&ml)?;
-        return print::json(&v);
+        return print::json(&done);
     }
-    print::quickstart(&report);
-    crate::pipelines::print_quickstart_pipeline(&pipeline);
-    crate::train::print_quickstart_ml(&ml);
+    print::quickstart(&done.lake);
+    crate::pipelines::print_quickstart_pipeline(&done.pipeline);
+    crate::train::print_quickstart_ml(&done.ml);
     print::quickstart_next(dir);
     let result = lake
         .sql(
@@ -381,8 +374,8 @@ pub(crate) async fn token_revoke(ctx: &Ctx, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `tarn serve`: the lake's HTTP API, its endpoints and (beside them) its pipeline engine,
-/// until SIGINT or SIGTERM.
+/// `tarn serve`: the lake's HTTP API, its endpoints and its pipeline engine, until SIGINT or
+/// SIGTERM; what it does goes to stderr.
 pub(crate) async fn serve(
     ctx: &Ctx,
     addr: std::net::SocketAddr,
@@ -390,69 +383,12 @@ pub(crate) async fn serve(
     max_object_mb: Option<u64>,
     endpoint_poll_ms: u64,
 ) -> Result<()> {
-    let lake = ctx.lake().await?;
-    let mut limits = lake.config.limits.clone();
-    if let Some(mb) = max_object_mb {
-        limits.object_size = mb * 1024 * 1024;
-    }
-    tarn_serving::sync_declared(&lake, "tarn.yml")
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let serving = tarn_serving::ServingOptions {
-        poll: std::time::Duration::from_millis((endpoint_poll_ms).max(50)),
-        ..Default::default()
+    let options = tarn_node::ServeOptions {
+        addr,
+        auth,
+        max_object_bytes: max_object_mb.map(|mb| mb * 1024 * 1024),
+        endpoint_poll: std::time::Duration::from_millis(endpoint_poll_ms.max(50)),
     };
-    let endpoints = tarn_serving::Endpoints::start(lake.clone(), serving).await;
-    for e in endpoints.statuses() {
-        match &e.version {
-            Some(v) => eprintln!(
-                "tarn serve: endpoint {} serves {} version {v} ({})",
-                e.name,
-                e.model,
-                e.runtime.as_deref().unwrap_or("")
-            ),
-            None => eprintln!(
-                "tarn serve: endpoint {} is not serving: {}",
-                e.name, e.state
-            ),
-        }
-    }
-    let app = tarn_server::App::build(lake.clone(), limits)
-        .with_auth(auth)
-        .with_endpoints(endpoints.clone());
-    let landed = app.landed();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let engine = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let slot = engine.clone();
-    let result = app
-        .serve(addr, tarn_server::shutdown_signal(), |bound| {
-            tracing::info!(%bound, "tarn serve listening");
-            eprintln!("tarn serve: listening on http://{bound} (Ctrl-C to stop)");
-            *slot.lock().expect("engine slot") =
-                crate::pipelines::start_engine(lake.clone(), landed, auth, bound, stop.clone());
-            // What a crash left behind is put right in the background, while requests
-            // are already served.
-            let checked = lake.clone();
-            tokio::spawn(async move {
-                match checked.doctor(false, tarn_lake::STALE_AFTER).await {
-                    Ok(r) => {
-                        for f in &r.findings {
-                            eprintln!(
-                                "tarn serve: repaired at start: {} {}: {}",
-                                f.kind, f.place, f.detail
-                            );
-                        }
-                    }
-                    Err(e) => tracing::warn!("checking the lake at start: {e}"),
-                }
-            });
-        })
-        .await;
-    stop.cancel();
-    endpoints.close().await;
-    let handle = engine.lock().expect("engine slot").take();
-    if let Some(h) = handle {
-        h.await.ok();
-    }
-    Ok(result?)
+    let say = std::sync::Arc::new(|line: String| eprintln!("tarn serve: {line}"));
+    Ok(tarn_node::serve(ctx.lake().await?, options, say).await?)
 }

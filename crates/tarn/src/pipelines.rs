@@ -7,12 +7,12 @@ use anyhow::{bail, Context, Result};
 use std::sync::Arc;
 use tarn_client::Operations;
 use tarn_lake::{status, Lake, NewEvent};
-use tarn_pipelines::{Engine, Progress};
+use tarn_pipelines::Progress;
 
 pub async fn pipelines(lake: &Lake, cmd: &PipelinesCommand) -> Result<()> {
     match cmd {
         PipelinesCommand::List { out } => {
-            let engine = Engine::new(lake.clone())?.with_ml(Arc::new(crate::train::Ml));
+            let engine = tarn_node::engine(lake)?;
             if out.json() {
                 let list: Vec<_> = engine.pipelines.iter().map(|p| serde_json::json!({
                     "name": p.name, "domain": p.domain, "origin": p.origin, "target": p.target,
@@ -103,13 +103,11 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
         )
     })?;
     let quiet = out.json();
-    let engine = Engine::new(lake.clone())?
-        .with_ml(Arc::new(crate::train::Ml))
-        .with_sink(Arc::new(move |line: &str| {
-            if !quiet {
-                eprintln!("  | {line}");
-            }
-        }));
+    let engine = tarn_node::engine(lake)?.with_sink(Arc::new(move |line: &str| {
+        if !quiet {
+            eprintln!("  | {line}");
+        }
+    }));
     engine.pipeline(name)?;
     let e = NewEvent {
         kind: tarn_pipelines::MANUAL_EVENT.into(),
@@ -316,128 +314,7 @@ pub async fn notify_test(lake: &Lake, topic: &str, out: Output) -> Result<()> {
     Ok(())
 }
 
-/// Starts the pipeline engine beside `tarn serve` when the lake has pipelines; it stops when
-/// `stop` is cancelled. Steps reach the server at `bound` (with a token of their own when
-/// auth is on, revoked when the server stops).
-pub fn start_engine(
-    lake: Lake,
-    landed: Arc<tokio::sync::Notify>,
-    auth: bool,
-    bound: std::net::SocketAddr,
-    stop: tokio_util::sync::CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
-    // The engine runs pipelines and publishes events to the topics that list them.
-    let publishes = lake.config.topics.iter().any(|t| !t.events.is_empty());
-    if !lake.config.root.join(tarn_config::PIPELINES_DIR).is_dir() && !publishes {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let engine = match Engine::new(lake.clone()).map(|e| e.with_ml(Arc::new(crate::train::Ml)))
-        {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!("pipelines are not running: {e}");
-                eprintln!("tarn serve: pipelines are not running:\n{e}");
-                return;
-            }
-        };
-        let host = if bound.ip().is_unspecified() {
-            std::net::SocketAddr::from(([127, 0, 0, 1], bound.port()))
-        } else {
-            bound
-        };
-        let url = format!("http://{host}");
-        let engine = engine.with_server(url, auth);
-        let wake = engine.wake.clone();
-        let forward = tokio::spawn(async move {
-            loop {
-                landed.notified().await;
-                wake.notify_one();
-            }
-        });
-        let workers = std::env::var("TARN_WORKERS")
-            .ok()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(4);
-        tracing::info!(
-            pipelines = engine.pipelines.len(),
-            workers,
-            "pipelines running"
-        );
-        engine.run(workers, stop.cancelled_owned()).await;
-        forward.abort();
-    }))
-}
-
-/// What the quickstart's pipeline did.
-#[derive(serde::Serialize)]
-pub struct QuickstartPipeline {
-    pub landed: String,
-    pub execution: tarn_lake::ExecutionDetail,
-    /// The SQL step's load report.
-    pub merged: serde_json::Value,
-}
-
-/// The quickstart's last part: lands a day of flights (`flights/raw/flights/2013-01-05.csv`),
-/// which triggers `pipelines/daily_flights`, and runs its execution to the end.
-pub async fn quickstart_pipeline(lake: &Lake, dir: &std::path::Path) -> Result<QuickstartPipeline> {
-    let key = "flights/raw/flights/2013-01-05.csv";
-    lake.land(
-        &dir.join("data/flights-2013-01-05.csv"),
-        key,
-        &tarn_lake::LandOptions::default(),
-        &|_| {},
-    )
-    .await?;
-    let engine = Engine::new(lake.clone())?.with_ml(Arc::new(crate::train::Ml));
-    let created = engine.dispatch().await?;
-    let id = match created.first() {
-        Some(id) => id.clone(),
-        None => {
-            // The quickstart run again in its folder: the same bytes landed before, so no new
-            // event, and the day was merged by the execution that event started. Merging it
-            // again would only reject its cancelled flights a second time: show that one.
-            let landed = lake
-                .meta
-                .latest_events(Some(tarn_lake::OBJECT_CREATED), 10_000)
-                .await?
-                .into_iter()
-                .rfind(|e| e.key == "flights/2013-01-05.csv")
-                .context("the landed day has no event")?;
-            tarn_lake::execution_id("daily_flights", &landed.id)
-        }
-    };
-    loop {
-        match engine.work_once(Some(&id)).await? {
-            Some((_, Progress::Ended(_))) | Some((_, Progress::Lost)) => break,
-            // Not claimable: ended already (a quickstart run again), or another worker has it.
-            None if lake.execution(&id).await?.execution.finished_at.is_some() => break,
-            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
-        }
-    }
-    engine.flush(std::time::Duration::from_secs(10)).await;
-    let execution = lake.execution(&id).await?;
-    if execution.execution.status != status::SUCCEEDED {
-        bail!(
-            "the quickstart pipeline failed: {}\n{}",
-            execution.execution.error.clone().unwrap_or_default(),
-            lake.execution_logs(&id).await?
-        );
-    }
-    let merged = execution
-        .execution
-        .output
-        .as_ref()
-        .map(|o| o["results"]["MergeDay"].clone())
-        .unwrap_or_default();
-    Ok(QuickstartPipeline {
-        landed: key.into(),
-        execution,
-        merged,
-    })
-}
-
-pub fn print_quickstart_pipeline(p: &QuickstartPipeline) {
+pub fn print_quickstart_pipeline(p: &tarn_node::QuickstartPipeline) {
     let e = &p.execution.execution;
     println!(
         "5. landed {}: pipelines/daily_flights ran (execution {}, {}):",

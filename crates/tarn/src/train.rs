@@ -4,36 +4,10 @@
 
 use crate::cli::Output;
 use crate::print;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::sync::Arc;
 use tarn_lake::Lake;
 use tarn_ml::{JobOutcome, TrainOptions, TrainReport};
-
-/// Serves the lake's API on an ephemeral loopback port until the answer is dropped.
-pub(crate) async fn loopback_server(
-    lake: &Lake,
-) -> Result<(String, tokio::sync::oneshot::Sender<()>)> {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let app = tarn_server::App::build(lake.clone(), Default::default());
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = stop_rx.await;
-        };
-        let r = app
-            .serve("127.0.0.1:0".parse().expect("an address"), stop, |b| {
-                let _ = bound_tx.send(b);
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::error!("the training's tracking server stopped: {e}");
-        }
-    });
-    let bound = bound_rx
-        .await
-        .context("starting the tracking server for the trainer")?;
-    Ok((format!("http://{bound}"), stop_tx))
-}
 
 /// A line above the spinner, or on stderr when there is no terminal to draw it on.
 fn say(spinner: &indicatif::ProgressBar, line: &str) {
@@ -96,7 +70,7 @@ pub async fn train(lake: &Lake, name: Option<&str>, logs: bool, out: Output) -> 
             tarn_config::TRAIN_FILE
         );
     };
-    let (uri, _stop) = loopback_server(lake).await?;
+    let (uri, _stop) = tarn_node::loopback_server(lake).await?;
     let mut opts = TrainOptions::new(lake, &uri, &crate::me());
     let spinner = if out.json() {
         indicatif::ProgressBar::hidden()
@@ -266,132 +240,8 @@ pub async fn transform(lake: &Lake, args: &tarn_ml::TransformArgs, out: Output) 
     Ok(())
 }
 
-/// `train` and `transform` pipeline steps.
-pub(crate) struct Ml;
-
-impl tarn_pipelines::MlSteps for Ml {
-    fn train<'a>(
-        &'a self,
-        cx: tarn_pipelines::MlStepContext<'a>,
-        model: &'a str,
-    ) -> tarn_pipelines::MlFuture<'a> {
-        Box::pin(async move {
-            let dir = cx
-                .lake
-                .config
-                .root
-                .join(tarn_config::MODELS_DIR)
-                .join(model);
-            let spec =
-                tarn_config::load_train_spec(&dir).map_err(|e| format!("TrainingConfig: {e}"))?;
-            // Under `tarn serve` the trainer logs through it; otherwise through a loopback server.
-            let (uri, token, _stop) = match &cx.server {
-                Some((url, token)) => (
-                    url.clone(),
-                    (!token.is_empty()).then(|| token.clone()),
-                    None,
-                ),
-                None => {
-                    let (url, stop) = loopback_server(cx.lake)
-                        .await
-                        .map_err(|e| format!("ClientError: {e}"))?;
-                    (url, None, Some(stop))
-                }
-            };
-            let mut opts = TrainOptions::new(cx.lake, &uri, &format!("pipeline:{}", cx.pipeline));
-            opts.tracking_token = token;
-            opts.python = cx.python.clone();
-            opts.sink = cx.sink.clone();
-            opts.tags
-                .insert("tarn.pipeline".into(), cx.pipeline.to_string());
-            opts.tags
-                .insert("tarn.execution_id".into(), cx.execution_id.to_string());
-            opts.tags.insert("tarn.step".into(), cx.step.to_string());
-            let report = tarn_ml::train(cx.lake, &spec, &opts)
-                .await
-                .map_err(|e| format!("TrainingError: {e}"))?;
-            if report.status != "succeeded" {
-                return Err(format!(
-                    "TrainingFailed: {}",
-                    report.reason.unwrap_or_default()
-                ));
-            }
-            serde_json::to_value(&report).map_err(|e| format!("TrainingError: {e}"))
-        })
-    }
-
-    fn transform<'a>(
-        &'a self,
-        cx: tarn_pipelines::MlStepContext<'a>,
-        step: tarn_pipelines::TransformStep,
-    ) -> tarn_pipelines::MlFuture<'a> {
-        Box::pin(async move {
-            let args = tarn_ml::TransformArgs {
-                model_uri: step.model,
-                input: step.input,
-                output: step.output,
-                id_columns: step.id_columns,
-                csv: step.csv,
-            };
-            let report = tarn_ml::transform(cx.lake, &args, cx.python, None)
-                .await
-                .map_err(|e| format!("TransformError: {e}"))?;
-            serde_json::to_value(&report).map_err(|e| format!("TransformError: {e}"))
-        })
-    }
-}
-
-/// What the quickstart's ML part did.
-#[derive(serde::Serialize)]
-pub(crate) struct QuickstartMl {
-    pub train: TrainReport,
-    pub approved: String,
-    pub transform: tarn_ml::TransformReport,
-}
-
-/// The quickstart's ML part: train (tune, gate, register) the built-in delays model, approve
-/// it as champion, and score January with it.
-pub(crate) async fn quickstart_ml(lake: &Lake) -> Result<QuickstartMl> {
-    let spec = tarn_config::load_train_spec(&lake.config.root.join("models/delays"))?;
-    let (uri, _stop) = loopback_server(lake).await?;
-    let opts = TrainOptions::new(lake, &uri, "quickstart");
-    let report = tarn_ml::train(lake, &spec, &opts).await?;
-    let Some(reg) = report.registered.clone() else {
-        bail!(
-            "the quickstart's delays model was not registered: {}",
-            report.reason.clone().unwrap_or_default()
-        );
-    };
-    lake.meta
-        .decide(
-            &reg.model,
-            &reg.version,
-            true,
-            "quickstart",
-            "passed its gate on January 4",
-        )
-        .await?;
-    lake.meta
-        .set_alias(&reg.model, "champion", &reg.version, "quickstart")
-        .await?;
-    let args = tarn_ml::TransformArgs {
-        model_uri: format!("models:/{}@champion", reg.model),
-        input: "SELECT flight, time_hour, dep_delay, distance, hour, minute, day, arr_delay FROM flights.trusted.flights".into(),
-        output: "flights.service.delay_scores".into(),
-        id_columns: vec!["flight".into(), "time_hour".into(), "arr_delay".into()],
-        csv: None,
-    };
-    let python = tarn_pipelines::Python::new(&lake.config.root);
-    let transform = tarn_ml::transform(lake, &args, &python, None).await?;
-    Ok(QuickstartMl {
-        approved: format!("{} version {} (alias champion)", reg.model, reg.version),
-        train: report,
-        transform,
-    })
-}
-
 /// The quickstart's ML part for people.
-pub(crate) fn print_quickstart_ml(ml: &QuickstartMl) {
+pub(crate) fn print_quickstart_ml(ml: &tarn_node::QuickstartMl) {
     println!("\nMachine learning:");
     if let Some(b) = &ml.train.best {
         println!(

@@ -1,0 +1,20 @@
+//! A lake put together to run: where the parts that do not know of each other meet.
+//!
+//! [`engine`] builds the pipeline engine with its `train` and `transform` steps
+//! ([`MlSteps`], running `tarn-ml` jobs that log to a tracking server); [`serve`] runs
+//! `tarn serve`: the HTTP API, the model endpoints, the engine beside them and the start-up
+//! repairs; [`quickstart`] builds the example lake end to end. The `tarn` binary parses its
+//! arguments, calls these, and prints.
+
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+#![forbid(unsafe_code)]
+
+mod error;
+mod ml;
+mod quickstart;
+mod serve;
+
+pub use error::NodeError;
+pub use ml::{engine, loopback_server, MlSteps};
+pub use quickstart::{quickstart, Quickstart, QuickstartMl, QuickstartPipeline};
+pub use serve::{serve, start_engine, Say, ServeOptions};
