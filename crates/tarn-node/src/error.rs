@@ -15,9 +15,9 @@ pub enum NodeError {
     Ml(#[from] tarn_ml::MlError),
     #[error(transparent)]
     Serve(#[from] tarn_server::ServeError),
-    /// The endpoints declared in tarn.yml cannot be served; the text says which and why.
-    #[error("{0}")]
-    Endpoints(String),
+    /// The endpoints declared in tarn.yml cannot be stored.
+    #[error(transparent)]
+    Endpoints(#[from] tarn_serving::DeployError),
     #[error("starting the tracking server for the trainer: it stopped before it listened")]
     TrackingServer,
     /// A step of the quickstart did not do what it shows.

@@ -33,9 +33,7 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
     if let Some(bytes) = max_object_bytes {
         limits.object_size = bytes;
     }
-    tarn_serving::sync_declared(&lake, "tarn.yml")
-        .await
-        .map_err(NodeError::Endpoints)?;
+    tarn_serving::sync_declared(&lake, "tarn.yml").await?;
     let serving = tarn_serving::ServingOptions {
         poll: endpoint_poll,
         ..Default::default()

@@ -31,6 +31,35 @@ pub enum ServingError {
     Internal(String),
 }
 
+/// Why an endpoint cannot serve what it names (checked when it is deployed, and each time it
+/// follows its model URI).
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The endpoint's spec is invalid; `problem` names the value and the fix.
+    #[error("{problem}")]
+    Spec {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("the inference log goes to {table}, but the lake has no domain `{domain}`; declare it under `domains:` in tarn.yml or set log_domain")]
+    NoLogDomain { table: String, domain: String },
+    #[error("`{uri}` does not name a registered model version")]
+    NotAVersion { uri: String },
+    #[error("model {model} has no version {version}")]
+    NoVersion { model: String, version: String },
+    #[error("{model} version {version} is {status} and endpoints serve approved versions only; approve it (`tarn models approve {model} {version}`) or set the model tag {tag}=optional")]
+    NotApproved {
+        model: String,
+        version: String,
+        status: String,
+        tag: &'static str,
+    },
+    #[error(transparent)]
+    Lake(#[from] tarn_lake::LakeError),
+    #[error(transparent)]
+    Metadata(#[from] tarn_lake::MetadataError),
+}
+
 impl ServingError {
     pub fn status(&self) -> StatusCode {
         match self {

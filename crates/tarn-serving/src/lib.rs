@@ -23,7 +23,7 @@ mod metrics;
 mod onnx;
 mod worker;
 
-pub use error::ServingError;
+pub use error::{DeployError, ServingError};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -411,7 +411,7 @@ impl Endpoints {
         uri: &str,
         slot: &RwLock<Option<Arc<Loaded>>>,
     ) -> Result<(), String> {
-        let target = resolve(&self.lake, uri).await?;
+        let target = resolve(&self.lake, uri).await.map_err(|e| e.to_string())?;
         let held = slot.read().ok().and_then(|s| s.clone());
         if held
             .as_ref()
@@ -604,30 +604,31 @@ impl Endpoints {
 /// The approval status endpoints serve (the registry's `Approved`).
 const APPROVED: &str = "Approved";
 
-async fn resolve(lake: &Lake, uri: &str) -> Result<Target, String> {
-    let r = lake.resolve_model(uri).await.map_err(|e| e.to_string())?;
+async fn resolve(lake: &Lake, uri: &str) -> Result<Target, DeployError> {
+    let r = lake.resolve_model(uri).await?;
     let (Some(model), Some(version)) = (r.model, r.version) else {
-        return Err(format!("`{uri}` does not name a registered model version"));
+        return Err(DeployError::NotAVersion {
+            uri: uri.to_string(),
+        });
     };
     let meta = &lake.meta;
-    let v = meta
-        .model_version(&model, &version)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("model {model} has no version {version}"))?;
+    let Some(v) = meta.model_version(&model, &version).await? else {
+        return Err(DeployError::NoVersion { model, version });
+    };
     if v.approval.status != APPROVED {
         let policy = meta
             .registered_model(&model)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .and_then(|m| m.tags.into_iter().find(|t| t.key == APPROVAL_TAG))
             .map(|t| t.value)
             .unwrap_or_default();
         if !policy.eq_ignore_ascii_case("optional") {
-            return Err(format!(
-                "{model} version {version} is {} and endpoints serve approved versions only; approve it (`tarn models approve {model} {version}`) or set the model tag {APPROVAL_TAG}=optional",
-                v.approval.status
-            ));
+            return Err(DeployError::NotApproved {
+                model,
+                version,
+                status: v.approval.status,
+                tag: APPROVAL_TAG,
+            });
         }
     }
     Ok(Target {
@@ -644,14 +645,14 @@ pub async fn deployable(
     lake: &Lake,
     name: &str,
     spec: &EndpointSpec,
-) -> Result<Vec<(String, String)>, String> {
-    spec.check(name).map_err(|(_, m)| m)?;
+) -> Result<Vec<(String, String)>, DeployError> {
+    spec.check(name)
+        .map_err(|(field, problem)| DeployError::Spec { field, problem })?;
     if !lake.config.has_domain(spec.log_domain()) {
-        return Err(format!(
-            "the inference log goes to {}, but the lake has no domain `{}`; declare it under `domains:` in tarn.yml or set log_domain",
-            spec.inference_table(name),
-            spec.log_domain()
-        ));
+        return Err(DeployError::NoLogDomain {
+            table: spec.inference_table(name),
+            domain: spec.log_domain().to_string(),
+        });
     }
     let mut out = Vec::new();
     for uri in std::iter::once(&spec.model).chain(spec.canary.as_ref().map(|c| &c.model)) {
@@ -664,28 +665,25 @@ pub async fn deployable(
 /// Makes the stored endpoints match `tarn.yml`'s `endpoints:`: declared ones are stored (as
 /// `config`), those once declared and now gone are deleted; endpoints deployed from the CLI
 /// are left alone. Answers the names stored.
-pub async fn sync_declared(lake: &Lake, user: &str) -> Result<Vec<String>, String> {
+pub async fn sync_declared(lake: &Lake, user: &str) -> Result<Vec<String>, DeployError> {
     let declared = &lake.config.endpoints;
-    let stored = lake.meta.endpoints().await.map_err(|e| e.to_string())?;
+    let stored = lake.meta.endpoints().await?;
     for r in &stored {
         if r.source == "config" && !declared.contains_key(&r.name) {
-            lake.meta
-                .delete_endpoint(&r.name)
-                .await
-                .map_err(|e| e.to_string())?;
+            lake.meta.delete_endpoint(&r.name).await?;
         }
     }
     let mut names = Vec::new();
     for (name, spec) in declared {
-        let json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
+        let json = serde_json::to_value(spec).map_err(|e| DeployError::Spec {
+            field: "endpoints",
+            problem: format!("endpoint `{name}` cannot be stored: {e}"),
+        })?;
         let same = stored
             .iter()
             .any(|r| &r.name == name && r.spec == json && r.source == "config");
         if !same {
-            lake.meta
-                .put_endpoint(name, &json, "config", user)
-                .await
-                .map_err(|e| e.to_string())?;
+            lake.meta.put_endpoint(name, &json, "config", user).await?;
         }
         names.push(name.clone());
     }

@@ -165,9 +165,7 @@ pub async fn remote(client: &tarn_client::Client, cmd: &EndpointsCommand) -> Res
 pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
     // Endpoints declared in tarn.yml are listed (and refused to deploy over) whether or not a
     // server has started since they were written.
-    tarn_serving::sync_declared(lake, "tarn.yml")
-        .await
-        .map_err(anyhow::Error::msg)?;
+    tarn_serving::sync_declared(lake, "tarn.yml").await?;
     match cmd {
         EndpointsCommand::Deploy {
             name,
@@ -196,9 +194,7 @@ pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
             spec.max_queue = *max_queue;
             spec.timeout = timeout.clone();
             spec.max_body = max_body.clone();
-            let serves = tarn_serving::deployable(lake, name, &spec)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let serves = tarn_serving::deployable(lake, name, &spec).await?;
             let record = lake
                 .meta
                 .put_endpoint(name, &serde_json::to_value(&spec)?, "cli", &crate::me())
