@@ -238,7 +238,24 @@ fn score_columns(
 }
 
 /// Runs a model on batches: answers the output batch (ids + predictions).
+/// [`score_now`] off the async worker it is called from: scoring is CPU work (ONNX) or a
+/// blocking exchange with a Python process, so on a multi-threaded runtime the worker hands
+/// its other tasks on while it scores.
 fn score(scorer: &mut Scorer, batch: &RecordBatch, ids: &[String]) -> Result<RecordBatch, MlError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| score_now(scorer, batch, ids))
+        }
+        _ => score_now(scorer, batch, ids),
+    }
+}
+
+fn score_now(
+    scorer: &mut Scorer,
+    batch: &RecordBatch,
+    ids: &[String],
+) -> Result<RecordBatch, MlError> {
     let mut fields: Vec<Field> = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
     let keep: Vec<String> = if ids.is_empty() {
