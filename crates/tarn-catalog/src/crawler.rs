@@ -2,11 +2,11 @@
 //! `key=value` folders into partitions, and registers or evolves catalog tables. Only new or
 //! changed objects are read on later runs; a bad file is reported and skipped, never fatal.
 
-use crate::infer::{classify, widen_type, Classified, SAMPLE_BYTES};
 use crate::CatalogError;
 use object_store::ObjectStoreExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use tarn_formats::{classify, widen_type, Classified, SAMPLE_BYTES};
 use tarn_metadata::{Column, CrawledObject, Partition, Store, TableChange, TableDraft};
 use tarn_storage::{ObjectInfo, Zone, Zones};
 
@@ -98,7 +98,7 @@ pub(crate) fn table_name(folder: &str) -> String {
     } else {
         folder
     };
-    let mut name = crate::infer::sanitize_column(&base.replace('/', "_"));
+    let mut name = tarn_formats::sanitize_column(&base.replace('/', "_"));
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         name = format!("t_{name}");
     }
@@ -246,7 +246,7 @@ async fn crawl_group(
         match classify(&o.key, &bytes) {
             Ok(c) => classified.push((o, c)),
             Err(e) => {
-                let reason = e.reason();
+                let reason = e.reason().to_string();
                 skip(meta, zone, &o, &reason, report).await?;
             }
         }
@@ -305,7 +305,16 @@ async fn crawl_group(
                 parameters.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        merge_columns(&mut columns, &c.columns, &mut changes);
+        let found: Vec<Column> = c
+            .columns
+            .iter()
+            .map(|f| Column {
+                name: f.name.clone(),
+                data_type: f.data_type.clone(),
+                nullable: f.nullable,
+            })
+            .collect();
+        merge_columns(&mut columns, &found, &mut changes);
         used.push(o);
     }
     if used.is_empty() {
@@ -329,7 +338,7 @@ async fn crawl_group(
         let segs: Vec<(String, String)> = rest
             .split('/')
             .filter_map(is_partition_segment)
-            .map(|(k, v)| (crate::infer::sanitize_column(k), v.to_string()))
+            .map(|(k, v)| (tarn_formats::sanitize_column(k), v.to_string()))
             .collect();
         if !segs.is_empty() {
             let spec = segs
@@ -342,7 +351,7 @@ async fn crawl_group(
     }
     for segs in partitions.values() {
         for (k, v) in segs {
-            let kind = crate::infer::Kind::of(v).name().to_string();
+            let kind = tarn_formats::Kind::of(v).name().to_string();
             match partition_keys.iter_mut().find(|c| &c.name == k) {
                 Some(c) => {
                     let w = widen_type(&c.data_type, &kind);

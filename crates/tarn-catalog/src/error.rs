@@ -14,6 +14,16 @@ pub enum CatalogError {
     Metadata(#[from] tarn_metadata::MetadataError),
 }
 
+impl From<tarn_formats::FormatError> for CatalogError {
+    fn from(e: tarn_formats::FormatError) -> Self {
+        match e {
+            tarn_formats::FormatError::Unreadable { key, reason } => {
+                CatalogError::Unreadable { key, reason }
+            }
+        }
+    }
+}
+
 impl CatalogError {
     /// Why an object was skipped, without its key.
     pub fn reason(&self) -> String {

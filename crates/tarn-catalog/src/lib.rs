@@ -17,9 +17,8 @@
 mod crawler;
 mod delta;
 mod error;
-mod infer;
 
 pub use crawler::{crawl, CrawlReport, SkippedFile, TableOutcome};
 pub use delta::catalog_type as delta_catalog_type;
 pub use error::CatalogError;
-pub use infer::{arrow_type_name, classify, widen_type, Classified, NULL_MARKERS};
+pub use tarn_formats::{arrow_type_name, classify, widen_type, Classified, NULL_MARKERS};

@@ -226,7 +226,7 @@ fn walk_has_file(dir: &std::path::Path, depth: usize) -> bool {
     false
 }
 
-const NULL_MARKERS: [&str; 6] = ["", "NA", "N/A", "NULL", "null", "\\N"];
+use tarn_formats::NULL_MARKERS;
 
 /// A Delta table at its latest version (or `version`), from the cache when it can be.
 async fn delta_provider(

@@ -122,7 +122,7 @@ fn nulls_for_markers(a: &ArrayRef) -> ArrayRef {
 }
 
 fn is_null_marker(v: &str) -> bool {
-    tarn_catalog::NULL_MARKERS.contains(&v)
+    tarn_formats::NULL_MARKERS.contains(&v)
 }
 
 fn text_of(a: &ArrayRef, i: usize) -> String {

@@ -73,8 +73,8 @@ impl Source {
             Some(f) => f,
             None if bytes.starts_with(b"PAR1") => Format::Parquet,
             None => {
-                let c = tarn_catalog::classify(name, &bytes[..bytes.len().min(1 << 20)])
-                    .map_err(|e| bad(e.reason()))?;
+                let c = tarn_formats::classify(name, &bytes[..bytes.len().min(1 << 20)])
+                    .map_err(|e| bad(e.reason().to_string()))?;
                 c.format.parse().map_err(bad)?
             }
         };
@@ -122,8 +122,8 @@ fn read_csv(name: &str, bytes: &[u8]) -> Result<Source, TablesError> {
             "binary content (NUL bytes), not CSV text; check the file".into(),
         ));
     }
-    let c = tarn_catalog::classify(name, &bytes[..bytes.len().min(1 << 20)])
-        .map_err(|e| bad(e.reason()))?;
+    let c = tarn_formats::classify(name, &bytes[..bytes.len().min(1 << 20)])
+        .map_err(|e| bad(e.reason().to_string()))?;
     let delimiter = c
         .parameters
         .get("delimiter")

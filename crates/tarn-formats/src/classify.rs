@@ -1,13 +1,12 @@
 //! Classifying an object and inferring its schema: CSV (header and delimiter detection),
 //! JSON lines, Parquet, each possibly gzip-compressed. Null markers never widen a type.
 
-use crate::CatalogError;
+use crate::{Field, FormatError};
 use std::collections::BTreeMap;
 use std::io::Read;
-use tarn_metadata::Column;
 
 /// How many decompressed bytes of a text object are sampled, as a Glue crawler does.
-pub(crate) const SAMPLE_BYTES: usize = 4 * 1024 * 1024;
+pub const SAMPLE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Values read as null, not as strings.
 pub const NULL_MARKERS: [&str; 6] = ["", "NA", "N/A", "NULL", "null", "\\N"];
@@ -18,14 +17,14 @@ pub struct Classified {
     /// `csv`, `json` or `parquet`.
     pub format: String,
     pub compression: Option<String>,
-    pub columns: Vec<Column>,
+    pub columns: Vec<Field>,
     /// Format details kept as table parameters (delimiter, header).
     pub parameters: BTreeMap<String, String>,
 }
 
 /// A column's type as the sample suggests; ordered from narrowest to widest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Kind {
+pub enum Kind {
     Null,
     Boolean,
     Bigint,
@@ -36,7 +35,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Null | Kind::String => "string",
             Kind::Boolean => "boolean",
@@ -47,7 +46,7 @@ impl Kind {
         }
     }
 
-    pub(crate) fn of(value: &str) -> Kind {
+    pub fn of(value: &str) -> Kind {
         if NULL_MARKERS.contains(&value) {
             return Kind::Null;
         }
@@ -84,7 +83,7 @@ impl Kind {
     }
 
     /// The narrowest kind holding both.
-    pub(crate) fn widen(self, other: Kind) -> Kind {
+    pub fn widen(self, other: Kind) -> Kind {
         use Kind::*;
         match (self, other) {
             (a, b) if a == b => a,
@@ -117,8 +116,8 @@ pub fn widen_type(a: &str, b: &str) -> String {
 }
 
 /// Classifies an object from its bytes (the whole object, or its first bytes for text).
-pub fn classify(key: &str, bytes: &[u8]) -> Result<Classified, CatalogError> {
-    let skip = |reason: String| CatalogError::Unreadable {
+pub fn classify(key: &str, bytes: &[u8]) -> Result<Classified, FormatError> {
+    let skip = |reason: String| FormatError::Unreadable {
         key: key.to_string(),
         reason,
     };
@@ -184,7 +183,7 @@ fn parquet_schema(bytes: &[u8]) -> Result<Classified, String> {
         .schema()
         .fields()
         .iter()
-        .map(|f| Column {
+        .map(|f| Field {
             name: f.name().clone(),
             data_type: arrow_type_name(f.data_type()),
             nullable: f.is_nullable(),
@@ -267,7 +266,7 @@ fn json_schema(text: &str, truncated: bool) -> Result<Classified, String> {
         compression: None,
         columns: kinds
             .into_iter()
-            .map(|(n, k)| Column::new(n, k.name()))
+            .map(|(n, k)| Field::new(n, k.name()))
             .collect(),
         parameters,
     })
@@ -377,14 +376,14 @@ fn csv_schema(text: &str, truncated: bool) -> Result<Classified, String> {
         columns: names
             .into_iter()
             .zip(kinds)
-            .map(|(n, k)| Column::new(n, k.name()))
+            .map(|(n, k)| Field::new(n, k.name()))
             .collect(),
         parameters,
     })
 }
 
 /// A header cell as a column name: trimmed, lowercase, `_` for anything else.
-pub(crate) fn sanitize_column(s: &str) -> String {
+pub fn sanitize_column(s: &str) -> String {
     let mut out: String = s
         .trim()
         .chars()
