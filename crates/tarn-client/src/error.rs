@@ -35,6 +35,4 @@ pub enum ClientError {
     Query(#[from] tarn_lake::QueryError),
     #[error("no registered model is named `{0}`; `tarn models list` shows those there are")]
     NoSuchModel(String),
-    #[error("{0}")]
-    Usage(String),
 }

@@ -62,6 +62,15 @@ impl Ctx {
     }
 }
 
+/// Prints `value` as JSON for programs, or with `text` for people.
+fn answer<T: serde::Serialize>(out: Output, value: &T, text: impl FnOnce(&T)) -> Result<()> {
+    if out.json() {
+        return print::json(value);
+    }
+    text(value);
+    Ok(())
+}
+
 pub(crate) fn init(ctx: &Ctx, dir: Option<&Path>, force: bool) -> Result<()> {
     let dir = dir.unwrap_or(&ctx.dir);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -116,20 +125,12 @@ pub(crate) async fn land(
     let bar = print::bytes_bar(total, &format!("landing {}", path.display()));
     let landed = ops.get().land(path, target, force, &|n| bar.inc(n)).await?;
     bar.finish_and_clear();
-    if out.json() {
-        return print::json(&landed);
-    }
-    print::landed(&landed);
-    Ok(())
+    answer(out, &landed, |v| print::landed(v))
 }
 
 pub(crate) async fn ls(ctx: &Ctx, target: &str, out: Output) -> Result<()> {
     let objects = ctx.ops().await?.get().ls(target).await?;
-    if out.json() {
-        return print::json(&objects);
-    }
-    print::objects(&objects);
-    Ok(())
+    answer(out, &objects, |v| print::objects(v))
 }
 
 pub(crate) async fn put_event(
@@ -200,11 +201,7 @@ pub(crate) async fn crawl(ctx: &Ctx, scope: Option<&str>, out: Output) -> Result
     let spinner = print::spinner("crawling");
     let report = ops.get().crawl(scope).await?;
     spinner.finish_and_clear();
-    if out.json() {
-        return print::json(&report);
-    }
-    print::crawl(&report);
-    Ok(())
+    answer(out, &report, print::crawl)
 }
 
 pub(crate) async fn tables(
@@ -214,29 +211,17 @@ pub(crate) async fn tables(
     out: Output,
 ) -> Result<()> {
     let tables = ctx.ops().await?.get().tables(filter, search).await?;
-    if out.json() {
-        return print::json(&tables);
-    }
-    print::tables(&tables);
-    Ok(())
+    answer(out, &tables, |v| print::tables(v))
 }
 
 pub(crate) async fn table(ctx: &Ctx, table: &str, out: Output) -> Result<()> {
     let detail = ctx.ops().await?.get().table(table).await?;
-    if out.json() {
-        return print::json(&detail);
-    }
-    print::table(&detail);
-    Ok(())
+    answer(out, &detail, print::table)
 }
 
 pub(crate) async fn history(ctx: &Ctx, table: &str, out: Output) -> Result<()> {
     let history = ctx.ops().await?.get().history(table).await?;
-    if out.json() {
-        return print::json(&history);
-    }
-    print::history(table, &history);
-    Ok(())
+    answer(out, &history, |v| print::history(table, v))
 }
 
 /// A load's arguments from the command line's.
@@ -266,11 +251,7 @@ pub(crate) async fn load(ctx: &Ctx, args: &LoadArgs, out: Output) -> Result<()> 
     let spinner = print::spinner(&format!("loading {} into {}", args.source, args.table));
     let report = ops.get().load(args).await?;
     spinner.finish_and_clear();
-    if out.json() {
-        return print::json(&report);
-    }
-    print::load(&report);
-    Ok(())
+    answer(out, &report, print::load)
 }
 
 pub(crate) async fn doctor(ctx: &Ctx, check: bool, stale_after: u64, out: Output) -> Result<()> {
@@ -359,11 +340,7 @@ pub(crate) async fn token_create(
 
 pub(crate) async fn token_list(ctx: &Ctx, out: Output) -> Result<()> {
     let tokens = ctx.lake().await?.meta.tokens().await?;
-    if out.json() {
-        return print::json(&tokens);
-    }
-    print::tokens(&tokens);
-    Ok(())
+    answer(out, &tokens, |v| print::tokens(v))
 }
 
 pub(crate) async fn token_revoke(ctx: &Ctx, name: &str) -> Result<()> {

@@ -6,9 +6,7 @@ use crate::cli::ModelsCommand;
 use crate::print;
 use anyhow::{bail, Result};
 use tarn_client::Operations;
-use tarn_lake::registry::{
-    ModelVersion, RegisteredModel, DEFAULT_APPROVAL_TAG, PENDING, REQUIRED_FOR_TAG,
-};
+use tarn_lake::registry::{ModelVersion, DEFAULT_APPROVAL_TAG, PENDING, REQUIRED_FOR_TAG};
 
 fn ms(t: i64) -> String {
     if t == 0 {
@@ -17,14 +15,6 @@ fn ms(t: i64) -> String {
     chrono::DateTime::from_timestamp_millis(t)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
-}
-
-async fn list(ops: &dyn Operations) -> Result<Vec<RegisteredModel>> {
-    Ok(ops.models().await?)
-}
-
-async fn detail(ops: &dyn Operations, name: &str) -> Result<(RegisteredModel, Vec<ModelVersion>)> {
-    Ok(ops.model(name).await?)
 }
 
 fn versions_grid(versions: &[ModelVersion]) -> comfy_table::Table {
@@ -49,7 +39,7 @@ fn versions_grid(versions: &[ModelVersion]) -> comfy_table::Table {
 pub async fn models(ops: &dyn Operations, cmd: &ModelsCommand) -> Result<()> {
     match cmd {
         ModelsCommand::List { out } => {
-            let models = list(ops).await?;
+            let models = ops.models().await?;
             if out.json() {
                 return print::json(&models);
             }
@@ -78,7 +68,7 @@ pub async fn models(ops: &dyn Operations, cmd: &ModelsCommand) -> Result<()> {
             println!("{t}\n{} model(s)", models.len());
         }
         ModelsCommand::Show { name, out } => {
-            let (m, versions) = detail(ops, name).await?;
+            let (m, versions) = ops.model(name).await?;
             if out.json() {
                 return print::json(&serde_json::json!({ "model": m, "versions": versions }));
             }
@@ -118,7 +108,7 @@ pub async fn models(ops: &dyn Operations, cmd: &ModelsCommand) -> Result<()> {
             approval,
             out,
         } => {
-            let (_, mut versions) = detail(ops, name).await?;
+            let (_, mut versions) = ops.model(name).await?;
             if let Some(a) = approval {
                 versions.retain(|v| v.approval.status.eq_ignore_ascii_case(a));
             }
