@@ -42,7 +42,8 @@ pub use tarn_config::{LakeConfig, Limits, Selection};
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
     execution_id, status, CrawlRecord, DeliveryRecord, EndpointRecord, Event, ExecutionRecord,
-    MetadataError, NewEvent, NewExecution, StepAttempt, Store, TokenRecord, OBJECT_CREATED,
+    Existing, Inactive, Kind, MetadataError, Missing, NewEvent, NewExecution, StepAttempt, Store,
+    TokenRecord, OBJECT_CREATED,
 };
 pub use tarn_metadata::{logged_models, registry, run_search, traces, tracking, validation};
 pub use tarn_query::{

@@ -3,7 +3,7 @@
 //! them again every few seconds, so a deploy or delete from another process takes effect
 //! without a restart.
 
-use crate::{MetadataError, Store};
+use crate::{MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -45,9 +45,11 @@ impl Store {
         .bind(&now)
         .execute(&self.pool)
         .await?;
-        self.endpoint(name)
-            .await?
-            .ok_or_else(|| MetadataError::NotFound(format!("endpoint {name}")))
+        self.endpoint(name).await?.ok_or_else(|| {
+            MetadataError::NotFound(Missing::Endpoint {
+                name: name.to_string(),
+            })
+        })
     }
 
     /// Every endpoint, by name.
@@ -85,8 +87,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<EndpointRecord, MetadataError> {
     let text: String = r.get("spec");
     Ok(EndpointRecord {
         name: r.get("name"),
-        spec: serde_json::from_str(&text)
-            .map_err(|e| MetadataError::Invalid(format!("endpoint spec: {e}")))?,
+        spec: serde_json::from_str(&text)?,
         source: r.get("source"),
         created_by: r.get("created_by"),
         created_at: r.get("created_at"),

@@ -23,6 +23,7 @@ mod endpoints;
 mod error;
 mod events;
 mod executions;
+mod kv;
 pub mod logged_models;
 pub mod registry;
 pub mod run_search;
@@ -40,7 +41,7 @@ pub use catalog::{
 };
 pub use deliveries::DeliveryRecord;
 pub use endpoints::EndpointRecord;
-pub use error::MetadataError;
+pub use error::{Existing, Inactive, Kind, MetadataError, Missing};
 pub use events::{Event, NewEvent, OBJECT_CREATED};
 pub use executions::{execution_id, status, ExecutionRecord, NewExecution, StepAttempt};
 pub use store::Store;

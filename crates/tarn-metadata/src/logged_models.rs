@@ -2,8 +2,9 @@
 //! tags, before any registration) and what a run records as its inputs (datasets, models) and
 //! outputs (models). The types serialise in the shapes of MLflow's REST API.
 
-use crate::tracking::{pairs_of, KeyValue};
-use crate::{MetadataError, Store};
+use crate::kv::{pairs_of, KeyValue};
+use crate::run_search::{find, Entity, Literal, Searchable};
+use crate::{Inactive, Kind, MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -57,7 +58,7 @@ fn now_ms() -> i64 {
 }
 
 fn no_model(id: &str) -> MetadataError {
-    MetadataError::NotFound(format!("Logged model with ID '{id}' not found."))
+    MetadataError::NotFound(Missing::LoggedModel { id: id.to_string() })
 }
 
 impl Store {
@@ -68,13 +69,16 @@ impl Store {
         m: &NewLoggedModel,
     ) -> Result<LoggedModel, MetadataError> {
         let exp = self.experiment(&m.experiment_id).await?.ok_or_else(|| {
-            MetadataError::NotFound(format!("No Experiment with id={} exists", m.experiment_id))
+            MetadataError::NotFound(Missing::Experiment {
+                id: m.experiment_id.clone(),
+            })
         })?;
         if exp.lifecycle_stage != "active" {
-            return Err(MetadataError::Invalid(format!(
-                "The experiment {} must be in the 'active' state. Current state is {}.",
-                m.experiment_id, exp.lifecycle_stage
-            )));
+            return Err(MetadataError::Inactive(Inactive {
+                kind: Kind::Experiment,
+                id: m.experiment_id.clone(),
+                stage: exp.lifecycle_stage,
+            }));
         }
         let id = format!("m-{}", uuid::Uuid::new_v4().simple());
         let name = m
@@ -246,9 +250,10 @@ impl Store {
             .execute(&self.pool)
             .await?;
         if res.rows_affected() == 0 {
-            return Err(MetadataError::NotFound(format!(
-                "No tag with key '{key}' found for model with ID '{id}'."
-            )));
+            return Err(MetadataError::NotFound(Missing::LoggedModelTag {
+                id: id.to_string(),
+                key: key.to_string(),
+            }));
         }
         Ok(())
     }
@@ -334,7 +339,12 @@ impl Store {
                     d["dataset"]["name"].as_str().unwrap_or_default(),
                     d["dataset"]["digest"].as_str().unwrap_or_default()
                 );
-                ("dataset", ident, d.to_string(), dataset_facts(d))
+                (
+                    "dataset",
+                    ident,
+                    d.to_string(),
+                    crate::tracking::dataset_facts(d),
+                )
             })
             .chain(models.iter().map(|m| {
                 (
@@ -370,25 +380,12 @@ impl Store {
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await?;
-        found
-            .map(|_| ())
-            .ok_or_else(|| MetadataError::NotFound(format!("Run '{run_id}' not found")))
+        found.map(|_| ()).ok_or_else(|| {
+            MetadataError::NotFound(Missing::Run {
+                id: run_id.to_string(),
+            })
+        })
     }
-}
-
-/// A `DatasetInput`'s name, digest and context (its `mlflow.data.context` tag).
-pub(crate) fn dataset_facts(d: &serde_json::Value) -> (String, String, String) {
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    let context = d["tags"]
-        .as_array()
-        .and_then(|tags| tags.iter().find(|t| t["key"] == "mlflow.data.context"))
-        .map(|t| text(&t["value"]))
-        .unwrap_or_default();
-    (
-        text(&d["dataset"]["name"]),
-        text(&d["dataset"]["digest"]),
-        context,
-    )
 }
 
 impl Store {
@@ -403,7 +400,7 @@ impl Store {
         for r in rows {
             let body: serde_json::Value =
                 serde_json::from_str(&r.get::<String, _>("body")).unwrap_or_default();
-            let (name, digest, context) = dataset_facts(&body);
+            let (name, digest, context) = crate::tracking::dataset_facts(&body);
             if name.is_empty() && digest.is_empty() {
                 continue;
             }
@@ -441,4 +438,50 @@ async fn upsert_pair(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+impl Searchable for LoggedModel {
+    /// A metric filter matches when any point of the model's metric does (MLflow joins the
+    /// model's metric rows).
+    fn values_of(&self, e: &Entity) -> Vec<Literal> {
+        match e {
+            Entity::Metric(k) => self
+                .data
+                .metrics
+                .iter()
+                .filter(|m| &m.key == k)
+                .map(|m| Literal::Number(m.value))
+                .collect(),
+            e => self.value_of(e).into_iter().collect(),
+        }
+    }
+
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        let i = &self.info;
+        match e {
+            Entity::Tag(k) => find(&i.tags, k),
+            Entity::Param(k) => find(&self.data.params, k),
+            Entity::Metric(k) => self
+                .data
+                .metrics
+                .iter()
+                .filter(|m| &m.key == k)
+                .max_by_key(|m| (m.step, m.timestamp))
+                .map(|m| Literal::Number(m.value)),
+            Entity::Dataset(_) | Entity::Metadata(_) => None,
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(i.name.clone()),
+                "model_id" => Literal::Text(i.model_id.clone()),
+                "model_type" => Literal::Text(i.model_type.clone()?),
+                "status" => Literal::Text(i.status.clone()),
+                "source_run_id" => Literal::Text(i.source_run_id.clone()?),
+                "experiment_id" => Literal::Text(i.experiment_id.clone()),
+                "creation_timestamp" | "creation_time" => {
+                    Literal::Number(i.creation_timestamp_ms as f64)
+                }
+                "last_updated_timestamp" => Literal::Number(i.last_updated_timestamp_ms as f64),
+                _ => return None,
+            }),
+        }
+    }
 }

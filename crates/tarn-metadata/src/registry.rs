@@ -6,8 +6,9 @@
 //! approval, stage or alias is recorded as an event (`model.version.*`, zone `models`, key
 //! `NAME/VERSION`) in the same transaction, with who, when and why.
 
-use crate::tracking::{pairs_of, KeyValue};
-use crate::{MetadataError, Store};
+use crate::kv::{pairs_of, KeyValue};
+use crate::run_search::{find, Entity, Literal, Searchable};
+use crate::{Existing, MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -96,18 +97,21 @@ fn now_ms() -> i64 {
 }
 
 fn no_model(name: &str) -> MetadataError {
-    MetadataError::NotFound(format!("Registered Model with name={name} not found"))
+    MetadataError::NotFound(Missing::RegisteredModel {
+        name: name.to_string(),
+    })
 }
 
 fn no_version(name: &str, version: &str) -> MetadataError {
-    MetadataError::NotFound(format!(
-        "Model Version (name={name}, version={version}) not found"
-    ))
+    MetadataError::NotFound(Missing::ModelVersion {
+        name: name.to_string(),
+        version: version.to_string(),
+    })
 }
 
 fn version_number(name: &str, version: &str) -> Result<i64, MetadataError> {
     version.trim().parse::<i64>().map_err(|_| {
-        MetadataError::Invalid(format!(
+        MetadataError::Refused(format!(
             "Version of model {name} must be a whole number, not {version:?}"
         ))
     })
@@ -120,7 +124,7 @@ pub fn canonical_stage(stage: &str) -> Result<&'static str, MetadataError> {
         .find(|s| s.eq_ignore_ascii_case(stage.trim()))
         .copied()
         .ok_or_else(|| {
-            MetadataError::Invalid(format!(
+            MetadataError::Refused(format!(
                 "Invalid Model Version stage: {stage}. Value must be one of {}.",
                 STAGES.join(", ")
             ))
@@ -162,7 +166,7 @@ async fn record(
 /// MLflow's rules for alias names: letters, digits, `_` and `-`, at most 255 characters, and
 /// neither `latest` nor a version's name (`v3`), which are reserved.
 fn alias_name_ok(alias: &str) -> Result<(), MetadataError> {
-    let invalid = |m: String| Err(MetadataError::Invalid(m));
+    let invalid = |m: String| Err(MetadataError::Refused(m));
     if alias.is_empty()
         || !alias
             .chars()
@@ -211,7 +215,7 @@ fn requires_approval(tags: &[KeyValue], target: &str) -> bool {
 
 fn check_policy_tag(key: &str, value: &str) -> Result<(), MetadataError> {
     if key == DEFAULT_APPROVAL_TAG && value != PENDING && value != APPROVED {
-        return Err(MetadataError::Invalid(format!(
+        return Err(MetadataError::Refused(format!(
             "tag {DEFAULT_APPROVAL_TAG} must be {PENDING} or {APPROVED}, not {value:?}"
         )));
     }
@@ -244,9 +248,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if res.rows_affected() == 0 {
-            return Err(MetadataError::Conflict(format!(
-                "Registered Model (name={name}) already exists."
-            )));
+            return Err(MetadataError::Exists(Existing::RegisteredModel {
+                name: name.to_string(),
+            }));
         }
         for t in tags {
             set_model_tag(&mut tx, name, &t.key, &t.value).await?;
@@ -345,14 +349,14 @@ impl Store {
         self.require_model(name).await?;
         crate::validation::model_name(new_name, "new_name")?;
         if new_name.trim().is_empty() {
-            return Err(MetadataError::Invalid(
+            return Err(MetadataError::Refused(
                 "Registered model name cannot be empty.".into(),
             ));
         }
         if self.registered_model(new_name).await?.is_some() {
-            return Err(MetadataError::Conflict(format!(
-                "Registered Model (name={new_name}) already exists."
-            )));
+            return Err(MetadataError::Exists(Existing::RegisteredModel {
+                name: new_name.to_string(),
+            }));
         }
         let mut tx = self.write_tx().await?;
         for table in [
@@ -839,7 +843,9 @@ impl Store {
                     .fetch_one(&self.pool)
                     .await?;
             let newest = newest.ok_or_else(|| {
-                MetadataError::NotFound(format!("Latest version not found for model {name}."))
+                MetadataError::NotFound(Missing::LatestVersion {
+                    name: name.to_string(),
+                })
             })?;
             return self.require_version(name, &newest.to_string()).await;
         }
@@ -850,9 +856,11 @@ impl Store {
         .bind(alias)
         .fetch_optional(&self.pool)
         .await?;
-        // MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.
         let v = v.ok_or_else(|| {
-            MetadataError::Invalid(format!("Registered model alias {alias} not found."))
+            MetadataError::NotFound(Missing::Alias {
+                name: name.to_string(),
+                alias: alias.to_string(),
+            })
         })?;
         self.require_version(name, &v.to_string()).await
     }
@@ -948,7 +956,7 @@ fn guard(
     what: &str,
 ) -> Result<(), MetadataError> {
     if requires_approval(&model.tags, target) && v.approval.status != APPROVED {
-        return Err(MetadataError::Invalid(format!(
+        return Err(MetadataError::Refused(format!(
             "Version {} of model {} is {}: {what} '{target}' requires an approved version (tag {REQUIRED_FOR_TAG}). Approve it first: tarn models approve {} {} --reason '...'",
             v.version, v.name, v.approval.status, v.name, v.version
         )));
@@ -1001,6 +1009,52 @@ async fn touch_model(tx: &mut Tx, name: &str, now: i64) -> Result<(), MetadataEr
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+impl Searchable for RegisteredModel {
+    fn missing_tag_differs(&self) -> bool {
+        true
+    }
+
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        match e {
+            Entity::Tag(k) => find(&self.tags, k),
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(self.name.clone()),
+                "creation_timestamp" => Literal::Number(self.creation_timestamp as f64),
+                "last_updated_timestamp" => Literal::Number(self.last_updated_timestamp as f64),
+                "description" => Literal::Text(self.description.clone()),
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Searchable for ModelVersion {
+    fn missing_tag_differs(&self) -> bool {
+        true
+    }
+
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        match e {
+            Entity::Tag(k) => find(&self.tags, k),
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(self.name.clone()),
+                "version" | "version_number" => Literal::Number(self.version.parse::<f64>().ok()?),
+                "run_id" => Literal::Text(self.run_id.clone()),
+                "source" | "source_path" => Literal::Text(self.source.clone()),
+                "model_id" => Literal::Text(self.model_id.clone()),
+                "current_stage" => Literal::Text(self.current_stage.clone()),
+                "user_id" => Literal::Text(self.user_id.clone()),
+                "approval_status" => Literal::Text(self.approval.status.clone()),
+                "creation_timestamp" => Literal::Number(self.creation_timestamp as f64),
+                "last_updated_timestamp" => Literal::Number(self.last_updated_timestamp as f64),
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! MLflow's run search language: filter strings (`metrics.rmse < 0.8 AND params.model =
 //! 'tree' AND tags.team LIKE 'ml%' AND attributes.status = 'FINISHED'`) and `order_by`
-//! clauses (`metrics.rmse ASC`, `attributes.start_time DESC`).
+//! clauses (`metrics.rmse ASC`, `attributes.start_time DESC`): parsing, SQL for runs, and
+//! matching in memory through [`Searchable`], which each aggregate implements for its own
+//! types (tracking for runs and experiments, the registry, logged models, traces).
 
-use crate::logged_models::LoggedModel;
-use crate::registry::{ModelVersion, RegisteredModel};
-use crate::tracking::{run_maps, Experiment, KeyValue, Run};
+use crate::kv::KeyValue;
 use std::cmp::Ordering;
 
 /// What a clause compares.
@@ -299,164 +299,12 @@ pub trait Searchable {
     }
 }
 
-impl Searchable for Run {
-    fn values_of(&self, e: &Entity) -> Vec<Literal> {
-        let Entity::Dataset(field) = e else {
-            return self.value_of(e).into_iter().collect();
-        };
-        let inputs = self.inputs["dataset_inputs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        inputs
-            .iter()
-            .map(|d| {
-                let (name, digest, context) = crate::logged_models::dataset_facts(d);
-                Literal::Text(match field.as_str() {
-                    "name" => name,
-                    "digest" => digest,
-                    _ => context,
-                })
-            })
-            .collect()
-    }
-
-    fn value_of(&self, e: &Entity) -> Option<Literal> {
-        let (params, metrics, tags) = run_maps(self);
-        let i = &self.info;
-        match e {
-            Entity::Dataset(_) | Entity::Metadata(_) => None,
-            Entity::Metric(k) => metrics.get(k.as_str()).map(|v| Literal::Number(*v)),
-            Entity::Param(k) => params.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
-            Entity::Tag(k) => tags.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
-            Entity::Attribute(k) => Some(match k.as_str() {
-                "status" => Literal::Text(i.status.clone()),
-                "run_name" | "name" => Literal::Text(i.run_name.clone()),
-                "run_id" | "run_uuid" => Literal::Text(i.run_id.clone()),
-                "user_id" => Literal::Text(i.user_id.clone()),
-                "artifact_uri" => Literal::Text(i.artifact_uri.clone()),
-                "lifecycle_stage" => Literal::Text(i.lifecycle_stage.clone()),
-                "start_time" => Literal::Number(i.start_time as f64),
-                "end_time" => Literal::Number(i.end_time? as f64),
-                _ => return None,
-            }),
-        }
-    }
-}
-
-impl Searchable for Experiment {
-    fn value_of(&self, e: &Entity) -> Option<Literal> {
-        match e {
-            Entity::Tag(k) => find(&self.tags, k),
-            Entity::Attribute(k) => Some(match k.as_str() {
-                "name" => Literal::Text(self.name.clone()),
-                "experiment_id" => Literal::Text(self.experiment_id.clone()),
-                "creation_time" => Literal::Number(self.creation_time as f64),
-                "last_update_time" => Literal::Number(self.last_update_time as f64),
-                _ => return None,
-            }),
-            _ => None,
-        }
-    }
-}
-
-fn find(pairs: &[KeyValue], key: &str) -> Option<Literal> {
+/// The value of `key` among tags or params, as a literal.
+pub(crate) fn find(pairs: &[KeyValue], key: &str) -> Option<Literal> {
     pairs
         .iter()
         .find(|t| t.key == key)
         .map(|t| Literal::Text(t.value.clone()))
-}
-
-impl Searchable for LoggedModel {
-    /// A metric filter matches when any point of the model's metric does (MLflow joins the
-    /// model's metric rows).
-    fn values_of(&self, e: &Entity) -> Vec<Literal> {
-        match e {
-            Entity::Metric(k) => self
-                .data
-                .metrics
-                .iter()
-                .filter(|m| &m.key == k)
-                .map(|m| Literal::Number(m.value))
-                .collect(),
-            e => self.value_of(e).into_iter().collect(),
-        }
-    }
-
-    fn value_of(&self, e: &Entity) -> Option<Literal> {
-        let i = &self.info;
-        match e {
-            Entity::Tag(k) => find(&i.tags, k),
-            Entity::Param(k) => find(&self.data.params, k),
-            Entity::Metric(k) => self
-                .data
-                .metrics
-                .iter()
-                .filter(|m| &m.key == k)
-                .max_by_key(|m| (m.step, m.timestamp))
-                .map(|m| Literal::Number(m.value)),
-            Entity::Dataset(_) | Entity::Metadata(_) => None,
-            Entity::Attribute(k) => Some(match k.as_str() {
-                "name" => Literal::Text(i.name.clone()),
-                "model_id" => Literal::Text(i.model_id.clone()),
-                "model_type" => Literal::Text(i.model_type.clone()?),
-                "status" => Literal::Text(i.status.clone()),
-                "source_run_id" => Literal::Text(i.source_run_id.clone()?),
-                "experiment_id" => Literal::Text(i.experiment_id.clone()),
-                "creation_timestamp" | "creation_time" => {
-                    Literal::Number(i.creation_timestamp_ms as f64)
-                }
-                "last_updated_timestamp" => Literal::Number(i.last_updated_timestamp_ms as f64),
-                _ => return None,
-            }),
-        }
-    }
-}
-
-impl Searchable for RegisteredModel {
-    fn missing_tag_differs(&self) -> bool {
-        true
-    }
-
-    fn value_of(&self, e: &Entity) -> Option<Literal> {
-        match e {
-            Entity::Tag(k) => find(&self.tags, k),
-            Entity::Attribute(k) => Some(match k.as_str() {
-                "name" => Literal::Text(self.name.clone()),
-                "creation_timestamp" => Literal::Number(self.creation_timestamp as f64),
-                "last_updated_timestamp" => Literal::Number(self.last_updated_timestamp as f64),
-                "description" => Literal::Text(self.description.clone()),
-                _ => return None,
-            }),
-            _ => None,
-        }
-    }
-}
-
-impl Searchable for ModelVersion {
-    fn missing_tag_differs(&self) -> bool {
-        true
-    }
-
-    fn value_of(&self, e: &Entity) -> Option<Literal> {
-        match e {
-            Entity::Tag(k) => find(&self.tags, k),
-            Entity::Attribute(k) => Some(match k.as_str() {
-                "name" => Literal::Text(self.name.clone()),
-                "version" | "version_number" => Literal::Number(self.version.parse::<f64>().ok()?),
-                "run_id" => Literal::Text(self.run_id.clone()),
-                "source" | "source_path" => Literal::Text(self.source.clone()),
-                "model_id" => Literal::Text(self.model_id.clone()),
-                "current_stage" => Literal::Text(self.current_stage.clone()),
-                "user_id" => Literal::Text(self.user_id.clone()),
-                "approval_status" => Literal::Text(self.approval.status.clone()),
-                "creation_timestamp" => Literal::Number(self.creation_timestamp as f64),
-                "last_updated_timestamp" => Literal::Number(self.last_updated_timestamp as f64),
-                _ => return None,
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// The items matching `filter`, ordered by `order_by`, then by `tie`.
@@ -535,16 +383,6 @@ pub fn parse_order(clauses: &[String]) -> Result<Vec<Order>, String> {
         .collect()
 }
 
-/// Sorts runs by the clauses (missing values last), then newest first, as MLflow does.
-pub fn sort(runs: &mut [Run], order: &[Order]) {
-    sort_by(runs, order, |a, b| {
-        b.info
-            .start_time
-            .cmp(&a.info.start_time)
-            .then(a.info.run_id.cmp(&b.info.run_id))
-    });
-}
-
 /// Sorts by the clauses (missing values last), then by `tie`.
 pub fn sort_by<T: Searchable>(items: &mut [T], order: &[Order], tie: impl Fn(&T, &T) -> Ordering) {
     items.sort_by(|a, b| {
@@ -576,18 +414,6 @@ pub fn sort_by<T: Searchable>(items: &mut [T], order: &[Order], tie: impl Fn(&T,
         }
         tie(a, b)
     });
-}
-
-/// The runs matching `filter`, ordered by `order_by` (then newest first).
-pub fn search(runs: Vec<Run>, filter: &str, order_by: &[String]) -> Result<Vec<Run>, String> {
-    let clauses = parse(filter)?;
-    let order = parse_order(order_by)?;
-    let mut runs: Vec<Run> = runs
-        .into_iter()
-        .filter(|r| clauses.iter().all(|c| c.matches(r)))
-        .collect();
-    sort(&mut runs, &order);
-    Ok(runs)
 }
 
 /// A value bound into a search query.
@@ -765,18 +591,6 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
     keys.push("r.start_time DESC, r.id".into());
     q.order = keys.join(", ");
     Ok(q)
-}
-
-/// The experiments matching `filter`, ordered by `order_by` (then by id).
-pub fn search_experiments(
-    experiments: Vec<Experiment>,
-    filter: &str,
-    order_by: &[String],
-) -> Result<Vec<Experiment>, String> {
-    search_items(experiments, filter, order_by, |a, b| {
-        let id = |e: &Experiment| e.experiment_id.parse::<i64>().unwrap_or_default();
-        id(a).cmp(&id(b))
-    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! API tokens: created once (the caller shows the token to its owner and forgets it), stored
 //! as a SHA-256 hash, looked up by the hash of what a request presents, revoked by name.
 
-use crate::{MetadataError, Store};
+use crate::{Existing, MetadataError, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -80,9 +80,9 @@ impl Store {
         .await;
         match res {
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-                Err(MetadataError::Conflict(format!(
-                    "a token named `{name}` exists; pick another name, or revoke it first with `tarn token revoke {name}`"
-                )))
+                Err(MetadataError::Exists(Existing::Token {
+                    name: name.to_string(),
+                }))
             }
             Err(e) => Err(e.into()),
             Ok(_) => Ok((record, token)),

@@ -4,7 +4,7 @@
 //! which the client uploads and reads back; the server copies them into the lake's spans
 //! table. Types serialise in the shape of MLflow's `TraceInfoV3` JSON.
 
-use crate::{MetadataError, Store};
+use crate::{MetadataError, Missing, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -75,7 +75,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn no_trace(id: &str) -> MetadataError {
-    MetadataError::NotFound(format!("Trace with ID '{id}' not found."))
+    MetadataError::NotFound(Missing::Trace { id: id.to_string() })
 }
 
 fn string_map(v: &Value) -> BTreeMap<String, String> {
@@ -105,7 +105,7 @@ impl Store {
             .as_str()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                MetadataError::Invalid(
+                MetadataError::Refused(
                     "Missing value for required parameter 'trace.trace_info.trace_id'.".into(),
                 )
             })?
@@ -115,7 +115,9 @@ impl Store {
             .map(str::to_string)
             .unwrap_or_else(|| "0".into());
         let exp = self.experiment(&experiment_id).await?.ok_or_else(|| {
-            MetadataError::NotFound(format!("No Experiment with id={experiment_id} exists"))
+            MetadataError::NotFound(Missing::Experiment {
+                id: experiment_id.clone(),
+            })
         })?;
         let request_time = timestamp_ms(&info["request_time"])
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
@@ -346,7 +348,7 @@ impl Store {
         run_id: &str,
     ) -> Result<(), MetadataError> {
         if trace_ids.len() > 100 {
-            return Err(MetadataError::Invalid(format!(
+            return Err(MetadataError::Refused(format!(
                 "Cannot link more than 100 traces to a run in a single request. Provided {} traces.",
                 trace_ids.len()
             )));
@@ -433,9 +435,10 @@ impl Store {
                     .execute(&self.pool)
                     .await?;
                 if res.rows_affected() == 0 {
-                    return Err(MetadataError::NotFound(format!(
-                        "No trace tag with key '{key}' for trace with ID '{id}'"
-                    )));
+                    return Err(MetadataError::NotFound(Missing::TraceTag {
+                        id: id.to_string(),
+                        key: key.to_string(),
+                    }));
                 }
             }
         }
@@ -496,9 +499,10 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let body = body.ok_or_else(|| {
-            MetadataError::NotFound(format!(
-                "Assessment with ID '{id}' not found for trace '{trace_id}'"
-            ))
+            MetadataError::NotFound(Missing::Assessment {
+                trace_id: trace_id.to_string(),
+                id: id.to_string(),
+            })
         })?;
         Ok(serde_json::from_str(&body)?)
     }

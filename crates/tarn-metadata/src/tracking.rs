@@ -2,17 +2,14 @@
 //! every logged value kept for the history, and the latest per key for search). The types
 //! serialise in the shapes of MLflow's REST API, so the server answers with them directly.
 
-use crate::{MetadataError, Store};
+use crate::run_search::{find, Entity, Literal, Searchable};
+use crate::{Existing, Inactive, Kind, MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::collections::BTreeMap;
 
-/// A tag or a param.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct KeyValue {
-    pub key: String,
-    pub value: String,
-}
+use crate::kv::pairs_of;
+pub use crate::kv::KeyValue;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Experiment {
@@ -131,6 +128,14 @@ pub struct Batch {
     pub tags: Vec<KeyValue>,
 }
 
+fn no_experiment(id: &str) -> MetadataError {
+    MetadataError::NotFound(Missing::Experiment { id: id.to_string() })
+}
+
+fn no_run(id: &str) -> MetadataError {
+    MetadataError::NotFound(Missing::Run { id: id.to_string() })
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -148,9 +153,9 @@ impl Store {
             experiment_tag_ok(&t.key, &t.value)?;
         }
         if self.experiment_by_name(name).await?.is_some() {
-            return Err(MetadataError::Conflict(format!(
-                "Experiment(name={name}) already exists."
-            )));
+            return Err(MetadataError::Exists(Existing::Experiment {
+                name: name.to_string(),
+            }));
         }
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM ml_experiments")
@@ -253,9 +258,7 @@ impl Store {
 
     /// Moves an experiment to `stage` (`active` or `deleted`); its runs follow, as in MLflow.
     pub async fn set_experiment_stage(&self, id: &str, stage: &str) -> Result<(), MetadataError> {
-        let n = id
-            .parse::<i64>()
-            .map_err(|_| MetadataError::NotFound(format!("No Experiment with id={id} exists")))?;
+        let n = id.parse::<i64>().map_err(|_| no_experiment(id))?;
         // MLflow's server lets the default experiment be deleted (and restored) too.
         let mut tx = self.write_tx().await?;
         let res = sqlx::query(
@@ -267,9 +270,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if res.rows_affected() == 0 {
-            return Err(MetadataError::NotFound(format!(
-                "No Experiment with id={id} exists"
-            )));
+            return Err(no_experiment(id));
         }
         sqlx::query("UPDATE ml_runs SET lifecycle_stage = $1 WHERE experiment_id = $2")
             .bind(stage)
@@ -284,14 +285,12 @@ impl Store {
     pub async fn rename_experiment(&self, id: &str, name: &str) -> Result<(), MetadataError> {
         crate::validation::experiment_name(name)?;
         if self.experiment(id).await?.is_none() {
-            return Err(MetadataError::NotFound(format!(
-                "No Experiment with id={id} exists"
-            )));
+            return Err(no_experiment(id));
         }
         if self.experiment_by_name(name).await?.is_some() {
-            return Err(MetadataError::Conflict(format!(
-                "Experiment(name={name}) already exists."
-            )));
+            return Err(MetadataError::Exists(Existing::Experiment {
+                name: name.to_string(),
+            }));
         }
         sqlx::query("UPDATE ml_experiments SET name = $1, last_update_time = $2 WHERE id = $3")
             .bind(name)
@@ -311,9 +310,7 @@ impl Store {
     ) -> Result<(), MetadataError> {
         experiment_tag_ok(key, value.unwrap_or_default())?;
         if self.experiment(id).await?.is_none() {
-            return Err(MetadataError::NotFound(format!(
-                "No Experiment with id={id} exists"
-            )));
+            return Err(no_experiment(id));
         }
         let n = id.parse::<i64>().unwrap_or_default();
         match value {
@@ -347,7 +344,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
         if res.rows_affected() == 0 {
-            return Err(MetadataError::NotFound(format!("Run '{id}' not found")));
+            return Err(no_run(id));
         }
         Ok(())
     }
@@ -355,7 +352,7 @@ impl Store {
     /// Removes a run's tag; a missing tag is an error, as in MLflow.
     pub async fn delete_run_tag(&self, id: &str, key: &str) -> Result<(), MetadataError> {
         if self.run(id).await?.is_none() {
-            return Err(MetadataError::NotFound(format!("Run '{id}' not found")));
+            return Err(no_run(id));
         }
         let res = sqlx::query("DELETE FROM ml_run_tags WHERE run_id = $1 AND key = $2")
             .bind(id)
@@ -363,9 +360,10 @@ impl Store {
             .execute(&self.pool)
             .await?;
         if res.rows_affected() == 0 {
-            return Err(MetadataError::NotFound(format!(
-                "No tag with name: {key} in run with id {id}"
-            )));
+            return Err(MetadataError::NotFound(Missing::RunTag {
+                run_id: id.to_string(),
+                key: key.to_string(),
+            }));
         }
         Ok(())
     }
@@ -379,14 +377,16 @@ impl Store {
         start_time: Option<i64>,
         tags: &[KeyValue],
     ) -> Result<Run, MetadataError> {
-        let exp = self.experiment(experiment_id).await?.ok_or_else(|| {
-            MetadataError::NotFound(format!("No Experiment with id={experiment_id} exists"))
-        })?;
+        let exp = self
+            .experiment(experiment_id)
+            .await?
+            .ok_or_else(|| no_experiment(experiment_id))?;
         if exp.lifecycle_stage != "active" {
-            return Err(MetadataError::Invalid(format!(
-                "The experiment {experiment_id} must be in the 'active' state. Current state is {}.",
-                exp.lifecycle_stage
-            )));
+            return Err(MetadataError::Inactive(Inactive {
+                kind: Kind::Experiment,
+                id: experiment_id.to_string(),
+                stage: exp.lifecycle_stage,
+            }));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let name = run_name
@@ -422,9 +422,7 @@ impl Store {
             set_tag(&mut tx, &id, t).await?;
         }
         tx.commit().await?;
-        self.run(&id)
-            .await?
-            .ok_or_else(|| MetadataError::NotFound(format!("Run '{id}' not found")))
+        self.run(&id).await?.ok_or_else(|| no_run(&id))
     }
 
     /// A run with its latest metrics, params, tags, inputs and outputs.
@@ -452,7 +450,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if res.rows_affected() == 0 {
-            return Err(MetadataError::NotFound(format!("Run '{id}' not found")));
+            return Err(no_run(id));
         }
         if let Some(name) = run_name {
             let tag = KeyValue {
@@ -462,11 +460,7 @@ impl Store {
             set_tag(&mut tx, id, &tag).await?;
         }
         tx.commit().await?;
-        Ok(self
-            .run(id)
-            .await?
-            .ok_or_else(|| MetadataError::NotFound(format!("Run '{id}' not found")))?
-            .info)
+        Ok(self.run(id).await?.ok_or_else(|| no_run(id))?.info)
     }
 
     /// Logs metrics, params and tags of a run in one transaction, under MLflow's rules: keys
@@ -494,7 +488,7 @@ impl Store {
         for (i, m) in batch.metrics.iter().enumerate() {
             v::key(&m.key, &at("metrics", i, "name"))?;
             if m.timestamp < 0 {
-                return Err(MetadataError::Invalid(format!(
+                return Err(MetadataError::Refused(format!(
                     "Invalid value {} for parameter '{}' supplied: metric '{}' (value={}). Timestamp must be a nonnegative long (64-bit integer) ",
                     m.timestamp,
                     at("metrics", i, "timestamp"),
@@ -508,7 +502,7 @@ impl Store {
             v::key(&p.key, &at("params", i, "key"))?;
             if params.iter().any(|q: &KeyValue| q.key == p.key) {
                 let keys: Vec<&str> = batch.params.iter().map(|p| p.key.as_str()).collect();
-                return Err(MetadataError::Invalid(format!(
+                return Err(MetadataError::Refused(format!(
                     "Duplicate parameter keys have been submitted: {keys:?}. Please ensure the request contains only one param value per param key."
                 )));
             }
@@ -532,11 +526,13 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         match status.as_deref() {
-            None => return Err(MetadataError::NotFound(format!("Run '{run_id}' not found"))),
+            None => return Err(no_run(run_id)),
             Some("deleted") => {
-                return Err(MetadataError::Invalid(format!(
-                    "The run {run_id} must be in the 'active' state. Current state is deleted."
-                )))
+                return Err(MetadataError::Inactive(Inactive {
+                    kind: Kind::Run,
+                    id: run_id.to_string(),
+                    stage: "deleted".into(),
+                }))
             }
             _ => {}
         }
@@ -550,7 +546,7 @@ impl Store {
             match old {
                 Some(v) if v == p.value => {}
                 Some(v) => {
-                    return Err(MetadataError::Invalid(format!(
+                    return Err(MetadataError::Refused(format!(
                         "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
                         p.key, p.value
                     )))
@@ -746,7 +742,7 @@ impl Store {
         }
         let first = experiments.len() + 2;
         let q = crate::run_search::run_query(filter, order_by, first)
-            .map_err(MetadataError::Invalid)?;
+            .map_err(MetadataError::Refused)?;
         let placeholders: Vec<String> = (1..=experiments.len()).map(|i| format!("${i}")).collect();
         let mut conditions = vec![
             format!("r.experiment_id IN ({})", placeholders.join(", ")),
@@ -928,15 +924,6 @@ async fn set_tag(
     Ok(())
 }
 
-pub(crate) fn pairs_of(rows: &[sqlx::any::AnyRow]) -> Vec<KeyValue> {
-    rows.iter()
-        .map(|t| KeyValue {
-            key: t.get("key"),
-            value: t.get("value"),
-        })
-        .collect()
-}
-
 /// A stored point: NaN where the mark says so.
 pub(crate) fn metric(r: &sqlx::any::AnyRow) -> Metric {
     let value: f64 = r.get("value");
@@ -976,4 +963,92 @@ pub fn run_maps(run: &Run) -> RunMaps<'_> {
             .map(|t| (t.key.as_str(), t.value.as_str()))
             .collect(),
     )
+}
+
+/// A `DatasetInput`'s name, digest and context (its `mlflow.data.context` tag).
+pub(crate) fn dataset_facts(d: &serde_json::Value) -> (String, String, String) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let context = d["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["key"] == "mlflow.data.context"))
+        .map(|t| text(&t["value"]))
+        .unwrap_or_default();
+    (
+        text(&d["dataset"]["name"]),
+        text(&d["dataset"]["digest"]),
+        context,
+    )
+}
+
+impl Searchable for Run {
+    fn values_of(&self, e: &Entity) -> Vec<Literal> {
+        let Entity::Dataset(field) = e else {
+            return self.value_of(e).into_iter().collect();
+        };
+        let inputs = self.inputs["dataset_inputs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        inputs
+            .iter()
+            .map(|d| {
+                let (name, digest, context) = dataset_facts(d);
+                Literal::Text(match field.as_str() {
+                    "name" => name,
+                    "digest" => digest,
+                    _ => context,
+                })
+            })
+            .collect()
+    }
+
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        let (params, metrics, tags) = run_maps(self);
+        let i = &self.info;
+        match e {
+            Entity::Dataset(_) | Entity::Metadata(_) => None,
+            Entity::Metric(k) => metrics.get(k.as_str()).map(|v| Literal::Number(*v)),
+            Entity::Param(k) => params.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
+            Entity::Tag(k) => tags.get(k.as_str()).map(|v| Literal::Text(v.to_string())),
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "status" => Literal::Text(i.status.clone()),
+                "run_name" | "name" => Literal::Text(i.run_name.clone()),
+                "run_id" | "run_uuid" => Literal::Text(i.run_id.clone()),
+                "user_id" => Literal::Text(i.user_id.clone()),
+                "artifact_uri" => Literal::Text(i.artifact_uri.clone()),
+                "lifecycle_stage" => Literal::Text(i.lifecycle_stage.clone()),
+                "start_time" => Literal::Number(i.start_time as f64),
+                "end_time" => Literal::Number(i.end_time? as f64),
+                _ => return None,
+            }),
+        }
+    }
+}
+
+impl Searchable for Experiment {
+    fn value_of(&self, e: &Entity) -> Option<Literal> {
+        match e {
+            Entity::Tag(k) => find(&self.tags, k),
+            Entity::Attribute(k) => Some(match k.as_str() {
+                "name" => Literal::Text(self.name.clone()),
+                "experiment_id" => Literal::Text(self.experiment_id.clone()),
+                "creation_time" => Literal::Number(self.creation_time as f64),
+                "last_update_time" => Literal::Number(self.last_update_time as f64),
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The experiments matching `filter`, ordered by `order_by` (then by id).
+pub fn search_experiments(
+    experiments: Vec<Experiment>,
+    filter: &str,
+    order_by: &[String],
+) -> Result<Vec<Experiment>, String> {
+    crate::run_search::search_items(experiments, filter, order_by, |a, b| {
+        let id = |e: &Experiment| e.experiment_id.parse::<i64>().unwrap_or_default();
+        id(a).cmp(&id(b))
+    })
 }

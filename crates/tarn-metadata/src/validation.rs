@@ -28,7 +28,7 @@ pub const MAX_ENTITIES_PER_BATCH: usize = 1000;
 pub const MAX_RESULTS_PER_PAGE: i64 = 50_000;
 
 fn invalid(m: String) -> MetadataError {
-    MetadataError::Invalid(m)
+    MetadataError::Refused(m)
 }
 
 /// `Invalid value "x" for parameter 'path' supplied: why`, as MLflow words it.

@@ -123,7 +123,7 @@ pub async fn train(
         }
         None => match meta.create_experiment(&spec.experiment, None, &[]).await {
             Ok(e) => e,
-            Err(MetadataError::Conflict(_)) => meta
+            Err(MetadataError::Exists(_)) => meta
                 .experiment_by_name(&spec.experiment)
                 .await?
                 .map(|e| e.experiment_id)
@@ -254,7 +254,7 @@ async fn register(
             .create_registered_model(&reg.model, &description, &[], &opts.user)
             .await
         {
-            Ok(_) | Err(MetadataError::Conflict(_)) => {}
+            Ok(_) | Err(MetadataError::Exists(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -77,7 +77,7 @@ impl From<LakeError> for ApiError {
             LakeError::NoSuchTable(_) => Self::new(S::NOT_FOUND, "table_not_found", msg),
             LakeError::NoSuchExecution(_) => Self::new(S::NOT_FOUND, "execution_not_found", msg),
             LakeError::ExecutionState(_) => Self::new(S::CONFLICT, "execution_state", msg),
-            LakeError::Metadata(tarn_lake::MetadataError::Conflict(_)) => {
+            LakeError::Metadata(tarn_lake::MetadataError::Exists(_)) => {
                 Self::new(S::CONFLICT, "conflict", msg)
             }
             LakeError::Storage(s) => match s {

@@ -38,6 +38,7 @@ mod mlflow_artifacts;
 mod mlflow_models;
 mod mlflow_registry;
 mod mlflow_traces;
+mod mlflow_wire;
 mod models;
 mod routes;
 

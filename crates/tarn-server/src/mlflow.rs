@@ -6,16 +6,17 @@
 //! traces in `mlflow_traces`; what tarn does not serve (scorers, webhooks, the AI gateway)
 //! answers 501 `NOT_IMPLEMENTED`.
 
+use crate::mlflow_wire::{field, Call, Paging, RunRef, Search};
 use crate::App;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tarn_lake::tracking::{Batch, KeyValue, Metric};
-use tarn_lake::MetadataError;
+use tarn_lake::{Existing, Inactive, Kind, MetadataError, Missing};
 
 /// An MLflow error: an HTTP status, MLflow's error code, a message.
 pub(crate) struct MlflowError(
@@ -37,13 +38,28 @@ impl IntoResponse for MlflowError {
 impl From<MetadataError> for MlflowError {
     fn from(e: MetadataError) -> Self {
         match e {
-            MetadataError::NotFound(m) => {
-                MlflowError(StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m)
-            }
-            MetadataError::Conflict(m) => {
-                MlflowError(StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS", m)
-            }
-            MetadataError::Invalid(m) => invalid(m),
+            MetadataError::NotFound(m) => missing(m),
+            MetadataError::Exists(e) => MlflowError(
+                StatusCode::BAD_REQUEST,
+                "RESOURCE_ALREADY_EXISTS",
+                match e {
+                    Existing::Experiment { name } => {
+                        format!("Experiment(name={name}) already exists.")
+                    }
+                    Existing::RegisteredModel { name } => {
+                        format!("Registered Model (name={name}) already exists.")
+                    }
+                    other => other.to_string(),
+                },
+            ),
+            MetadataError::Inactive(Inactive { kind, id, stage }) => invalid(format!(
+                "The {} {id} must be in the 'active' state. Current state is {stage}.",
+                match kind {
+                    Kind::Experiment => "experiment",
+                    Kind::Run => "run",
+                }
+            )),
+            MetadataError::Refused(m) => invalid(m),
             other => {
                 tracing::error!("mlflow API: {other}");
                 MlflowError(
@@ -62,36 +78,6 @@ impl From<crate::error::BodyProblem> for MlflowError {
     }
 }
 
-/// A JSON body of an MLflow call, read within the server's limits; refusals come in
-/// MLflow's error shape.
-pub(crate) struct MlJson<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<App> for MlJson<T> {
-    type Rejection = MlflowError;
-
-    async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, MlflowError> {
-        Ok(MlJson(crate::error::read_json(req, app).await?))
-    }
-}
-
-/// A JSON body that may be empty (MLflow's DELETE calls carry one, or not), within the
-/// server's limits.
-pub(crate) struct MaybeJson(pub Value);
-
-impl axum::extract::FromRequest<App> for MaybeJson {
-    type Rejection = MlflowError;
-
-    async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, MlflowError> {
-        let bytes = crate::error::read_body(req, app).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(MaybeJson(json!({})));
-        }
-        serde_json::from_slice(&bytes)
-            .map(MaybeJson)
-            .map_err(|e| invalid(format!("the body is not JSON: {e}")))
-    }
-}
-
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -103,12 +89,39 @@ pub(crate) fn invalid(m: impl Into<String>) -> MlflowError {
     MlflowError(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", m.into())
 }
 
-pub(crate) fn missing(what: &str) -> MlflowError {
-    MlflowError(
-        StatusCode::NOT_FOUND,
-        "RESOURCE_DOES_NOT_EXIST",
-        what.into(),
-    )
+/// What is not stored, in MLflow's words and with its error code.
+pub(crate) fn missing(m: Missing) -> MlflowError {
+    let words = match m {
+        Missing::Experiment { id } => format!("No Experiment with id={id} exists"),
+        Missing::Run { id } => format!("Run '{id}' not found"),
+        Missing::RunTag { run_id, key } => {
+            format!("No tag with name: {key} in run with id {run_id}")
+        }
+        Missing::RegisteredModel { name } => {
+            format!("Registered Model with name={name} not found")
+        }
+        Missing::ModelVersion { name, version } => {
+            format!("Model Version (name={name}, version={version}) not found")
+        }
+        Missing::LatestVersion { name } => format!("Latest version not found for model {name}."),
+        // MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.
+        Missing::Alias { alias, .. } => {
+            return invalid(format!("Registered model alias {alias} not found."))
+        }
+        Missing::Trace { id } => format!("Trace with ID '{id}' not found."),
+        Missing::TraceTag { id, key } => {
+            format!("No trace tag with key '{key}' for trace with ID '{id}'")
+        }
+        Missing::Assessment { trace_id, id } => {
+            format!("Assessment with ID '{id}' not found for trace '{trace_id}'")
+        }
+        Missing::LoggedModel { id } => format!("Logged model with ID '{id}' not found."),
+        Missing::LoggedModelTag { id, key } => {
+            format!("No tag with key '{key}' found for model with ID '{id}'.")
+        }
+        other => other.to_string(),
+    };
+    MlflowError(StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", words)
 }
 
 pub(crate) type Answer = Result<Json<Value>, MlflowError>;
@@ -120,7 +133,7 @@ pub(crate) fn router() -> Router<App> {
         .route("/experiments/get-by-name", get(get_experiment_by_name))
         .route(
             "/experiments/search",
-            post(search_experiments).get(search_experiments_get),
+            post(search_experiments).get(search_experiments),
         )
         .route("/experiments/delete", post(delete_experiment))
         .route("/experiments/restore", post(restore_experiment))
@@ -176,138 +189,97 @@ pub(crate) async fn not_built(uri: axum::http::Uri) -> MlflowError {
     )
 }
 
-pub(crate) fn text(body: &Value, field: &str) -> Option<String> {
-    match &body[field] {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// A metric as `log-metric` and `log-batch` carry it.
+#[derive(Deserialize)]
+pub(crate) struct MetricIn {
+    #[serde(deserialize_with = "field::required")]
+    key: String,
+    #[serde(deserialize_with = "field::float")]
+    value: f64,
+    #[serde(default, deserialize_with = "field::int")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "field::int")]
+    step: Option<i64>,
+    #[serde(default, deserialize_with = "field::some_text")]
+    model_id: Option<String>,
+    #[serde(default, deserialize_with = "field::some_text")]
+    dataset_name: Option<String>,
+    #[serde(default, deserialize_with = "field::some_text")]
+    dataset_digest: Option<String>,
+}
+
+impl From<MetricIn> for Metric {
+    fn from(m: MetricIn) -> Self {
+        Metric {
+            key: m.key,
+            value: m.value,
+            timestamp: m.timestamp.unwrap_or_else(now_ms),
+            step: m.step.unwrap_or(0),
+            model_id: m.model_id,
+            dataset_name: m.dataset_name,
+            dataset_digest: m.dataset_digest,
+            run_id: None,
+        }
     }
 }
 
-pub(crate) fn required(body: &Value, field: &str) -> Result<String, MlflowError> {
-    text(body, field)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| invalid(format!("Missing value for required parameter '{field}'.")))
+#[derive(Deserialize)]
+struct CreateExperiment {
+    #[serde(deserialize_with = "field::required")]
+    name: String,
+    #[serde(default, deserialize_with = "field::some_text")]
+    artifact_location: Option<String>,
+    #[serde(default, deserialize_with = "field::pairs")]
+    tags: Vec<KeyValue>,
 }
 
-/// An int64 as MLflow's JSON carries it: a number or a string of one.
-pub(crate) fn int(body: &Value, field: &str) -> Result<Option<i64>, MlflowError> {
-    match &body[field] {
-        Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| invalid(format!("'{field}' must be an integer"))),
-        Value::String(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| invalid(format!("'{field}' must be an integer, not {s:?}"))),
-        other => Err(invalid(format!(
-            "'{field}' must be an integer, not {other}"
-        ))),
-    }
-}
-
-/// A double as MLflow's JSON carries it: a number, or `NaN`, `Infinity`, `-Infinity` (or a
-/// number) in a string.
-fn float(v: &Value, field: &str) -> Result<f64, MlflowError> {
-    match v {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or_else(|| invalid(format!("'{field}' must be a number"))),
-        Value::String(s) => tarn_lake::tracking::metric_value(s)
-            .map_err(|_| invalid(format!("'{field}' must be a number, not {s:?}"))),
-        Value::Null => Err(invalid(format!(
-            "Missing value for required parameter '{field}'."
-        ))),
-        other => Err(invalid(format!("'{field}' must be a number, not {other}"))),
-    }
-}
-
-/// `max_results` of a search: `default` when absent, refused past `limit` (MLflow's rule).
-pub(crate) fn max_results(body: &Value, default: i64, limit: i64) -> Result<usize, MlflowError> {
-    let n = int(body, "max_results")?.unwrap_or(default);
-    Ok(tarn_lake::validation::max_results(n, limit)?)
-}
-
-pub(crate) fn pairs(v: &Value) -> Vec<KeyValue> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| {
-                    Some(KeyValue {
-                        key: text(t, "key")?,
-                        value: text(t, "value").unwrap_or_default(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn metric_of(v: &Value) -> Result<Metric, MlflowError> {
-    let some = |f: &str| text(v, f).filter(|s| !s.is_empty());
-    Ok(Metric {
-        key: required(v, "key")?,
-        value: float(&v["value"], "value")?,
-        timestamp: int(v, "timestamp")?.unwrap_or_else(now_ms),
-        step: int(v, "step")?.unwrap_or(0),
-        model_id: some("model_id"),
-        dataset_name: some("dataset_name"),
-        dataset_digest: some("dataset_digest"),
-        run_id: None,
-    })
-}
-
-async fn create_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let name = required(&body, "name")?;
-    let location = text(&body, "artifact_location").filter(|s| !s.is_empty());
+async fn create_experiment(State(app): State<App>, Call(c): Call<CreateExperiment>) -> Answer {
     let id = app
         .lake
         .meta
-        .create_experiment(&name, location.as_deref(), &pairs(&body["tags"]))
+        .create_experiment(&c.name, c.artifact_location.as_deref(), &c.tags)
         .await?;
     Ok(Json(json!({ "experiment_id": id })))
 }
 
-/// A required query parameter, refused as MLflow refuses it (400, not 404).
-fn query_required(q: &HashMap<String, String>, names: &[&str]) -> Result<String, MlflowError> {
-    names
-        .iter()
-        .find_map(|n| q.get(*n).filter(|v| !v.is_empty()).cloned())
-        .ok_or_else(|| {
-            invalid(format!(
-                "Missing value for required parameter '{}'.",
-                names[0]
-            ))
-        })
+/// The experiment a call is about.
+#[derive(Deserialize)]
+struct ExperimentRef {
+    #[serde(deserialize_with = "field::required")]
+    experiment_id: String,
 }
 
-async fn get_experiment(
-    State(app): State<App>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Answer {
-    let id = query_required(&q, &["experiment_id"])?;
+async fn get_experiment(State(app): State<App>, Call(c): Call<ExperimentRef>) -> Answer {
+    let id = c.experiment_id;
     let e = app
         .lake
         .meta
         .experiment(&id)
         .await?
-        .ok_or_else(|| missing(&format!("No Experiment with id={id} exists")))?;
+        .ok_or_else(|| missing(Missing::Experiment { id: id.clone() }))?;
     Ok(Json(json!({ "experiment": e })))
 }
 
-async fn get_experiment_by_name(
-    State(app): State<App>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Answer {
-    let name = query_required(&q, &["experiment_name"])?;
+#[derive(Deserialize)]
+struct ExperimentByName {
+    #[serde(deserialize_with = "field::required")]
+    experiment_name: String,
+}
+
+async fn get_experiment_by_name(State(app): State<App>, Call(c): Call<ExperimentByName>) -> Answer {
+    let name = c.experiment_name;
     let e = app
         .lake
         .meta
         .experiment_by_name(&name)
         .await?
-        .ok_or_else(|| missing(&format!("Could not find experiment with name '{name}'")))?;
+        .ok_or_else(|| {
+            MlflowError(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_DOES_NOT_EXIST",
+                format!("Could not find experiment with name '{name}'"),
+            )
+        })?;
     Ok(Json(json!({ "experiment": e })))
 }
 
@@ -324,45 +296,29 @@ pub(crate) fn stage(v: &Value) -> Option<&'static str> {
     }
 }
 
-async fn search_experiments(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let max = max_results(&body, 1000, tarn_lake::validation::MAX_RESULTS_PER_PAGE)?;
-    let all = app.lake.meta.experiments(stage(&body["view_type"])).await?;
-    let filter = text(&body, "filter").unwrap_or_default();
+/// `experiments/search`, by POST (a body) or GET (the query string, `order_by` repeated).
+#[derive(Deserialize)]
+struct SearchExperiments {
+    #[serde(flatten)]
+    search: Search,
+    #[serde(default)]
+    view_type: Value,
+}
+
+async fn search_experiments(State(app): State<App>, Call(c): Call<SearchExperiments>) -> Answer {
+    let s = c.search;
+    let max = s
+        .paging
+        .max(1000, tarn_lake::validation::MAX_RESULTS_PER_PAGE)?;
+    let all = app.lake.meta.experiments(stage(&c.view_type)).await?;
     let found =
-        tarn_lake::run_search::search_experiments(all, &filter, &strings(&body["order_by"]))
-            .map_err(invalid)?;
-    let (experiments, next) = page(found, max, text(&body, "page_token"))?;
+        tarn_lake::tracking::search_experiments(all, s.filter(), &s.order_by).map_err(invalid)?;
+    let (experiments, next) = page(found, max, s.paging.page_token)?;
     let mut answer = json!({ "experiments": experiments });
     if let Some(next) = next {
         answer["next_page_token"] = json!(next);
     }
     Ok(Json(answer))
-}
-
-/// `GET experiments/search`: the same search with its fields in the query string
-/// (`order_by` repeated).
-async fn search_experiments_get(app: State<App>, Query(q): Query<Vec<(String, String)>>) -> Answer {
-    let mut body = json!({});
-    let mut order = Vec::new();
-    for (k, v) in q {
-        if k == "order_by" {
-            order.push(Value::String(v));
-        } else {
-            body[k] = Value::String(v);
-        }
-    }
-    body["order_by"] = Value::Array(order);
-    search_experiments(app, MlJson(body)).await
-}
-
-pub(crate) fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// One page of `items` from the offset `token` names: the page and the next token.
@@ -371,124 +327,191 @@ pub(crate) fn page<T>(
     max: usize,
     token: Option<String>,
 ) -> Result<(Vec<T>, Option<String>), MlflowError> {
-    let offset: usize = match token.filter(|t| !t.is_empty()) {
-        Some(t) => t
-            .parse()
-            .map_err(|_| invalid(format!("page_token {t:?} is not one this server gave")))?,
-        None => 0,
-    };
+    let offset = offset(token)?;
     let total = items.len();
     let next = (offset + max < total).then(|| (offset + max).to_string());
     Ok((items.into_iter().skip(offset).take(max).collect(), next))
+}
+
+/// Where a page starts: the offset a `page_token` this server gave names.
+pub(crate) fn offset(token: Option<String>) -> Result<usize, MlflowError> {
+    match token.filter(|t| !t.is_empty()) {
+        Some(t) => t
+            .parse()
+            .map_err(|_| invalid(format!("page_token {t:?} is not one this server gave"))),
+        None => Ok(0),
+    }
 }
 
 pub(crate) fn done() -> Answer {
     Ok(Json(json!({})))
 }
 
-async fn delete_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let id = required(&body, "experiment_id")?;
-    app.lake.meta.set_experiment_stage(&id, "deleted").await?;
+async fn delete_experiment(State(app): State<App>, Call(c): Call<ExperimentRef>) -> Answer {
+    app.lake
+        .meta
+        .set_experiment_stage(&c.experiment_id, "deleted")
+        .await?;
     done()
 }
 
-async fn restore_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let id = required(&body, "experiment_id")?;
-    app.lake.meta.set_experiment_stage(&id, "active").await?;
+async fn restore_experiment(State(app): State<App>, Call(c): Call<ExperimentRef>) -> Answer {
+    app.lake
+        .meta
+        .set_experiment_stage(&c.experiment_id, "active")
+        .await?;
     done()
 }
 
-async fn update_experiment(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let id = required(&body, "experiment_id")?;
-    if let Some(name) = text(&body, "new_name").filter(|n| !n.is_empty()) {
-        app.lake.meta.rename_experiment(&id, &name).await?;
+#[derive(Deserialize)]
+struct UpdateExperiment {
+    #[serde(deserialize_with = "field::required")]
+    experiment_id: String,
+    #[serde(default, deserialize_with = "field::some_text")]
+    new_name: Option<String>,
+}
+
+async fn update_experiment(State(app): State<App>, Call(c): Call<UpdateExperiment>) -> Answer {
+    if let Some(name) = c.new_name {
+        app.lake
+            .meta
+            .rename_experiment(&c.experiment_id, &name)
+            .await?;
     }
     done()
 }
 
-async fn set_experiment_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let id = required(&body, "experiment_id")?;
-    let t = key_value(&body)?;
+/// A tag to set or a param to log: `key` (required) and `value`.
+#[derive(Deserialize)]
+pub(crate) struct Pair {
+    #[serde(deserialize_with = "field::required")]
+    pub(crate) key: String,
+    #[serde(default, deserialize_with = "field::text")]
+    pub(crate) value: Option<String>,
+}
+
+impl From<Pair> for KeyValue {
+    fn from(p: Pair) -> Self {
+        KeyValue {
+            key: p.key,
+            value: p.value.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ExperimentTag {
+    #[serde(deserialize_with = "field::required")]
+    experiment_id: String,
+    #[serde(flatten)]
+    tag: Pair,
+}
+
+async fn set_experiment_tag(State(app): State<App>, Call(c): Call<ExperimentTag>) -> Answer {
+    let t = KeyValue::from(c.tag);
     app.lake
         .meta
-        .experiment_tag(&id, &t.key, Some(&t.value))
+        .experiment_tag(&c.experiment_id, &t.key, Some(&t.value))
         .await?;
     done()
 }
 
-async fn delete_experiment_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let id = required(&body, "experiment_id")?;
-    let key = required(&body, "key")?;
-    app.lake.meta.experiment_tag(&id, &key, None).await?;
-    done()
-}
-
-async fn delete_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
+async fn delete_experiment_tag(State(app): State<App>, Call(c): Call<ExperimentTag>) -> Answer {
     app.lake
         .meta
-        .set_run_stage(&run_id(&body)?, "deleted")
+        .experiment_tag(&c.experiment_id, &c.tag.key, None)
         .await?;
     done()
 }
 
-async fn restore_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
+async fn delete_run(State(app): State<App>, Call(run): Call<RunRef>) -> Answer {
+    app.lake.meta.set_run_stage(&run.id()?, "deleted").await?;
+    done()
+}
+
+async fn restore_run(State(app): State<App>, Call(run): Call<RunRef>) -> Answer {
+    app.lake.meta.set_run_stage(&run.id()?, "active").await?;
+    done()
+}
+
+/// A run and one of its tags or params.
+#[derive(Deserialize)]
+struct RunPair {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(flatten)]
+    pair: Pair,
+}
+
+async fn delete_tag(State(app): State<App>, Call(c): Call<RunPair>) -> Answer {
     app.lake
         .meta
-        .set_run_stage(&run_id(&body)?, "active")
+        .delete_run_tag(&c.run.id()?, &c.pair.key)
         .await?;
     done()
 }
 
-async fn delete_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let key = required(&body, "key")?;
-    app.lake.meta.delete_run_tag(&run_id(&body)?, &key).await?;
-    done()
+#[derive(Deserialize)]
+struct CreateRun {
+    #[serde(default, deserialize_with = "field::text")]
+    experiment_id: Option<String>,
+    #[serde(default, deserialize_with = "field::text")]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "field::text")]
+    run_name: Option<String>,
+    #[serde(default, deserialize_with = "field::int")]
+    start_time: Option<i64>,
+    #[serde(default, deserialize_with = "field::pairs")]
+    tags: Vec<KeyValue>,
 }
 
-async fn create_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let experiment = text(&body, "experiment_id").unwrap_or_else(|| "0".into());
+async fn create_run(State(app): State<App>, Call(c): Call<CreateRun>) -> Answer {
     let run = app
         .lake
         .meta
         .create_run(
-            &experiment,
-            &text(&body, "user_id").unwrap_or_default(),
-            text(&body, "run_name").as_deref(),
-            int(&body, "start_time")?,
-            &pairs(&body["tags"]),
+            c.experiment_id.as_deref().unwrap_or("0"),
+            &c.user_id.unwrap_or_default(),
+            c.run_name.as_deref(),
+            c.start_time,
+            &c.tags,
         )
         .await?;
     Ok(Json(json!({ "run": run })))
 }
 
-pub(crate) fn run_id(body: &Value) -> Result<String, MlflowError> {
-    text(body, "run_id")
-        .or_else(|| text(body, "run_uuid"))
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| invalid("Missing value for required parameter 'run_id'."))
-}
-
-async fn get_run(State(app): State<App>, Query(q): Query<HashMap<String, String>>) -> Answer {
-    let id = query_required(&q, &["run_id", "run_uuid"])?;
+async fn get_run(State(app): State<App>, Call(run): Call<RunRef>) -> Answer {
+    let id = run.id()?;
     let run = app
         .lake
         .meta
         .run(&id)
         .await?
-        .ok_or_else(|| missing(&format!("Run '{id}' not found")))?;
+        .ok_or_else(|| missing(Missing::Run { id: id.clone() }))?;
     Ok(Json(json!({ "run": run })))
 }
 
-async fn update_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let id = run_id(&body)?;
+#[derive(Deserialize)]
+struct UpdateRun {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default, deserialize_with = "field::text")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "field::int")]
+    end_time: Option<i64>,
+    #[serde(default, deserialize_with = "field::text")]
+    run_name: Option<String>,
+}
+
+async fn update_run(State(app): State<App>, Call(c): Call<UpdateRun>) -> Answer {
     let info = app
         .lake
         .meta
         .update_run(
-            &id,
-            text(&body, "status").as_deref(),
-            int(&body, "end_time")?,
-            text(&body, "run_name").as_deref(),
+            &c.run.id()?,
+            c.status.as_deref(),
+            c.end_time,
+            c.run_name.as_deref(),
         )
         .await?;
     Ok(Json(json!({ "run_info": info })))
@@ -499,52 +522,56 @@ async fn batch(app: &App, id: &str, b: Batch) -> Answer {
     done()
 }
 
-/// The `key` and `value` of a log-parameter or set-tag body.
-fn key_value(body: &Value) -> Result<KeyValue, MlflowError> {
-    Ok(KeyValue {
-        key: required(body, "key")?,
-        value: text(body, "value").unwrap_or_default(),
-    })
-}
-
-async fn log_param(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let params = vec![key_value(&body)?];
+async fn log_param(State(app): State<App>, Call(c): Call<RunPair>) -> Answer {
     let b = Batch {
-        params,
+        params: vec![c.pair.into()],
         ..Default::default()
     };
-    batch(&app, &run_id(&body)?, b).await
+    batch(&app, &c.run.id()?, b).await
 }
 
-async fn log_metric(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let metrics = vec![metric_of(&body)?];
+async fn set_tag(State(app): State<App>, Call(c): Call<RunPair>) -> Answer {
     let b = Batch {
-        metrics,
+        tags: vec![c.pair.into()],
         ..Default::default()
     };
-    batch(&app, &run_id(&body)?, b).await
+    batch(&app, &c.run.id()?, b).await
 }
 
-async fn set_tag(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let tags = vec![key_value(&body)?];
+#[derive(Deserialize)]
+struct LogMetric {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(flatten)]
+    metric: MetricIn,
+}
+
+async fn log_metric(State(app): State<App>, Call(c): Call<LogMetric>) -> Answer {
     let b = Batch {
-        tags,
+        metrics: vec![c.metric.into()],
         ..Default::default()
     };
-    batch(&app, &run_id(&body)?, b).await
+    batch(&app, &c.run.id()?, b).await
 }
 
-async fn log_batch(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let id = run_id(&body)?;
-    let metrics = body["metrics"]
-        .as_array()
-        .map(|a| a.iter().map(metric_of).collect::<Result<Vec<_>, _>>())
-        .transpose()?
-        .unwrap_or_default();
+#[derive(Deserialize)]
+struct LogBatch {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default)]
+    metrics: Vec<MetricIn>,
+    #[serde(default, deserialize_with = "field::pairs")]
+    params: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "field::pairs")]
+    tags: Vec<KeyValue>,
+}
+
+async fn log_batch(State(app): State<App>, Call(c): Call<LogBatch>) -> Answer {
+    let id = c.run.id()?;
     let b = Batch {
-        metrics,
-        params: pairs(&body["params"]),
-        tags: pairs(&body["tags"]),
+        metrics: c.metrics.into_iter().map(Metric::from).collect(),
+        params: c.params,
+        tags: c.tags,
     };
     batch(&app, &id, b).await
 }
@@ -558,44 +585,57 @@ struct HistoryPage {
     next_page_token: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct MetricHistory {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(deserialize_with = "field::required")]
+    metric_key: String,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
 async fn metric_history(
     State(app): State<App>,
-    Query(q): Query<HashMap<String, String>>,
+    Call(c): Call<MetricHistory>,
 ) -> Result<Json<HistoryPage>, MlflowError> {
-    let id = query_required(&q, &["run_id", "run_uuid"])?;
-    let key = query_required(&q, &["metric_key"])?;
+    let id = c.run.id()?;
     if app.lake.meta.run(&id).await?.is_none() {
-        return Err(missing(&format!("Run '{id}' not found")));
+        return Err(missing(Missing::Run { id: id.clone() }));
     }
-    let metrics = app.lake.meta.metric_history(&id, &key).await?;
-    let paging = json!({ "max_results": q.get("max_results") });
-    let max = max_results(&paging, 25_000, 25_000)?;
-    let (metrics, next_page_token) = page(metrics, max, q.get("page_token").cloned())?;
+    let metrics = app.lake.meta.metric_history(&id, &c.metric_key).await?;
+    let max = c.paging.max(25_000, 25_000)?;
+    let (metrics, next_page_token) = page(metrics, max, c.paging.page_token)?;
     Ok(Json(HistoryPage {
         metrics,
         next_page_token,
     }))
 }
 
-async fn search_runs(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let experiments = strings_or_numbers(&body["experiment_ids"]);
-    let filter = text(&body, "filter").unwrap_or_default();
-    let order = strings(&body["order_by"]);
-    let max = max_results(&body, 1000, tarn_lake::validation::MAX_RESULTS_PER_PAGE)?;
-    let offset: usize = match text(&body, "page_token").filter(|t| !t.is_empty()) {
-        Some(t) => t
-            .parse()
-            .map_err(|_| invalid(format!("page_token {t:?} is not one this server gave")))?,
-        None => 0,
-    };
+#[derive(Deserialize)]
+struct SearchRuns {
+    #[serde(default, deserialize_with = "field::strings")]
+    experiment_ids: Vec<String>,
+    #[serde(flatten)]
+    search: Search,
+    #[serde(default)]
+    run_view_type: Value,
+}
+
+async fn search_runs(State(app): State<App>, Call(c): Call<SearchRuns>) -> Answer {
+    let s = c.search;
+    let max = s
+        .paging
+        .max(1000, tarn_lake::validation::MAX_RESULTS_PER_PAGE)?;
+    let offset = offset(s.paging.page_token.clone())?;
     let (runs, more) = app
         .lake
         .meta
         .search_runs(
-            &experiments,
-            stage(&body["run_view_type"]),
-            &filter,
-            &order,
+            &c.experiment_ids,
+            stage(&c.run_view_type),
+            s.filter(),
+            &s.order_by,
             offset,
             max,
         )
@@ -605,19 +645,4 @@ async fn search_runs(State(app): State<App>, MlJson(body): MlJson<Value>) -> Ans
         answer["next_page_token"] = json!((offset + max).to_string());
     }
     Ok(Json(answer))
-}
-
-/// A list of ids, each a string or a number.
-pub(crate) fn strings_or_numbers(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -6,15 +6,16 @@
 //! (tarn's addition) has its own API in `models`.
 
 use crate::auth::Caller;
-use crate::mlflow::{
-    done, int, invalid, page, pairs, required, strings, text, Answer, MlflowError,
-};
+use crate::mlflow::{done, invalid, page, Answer, MlflowError};
+use crate::mlflow_wire::{field, Call, Search};
 use crate::App;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tarn_lake::registry::{ModelVersion, NewModelVersion, RegisteredModel};
+use tarn_lake::tracking::KeyValue;
 
 pub(crate) fn router() -> Router<App> {
     Router::new()
@@ -63,36 +64,105 @@ pub(crate) fn router() -> Router<App> {
         )
 }
 
-/// A request's arguments, wherever the client put them: the JSON body (POST, PATCH, DELETE)
-/// and the query string (GET; a repeated `order_by` or `stages` becomes a list).
-pub(crate) struct Args(pub Value);
+/// The registered model a call is about, with what it changes.
+#[derive(Deserialize)]
+struct ModelCall {
+    #[serde(deserialize_with = "field::required")]
+    name: String,
+    #[serde(default, deserialize_with = "field::text")]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "field::pairs")]
+    tags: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "field::strings")]
+    stages: Vec<String>,
+}
 
-impl FromRequest<App> for Args {
-    type Rejection = MlflowError;
+#[derive(Deserialize)]
+struct Rename {
+    #[serde(deserialize_with = "field::required")]
+    name: String,
+    #[serde(deserialize_with = "field::required")]
+    new_name: String,
+}
 
-    async fn from_request(req: Request, app: &App) -> Result<Self, MlflowError> {
-        let query = Query::<Vec<(String, String)>>::try_from_uri(req.uri())
-            .map(|q| q.0)
-            .unwrap_or_default();
-        let bytes = crate::error::read_body(req, app).await?;
-        let mut v = if bytes.iter().all(u8::is_ascii_whitespace) {
-            json!({})
-        } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| invalid(format!("the request body is not JSON: {e}")))?
-        };
-        for (k, value) in query {
-            if k == "order_by" || k == "stages" {
-                match v[&k].as_array_mut() {
-                    Some(list) => list.push(json!(value)),
-                    None => v[&k] = json!([value]),
-                }
-            } else {
-                v[&k] = json!(value);
-            }
-        }
-        Ok(Args(v))
-    }
+/// A tag of a registered model (`version` absent) or of a model version.
+#[derive(Deserialize)]
+struct Tag {
+    #[serde(deserialize_with = "field::required")]
+    name: String,
+    #[serde(deserialize_with = "field::required")]
+    key: String,
+    #[serde(default, deserialize_with = "field::text")]
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VersionTag {
+    #[serde(deserialize_with = "field::required")]
+    version: String,
+    #[serde(flatten)]
+    tag: Tag,
+}
+
+#[derive(Deserialize)]
+struct Alias {
+    #[serde(deserialize_with = "field::required")]
+    name: String,
+    #[serde(deserialize_with = "field::required")]
+    alias: String,
+}
+
+#[derive(Deserialize)]
+struct SetAlias {
+    #[serde(flatten)]
+    alias: Alias,
+    #[serde(deserialize_with = "field::required")]
+    version: String,
+}
+
+/// The model version a call is about, with what it changes.
+#[derive(Deserialize)]
+struct VersionCall {
+    #[serde(deserialize_with = "field::required")]
+    name: String,
+    #[serde(deserialize_with = "field::required")]
+    version: String,
+    #[serde(default, deserialize_with = "field::text")]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Transition {
+    #[serde(flatten)]
+    version: VersionCall,
+    #[serde(deserialize_with = "field::required")]
+    stage: String,
+    #[serde(default, deserialize_with = "field::flag")]
+    archive_existing_versions: bool,
+}
+
+#[derive(Deserialize)]
+struct CreateVersion {
+    #[serde(deserialize_with = "field::required")]
+    name: String,
+    #[serde(deserialize_with = "field::required")]
+    source: String,
+    #[serde(default, deserialize_with = "field::text")]
+    run_id: Option<String>,
+    #[serde(default, deserialize_with = "field::text")]
+    model_id: Option<String>,
+    #[serde(default, deserialize_with = "field::text")]
+    run_link: Option<String>,
+    #[serde(default, deserialize_with = "field::text")]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "field::pairs")]
+    tags: Vec<KeyValue>,
+}
+
+/// How many registered models or model versions a search page holds: `default` when not
+/// asked, at most 200,000.
+fn max_of(s: &Search, default: i64) -> usize {
+    s.paging.max_results.unwrap_or(default).clamp(1, 200_000) as usize
 }
 
 fn model_answer(m: RegisteredModel) -> Answer {
@@ -106,77 +176,68 @@ fn version_answer(v: ModelVersion) -> Answer {
 async fn create_model(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
-    Args(b): Args,
+    Call(c): Call<ModelCall>,
 ) -> Answer {
     let m = app
         .lake
         .meta
         .create_registered_model(
-            &required(&b, "name")?,
-            &text(&b, "description").unwrap_or_default(),
-            &pairs(&b["tags"]),
+            &c.name,
+            &c.description.unwrap_or_default(),
+            &c.tags,
             &caller.name(None),
         )
         .await?;
     model_answer(m)
 }
 
-async fn rename_model(State(app): State<App>, Args(b): Args) -> Answer {
+async fn rename_model(State(app): State<App>, Call(c): Call<Rename>) -> Answer {
     let m = app
         .lake
         .meta
-        .rename_registered_model(&required(&b, "name")?, &required(&b, "new_name")?)
+        .rename_registered_model(&c.name, &c.new_name)
         .await?;
     model_answer(m)
 }
 
-async fn update_model(State(app): State<App>, Args(b): Args) -> Answer {
+async fn update_model(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
     let m = app
         .lake
         .meta
-        .update_registered_model(
-            &required(&b, "name")?,
-            &text(&b, "description").unwrap_or_default(),
-        )
+        .update_registered_model(&c.name, &c.description.unwrap_or_default())
         .await?;
     model_answer(m)
 }
 
-async fn delete_model(State(app): State<App>, Args(b): Args) -> Answer {
-    app.lake
-        .meta
-        .delete_registered_model(&required(&b, "name")?)
-        .await?;
+async fn delete_model(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
+    app.lake.meta.delete_registered_model(&c.name).await?;
     done()
 }
 
-async fn get_model(State(app): State<App>, Args(b): Args) -> Answer {
-    let name = required(&b, "name")?;
+async fn get_model(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
+    let name = c.name;
     let m = app
         .lake
         .meta
         .registered_model(&name)
         .await?
         .ok_or_else(|| {
-            crate::mlflow::missing(&format!("Registered Model with name={name} not found"))
+            crate::mlflow::missing(tarn_lake::Missing::RegisteredModel { name: name.clone() })
         })?;
     model_answer(m)
 }
 
-fn max_results(b: &Value, default: i64) -> Result<usize, MlflowError> {
-    Ok(int(b, "max_results")?.unwrap_or(default).clamp(1, 200_000) as usize)
-}
-
-async fn search_models(State(app): State<App>, Args(b): Args) -> Answer {
+async fn search_models(State(app): State<App>, Call(c): Call<Search>) -> Answer {
     let all = app.lake.meta.registered_models().await?;
+    let max = max_of(&c, 100);
     let found = tarn_lake::run_search::search_items(
         all,
-        &text(&b, "filter").unwrap_or_default(),
-        &strings(&b["order_by"]),
+        c.filter(),
+        &c.order_by,
         |a: &RegisteredModel, b| a.name.cmp(&b.name),
     )
     .map_err(invalid)?;
-    let (models, next) = page(found, max_results(&b, 100)?, text(&b, "page_token"))?;
+    let (models, next) = page(found, max, c.paging.page_token)?;
     let mut answer = json!({ "registered_models": models });
     if let Some(n) = next {
         answer["next_page_token"] = json!(n);
@@ -184,28 +245,24 @@ async fn search_models(State(app): State<App>, Args(b): Args) -> Answer {
     Ok(Json(answer))
 }
 
-async fn latest_versions(State(app): State<App>, Args(b): Args) -> Answer {
-    let versions = app
-        .lake
-        .meta
-        .latest_versions(&required(&b, "name")?, &strings(&b["stages"]))
-        .await?;
+async fn latest_versions(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
+    let versions = app.lake.meta.latest_versions(&c.name, &c.stages).await?;
     Ok(Json(json!({ "model_versions": versions })))
 }
 
-async fn set_model_tag(State(app): State<App>, Args(b): Args) -> Answer {
-    let value = text(&b, "value").unwrap_or_default();
+async fn set_model_tag(State(app): State<App>, Call(t): Call<Tag>) -> Answer {
+    let value = t.value.unwrap_or_default();
     app.lake
         .meta
-        .registered_model_tag(&required(&b, "name")?, &required(&b, "key")?, Some(&value))
+        .registered_model_tag(&t.name, &t.key, Some(&value))
         .await?;
     done()
 }
 
-async fn delete_model_tag(State(app): State<App>, Args(b): Args) -> Answer {
+async fn delete_model_tag(State(app): State<App>, Call(t): Call<Tag>) -> Answer {
     app.lake
         .meta
-        .registered_model_tag(&required(&b, "name")?, &required(&b, "key")?, None)
+        .registered_model_tag(&t.name, &t.key, None)
         .await?;
     done()
 }
@@ -213,14 +270,14 @@ async fn delete_model_tag(State(app): State<App>, Args(b): Args) -> Answer {
 async fn set_alias(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
-    Args(b): Args,
+    Call(c): Call<SetAlias>,
 ) -> Answer {
     app.lake
         .meta
         .set_alias(
-            &required(&b, "name")?,
-            &required(&b, "alias")?,
-            &required(&b, "version")?,
+            &c.alias.name,
+            &c.alias.alias,
+            &c.version,
             &caller.name(None),
         )
         .await?;
@@ -230,25 +287,17 @@ async fn set_alias(
 async fn delete_alias(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
-    Args(b): Args,
+    Call(c): Call<Alias>,
 ) -> Answer {
     app.lake
         .meta
-        .delete_alias(
-            &required(&b, "name")?,
-            &required(&b, "alias")?,
-            &caller.name(None),
-        )
+        .delete_alias(&c.name, &c.alias, &caller.name(None))
         .await?;
     done()
 }
 
-async fn get_by_alias(State(app): State<App>, Args(b): Args) -> Answer {
-    let v = app
-        .lake
-        .meta
-        .version_by_alias(&required(&b, "name")?, &required(&b, "alias")?)
-        .await?;
+async fn get_by_alias(State(app): State<App>, Call(c): Call<Alias>) -> Answer {
+    let v = app.lake.meta.version_by_alias(&c.name, &c.alias).await?;
     version_answer(v)
 }
 
@@ -292,10 +341,11 @@ async fn resolve_source(
         if run_id.as_deref().is_some_and(|r| !r.is_empty() && r != run) {
             return Err(unidentified(source, "run_id"));
         }
-        let r = meta
-            .run(run)
-            .await?
-            .ok_or_else(|| crate::mlflow::missing(&format!("Run '{run}' not found")))?;
+        let r = meta.run(run).await?.ok_or_else(|| {
+            crate::mlflow::missing(tarn_lake::Missing::Run {
+                id: run.to_string(),
+            })
+        })?;
         let location = if path.is_empty() {
             r.info.artifact_uri
         } else {
@@ -324,12 +374,12 @@ fn unidentified(source: &str, field: &str) -> MlflowError {
 async fn create_version(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
-    Args(b): Args,
+    Call(c): Call<CreateVersion>,
 ) -> Answer {
-    let name = required(&b, "name")?;
-    let source = required(&b, "source")?;
+    let name = c.name;
+    let source = c.source;
     let (storage_location, run_id, model_id) =
-        resolve_source(&app, &source, text(&b, "run_id"), text(&b, "model_id")).await?;
+        resolve_source(&app, &source, c.run_id, c.model_id).await?;
     let v = app
         .lake
         .meta
@@ -339,10 +389,10 @@ async fn create_version(
                 source,
                 storage_location,
                 run_id,
-                run_link: text(&b, "run_link").unwrap_or_default(),
+                run_link: c.run_link.unwrap_or_default(),
                 model_id: model_id.clone(),
-                description: text(&b, "description").unwrap_or_default(),
-                tags: pairs(&b["tags"]),
+                description: c.description.unwrap_or_default(),
+                tags: c.tags,
             },
             &caller.name(None),
         )
@@ -359,7 +409,7 @@ async fn create_version(
                 .and_then(|t| serde_json::from_str(&t.value).ok())
                 .unwrap_or_default();
             list.push(json!({ "name": name, "version": v.version }));
-            let tag = tarn_lake::tracking::KeyValue {
+            let tag = KeyValue {
                 key: key.into(),
                 value: Value::Array(list).to_string(),
             };
@@ -372,15 +422,11 @@ async fn create_version(
     version_answer(v)
 }
 
-async fn update_version(State(app): State<App>, Args(b): Args) -> Answer {
+async fn update_version(State(app): State<App>, Call(c): Call<VersionCall>) -> Answer {
     let v = app
         .lake
         .meta
-        .update_model_version(
-            &required(&b, "name")?,
-            &required(&b, "version")?,
-            &text(&b, "description").unwrap_or_default(),
-        )
+        .update_model_version(&c.name, &c.version, &c.description.unwrap_or_default())
         .await?;
     version_answer(v)
 }
@@ -388,20 +434,16 @@ async fn update_version(State(app): State<App>, Args(b): Args) -> Answer {
 async fn transition_stage(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
-    Args(b): Args,
+    Call(c): Call<Transition>,
 ) -> Answer {
-    let archive = match &b["archive_existing_versions"] {
-        Value::Bool(x) => *x,
-        Value::String(s) => s == "true",
-        _ => false,
-    };
+    let archive = c.archive_existing_versions;
     let v = app
         .lake
         .meta
         .transition_stage(
-            &required(&b, "name")?,
-            &required(&b, "version")?,
-            &required(&b, "stage")?,
+            &c.version.name,
+            &c.version.version,
+            &c.stage,
             archive,
             &caller.name(None),
         )
@@ -412,41 +454,30 @@ async fn transition_stage(
 async fn delete_version(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
-    Args(b): Args,
+    Call(c): Call<VersionCall>,
 ) -> Answer {
     app.lake
         .meta
-        .delete_model_version(
-            &required(&b, "name")?,
-            &required(&b, "version")?,
-            &caller.name(None),
-        )
+        .delete_model_version(&c.name, &c.version, &caller.name(None))
         .await?;
     done()
 }
 
-async fn get_version(State(app): State<App>, Args(b): Args) -> Answer {
-    let v = app
-        .lake
-        .meta
-        .require_version(&required(&b, "name")?, &required(&b, "version")?)
-        .await?;
+async fn get_version(State(app): State<App>, Call(c): Call<VersionCall>) -> Answer {
+    let v = app.lake.meta.require_version(&c.name, &c.version).await?;
     version_answer(v)
 }
 
-async fn search_versions(State(app): State<App>, Args(b): Args) -> Answer {
+async fn search_versions(State(app): State<App>, Call(c): Call<Search>) -> Answer {
     let all = app.lake.meta.model_versions(None).await?;
-    let found = tarn_lake::run_search::search_items(
-        all,
-        &text(&b, "filter").unwrap_or_default(),
-        &strings(&b["order_by"]),
-        |a: &ModelVersion, b| {
+    let max = max_of(&c, 10_000);
+    let found =
+        tarn_lake::run_search::search_items(all, c.filter(), &c.order_by, |a: &ModelVersion, b| {
             let n = |v: &ModelVersion| v.version.parse::<i64>().unwrap_or_default();
             a.name.cmp(&b.name).then(n(b).cmp(&n(a)))
-        },
-    )
-    .map_err(invalid)?;
-    let (versions, next) = page(found, max_results(&b, 10_000)?, text(&b, "page_token"))?;
+        })
+        .map_err(invalid)?;
+    let (versions, next) = page(found, max, c.paging.page_token)?;
     let mut answer = json!({ "model_versions": versions });
     if let Some(n) = next {
         answer["next_page_token"] = json!(n);
@@ -454,38 +485,24 @@ async fn search_versions(State(app): State<App>, Args(b): Args) -> Answer {
     Ok(Json(answer))
 }
 
-async fn download_uri(State(app): State<App>, Args(b): Args) -> Answer {
-    let v = app
-        .lake
-        .meta
-        .require_version(&required(&b, "name")?, &required(&b, "version")?)
-        .await?;
+async fn download_uri(State(app): State<App>, Call(c): Call<VersionCall>) -> Answer {
+    let v = app.lake.meta.require_version(&c.name, &c.version).await?;
     Ok(Json(json!({ "artifact_uri": v.storage_location })))
 }
 
-async fn set_version_tag(State(app): State<App>, Args(b): Args) -> Answer {
-    let value = text(&b, "value").unwrap_or_default();
+async fn set_version_tag(State(app): State<App>, Call(c): Call<VersionTag>) -> Answer {
+    let value = c.tag.value.unwrap_or_default();
     app.lake
         .meta
-        .model_version_tag(
-            &required(&b, "name")?,
-            &required(&b, "version")?,
-            &required(&b, "key")?,
-            Some(&value),
-        )
+        .model_version_tag(&c.tag.name, &c.version, &c.tag.key, Some(&value))
         .await?;
     done()
 }
 
-async fn delete_version_tag(State(app): State<App>, Args(b): Args) -> Answer {
+async fn delete_version_tag(State(app): State<App>, Call(c): Call<VersionTag>) -> Answer {
     app.lake
         .meta
-        .model_version_tag(
-            &required(&b, "name")?,
-            &required(&b, "version")?,
-            &required(&b, "key")?,
-            None,
-        )
+        .model_version_tag(&c.tag.name, &c.version, &c.tag.key, None)
         .await?;
     done()
 }

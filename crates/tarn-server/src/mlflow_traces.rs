@@ -6,16 +6,14 @@
 //! lake's spans table (`mlflow_artifacts::upload` calls `record_spans`), so `tarn sql` can
 //! query them.
 
-use crate::mlflow::{
-    done, int, invalid, page, required, strings, strings_or_numbers, text, Answer, MaybeJson,
-    MlJson, MlflowError,
-};
+use crate::mlflow::{done, invalid, page, Answer, MlflowError};
+use crate::mlflow_wire::{field, Call, Search};
 use crate::App;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tarn_lake::run_search::search_items;
 use tarn_lake::traces::TraceInfo;
 
@@ -62,18 +60,24 @@ fn answer(info: TraceInfo) -> Answer {
     Ok(Json(json!({ "trace": { "trace_info": info } })))
 }
 
-async fn start_trace(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let info = &body["trace"]["trace_info"];
-    if !info.is_object() {
-        return Err(invalid(
-            "Missing value for required parameter 'trace.trace_info'.",
-        ));
-    }
-    answer(app.lake.meta.start_trace(info).await?)
+/// `StartTraceV3`: the trace's info, kept as sent.
+#[derive(Deserialize)]
+struct StartTrace {
+    trace: TraceIn,
+}
+
+#[derive(Deserialize)]
+struct TraceIn {
+    trace_info: serde_json::Map<String, Value>,
+}
+
+async fn start_trace(State(app): State<App>, Call(c): Call<StartTrace>) -> Answer {
+    let info = Value::Object(c.trace.trace_info);
+    answer(app.lake.meta.start_trace(&info).await?)
 }
 
 fn no_trace(id: &str) -> MlflowError {
-    crate::mlflow::missing(&format!("Trace with ID '{id}' not found."))
+    crate::mlflow::missing(tarn_lake::Missing::Trace { id: id.to_string() })
 }
 
 async fn get_info(State(app): State<App>, Path(id): Path<String>) -> Answer {
@@ -86,21 +90,37 @@ async fn get_info(State(app): State<App>, Path(id): Path<String>) -> Answer {
     )
 }
 
-/// The experiments a search names: `locations` (v3) or `experiment_ids` (v2).
-fn experiments_of(body: &Value) -> Vec<String> {
-    let mut ids = strings_or_numbers(&body["experiment_ids"]);
-    if let Some(locations) = body["locations"].as_array() {
-        ids.extend(locations.iter().filter_map(|l| {
-            l["mlflow_experiment"]["experiment_id"]
-                .as_str()
-                .map(str::to_string)
-        }));
-    }
-    ids
+/// Where a trace lives (v3): an experiment.
+#[derive(Deserialize)]
+struct Location {
+    #[serde(default)]
+    mlflow_experiment: Option<ExperimentLocation>,
 }
 
-async fn search(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let experiments = experiments_of(&body);
+#[derive(Deserialize)]
+struct ExperimentLocation {
+    #[serde(default, deserialize_with = "field::text")]
+    experiment_id: Option<String>,
+}
+
+/// A trace search names its experiments as `locations` (v3) or `experiment_ids` (v2).
+#[derive(Deserialize)]
+struct SearchTraces {
+    #[serde(default, deserialize_with = "field::strings")]
+    experiment_ids: Vec<String>,
+    #[serde(default)]
+    locations: Vec<Location>,
+    #[serde(flatten)]
+    search: Search,
+}
+
+async fn search(State(app): State<App>, Call(c): Call<SearchTraces>) -> Answer {
+    let mut experiments = c.experiment_ids;
+    experiments.extend(
+        c.locations
+            .into_iter()
+            .filter_map(|l| l.mlflow_experiment?.experiment_id),
+    );
     if experiments.is_empty() {
         return Err(invalid("Missing value for required parameter 'locations'."));
     }
@@ -114,17 +134,17 @@ async fn search(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     for e in &experiments {
         all.extend(app.lake.meta.traces_of(e).await?);
     }
-    let filter = text(&body, "filter").unwrap_or_default();
-    let mut order = strings(&body["order_by"]);
+    let s = c.search;
+    let mut order = s.order_by.clone();
     if order.is_empty() {
         order.push("timestamp_ms DESC".into());
     }
-    let found = search_items(all, &filter, &order, |a: &TraceInfo, b: &TraceInfo| {
+    let found = search_items(all, s.filter(), &order, |a: &TraceInfo, b: &TraceInfo| {
         a.trace_id.cmp(&b.trace_id)
     })
     .map_err(invalid)?;
-    let max = crate::mlflow::max_results(&body, 100, 1000)?;
-    let (traces, next) = page(found, max, text(&body, "page_token"))?;
+    let max = s.paging.max(100, 1000)?;
+    let (traces, next) = page(found, max, s.paging.page_token)?;
     let mut out = json!({ "traces": traces });
     if let Some(next) = next {
         out["next_page_token"] = json!(next);
@@ -132,11 +152,20 @@ async fn search(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
     Ok(Json(out))
 }
 
-async fn delete_traces(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let experiment = required(&body, "experiment_id")?;
-    let ids = strings(&body["request_ids"]);
-    let max_timestamp = int(&body, "max_timestamp_millis")?;
-    if ids.is_empty() && max_timestamp.is_none() {
+#[derive(Deserialize)]
+struct DeleteTraces {
+    #[serde(deserialize_with = "field::required")]
+    experiment_id: String,
+    #[serde(default, deserialize_with = "field::strings")]
+    request_ids: Vec<String>,
+    #[serde(default, deserialize_with = "field::int")]
+    max_timestamp_millis: Option<i64>,
+    #[serde(default, deserialize_with = "field::int")]
+    max_traces: Option<i64>,
+}
+
+async fn delete_traces(State(app): State<App>, Call(c): Call<DeleteTraces>) -> Answer {
+    if c.request_ids.is_empty() && c.max_timestamp_millis.is_none() {
         return Err(invalid(
             "Either `max_timestamp_millis` or `request_ids` must be specified.",
         ));
@@ -144,78 +173,111 @@ async fn delete_traces(State(app): State<App>, MlJson(body): MlJson<Value>) -> A
     let n = app
         .lake
         .meta
-        .delete_traces(&experiment, max_timestamp, int(&body, "max_traces")?, &ids)
+        .delete_traces(
+            &c.experiment_id,
+            c.max_timestamp_millis,
+            c.max_traces,
+            &c.request_ids,
+        )
         .await?;
     Ok(Json(json!({ "traces_deleted": n })))
 }
 
-async fn link_to_run(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let run = required(&body, "run_id")?;
-    let traces = strings(&body["trace_ids"]);
-    app.lake.meta.link_traces_to_run(&traces, &run).await?;
-    done()
+#[derive(Deserialize)]
+struct LinkToRun {
+    #[serde(deserialize_with = "field::required")]
+    run_id: String,
+    #[serde(default, deserialize_with = "field::strings")]
+    trace_ids: Vec<String>,
 }
 
-async fn link_prompts(State(app): State<App>, MlJson(body): MlJson<Value>) -> Answer {
-    let trace = required(&body, "trace_id")?;
-    let versions: Vec<String> = body["prompt_versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| Some(format!("{}/{}", text(p, "name")?, text(p, "version")?)))
-        .collect();
+async fn link_to_run(State(app): State<App>, Call(c): Call<LinkToRun>) -> Answer {
     app.lake
         .meta
-        .link_prompts_to_trace(&trace, &versions)
+        .link_traces_to_run(&c.trace_ids, &c.run_id)
         .await?;
     done()
 }
 
-async fn set_tag(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    MlJson(body): MlJson<Value>,
-) -> Answer {
-    let key = required(&body, "key")?;
-    let value = text(&body, "value").unwrap_or_default();
-    app.lake.meta.trace_tag(&id, &key, Some(&value)).await?;
+#[derive(Deserialize)]
+struct PromptVersion {
+    #[serde(default, deserialize_with = "field::text")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "field::text")]
+    version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LinkPrompts {
+    #[serde(deserialize_with = "field::required")]
+    trace_id: String,
+    #[serde(default)]
+    prompt_versions: Vec<PromptVersion>,
+}
+
+async fn link_prompts(State(app): State<App>, Call(c): Call<LinkPrompts>) -> Answer {
+    let versions: Vec<String> = c
+        .prompt_versions
+        .into_iter()
+        .filter_map(|p| Some(format!("{}/{}", p.name?, p.version?)))
+        .collect();
+    app.lake
+        .meta
+        .link_prompts_to_trace(&c.trace_id, &versions)
+        .await?;
     done()
 }
 
-/// `DELETE .../tags`: the key comes in the JSON body (the client's way) or the query string.
-async fn delete_tag(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    MaybeJson(body): MaybeJson,
-) -> Answer {
-    let key = q
-        .get("key")
-        .cloned()
-        .or_else(|| text(&body, "key"))
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| invalid("Missing value for required parameter 'key'."))?;
-    app.lake.meta.trace_tag(&id, &key, None).await?;
+/// A trace tag to set (`key`, `value`) or delete (`key`, in the JSON body, the client's way,
+/// or the query string).
+#[derive(Deserialize)]
+struct Tag {
+    #[serde(deserialize_with = "field::required")]
+    key: String,
+    #[serde(default, deserialize_with = "field::text")]
+    value: Option<String>,
+}
+
+async fn set_tag(State(app): State<App>, Path(id): Path<String>, Call(t): Call<Tag>) -> Answer {
+    let value = t.value.unwrap_or_default();
+    app.lake.meta.trace_tag(&id, &t.key, Some(&value)).await?;
     done()
+}
+
+async fn delete_tag(State(app): State<App>, Path(id): Path<String>, Call(t): Call<Tag>) -> Answer {
+    app.lake.meta.trace_tag(&id, &t.key, None).await?;
+    done()
+}
+
+/// An assessment (feedback or an expectation), kept as sent once it has a name.
+#[derive(Deserialize)]
+struct AssessmentIn {
+    assessment: Assessment,
+}
+
+#[derive(Deserialize)]
+struct Assessment {
+    #[serde(deserialize_with = "field::required")]
+    assessment_name: String,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 async fn create_assessment(
     State(app): State<App>,
     Path(id): Path<String>,
-    MlJson(body): MlJson<Value>,
+    Call(c): Call<AssessmentIn>,
 ) -> Answer {
-    let a = &body["assessment"];
-    if !a.is_object() {
-        return Err(invalid(
-            "Missing value for required parameter 'assessment'.",
-        ));
-    }
-    if a["assessment_name"].as_str().is_none_or(str::is_empty) {
-        return Err(invalid(
-            "Missing value for required parameter 'assessment.assessment_name'.",
-        ));
-    }
-    let created = app.lake.meta.create_assessment(&id, a).await?;
+    let mut a = c.assessment.rest;
+    a.insert(
+        "assessment_name".into(),
+        json!(c.assessment.assessment_name),
+    );
+    let created = app
+        .lake
+        .meta
+        .create_assessment(&id, &Value::Object(a))
+        .await?;
     Ok(Json(json!({ "assessment": created })))
 }
 
@@ -224,20 +286,39 @@ async fn get_assessment(State(app): State<App>, Path((id, aid)): Path<(String, S
     Ok(Json(json!({ "assessment": a })))
 }
 
+/// The fields an update changes: `"a,b"`, or `{"paths": ["a", "b"]}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UpdateMask {
+    Joined(String),
+    Paths {
+        #[serde(default)]
+        paths: Vec<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct UpdateAssessment {
+    #[serde(default)]
+    assessment: Value,
+    #[serde(default)]
+    update_mask: Option<UpdateMask>,
+}
+
 async fn update_assessment(
     State(app): State<App>,
     Path((id, aid)): Path<(String, String)>,
-    MlJson(body): MlJson<Value>,
+    Call(c): Call<UpdateAssessment>,
 ) -> Answer {
-    let fields: Vec<String> = match &body["update_mask"] {
-        Value::String(s) => s.split(',').map(|f| f.trim().to_string()).collect(),
-        Value::Object(o) => o.get("paths").map(strings).unwrap_or_default(),
-        _ => Vec::new(),
+    let fields: Vec<String> = match c.update_mask {
+        Some(UpdateMask::Joined(s)) => s.split(',').map(|f| f.trim().to_string()).collect(),
+        Some(UpdateMask::Paths { paths }) => paths,
+        None => Vec::new(),
     };
     let a = app
         .lake
         .meta
-        .update_assessment(&id, &aid, &body["assessment"], &fields)
+        .update_assessment(&id, &aid, &c.assessment, &fields)
         .await?;
     Ok(Json(json!({ "assessment": a })))
 }

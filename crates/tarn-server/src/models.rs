@@ -17,9 +17,12 @@ type ApiResult<T> = Result<T, ApiError>;
 
 fn api_error(e: MetadataError) -> ApiError {
     match e {
-        MetadataError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "model_not_found", m),
-        MetadataError::Invalid(m) => ApiError::bad_request(m),
-        MetadataError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        MetadataError::NotFound(m) => {
+            ApiError::new(StatusCode::NOT_FOUND, "model_not_found", m.to_string())
+        }
+        MetadataError::Refused(m) => ApiError::bad_request(m),
+        MetadataError::Inactive(m) => ApiError::bad_request(m.to_string()),
+        MetadataError::Exists(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m.to_string()),
         other => ApiError::from(tarn_lake::LakeError::Metadata(other)),
     }
 }
@@ -66,10 +69,11 @@ pub(crate) async fn show(
         .await
         .map_err(api_error)?
         .ok_or_else(|| {
-            api_error(MetadataError::NotFound(format!(
-                "no registered model is named `{}`; `tarn models list` shows those there are",
-                p.name
-            )))
+            api_error(MetadataError::NotFound(
+                tarn_lake::Missing::RegisteredModel {
+                    name: p.name.clone(),
+                },
+            ))
         })?;
     let versions = meta
         .model_versions(Some(&p.name))

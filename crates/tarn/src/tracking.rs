@@ -119,7 +119,7 @@ pub async fn runs(lake: &Lake, cmd: &RunsCommand) -> Result<()> {
                 )
                 .await
                 .map_err(|e| match e {
-                    tarn_lake::MetadataError::Invalid(m) => {
+                    tarn_lake::MetadataError::Refused(m) => {
                         anyhow::anyhow!("--filter/--order-by: {m}")
                     }
                     other => other.into(),
