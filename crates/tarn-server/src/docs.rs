@@ -1,8 +1,8 @@
 //! The API's description: the OpenAPI document (utoipa, from the handlers' annotations) at
-//! `/openapi.json`, and a browsable page at `/docs` (Swagger UI, vendored from the npm package
+//! `/openapi.json` (its paths from the routes `routes::documented` registers), and a browsable page at `/docs` (Swagger UI, vendored from the npm package
 //! `swagger-ui-dist` and embedded in the binary, so it works with no internet).
 
-use crate::{executions, models, routes};
+use crate::routes;
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,38 +15,7 @@ use utoipa::{Modify, OpenApi};
         title = "tarn",
         description = "A data lake and its ML operations in one program: zones and objects, the catalog, crawls, Delta loads, SQL, events and pipeline executions, model approvals.\n\nErrors always answer `{\"error\": {\"code\", \"message\", \"status\"}}`. Lists page with `limit` and `next_token`. When the server runs with `--auth`, every call but /health and /ready needs `Authorization: Bearer TOKEN` (`tarn token create`)."
     ),
-    paths(
-        routes::health,
-        routes::ready,
-        openapi_json,
-        routes::zones,
-        routes::list_objects,
-        routes::read_object,
-        routes::land_object,
-        routes::events,
-        executions::put_event,
-        executions::list,
-        executions::show,
-        executions::logs,
-        executions::retry,
-        executions::cancel,
-        models::list,
-        models::show,
-        models::approve,
-        models::reject,
-        routes::tables,
-        routes::table,
-        routes::history,
-        routes::crawl,
-        routes::doctor,
-        routes::crawls,
-        routes::load,
-        routes::load_upload,
-        routes::sql,
-        routes::sql_into,
-    ),
     components(schemas(crate::error::ErrorBody)),
-    modifiers(&BearerAuth),
     tags(
         (name = "probes", description = "Liveness and readiness"),
         (name = "zones", description = "Zones (domain x layer) and the objects landed in them"),
@@ -120,7 +89,13 @@ impl Modify for BearerAuth {
 
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
+    let (_, mut doc) = crate::routes::documented().split_for_parts();
+    // axum's catch-all `{*key}` is OpenAPI's `{key}`.
+    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+    BearerAuth.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc
 }

@@ -7,14 +7,15 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tarn_lake::{LandOptions, LoadArgs, LoadMode, OutputFormat, QueryOptions};
 use tokio::io::AsyncWriteExt;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -23,47 +24,44 @@ fn domain_of(table: &str) -> &str {
     table.split('.').next().unwrap_or_default()
 }
 
+/// The documented routes, each registered once: its path and methods come from the handler's
+/// `#[utoipa::path]`, so the router and `/openapi.json` cannot disagree. (The MLflow API is
+/// MLflow's, documented by MLflow; model endpoints add their own paths at run time.)
+pub(crate) fn documented() -> OpenApiRouter<App> {
+    use crate::{executions, models};
+    OpenApiRouter::with_openapi(crate::docs::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(crate::docs::openapi_json))
+        .routes(routes!(zones))
+        .routes(routes!(list_objects))
+        .routes(routes!(read_object, land_object))
+        .routes(routes!(events, executions::put_event))
+        .routes(routes!(executions::list))
+        .routes(routes!(executions::show))
+        .routes(routes!(executions::logs))
+        .routes(routes!(executions::retry))
+        .routes(routes!(executions::cancel))
+        .routes(routes!(models::list))
+        .routes(routes!(models::show))
+        .routes(routes!(models::approve))
+        .routes(routes!(models::reject))
+        .routes(routes!(tables))
+        .routes(routes!(table))
+        .routes(routes!(history))
+        .routes(routes!(crawls, crawl))
+        .routes(routes!(doctor))
+        .routes(routes!(load))
+        .routes(routes!(load_upload))
+        .routes(routes!(sql))
+        .routes(routes!(sql_into))
+}
+
 pub(crate) fn router(app: App) -> Router {
-    let api = Router::new()
-        .route("/zones", get(zones))
-        .route("/zones/{domain}/{layer}/objects", get(list_objects))
-        .route(
-            "/zones/{domain}/{layer}/objects/{*key}",
-            get(read_object).put(land_object),
-        )
-        .route("/events", get(events).post(crate::executions::put_event))
-        .route("/executions", get(crate::executions::list))
-        .route("/executions/{id}", get(crate::executions::show))
-        .route("/executions/{id}/logs", get(crate::executions::logs))
-        .route("/executions/{id}/retry", post(crate::executions::retry))
-        .route("/executions/{id}/cancel", post(crate::executions::cancel))
-        .route("/models", get(crate::models::list))
-        .route("/models/{name}", get(crate::models::show))
-        .route(
-            "/models/{name}/versions/{version}/approve",
-            post(crate::models::approve),
-        )
-        .route(
-            "/models/{name}/versions/{version}/reject",
-            post(crate::models::reject),
-        )
-        .route("/tables", get(tables))
-        .route("/tables/{table}", get(table))
-        .route("/tables/{table}/history", get(history))
-        .route("/crawls", get(crawls).post(crawl))
-        .route("/doctor", post(doctor))
-        .route("/loads", post(load))
-        .route("/loads/upload", post(load_upload))
-        .route("/sql", post(sql))
-        .route("/sql/into", post(sql_into))
-        .method_not_allowed_fallback(api_method_not_allowed);
-    let main = Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/openapi.json", get(crate::docs::openapi_json))
+    let (documented, _) = documented().split_for_parts();
+    let main = documented
         .route("/docs", get(crate::docs::page))
         .route("/docs/{file}", get(crate::docs::asset))
-        .nest("/api/v1", api)
         .nest("/api/2.0/mlflow", crate::mlflow::router())
         .nest("/api/3.0/mlflow", crate::mlflow::router_v3())
         .route(
@@ -119,11 +117,6 @@ pub(crate) async fn method_not_allowed(
     uri: axum::http::Uri,
 ) -> ApiError {
     wrong_method(&method, uri.path())
-}
-
-/// The same, for routes under `/api/v1` (which see their path without the prefix).
-async fn api_method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    wrong_method(&method, &format!("/api/v1{}", uri.path()))
 }
 
 fn wrong_method(method: &axum::http::Method, path: &str) -> ApiError {
@@ -346,7 +339,7 @@ pub(crate) async fn list_objects(
 }
 
 /// The bytes of an object (keys may hold `/`).
-#[utoipa::path(get, path = "/api/v1/zones/{domain}/{layer}/objects/{key}", tag = "zones",
+#[utoipa::path(get, path = "/api/v1/zones/{domain}/{layer}/objects/{*key}", tag = "zones",
     params(("domain" = String, Path), ("layer" = String, Path), ("key" = String, Path, description = "the object's key; `/` may be sent as is or as %2F")),
     responses(
         (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
@@ -379,7 +372,7 @@ pub(crate) struct LandQuery {
 }
 
 /// Lands the body as an object and records one `object.created` event per content.
-#[utoipa::path(put, path = "/api/v1/zones/{domain}/{layer}/objects/{key}", tag = "zones",
+#[utoipa::path(put, path = "/api/v1/zones/{domain}/{layer}/objects/{*key}", tag = "zones",
     params(("domain" = String, Path), ("layer" = String, Path), ("key" = String, Path), LandQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
