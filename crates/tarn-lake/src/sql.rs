@@ -181,11 +181,22 @@ impl Lake {
         let written =
             tarn_tables::append_once(&self.stores, &url, &a.table, batches, schema, app, version)
                 .await?;
-        if written && self.meta.table(&a.database(), &a.table).await?.is_none() {
-            let mut p = BTreeMap::new();
-            p.insert("classification".to_string(), "delta".to_string());
-            self.register_delta(&a, &url, schema, &[], p, note).await?;
-        }
-        Ok(written)
+        let Some((table_version, rows)) = written else {
+            return Ok(false);
+        };
+        let id = match self.meta.table(&a.database(), &a.table).await? {
+            Some(t) => t.id,
+            None => {
+                let mut p = BTreeMap::new();
+                p.insert("classification".to_string(), "delta".to_string());
+                self.register_delta(&a, &url, schema, &[], p, note)
+                    .await?
+                    .id
+            }
+        };
+        // The count as read at the version just written: `tarn doctor --check` finds the
+        // catalog agreeing with the log after every append.
+        self.meta.set_delta_state(&id, rows, table_version).await?;
+        Ok(true)
     }
 }

@@ -405,8 +405,8 @@ pub async fn write_batches(
 
 /// Appends batches to a table (created when missing) exactly once: the commit carries
 /// application transaction `app` at `version`, and a version the table already holds for `app`
-/// is not written again (answers `false`). A writer numbers its commits 1, 2, 3 ... so a retry
-/// after an unclear failure never duplicates rows.
+/// is not written again (answers `None`; else the table's new version and row count). A writer
+/// numbers its commits 1, 2, 3 ... so a retry after an unclear failure never duplicates rows.
 pub async fn append_once(
     stores: &Stores,
     table_url: &str,
@@ -415,7 +415,7 @@ pub async fn append_once(
     schema: &SchemaRef,
     app: &str,
     version: i64,
-) -> Result<bool, TablesError> {
+) -> Result<Option<(i64, i64)>, TablesError> {
     retry_conflicts(|| async {
         let t = match open(stores, table_url, None).await? {
             Some(t) => t,
@@ -427,14 +427,15 @@ pub async fn append_once(
                 .transaction_version(t.log_store().as_ref(), app)
                 .await?;
             if done.is_some_and(|v| v >= version) {
-                return Ok(false);
+                return Ok(None);
             }
         }
         let props = CommitProperties::default()
             .with_max_retries(20)
             .with_application_transaction(Transaction::new(app, version));
-        write_to(t, batches.clone(), schema, table_name, false, &[], props).await?;
-        Ok(true)
+        let t = write_to(t, batches.clone(), schema, table_name, false, &[], props).await?;
+        let rows = count_rows(&t).await?;
+        Ok(Some((t.version().unwrap_or(0) as i64, rows)))
     })
     .await
 }

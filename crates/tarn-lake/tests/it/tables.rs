@@ -265,7 +265,61 @@ async fn repeated_queries_see_every_new_commit(deployment: Deployment) {
     );
 }
 
+/// Service tables appended to exactly once per commit number (inference logs, trace spans):
+/// a retried append writes nothing, and the catalog's row count follows every append, so
+/// `tarn doctor --check` finds nothing to repair.
+async fn appended_service_tables_keep_the_catalog_true(deployment: Deployment) {
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let (_dir, lake) = lake(deployment, "lake: t\ndomains: [ml]\n", &[]).await;
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    let batch = |from: i64, rows: i64| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![std::sync::Arc::new(Int64Array::from_iter_values(
+                from..from + rows,
+            ))],
+        )
+        .unwrap()
+    };
+    let table = "ml.service.inference_test";
+    let app = "tarn.test:one";
+    for (version, rows) in [(1, 3), (2, 4), (3, 5)] {
+        let wrote = lake
+            .append_service(
+                table,
+                vec![batch(version * 100, rows)],
+                &schema,
+                app,
+                version,
+                "test",
+            )
+            .await
+            .unwrap();
+        assert!(wrote, "append {version}");
+        let report = lake.doctor(true, tarn_lake::STALE_AFTER).await.unwrap();
+        assert!(
+            report.findings.is_empty(),
+            "after append {version}: {:?}",
+            report.findings
+        );
+    }
+    // The same commit number again (a retry after an unclear failure): nothing written.
+    let again = lake
+        .append_service(table, vec![batch(300, 5)], &schema, app, 3, "test")
+        .await
+        .unwrap();
+    assert!(!again);
+    assert_eq!(
+        scalar(&lake, &format!("SELECT count(*) FROM {table}")).await,
+        "12"
+    );
+    let detail = lake.table(table).await.unwrap();
+    assert_eq!(detail.record.row_count, Some(12), "{}", detail.table);
+}
+
 crate::on_every_backend!(
+    appended_service_tables_keep_the_catalog_true,
     schema_evolves_and_old_versions_stay_readable,
     merge_updates_matching_keys_and_inserts_the_rest,
     sql_is_read_only_and_into_needs_a_service_table,
