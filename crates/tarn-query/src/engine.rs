@@ -84,13 +84,20 @@ impl Engine {
         limits: Arc<QueryLimits>,
         stores: tarn_tables::Stores,
     ) -> Self {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2),
             );
+        // The parser's own recursion (nested parentheses, NOT chains, subqueries) stops at
+        // the same depth as the expression check.
+        if let Ok(depth) =
+            deltalake::datafusion::common::config::ConfigNonZeroUsize::try_new(limits.sql_depth)
+        {
+            config.options_mut().sql_parser.recursion_limit = depth;
+        }
         let ctx = SessionContext::new_with_config(config);
         if let Some((url, store)) = stores.bucket_store() {
             ctx.register_object_store(url, store.clone());
@@ -309,7 +316,16 @@ impl Planned {
                 &rewritten,
                 &deltalake::datafusion::common::config::Dialect::Generic,
             )
-            .map_err(|e| locate(&self.addresses, &self.sql, e.to_string()))?;
+            .map_err(|e| {
+                if e.to_string().contains("RecursionLimitExceeded") {
+                    return QueryError::Limit {
+                        what: format!("nests deeper than {} levels", self.limits.sql_depth),
+                        limit: "sql_depth",
+                        max: self.limits.sql_depth,
+                    };
+                }
+                locate(&self.addresses, &self.sql, e.to_string())
+            })?;
         crate::guard::check_statement(&statement, &self.limits)?;
         check_read_only(&statement)?;
         let plan = state
