@@ -1,18 +1,19 @@
 //! The record of notification deliveries: each subscription a message went to, whether it
 //! arrived, after how many tries, and why not. Endpoints are stored with passwords hidden.
 
+use crate::columns::Flag;
 use crate::{MetadataError, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 /// One delivery of one message to one subscription.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct DeliveryRecord {
     pub id: String,
     pub topic: String,
     pub protocol: String,
     pub endpoint: String,
     pub subject: String,
+    #[sqlx(try_from = "Flag")]
     pub delivered: bool,
     pub attempts: i64,
     pub error: Option<String>,
@@ -46,27 +47,13 @@ impl Store {
         topic: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, topic, protocol, endpoint, subject, delivered, attempts, error, created_at
              FROM deliveries WHERE ($1 = '' OR topic = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
         )
         .bind(topic.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DeliveryRecord {
-                id: r.get("id"),
-                topic: r.get("topic"),
-                protocol: r.get("protocol"),
-                endpoint: r.get("endpoint"),
-                subject: r.get("subject"),
-                delivered: r.get::<i64, _>("delivered") != 0,
-                attempts: r.get("attempts"),
-                error: r.get("error"),
-                created_at: r.get("created_at"),
-            })
-            .collect())
+        .await?)
     }
 }

@@ -3,16 +3,18 @@
 //! them again every few seconds, so a deploy or delete from another process takes effect
 //! without a restart.
 
+use crate::columns::JsonText;
 use crate::{MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::FromRow;
 
 /// A stored endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct EndpointRecord {
     pub name: String,
     /// The spec as JSON (`tarn_config::EndpointSpec`).
     #[schema(value_type = Object)]
+    #[sqlx(try_from = "JsonText")]
     pub spec: serde_json::Value,
     /// `config` (declared in tarn.yml) or `cli`.
     pub source: String,
@@ -84,13 +86,51 @@ impl Store {
 }
 
 fn record(r: &sqlx::any::AnyRow) -> Result<EndpointRecord, MetadataError> {
-    let text: String = r.get("spec");
-    Ok(EndpointRecord {
-        name: r.get("name"),
-        spec: serde_json::from_str(&text)?,
-        source: r.get("source"),
-        created_by: r.get("created_by"),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
-    })
+    Ok(EndpointRecord::from_row(r)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{fresh_store, BACKENDS};
+    use crate::DeliveryRecord;
+
+    #[tokio::test]
+    async fn endpoints_and_deliveries_read_back_as_written() {
+        for backend in BACKENDS {
+            let dir = tempfile::tempdir().unwrap();
+            let store = fresh_store(backend, dir.path()).await.unwrap();
+            let spec = serde_json::json!({"model": "models:/delays/1", "canary": null});
+            let put = store
+                .put_endpoint("delays", &spec, "cli", "ana")
+                .await
+                .unwrap();
+            let got = store.endpoint("delays").await.unwrap().unwrap();
+            assert_eq!(got, put);
+            assert_eq!(got.spec, spec);
+            assert_eq!(store.endpoints().await.unwrap(), vec![got]);
+            assert!(store.endpoint("nope").await.unwrap().is_none());
+            assert!(store.delete_endpoint("delays").await.unwrap());
+            assert!(store.endpoints().await.unwrap().is_empty());
+            for (delivered, error) in [(true, None), (false, Some("refused".to_string()))] {
+                let d = DeliveryRecord {
+                    id: String::new(),
+                    topic: "alerts".into(),
+                    protocol: "webhook".into(),
+                    endpoint: "http://127.0.0.1:9/hook".into(),
+                    subject: "s".into(),
+                    delivered,
+                    attempts: 3,
+                    error,
+                    created_at: String::new(),
+                };
+                store.record_delivery(&d).await.unwrap();
+            }
+            let all = store.deliveries(Some("alerts"), 10).await.unwrap();
+            assert_eq!(all.len(), 2);
+            assert!(all.iter().any(|d| d.delivered && d.error.is_none()));
+            assert!(all
+                .iter()
+                .any(|d| !d.delivered && d.error.as_deref() == Some("refused") && d.attempts == 3));
+        }
+    }
 }

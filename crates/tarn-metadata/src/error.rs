@@ -47,7 +47,7 @@ pub enum MetadataError {
 pub enum Missing {
     #[error("experiment {id} does not exist; `tarn experiments list` shows those there are")]
     Experiment { id: String },
-    #[error("run {id} does not exist; `tarn runs list EXPERIMENT` shows those there are")]
+    #[error("run {id} does not exist; `tarn runs list --experiment NAME` shows those there are")]
     Run { id: String },
     #[error("run {run_id} has no tag `{key}`")]
     RunTag { run_id: String, key: String },

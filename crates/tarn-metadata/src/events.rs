@@ -2,7 +2,7 @@
 
 use crate::{MetadataError, Store};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::FromRow;
 
 /// The kind of event recorded when an object lands in a zone.
 pub const OBJECT_CREATED: &str = "object.created";
@@ -33,14 +33,19 @@ impl NewEvent {
 }
 
 /// A recorded event.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct Event {
     pub id: String,
     pub kind: String,
     pub zone: String,
+    #[sqlx(rename = "object_key")]
     pub key: String,
     pub etag: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
+    #[sqlx(try_from = "crate::columns::JsonText")]
     pub detail: serde_json::Value,
     pub created_at: String,
 }
@@ -128,16 +133,7 @@ impl Store {
 
 /// An event from its row.
 pub(crate) fn event_of(r: &sqlx::any::AnyRow) -> Result<Event, MetadataError> {
-    Ok(Event {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        zone: r.try_get("zone")?,
-        key: r.try_get("object_key")?,
-        etag: r.try_get("etag")?,
-        size: r.try_get::<i64, _>("size")? as u64,
-        detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(Event::from_row(r)?)
 }
 
 #[cfg(test)]

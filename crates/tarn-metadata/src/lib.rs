@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod columns;
 mod deliveries;
 mod endpoints;
 mod error;

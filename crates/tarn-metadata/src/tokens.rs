@@ -1,19 +1,23 @@
 //! API tokens: created once (the caller shows the token to its owner and forgets it), stored
 //! as a SHA-256 hash, looked up by the hash of what a request presents, revoked by name.
 
+use crate::columns::Flag;
 use crate::{Existing, MetadataError, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::FromRow;
 
 /// The prefix of every token, so a leaked one is recognisable in code reviews and scanners.
 pub const TOKEN_PREFIX: &str = "tarn_";
 
 /// A stored token (never the token itself).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
+    #[sqlx(try_from = "Flag")]
     pub read_only: bool,
     pub created_at: String,
     pub revoked_at: Option<String>,
@@ -99,7 +103,7 @@ impl Store {
         .bind(crate::now())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| record(&r)))
+        row.map(|r| record(&r)).transpose()
     }
 
     /// Every token, live and revoked, by name.
@@ -109,7 +113,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(record).collect())
+        rows.iter().map(record).collect()
     }
 
     /// Revokes the token named `name`; false when there is no live token of that name.
@@ -125,16 +129,8 @@ impl Store {
     }
 }
 
-fn record(r: &sqlx::any::AnyRow) -> TokenRecord {
-    TokenRecord {
-        id: r.get("id"),
-        name: r.get("name"),
-        read_only: r.get::<i64, _>("read_only") != 0,
-        created_at: r.get("created_at"),
-        revoked_at: r.get("revoked_at"),
-        scope: r.get("scope"),
-        expires_at: r.get("expires_at"),
-    }
+fn record(r: &sqlx::any::AnyRow) -> Result<TokenRecord, MetadataError> {
+    Ok(TokenRecord::from_row(r)?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,58 @@
+//! Column types the portable schema uses and rows read into: booleans kept as integers
+//! ([`Flag`]) and JSON kept as text ([`JsonText`]), decoded by sqlx so row structs derive
+//! `sqlx::FromRow` (`#[sqlx(try_from = "Flag")]`) instead of mapping columns by hand.
+
+use sqlx::any::{Any, AnyTypeInfo, AnyValueRef};
+use sqlx::error::BoxDynError;
+use sqlx::{Decode, Type};
+
+/// A boolean stored as an integer (0 or 1), as both SQLite and Postgres keep it here.
+pub(crate) struct Flag(bool);
+
+impl Type<Any> for Flag {
+    fn type_info() -> AnyTypeInfo {
+        <i64 as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <i64 as Type<Any>>::compatible(ty) || <i32 as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for Flag {
+    fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Flag(<i64 as Decode<Any>>::decode(value)? != 0))
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0
+    }
+}
+
+/// A JSON document stored as text.
+pub(crate) struct JsonText(serde_json::Value);
+
+impl Type<Any> for JsonText {
+    fn type_info() -> AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <String as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for JsonText {
+    fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <String as Decode<Any>>::decode(value)?;
+        Ok(JsonText(serde_json::from_str(&text)?))
+    }
+}
+
+impl From<JsonText> for serde_json::Value {
+    fn from(j: JsonText) -> serde_json::Value {
+        j.0
+    }
+}
