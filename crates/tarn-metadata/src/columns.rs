@@ -31,8 +31,9 @@ impl From<Flag> for bool {
     }
 }
 
-/// A JSON document stored as text.
-pub(crate) struct JsonText(serde_json::Value);
+/// A JSON document stored as text, or NULL (read as JSON's `null`, or as `None` into an
+/// optional field).
+pub(crate) struct JsonText(Option<serde_json::Value>);
 
 impl Type<Any> for JsonText {
     fn type_info() -> AnyTypeInfo {
@@ -46,13 +47,22 @@ impl Type<Any> for JsonText {
 
 impl<'r> Decode<'r, Any> for JsonText {
     fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
+        if sqlx::ValueRef::is_null(&value) {
+            return Ok(JsonText(None));
+        }
         let text = <String as Decode<Any>>::decode(value)?;
-        Ok(JsonText(serde_json::from_str(&text)?))
+        Ok(JsonText(Some(serde_json::from_str(&text)?)))
     }
 }
 
 impl From<JsonText> for serde_json::Value {
     fn from(j: JsonText) -> serde_json::Value {
+        j.0.unwrap_or_default()
+    }
+}
+
+impl From<JsonText> for Option<serde_json::Value> {
+    fn from(j: JsonText) -> Option<serde_json::Value> {
         j.0
     }
 }

@@ -1,10 +1,11 @@
 //! Pipeline executions and step attempts: created once per (pipeline, event), leased by
 //! workers, moved step by step, so an execution survives the process that ran it.
 
+use crate::columns::JsonText;
 use crate::{Event, MetadataError, Store};
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 use std::time::Duration;
 
 /// Execution states.
@@ -19,19 +20,24 @@ pub mod status {
 }
 
 /// One execution of a pipeline.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct ExecutionRecord {
     pub id: String,
     pub pipeline: String,
     /// The event that started it.
     pub event_id: String,
     pub status: String,
+    #[sqlx(try_from = "JsonText")]
     pub input: serde_json::Value,
     /// The step running, or to run next (none once ended well).
     pub step: Option<String>,
+    #[sqlx(try_from = "JsonText")]
     pub step_input: Option<serde_json::Value>,
     /// Failed attempts of `step` so far.
     pub failures: i64,
+    #[sqlx(try_from = "JsonText")]
     pub output: Option<serde_json::Value>,
     pub error: Option<String>,
     pub created_at: String,
@@ -40,14 +46,18 @@ pub struct ExecutionRecord {
 }
 
 /// One attempt at one step of an execution.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct StepAttempt {
     pub id: String,
     pub execution_id: String,
     pub step: String,
     pub attempt: i64,
     pub status: String,
+    #[sqlx(try_from = "JsonText")]
     pub input: serde_json::Value,
+    #[sqlx(try_from = "JsonText")]
     pub output: Option<serde_json::Value>,
     pub error: Option<String>,
     /// The step's stdout and stderr, size-capped.
@@ -76,31 +86,10 @@ fn at(d: Duration) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn json(row: &AnyRow, col: &str) -> Result<Option<serde_json::Value>, MetadataError> {
-    match row.try_get::<Option<String>, _>(col)? {
-        Some(s) => Ok(Some(serde_json::from_str(&s)?)),
-        None => Ok(None),
-    }
-}
-
 const EXECUTION_COLUMNS: &str = "id, pipeline, event_id, status, input, step, step_input, failures, output, error, created_at, started_at, finished_at";
 
 fn execution(row: &AnyRow) -> Result<ExecutionRecord, MetadataError> {
-    Ok(ExecutionRecord {
-        id: row.try_get("id")?,
-        pipeline: row.try_get("pipeline")?,
-        event_id: row.try_get("event_id")?,
-        status: row.try_get("status")?,
-        input: json(row, "input")?.unwrap_or_default(),
-        step: row.try_get("step")?,
-        step_input: json(row, "step_input")?,
-        failures: row.try_get("failures")?,
-        output: json(row, "output")?,
-        error: row.try_get("error")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
+    Ok(ExecutionRecord::from_row(row)?)
 }
 
 impl Store {
@@ -545,29 +534,53 @@ impl Store {
 
     /// The attempts of an execution, in the order they started.
     pub async fn attempts(&self, execution_id: &str) -> Result<Vec<StepAttempt>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, execution_id, step, attempt, status, input, output, error, logs, started_at, finished_at
              FROM step_attempts WHERE execution_id = $1 ORDER BY started_at, id",
         )
         .bind(execution_id)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StepAttempt {
-                    id: r.try_get("id")?,
-                    execution_id: r.try_get("execution_id")?,
-                    step: r.try_get("step")?,
-                    attempt: r.try_get("attempt")?,
-                    status: r.try_get("status")?,
-                    input: json(r, "input")?.unwrap_or_default(),
-                    output: json(r, "output")?,
-                    error: r.try_get("error")?,
-                    logs: r.try_get("logs")?,
-                    started_at: r.try_get("started_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                })
-            })
-            .collect()
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{fresh_store, BACKENDS};
+
+    #[tokio::test]
+    async fn executions_and_attempts_read_back_with_their_json() {
+        for backend in BACKENDS {
+            let dir = tempfile::tempdir().unwrap();
+            let store = fresh_store(backend, dir.path()).await.unwrap();
+            let event = crate::NewEvent::object_created("flights/raw", "in/a.csv", "e1", 10);
+            assert!(store.record_event(&event).await.unwrap());
+            let event_id = store.undispatched_events(10).await.unwrap()[0].id.clone();
+            let input = serde_json::json!({"key": "in/a.csv", "n": 1});
+            let wanted = [NewExecution {
+                pipeline: "clean".into(),
+                input: input.clone(),
+                first_step: "first".into(),
+            }];
+            let ids = store.dispatch(&event_id, &wanted).await.unwrap();
+            assert_eq!(ids, vec![execution_id("clean", &event_id)]);
+            let exec = store.execution(&ids[0]).await.unwrap().unwrap();
+            assert_eq!(exec.input, input);
+            assert_eq!(exec.output, None);
+            let (attempt, n) = store.start_attempt(&exec, "first", &input).await.unwrap();
+            assert_eq!(n, 1);
+            let out = serde_json::json!({"rows": 3});
+            store
+                .finish_attempt(&attempt, status::SUCCEEDED, Some(&out), None, "done\n")
+                .await
+                .unwrap();
+            let attempts = store.attempts(&exec.id).await.unwrap();
+            assert_eq!(attempts.len(), 1);
+            assert_eq!(attempts[0].input, input);
+            assert_eq!(attempts[0].output, Some(out));
+            assert_eq!(attempts[0].logs, "done\n");
+            assert_eq!(attempts[0].status, status::SUCCEEDED);
+        }
     }
 }
