@@ -1,14 +1,17 @@
 //! The catalog: databases (one per zone), tables with schemas and partitions, every schema
 //! version a table has had, crawl state per object, and the record of loads.
 
+use crate::columns::{JsonOf, JsonText};
 use crate::{MetadataError, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use std::collections::BTreeMap;
 
 /// A Glue-style database: one per zone, named `DOMAIN_LAYER`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct DatabaseRecord {
     pub name: String,
     pub domain: String,
@@ -43,7 +46,7 @@ impl Column {
 }
 
 /// A finished crawl and its report.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct CrawlRecord {
     pub id: String,
     /// `*`, a domain, or `domain/layer`.
@@ -51,20 +54,27 @@ pub struct CrawlRecord {
     pub started_at: String,
     pub finished_at: Option<String>,
     /// What the crawl found: tables created or updated, files skipped with the reason.
+    #[sqlx(try_from = "JsonText")]
     pub report: serde_json::Value,
 }
 
 /// A catalogued table.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct TableRecord {
     pub id: String,
+    #[sqlx(rename = "database_name")]
     pub database: String,
     pub name: String,
     pub location: String,
     /// `csv`, `json`, `parquet` or `delta`.
     pub format: String,
+    #[sqlx(try_from = "JsonOf<Vec<Column>>")]
     pub columns: Vec<Column>,
+    #[sqlx(try_from = "JsonOf<Vec<Column>>")]
     pub partition_keys: Vec<Column>,
+    #[sqlx(try_from = "JsonOf<BTreeMap<String, String>>")]
     pub parameters: BTreeMap<String, String>,
     /// The catalog version of the schema (1 for a new table, +1 per schema change).
     pub version: i64,
@@ -89,25 +99,32 @@ impl TableRecord {
 }
 
 /// One schema a table has had.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct TableVersion {
     pub version: i64,
+    #[sqlx(try_from = "JsonOf<Vec<Column>>")]
     pub columns: Vec<Column>,
+    #[sqlx(try_from = "JsonOf<Vec<Column>>")]
     pub partition_keys: Vec<Column>,
     pub reason: String,
     pub created_at: String,
 }
 
 /// A partition of a table: `year=2013/month=1` with its values and location.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct Partition {
     pub spec: String,
+    #[sqlx(rename = "vals", try_from = "JsonOf<Vec<String>>")]
     pub values: Vec<String>,
     pub location: String,
 }
 
 /// What the crawler last saw of an object.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CrawledObject {
     pub etag: String,
     pub table_id: Option<String>,
@@ -115,7 +132,9 @@ pub struct CrawledObject {
 }
 
 /// One load into a table.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct LoadRecord {
     pub id: String,
     pub table_id: String,
@@ -151,21 +170,7 @@ pub struct TableDraft {
 const TABLE_COLUMNS: &str = "id, database_name, name, location, format, columns, partition_keys, parameters, version, row_count, delta_version, created_at, updated_at";
 
 fn table_from_row(r: &AnyRow) -> Result<TableRecord, MetadataError> {
-    Ok(TableRecord {
-        id: r.try_get("id")?,
-        database: r.try_get("database_name")?,
-        name: r.try_get("name")?,
-        location: r.try_get("location")?,
-        format: r.try_get("format")?,
-        columns: serde_json::from_str(&r.try_get::<String, _>("columns")?)?,
-        partition_keys: serde_json::from_str(&r.try_get::<String, _>("partition_keys")?)?,
-        parameters: serde_json::from_str(&r.try_get::<String, _>("parameters")?)?,
-        version: r.try_get("version")?,
-        row_count: r.try_get("row_count")?,
-        delta_version: r.try_get("delta_version")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+    Ok(TableRecord::from_row(r)?)
 }
 
 impl Store {
@@ -205,22 +210,11 @@ impl Store {
 
     /// Every database, by name.
     pub async fn databases(&self) -> Result<Vec<DatabaseRecord>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT name, domain, layer, location, created_at FROM catalog_databases ORDER BY name",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DatabaseRecord {
-                    name: r.try_get("name")?,
-                    domain: r.try_get("domain")?,
-                    layer: r.try_get("layer")?,
-                    location: r.try_get("location")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// A table by database and name.
@@ -428,26 +422,13 @@ impl Store {
 
     /// Every schema a table has had, oldest first.
     pub async fn table_versions(&self, table_id: &str) -> Result<Vec<TableVersion>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT version, columns, partition_keys, reason, created_at
              FROM catalog_table_versions WHERE table_id = $1 ORDER BY version",
         )
         .bind(table_id)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TableVersion {
-                    version: r.try_get("version")?,
-                    columns: serde_json::from_str(&r.try_get::<String, _>("columns")?)?,
-                    partition_keys: serde_json::from_str(
-                        &r.try_get::<String, _>("partition_keys")?,
-                    )?,
-                    reason: r.try_get("reason")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Registers a partition (idempotent).
@@ -472,21 +453,12 @@ impl Store {
 
     /// A table's partitions, by spec.
     pub async fn partitions(&self, table_id: &str) -> Result<Vec<Partition>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT spec, vals, location FROM catalog_partitions WHERE table_id = $1 ORDER BY spec",
         )
         .bind(table_id)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Partition {
-                    spec: r.try_get("spec")?,
-                    values: serde_json::from_str(&r.try_get::<String, _>("vals")?)?,
-                    location: r.try_get("location")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// What the crawler last saw of an object.
@@ -495,21 +467,13 @@ impl Store {
         zone: &str,
         key: &str,
     ) -> Result<Option<CrawledObject>, MetadataError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT etag, table_id, outcome FROM crawled_objects WHERE zone = $1 AND object_key = $2",
         )
         .bind(zone)
         .bind(key)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(CrawledObject {
-                etag: r.try_get("etag")?,
-                table_id: r.try_get("table_id")?,
-                outcome: r.try_get("outcome")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Remembers what the crawler made of an object.
@@ -559,26 +523,11 @@ impl Store {
 
     /// Recorded crawls, newest first.
     pub async fn crawls(&self) -> Result<Vec<CrawlRecord>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, scope, started_at, finished_at, report FROM crawls ORDER BY id DESC",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let report: Option<String> = r.try_get("report")?;
-                Ok(CrawlRecord {
-                    id: r.try_get("id")?,
-                    scope: r.try_get("scope")?,
-                    started_at: r.try_get("started_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                    report: match report {
-                        Some(text) => serde_json::from_str(&text)?,
-                        None => serde_json::Value::Null,
-                    },
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Records a load into a table (once: a load already recorded is left as it is).
@@ -602,27 +551,13 @@ impl Store {
 
     /// The loads into a table, in the order of the table versions they made.
     pub async fn loads(&self, table_id: &str) -> Result<Vec<LoadRecord>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, table_id, mode, source, rows_written, rows_rejected, table_version, created_at
              FROM loads WHERE table_id = $1 ORDER BY table_version, created_at",
         )
         .bind(table_id)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LoadRecord {
-                    id: r.try_get("id")?,
-                    table_id: r.try_get("table_id")?,
-                    mode: r.try_get("mode")?,
-                    source: r.try_get("source")?,
-                    rows_written: r.try_get("rows_written")?,
-                    rows_rejected: r.try_get("rows_rejected")?,
-                    table_version: r.try_get("table_version")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }
 

@@ -31,6 +31,44 @@ impl From<Flag> for bool {
     }
 }
 
+/// A typed JSON document stored as text (a table's columns, its parameters, a partition's
+/// values).
+pub(crate) struct JsonOf<T>(T);
+
+impl<T> Type<Any> for JsonOf<T> {
+    fn type_info() -> AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <String as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r, T: serde::de::DeserializeOwned> Decode<'r, Any> for JsonOf<T> {
+    fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <String as Decode<Any>>::decode(value)?;
+        Ok(JsonOf(serde_json::from_str(&text)?))
+    }
+}
+
+/// `JsonOf<T>` into `T`, for each `T` a row holds (a blanket impl is not allowed here).
+macro_rules! json_of {
+    ($($t:ty),*) => {$(
+        impl From<JsonOf<$t>> for $t {
+            fn from(j: JsonOf<$t>) -> $t {
+                j.0
+            }
+        }
+    )*};
+}
+
+json_of!(
+    Vec<crate::Column>,
+    Vec<String>,
+    std::collections::BTreeMap<String, String>
+);
+
 /// A JSON document stored as text, or NULL (read as JSON's `null`, or as `None` into an
 /// optional field).
 pub(crate) struct JsonText(Option<serde_json::Value>);
