@@ -6,7 +6,6 @@
 use crate::columns::JsonText;
 use crate::{MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 
 /// A stored endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
@@ -56,23 +55,21 @@ impl Store {
 
     /// Every endpoint, by name.
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT name, spec, source, created_by, created_at, updated_at FROM ml_endpoints ORDER BY name",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record).collect()
+        .await?)
     }
 
     /// Endpoint `name`, if it exists.
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, MetadataError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT name, spec, source, created_by, created_at, updated_at FROM ml_endpoints WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(record).transpose()
+        .await?)
     }
 
     /// Deletes endpoint `name`; answers whether it existed.
@@ -83,10 +80,6 @@ impl Store {
             .await?;
         Ok(res.rows_affected() > 0)
     }
-}
-
-fn record(r: &sqlx::any::AnyRow) -> Result<EndpointRecord, MetadataError> {
-    Ok(EndpointRecord::from_row(r)?)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use crate::columns::Flag;
 use crate::{Existing, MetadataError, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::FromRow;
 
 /// The prefix of every token, so a leaked one is recognisable in code reviews and scanners.
 pub const TOKEN_PREFIX: &str = "tarn_";
@@ -95,25 +94,23 @@ impl Store {
 
     /// The live token matching `token`, if any.
     pub async fn verify_token(&self, token: &str) -> Result<Option<TokenRecord>, MetadataError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, name, read_only, created_at, revoked_at, scope, expires_at FROM api_tokens
              WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(hash(token))
         .bind(crate::now())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| record(&r)).transpose()
+        .await?)
     }
 
     /// Every token, live and revoked, by name.
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, MetadataError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, name, read_only, created_at, revoked_at, scope, expires_at FROM api_tokens ORDER BY name",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record).collect()
+        .await?)
     }
 
     /// Revokes the token named `name`; false when there is no live token of that name.
@@ -127,10 +124,6 @@ impl Store {
         .await?;
         Ok(res.rows_affected() > 0)
     }
-}
-
-fn record(r: &sqlx::any::AnyRow) -> Result<TokenRecord, MetadataError> {
-    Ok(TokenRecord::from_row(r)?)
 }
 
 #[cfg(test)]

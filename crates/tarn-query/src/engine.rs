@@ -317,12 +317,15 @@ impl Planned {
                 &deltalake::datafusion::common::config::Dialect::Generic,
             )
             .map_err(|e| {
-                if e.to_string().contains("RecursionLimitExceeded") {
-                    return QueryError::Limit {
-                        what: format!("nests deeper than {} levels", self.limits.sql_depth),
-                        limit: "sql_depth",
-                        max: self.limits.sql_depth,
-                    };
+                use deltalake::datafusion::sql::sqlparser::parser::ParserError;
+                if let DataFusionError::SQL(p, _) = e.find_root() {
+                    if matches!(**p, ParserError::RecursionLimitExceeded) {
+                        return QueryError::Limit {
+                            what: format!("nests deeper than {} levels", self.limits.sql_depth),
+                            limit: "sql_depth",
+                            max: self.limits.sql_depth,
+                        };
+                    }
                 }
                 locate(&self.addresses, &self.sql, e.to_string())
             })?;
