@@ -76,8 +76,13 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
                                 f.kind, f.place, f.detail
                             ));
                         }
+                        say(format!(
+                            "checked the lake at start: {} finding(s) in {} zone(s)",
+                            r.findings.len(),
+                            r.zones_checked
+                        ));
                     }
-                    Err(e) => tracing::warn!("checking the lake at start: {e}"),
+                    Err(e) => say(format!("checked the lake at start: stopped by {e}")),
                 }
             });
         })

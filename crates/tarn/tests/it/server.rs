@@ -38,6 +38,16 @@ pub(crate) struct Served {
 
 impl Served {
     pub fn start(dir: &Path, extra: &[&str]) -> Served {
+        Served::start_until(dir, extra, false)
+    }
+
+    /// Starts as [`Served::start`] does and also waits until the start-up check of the lake
+    /// (which records objects found without their event anywhere in a zone) has finished.
+    pub fn start_checked(dir: &Path, extra: &[&str]) -> Served {
+        Served::start_until(dir, extra, true)
+    }
+
+    fn start_until(dir: &Path, extra: &[&str], checked: bool) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tarn"))
             .arg("--dir")
             .arg(dir)
@@ -49,16 +59,21 @@ impl Served {
             .unwrap();
         let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        let addr = loop {
+        let mut addr = None;
+        while addr.is_none() || checked {
             line.clear();
             assert!(
                 err.read_line(&mut line).unwrap() > 0,
                 "tarn serve ended early"
             );
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
+                addr = Some(rest.split_whitespace().next().unwrap().to_string());
             }
-        };
+            if line.contains("checked the lake at start") && addr.is_some() {
+                break;
+            }
+        }
+        let addr = addr.unwrap();
         let log = std::thread::spawn(move || {
             let mut rest = String::new();
             err.read_to_string(&mut rest).ok();
