@@ -4,7 +4,7 @@
 //! when it dies (answering 503 meanwhile, never hanging). MLflow `python_function` models run
 //! this way behind `mlflow models serve`.
 
-use crate::error::ServingError;
+use crate::error::{ModelServerError, ServingError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -97,25 +97,25 @@ async fn wait_healthy(
     child: &mut tokio::process::Child,
     port: u16,
     log: &Path,
-) -> Result<(), String> {
+) -> Result<(), ModelServerError> {
     let deadline = tokio::time::Instant::now() + STARTUP;
     loop {
         if ping(client, port).await {
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "the model server exited ({status}) before answering /ping; its output is in {}:\n{}",
-                log.display(),
-                tail(log)
-            ));
+            return Err(ModelServerError::Exited {
+                status: status.to_string(),
+                log: log.display().to_string(),
+                tail: tail(log),
+            });
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "the model server did not answer /ping on port {port} within {}s; its output is in {}",
-                STARTUP.as_secs(),
-                log.display()
-            ));
+            return Err(ModelServerError::Silent {
+                port,
+                seconds: STARTUP.as_secs(),
+                log: log.display().to_string(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -129,14 +129,16 @@ fn tail(log: &Path) -> String {
 
 impl Server {
     /// Starts the server and waits until it is healthy.
-    pub async fn start(launch: Launch, name: String) -> Result<Server, String> {
+    pub async fn start(launch: Launch, name: String) -> Result<Server, ModelServerError> {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
-            .map_err(|e| e.to_string())?;
-        let port = free_port().map_err(|e| e.to_string())?;
-        let mut child = spawn(&launch, port)
-            .map_err(|e| format!("cannot start `{}`: {e}", launch.command.join(" ")))?;
+            .map_err(ModelServerError::Client)?;
+        let port = free_port().map_err(ModelServerError::Port)?;
+        let mut child = spawn(&launch, port).map_err(|source| ModelServerError::Spawn {
+            command: launch.command.join(" "),
+            source,
+        })?;
         let group = Arc::new(std::sync::atomic::AtomicI32::new(
             child.id().map(|p| p as i32).unwrap_or(0),
         ));

@@ -100,3 +100,61 @@ impl IntoResponse for ServingError {
         r
     }
 }
+
+/// Why an endpoint could not load a model version; the version it held keeps serving, and
+/// the endpoint's state says this.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Resolve(#[from] DeployError),
+    #[error("cannot load {model} version {version}: {source}")]
+    Version {
+        model: String,
+        version: String,
+        #[source]
+        source: Box<LoadError>,
+    },
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Download(#[from] tarn_lake::LakeError),
+    #[error("its MLmodel has the flavors [{}]; endpoints serve `onnx` in process and `python_function` behind MLflow's scoring server, or give the endpoint a `command`", .flavors.join(", "))]
+    Flavors { flavors: Vec<String> },
+    #[error(transparent)]
+    Onnx(#[from] tarn_onnx::OnnxError),
+    #[error("the model fails on a made-up row of its signature: {0}")]
+    Warm(ServingError),
+    #[error(transparent)]
+    ModelServer(#[from] ModelServerError),
+}
+
+/// Why a bring-your-own model server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelServerError {
+    #[error("cannot make the HTTP client for the model server: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("no free loopback port for the model server: {0}")]
+    Port(#[source] std::io::Error),
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the model server exited ({status}) before answering /ping; its output is in {log}:\n{tail}")]
+    Exited {
+        status: String,
+        log: String,
+        tail: String,
+    },
+    #[error("the model server did not answer /ping on port {port} within {seconds}s; its output is in {log}")]
+    Silent {
+        port: u16,
+        seconds: u64,
+        log: String,
+    },
+}

@@ -23,7 +23,7 @@ mod metrics;
 mod onnx;
 mod worker;
 
-pub use error::{DeployError, ServingError};
+pub use error::{DeployError, LoadError, ModelServerError, ServingError};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -323,7 +323,7 @@ impl Endpoints {
     /// moves each to the version its URI names now.
     pub async fn refresh(&self) {
         let _one = self.refreshing.lock().await;
-        let stored = match self.lake.meta.endpoints().await {
+        let stored = match self.lake.endpoints().list().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("endpoints: cannot read the store: {e}");
@@ -395,7 +395,7 @@ impl Endpoints {
         };
         let state = match (main, canary) {
             (Ok(()), Ok(())) => "serving".to_string(),
-            (Err(e), _) => e,
+            (Err(e), _) => e.to_string(),
             (_, Err(e)) => format!("canary: {e}"),
         };
         if let Ok(mut s) = ep.state.write() {
@@ -410,8 +410,8 @@ impl Endpoints {
         ep: &Arc<Endpoint>,
         uri: &str,
         slot: &RwLock<Option<Arc<Loaded>>>,
-    ) -> Result<(), String> {
-        let target = resolve(&self.lake, uri).await.map_err(|e| e.to_string())?;
+    ) -> Result<(), LoadError> {
+        let target = resolve(&self.lake, uri).await?;
         let held = slot.read().ok().and_then(|s| s.clone());
         if held
             .as_ref()
@@ -419,12 +419,14 @@ impl Endpoints {
         {
             return Ok(());
         }
-        let loaded = self.load(ep, &target).await.map_err(|e| {
-            format!(
-                "cannot load {} version {}: {e}",
-                target.model, target.version
-            )
-        })?;
+        let loaded = self
+            .load(ep, &target)
+            .await
+            .map_err(|e| LoadError::Version {
+                model: target.model.clone(),
+                version: target.version.clone(),
+                source: Box::new(e),
+            })?;
         tracing::info!(
             "endpoint {}: now serving {} version {} ({})",
             ep.name,
@@ -438,7 +440,7 @@ impl Endpoints {
         Ok(())
     }
 
-    async fn load(&self, ep: &Arc<Endpoint>, t: &Target) -> Result<Loaded, String> {
+    async fn load(&self, ep: &Arc<Endpoint>, t: &Target) -> Result<Loaded, LoadError> {
         let root = self
             .lake
             .config
@@ -452,13 +454,12 @@ impl Endpoints {
             t.version,
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|source| LoadError::File {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let model_dir = dir.join("model");
-        let mlmodel = self
-            .lake
-            .download_model(&t.location, &model_dir)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mlmodel = self.lake.download_model(&t.location, &model_dir).await?;
         let flavors = mlmodel.get("flavors").cloned().unwrap_or(Json::Null);
         let command: Option<Vec<String>> = if let Some(c) = &ep.spec.command {
             Some(c.clone())
@@ -487,14 +488,11 @@ impl Endpoints {
                 .collect(),
             )
         } else {
-            let names: Vec<String> = flavors
+            let flavors: Vec<String> = flavors
                 .as_object()
                 .map(|o| o.keys().cloned().collect())
                 .unwrap_or_default();
-            return Err(format!(
-                "its MLmodel has the flavors [{}]; endpoints serve `onnx` in process and `python_function` behind MLflow's scoring server, or give the endpoint a `command`",
-                names.join(", ")
-            ));
+            return Err(LoadError::Flavors { flavors });
         };
         let runtime = match command {
             None => {
@@ -503,10 +501,13 @@ impl Endpoints {
                     .and_then(Json::as_str)
                     .unwrap_or("model.onnx");
                 let file = model_dir.join(data);
-                let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-                let model = tarn_onnx::Model::load(&bytes).map_err(|e| e.to_string())?;
+                let bytes = std::fs::read(&file).map_err(|source| LoadError::File {
+                    path: file.display().to_string(),
+                    source,
+                })?;
+                let model = tarn_onnx::Model::load(&bytes)?;
                 let m = onnx::OnnxModel { model };
-                warm(&m)?;
+                warm(&m).map_err(LoadError::Warm)?;
                 Runtime::Onnx(m)
             }
             Some(command) => {
@@ -611,12 +612,12 @@ async fn resolve(lake: &Lake, uri: &str) -> Result<Target, DeployError> {
             uri: uri.to_string(),
         });
     };
-    let meta = &lake.meta;
-    let Some(v) = meta.model_version(&model, &version).await? else {
+    let Some(v) = lake.registry().model_version(&model, &version).await? else {
         return Err(DeployError::NoVersion { model, version });
     };
     if v.approval.status != APPROVED {
-        let policy = meta
+        let policy = lake
+            .registry()
             .registered_model(&model)
             .await?
             .and_then(|m| m.tags.into_iter().find(|t| t.key == APPROVAL_TAG))
@@ -667,10 +668,10 @@ pub async fn deployable(
 /// are left alone. Answers the names stored.
 pub async fn sync_declared(lake: &Lake, user: &str) -> Result<Vec<String>, DeployError> {
     let declared = &lake.config.endpoints;
-    let stored = lake.meta.endpoints().await?;
+    let stored = lake.endpoints().list().await?;
     for r in &stored {
         if r.source == "config" && !declared.contains_key(&r.name) {
-            lake.meta.delete_endpoint(&r.name).await?;
+            lake.endpoints().delete_endpoint(&r.name).await?;
         }
     }
     let mut names = Vec::new();
@@ -683,7 +684,9 @@ pub async fn sync_declared(lake: &Lake, user: &str) -> Result<Vec<String>, Deplo
             .iter()
             .any(|r| &r.name == name && r.spec == json && r.source == "config");
         if !same {
-            lake.meta.put_endpoint(name, &json, "config", user).await?;
+            lake.endpoints()
+                .put_endpoint(name, &json, "config", user)
+                .await?;
         }
         names.push(name.clone());
     }
@@ -691,7 +694,7 @@ pub async fn sync_declared(lake: &Lake, user: &str) -> Result<Vec<String>, Deplo
 }
 
 /// Runs the model once on a made-up row so the first request does not pay for warming.
-fn warm(m: &onnx::OnnxModel) -> Result<(), String> {
+fn warm(m: &onnx::OnnxModel) -> Result<(), ServingError> {
     let schema = m.schema();
     let frame = input::Frame {
         names: Some(schema.iter().map(|(n, _, _)| n.clone()).collect()),
@@ -711,10 +714,10 @@ fn warm(m: &onnx::OnnxModel) -> Result<(), String> {
             .collect(),
         rows: 1,
     };
-    let feeds = m.feeds(&frame).map_err(|e| e.to_string())?;
+    let feeds = m.feeds(&frame)?;
     match m.run(&[&feeds]) {
         Ok(_) | Err(ServingError::BadRequest(_)) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 
