@@ -112,6 +112,7 @@ async fn crawl_zone(
     report: &mut CrawlReport,
 ) -> Result<(), CatalogError> {
     let database = meta
+        .catalog()
         .ensure_database(&zone.domain, &zone.layer, &zones.url_of(&zone.root()))
         .await?;
     let objects = zones.list(zone, "").await?;
@@ -161,7 +162,11 @@ async fn crawl_zone(
     }
     for (name, mut claimants) in by_name {
         if claimants.len() > 1 {
-            let held = meta.table(&database, &name).await?.map(|t| t.location);
+            let held = meta
+                .catalog()
+                .table(&database, &name)
+                .await?
+                .map(|t| t.location);
             if let Some(location) = held {
                 if let Some(i) = claimants.iter().position(|g| {
                     let url = zones.url_of(&zone.path(&g.folder));
@@ -202,11 +207,11 @@ async fn crawl_group(
 ) -> Result<(), CatalogError> {
     let name = table_name(&group.folder);
     let address = format!("{}.{}.{name}", zone.domain, zone.layer);
-    let existing = meta.table(database, &name).await?;
+    let existing = meta.catalog().table(database, &name).await?;
 
     let mut fresh = Vec::new();
     for o in &group.objects {
-        let seen = meta.crawled_object(&zone.name(), &o.key).await?;
+        let seen = meta.catalog().crawled_object(&zone.name(), &o.key).await?;
         match seen {
             Some(s) if s.etag == etag_of(o) && existing.is_some() => report.unchanged_files += 1,
             _ => fresh.push(o.clone()),
@@ -219,7 +224,7 @@ async fn crawl_group(
                 change: TableChange::Unchanged,
                 format: t.format,
                 files_read: 0,
-                partitions: meta.partitions(&t.id).await?.len(),
+                partitions: meta.catalog().partitions(&t.id).await?.len(),
                 detail: None,
             });
         }
@@ -394,17 +399,18 @@ async fn crawl_group(
     } else {
         format!("crawler: {}", changes.join("; "))
     };
-    let (table, change) = meta.put_table(&draft, &reason).await?;
+    let (table, change) = meta.catalog().put_table(&draft, &reason).await?;
     for (spec, segs) in &partitions {
-        meta.put_partition(
-            &table.id,
-            &Partition {
-                spec: spec.clone(),
-                values: segs.iter().map(|(_, v)| v.clone()).collect(),
-                location: format!("{}{spec}/", folder_path),
-            },
-        )
-        .await?;
+        meta.catalog()
+            .put_partition(
+                &table.id,
+                &Partition {
+                    spec: spec.clone(),
+                    values: segs.iter().map(|(_, v)| v.clone()).collect(),
+                    location: format!("{}{spec}/", folder_path),
+                },
+            )
+            .await?;
     }
     for o in &used {
         catalogued(meta, zone, &o.key, etag_of(o), &table.id).await?;
@@ -414,7 +420,7 @@ async fn crawl_group(
         change,
         format,
         files_read: used.len(),
-        partitions: meta.partitions(&table.id).await?.len(),
+        partitions: meta.catalog().partitions(&table.id).await?.len(),
         detail: (change == TableChange::Updated).then(|| changes.join("; ")),
     });
     Ok(())
@@ -452,7 +458,10 @@ async fn catalogued(
         table_id: Some(table_id.to_string()),
         outcome: "catalogued".into(),
     };
-    Ok(meta.record_crawled(&zone.name(), key, &seen).await?)
+    Ok(meta
+        .catalog()
+        .record_crawled(&zone.name(), key, &seen)
+        .await?)
 }
 
 async fn skip(
@@ -463,16 +472,17 @@ async fn skip(
     report: &mut CrawlReport,
 ) -> Result<(), CatalogError> {
     tracing::warn!(zone = %zone.name(), key = %o.key, reason, "crawler skipped a file");
-    meta.record_crawled(
-        &zone.name(),
-        &o.key,
-        &CrawledObject {
-            etag: etag_of(o),
-            table_id: None,
-            outcome: format!("skipped: {reason}"),
-        },
-    )
-    .await?;
+    meta.catalog()
+        .record_crawled(
+            &zone.name(),
+            &o.key,
+            &CrawledObject {
+                etag: etag_of(o),
+                table_id: None,
+                outcome: format!("skipped: {reason}"),
+            },
+        )
+        .await?;
     report.skipped.push(SkippedFile {
         zone: zone.name(),
         key: o.key.clone(),
@@ -498,7 +508,11 @@ async fn crawl_delta(
     };
     let marker = etag_of(latest);
     let log_key = format!("{root}/_delta_log");
-    if let Some(seen) = meta.crawled_object(&zone.name(), &log_key).await? {
+    if let Some(seen) = meta
+        .catalog()
+        .crawled_object(&zone.name(), &log_key)
+        .await?
+    {
         if seen.etag == marker {
             report.unchanged_files += 1;
             report.tables.push(TableOutcome {
@@ -554,7 +568,7 @@ async fn crawl_delta(
         )
         .await;
     };
-    let existing = meta.table(database, &name).await?;
+    let existing = meta.catalog().table(database, &name).await?;
     let mut parameters = existing
         .as_ref()
         .map(|t| t.parameters.clone())
@@ -569,9 +583,13 @@ async fn crawl_delta(
         partition_keys,
         parameters,
     };
-    let (table, change) = meta.put_table(&draft, "crawler: Delta log schema").await?;
+    let (table, change) = meta
+        .catalog()
+        .put_table(&draft, "crawler: Delta log schema")
+        .await?;
     if !live.values().any(|r| *r < 0) {
-        meta.set_row_count(&table.id, Some(live.values().sum()))
+        meta.catalog()
+            .set_row_count(&table.id, Some(live.values().sum()))
             .await?;
     }
     catalogued(meta, zone, &log_key, marker, &table.id).await?;

@@ -115,7 +115,7 @@ impl Operations for Lake {
     }
     async fn events(&self, kind: Option<&str>, limit: i64, oldest: bool) -> Result<Vec<Event>> {
         Ok(if oldest {
-            Lake::events(self, kind, limit).await?
+            Lake::events_after(self, kind, None, limit).await?
         } else {
             self.latest_events(kind, limit).await?
         })
@@ -181,17 +181,21 @@ impl Operations for Lake {
     }
     async fn models(&self) -> Result<Vec<RegisteredModel>> {
         Ok(self
-            .meta
+            .registry()
             .registered_models()
             .await
             .map_err(tarn_lake::LakeError::from)?)
     }
     async fn model(&self, name: &str) -> Result<(RegisteredModel, Vec<ModelVersion>)> {
         let meta = |e| ClientError::Lake(tarn_lake::LakeError::Metadata(e));
-        let Some(m) = self.meta.registered_model(name).await.map_err(meta)? else {
+        let Some(m) = self.registry().registered_model(name).await.map_err(meta)? else {
             return Err(ClientError::NoSuchModel(name.to_string()));
         };
-        let v = self.meta.model_versions(Some(name)).await.map_err(meta)?;
+        let v = self
+            .registry()
+            .model_versions(Some(name))
+            .await
+            .map_err(meta)?;
         Ok((m, v))
     }
     async fn decide(
@@ -203,7 +207,7 @@ impl Operations for Lake {
         by: &str,
     ) -> Result<ModelVersion> {
         Ok(self
-            .meta
+            .registry()
             .decide(name, version, approve, by, reason)
             .await
             .map_err(tarn_lake::LakeError::from)?)
@@ -216,8 +220,8 @@ impl Operations for Lake {
         by: &str,
     ) -> Result<()> {
         match version {
-            Some(v) => self.meta.set_alias(name, alias, v, by).await,
-            None => self.meta.delete_alias(name, alias, by).await,
+            Some(v) => self.registry().set_alias(name, alias, v, by).await,
+            None => self.registry().delete_alias(name, alias, by).await,
         }
         .map_err(tarn_lake::LakeError::from)?;
         Ok(())

@@ -33,9 +33,9 @@ impl Lake {
     pub(crate) async fn visible_tables(
         &self,
     ) -> Result<Vec<(String, String, TableRecord)>, LakeError> {
-        let dbs = self.meta.databases().await?;
+        let dbs = self.meta.catalog().databases().await?;
         let mut out = Vec::new();
-        for t in self.meta.tables().await? {
+        for t in self.meta.catalog().tables().await? {
             if let Some(db) = dbs.iter().find(|d| d.name == t.database) {
                 out.push((db.domain.clone(), db.layer.clone(), t));
             }
@@ -108,6 +108,7 @@ impl Lake {
     /// A catalogued table by address.
     pub async fn table_record(&self, a: &TableAddress) -> Result<TableRecord, LakeError> {
         self.meta
+            .catalog()
             .table(&a.database(), &a.table)
             .await?
             .ok_or_else(|| LakeError::NoSuchTable(a.to_string()))
@@ -119,9 +120,9 @@ impl Lake {
         let record = self.table_record(&a).await?;
         Ok(TableDetail {
             table: a.to_string(),
-            versions: self.meta.table_versions(&record.id).await?,
-            partitions: self.meta.partitions(&record.id).await?,
-            loads: self.meta.loads(&record.id).await?,
+            versions: self.meta.catalog().table_versions(&record.id).await?,
+            partitions: self.meta.catalog().partitions(&record.id).await?,
+            loads: self.meta.catalog().loads(&record.id).await?,
             record,
         })
     }

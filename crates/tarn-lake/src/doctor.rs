@@ -169,7 +169,7 @@ impl Lake {
             };
             let place = a.to_string();
             let Some(dt) = tarn_tables::open(&self.stores, &t.location, None).await? else {
-                let fixed = repair && self.meta.forget_table(&t.id).await.is_ok();
+                let fixed = repair && self.meta.catalog().forget_table(&t.id).await.is_ok();
                 report.found(
                     "missing_log",
                     place,
@@ -187,7 +187,10 @@ impl Lake {
             let rows = tarn_tables::count_rows(&dt).await?;
             if t.row_count != Some(rows) || t.delta_version != Some(version) {
                 if repair {
-                    self.meta.set_delta_state(&t.id, rows, version).await?;
+                    self.meta
+                        .catalog()
+                        .set_delta_state(&t.id, rows, version)
+                        .await?;
                 }
                 report.found(
                     "stale_row_count",
@@ -230,7 +233,7 @@ impl Lake {
             let missing = self.unrecorded_loads(&t.id, &dt, true).await?;
             for l in missing {
                 if repair {
-                    self.meta.record_load(&l).await?;
+                    self.meta.catalog().record_load(&l).await?;
                 }
                 report.found(
                     "unrecorded_load",
@@ -316,6 +319,7 @@ impl Lake {
             )
             .await?;
         self.meta
+            .catalog()
             .set_delta_state(
                 &record.id,
                 tarn_tables::count_rows(dt).await?,
@@ -323,7 +327,7 @@ impl Lake {
             )
             .await?;
         for l in self.unrecorded_loads(&record.id, dt, true).await? {
-            self.meta.record_load(&l).await?;
+            self.meta.catalog().record_load(&l).await?;
         }
         Ok(())
     }
@@ -338,7 +342,7 @@ impl Lake {
     ) -> Result<usize, LakeError> {
         let missing = self.unrecorded_loads(table_id, dt, full).await?;
         for l in &missing {
-            self.meta.record_load(l).await?;
+            self.meta.catalog().record_load(l).await?;
         }
         Ok(missing.len())
     }
@@ -349,7 +353,7 @@ impl Lake {
         dt: &tarn_tables::DeltaTable,
         full: bool,
     ) -> Result<Vec<LoadRecord>, LakeError> {
-        let recorded = self.meta.loads(table_id).await?;
+        let recorded = self.meta.catalog().loads(table_id).await?;
         let after = if full {
             None
         } else {

@@ -51,7 +51,12 @@ impl Lake {
             size: 0,
             detail: serde_json::json!({"source": source, "detail_type": detail_type, "detail": detail}),
         };
-        Ok(self.meta.record_event_id(&e).await?.unwrap_or_default())
+        Ok(self
+            .meta
+            .events()
+            .record_event_id(&e)
+            .await?
+            .unwrap_or_default())
     }
 
     /// Executions, newest first, of one pipeline and status when given, `limit` at a time
@@ -73,7 +78,8 @@ impl Lake {
         };
         let mut items = self
             .meta
-            .executions(pipeline, status, before, limit as i64 + 1)
+            .executions()
+            .list(pipeline, status, before, limit as i64 + 1)
             .await?;
         let next_token = if items.len() > limit {
             items.truncate(limit);
@@ -88,10 +94,11 @@ impl Lake {
     pub async fn execution(&self, id: &str) -> Result<ExecutionDetail, LakeError> {
         let execution = self
             .meta
+            .executions()
             .execution(id)
             .await?
             .ok_or_else(|| LakeError::NoSuchExecution(id.to_string()))?;
-        let attempts = self.meta.attempts(id).await?;
+        let attempts = self.meta.executions().attempts(id).await?;
         Ok(ExecutionDetail {
             execution,
             attempts,
@@ -121,7 +128,7 @@ impl Lake {
     /// Runs a failed or cancelled execution again from the step it stopped at.
     pub async fn retry_execution(&self, id: &str) -> Result<ExecutionRecord, LakeError> {
         let d = self.execution(id).await?;
-        if !self.meta.retry_execution(id).await? {
+        if !self.meta.executions().retry_execution(id).await? {
             return Err(LakeError::ExecutionState(format!(
                 "execution `{id}` is {}; only failed or cancelled executions can be retried",
                 d.execution.status
@@ -133,7 +140,7 @@ impl Lake {
     /// Cancels a pending or running execution; a running step is stopped within seconds.
     pub async fn cancel_execution(&self, id: &str) -> Result<ExecutionRecord, LakeError> {
         let d = self.execution(id).await?;
-        if !self.meta.cancel_execution(id).await? {
+        if !self.meta.executions().cancel_execution(id).await? {
             return Err(LakeError::ExecutionState(format!(
                 "execution `{id}` is {}; only pending or running executions can be cancelled",
                 d.execution.status

@@ -65,7 +65,9 @@ type StampedEngine = (String, Arc<tarn_query::Engine>);
 #[derive(Clone)]
 pub struct Lake {
     pub config: Arc<LakeConfig>,
-    pub meta: Store,
+    /// The metadata store; other crates reach its aggregates through the handles below
+    /// ([`Lake::tracking`], [`Lake::registry`], ...), never the store itself.
+    pub(crate) meta: Store,
     pub zones: Zones,
     /// The store Delta tables live on (this lake's own: never shared with another lake).
     pub(crate) stores: tarn_tables::Stores,
@@ -74,6 +76,66 @@ pub struct Lake {
     query_cache: Arc<tarn_query::QueryCache>,
     /// What one query may be and use, and the query slots every engine of this lake shares.
     query_limits: Arc<tarn_query::QueryLimits>,
+}
+
+/// The metadata store's aggregates this lake lets other crates read and write directly: each
+/// is a handle of [`tarn_metadata`] on this lake's store. What must stay in step with the
+/// lake's files (landing, loads, table writes) is done by the lake's own operations instead.
+impl Lake {
+    /// The catalog's records: databases, tables, versions, partitions, crawls, loads.
+    pub fn catalog(&self) -> tarn_metadata::Catalog<'_> {
+        self.meta.catalog()
+    }
+
+    /// Recorded events (and the watcher's cursor).
+    pub fn events(&self) -> tarn_metadata::Events<'_> {
+        self.meta.events()
+    }
+
+    /// Pipeline executions, their leases and step attempts.
+    pub fn executions(&self) -> tarn_metadata::Executions<'_> {
+        self.meta.executions()
+    }
+
+    /// API tokens.
+    pub fn tokens(&self) -> tarn_metadata::Tokens<'_> {
+        self.meta.tokens()
+    }
+
+    /// Deliveries of events to topics' subscribers.
+    pub fn deliveries(&self) -> tarn_metadata::Deliveries<'_> {
+        self.meta.deliveries()
+    }
+
+    /// Serving endpoints' records.
+    pub fn endpoints(&self) -> tarn_metadata::Endpoints<'_> {
+        self.meta.endpoints()
+    }
+
+    /// MLflow tracking: experiments and runs.
+    pub fn tracking(&self) -> tarn_metadata::Tracking<'_> {
+        self.meta.tracking()
+    }
+
+    /// The model registry.
+    pub fn registry(&self) -> tarn_metadata::Registry<'_> {
+        self.meta.registry()
+    }
+
+    /// MLflow 3 logged models.
+    pub fn logged_models(&self) -> tarn_metadata::LoggedModels<'_> {
+        self.meta.logged_models()
+    }
+
+    /// MLflow traces.
+    pub fn traces(&self) -> tarn_metadata::Traces<'_> {
+        self.meta.traces()
+    }
+
+    /// Whether the metadata store answers (what `/health` reports).
+    pub async fn metadata_answers(&self) -> bool {
+        self.meta.ping().await.is_ok()
+    }
 }
 
 impl Lake {
@@ -99,7 +161,8 @@ impl Lake {
         };
         // Every zone is a database in the catalog, even before anything is crawled.
         for z in zones.all() {
-            meta.ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root()))
+            meta.catalog()
+                .ensure_database(&z.domain, &z.layer, &zones.url_of(&z.root()))
                 .await?;
         }
         let l = &config.limits;
@@ -155,18 +218,13 @@ impl Lake {
         Ok(tarn_storage::notice(&self.zones, &self.meta, &zone, prefix).await?)
     }
 
-    /// Recorded events, oldest first.
-    pub async fn events(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Event>, LakeError> {
-        self.events_after(kind, None, limit).await
-    }
-
     /// The newest `limit` events (of `kind`), oldest first.
     pub async fn latest_events(
         &self,
         kind: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Event>, LakeError> {
-        Ok(self.meta.latest_events(kind, limit).await?)
+        Ok(self.meta.events().latest_events(kind, limit).await?)
     }
 
     /// Recorded events after the one with id `after` (ids order events by time).
@@ -176,7 +234,7 @@ impl Lake {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Event>, LakeError> {
-        Ok(self.meta.events(kind, None, after, limit).await?)
+        Ok(self.meta.events().list(kind, None, after, limit).await?)
     }
 
     /// Crawls every zone, one domain (`flights`) or one zone (`flights/raw`).
@@ -208,6 +266,7 @@ impl Lake {
         let started = chrono::Utc::now().to_rfc3339();
         let report = tarn_catalog::crawl(&self.zones, &self.meta, &zones).await?;
         self.meta
+            .catalog()
             .record_crawl(
                 scope.unwrap_or("*"),
                 &started,

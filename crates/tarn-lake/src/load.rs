@@ -176,7 +176,7 @@ impl Lake {
         // it gains, or refuse when the lake says so, before anything is written.
         let mut added_columns = Vec::new();
         if contract.is_none() && args.mode != LoadMode::Overwrite {
-            if let Some(existing) = self.meta.table(&a.database(), &a.table).await? {
+            if let Some(existing) = self.meta.catalog().table(&a.database(), &a.table).await? {
                 let known: Vec<&str> = existing
                     .columns
                     .iter()
@@ -272,10 +272,12 @@ impl Lake {
             )
             .await?;
         self.meta
+            .catalog()
             .set_delta_state(&record.id, outcome.row_count, outcome.table_version)
             .await?;
         if !outcome.already_loaded {
             self.meta
+                .catalog()
                 .record_load(&LoadRecord {
                     id: load_id.clone(),
                     table_id: record.id.clone(),
@@ -316,6 +318,7 @@ impl Lake {
                     )
                     .await?;
                 self.meta
+                    .catalog()
                     .set_delta_state(
                         &r.id,
                         tarn_tables::count_rows(&t).await?,
@@ -346,7 +349,7 @@ impl Lake {
     /// Refuses to start a table anew at version 0 where the catalog knows rows whose Delta log
     /// is gone (the folder deleted outside tarn): that would hide the loss.
     async fn check_log_kept(&self, a: &TableAddress, url: &str) -> Result<(), LakeError> {
-        let Some(t) = self.meta.table(&a.database(), &a.table).await? else {
+        let Some(t) = self.meta.catalog().table(&a.database(), &a.table).await? else {
             return Ok(());
         };
         if t.format != "delta" || t.row_count.unwrap_or(0) == 0 {
@@ -374,6 +377,7 @@ impl Lake {
         let (columns, partition_keys) = columns_of(schema, partition_by);
         let (record, _) = self
             .meta
+            .catalog()
             .put_table(
                 &TableDraft {
                     database: a.database(),

@@ -31,21 +31,21 @@ impl Lake {
                 },
             };
             let v = match pick.as_deref() {
-                Some(p) if p.starts_with('@') => meta.version_by_alias(&name, &p[1..]).await?,
+                Some(p) if p.starts_with('@') => meta.registry().version_by_alias(&name, &p[1..]).await?,
                 Some(p) if p.chars().all(|c| c.is_ascii_digit()) => {
-                    meta.model_version(&name, p).await?.ok_or_else(|| {
+                    meta.registry().model_version(&name, p).await?.ok_or_else(|| {
                         usage(format!("model `{name}` has no version {p}; `tarn models versions {name}` lists them"))
                     })?
                 }
                 Some(stage) => meta
-                    .latest_versions(&name, &[stage.to_string()])
+                    .registry().latest_versions(&name, &[stage.to_string()])
                     .await?
                     .pop()
                     .ok_or_else(|| {
                         usage(format!("model `{name}` has no version in stage {stage}"))
                     })?,
                 None => meta
-                    .model_versions(Some(&name))
+                    .registry().model_versions(Some(&name))
                     .await?
                     .into_iter()
                     .max_by_key(|v| v.version.parse::<i64>().unwrap_or(0))
@@ -65,6 +65,7 @@ impl Lake {
         if let Some(rest) = uri.strip_prefix("runs:/") {
             let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
             let run = meta
+                .tracking()
                 .run(run_id)
                 .await?
                 .ok_or_else(|| usage(format!("no run has id `{run_id}`")))?;

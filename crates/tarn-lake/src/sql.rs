@@ -18,7 +18,7 @@ pub struct SqlInto {
 impl Lake {
     /// The SQL engine over the current catalog (kept while the catalog is unchanged).
     pub async fn engine(&self) -> Result<Arc<Engine>, LakeError> {
-        let stamp = self.meta.catalog_stamp().await?;
+        let stamp = self.meta.catalog().catalog_stamp().await?;
         let mut current = self.engine.lock().await;
         if let Some((s, e)) = current.as_ref() {
             if *s == stamp {
@@ -155,6 +155,7 @@ impl Lake {
             .await?;
         // The count as read at the version just written: `tarn doctor` finds them agreeing.
         self.meta
+            .catalog()
             .set_delta_state(&record.id, out.row_count, out.table_version)
             .await?;
         Ok(SqlInto {
@@ -184,7 +185,7 @@ impl Lake {
         let Some((table_version, rows)) = written else {
             return Ok(false);
         };
-        let id = match self.meta.table(&a.database(), &a.table).await? {
+        let id = match self.meta.catalog().table(&a.database(), &a.table).await? {
             Some(t) => t.id,
             None => {
                 let mut p = BTreeMap::new();
@@ -196,7 +197,10 @@ impl Lake {
         };
         // The count as read at the version just written: `tarn doctor --check` finds the
         // catalog agreeing with the log after every append.
-        self.meta.set_delta_state(&id, rows, table_version).await?;
+        self.meta
+            .catalog()
+            .set_delta_state(&id, rows, table_version)
+            .await?;
         Ok(true)
     }
 }

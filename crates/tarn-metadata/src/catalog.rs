@@ -4,9 +4,21 @@
 use crate::columns::{JsonOf, JsonText};
 use crate::{MetadataError, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::{FromRow, Row};
+use sqlx::Row;
 use std::collections::BTreeMap;
+
+/// The catalog: databases, tables and their versions, partitions, crawls and loads. Reached with [`Store::catalog`].
+#[derive(Clone, Copy, Debug)]
+pub struct Catalog<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// The catalog: databases, tables and their versions, partitions, crawls and loads.
+    pub fn catalog(&self) -> Catalog<'_> {
+        Catalog { store: self }
+    }
+}
 
 /// A Glue-style database: one per zone, named `DOMAIN_LAYER`.
 #[derive(
@@ -169,11 +181,7 @@ pub struct TableDraft {
 
 const TABLE_COLUMNS: &str = "id, database_name, name, location, format, columns, partition_keys, parameters, version, row_count, delta_version, created_at, updated_at";
 
-fn table_from_row(r: &AnyRow) -> Result<TableRecord, MetadataError> {
-    Ok(TableRecord::from_row(r)?)
-}
-
-impl Store {
+impl Catalog<'_> {
     /// Registers the database of a zone (idempotent).
     pub async fn ensure_database(
         &self,
@@ -187,9 +195,9 @@ impl Store {
         let known: Option<String> =
             sqlx::query_scalar("SELECT location FROM catalog_databases WHERE name = $1")
                 .bind(&name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.store.pool)
                 .await?;
-        if known.as_deref() == Some(location) || (self.read_only && known.is_some()) {
+        if known.as_deref() == Some(location) || (self.store.read_only && known.is_some()) {
             return Ok(name);
         }
         sqlx::query(
@@ -203,7 +211,7 @@ impl Store {
         .bind(layer)
         .bind(location)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(name)
     }
@@ -213,7 +221,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT name, domain, layer, location, created_at FROM catalog_databases ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 
@@ -223,24 +231,24 @@ impl Store {
         database: &str,
         name: &str,
     ) -> Result<Option<TableRecord>, MetadataError> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query_as::<_, TableRecord>(&format!(
             "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE database_name = $1 AND name = $2"
         ))
         .bind(database)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
-        row.as_ref().map(table_from_row).transpose()
+        Ok(row)
     }
 
     /// Every table, ordered by database and name.
     pub async fn tables(&self) -> Result<Vec<TableRecord>, MetadataError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, TableRecord>(&format!(
             "SELECT {TABLE_COLUMNS} FROM catalog_tables ORDER BY database_name, name"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
-        rows.iter().map(table_from_row).collect()
+        Ok(rows)
     }
 
     /// Registers a table, or evolves it: a new catalog version when its columns or partition
@@ -250,8 +258,8 @@ impl Store {
         draft: &TableDraft,
         reason: &str,
     ) -> Result<(TableRecord, TableChange), MetadataError> {
-        let mut tx = self.write_tx().await?;
-        if !self.sqlite {
+        let mut tx = self.store.write_tx().await?;
+        if !self.store.sqlite {
             // SQLite's writer transaction is exclusive already; on Postgres two processes
             // registering (or evolving) one table at once take turns, so neither meets the
             // other's half-made row or schema version.
@@ -261,16 +269,13 @@ impl Store {
                 .await?;
         }
         let now = crate::now();
-        let existing = sqlx::query(&format!(
+        let existing = sqlx::query_as::<_, TableRecord>(&format!(
             "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE database_name = $1 AND name = $2"
         ))
         .bind(&draft.database)
         .bind(&draft.name)
         .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(table_from_row)
-        .transpose()?;
+        .await?;
         let columns = serde_json::to_string(&draft.columns)?;
         let keys = serde_json::to_string(&draft.partition_keys)?;
         let params = serde_json::to_string(&draft.parameters)?;
@@ -344,13 +349,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let row = sqlx::query(&format!(
+        let row = sqlx::query_as::<_, TableRecord>(&format!(
             "SELECT {TABLE_COLUMNS} FROM catalog_tables WHERE id = $1"
         ))
         .bind(&id)
         .fetch_one(&mut *tx)
         .await?;
-        let record = table_from_row(&row)?;
+        let record = row;
         tx.commit().await?;
         Ok((record, change))
     }
@@ -360,7 +365,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT count(*) AS n, COALESCE(max(updated_at), '') AS m FROM catalog_tables",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.store.pool)
         .await?;
         Ok(format!(
             "{}:{}",
@@ -378,7 +383,7 @@ impl Store {
         sqlx::query("UPDATE catalog_tables SET row_count = $1 WHERE id = $2")
             .bind(rows)
             .bind(table_id)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
         Ok(())
     }
@@ -398,7 +403,7 @@ impl Store {
         .bind(rows)
         .bind(delta_version)
         .bind(table_id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
@@ -406,7 +411,7 @@ impl Store {
     /// Removes a table from the catalog with its schemas, partitions and loads (its data, when
     /// any is left, is not touched). Used when the data itself is gone.
     pub async fn forget_table(&self, table_id: &str) -> Result<(), MetadataError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.store.pool.begin().await?;
         for sql in [
             "DELETE FROM loads WHERE table_id = $1",
             "DELETE FROM catalog_partitions WHERE table_id = $1",
@@ -427,7 +432,7 @@ impl Store {
              FROM catalog_table_versions WHERE table_id = $1 ORDER BY version",
         )
         .bind(table_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 
@@ -446,7 +451,7 @@ impl Store {
         .bind(serde_json::to_string(&partition.values)?)
         .bind(&partition.location)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
@@ -457,7 +462,7 @@ impl Store {
             "SELECT spec, vals, location FROM catalog_partitions WHERE table_id = $1 ORDER BY spec",
         )
         .bind(table_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 
@@ -472,7 +477,7 @@ impl Store {
         )
         .bind(zone)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?)
     }
 
@@ -495,7 +500,7 @@ impl Store {
         .bind(&seen.table_id)
         .bind(&seen.outcome)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
@@ -516,7 +521,7 @@ impl Store {
         .bind(started_at)
         .bind(crate::now())
         .bind(report.to_string())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(id)
     }
@@ -526,7 +531,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT id, scope, started_at, finished_at, report FROM crawls ORDER BY id DESC",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 
@@ -544,7 +549,7 @@ impl Store {
         .bind(load.rows_rejected)
         .bind(load.table_version)
         .bind(&load.created_at)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
@@ -556,7 +561,7 @@ impl Store {
              FROM loads WHERE table_id = $1 ORDER BY table_version, created_at",
         )
         .bind(table_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 }
@@ -578,6 +583,7 @@ mod tests {
             .await
             .unwrap();
         let db = store
+            .catalog()
             .ensure_database("flights", "raw", "file:///x")
             .await
             .unwrap();
@@ -591,21 +597,26 @@ mod tests {
             partition_keys: vec![],
             parameters: BTreeMap::new(),
         };
-        let (t, c) = store.put_table(&draft, "crawl").await.unwrap();
+        let (t, c) = store.catalog().put_table(&draft, "crawl").await.unwrap();
         assert_eq!((t.version, c), (1, TableChange::Created));
-        let (_, c) = store.put_table(&draft, "crawl").await.unwrap();
+        let (_, c) = store.catalog().put_table(&draft, "crawl").await.unwrap();
         assert_eq!(c, TableChange::Unchanged);
         draft.columns.push(Column::new("carrier", "string"));
-        let (t, c) = store.put_table(&draft, "new column carrier").await.unwrap();
+        let (t, c) = store
+            .catalog()
+            .put_table(&draft, "new column carrier")
+            .await
+            .unwrap();
         assert_eq!((t.version, c), (2, TableChange::Updated));
-        let versions = store.table_versions(&t.id).await.unwrap();
+        let versions = store.catalog().table_versions(&t.id).await.unwrap();
         assert_eq!(versions.len(), 2);
         assert_eq!(versions[0].columns.len(), 1);
         assert_eq!(versions[1].reason, "new column carrier");
-        let stamp = store.catalog_stamp().await.unwrap();
-        store.set_row_count(&t.id, Some(5)).await.unwrap();
+        let stamp = store.catalog().catalog_stamp().await.unwrap();
+        store.catalog().set_row_count(&t.id, Some(5)).await.unwrap();
         assert_eq!(
             store
+                .catalog()
                 .table("flights_raw", "flights")
                 .await
                 .unwrap()
@@ -615,6 +626,7 @@ mod tests {
         );
         assert!(stamp.starts_with("1:"), "{stamp}");
         store
+            .catalog()
             .put_partition(
                 &t.id,
                 &Partition {
@@ -625,7 +637,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(store.partitions(&t.id).await.unwrap().len(), 1);
-        assert_eq!(store.databases().await.unwrap().len(), 1);
+        assert_eq!(store.catalog().partitions(&t.id).await.unwrap().len(), 1);
+        assert_eq!(store.catalog().databases().await.unwrap().len(), 1);
     }
 }

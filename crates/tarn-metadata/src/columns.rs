@@ -104,3 +104,28 @@ impl From<JsonText> for Option<serde_json::Value> {
         j.0
     }
 }
+
+/// An integer id read as the text MLflow's API carries it in (`"0"`, `"17"`).
+pub(crate) struct IdText(String);
+
+impl Type<Any> for IdText {
+    fn type_info() -> AnyTypeInfo {
+        <i64 as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <i64 as Type<Any>>::compatible(ty) || <i32 as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for IdText {
+    fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(IdText(<i64 as Decode<Any>>::decode(value)?.to_string()))
+    }
+}
+
+impl From<IdText> for String {
+    fn from(i: IdText) -> String {
+        i.0
+    }
+}

@@ -5,6 +5,19 @@ use crate::columns::Flag;
 use crate::{MetadataError, Store};
 use serde::{Deserialize, Serialize};
 
+/// Deliveries of events to topics' subscribers. Reached with [`Store::deliveries`].
+#[derive(Clone, Copy, Debug)]
+pub struct Deliveries<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Deliveries of events to topics' subscribers.
+    pub fn deliveries(&self) -> Deliveries<'_> {
+        Deliveries { store: self }
+    }
+}
+
 /// One delivery of one message to one subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct DeliveryRecord {
@@ -20,7 +33,7 @@ pub struct DeliveryRecord {
     pub created_at: String,
 }
 
-impl Store {
+impl Deliveries<'_> {
     /// Records a delivery (its id and time are filled in).
     pub async fn record_delivery(&self, d: &DeliveryRecord) -> Result<(), MetadataError> {
         sqlx::query(
@@ -36,13 +49,13 @@ impl Store {
         .bind(d.attempts)
         .bind(&d.error)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
 
     /// Deliveries, newest first, of one topic when given.
-    pub async fn deliveries(
+    pub async fn list(
         &self,
         topic: Option<&str>,
         limit: i64,
@@ -53,7 +66,7 @@ impl Store {
         )
         .bind(topic.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 }

@@ -7,6 +7,19 @@ use crate::columns::JsonText;
 use crate::{MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
 
+/// Serving endpoints as declared and deployed. Reached with [`Store::endpoints`].
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoints<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Serving endpoints as declared and deployed.
+    pub fn endpoints(&self) -> Endpoints<'_> {
+        Endpoints { store: self }
+    }
+}
+
 /// A stored endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct EndpointRecord {
@@ -22,7 +35,7 @@ pub struct EndpointRecord {
     pub updated_at: String,
 }
 
-impl Store {
+impl Endpoints<'_> {
     /// Creates or replaces endpoint `name`.
     pub async fn put_endpoint(
         &self,
@@ -44,7 +57,7 @@ impl Store {
         .bind(source)
         .bind(user)
         .bind(&now)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         self.endpoint(name).await?.ok_or_else(|| {
             MetadataError::NotFound(Missing::Endpoint {
@@ -54,11 +67,11 @@ impl Store {
     }
 
     /// Every endpoint, by name.
-    pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, MetadataError> {
+    pub async fn list(&self) -> Result<Vec<EndpointRecord>, MetadataError> {
         Ok(sqlx::query_as(
             "SELECT name, spec, source, created_by, created_at, updated_at FROM ml_endpoints ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 
@@ -68,7 +81,7 @@ impl Store {
             "SELECT name, spec, source, created_by, created_at, updated_at FROM ml_endpoints WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?)
     }
 
@@ -76,7 +89,7 @@ impl Store {
     pub async fn delete_endpoint(&self, name: &str) -> Result<bool, MetadataError> {
         let res = sqlx::query("DELETE FROM ml_endpoints WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
         Ok(res.rows_affected() > 0)
     }
@@ -94,16 +107,17 @@ mod tests {
             let store = fresh_store(backend, dir.path()).await.unwrap();
             let spec = serde_json::json!({"model": "models:/delays/1", "canary": null});
             let put = store
+                .endpoints()
                 .put_endpoint("delays", &spec, "cli", "ana")
                 .await
                 .unwrap();
-            let got = store.endpoint("delays").await.unwrap().unwrap();
+            let got = store.endpoints().endpoint("delays").await.unwrap().unwrap();
             assert_eq!(got, put);
             assert_eq!(got.spec, spec);
-            assert_eq!(store.endpoints().await.unwrap(), vec![got]);
-            assert!(store.endpoint("nope").await.unwrap().is_none());
-            assert!(store.delete_endpoint("delays").await.unwrap());
-            assert!(store.endpoints().await.unwrap().is_empty());
+            assert_eq!(store.endpoints().list().await.unwrap(), vec![got]);
+            assert!(store.endpoints().endpoint("nope").await.unwrap().is_none());
+            assert!(store.endpoints().delete_endpoint("delays").await.unwrap());
+            assert!(store.endpoints().list().await.unwrap().is_empty());
             for (delivered, error) in [(true, None), (false, Some("refused".to_string()))] {
                 let d = DeliveryRecord {
                     id: String::new(),
@@ -116,9 +130,9 @@ mod tests {
                     error,
                     created_at: String::new(),
                 };
-                store.record_delivery(&d).await.unwrap();
+                store.deliveries().record_delivery(&d).await.unwrap();
             }
-            let all = store.deliveries(Some("alerts"), 10).await.unwrap();
+            let all = store.deliveries().list(Some("alerts"), 10).await.unwrap();
             assert_eq!(all.len(), 2);
             assert!(all.iter().any(|d| d.delivered && d.error.is_none()));
             assert!(all

@@ -2,7 +2,19 @@
 
 use crate::{MetadataError, Store};
 use serde::Serialize;
-use sqlx::FromRow;
+
+/// Recorded events, and the watcher's cursor of objects seen in zones. Reached with [`Store::events`].
+#[derive(Clone, Copy, Debug)]
+pub struct Events<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Recorded events, and the watcher's cursor of objects seen in zones.
+    pub fn events(&self) -> Events<'_> {
+        Events { store: self }
+    }
+}
 
 /// The kind of event recorded when an object lands in a zone.
 pub const OBJECT_CREATED: &str = "object.created";
@@ -50,7 +62,7 @@ pub struct Event {
     pub created_at: String,
 }
 
-impl Store {
+impl Events<'_> {
     /// Records an event unless the same (kind, zone, key, etag) was already recorded.
     /// Returns whether it was new.
     pub async fn record_event(&self, e: &NewEvent) -> Result<bool, MetadataError> {
@@ -73,31 +85,31 @@ impl Store {
         .bind(e.size as i64)
         .bind(e.detail.to_string())
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok((res.rows_affected() == 1).then_some(id))
     }
 
     /// One event by id.
     pub async fn event(&self, id: &str) -> Result<Option<Event>, MetadataError> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, Event>(
             "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
-        row.as_ref().map(event_of).transpose()
+        Ok(row)
     }
 
     /// Events, newest last, optionally of one kind and one zone.
-    pub async fn events(
+    pub async fn list(
         &self,
         kind: Option<&str>,
         zone: Option<&str>,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Event>, MetadataError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, Event>(
             "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events
              WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR zone = $2) AND id > $3
              ORDER BY id LIMIT $4",
@@ -106,9 +118,9 @@ impl Store {
         .bind(zone.unwrap_or(""))
         .bind(after.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
-        rows.iter().map(event_of).collect()
+        Ok(rows)
     }
 
     /// The newest `limit` events (of `kind`), oldest first.
@@ -117,23 +129,18 @@ impl Store {
         kind: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Event>, MetadataError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, Event>(
             "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events
              WHERE ($1 = '' OR kind = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(kind.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
-        let mut events = rows.iter().map(event_of).collect::<Result<Vec<_>, _>>()?;
+        let mut events = rows;
         events.reverse();
         Ok(events)
     }
-}
-
-/// An event from its row.
-pub(crate) fn event_of(r: &sqlx::any::AnyRow) -> Result<Event, MetadataError> {
-    Ok(Event::from_row(r)?)
 }
 
 #[cfg(test)]
@@ -154,12 +161,13 @@ mod tests {
             .unwrap();
         let store = Store::open(&url).await.unwrap();
         let e = NewEvent::object_created("flights/raw", "a.csv", "e1", 3);
-        assert!(store.record_event(&e).await.unwrap());
-        assert!(!store.record_event(&e).await.unwrap());
+        assert!(store.events().record_event(&e).await.unwrap());
+        assert!(!store.events().record_event(&e).await.unwrap());
         let changed = NewEvent::object_created("flights/raw", "a.csv", "e2", 4);
-        assert!(store.record_event(&changed).await.unwrap());
+        assert!(store.events().record_event(&changed).await.unwrap());
         let all = store
-            .events(Some(OBJECT_CREATED), None, None, 100)
+            .events()
+            .list(Some(OBJECT_CREATED), None, None, 100)
             .await
             .unwrap();
         assert_eq!(all.len(), 2);
@@ -168,7 +176,8 @@ mod tests {
         let again = Store::open(&url).await.unwrap();
         assert_eq!(
             again
-                .events(None, Some("flights/raw"), None, 10)
+                .events()
+                .list(None, Some("flights/raw"), None, 10)
                 .await
                 .unwrap()
                 .len(),

@@ -4,9 +4,20 @@
 use crate::columns::JsonText;
 use crate::{Event, MetadataError, Store};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::FromRow;
 use std::time::Duration;
+
+/// Pipeline executions: dispatch of events, claims and leases, step attempts. Reached with [`Store::executions`].
+#[derive(Clone, Copy, Debug)]
+pub struct Executions<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Pipeline executions: dispatch of events, claims and leases, step attempts.
+    pub fn executions(&self) -> Executions<'_> {
+        Executions { store: self }
+    }
+}
 
 /// Execution states.
 pub mod status {
@@ -88,21 +99,17 @@ fn at(d: Duration) -> String {
 
 const EXECUTION_COLUMNS: &str = "id, pipeline, event_id, status, input, step, step_input, failures, output, error, created_at, started_at, finished_at";
 
-fn execution(row: &AnyRow) -> Result<ExecutionRecord, MetadataError> {
-    Ok(ExecutionRecord::from_row(row)?)
-}
-
-impl Store {
+impl Executions<'_> {
     /// Events no trigger has looked at yet, oldest first.
     pub async fn undispatched_events(&self, limit: i64) -> Result<Vec<Event>, MetadataError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, Event>(
             "SELECT id, kind, zone, object_key, etag, size, detail, created_at FROM events
              WHERE dispatched_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
-        rows.iter().map(crate::events::event_of).collect()
+        Ok(rows)
     }
 
     /// Creates the executions `event` starts (none twice) and marks the event dispatched, in
@@ -122,7 +129,7 @@ impl Store {
         event_id: &str,
         wanted: &[NewExecution],
     ) -> Result<(Vec<String>, bool), MetadataError> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let now = crate::now();
         let mut created = Vec::new();
         for w in wanted {
@@ -176,7 +183,7 @@ impl Store {
                  ORDER BY created_at LIMIT 1",
             )
             .bind(&now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.store.pool)
             .await?;
             let Some(id) = candidate else { return Ok(None) };
             let res = sqlx::query(
@@ -189,7 +196,7 @@ impl Store {
             .bind(at(lease))
             .bind(&now)
             .bind(&id)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
             if res.rows_affected() == 1 {
                 return self.execution(&id).await;
@@ -217,7 +224,7 @@ impl Store {
         .bind(at(lease))
         .bind(&now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         if res.rows_affected() == 1 {
             self.execution(id).await
@@ -240,7 +247,7 @@ impl Store {
         .bind(at(lease))
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -252,7 +259,7 @@ impl Store {
              WHERE lease_owner LIKE $1 AND status IN ('pending', 'running')",
         )
         .bind(format!("{owner_prefix}%"))
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(res.rows_affected())
     }
@@ -263,7 +270,7 @@ impl Store {
             "SELECT DISTINCT lease_owner FROM executions
              WHERE lease_owner IS NOT NULL AND status IN ('pending', 'running')",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 
@@ -275,7 +282,7 @@ impl Store {
         step: &str,
         input: &serde_json::Value,
     ) -> Result<(String, i64), MetadataError> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         sqlx::query(
             "UPDATE step_attempts SET status = $1, finished_at = $2,
                     error = 'the worker running this attempt stopped; the step was started again'
@@ -330,7 +337,7 @@ impl Store {
         .bind(logs)
         .bind(crate::now())
         .bind(attempt_id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
@@ -345,7 +352,7 @@ impl Store {
         .bind(pipeline)
         .bind(step)
         .bind(crate::now())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.store.pool)
         .await?)
     }
 
@@ -362,7 +369,7 @@ impl Store {
         next: Option<&str>,
         output: &serde_json::Value,
     ) -> Result<bool, MetadataError> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let now = crate::now();
         let out = output.to_string();
         sqlx::query(
@@ -422,7 +429,7 @@ impl Store {
         .bind(at(wait))
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -441,7 +448,7 @@ impl Store {
         .bind(at(wait))
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
@@ -464,7 +471,7 @@ impl Store {
         .bind(crate::now())
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -477,7 +484,7 @@ impl Store {
         )
         .bind(crate::now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -490,25 +497,25 @@ impl Store {
              WHERE id = $1 AND status IN ('failed', 'cancelled') AND step IS NOT NULL",
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(res.rows_affected() == 1)
     }
 
     /// One execution.
     pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, MetadataError> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query_as::<_, ExecutionRecord>(&format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
-        row.as_ref().map(execution).transpose()
+        Ok(row)
     }
 
     /// Executions, newest first, optionally of one pipeline and one status, and only those
     /// older than `before` (a `(created_at, id)` of a previous page's last).
-    pub async fn executions(
+    pub async fn list(
         &self,
         pipeline: Option<&str>,
         status: Option<&str>,
@@ -516,7 +523,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ExecutionRecord>, MetadataError> {
         let (at, id) = before.unwrap_or(("", ""));
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, ExecutionRecord>(&format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions
              WHERE ($1 = '' OR pipeline = $1) AND ($2 = '' OR status = $2)
                AND ($3 = '' OR created_at < $3 OR (created_at = $3 AND id < $4))
@@ -527,9 +534,9 @@ impl Store {
         .bind(at)
         .bind(id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
-        rows.iter().map(execution).collect()
+        Ok(rows)
     }
 
     /// The attempts of an execution, in the order they started.
@@ -539,7 +546,7 @@ impl Store {
              FROM step_attempts WHERE execution_id = $1 ORDER BY started_at, id",
         )
         .bind(execution_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 }
@@ -555,27 +562,43 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let store = fresh_store(backend, dir.path()).await.unwrap();
             let event = crate::NewEvent::object_created("flights/raw", "in/a.csv", "e1", 10);
-            assert!(store.record_event(&event).await.unwrap());
-            let event_id = store.undispatched_events(10).await.unwrap()[0].id.clone();
+            assert!(store.events().record_event(&event).await.unwrap());
+            let event_id = store.executions().undispatched_events(10).await.unwrap()[0]
+                .id
+                .clone();
             let input = serde_json::json!({"key": "in/a.csv", "n": 1});
             let wanted = [NewExecution {
                 pipeline: "clean".into(),
                 input: input.clone(),
                 first_step: "first".into(),
             }];
-            let ids = store.dispatch(&event_id, &wanted).await.unwrap();
+            let ids = store
+                .executions()
+                .dispatch(&event_id, &wanted)
+                .await
+                .unwrap();
             assert_eq!(ids, vec![execution_id("clean", &event_id)]);
-            let exec = store.execution(&ids[0]).await.unwrap().unwrap();
+            let exec = store
+                .executions()
+                .execution(&ids[0])
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(exec.input, input);
             assert_eq!(exec.output, None);
-            let (attempt, n) = store.start_attempt(&exec, "first", &input).await.unwrap();
+            let (attempt, n) = store
+                .executions()
+                .start_attempt(&exec, "first", &input)
+                .await
+                .unwrap();
             assert_eq!(n, 1);
             let out = serde_json::json!({"rows": 3});
             store
+                .executions()
                 .finish_attempt(&attempt, status::SUCCEEDED, Some(&out), None, "done\n")
                 .await
                 .unwrap();
-            let attempts = store.attempts(&exec.id).await.unwrap();
+            let attempts = store.executions().attempts(&exec.id).await.unwrap();
             assert_eq!(attempts.len(), 1);
             assert_eq!(attempts[0].input, input);
             assert_eq!(attempts[0].output, Some(out));

@@ -1,4 +1,11 @@
-//! The metadata store: one transactional store for events, the catalog, crawls and loads.
+//! The metadata store: one transactional store for events, the catalog, crawls and loads,
+//! executions, tokens, endpoints and MLflow's tracking and registry.
+//!
+//! Each aggregate has a handle of its own, reached from the [`Store`]: `store.catalog()`,
+//! `store.events().list()`, `store.executions().list()`, `store.tokens().list()`, `store.deliveries().list()`,
+//! `store.endpoints().list()`, `store.tracking()`, `store.registry()`, `store.logged_models()`,
+//! `store.traces()`. A handle borrows the store; its methods are that aggregate's reads and
+//! writes, and its rows derive `sqlx::FromRow`.
 //!
 //! It runs on sqlx's `Any` driver so the same queries serve SQLite (the embedded default,
 //! in WAL mode) and Postgres (the shared deployment). Queries stay portable: `$N`
@@ -8,6 +15,7 @@
 //! # async fn demo() -> Result<(), tarn_metadata::MetadataError> {
 //! let store = tarn_metadata::Store::open("sqlite:///tmp/lake/.tarn/dev.db").await?;
 //! let fresh = store
+//!     .events()
 //!     .record_event(&tarn_metadata::NewEvent::object_created("flights/raw", "a.csv", "etag1", 10))
 //!     .await?;
 //! assert!(fresh);
@@ -37,16 +45,22 @@ pub mod validation;
 mod watch;
 
 pub use catalog::{
-    Column, CrawlRecord, CrawledObject, DatabaseRecord, LoadRecord, Partition, TableChange,
-    TableDraft, TableRecord, TableVersion,
+    Catalog, Column, CrawlRecord, CrawledObject, DatabaseRecord, LoadRecord, Partition,
+    TableChange, TableDraft, TableRecord, TableVersion,
 };
-pub use deliveries::DeliveryRecord;
-pub use endpoints::EndpointRecord;
+pub use deliveries::{Deliveries, DeliveryRecord};
+pub use endpoints::{EndpointRecord, Endpoints};
 pub use error::{Existing, Inactive, Kind, MetadataError, Missing};
-pub use events::{Event, NewEvent, OBJECT_CREATED};
-pub use executions::{execution_id, status, ExecutionRecord, NewExecution, StepAttempt};
+pub use events::{Event, Events, NewEvent, OBJECT_CREATED};
+pub use executions::{
+    execution_id, status, ExecutionRecord, Executions, NewExecution, StepAttempt,
+};
+pub use logged_models::LoggedModels;
+pub use registry::Registry;
 pub use store::Store;
-pub use tokens::{TokenRecord, TOKEN_PREFIX};
+pub use tokens::{TokenRecord, Tokens, TOKEN_PREFIX};
+pub use traces::Traces;
+pub use tracking::Tracking;
 
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

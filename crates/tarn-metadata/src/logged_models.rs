@@ -2,19 +2,37 @@
 //! tags, before any registration) and what a run records as its inputs (datasets, models) and
 //! outputs (models). The types serialise in the shapes of MLflow's REST API.
 
-use crate::kv::{pairs_of, KeyValue};
+use crate::columns::IdText;
+use crate::kv::KeyValue;
 use crate::run_search::{find, Entity, Literal, Searchable};
 use crate::{Inactive, Kind, MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// MLflow 3 logged models, and what runs record as inputs and outputs. Reached with [`Store::logged_models`].
+#[derive(Clone, Copy, Debug)]
+pub struct LoggedModels<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// MLflow 3 logged models, and what runs record as inputs and outputs.
+    pub fn logged_models(&self) -> LoggedModels<'_> {
+        LoggedModels { store: self }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
 pub struct LoggedModelInfo {
+    #[sqlx(rename = "id")]
     pub model_id: String,
+    #[sqlx(try_from = "IdText")]
     pub experiment_id: String,
     pub name: String,
+    #[sqlx(rename = "creation_time")]
     pub creation_timestamp_ms: i64,
+    #[sqlx(rename = "last_updated_time")]
     pub last_updated_timestamp_ms: i64,
+    #[sqlx(rename = "artifact_location")]
     pub artifact_uri: String,
     /// `LOGGED_MODEL_PENDING`, `LOGGED_MODEL_READY` or `LOGGED_MODEL_UPLOAD_FAILED`.
     pub status: String,
@@ -24,6 +42,7 @@ pub struct LoggedModelInfo {
     pub source_run_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    #[sqlx(skip)]
     pub tags: Vec<KeyValue>,
     /// Not part of MLflow's message; the client ignores it.
     pub lifecycle_stage: String,
@@ -61,18 +80,23 @@ fn no_model(id: &str) -> MetadataError {
     MetadataError::NotFound(Missing::LoggedModel { id: id.to_string() })
 }
 
-impl Store {
+impl LoggedModels<'_> {
     /// Creates a logged model (status pending until the client finalizes it) whose artifacts
     /// live under its experiment's location, `.../models/<id>/artifacts`, as MLflow lays them.
     pub async fn create_logged_model(
         &self,
         m: &NewLoggedModel,
     ) -> Result<LoggedModel, MetadataError> {
-        let exp = self.experiment(&m.experiment_id).await?.ok_or_else(|| {
-            MetadataError::NotFound(Missing::Experiment {
-                id: m.experiment_id.clone(),
-            })
-        })?;
+        let exp = self
+            .store
+            .tracking()
+            .experiment(&m.experiment_id)
+            .await?
+            .ok_or_else(|| {
+                MetadataError::NotFound(Missing::Experiment {
+                    id: m.experiment_id.clone(),
+                })
+            })?;
         if exp.lifecycle_stage != "active" {
             return Err(MetadataError::Inactive(Inactive {
                 kind: Kind::Experiment,
@@ -88,7 +112,7 @@ impl Store {
             .unwrap_or_else(|| format!("model-{}", &id[2..10]));
         let location = format!("{}/models/{id}/artifacts", exp.artifact_location);
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         sqlx::query(
             "INSERT INTO ml_logged_models (id, experiment_id, name, source_run_id, model_type, status,
                  artifact_location, lifecycle_stage, creation_time, last_updated_time)
@@ -117,13 +141,13 @@ impl Store {
 
     /// A logged model, deleted or not.
     pub async fn logged_model(&self, id: &str) -> Result<Option<LoggedModel>, MetadataError> {
-        let Some(r) = sqlx::query(
+        let Some(mut info) = sqlx::query_as::<_, LoggedModelInfo>(
             "SELECT id, experiment_id, name, source_run_id, model_type, status, status_message,
                     artifact_location, lifecycle_stage, creation_time, last_updated_time
              FROM ml_logged_models WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?
         else {
             return Ok(None);
@@ -131,48 +155,45 @@ impl Store {
         let pairs = |table: &str| {
             let sql = format!("SELECT key, value FROM {table} WHERE model_id = $1 ORDER BY key");
             async move {
-                Ok::<_, MetadataError>(pairs_of(
-                    &sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?,
-                ))
+                Ok::<Vec<KeyValue>, MetadataError>(
+                    sqlx::query_as(&sql)
+                        .bind(id)
+                        .fetch_all(&self.store.pool)
+                        .await?,
+                )
             }
         };
-        let experiment_id: i64 = r.get("experiment_id");
+        info.tags = pairs("ml_logged_model_tags").await?;
+        #[derive(sqlx::FromRow)]
+        struct Point {
+            #[sqlx(flatten)]
+            point: crate::tracking::MetricRow,
+            run_id: String,
+            dataset_name: String,
+            dataset_digest: String,
+        }
+        let some = |s: String| Some(s).filter(|s| !s.is_empty());
+        let metrics = sqlx::query_as::<_, Point>(
+            "SELECT run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest
+             FROM ml_logged_model_metrics WHERE model_id = $1 ORDER BY key, step, timestamp",
+        )
+        .bind(id)
+        .fetch_all(&self.store.pool)
+        .await?
+        .into_iter()
+        .map(|p| crate::tracking::Metric {
+            model_id: Some(id.to_string()),
+            run_id: some(p.run_id),
+            dataset_name: some(p.dataset_name),
+            dataset_digest: some(p.dataset_digest),
+            ..p.point.into()
+        })
+        .collect();
         Ok(Some(LoggedModel {
-            info: LoggedModelInfo {
-                model_id: r.get("id"),
-                experiment_id: experiment_id.to_string(),
-                name: r.get("name"),
-                creation_timestamp_ms: r.get("creation_time"),
-                last_updated_timestamp_ms: r.get("last_updated_time"),
-                artifact_uri: r.get("artifact_location"),
-                status: r.get("status"),
-                model_type: r.get("model_type"),
-                source_run_id: r.get("source_run_id"),
-                status_message: r.get("status_message"),
-                tags: pairs("ml_logged_model_tags").await?,
-                lifecycle_stage: r.get("lifecycle_stage"),
-            },
+            info,
             data: LoggedModelData {
                 params: pairs("ml_logged_model_params").await?,
-                metrics: sqlx::query(
-                    "SELECT run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest
-                     FROM ml_logged_model_metrics WHERE model_id = $1 ORDER BY key, step, timestamp",
-                )
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    let some = |c: &str| Some(r.get::<String, _>(c)).filter(|s| !s.is_empty());
-                    crate::tracking::Metric {
-                        model_id: Some(id.to_string()),
-                        run_id: some("run_id"),
-                        dataset_name: some("dataset_name"),
-                        dataset_digest: some("dataset_digest"),
-                        ..crate::tracking::metric(r)
-                    }
-                })
-                .collect(),
+                metrics,
             },
         }))
     }
@@ -198,7 +219,7 @@ impl Store {
         .bind(status)
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         self.live_logged_model(id).await
     }
@@ -211,7 +232,7 @@ impl Store {
         pairs: &[KeyValue],
     ) -> Result<(), MetadataError> {
         self.live_logged_model(id).await?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for kv in pairs {
             upsert_pair(&mut tx, table, id, kv).await?;
         }
@@ -247,7 +268,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM ml_logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
         if res.rows_affected() == 0 {
             return Err(MetadataError::NotFound(Missing::LoggedModelTag {
@@ -266,7 +287,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }
@@ -284,7 +305,7 @@ impl Store {
                  ORDER BY creation_time DESC, id",
             )
             .bind(e)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.store.pool)
             .await?;
             for id in ids {
                 if let Some(m) = self.logged_model(&id).await? {
@@ -302,7 +323,7 @@ impl Store {
         models: &[(String, i64)],
     ) -> Result<(), MetadataError> {
         self.require_run(run_id).await?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for (model, step) in models {
             sqlx::query(
                 "INSERT INTO ml_run_outputs (run_id, model_id, step) VALUES ($1, $2, $3)
@@ -330,7 +351,7 @@ impl Store {
             crate::validation::dataset_input(d)?;
         }
         self.require_run(run_id).await?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let rows = datasets
             .iter()
             .map(|d| {
@@ -378,7 +399,7 @@ impl Store {
     async fn require_run(&self, run_id: &str) -> Result<(), MetadataError> {
         let found: Option<String> = sqlx::query_scalar("SELECT id FROM ml_runs WHERE id = $1")
             .bind(run_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.store.pool)
             .await?;
         found.map(|_| ()).ok_or_else(|| {
             MetadataError::NotFound(Missing::Run {
@@ -392,14 +413,13 @@ impl Store {
     /// Fills the name, digest and context columns of dataset inputs logged before they
     /// existed (migration 0011).
     pub(crate) async fn backfill_dataset_inputs(&self) -> Result<(), MetadataError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT run_id, ident, body FROM ml_run_inputs WHERE kind = 'dataset' AND name = '' AND digest = ''",
         )
         .fetch_all(&self.pool)
         .await?;
-        for r in rows {
-            let body: serde_json::Value =
-                serde_json::from_str(&r.get::<String, _>("body")).unwrap_or_default();
+        for (run_id, ident, body) in rows {
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let (name, digest, context) = crate::tracking::dataset_facts(&body);
             if name.is_empty() && digest.is_empty() {
                 continue;
@@ -411,8 +431,8 @@ impl Store {
             .bind(name)
             .bind(digest)
             .bind(context)
-            .bind(r.get::<String, _>("run_id"))
-            .bind(r.get::<String, _>("ident"))
+            .bind(run_id)
+            .bind(ident)
             .execute(&self.pool)
             .await?;
         }

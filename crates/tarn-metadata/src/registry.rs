@@ -6,11 +6,25 @@
 //! approval, stage or alias is recorded as an event (`model.version.*`, zone `models`, key
 //! `NAME/VERSION`) in the same transaction, with who, when and why.
 
-use crate::kv::{pairs_of, KeyValue};
+use crate::columns::IdText;
+use crate::kv::KeyValue;
 use crate::run_search::{find, Entity, Literal, Searchable};
 use crate::{Existing, MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use std::collections::HashMap;
+
+/// The model registry: registered models, versions, stages, aliases, approvals. Reached with [`Store::registry`].
+#[derive(Clone, Copy, Debug)]
+pub struct Registry<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// The model registry: registered models, versions, stages, aliases, approvals.
+    pub fn registry(&self) -> Registry<'_> {
+        Registry { store: self }
+    }
+}
 
 /// The tag holding a model's approval status for new versions.
 pub const DEFAULT_APPROVAL_TAG: &str = "tarn.approval.default";
@@ -25,26 +39,34 @@ pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
 /// The source of registry events, as EventBridge rules match it.
 pub const EVENT_SOURCE: &str = "tarn.registry";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Alias {
     pub alias: String,
+    #[sqlx(try_from = "IdText")]
     pub version: String,
 }
 
 /// Who decided a version's approval status, when (ms since the epoch; 0 if nobody yet) and why.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Approval {
+    #[sqlx(rename = "approval_status")]
     pub status: String,
+    #[sqlx(rename = "approval_by")]
     pub by: String,
+    #[sqlx(rename = "approval_time")]
     pub time: i64,
+    #[sqlx(rename = "approval_reason")]
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ModelVersion {
     pub name: String,
+    #[sqlx(try_from = "IdText")]
     pub version: String,
+    #[sqlx(rename = "creation_time")]
     pub creation_timestamp: i64,
+    #[sqlx(rename = "last_updated_time")]
     pub last_updated_timestamp: i64,
     pub user_id: String,
     pub current_stage: String,
@@ -52,27 +74,35 @@ pub struct ModelVersion {
     pub source: String,
     pub run_id: String,
     pub status: String,
+    #[sqlx(skip)]
     pub tags: Vec<KeyValue>,
     pub run_link: String,
+    #[sqlx(skip)]
     pub aliases: Vec<String>,
     pub model_id: String,
     /// tarn's addition (the client ignores fields it does not know).
+    #[sqlx(flatten)]
     pub approval: Approval,
     /// Where the version's files are (for `get-download-uri`).
     #[serde(skip)]
     pub storage_location: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema, sqlx::FromRow)]
 pub struct RegisteredModel {
     pub name: String,
+    #[sqlx(rename = "creation_time")]
     pub creation_timestamp: i64,
+    #[sqlx(rename = "last_updated_time")]
     pub last_updated_timestamp: i64,
     pub user_id: String,
     pub description: String,
     /// The newest version in each stage.
+    #[sqlx(skip)]
     pub latest_versions: Vec<ModelVersion>,
+    #[sqlx(skip)]
     pub tags: Vec<KeyValue>,
+    #[sqlx(skip)]
     pub aliases: Vec<Alias>,
 }
 
@@ -222,7 +252,7 @@ fn check_policy_tag(key: &str, value: &str) -> Result<(), MetadataError> {
     Ok(())
 }
 
-impl Store {
+impl Registry<'_> {
     /// Registers a model name; a taken name is a conflict.
     pub async fn create_registered_model(
         &self,
@@ -235,7 +265,7 @@ impl Store {
         for t in tags {
             check_policy_tag(&t.key, &t.value)?;
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let now = now_ms();
         let res = sqlx::query(
             "INSERT INTO ml_registered_models (name, description, user_id, creation_time, last_updated_time)
@@ -266,36 +296,28 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Option<RegisteredModel>, MetadataError> {
-        let Some(r) = sqlx::query(
+        let Some(mut model) = sqlx::query_as::<_, RegisteredModel>(
             "SELECT name, description, user_id, creation_time, last_updated_time
              FROM ml_registered_models WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?
         else {
             return Ok(None);
         };
-        let tags = pairs_of(
-            &sqlx::query(
-                "SELECT key, value FROM ml_registered_model_tags WHERE name = $1 ORDER BY key",
-            )
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await?,
-        );
-        let aliases = sqlx::query(
+        model.tags = sqlx::query_as(
+            "SELECT key, value FROM ml_registered_model_tags WHERE name = $1 ORDER BY key",
+        )
+        .bind(name)
+        .fetch_all(&self.store.pool)
+        .await?;
+        model.aliases = sqlx::query_as(
             "SELECT alias, version FROM ml_model_aliases WHERE name = $1 ORDER BY alias",
         )
         .bind(name)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|a| Alias {
-            alias: a.get("alias"),
-            version: a.get::<i64, _>("version").to_string(),
-        })
-        .collect();
+        .fetch_all(&self.store.pool)
+        .await?;
         let versions = self.model_versions(Some(name)).await?;
         let mut latest: Vec<ModelVersion> = Vec::new();
         for stage in STAGES {
@@ -307,16 +329,8 @@ impl Store {
                 latest.push(v.clone());
             }
         }
-        Ok(Some(RegisteredModel {
-            name: r.get("name"),
-            creation_timestamp: r.get("creation_time"),
-            last_updated_timestamp: r.get("last_updated_time"),
-            user_id: r.get("user_id"),
-            description: r.get("description"),
-            latest_versions: latest,
-            tags,
-            aliases,
-        }))
+        model.latest_versions = latest;
+        Ok(Some(model))
     }
 
     async fn require_model(&self, name: &str) -> Result<RegisteredModel, MetadataError> {
@@ -329,7 +343,7 @@ impl Store {
     pub async fn registered_models(&self) -> Result<Vec<RegisteredModel>, MetadataError> {
         let names: Vec<String> =
             sqlx::query_scalar("SELECT name FROM ml_registered_models ORDER BY name")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.store.pool)
                 .await?;
         let mut out = Vec::new();
         for n in names {
@@ -358,7 +372,7 @@ impl Store {
                 name: new_name.to_string(),
             }));
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for table in [
             "ml_registered_models",
             "ml_registered_model_tags",
@@ -393,7 +407,7 @@ impl Store {
         .bind(description)
         .bind(now_ms())
         .bind(name)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         self.require_model(name).await
     }
@@ -401,7 +415,7 @@ impl Store {
     /// Deletes a model with its versions, tags and aliases (the files stay where they are).
     pub async fn delete_registered_model(&self, name: &str) -> Result<(), MetadataError> {
         self.require_model(name).await?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for table in [
             "ml_registered_models",
             "ml_registered_model_tags",
@@ -427,7 +441,7 @@ impl Store {
     ) -> Result<(), MetadataError> {
         registry_tag_ok(key, value)?;
         self.require_model(name).await?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         match value {
             Some(v) => {
                 check_policy_tag(key, v)?;
@@ -454,7 +468,7 @@ impl Store {
     ) -> Result<ModelVersion, MetadataError> {
         let model = self.require_model(&v.name).await?;
         let approval = tag_value(&model.tags, DEFAULT_APPROVAL_TAG).unwrap_or(PENDING);
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let version: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM ml_model_versions WHERE name = $1",
         )
@@ -563,54 +577,52 @@ impl Store {
                     approval_status, approval_by, approval_time, approval_reason
              FROM ml_model_versions WHERE {clause} ORDER BY name, version"
         );
-        let mut q = sqlx::query(&sql).bind(name);
+        let mut q = sqlx::query_as::<_, ModelVersion>(&sql).bind(name);
         if let Some(v) = version {
             q = q.bind(v);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let name: String = r.get("name");
-            let version: i64 = r.get("version");
-            let tags = pairs_of(
-                &sqlx::query(
-                    "SELECT key, value FROM ml_model_version_tags WHERE name = $1 AND version = $2 ORDER BY key",
-                )
-                .bind(&name)
-                .bind(version)
-                .fetch_all(&self.pool)
-                .await?,
-            );
-            let aliases: Vec<String> = sqlx::query_scalar(
-                "SELECT alias FROM ml_model_aliases WHERE name = $1 AND version = $2 ORDER BY alias",
-            )
-            .bind(&name)
-            .bind(version)
-            .fetch_all(&self.pool)
-            .await?;
-            out.push(ModelVersion {
-                version: version.to_string(),
-                creation_timestamp: r.get("creation_time"),
-                last_updated_timestamp: r.get("last_updated_time"),
-                user_id: r.get("user_id"),
-                current_stage: r.get("current_stage"),
-                description: r.get("description"),
-                source: r.get("source"),
-                run_id: r.get("run_id"),
-                status: r.get("status"),
-                tags,
-                run_link: r.get("run_link"),
-                aliases,
-                model_id: r.get("model_id"),
-                approval: Approval {
-                    status: r.get("approval_status"),
-                    by: r.get("approval_by"),
-                    time: r.get("approval_time"),
-                    reason: r.get("approval_reason"),
-                },
-                storage_location: r.get("storage_location"),
-                name,
-            });
+        let mut out = q.fetch_all(&self.store.pool).await?;
+        // The versions' tags and aliases in one query each (the clause names columns every
+        // one of these tables has), not two per version.
+        #[derive(sqlx::FromRow)]
+        struct OfVersion<T> {
+            name: String,
+            #[sqlx(try_from = "IdText")]
+            version: String,
+            #[sqlx(flatten)]
+            row: T,
+        }
+        #[derive(sqlx::FromRow)]
+        struct AliasName {
+            alias: String,
+        }
+        let tag_sql = format!(
+            "SELECT name, version, key, value FROM ml_model_version_tags WHERE {clause} ORDER BY key"
+        );
+        let mut tq = sqlx::query_as::<_, OfVersion<KeyValue>>(&tag_sql).bind(name);
+        let alias_sql = format!(
+            "SELECT name, version, alias FROM ml_model_aliases WHERE {clause} ORDER BY alias"
+        );
+        let mut aq = sqlx::query_as::<_, OfVersion<AliasName>>(&alias_sql).bind(name);
+        if let Some(v) = version {
+            tq = tq.bind(v);
+            aq = aq.bind(v);
+        }
+        let mut tags: HashMap<(String, String), Vec<KeyValue>> = HashMap::new();
+        for t in tq.fetch_all(&self.store.pool).await? {
+            tags.entry((t.name, t.version)).or_default().push(t.row);
+        }
+        let mut aliases: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for a in aq.fetch_all(&self.store.pool).await? {
+            aliases
+                .entry((a.name, a.version))
+                .or_default()
+                .push(a.row.alias);
+        }
+        for v in &mut out {
+            let key = (v.name.clone(), v.version.clone());
+            v.tags = tags.remove(&key).unwrap_or_default();
+            v.aliases = aliases.remove(&key).unwrap_or_default();
         }
         Ok(out)
     }
@@ -630,7 +642,7 @@ impl Store {
         .bind(now_ms())
         .bind(name)
         .bind(version_number(name, &v.version)?)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         self.require_version(name, version).await
     }
@@ -645,7 +657,7 @@ impl Store {
     ) -> Result<(), MetadataError> {
         self.require_version(name, version).await?;
         let n = version_number(name, version)?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for table in [
             "ml_model_versions",
             "ml_model_version_tags",
@@ -682,7 +694,7 @@ impl Store {
         registry_tag_ok(key, value)?;
         self.require_version(name, version).await?;
         let n = version_number(name, version)?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         match value {
             Some(v) => set_version_tag(&mut tx, name, n, key, v).await?,
             None => {
@@ -717,10 +729,10 @@ impl Store {
         guard(&model, &v, stage, "stage")?;
         let n = version_number(name, version)?;
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let mut moves = vec![(n, v.current_stage.clone(), stage)];
         if archive_existing && (stage == "Staging" || stage == "Production") {
-            let others = sqlx::query(
+            let others: Vec<i64> = sqlx::query_scalar(
                 "SELECT version FROM ml_model_versions WHERE name = $1 AND current_stage = $2 AND version <> $3",
             )
             .bind(name)
@@ -729,7 +741,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for o in others {
-                moves.push((o.get("version"), stage.to_string(), "Archived"));
+                moves.push((o, stage.to_string(), "Archived"));
             }
         }
         for (version, from, to) in moves {
@@ -777,7 +789,7 @@ impl Store {
             .iter()
             .find(|a| a.alias == alias)
             .map(|a| a.version.clone());
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         sqlx::query(
             "INSERT INTO ml_model_aliases (name, alias, version) VALUES ($1, $2, $3)
              ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
@@ -809,7 +821,7 @@ impl Store {
     ) -> Result<(), MetadataError> {
         let v = self.version_by_alias(name, alias).await?;
         let n = version_number(name, &v.version)?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         sqlx::query("DELETE FROM ml_model_aliases WHERE name = $1 AND alias = $2")
             .bind(name)
             .bind(alias)
@@ -840,7 +852,7 @@ impl Store {
             let newest: Option<i64> =
                 sqlx::query_scalar("SELECT MAX(version) FROM ml_model_versions WHERE name = $1")
                     .bind(name)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.store.pool)
                     .await?;
             let newest = newest.ok_or_else(|| {
                 MetadataError::NotFound(Missing::LatestVersion {
@@ -854,7 +866,7 @@ impl Store {
         )
         .bind(name)
         .bind(alias)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
         let v = v.ok_or_else(|| {
             MetadataError::NotFound(Missing::Alias {
@@ -903,7 +915,7 @@ impl Store {
             (REJECTED, "model.version.rejected")
         };
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         sqlx::query(
             "UPDATE ml_model_versions SET approval_status = $1, approval_by = $2, approval_time = $3,
                  approval_reason = $4, last_updated_time = $3 WHERE name = $5 AND version = $6",
@@ -1080,10 +1092,12 @@ mod tests {
                 key: REQUIRED_FOR_TAG.into(),
                 value: "champion, Production".into(),
             };
-            s.create_registered_model("delays", "", &[required], "ana")
+            s.registry()
+                .create_registered_model("delays", "", &[required], "ana")
                 .await
                 .unwrap();
             let v1 = s
+                .registry()
                 .create_model_version(&version("delays", "s3://m/1"), "ana")
                 .await
                 .unwrap();
@@ -1093,6 +1107,7 @@ mod tests {
             );
             // Pending versions may not take guarded aliases or stages; others are free.
             let err = s
+                .registry()
                 .set_alias("delays", "champion", "1", "ana")
                 .await
                 .unwrap_err();
@@ -1101,6 +1116,7 @@ mod tests {
                 "{err}"
             );
             let err = s
+                .registry()
                 .transition_stage("delays", "1", "production", false, "ana")
                 .await
                 .unwrap_err();
@@ -1108,13 +1124,19 @@ mod tests {
                 err.to_string().contains("requires an approved version"),
                 "{err}"
             );
-            s.set_alias("delays", "candidate", "1", "ana")
+            s.registry()
+                .set_alias("delays", "candidate", "1", "ana")
                 .await
                 .unwrap();
-            s.transition_stage("delays", "1", "staging", false, "ana")
+            s.registry()
+                .transition_stage("delays", "1", "staging", false, "ana")
                 .await
                 .unwrap();
-            let v = s.decide("delays", "1", true, "bo", "good").await.unwrap();
+            let v = s
+                .registry()
+                .decide("delays", "1", true, "bo", "good")
+                .await
+                .unwrap();
             assert_eq!(
                 (
                     v.approval.status.as_str(),
@@ -1124,42 +1146,59 @@ mod tests {
                 (APPROVED, "bo", "good")
             );
             assert!(v.approval.time > 0);
-            s.set_alias("delays", "champion", "1", "ana").await.unwrap();
-            s.transition_stage("delays", "1", "Production", false, "ana")
+            s.registry()
+                .set_alias("delays", "champion", "1", "ana")
+                .await
+                .unwrap();
+            s.registry()
+                .transition_stage("delays", "1", "Production", false, "ana")
                 .await
                 .unwrap();
             // A second version archived the first out of Production when asked to.
-            s.create_model_version(&version("delays", "s3://m/2"), "ana")
+            s.registry()
+                .create_model_version(&version("delays", "s3://m/2"), "ana")
                 .await
                 .unwrap();
-            s.decide("delays", "2", true, "bo", "better").await.unwrap();
-            s.transition_stage("delays", "2", "Production", true, "ana")
+            s.registry()
+                .decide("delays", "2", true, "bo", "better")
                 .await
                 .unwrap();
-            let v1 = s.require_version("delays", "1").await.unwrap();
+            s.registry()
+                .transition_stage("delays", "2", "Production", true, "ana")
+                .await
+                .unwrap();
+            let v1 = s.registry().require_version("delays", "1").await.unwrap();
             assert_eq!(v1.current_stage, "Archived");
             let latest = s
+                .registry()
                 .latest_versions("delays", &["Production".into()])
                 .await
                 .unwrap();
             assert_eq!(latest[0].version, "2");
             // Rejecting takes the guarded alias away, not the others.
-            s.decide("delays", "1", false, "bo", "leaks the label")
+            s.registry()
+                .decide("delays", "1", false, "bo", "leaks the label")
                 .await
                 .unwrap();
-            let v1 = s.require_version("delays", "1").await.unwrap();
+            let v1 = s.registry().require_version("delays", "1").await.unwrap();
             assert_eq!(v1.aliases, ["candidate"]);
             assert_eq!(v1.approval.status, REJECTED);
-            assert!(s.version_by_alias("delays", "champion").await.is_err());
+            assert!(s
+                .registry()
+                .version_by_alias("delays", "champion")
+                .await
+                .is_err());
             // A model whose default is Approved starts its versions approved.
             let auto = KeyValue {
                 key: DEFAULT_APPROVAL_TAG.into(),
                 value: APPROVED.into(),
             };
-            s.create_registered_model("fast", "", &[auto], "ana")
+            s.registry()
+                .create_registered_model("fast", "", &[auto], "ana")
                 .await
                 .unwrap();
             let f = s
+                .registry()
                 .create_model_version(&version("fast", "s3://f/1"), "ana")
                 .await
                 .unwrap();
@@ -1169,15 +1208,18 @@ mod tests {
                 value: "yes".into(),
             };
             assert!(s
+                .registry()
                 .create_registered_model("x", "", &[bad], "ana")
                 .await
                 .is_err());
             // Renaming carries versions and aliases along.
-            s.rename_registered_model("delays", "arrival-delays")
+            s.registry()
+                .rename_registered_model("delays", "arrival-delays")
                 .await
                 .unwrap();
             assert_eq!(
-                s.model_versions(Some("arrival-delays"))
+                s.registry()
+                    .model_versions(Some("arrival-delays"))
                     .await
                     .unwrap()
                     .len(),

@@ -6,6 +6,19 @@ use crate::{Existing, MetadataError, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+/// API tokens (stored hashed). Reached with [`Store::tokens`].
+#[derive(Clone, Copy, Debug)]
+pub struct Tokens<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// API tokens (stored hashed).
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens { store: self }
+    }
+}
+
 /// The prefix of every token, so a leaked one is recognisable in code reviews and scanners.
 pub const TOKEN_PREFIX: &str = "tarn_";
 
@@ -32,7 +45,7 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-impl Store {
+impl Tokens<'_> {
     /// Creates a token named `name`; returns the record and the token, which is not kept.
     pub async fn create_token(
         &self,
@@ -79,7 +92,7 @@ impl Store {
         .bind(&record.created_at)
         .bind(&record.scope)
         .bind(&record.expires_at)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await;
         match res {
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
@@ -100,16 +113,16 @@ impl Store {
         )
         .bind(hash(token))
         .bind(crate::now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?)
     }
 
     /// Every token, live and revoked, by name.
-    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, MetadataError> {
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, MetadataError> {
         Ok(sqlx::query_as(
             "SELECT id, name, read_only, created_at, revoked_at, scope, expires_at FROM api_tokens ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?)
     }
 
@@ -120,7 +133,7 @@ impl Store {
         )
         .bind(crate::now())
         .bind(name)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(res.rows_affected() > 0)
     }
@@ -135,25 +148,30 @@ mod tests {
         for backend in BACKENDS {
             let dir = tempfile::tempdir().unwrap();
             let store = fresh_store(backend, dir.path()).await.unwrap();
-            let (rec, token) = store.create_token("ci", true).await.unwrap();
+            let (rec, token) = store.tokens().create_token("ci", true).await.unwrap();
             assert!(token.starts_with("tarn_") && token.len() > 60);
             assert!(rec.read_only);
-            let found = store.verify_token(&token).await.unwrap().unwrap();
+            let found = store.tokens().verify_token(&token).await.unwrap().unwrap();
             assert_eq!(found.name, "ci");
-            assert!(store.verify_token("tarn_wrong").await.unwrap().is_none());
-            let err = store.create_token("ci", false).await.unwrap_err();
+            assert!(store
+                .tokens()
+                .verify_token("tarn_wrong")
+                .await
+                .unwrap()
+                .is_none());
+            let err = store.tokens().create_token("ci", false).await.unwrap_err();
             assert!(err.to_string().contains("revoke"), "{err}");
             let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
                 .fetch_all(&store.pool)
                 .await
                 .unwrap();
             assert!(!stored.iter().any(|h| h.contains(&token[5..])));
-            assert!(store.revoke_token("ci").await.unwrap());
-            assert!(store.verify_token(&token).await.unwrap().is_none());
-            assert!(!store.revoke_token("ci").await.unwrap());
+            assert!(store.tokens().revoke_token("ci").await.unwrap());
+            assert!(store.tokens().verify_token(&token).await.unwrap().is_none());
+            assert!(!store.tokens().revoke_token("ci").await.unwrap());
             // The name is free again once revoked.
-            store.create_token("ci", false).await.unwrap();
-            assert_eq!(store.tokens().await.unwrap().len(), 2);
+            store.tokens().create_token("ci", false).await.unwrap();
+            assert_eq!(store.tokens().list().await.unwrap().len(), 2);
         }
     }
 }

@@ -4,11 +4,25 @@
 //! which the client uploads and reads back; the server copies them into the lake's spans
 //! table. Types serialise in the shape of MLflow's `TraceInfoV3` JSON.
 
+use crate::columns::JsonText;
+use crate::kv::KeyValue;
 use crate::{MetadataError, Missing, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Row;
 use std::collections::BTreeMap;
+
+/// MLflow traces: infos, tags, metadata, assessments, links to runs. Reached with [`Store::traces`].
+#[derive(Clone, Copy, Debug)]
+pub struct Traces<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// MLflow traces: infos, tags, metadata, assessments, links to runs.
+    pub fn traces(&self) -> Traces<'_> {
+        Traces { store: self }
+    }
+}
 
 /// A trace's info as MLflow's v3 API carries it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -95,7 +109,7 @@ fn string_map(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-impl Store {
+impl Traces<'_> {
     /// Records a finished trace from the client's `TraceInfoV3` (MLflow's `StartTraceV3`,
     /// which the client calls once the trace ends), adding the artifact location its spans
     /// go to. A trace recorded again is replaced.
@@ -114,11 +128,16 @@ impl Store {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| "0".into());
-        let exp = self.experiment(&experiment_id).await?.ok_or_else(|| {
-            MetadataError::NotFound(Missing::Experiment {
-                id: experiment_id.clone(),
-            })
-        })?;
+        let exp = self
+            .store
+            .tracking()
+            .experiment(&experiment_id)
+            .await?
+            .ok_or_else(|| {
+                MetadataError::NotFound(Missing::Experiment {
+                    id: experiment_id.clone(),
+                })
+            })?;
         let request_time = timestamp_ms(&info["request_time"])
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let duration = duration_ms(&info["execution_duration"]);
@@ -134,7 +153,7 @@ impl Store {
         );
         let metadata = string_map(&info["trace_metadata"]);
         let text = |f: &str| info[f].as_str().map(str::to_string);
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for table in ["ml_trace_tags", "ml_trace_metadata", "ml_traces"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE trace_id = $1"))
                 .bind(&trace_id)
@@ -202,77 +221,102 @@ impl Store {
         );
         // Four queries whatever the number of traces: the traces, then their tags, metadata
         // and assessments, each selected by the same clause.
-        let fetch = |sql: String| async move {
-            let q = sqlx::query(&sql);
+        async fn fetch<R>(
+            pool: &sqlx::AnyPool,
+            sql: String,
+            id: Option<&str>,
+            experiment: Option<i64>,
+        ) -> Result<Vec<R>, MetadataError>
+        where
+            R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+        {
+            let q = sqlx::query_as::<_, R>(&sql);
             let q = match (id, experiment) {
                 (Some(id), _) => q.bind(id.to_string()),
                 (None, n) => q.bind(n.unwrap_or(-1)),
             };
-            Ok::<_, MetadataError>(q.fetch_all(&self.pool).await?)
-        };
-        let rows = fetch(sql).await?;
+            Ok(q.fetch_all(pool).await?)
+        }
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            trace_id: String,
+            experiment_id: i64,
+            client_request_id: Option<String>,
+            request_time: i64,
+            execution_duration: Option<i64>,
+            state: String,
+            request_preview: Option<String>,
+            response_preview: Option<String>,
+        }
+        #[derive(sqlx::FromRow)]
+        struct Of<T> {
+            trace_id: String,
+            #[sqlx(flatten)]
+            row: T,
+        }
+        #[derive(sqlx::FromRow)]
+        struct Body {
+            #[sqlx(try_from = "JsonText")]
+            body: Value,
+        }
+        #[derive(sqlx::FromRow)]
+        struct Link {
+            destination_id: String,
+        }
+        let pool = &self.store.pool;
+        let rows: Vec<Row> = fetch(pool, sql, id, experiment).await?;
         let within = format!("trace_id IN (SELECT trace_id FROM ml_traces t WHERE {clause})");
         let mut maps: [std::collections::HashMap<String, BTreeMap<String, String>>; 2] =
             Default::default();
         for (i, table) in ["ml_trace_tags", "ml_trace_metadata"].iter().enumerate() {
-            for r in fetch(format!(
-                "SELECT trace_id, key, value FROM {table} WHERE {within}"
-            ))
-            .await?
-            {
+            let sql = format!("SELECT trace_id, key, value FROM {table} WHERE {within}");
+            for p in fetch::<Of<KeyValue>>(pool, sql, id, experiment).await? {
                 maps[i]
-                    .entry(r.get("trace_id"))
+                    .entry(p.trace_id)
                     .or_default()
-                    .insert(r.get("key"), r.get("value"));
+                    .insert(p.row.key, p.row.value);
             }
         }
         let mut assessments: std::collections::HashMap<String, Vec<Value>> = Default::default();
-        for r in fetch(format!(
+        let sql = format!(
             "SELECT trace_id, body FROM ml_assessments WHERE {within} ORDER BY created, assessment_id"
-        ))
-        .await?
-        {
-            assessments
-                .entry(r.get("trace_id"))
-                .or_default()
-                .push(serde_json::from_str(&r.get::<String, _>("body"))?);
+        );
+        for a in fetch::<Of<Body>>(pool, sql, id, experiment).await? {
+            assessments.entry(a.trace_id).or_default().push(a.row.body);
         }
         let mut links: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for r in fetch(format!(
+        let sql = format!(
             "SELECT source_id AS trace_id, destination_id FROM ml_entity_links
              WHERE source_type = 'TRACE' AND destination_type = 'RUN' AND source_id IN
                  (SELECT trace_id FROM ml_traces t WHERE {clause})"
-        ))
-        .await?
-        {
+        );
+        for l in fetch::<Of<Link>>(pool, sql, id, experiment).await? {
             links
-                .entry(r.get("trace_id"))
+                .entry(l.trace_id)
                 .or_default()
-                .push(r.get("destination_id"));
+                .push(l.row.destination_id);
         }
         let [mut tags, mut metadata] = maps;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let trace_id: String = r.get("trace_id");
-            let experiment_id: i64 = r.get("experiment_id");
-            let request_time: i64 = r.get("request_time");
-            let duration: Option<i64> = r.get("execution_duration");
+            let trace_id = r.trace_id;
+            let duration = r.execution_duration;
             out.push(TraceInfo {
                 trace_location: json!({
                     "type": "MLFLOW_EXPERIMENT",
-                    "mlflow_experiment": { "experiment_id": experiment_id.to_string() },
+                    "mlflow_experiment": { "experiment_id": r.experiment_id.to_string() },
                 }),
-                client_request_id: r.get("client_request_id"),
-                request_preview: r.get("request_preview"),
-                response_preview: r.get("response_preview"),
-                request_time: rfc3339(request_time),
+                client_request_id: r.client_request_id,
+                request_preview: r.request_preview,
+                response_preview: r.response_preview,
+                request_time: rfc3339(r.request_time),
                 execution_duration: duration.map(|d| format!("{}s", d as f64 / 1000.0)),
-                state: r.get("state"),
+                state: r.state,
                 trace_metadata: metadata.remove(&trace_id).unwrap_or_default(),
                 tags: tags.remove(&trace_id).unwrap_or_default(),
                 assessments: assessments.remove(&trace_id).unwrap_or_default(),
-                experiment_id: experiment_id.to_string(),
-                request_time_ms: request_time,
+                experiment_id: r.experiment_id.to_string(),
+                request_time_ms: r.request_time,
                 execution_ms: duration,
                 linked_runs: links.remove(&trace_id).unwrap_or_default(),
                 trace_id,
@@ -315,7 +359,7 @@ impl Store {
         if let Some(n) = max_traces.filter(|n| *n > 0) {
             doomed.truncate(n as usize);
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for id in &doomed {
             for table in [
                 "ml_trace_tags",
@@ -383,7 +427,7 @@ impl Store {
                 return Err(no_trace(id));
             }
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         for id in trace_ids {
             for d in destinations {
                 sqlx::query(
@@ -425,14 +469,14 @@ impl Store {
                 .bind(id)
                 .bind(key)
                 .bind(value)
-                .execute(&self.pool)
+                .execute(&self.store.pool)
                 .await?;
             }
             None => {
                 let res = sqlx::query("DELETE FROM ml_trace_tags WHERE trace_id = $1 AND key = $2")
                     .bind(id)
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&self.store.pool)
                     .await?;
                 if res.rows_affected() == 0 {
                     return Err(MetadataError::NotFound(Missing::TraceTag {
@@ -447,14 +491,14 @@ impl Store {
 
     /// The assessments of a trace, oldest first.
     pub async fn assessments(&self, trace_id: &str) -> Result<Vec<Value>, MetadataError> {
-        let rows = sqlx::query(
+        let rows: Vec<String> = sqlx::query_scalar(
             "SELECT body FROM ml_assessments WHERE trace_id = $1 ORDER BY created, assessment_id",
         )
         .bind(trace_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok(serde_json::from_str(&r.get::<String, _>("body"))?))
+            .map(|body| Ok(serde_json::from_str(body)?))
             .collect()
     }
 
@@ -484,7 +528,7 @@ impl Store {
         .bind(trace_id)
         .bind(now)
         .bind(a.to_string())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(a)
     }
@@ -496,7 +540,7 @@ impl Store {
         )
         .bind(trace_id)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.store.pool)
         .await?;
         let body = body.ok_or_else(|| {
             MetadataError::NotFound(Missing::Assessment {
@@ -533,7 +577,7 @@ impl Store {
         .bind(a.to_string())
         .bind(trace_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(a)
     }
@@ -544,7 +588,7 @@ impl Store {
         sqlx::query("DELETE FROM ml_assessments WHERE trace_id = $1 AND assessment_id = $2")
             .bind(trace_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
         Ok(())
     }

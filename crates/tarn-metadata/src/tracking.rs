@@ -5,21 +5,70 @@
 use crate::run_search::{find, Entity, Literal, Searchable};
 use crate::{Existing, Inactive, Kind, MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use std::collections::BTreeMap;
 
-use crate::kv::pairs_of;
+use crate::columns::{Flag, IdText, JsonText};
 pub use crate::kv::KeyValue;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// MLflow tracking: experiments, runs, params, tags and metrics. Reached with [`Store::tracking`].
+#[derive(Clone, Copy, Debug)]
+pub struct Tracking<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// MLflow tracking: experiments, runs, params, tags and metrics.
+    pub fn tracking(&self) -> Tracking<'_> {
+        Tracking { store: self }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
 pub struct Experiment {
+    #[sqlx(rename = "id", try_from = "IdText")]
     pub experiment_id: String,
     pub name: String,
     pub artifact_location: String,
     pub lifecycle_stage: String,
     pub last_update_time: i64,
     pub creation_time: i64,
+    #[sqlx(skip)]
     pub tags: Vec<KeyValue>,
+}
+
+/// The columns an experiment is read from.
+const EXPERIMENT_COLUMNS: &str =
+    "id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+
+/// A key-value pair of one run (or experiment, trace, model): the owner's id beside it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct OwnedPair {
+    pub(crate) owner: String,
+    #[sqlx(flatten)]
+    pub(crate) pair: KeyValue,
+}
+
+/// A stored metric point: NaN where the mark says so.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MetricRow {
+    key: String,
+    value: f64,
+    #[sqlx(try_from = "Flag")]
+    is_nan: bool,
+    timestamp: i64,
+    step: i64,
+}
+
+impl From<MetricRow> for Metric {
+    fn from(r: MetricRow) -> Metric {
+        Metric {
+            key: r.key,
+            value: if r.is_nan { f64::NAN } else { r.value },
+            timestamp: r.timestamp,
+            step: r.step,
+            ..Default::default()
+        }
+    }
 }
 
 /// One metric point. NaN travels as the JSON string `"NaN"` (as MLflow's server answers);
@@ -87,11 +136,12 @@ pub(crate) fn stored(v: f64) -> (f64, i64) {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
 pub struct RunInfo {
     pub run_id: String,
     pub run_uuid: String,
     pub run_name: String,
+    #[sqlx(try_from = "IdText")]
     pub experiment_id: String,
     pub user_id: String,
     pub status: String,
@@ -140,7 +190,7 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-impl Store {
+impl Tracking<'_> {
     /// Creates an experiment; a taken name is a conflict.
     pub async fn create_experiment(
         &self,
@@ -157,7 +207,7 @@ impl Store {
                 name: name.to_string(),
             }));
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM ml_experiments")
             .fetch_one(&mut *tx)
             .await?;
@@ -194,35 +244,22 @@ impl Store {
         clause: &str,
         arg: &str,
     ) -> Result<Option<Experiment>, MetadataError> {
-        let sql = format!(
-            "SELECT id, name, artifact_location, lifecycle_stage, creation_time, last_update_time
-             FROM ml_experiments WHERE {clause}"
-        );
-        let mut q = sqlx::query(&sql);
+        let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM ml_experiments WHERE {clause}");
+        let mut q = sqlx::query_as::<_, Experiment>(&sql);
         q = match arg.parse::<i64>() {
             Ok(n) if clause.starts_with("id") => q.bind(n),
             _ => q.bind(arg.to_string()),
         };
-        let Some(r) = q.fetch_optional(&self.pool).await? else {
+        let Some(mut e) = q.fetch_optional(&self.store.pool).await? else {
             return Ok(None);
         };
-        let id: i64 = r.get("id");
-        let tags = sqlx::query(
+        e.tags = sqlx::query_as(
             "SELECT key, value FROM ml_experiment_tags WHERE experiment_id = $1 ORDER BY key",
         )
-        .bind(id)
-        .fetch_all(&self.pool)
+        .bind(e.experiment_id.parse::<i64>().unwrap_or_default())
+        .fetch_all(&self.store.pool)
         .await?;
-        let tags = pairs_of(&tags);
-        Ok(Some(Experiment {
-            experiment_id: id.to_string(),
-            name: r.get("name"),
-            artifact_location: r.get("artifact_location"),
-            lifecycle_stage: r.get("lifecycle_stage"),
-            creation_time: r.get("creation_time"),
-            last_update_time: r.get("last_update_time"),
-            tags,
-        }))
+        Ok(Some(e))
     }
 
     pub async fn experiment(&self, id: &str) -> Result<Option<Experiment>, MetadataError> {
@@ -241,17 +278,29 @@ impl Store {
 
     /// Every experiment in `stage` (`active`, `deleted`, or all for `None`), by id.
     pub async fn experiments(&self, stage: Option<&str>) -> Result<Vec<Experiment>, MetadataError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM ml_experiments WHERE ($1 = '' OR lifecycle_stage = $1) ORDER BY id",
-        )
-        .bind(stage.unwrap_or(""))
-        .fetch_all(&self.pool)
+        let stage = stage.unwrap_or("");
+        let mut out: Vec<Experiment> = sqlx::query_as(&format!(
+            "SELECT {EXPERIMENT_COLUMNS} FROM ml_experiments
+             WHERE ($1 = '' OR lifecycle_stage = $1) ORDER BY id"
+        ))
+        .bind(stage)
+        .fetch_all(&self.store.pool)
         .await?;
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(e) = self.experiment(&id.to_string()).await? {
-                out.push(e);
-            }
+        // Every experiment's tags in one query, not one per experiment.
+        let tags: Vec<OwnedPair> = sqlx::query_as(
+            "SELECT CAST(t.experiment_id AS TEXT) AS owner, t.key, t.value
+             FROM ml_experiment_tags t JOIN ml_experiments e ON e.id = t.experiment_id
+             WHERE ($1 = '' OR e.lifecycle_stage = $1) ORDER BY t.key",
+        )
+        .bind(stage)
+        .fetch_all(&self.store.pool)
+        .await?;
+        let mut by_id: std::collections::HashMap<String, Vec<KeyValue>> = Default::default();
+        for t in tags {
+            by_id.entry(t.owner).or_default().push(t.pair);
+        }
+        for e in &mut out {
+            e.tags = by_id.remove(&e.experiment_id).unwrap_or_default();
         }
         Ok(out)
     }
@@ -260,7 +309,7 @@ impl Store {
     pub async fn set_experiment_stage(&self, id: &str, stage: &str) -> Result<(), MetadataError> {
         let n = id.parse::<i64>().map_err(|_| no_experiment(id))?;
         // MLflow's server lets the default experiment be deleted (and restored) too.
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let res = sqlx::query(
             "UPDATE ml_experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE id = $3",
         )
@@ -296,7 +345,7 @@ impl Store {
             .bind(name)
             .bind(now_ms())
             .bind(id.parse::<i64>().unwrap_or_default())
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
         Ok(())
     }
@@ -322,14 +371,14 @@ impl Store {
                 .bind(n)
                 .bind(key)
                 .bind(v)
-                .execute(&self.pool)
+                .execute(&self.store.pool)
                 .await?;
             }
             None => {
                 sqlx::query("DELETE FROM ml_experiment_tags WHERE experiment_id = $1 AND key = $2")
                     .bind(n)
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&self.store.pool)
                     .await?;
             }
         }
@@ -341,7 +390,7 @@ impl Store {
         let res = sqlx::query("UPDATE ml_runs SET lifecycle_stage = $1 WHERE id = $2")
             .bind(stage)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
         if res.rows_affected() == 0 {
             return Err(no_run(id));
@@ -357,7 +406,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM ml_run_tags WHERE run_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.store.pool)
             .await?;
         if res.rows_affected() == 0 {
             return Err(MetadataError::NotFound(Missing::RunTag {
@@ -398,7 +447,7 @@ impl Store {
             })
             .unwrap_or_else(|| format!("run-{}", &id[..8]));
         let artifact_uri = format!("{}/{id}/artifacts", exp.artifact_location);
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         sqlx::query(
             "INSERT INTO ml_runs (id, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri)
              VALUES ($1, $2, $3, $4, 'RUNNING', $5, 'active', $6)",
@@ -438,7 +487,7 @@ impl Store {
         end_time: Option<i64>,
         run_name: Option<&str>,
     ) -> Result<RunInfo, MetadataError> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let res = sqlx::query(
             "UPDATE ml_runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time),
                     name = COALESCE($3, name) WHERE id = $4",
@@ -519,7 +568,7 @@ impl Store {
                 value: v::truncated(&t.value, v::MAX_TAG_VAL_LENGTH),
             });
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.store.write_tx().await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT lifecycle_stage FROM ml_runs WHERE id = $1")
                 .bind(run_id)
@@ -678,16 +727,16 @@ impl Store {
         run_id: &str,
         key: &str,
     ) -> Result<Vec<Metric>, MetadataError> {
-        Ok(sqlx::query(
+        Ok(sqlx::query_as::<_, MetricRow>(
             "SELECT key, value, is_nan, timestamp, step
              FROM ml_metrics WHERE run_id = $1 AND key = $2 ORDER BY step, timestamp, value, is_nan",
         )
         .bind(run_id)
         .bind(key)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?
-        .iter()
-        .map(metric)
+        .into_iter()
+        .map(Metric::from)
         .collect())
     }
 
@@ -700,7 +749,7 @@ impl Store {
             )
             .bind(id)
             .bind(stage)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.store.pool)
             .await
         };
         Ok((count("active").await?, count("deleted").await?))
@@ -720,7 +769,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Tracking<'_> {
     /// One page of the runs of `experiment_ids` in `stage` (`None`: any) matching MLflow's
     /// `filter`, ordered by `order_by` then newest first, found in SQL (indexes on each key
     /// and value keep it fast with many runs). Answers the page and whether more follow.
@@ -771,7 +820,7 @@ impl Store {
                 crate::run_search::Bind::Number(n) => query.bind(*n),
             };
         }
-        let mut ids = query.fetch_all(&self.pool).await?;
+        let mut ids = query.fetch_all(&self.store.pool).await?;
         let more = ids.len() > limit;
         ids.truncate(limit);
         Ok((self.runs_by_ids(&ids).await?, more))
@@ -793,107 +842,108 @@ impl Store {
         }
         let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let list = list.join(", ");
-        let fetch = |sql: String| {
-            let ids = ids.to_vec();
-            async move {
-                let mut q = sqlx::query(&sql);
-                for id in ids {
-                    q = q.bind(id);
-                }
-                Ok::<_, MetadataError>(q.fetch_all(&self.pool).await?)
+        let pool = &self.store.pool;
+        async fn fetch<R>(
+            pool: &sqlx::AnyPool,
+            sql: String,
+            ids: &[String],
+        ) -> Result<Vec<R>, MetadataError>
+        where
+            R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+        {
+            let mut q = sqlx::query_as::<_, R>(&sql);
+            for id in ids {
+                q = q.bind(id.clone());
             }
-        };
-        let runs = fetch(format!(
-            "SELECT id, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri
-             FROM ml_runs WHERE id IN ({list})"
-        ))
+            Ok(q.fetch_all(pool).await?)
+        }
+        let runs: Vec<RunInfo> = fetch(
+            pool,
+            format!(
+                "SELECT id AS run_id, id AS run_uuid, name AS run_name, experiment_id, user_id,
+                 status, start_time, end_time, lifecycle_stage, artifact_uri
+                 FROM ml_runs WHERE id IN ({list})"
+            ),
+            ids,
+        )
         .await?;
         let mut by_id: std::collections::HashMap<String, Run> = runs
-            .iter()
-            .map(|r| {
-                let run_id: String = r.get("id");
-                let experiment_id: i64 = r.get("experiment_id");
+            .into_iter()
+            .map(|info| {
                 let run = Run {
-                    info: RunInfo {
-                        run_uuid: run_id.clone(),
-                        run_id: run_id.clone(),
-                        run_name: r.get("name"),
-                        experiment_id: experiment_id.to_string(),
-                        user_id: r.get("user_id"),
-                        status: r.get("status"),
-                        start_time: r.get("start_time"),
-                        end_time: r.get("end_time"),
-                        artifact_uri: r.get("artifact_uri"),
-                        lifecycle_stage: r.get("lifecycle_stage"),
-                    },
+                    info,
                     data: RunData::default(),
                     inputs: serde_json::json!({ "dataset_inputs": [], "model_inputs": [] }),
                     outputs: serde_json::json!({ "model_outputs": [] }),
                 };
-                (run_id, run)
+                (run.info.run_id.clone(), run)
             })
             .collect();
-        for r in fetch(format!(
-            "SELECT run_id, key, value FROM ml_params WHERE run_id IN ({list}) ORDER BY key"
-        ))
-        .await?
-        {
-            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
-                run.data.params.push(KeyValue {
-                    key: r.get("key"),
-                    value: r.get("value"),
-                });
+        let pairs = |table: &str| {
+            format!(
+                "SELECT run_id AS owner, key, value FROM {table} WHERE run_id IN ({list}) ORDER BY key"
+            )
+        };
+        for p in fetch::<OwnedPair>(pool, pairs("ml_params"), ids).await? {
+            if let Some(run) = by_id.get_mut(&p.owner) {
+                run.data.params.push(p.pair);
             }
         }
-        for r in fetch(format!(
-            "SELECT run_id, key, value FROM ml_run_tags WHERE run_id IN ({list}) ORDER BY key"
-        ))
-        .await?
-        {
-            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
-                run.data.tags.push(KeyValue {
-                    key: r.get("key"),
-                    value: r.get("value"),
-                });
+        for p in fetch::<OwnedPair>(pool, pairs("ml_run_tags"), ids).await? {
+            if let Some(run) = by_id.get_mut(&p.owner) {
+                run.data.tags.push(p.pair);
             }
         }
-        for r in fetch(format!(
-            "SELECT run_id, key, value, is_nan, timestamp, step FROM ml_latest_metrics WHERE run_id IN ({list}) ORDER BY key"
-        ))
-        .await?
-        {
-            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
-                run.data.metrics.push(metric(&r));
+        #[derive(sqlx::FromRow)]
+        struct Owned<T> {
+            run_id: String,
+            #[sqlx(flatten)]
+            row: T,
+        }
+        let metrics = format!(
+            "SELECT run_id, key, value, is_nan, timestamp, step FROM ml_latest_metrics
+             WHERE run_id IN ({list}) ORDER BY key"
+        );
+        for m in fetch::<Owned<MetricRow>>(pool, metrics, ids).await? {
+            if let Some(run) = by_id.get_mut(&m.run_id) {
+                run.data.metrics.push(m.row.into());
             }
         }
-        for r in fetch(format!(
+        #[derive(sqlx::FromRow)]
+        struct Input {
+            kind: String,
+            #[sqlx(try_from = "JsonText")]
+            body: serde_json::Value,
+        }
+        let inputs = format!(
             "SELECT run_id, kind, body FROM ml_run_inputs WHERE run_id IN ({list}) ORDER BY kind, ident"
-        ))
-        .await?
-        {
-            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
-                let body: serde_json::Value = serde_json::from_str(&r.get::<String, _>("body"))?;
-                let field = if r.get::<String, _>("kind") == "dataset" {
+        );
+        for i in fetch::<Owned<Input>>(pool, inputs, ids).await? {
+            if let Some(run) = by_id.get_mut(&i.run_id) {
+                let field = if i.row.kind == "dataset" {
                     "dataset_inputs"
                 } else {
                     "model_inputs"
                 };
                 if let Some(list) = run.inputs[field].as_array_mut() {
-                    list.push(body);
+                    list.push(i.row.body);
                 }
             }
         }
-        for r in fetch(format!(
+        #[derive(sqlx::FromRow)]
+        struct Output {
+            model_id: String,
+            step: i64,
+        }
+        let outputs = format!(
             "SELECT run_id, model_id, step FROM ml_run_outputs WHERE run_id IN ({list}) ORDER BY step, model_id"
-        ))
-        .await?
-        {
-            if let Some(run) = by_id.get_mut(&r.get::<String, _>("run_id")) {
+        );
+        for o in fetch::<Owned<Output>>(pool, outputs, ids).await? {
+            if let Some(run) = by_id.get_mut(&o.run_id) {
                 if let Some(list) = run.outputs["model_outputs"].as_array_mut() {
-                    list.push(serde_json::json!({
-                        "model_id": r.get::<String, _>("model_id"),
-                        "step": r.get::<i64, _>("step"),
-                    }));
+                    list.push(
+                        serde_json::json!({ "model_id": o.row.model_id, "step": o.row.step }),
+                    );
                 }
             }
         }
@@ -922,19 +972,6 @@ async fn set_tag(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// A stored point: NaN where the mark says so.
-pub(crate) fn metric(r: &sqlx::any::AnyRow) -> Metric {
-    let value: f64 = r.get("value");
-    let is_nan: i64 = r.get("is_nan");
-    Metric {
-        key: r.get("key"),
-        value: if is_nan != 0 { f64::NAN } else { value },
-        timestamp: r.get("timestamp"),
-        step: r.get("step"),
-        ..Default::default()
-    }
 }
 
 /// A run's params, latest metrics and tags, by key.

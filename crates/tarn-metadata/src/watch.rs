@@ -1,9 +1,10 @@
 //! The watcher's cursor: which objects of a zone have been seen, by the store's change tag.
 
-use crate::{MetadataError, Store};
+use crate::events::Events;
+use crate::MetadataError;
 use std::collections::HashMap;
 
-impl Store {
+impl Events<'_> {
     /// The objects of `zone` under `prefix` seen so far: key -> (store change tag, size).
     pub async fn seen_objects(
         &self,
@@ -16,7 +17,7 @@ impl Store {
         )
         .bind(zone)
         .bind(prefix)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.store.pool)
         .await?;
         Ok(rows.into_iter().map(|(k, e, s)| (k, (e, s))).collect())
     }
@@ -36,7 +37,7 @@ impl Store {
         .bind(zone)
         .bind(key)
         .bind(size)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.store.pool)
         .await?)
     }
 
@@ -58,7 +59,7 @@ impl Store {
         .bind(e_tag)
         .bind(size)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.store.pool)
         .await?;
         Ok(())
     }

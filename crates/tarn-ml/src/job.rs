@@ -229,7 +229,7 @@ pub(crate) async fn run(
     parent: Option<&str>,
 ) -> Result<JobOutcome, MlError> {
     let spec = shared.spec;
-    let meta = &shared.lake.meta;
+    let tracking = shared.lake.tracking();
     let trainer = match &spec.trainer {
         Trainer::Builtin { algorithm, .. } => format!("builtin:{}", algorithm.name()),
         Trainer::Command { command, .. } => format!("command:{}", command.join(" ")),
@@ -253,7 +253,7 @@ pub(crate) async fn run(
         tags.push(kv("mlflow.parentRunId", p));
     }
     tags.extend(shared.opts.tags.iter().map(|(k, v)| kv(k, v.clone())));
-    let run = meta
+    let run = tracking
         .create_run(
             &shared.experiment_id,
             &shared.opts.user,
@@ -265,14 +265,15 @@ pub(crate) async fn run(
     let run_id = run.info.run_id.clone();
     let artifact_uri = run.info.artifact_uri.clone();
     let params: Vec<KeyValue> = hp.iter().map(|(k, v)| kv(k, hp_text(v))).collect();
-    meta.log_batch(
-        &run_id,
-        &Batch {
-            params,
-            ..Default::default()
-        },
-    )
-    .await?;
+    tracking
+        .log_batch(
+            &run_id,
+            &Batch {
+                params,
+                ..Default::default()
+            },
+        )
+        .await?;
 
     let dir = shared.jobs_dir.join(&run_id);
     let result = execute(shared, &dir, &run_id, hp).await;
@@ -315,7 +316,7 @@ pub(crate) async fn run(
         .put_artifact(&artifact_uri, "tarn/train.log", logs.into_bytes())
         .await?;
     // Metrics the code logged itself are on the run already; merge them with ours.
-    let logged = meta.run(&run_id).await?;
+    let logged = tracking.run(&run_id).await?;
     if let Some(r) = &logged {
         for m in &r.data.metrics {
             metrics.entry(m.key.clone()).or_insert(m.value);
@@ -331,20 +332,22 @@ pub(crate) async fn run(
     if let Some(f) = &failure {
         end.push(kv("tarn.failure_reason", truncate(f, 4000)));
     }
-    meta.log_batch(
-        &run_id,
-        &Batch {
-            tags: end,
-            ..Default::default()
-        },
-    )
-    .await?;
+    tracking
+        .log_batch(
+            &run_id,
+            &Batch {
+                tags: end,
+                ..Default::default()
+            },
+        )
+        .await?;
     let status = if failure.is_some() {
         "FAILED"
     } else {
         "FINISHED"
     };
-    meta.update_run(&run_id, Some(status), Some(now_ms()), None)
+    tracking
+        .update_run(&run_id, Some(status), Some(now_ms()), None)
         .await?;
     Ok(JobOutcome {
         run_id,
@@ -548,7 +551,7 @@ async fn execute(
     for chunk in batch.chunks(1000) {
         if let Err(e) = shared
             .lake
-            .meta
+            .tracking()
             .log_batch(
                 run_id,
                 &Batch {

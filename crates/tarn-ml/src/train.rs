@@ -111,8 +111,7 @@ pub async fn train(
     spec: &TrainSpec,
     opts: &TrainOptions,
 ) -> Result<TrainReport, MlError> {
-    let meta = &lake.meta;
-    let experiment_id = match meta.experiment_by_name(&spec.experiment).await? {
+    let experiment_id = match lake.tracking().experiment_by_name(&spec.experiment).await? {
         Some(e) if e.lifecycle_stage == "active" => e.experiment_id,
         Some(_) => {
             return Err(MlError::Usage(format!(
@@ -121,10 +120,10 @@ pub async fn train(
                 spec.dir.join(tarn_config::TRAIN_FILE).display()
             )))
         }
-        None => match meta.create_experiment(&spec.experiment, None, &[]).await {
+        None => match lake.tracking().create_experiment(&spec.experiment, None, &[]).await {
             Ok(e) => e,
-            Err(MetadataError::Exists(_)) => meta
-                .experiment_by_name(&spec.experiment)
+            Err(MetadataError::Exists(_)) => lake
+                .tracking().experiment_by_name(&spec.experiment)
                 .await?
                 .map(|e| e.experiment_id)
                 .unwrap_or_default(),
@@ -197,14 +196,15 @@ pub async fn train(
             passed,
         });
         let verdict = if passed { "passed" } else { "failed" };
-        meta.log_batch(
-            &run_id,
-            &Batch {
-                tags: vec![kv("tarn.gate", verdict)],
-                ..Default::default()
-            },
-        )
-        .await?;
+        lake.tracking()
+            .log_batch(
+                &run_id,
+                &Batch {
+                    tags: vec![kv("tarn.gate", verdict)],
+                    ..Default::default()
+                },
+            )
+            .await?;
         if !passed {
             report.reason = Some(match value {
                 Some(v) => format!(
@@ -222,17 +222,18 @@ pub async fn train(
     }
     if let Some(reg) = &spec.register {
         let registered = register(lake, spec, opts, reg, &best, &report).await?;
-        meta.log_batch(
-            &best.run_id,
-            &Batch {
-                tags: vec![kv(
-                    "tarn.registered_version",
-                    format!("{}/{}", registered.model, registered.version),
-                )],
-                ..Default::default()
-            },
-        )
-        .await?;
+        lake.tracking()
+            .log_batch(
+                &best.run_id,
+                &Batch {
+                    tags: vec![kv(
+                        "tarn.registered_version",
+                        format!("{}/{}", registered.model, registered.version),
+                    )],
+                    ..Default::default()
+                },
+            )
+            .await?;
         report.registered = Some(registered);
     }
     report.status = "succeeded".into();
@@ -247,10 +248,15 @@ async fn register(
     best: &JobOutcome,
     report: &TrainReport,
 ) -> Result<Registered, MlError> {
-    let meta = &lake.meta;
-    if meta.registered_model(&reg.model).await?.is_none() {
+    if lake
+        .registry()
+        .registered_model(&reg.model)
+        .await?
+        .is_none()
+    {
         let description = reg.description.clone().unwrap_or_default();
-        match meta
+        match lake
+            .registry()
             .create_registered_model(&reg.model, &description, &[], &opts.user)
             .await
         {
@@ -271,7 +277,8 @@ async fn register(
     for (k, v) in &reg.tags {
         tags.push(kv(k, v.clone()));
     }
-    let v = meta
+    let v = lake
+        .registry()
         .create_model_version(
             &NewModelVersion {
                 name: reg.model.clone(),
@@ -302,7 +309,6 @@ async fn tune(
     t: &tarn_config::Tuning,
     base: &str,
 ) -> Result<(String, Vec<JobOutcome>, Option<JobOutcome>), MlError> {
-    let meta = &shared.lake.meta;
     let strategy = match t.strategy {
         tarn_config::Strategy::Grid => "grid",
         tarn_config::Strategy::Random => "random",
@@ -323,7 +329,9 @@ async fn tune(
         kv("mlflow.user", shared.opts.user.clone()),
     ];
     tags.extend(shared.opts.tags.iter().map(|(k, v)| kv(k, v.clone())));
-    let parent = meta
+    let parent = shared
+        .lake
+        .tracking()
         .create_run(
             &shared.experiment_id,
             &shared.opts.user,
@@ -407,9 +415,12 @@ async fn tune(
     batch
         .tags
         .push(kv("tarn.tuning.jobs", jobs.len().to_string()));
-    meta.log_batch(&parent_id, &batch).await?;
+    shared.lake.tracking().log_batch(&parent_id, &batch).await?;
     let status = if best.is_some() { "FINISHED" } else { "FAILED" };
-    meta.update_run(&parent_id, Some(status), Some(now), None)
+    shared
+        .lake
+        .tracking()
+        .update_run(&parent_id, Some(status), Some(now), None)
         .await?;
     Ok((parent_id, jobs, best))
 }

@@ -71,7 +71,7 @@ async fn quickstart_pipeline(
             // event, and the day was merged by the execution that event started. Merging it
             // again would only reject its cancelled flights a second time: show that one.
             let landed = lake
-                .meta
+                .events()
                 .latest_events(Some(tarn_lake::OBJECT_CREATED), 10_000)
                 .await?
                 .into_iter()
@@ -131,7 +131,7 @@ async fn quickstart_ml(lake: &Lake) -> Result<QuickstartMl, NodeError> {
             report.reason.clone().unwrap_or_default()
         )));
     };
-    lake.meta
+    lake.registry()
         .decide(
             &reg.model,
             &reg.version,
@@ -140,7 +140,7 @@ async fn quickstart_ml(lake: &Lake) -> Result<QuickstartMl, NodeError> {
             "passed its gate on January 4",
         )
         .await?;
-    lake.meta
+    lake.registry()
         .set_alias(&reg.model, "champion", &reg.version, "quickstart")
         .await?;
     let args = tarn_ml::TransformArgs {

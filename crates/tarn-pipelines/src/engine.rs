@@ -113,7 +113,7 @@ impl Engine {
         );
         let (_, token) = self
             .lake
-            .meta
+            .tokens()
             .create_scoped_token(&name, false, Some(&p.domain), Some(TOKEN_TTL))
             .await?;
         Ok(Some((name, token)))
@@ -121,7 +121,7 @@ impl Engine {
 
     async fn revoke(&self, minted: Option<(String, String)>) {
         if let Some((name, _)) = minted {
-            if let Err(e) = self.lake.meta.revoke_token(&name).await {
+            if let Err(e) = self.lake.tokens().revoke_token(&name).await {
                 tracing::warn!("revoking the step token {name}: {e}");
             }
         }
@@ -184,7 +184,7 @@ impl Engine {
                         size: 0,
                         detail: serde_json::json!({"schedule": expr, "pipeline": p.name, "scheduled_time": when}),
                     };
-                    if self.lake.meta.record_event(&e).await? {
+                    if self.lake.events().record_event(&e).await? {
                         fired += 1;
                     }
                     at = next;
@@ -216,13 +216,17 @@ impl Engine {
     pub async fn dispatch(&self) -> Result<Vec<String>, PipelineError> {
         let mut created = Vec::new();
         loop {
-            let events = self.lake.meta.undispatched_events(200).await?;
+            let events = self.lake.executions().undispatched_events(200).await?;
             if events.is_empty() {
                 return Ok(created);
             }
             for e in events {
                 let wanted = self.executions_for(&e, None).await?;
-                let (new, marked) = self.lake.meta.dispatch_marking(&e.id, &wanted).await?;
+                let (new, marked) = self
+                    .lake
+                    .executions()
+                    .dispatch_marking(&e.id, &wanted)
+                    .await?;
                 created.extend(new);
                 if marked {
                     self.publish_event(&e);
@@ -355,11 +359,16 @@ impl Engine {
         let claimed = match only {
             Some(id) => {
                 self.lake
-                    .meta
+                    .executions()
                     .claim_execution_id(id, &self.owner, LEASE)
                     .await?
             }
-            None => self.lake.meta.claim_execution(&self.owner, LEASE).await?,
+            None => {
+                self.lake
+                    .executions()
+                    .claim_execution(&self.owner, LEASE)
+                    .await?
+            }
         };
         let Some(exec) = claimed else { return Ok(None) };
         let id = exec.id.clone();
@@ -373,7 +382,7 @@ impl Engine {
             Ok(p) => p.clone(),
             Err(e) => {
                 self.lake
-                    .meta
+                    .executions()
                     .fail_execution(&exec.id, &self.owner, exec.failures, &e.to_string())
                     .await?;
                 return Ok(Progress::Ended(status::FAILED.into()));
@@ -395,7 +404,7 @@ impl Engine {
         if let Some(why) = exec.input.get("trigger_error").and_then(|w| w.as_str()) {
             let why = why.to_string();
             self.lake
-                .meta
+                .executions()
                 .fail_execution(&exec.id, &self.owner, 0, &why)
                 .await?;
             self.report_failure(p, &exec, "trigger", &why, token).await;
@@ -411,15 +420,21 @@ impl Engine {
                     p.dir.display()
                 );
                 self.lake
-                    .meta
+                    .executions()
                     .fail_execution(&exec.id, &self.owner, exec.failures, &why)
                     .await?;
                 return Ok(Progress::Ended(status::FAILED.into()));
             };
             if let Some(limit) = step.max_concurrent_runs {
-                if self.lake.meta.running_attempts(&p.name, &step.name).await? >= limit as i64 {
+                if self
+                    .lake
+                    .executions()
+                    .running_attempts(&p.name, &step.name)
+                    .await?
+                    >= limit as i64
+                {
                     self.lake
-                        .meta
+                        .executions()
                         .postpone(&exec.id, &self.owner, Duration::from_millis(500))
                         .await?;
                     return Ok(Progress::Waiting);
@@ -431,7 +446,7 @@ impl Engine {
                 .unwrap_or_else(|| exec.input.clone());
             let (attempt_id, _n) = self
                 .lake
-                .meta
+                .executions()
                 .start_attempt(&exec, &step.name, &input)
                 .await?;
             let outcome = {
@@ -444,7 +459,7 @@ impl Engine {
                     tokio::select! {
                         r = &mut run => break Some(r),
                         _ = beat.tick() => {
-                            if !self.lake.meta.renew_lease(&exec.id, &self.owner, LEASE).await? {
+                            if !self.lake.executions().renew_lease(&exec.id, &self.owner, LEASE).await? {
                                 break None; // cancelled or taken: dropping the step kills it
                             }
                         }
@@ -453,7 +468,7 @@ impl Engine {
             };
             let Some(outcome) = outcome else {
                 self.lake
-                    .meta
+                    .executions()
                     .finish_attempt(
                         &attempt_id,
                         status::CANCELLED,
@@ -486,7 +501,7 @@ impl Engine {
                 Ok(done) => {
                     if !self
                         .lake
-                        .meta
+                        .executions()
                         .advance(
                             &exec.id,
                             &self.owner,
@@ -508,7 +523,7 @@ impl Engine {
                 }
                 Err(failed) => {
                     self.lake
-                        .meta
+                        .executions()
                         .finish_attempt(
                             &attempt_id,
                             status::FAILED,
@@ -525,7 +540,7 @@ impl Engine {
                             wait = wait.mul_f64(r);
                         }
                         self.lake
-                            .meta
+                            .executions()
                             .retry_later(&exec.id, &self.owner, failures, wait)
                             .await?;
                         return Ok(Progress::Waiting);
@@ -533,7 +548,7 @@ impl Engine {
                     let error = format!("step `{}` failed: {}", step.name, failed.error);
                     if !self
                         .lake
-                        .meta
+                        .executions()
                         .fail_execution(&exec.id, &self.owner, failures, &error)
                         .await?
                     {
@@ -629,14 +644,10 @@ impl Engine {
     /// Delivers `msg` to `topic` in the background (retrying as the notifier does) and records
     /// each delivery; [`Engine::flush`] waits for what is still under way.
     fn publish(&self, topic: &str, msg: tarn_notify::Message) {
-        let (notifier, meta, topic) = (
-            self.notifier.clone(),
-            self.lake.meta.clone(),
-            topic.to_string(),
-        );
+        let (notifier, lake, topic) = (self.notifier.clone(), self.lake.clone(), topic.to_string());
         let handle = tokio::spawn(async move {
             match notifier.deliver(&topic, &msg).await {
-                Ok(report) => record_deliveries(&meta, &topic, &msg.subject, &report).await,
+                Ok(report) => record_deliveries(&lake, &topic, &msg.subject, &report).await,
                 Err(e) => tracing::warn!("{e}"),
             }
         });
@@ -657,7 +668,7 @@ impl Engine {
     pub async fn reclaim_dead_leases(&self) -> Result<u64, PipelineError> {
         let host = self.owner.split(':').next().unwrap_or_default().to_string();
         let mut freed = 0;
-        for owner in self.lake.meta.lease_owners().await? {
+        for owner in self.lake.executions().lease_owners().await? {
             let mut parts = owner.split(':');
             if parts.next() != Some(host.as_str()) {
                 continue;
@@ -668,7 +679,7 @@ impl Engine {
                 .map(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
                 .unwrap_or(true);
             if !alive {
-                freed += self.lake.meta.release_leases(&owner).await?;
+                freed += self.lake.executions().release_leases(&owner).await?;
             }
         }
         Ok(freed)
@@ -737,14 +748,14 @@ impl Engine {
         for t in &tasks {
             t.abort();
         }
-        let _ = me.lake.meta.release_leases(&me.owner).await;
+        let _ = me.lake.executions().release_leases(&me.owner).await;
         me.flush(Duration::from_secs(5)).await;
     }
 }
 
 /// Records each delivery of a message in the metadata store (and logs those that failed).
 pub async fn record_deliveries(
-    meta: &tarn_lake::Store,
+    lake: &Lake,
     topic: &str,
     subject: &str,
     report: &[tarn_notify::Delivery],
@@ -764,7 +775,7 @@ pub async fn record_deliveries(
             error: d.error.clone(),
             created_at: String::new(),
         };
-        if let Err(e) = meta.record_delivery(&record).await {
+        if let Err(e) = lake.deliveries().record_delivery(&record).await {
             tracing::warn!("recording a delivery: {e}");
         }
     }

@@ -89,7 +89,7 @@ pub(crate) async fn require_token(
         tracing::warn!(path, method = %req.method(), reason = "no bearer token", "auth failed");
         return unauthorized("this server needs `Authorization: Bearer TOKEN`; create a token with `tarn token create --name NAME`");
     };
-    let record = match app.lake.meta.verify_token(token).await {
+    let record = match app.lake.tokens().verify_token(token).await {
         Ok(r) => r,
         Err(e) => return ApiError::internal(e).into_response(),
     };

@@ -134,7 +134,7 @@ impl App {
             return Err(ServeError::NotLoopback(addr));
         }
         if self.auth {
-            let live = self.lake.meta.tokens().await?;
+            let live = self.lake.tokens().list().await?;
             if !live.iter().any(|t| t.revoked_at.is_none()) {
                 return Err(ServeError::NoTokens);
             }

@@ -236,7 +236,7 @@ struct CreateExperiment {
 async fn create_experiment(State(app): State<App>, Call(c): Call<CreateExperiment>) -> Answer {
     let id = app
         .lake
-        .meta
+        .tracking()
         .create_experiment(&c.name, c.artifact_location.as_deref(), &c.tags)
         .await?;
     Ok(Json(json!({ "experiment_id": id })))
@@ -253,7 +253,7 @@ async fn get_experiment(State(app): State<App>, Call(c): Call<ExperimentRef>) ->
     let id = c.experiment_id;
     let e = app
         .lake
-        .meta
+        .tracking()
         .experiment(&id)
         .await?
         .ok_or_else(|| missing(Missing::Experiment { id: id.clone() }))?;
@@ -270,7 +270,7 @@ async fn get_experiment_by_name(State(app): State<App>, Call(c): Call<Experiment
     let name = c.experiment_name;
     let e = app
         .lake
-        .meta
+        .tracking()
         .experiment_by_name(&name)
         .await?
         .ok_or_else(|| {
@@ -310,7 +310,7 @@ async fn search_experiments(State(app): State<App>, Call(c): Call<SearchExperime
     let max = s
         .paging
         .max(1000, tarn_lake::validation::MAX_RESULTS_PER_PAGE)?;
-    let all = app.lake.meta.experiments(stage(&c.view_type)).await?;
+    let all = app.lake.tracking().experiments(stage(&c.view_type)).await?;
     let found =
         tarn_lake::tracking::search_experiments(all, s.filter(), &s.order_by).map_err(invalid)?;
     let (experiments, next) = page(found, max, s.paging.page_token)?;
@@ -349,7 +349,7 @@ pub(crate) fn done() -> Answer {
 
 async fn delete_experiment(State(app): State<App>, Call(c): Call<ExperimentRef>) -> Answer {
     app.lake
-        .meta
+        .tracking()
         .set_experiment_stage(&c.experiment_id, "deleted")
         .await?;
     done()
@@ -357,7 +357,7 @@ async fn delete_experiment(State(app): State<App>, Call(c): Call<ExperimentRef>)
 
 async fn restore_experiment(State(app): State<App>, Call(c): Call<ExperimentRef>) -> Answer {
     app.lake
-        .meta
+        .tracking()
         .set_experiment_stage(&c.experiment_id, "active")
         .await?;
     done()
@@ -374,7 +374,7 @@ struct UpdateExperiment {
 async fn update_experiment(State(app): State<App>, Call(c): Call<UpdateExperiment>) -> Answer {
     if let Some(name) = c.new_name {
         app.lake
-            .meta
+            .tracking()
             .rename_experiment(&c.experiment_id, &name)
             .await?;
     }
@@ -410,7 +410,7 @@ struct ExperimentTag {
 async fn set_experiment_tag(State(app): State<App>, Call(c): Call<ExperimentTag>) -> Answer {
     let t = KeyValue::from(c.tag);
     app.lake
-        .meta
+        .tracking()
         .experiment_tag(&c.experiment_id, &t.key, Some(&t.value))
         .await?;
     done()
@@ -418,19 +418,25 @@ async fn set_experiment_tag(State(app): State<App>, Call(c): Call<ExperimentTag>
 
 async fn delete_experiment_tag(State(app): State<App>, Call(c): Call<ExperimentTag>) -> Answer {
     app.lake
-        .meta
+        .tracking()
         .experiment_tag(&c.experiment_id, &c.tag.key, None)
         .await?;
     done()
 }
 
 async fn delete_run(State(app): State<App>, Call(run): Call<RunRef>) -> Answer {
-    app.lake.meta.set_run_stage(&run.id()?, "deleted").await?;
+    app.lake
+        .tracking()
+        .set_run_stage(&run.id()?, "deleted")
+        .await?;
     done()
 }
 
 async fn restore_run(State(app): State<App>, Call(run): Call<RunRef>) -> Answer {
-    app.lake.meta.set_run_stage(&run.id()?, "active").await?;
+    app.lake
+        .tracking()
+        .set_run_stage(&run.id()?, "active")
+        .await?;
     done()
 }
 
@@ -445,7 +451,7 @@ struct RunPair {
 
 async fn delete_tag(State(app): State<App>, Call(c): Call<RunPair>) -> Answer {
     app.lake
-        .meta
+        .tracking()
         .delete_run_tag(&c.run.id()?, &c.pair.key)
         .await?;
     done()
@@ -468,7 +474,7 @@ struct CreateRun {
 async fn create_run(State(app): State<App>, Call(c): Call<CreateRun>) -> Answer {
     let run = app
         .lake
-        .meta
+        .tracking()
         .create_run(
             c.experiment_id.as_deref().unwrap_or("0"),
             &c.user_id.unwrap_or_default(),
@@ -484,7 +490,7 @@ async fn get_run(State(app): State<App>, Call(run): Call<RunRef>) -> Answer {
     let id = run.id()?;
     let run = app
         .lake
-        .meta
+        .tracking()
         .run(&id)
         .await?
         .ok_or_else(|| missing(Missing::Run { id: id.clone() }))?;
@@ -506,7 +512,7 @@ struct UpdateRun {
 async fn update_run(State(app): State<App>, Call(c): Call<UpdateRun>) -> Answer {
     let info = app
         .lake
-        .meta
+        .tracking()
         .update_run(
             &c.run.id()?,
             c.status.as_deref(),
@@ -518,7 +524,7 @@ async fn update_run(State(app): State<App>, Call(c): Call<UpdateRun>) -> Answer 
 }
 
 async fn batch(app: &App, id: &str, b: Batch) -> Answer {
-    app.lake.meta.log_batch(id, &b).await?;
+    app.lake.tracking().log_batch(id, &b).await?;
     done()
 }
 
@@ -600,10 +606,14 @@ async fn metric_history(
     Call(c): Call<MetricHistory>,
 ) -> Result<Json<HistoryPage>, MlflowError> {
     let id = c.run.id()?;
-    if app.lake.meta.run(&id).await?.is_none() {
+    if app.lake.tracking().run(&id).await?.is_none() {
         return Err(missing(Missing::Run { id: id.clone() }));
     }
-    let metrics = app.lake.meta.metric_history(&id, &c.metric_key).await?;
+    let metrics = app
+        .lake
+        .tracking()
+        .metric_history(&id, &c.metric_key)
+        .await?;
     let max = c.paging.max(25_000, 25_000)?;
     let (metrics, next_page_token) = page(metrics, max, c.paging.page_token)?;
     Ok(Json(HistoryPage {
@@ -630,7 +640,7 @@ async fn search_runs(State(app): State<App>, Call(c): Call<SearchRuns>) -> Answe
     let offset = offset(s.paging.page_token.clone())?;
     let (runs, more) = app
         .lake
-        .meta
+        .tracking()
         .search_runs(
             &c.experiment_ids,
             stage(&c.run_view_type),

@@ -56,7 +56,7 @@ async fn create(State(app): State<App>, Call(c): Call<Create>) -> Answer {
         params: c.params,
         tags: c.tags,
     };
-    let model = app.lake.meta.create_logged_model(&m).await?;
+    let model = app.lake.logged_models().create_logged_model(&m).await?;
     Ok(Json(json!({ "model": model })))
 }
 
@@ -68,11 +68,15 @@ struct Get {
 
 async fn get_model(State(app): State<App>, Path(id): Path<String>, Call(c): Call<Get>) -> Answer {
     let model = if c.allow_deleted.is_some_and(|v| v == "true") {
-        app.lake.meta.logged_model(&id).await?.ok_or_else(|| {
-            crate::mlflow::missing(tarn_lake::Missing::LoggedModel { id: id.clone() })
-        })?
+        app.lake
+            .logged_models()
+            .logged_model(&id)
+            .await?
+            .ok_or_else(|| {
+                crate::mlflow::missing(tarn_lake::Missing::LoggedModel { id: id.clone() })
+            })?
     } else {
-        app.lake.meta.live_logged_model(&id).await?
+        app.lake.logged_models().live_logged_model(&id).await?
     };
     Ok(Json(json!({ "model": model })))
 }
@@ -101,12 +105,16 @@ async fn finalize(
     Call(c): Call<Finalize>,
 ) -> Answer {
     let status = status_of(&c.status)?;
-    let model = app.lake.meta.finalize_logged_model(&id, status).await?;
+    let model = app
+        .lake
+        .logged_models()
+        .finalize_logged_model(&id, status)
+        .await?;
     Ok(Json(json!({ "model": model })))
 }
 
 async fn remove(State(app): State<App>, Path(id): Path<String>) -> Answer {
-    app.lake.meta.delete_logged_model(&id).await?;
+    app.lake.logged_models().delete_logged_model(&id).await?;
     done()
 }
 
@@ -119,12 +127,18 @@ struct Pairs {
 }
 
 async fn set_tags(State(app): State<App>, Path(id): Path<String>, Call(c): Call<Pairs>) -> Answer {
-    app.lake.meta.set_logged_model_tags(&id, &c.tags).await?;
+    app.lake
+        .logged_models()
+        .set_logged_model_tags(&id, &c.tags)
+        .await?;
     done()
 }
 
 async fn delete_tag(State(app): State<App>, Path((id, key)): Path<(String, String)>) -> Answer {
-    app.lake.meta.delete_logged_model_tag(&id, &key).await?;
+    app.lake
+        .logged_models()
+        .delete_logged_model_tag(&id, &key)
+        .await?;
     done()
 }
 
@@ -134,7 +148,7 @@ async fn log_params(
     Call(c): Call<Pairs>,
 ) -> Answer {
     app.lake
-        .meta
+        .logged_models()
         .log_logged_model_params(&id, &c.params)
         .await?;
     done()
@@ -174,7 +188,11 @@ async fn search(State(app): State<App>, Call(c): Call<SearchModels>) -> Answer {
         })
         .collect();
     let max = c.paging.max_results.unwrap_or(100).clamp(1, 10_000) as usize;
-    let all = app.lake.meta.logged_models_of(&c.experiment_ids).await?;
+    let all = app
+        .lake
+        .logged_models()
+        .logged_models_of(&c.experiment_ids)
+        .await?;
     let filter = c.filter.unwrap_or_default();
     let found = tarn_lake::run_search::search_items(all, &filter, &order, |a: &LoggedModel, b| {
         b.info
@@ -215,7 +233,7 @@ async fn log_outputs(State(app): State<App>, Call(c): Call<LogOutputs>) -> Answe
         .into_iter()
         .map(|m| (m.model_id, m.step.unwrap_or(0)))
         .collect();
-    app.lake.meta.log_outputs(&run, &models).await?;
+    app.lake.logged_models().log_outputs(&run, &models).await?;
     done()
 }
 
@@ -245,6 +263,9 @@ async fn log_inputs(State(app): State<App>, Call(c): Call<LogInputs>) -> Answer 
         }
     }
     let models: Vec<String> = c.models.into_iter().filter_map(|m| m.model_id).collect();
-    app.lake.meta.log_inputs(&run, &c.datasets, &models).await?;
+    app.lake
+        .logged_models()
+        .log_inputs(&run, &c.datasets, &models)
+        .await?;
     done()
 }

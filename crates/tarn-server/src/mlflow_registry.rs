@@ -180,7 +180,7 @@ async fn create_model(
 ) -> Answer {
     let m = app
         .lake
-        .meta
+        .registry()
         .create_registered_model(
             &c.name,
             &c.description.unwrap_or_default(),
@@ -194,7 +194,7 @@ async fn create_model(
 async fn rename_model(State(app): State<App>, Call(c): Call<Rename>) -> Answer {
     let m = app
         .lake
-        .meta
+        .registry()
         .rename_registered_model(&c.name, &c.new_name)
         .await?;
     model_answer(m)
@@ -203,14 +203,14 @@ async fn rename_model(State(app): State<App>, Call(c): Call<Rename>) -> Answer {
 async fn update_model(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
     let m = app
         .lake
-        .meta
+        .registry()
         .update_registered_model(&c.name, &c.description.unwrap_or_default())
         .await?;
     model_answer(m)
 }
 
 async fn delete_model(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
-    app.lake.meta.delete_registered_model(&c.name).await?;
+    app.lake.registry().delete_registered_model(&c.name).await?;
     done()
 }
 
@@ -218,7 +218,7 @@ async fn get_model(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
     let name = c.name;
     let m = app
         .lake
-        .meta
+        .registry()
         .registered_model(&name)
         .await?
         .ok_or_else(|| {
@@ -228,7 +228,7 @@ async fn get_model(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
 }
 
 async fn search_models(State(app): State<App>, Call(c): Call<Search>) -> Answer {
-    let all = app.lake.meta.registered_models().await?;
+    let all = app.lake.registry().registered_models().await?;
     let max = max_of(&c, 100);
     let found = tarn_lake::run_search::search_items(
         all,
@@ -246,14 +246,18 @@ async fn search_models(State(app): State<App>, Call(c): Call<Search>) -> Answer 
 }
 
 async fn latest_versions(State(app): State<App>, Call(c): Call<ModelCall>) -> Answer {
-    let versions = app.lake.meta.latest_versions(&c.name, &c.stages).await?;
+    let versions = app
+        .lake
+        .registry()
+        .latest_versions(&c.name, &c.stages)
+        .await?;
     Ok(Json(json!({ "model_versions": versions })))
 }
 
 async fn set_model_tag(State(app): State<App>, Call(t): Call<Tag>) -> Answer {
     let value = t.value.unwrap_or_default();
     app.lake
-        .meta
+        .registry()
         .registered_model_tag(&t.name, &t.key, Some(&value))
         .await?;
     done()
@@ -261,7 +265,7 @@ async fn set_model_tag(State(app): State<App>, Call(t): Call<Tag>) -> Answer {
 
 async fn delete_model_tag(State(app): State<App>, Call(t): Call<Tag>) -> Answer {
     app.lake
-        .meta
+        .registry()
         .registered_model_tag(&t.name, &t.key, None)
         .await?;
     done()
@@ -273,7 +277,7 @@ async fn set_alias(
     Call(c): Call<SetAlias>,
 ) -> Answer {
     app.lake
-        .meta
+        .registry()
         .set_alias(
             &c.alias.name,
             &c.alias.alias,
@@ -290,14 +294,18 @@ async fn delete_alias(
     Call(c): Call<Alias>,
 ) -> Answer {
     app.lake
-        .meta
+        .registry()
         .delete_alias(&c.name, &c.alias, &caller.name(None))
         .await?;
     done()
 }
 
 async fn get_by_alias(State(app): State<App>, Call(c): Call<Alias>) -> Answer {
-    let v = app.lake.meta.version_by_alias(&c.name, &c.alias).await?;
+    let v = app
+        .lake
+        .registry()
+        .version_by_alias(&c.name, &c.alias)
+        .await?;
     version_answer(v)
 }
 
@@ -310,14 +318,13 @@ async fn resolve_source(
     run_id: Option<String>,
     model_id: Option<String>,
 ) -> Result<(String, String, String), MlflowError> {
-    let meta = &app.lake.meta;
     if let Some(rest) = source.strip_prefix("models:/") {
         if rest.starts_with("m-") && !rest.contains('/') {
             // As MLflow: a logged model's source names the model in `model_id` too.
             if model_id.as_deref() != Some(rest) {
                 return Err(unidentified(source, "model_id"));
             }
-            let m = meta.live_logged_model(rest).await?;
+            let m = app.lake.logged_models().live_logged_model(rest).await?;
             let run = run_id
                 .filter(|r| !r.is_empty())
                 .or(m.info.source_run_id.clone())
@@ -329,7 +336,7 @@ async fn resolve_source(
                 "Invalid model version source: '{source}'; use models:/<model_id> or models:/<name>/<version>"
             ))
         })?;
-        let v = meta.require_version(name, version).await?;
+        let v = app.lake.registry().require_version(name, version).await?;
         return Ok((
             v.storage_location,
             run_id.unwrap_or(v.run_id),
@@ -341,7 +348,7 @@ async fn resolve_source(
         if run_id.as_deref().is_some_and(|r| !r.is_empty() && r != run) {
             return Err(unidentified(source, "run_id"));
         }
-        let r = meta.run(run).await?.ok_or_else(|| {
+        let r = app.lake.tracking().run(run).await?.ok_or_else(|| {
             crate::mlflow::missing(tarn_lake::Missing::Run {
                 id: run.to_string(),
             })
@@ -382,7 +389,7 @@ async fn create_version(
         resolve_source(&app, &source, c.run_id, c.model_id).await?;
     let v = app
         .lake
-        .meta
+        .registry()
         .create_model_version(
             &NewModelVersion {
                 name: name.clone(),
@@ -399,7 +406,7 @@ async fn create_version(
         .await?;
     if !model_id.is_empty() {
         // MLflow lists a logged model's registrations in its `mlflow.modelVersions` tag.
-        if let Some(m) = app.lake.meta.logged_model(&model_id).await? {
+        if let Some(m) = app.lake.logged_models().logged_model(&model_id).await? {
             let key = "mlflow.modelVersions";
             let mut list: Vec<Value> = m
                 .info
@@ -414,7 +421,7 @@ async fn create_version(
                 value: Value::Array(list).to_string(),
             };
             app.lake
-                .meta
+                .logged_models()
                 .set_logged_model_tags(&model_id, &[tag])
                 .await?;
         }
@@ -425,7 +432,7 @@ async fn create_version(
 async fn update_version(State(app): State<App>, Call(c): Call<VersionCall>) -> Answer {
     let v = app
         .lake
-        .meta
+        .registry()
         .update_model_version(&c.name, &c.version, &c.description.unwrap_or_default())
         .await?;
     version_answer(v)
@@ -439,7 +446,7 @@ async fn transition_stage(
     let archive = c.archive_existing_versions;
     let v = app
         .lake
-        .meta
+        .registry()
         .transition_stage(
             &c.version.name,
             &c.version.version,
@@ -457,19 +464,23 @@ async fn delete_version(
     Call(c): Call<VersionCall>,
 ) -> Answer {
     app.lake
-        .meta
+        .registry()
         .delete_model_version(&c.name, &c.version, &caller.name(None))
         .await?;
     done()
 }
 
 async fn get_version(State(app): State<App>, Call(c): Call<VersionCall>) -> Answer {
-    let v = app.lake.meta.require_version(&c.name, &c.version).await?;
+    let v = app
+        .lake
+        .registry()
+        .require_version(&c.name, &c.version)
+        .await?;
     version_answer(v)
 }
 
 async fn search_versions(State(app): State<App>, Call(c): Call<Search>) -> Answer {
-    let all = app.lake.meta.model_versions(None).await?;
+    let all = app.lake.registry().model_versions(None).await?;
     let max = max_of(&c, 10_000);
     let found =
         tarn_lake::run_search::search_items(all, c.filter(), &c.order_by, |a: &ModelVersion, b| {
@@ -486,14 +497,18 @@ async fn search_versions(State(app): State<App>, Call(c): Call<Search>) -> Answe
 }
 
 async fn download_uri(State(app): State<App>, Call(c): Call<VersionCall>) -> Answer {
-    let v = app.lake.meta.require_version(&c.name, &c.version).await?;
+    let v = app
+        .lake
+        .registry()
+        .require_version(&c.name, &c.version)
+        .await?;
     Ok(Json(json!({ "artifact_uri": v.storage_location })))
 }
 
 async fn set_version_tag(State(app): State<App>, Call(c): Call<VersionTag>) -> Answer {
     let value = c.tag.value.unwrap_or_default();
     app.lake
-        .meta
+        .registry()
         .model_version_tag(&c.tag.name, &c.version, &c.tag.key, Some(&value))
         .await?;
     done()
@@ -501,7 +516,7 @@ async fn set_version_tag(State(app): State<App>, Call(c): Call<VersionTag>) -> A
 
 async fn delete_version_tag(State(app): State<App>, Call(c): Call<VersionTag>) -> Answer {
     app.lake
-        .meta
+        .registry()
         .model_version_tag(&c.tag.name, &c.version, &c.tag.key, None)
         .await?;
     done()

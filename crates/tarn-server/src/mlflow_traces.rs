@@ -73,7 +73,7 @@ struct TraceIn {
 
 async fn start_trace(State(app): State<App>, Call(c): Call<StartTrace>) -> Answer {
     let info = Value::Object(c.trace.trace_info);
-    answer(app.lake.meta.start_trace(&info).await?)
+    answer(app.lake.traces().start_trace(&info).await?)
 }
 
 fn no_trace(id: &str) -> MlflowError {
@@ -83,7 +83,7 @@ fn no_trace(id: &str) -> MlflowError {
 async fn get_info(State(app): State<App>, Path(id): Path<String>) -> Answer {
     answer(
         app.lake
-            .meta
+            .traces()
             .trace(&id)
             .await?
             .ok_or_else(|| no_trace(&id))?,
@@ -132,7 +132,7 @@ async fn search(State(app): State<App>, Call(c): Call<SearchTraces>) -> Answer {
     }
     let mut all = Vec::new();
     for e in &experiments {
-        all.extend(app.lake.meta.traces_of(e).await?);
+        all.extend(app.lake.traces().traces_of(e).await?);
     }
     let s = c.search;
     let mut order = s.order_by.clone();
@@ -172,7 +172,7 @@ async fn delete_traces(State(app): State<App>, Call(c): Call<DeleteTraces>) -> A
     }
     let n = app
         .lake
-        .meta
+        .traces()
         .delete_traces(
             &c.experiment_id,
             c.max_timestamp_millis,
@@ -193,7 +193,7 @@ struct LinkToRun {
 
 async fn link_to_run(State(app): State<App>, Call(c): Call<LinkToRun>) -> Answer {
     app.lake
-        .meta
+        .traces()
         .link_traces_to_run(&c.trace_ids, &c.run_id)
         .await?;
     done()
@@ -222,7 +222,7 @@ async fn link_prompts(State(app): State<App>, Call(c): Call<LinkPrompts>) -> Ans
         .filter_map(|p| Some(format!("{}/{}", p.name?, p.version?)))
         .collect();
     app.lake
-        .meta
+        .traces()
         .link_prompts_to_trace(&c.trace_id, &versions)
         .await?;
     done()
@@ -240,12 +240,15 @@ struct Tag {
 
 async fn set_tag(State(app): State<App>, Path(id): Path<String>, Call(t): Call<Tag>) -> Answer {
     let value = t.value.unwrap_or_default();
-    app.lake.meta.trace_tag(&id, &t.key, Some(&value)).await?;
+    app.lake
+        .traces()
+        .trace_tag(&id, &t.key, Some(&value))
+        .await?;
     done()
 }
 
 async fn delete_tag(State(app): State<App>, Path(id): Path<String>, Call(t): Call<Tag>) -> Answer {
-    app.lake.meta.trace_tag(&id, &t.key, None).await?;
+    app.lake.traces().trace_tag(&id, &t.key, None).await?;
     done()
 }
 
@@ -275,14 +278,14 @@ async fn create_assessment(
     );
     let created = app
         .lake
-        .meta
+        .traces()
         .create_assessment(&id, &Value::Object(a))
         .await?;
     Ok(Json(json!({ "assessment": created })))
 }
 
 async fn get_assessment(State(app): State<App>, Path((id, aid)): Path<(String, String)>) -> Answer {
-    let a = app.lake.meta.assessment(&id, &aid).await?;
+    let a = app.lake.traces().assessment(&id, &aid).await?;
     Ok(Json(json!({ "assessment": a })))
 }
 
@@ -317,7 +320,7 @@ async fn update_assessment(
     };
     let a = app
         .lake
-        .meta
+        .traces()
         .update_assessment(&id, &aid, &c.assessment, &fields)
         .await?;
     Ok(Json(json!({ "assessment": a })))
@@ -327,7 +330,7 @@ async fn delete_assessment(
     State(app): State<App>,
     Path((id, aid)): Path<(String, String)>,
 ) -> Answer {
-    app.lake.meta.delete_assessment(&id, &aid).await?;
+    app.lake.traces().delete_assessment(&id, &aid).await?;
     done()
 }
 
@@ -347,7 +350,7 @@ pub(crate) async fn record_spans(app: &App, path: &str) {
     let Some(trace_id) = spans_file(path) else {
         return;
     };
-    let Ok(Some(info)) = app.lake.meta.trace(trace_id).await else {
+    let Ok(Some(info)) = app.lake.traces().trace(trace_id).await else {
         return;
     };
     if let Err(e) = app

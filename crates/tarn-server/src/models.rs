@@ -37,7 +37,12 @@ pub(crate) struct ModelList {
 #[utoipa::path(get, path = "/api/v1/models", tag = "models",
     responses((status = 200, body = ModelList)))]
 pub(crate) async fn list(State(app): State<App>) -> ApiResult<Json<ModelList>> {
-    let models = app.lake.meta.registered_models().await.map_err(api_error)?;
+    let models = app
+        .lake
+        .registry()
+        .registered_models()
+        .await
+        .map_err(api_error)?;
     Ok(Json(ModelList { models }))
 }
 
@@ -63,8 +68,9 @@ pub(crate) async fn show(
     State(app): State<App>,
     PathParams(p): PathParams<ModelName>,
 ) -> ApiResult<Json<ModelDetail>> {
-    let meta = &app.lake.meta;
-    let model = meta
+    let model = app
+        .lake
+        .registry()
         .registered_model(&p.name)
         .await
         .map_err(api_error)?
@@ -75,7 +81,9 @@ pub(crate) async fn show(
                 },
             ))
         })?;
-    let versions = meta
+    let versions = app
+        .lake
+        .registry()
         .model_versions(Some(&p.name))
         .await
         .map_err(api_error)?;
@@ -115,7 +123,7 @@ async fn decide(
     }
     let v = app
         .lake
-        .meta
+        .registry()
         .decide(&p.name, &p.version, approve, &caller.name(d.by), &d.reason)
         .await
         .map_err(api_error)?;

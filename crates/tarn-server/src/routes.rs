@@ -167,7 +167,7 @@ pub(crate) struct Readiness {
     (status = 503, body = Readiness, description = "a store does not answer"),
 ))]
 pub(crate) async fn ready(State(app): State<App>) -> Response {
-    let meta = app.lake.meta.ping().await.is_ok();
+    let meta = app.lake.metadata_answers().await;
     let storage = app
         .lake
         .zones
@@ -620,7 +620,7 @@ pub(crate) async fn crawls(
 ) -> ApiResult<Json<Page<tarn_lake::CrawlRecord>>> {
     let all = app
         .lake
-        .meta
+        .catalog()
         .crawls()
         .await
         .map_err(tarn_lake::LakeError::from)?;

@@ -201,7 +201,7 @@ impl Zones {
         let mut event = NewEvent::object_created(&zone.name(), key, &etag, size);
         event.detail =
             serde_json::json!({ "size": size, "layer": zone.layer, "domain": zone.domain });
-        let event_recorded = meta.record_event(&event).await?;
+        let event_recorded = meta.events().record_event(&event).await?;
         tracing::info!(zone = %zone.name(), key, size, ?outcome, event_recorded, "landed");
         Ok(Landed {
             zone: zone.name(),
@@ -370,7 +370,14 @@ mod tests {
             .map(|o| o.key)
             .collect();
         assert_eq!(keys, ["a.csv"]);
-        assert_eq!(meta.events(None, None, None, 10).await.unwrap().len(), 2);
+        assert_eq!(
+            meta.events()
+                .list(None, None, None, 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[tokio::test]

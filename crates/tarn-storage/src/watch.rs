@@ -45,7 +45,7 @@ async fn look(
     dry_run: bool,
 ) -> Result<usize, StorageError> {
     let name = zone.name();
-    let seen = meta.seen_objects(&name, prefix).await?;
+    let seen = meta.events().seen_objects(&name, prefix).await?;
     let settled = chrono::Utc::now() - chrono::Duration::from_std(SETTLE).unwrap_or_default();
     let mut recorded = 0;
     let listed = zones.list(zone, prefix).await?;
@@ -79,11 +79,16 @@ async fn look(
         // Landed by tarn itself (an event for this key and size recorded after the object was
         // written): seen, without reading it back. Landing stays free of watcher bookkeeping.
         let written = chrono::DateTime::parse_from_rfc3339(&o.last_modified).ok();
-        let landed = meta.landed_at(&name, &o.key, o.size as i64).await?;
+        let landed = meta
+            .events()
+            .landed_at(&name, &o.key, o.size as i64)
+            .await?;
         let landed = landed.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
         if matches!((written, landed), (Some(w), Some(l)) if l >= w) {
             if !dry_run {
-                meta.mark_seen(&name, &o.key, &tag, o.size as i64).await?;
+                meta.events()
+                    .mark_seen(&name, &o.key, &tag, o.size as i64)
+                    .await?;
             }
             continue;
         }
@@ -104,11 +109,13 @@ async fn look(
         event.detail = serde_json::json!({
             "size": bytes.len(), "layer": zone.layer, "domain": zone.domain, "noticed": true,
         });
-        if meta.record_event(&event).await? {
+        if meta.events().record_event(&event).await? {
             recorded += 1;
             tracing::info!(zone = %name, key = o.key, "noticed an object landed outside tarn");
         }
-        meta.mark_seen(&name, &o.key, &tag, o.size as i64).await?;
+        meta.events()
+            .mark_seen(&name, &o.key, &tag, o.size as i64)
+            .await?;
     }
     Ok(recorded)
 }

@@ -323,7 +323,7 @@ pub(crate) async fn token_create(
     out: Output,
 ) -> Result<()> {
     let lake = ctx.lake().await?;
-    let (record, token) = lake.meta.create_token(name, read_only).await?;
+    let (record, token) = lake.tokens().create_token(name, read_only).await?;
     if out.json() {
         return print::json(
             &serde_json::json!({"token": token, "name": record.name, "read_only": record.read_only, "created_at": record.created_at}),
@@ -339,12 +339,12 @@ pub(crate) async fn token_create(
 }
 
 pub(crate) async fn token_list(ctx: &Ctx, out: Output) -> Result<()> {
-    let tokens = ctx.lake().await?.meta.tokens().await?;
+    let tokens = ctx.lake().await?.tokens().list().await?;
     answer(out, &tokens, |v| print::tokens(v))
 }
 
 pub(crate) async fn token_revoke(ctx: &Ctx, name: &str) -> Result<()> {
-    if !ctx.lake().await?.meta.revoke_token(name).await? {
+    if !ctx.lake().await?.tokens().revoke_token(name).await? {
         anyhow::bail!("no live token is named `{name}`; `tarn token list` shows them");
     }
     println!("revoked token `{name}`");

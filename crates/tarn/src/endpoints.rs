@@ -196,7 +196,7 @@ pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
             spec.max_body = max_body.clone();
             let serves = tarn_serving::deployable(lake, name, &spec).await?;
             let record = lake
-                .meta
+                .endpoints()
                 .put_endpoint(name, &serde_json::to_value(&spec)?, "cli", &crate::me())
                 .await?;
             if out.json() {
@@ -213,7 +213,7 @@ pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
         }
         EndpointsCommand::List { out } => {
             let mut views = Vec::new();
-            for r in lake.meta.endpoints().await? {
+            for r in lake.endpoints().list().await? {
                 views.push(view(lake, r).await);
             }
             if out.json() {
@@ -236,7 +236,7 @@ pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
             println!("{t}");
         }
         EndpointsCommand::Show { name, out } => {
-            let Some(r) = lake.meta.endpoint(name).await? else {
+            let Some(r) = lake.endpoints().endpoint(name).await? else {
                 bail!("no endpoint is called `{name}`; `tarn endpoints list` shows them");
             };
             let v = view(lake, r).await;
@@ -258,7 +258,7 @@ pub async fn run(lake: &Lake, cmd: &EndpointsCommand) -> Result<()> {
             if lake.config.endpoints.contains_key(name) {
                 bail!("endpoint `{name}` is declared in tarn.yml; remove it there");
             }
-            if !lake.meta.delete_endpoint(name).await? {
+            if !lake.endpoints().delete_endpoint(name).await? {
                 bail!("no endpoint is called `{name}`; `tarn endpoints list` shows them");
             }
             println!("deleted endpoint `{name}` (its inference table stays)");

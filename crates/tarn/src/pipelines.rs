@@ -117,14 +117,14 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
         size: text.len() as u64,
         detail,
     };
-    let event_id = lake.meta.record_event_id(&e).await?.unwrap_or_default();
+    let event_id = lake.events().record_event_id(&e).await?.unwrap_or_default();
     let recorded = lake
-        .meta
+        .events()
         .event(&event_id)
         .await?
         .context("the event just recorded is missing")?;
     let wanted = engine.executions_for(&recorded, Some(name)).await?;
-    let created = lake.meta.dispatch(&event_id, &wanted).await?;
+    let created = lake.executions().dispatch(&event_id, &wanted).await?;
     let id = created
         .first()
         .context("the trigger module declined the event (it returned None)")?
@@ -146,7 +146,7 @@ async fn run_once(lake: &Lake, name: &str, event: &std::path::Path, out: Output)
     engine.flush(std::time::Duration::from_secs(30)).await;
     show(lake, &id, out).await?;
     let exec = lake
-        .meta
+        .executions()
         .execution(&id)
         .await?
         .context("execution vanished")?;
@@ -283,7 +283,7 @@ pub async fn notify_test(lake: &Lake, topic: &str, out: Output) -> Result<()> {
         serde_json::json!({"lake": lake.config.lake, "topic": topic, "test": true}),
     );
     let report = n.deliver(topic, &msg).await?;
-    tarn_pipelines::record_deliveries(&lake.meta, topic, &msg.subject, &report).await;
+    tarn_pipelines::record_deliveries(lake, topic, &msg.subject, &report).await;
     if out.json() {
         print::json(&report)?;
     } else {
@@ -330,7 +330,7 @@ pub fn print_quickstart_pipeline(p: &tarn_node::QuickstartPipeline) {
 }
 
 pub async fn deliveries(lake: &Lake, topic: Option<&str>, limit: i64, out: Output) -> Result<()> {
-    let list = lake.meta.deliveries(topic, limit).await?;
+    let list = lake.deliveries().list(topic, limit).await?;
     if out.json() {
         return print::json(&list);
     }

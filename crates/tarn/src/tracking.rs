@@ -12,7 +12,7 @@ pub async fn experiments(lake: &Lake, cmd: &ExperimentsCommand) -> Result<()> {
     match cmd {
         ExperimentsCommand::List { all, out } => {
             let list = lake
-                .meta
+                .tracking()
                 .experiments(if *all { None } else { Some("active") })
                 .await?;
             if out.json() {
@@ -32,13 +32,13 @@ pub async fn experiments(lake: &Lake, cmd: &ExperimentsCommand) -> Result<()> {
         ExperimentsCommand::Show { experiment, out } => {
             let id = experiment_id(lake, experiment).await?;
             let e = lake
-                .meta
+                .tracking()
                 .experiment(&id)
                 .await?
                 .context("the experiment vanished while reading it")?;
-            let (active, deleted) = lake.meta.run_counts(&id).await?;
+            let (active, deleted) = lake.tracking().run_counts(&id).await?;
             let models = lake
-                .meta
+                .logged_models()
                 .logged_models_of(std::slice::from_ref(&id))
                 .await?;
             if out.json() {
@@ -82,10 +82,10 @@ pub async fn experiments(lake: &Lake, cmd: &ExperimentsCommand) -> Result<()> {
 }
 
 async fn experiment_id(lake: &Lake, name_or_id: &str) -> Result<String> {
-    if let Some(e) = lake.meta.experiment_by_name(name_or_id).await? {
+    if let Some(e) = lake.tracking().experiment_by_name(name_or_id).await? {
         return Ok(e.experiment_id);
     }
-    if let Some(e) = lake.meta.experiment(name_or_id).await? {
+    if let Some(e) = lake.tracking().experiment(name_or_id).await? {
         return Ok(e.experiment_id);
     }
     bail!("no experiment is named `{name_or_id}` (or has that id); `tarn experiments list` shows them")
@@ -108,7 +108,7 @@ pub async fn runs(lake: &Lake, cmd: &RunsCommand) -> Result<()> {
         } => {
             let id = experiment_id(lake, experiment).await?;
             let (runs, _) = lake
-                .meta
+                .tracking()
                 .search_runs(
                     &[id],
                     Some("active"),
@@ -222,7 +222,7 @@ pub async fn runs(lake: &Lake, cmd: &RunsCommand) -> Result<()> {
 }
 
 async fn get(lake: &Lake, id: &str) -> Result<Run> {
-    lake.meta.run(id).await?.with_context(|| {
+    lake.tracking().run(id).await?.with_context(|| {
         format!("no run has id `{id}`; `tarn runs list --experiment NAME` shows them")
     })
 }

@@ -325,22 +325,22 @@ async fn doctor_reconciles_the_catalog_with_the_delta_logs() {
     assert!(lake.doctor(true, stale).await.unwrap().findings.is_empty());
     // The catalog forgets one table and miscounts the other; a third's folder is deleted.
     let airlines = lake
-        .meta
+        .catalog()
         .table("flights_trusted", "airlines")
         .await
         .unwrap()
         .unwrap();
-    lake.meta
+    lake.catalog()
         .set_row_count(&airlines.id, Some(99))
         .await
         .unwrap();
     let other = lake
-        .meta
+        .catalog()
         .table("flights_trusted", "other")
         .await
         .unwrap()
         .unwrap();
-    lake.meta.forget_table(&other.id).await.unwrap();
+    lake.catalog().forget_table(&other.id).await.unwrap();
     args.table = "flights.trusted.gone".into();
     lake.load(&args).await.unwrap();
     std::fs::remove_dir_all(dir.path().join("lake/dev/flights/trusted/gone")).unwrap();
@@ -367,15 +367,15 @@ async fn doctor_reconciles_the_catalog_with_the_delta_logs() {
     assert!(found.findings.iter().all(|f| f.fixed));
     assert!(lake.doctor(true, stale).await.unwrap().findings.is_empty());
     let other = lake
-        .meta
+        .catalog()
         .table("flights_trusted", "other")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(other.row_count, Some(2));
-    assert_eq!(lake.meta.loads(&other.id).await.unwrap().len(), 1);
+    assert_eq!(lake.catalog().loads(&other.id).await.unwrap().len(), 1);
     assert!(lake
-        .meta
+        .catalog()
         .table("flights_trusted", "gone")
         .await
         .unwrap()

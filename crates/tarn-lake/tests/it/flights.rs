@@ -65,7 +65,10 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
         .unwrap();
     assert_eq!(again[0].outcome, LandOutcome::Unchanged);
     assert_eq!(
-        lake.events(Some("object.created"), 10).await.unwrap().len(),
+        lake.events_after(Some("object.created"), None, 10)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 

@@ -36,7 +36,7 @@ async fn hive_layout_becomes_a_partitioned_table(deployment: Deployment) {
         .await
         .unwrap();
     assert_eq!(landed.len(), 12);
-    assert_eq!(lake.events(None, 100).await.unwrap().len(), 12);
+    assert_eq!(lake.events_after(None, None, 100).await.unwrap().len(), 12);
 
     let report = lake.crawl(Some("flights")).await.unwrap();
     assert_eq!(report.count(TableChange::Created), 1, "{report:?}");

@@ -219,7 +219,7 @@ async fn a_workspace_is_an_isolated_copy() {
     assert_eq!(ws.tables(None, None).await.unwrap().len(), 1);
     assert!(lake.ls("flights/raw").await.unwrap().is_empty());
     assert!(lake.tables(None, None).await.unwrap().is_empty());
-    assert!(lake.events(None, 10).await.unwrap().is_empty());
+    assert!(lake.events_after(None, None, 10).await.unwrap().is_empty());
 }
 
 async fn repeated_queries_see_every_new_commit(deployment: Deployment) {

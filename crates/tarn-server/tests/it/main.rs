@@ -277,8 +277,13 @@ fn with_token(mut req: Request<Body>, token: &str) -> Request<Body> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auth_every_call_needs_a_live_token_and_read_only_cannot_write() {
     let (_dir, app) = app(Limits::default()).await;
-    let (_, writer) = app.lake().meta.create_token("etl", false).await.unwrap();
-    let (_, reader) = app.lake().meta.create_token("bi", true).await.unwrap();
+    let (_, writer) = app
+        .lake()
+        .tokens()
+        .create_token("etl", false)
+        .await
+        .unwrap();
+    let (_, reader) = app.lake().tokens().create_token("bi", true).await.unwrap();
     let app = app.with_auth(true);
 
     // Probes stay open; everything else needs a token.
@@ -348,7 +353,7 @@ async fn with_auth_every_call_needs_a_live_token_and_read_only_cannot_write() {
     // Nothing the reader tried landed; a revoked token stops working at once.
     let objects = app.lake().ls("flights/raw").await.unwrap();
     assert_eq!(objects.len(), 1);
-    assert!(app.lake().meta.revoke_token("etl").await.unwrap());
+    assert!(app.lake().tokens().revoke_token("etl").await.unwrap());
     let (s, _) = call(&app, with_token(get("/api/v1/zones"), &writer)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
