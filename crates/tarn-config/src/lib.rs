@@ -20,6 +20,7 @@ mod endpoint;
 mod error;
 mod file;
 mod limits;
+mod monitor;
 mod pipeline;
 mod resolve;
 mod secrets;
@@ -33,6 +34,11 @@ pub use file::{
     TopicSpec,
 };
 pub use limits::{Limits, SchemaEvolution, JSON_DEPTH_CEILING};
+pub use monitor::{
+    load_monitor, load_monitors, parse_window, Actuals, Alert, Baseline, Check, Field, FieldGroup,
+    FieldType, ModelSelector, ModelType, MonitorSpec, Serving, VersionSelector, Window,
+    DRIFT_METHODS, MONITORS_DIR, PERFORMANCE_METRICS,
+};
 pub use pipeline::{
     check_cron, load_pipeline, load_pipelines, Choice, GlueVersion, Module, PipelineSpec,
     Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,

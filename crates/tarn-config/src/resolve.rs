@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The kinds of events tarn records, which a topic's `events:` may list.
-pub const EVENT_KINDS: [&str; 10] = [
+pub const EVENT_KINDS: [&str; 12] = [
     "object.created",
     "custom",
     "schedule.fired",
@@ -20,6 +20,8 @@ pub const EVENT_KINDS: [&str; 10] = [
     "model.version.alias_set",
     "model.version.alias_deleted",
     "model.version.deleted",
+    "monitor.alert",
+    "monitor.recovered",
 ];
 
 /// The name of the configuration file in a lake's folder.

@@ -11,10 +11,12 @@
 
 mod error;
 mod ml;
+mod monitors;
 mod quickstart;
 mod serve;
 
 pub use error::NodeError;
 pub use ml::{engine, loopback_server, MlSteps};
+pub use monitors::{start_monitors, MONITOR_SCHEDULED};
 pub use quickstart::{quickstart, Quickstart, QuickstartMl, QuickstartPipeline};
 pub use serve::{serve, start_engine, Say, ServeOptions};

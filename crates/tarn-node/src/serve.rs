@@ -57,12 +57,16 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
     let stop = tokio_util::sync::CancellationToken::new();
     let engine = Arc::new(std::sync::Mutex::new(None));
     let slot = engine.clone();
+    let monitors = Arc::new(std::sync::Mutex::new(None));
+    let monitors_slot = monitors.clone();
     let result = app
         .serve(addr, tarn_server::shutdown_signal(), |bound| {
             tracing::info!(%bound, "tarn serve listening");
             say(format!("listening on http://{bound} (Ctrl-C to stop)"));
             *slot.lock().expect("engine slot") =
                 start_engine(lake.clone(), landed, auth, bound, stop.clone(), say.clone());
+            *monitors_slot.lock().expect("monitors slot") =
+                crate::start_monitors(lake.clone(), stop.clone(), say.clone());
             // What a crash left behind is put right in the background, while requests
             // are already served.
             let checked = lake.clone();
@@ -90,6 +94,10 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
     stop.cancel();
     endpoints.close().await;
     let handle = engine.lock().expect("engine slot").take();
+    if let Some(h) = handle {
+        h.await.ok();
+    }
+    let handle = monitors.lock().expect("monitors slot").take();
     if let Some(h) = handle {
         h.await.ok();
     }

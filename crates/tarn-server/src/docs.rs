@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tables", description = "Loads into Delta tables under data contracts"),
         (name = "sql", description = "SQL over every catalogued table"),
         (name = "models", description = "The model registry's approvals (MLflow's own API is at /api/2.0/mlflow)"),
+        (name = "monitors", description = "Model monitors: drift, data quality, performance; runs and their figures"),
     )
 )]
 pub struct ApiDoc;

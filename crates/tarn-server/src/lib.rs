@@ -40,6 +40,7 @@ mod mlflow_registry;
 mod mlflow_traces;
 mod mlflow_wire;
 mod models;
+mod monitors;
 mod routes;
 
 pub use docs::openapi;

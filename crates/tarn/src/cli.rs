@@ -39,6 +39,7 @@ Machine learning:
   models      The model registry: versions, approvals, aliases
   train       Train, tune, gate and register the model of models/NAME/train.yml
   transform   Score a table or query with a model into a service table
+  monitors    Watch models in production: drift, data quality, performance, alerts
 
 Serve:
   serve       Serve the lake's HTTP API (docs at /docs) and its model endpoints
@@ -286,6 +287,19 @@ pub(crate) enum Command {
     /// Pipeline folders: pipelines/NAME/config.yml with steps/, trigger/ and catch/.
     #[command(subcommand)]
     Pipelines(PipelinesCommand),
+    /// Model monitors (monitors/NAME.yml): a model's serving data, cut into windows,
+    /// compared with its training baseline (drift by Evidently's methods, missing and new
+    /// values, ranges, activity, performance once actuals arrive); figures in
+    /// DOMAIN.service.monitor_NAME, each breach a `monitor.alert` event to the alert topic
+    /// that pipelines can trigger on (retraining).
+    ///
+    /// Examples:
+    ///   tarn monitors validate
+    ///   tarn monitors run delays --window 1d
+    ///   tarn monitors report delays --alerts
+    ///   tarn sql "SELECT * FROM ml.service.monitor_delays WHERE status = 'alert'"
+    #[command(subcommand, verbatim_doc_comment)]
+    Monitors(crate::monitors::MonitorsCommand),
     /// Executions of pipelines, as recorded in the metadata store.
     #[command(subcommand)]
     Executions(ExecutionsCommand),

@@ -27,6 +27,7 @@ mod cli;
 mod commands;
 mod endpoints;
 mod models;
+mod monitors;
 mod pipelines;
 mod print;
 mod tracking;
@@ -139,6 +140,7 @@ fn place(command: &Command) -> Option<(&'static str, &'static str)> {
         Command::Endpoints(E::Deploy { .. }) => Some(("endpoints deploy", ENDPOINTS)),
         Command::Endpoints(E::Delete { .. }) => Some(("endpoints delete", ENDPOINTS)),
         Command::Pipelines(_) => Some(("pipelines", "pipelines are the lake folder's pipelines/ (on a server they start by themselves when their trigger fires)")),
+        Command::Monitors(_) => Some(("monitors", "monitors are the lake folder's monitors/ (on a server they run on their schedule)")),
         Command::Notify { .. } => Some(("notify", "topics and their subscriptions are the lake folder's tarn.yml")),
         Command::Experiments(_) => Some(("experiments", TRACKING)),
         Command::Runs(_) => Some(("runs", TRACKING)),
@@ -249,6 +251,7 @@ async fn run(cli: Cli) -> Result<()> {
             None => endpoints::run(&ctx.lake().await?, cmd).await,
         },
         Command::Pipelines(cmd) => pipelines::pipelines(&ctx.lake().await?, cmd).await,
+        Command::Monitors(cmd) => monitors::monitors(&ctx.lake().await?, cmd).await,
         Command::Executions(cmd) => pipelines::executions(ctx.ops().await?.get(), cmd).await,
         Command::Notify {
             what: NotifyCommand::Test { topic, out },

@@ -41,33 +41,12 @@ pub async fn pipelines(lake: &Lake, cmd: &PipelinesCommand) -> Result<()> {
             }
             println!("{t}\n{} pipeline(s)", engine.pipelines.len());
         }
-        PipelinesCommand::Validate { out } => match tarn_config::load_pipelines(&lake.config) {
-            Ok(p) => {
-                if out.json() {
-                    print::json(
-                        &serde_json::json!({"ok": true, "pipelines": p.len(), "problems": []}),
-                    )?;
-                } else {
-                    println!("{} pipeline(s), no problems", p.len());
-                }
-            }
-            Err(e) => {
-                let problems: Vec<String> = match e {
-                    tarn_config::ConfigError::Problems(p) => {
-                        p.iter().map(|e| e.to_string()).collect()
-                    }
-                    other => vec![other.to_string()],
-                };
-                if out.json() {
-                    print::json(&serde_json::json!({"ok": false, "problems": problems}))?;
-                } else {
-                    for p in &problems {
-                        eprintln!("{p}");
-                    }
-                }
-                bail!("{} problem(s) in pipeline folders", problems.len());
-            }
-        },
+        PipelinesCommand::Validate { out } => print::validation(
+            tarn_config::load_pipelines(&lake.config).map(|p| p.len()),
+            "pipeline",
+            "pipeline folders",
+            *out,
+        )?,
         PipelinesCommand::Run { name, event, out } => run_once(lake, name, event, *out).await?,
     }
     Ok(())

@@ -28,6 +28,43 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `validate` commands print: how many were read without a problem, or every problem
+/// (each with its file and line) and a failure; `--format json` gives `ok`, the count and the
+/// problems.
+pub fn validation(
+    loaded: Result<usize, tarn_config::ConfigError>,
+    noun: &str,
+    place: &str,
+    out: crate::cli::Output,
+) -> anyhow::Result<()> {
+    match loaded {
+        Ok(n) => {
+            if out.json() {
+                let mut answer = serde_json::json!({"ok": true, "problems": []});
+                answer[format!("{noun}s")] = n.into();
+                json(&answer)
+            } else {
+                println!("{n} {noun}(s), no problems");
+                Ok(())
+            }
+        }
+        Err(e) => {
+            let problems: Vec<String> = match e {
+                tarn_config::ConfigError::Problems(p) => p.iter().map(|e| e.to_string()).collect(),
+                other => vec![other.to_string()],
+            };
+            if out.json() {
+                json(&serde_json::json!({"ok": false, "problems": problems}))?;
+            } else {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+            }
+            anyhow::bail!("{} problem(s) in {place}", problems.len())
+        }
+    }
+}
+
 pub fn grid(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);

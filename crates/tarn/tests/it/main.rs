@@ -1,6 +1,7 @@
 //! The `tarn` command as a user runs it: a real process, real files, its output read back.
 
 mod integrity;
+mod monitoring;
 mod parity;
 mod pipelines;
 mod server;
@@ -621,6 +622,7 @@ fn every_command_works_through_a_server_or_refuses_it_by_name() {
         ),
         (vec!["endpoints", "delete", "d"], "endpoints delete"),
         (vec!["pipelines", "list"], "pipelines"),
+        (vec!["monitors", "list"], "monitors"),
         (vec!["notify", "deliveries"], "notify"),
         (vec!["experiments", "list"], "experiments"),
         (vec!["runs", "list", "--experiment", "x"], "runs"),

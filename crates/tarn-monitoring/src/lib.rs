@@ -1,0 +1,27 @@
+//! tarn-monitoring: monitors over a model's serving data, the loop's watch step.
+//!
+//! - [`profile`]: a column's distinct values and their counts, the summary every figure is
+//!   computed from (kept for a baseline, built per window in bounded memory).
+//! - [`drift`]: drift per field by Evidently 0.7's methods and defaults.
+//! - [`ks`] and [`special`]: the distributions the tests need, computed as SciPy computes them.
+//! - [`performance`]: realised metrics once actuals arrive, and CBPE estimates before.
+//! - [`run`]: a monitor run over the lake: windows, checks, the results table, alerts.
+//! - [`results`]: the results table's rows.
+//! - [`summary`]: a monitor as people and programs read it.
+
+pub mod drift;
+pub mod error;
+pub mod ks;
+pub mod performance;
+pub mod profile;
+pub mod results;
+pub mod run;
+pub mod special;
+pub mod summary;
+
+pub use drift::{auto_method, drift, Drift, Kind, Method};
+pub use error::MonitorError;
+pub use profile::{Profile, Value};
+pub use results::{CheckResult, Status};
+pub use run::{run, RunOptions, RunReport, WindowReport, ALERT, ALERT_SOURCE, BREACH, RECOVERED};
+pub use summary::{summary, FieldSummary, MonitorSummary};

