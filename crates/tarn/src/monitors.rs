@@ -81,228 +81,249 @@ fn find(lake: &Lake, name: &str) -> Result<MonitorSpec> {
 
 pub async fn monitors(lake: &Lake, cmd: &MonitorsCommand) -> Result<()> {
     match cmd {
-        MonitorsCommand::List { out } => {
-            let specs = tarn_config::load_monitors(&lake.config)?;
-            if out.json() {
-                let list: Vec<_> = specs.iter().map(tarn_monitoring::summary).collect();
-                return print::json(&list);
-            }
-            let mut t = print::grid(&[
-                "monitor", "model", "serving", "window", "schedule", "checks", "results",
-            ]);
-            for s in &specs {
-                t.add_row(vec![
-                    s.name.clone(),
-                    s.model
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    s.endpoint
-                        .as_ref()
-                        .map(|e| format!("endpoint {e}"))
-                        .unwrap_or_else(|| "query".into()),
-                    s.window.to_string(),
-                    s.schedule.clone().unwrap_or_else(|| "-".into()),
-                    s.checks
-                        .iter()
-                        .map(|c| c.name())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    s.results_table(),
-                ]);
-            }
-            println!("{t}\n{} monitor(s)", specs.len());
-        }
+        MonitorsCommand::List { out } => list(lake, out).await?,
         MonitorsCommand::Validate { out } => print::validation(
             tarn_config::load_monitors(&lake.config).map(|m| m.len()),
             "monitor",
             "monitor files",
             *out,
         )?,
-        MonitorsCommand::Show { name, out } => {
-            let s = find(lake, name)?;
-            if out.json() {
-                return print::json(&tarn_monitoring::summary(&s));
-            }
-            println!("monitor {} ({})", s.name, s.path.display());
-            if let Some(m) = &s.model {
-                println!(
-                    "model:    {m}{}",
-                    s.model_type
-                        .map(|t| format!(" ({})", t.name()))
-                        .unwrap_or_default()
-                );
-            }
-            println!(
-                "serving:  {}",
-                s.serving.query.clone().unwrap_or_else(|| format!(
-                    "the inference table of endpoint {}",
-                    s.endpoint.clone().unwrap_or_default()
-                ))
-            );
-            println!(
-                "          id {}, time {}",
-                s.serving.id_column, s.serving.timestamp_column
-            );
-            if let Some(a) = &s.actuals {
-                println!("actuals:  {} (id {})", a.query, a.id_column);
-            }
-            println!(
-                "baseline: {}",
-                match &s.baseline {
-                    tarn_config::Baseline::Training => "the version's training data".to_string(),
-                    tarn_config::Baseline::Query(q) => q.clone(),
-                }
-            );
-            println!(
-                "window:   {}{}",
-                s.window,
-                s.schedule
-                    .as_ref()
-                    .map(|c| format!(", run at `{c}`"))
-                    .unwrap_or_default()
-            );
-            println!("results:  {}", s.results_table());
-            if let Some(a) = &s.alert {
-                println!("alerts:   topic {} ({})", a.topic, a.severity);
-            }
-            let mut t = print::grid(&["group", "field", "type", "from"]);
-            for f in &s.fields {
-                t.add_row(vec![
-                    f.group.name().to_string(),
-                    f.name.clone(),
-                    f.field_type.name().to_string(),
-                    f.expression.clone(),
-                ]);
-            }
-            println!("{t}");
-            for c in &s.checks {
-                println!("check: {c:?}");
-            }
-        }
-        MonitorsCommand::Run { name, window, out } => {
-            let spec = find(lake, name)?;
-            let window = match window {
-                Some(w) => Some(tarn_config::parse_window(w).with_context(|| {
-                    format!("`--window {w}` is not a window: write a length (30m, 1h, 1d, 7d), a row count (1000) or `all`")
-                })?),
-                None => None,
-            };
-            let bar = (!out.json()).then(|| print::spinner(&format!("running monitor {name}")));
-            let report = tarn_monitoring::run(
-                lake,
-                &spec,
-                &RunOptions {
-                    window,
-                    now_micros: None,
-                },
-            )
-            .await;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            let report = report?;
-            if out.json() {
-                return print::json(&report);
-            }
-            print_report(&report, false);
-        }
-        MonitorsCommand::History { name, limit, out } => {
-            let spec = find(lake, name)?;
-            let table = spec.results_table();
-            let sql = format!(
-                "SELECT run_id, max(evaluated_at) AS evaluated_at, count(DISTINCT window_start) AS windows, \
-                 sum(CASE WHEN status = 'alert' THEN 1 ELSE 0 END) AS alerts, count(*) AS figures \
-                 FROM {table} GROUP BY run_id ORDER BY evaluated_at DESC LIMIT {limit}"
-            );
-            let rows = rows_of(lake, &sql, &table).await?;
-            if out.json() {
-                return print::json(&rows);
-            }
-            let mut t = print::grid(&["run", "evaluated at", "windows", "figures", "alerts"]);
-            for r in &rows {
-                t.add_row(
-                    ["run_id", "evaluated_at", "windows", "figures", "alerts"]
-                        .iter()
-                        .map(|k| text(&r[*k]))
-                        .collect::<Vec<_>>(),
-                );
-            }
-            println!("{t}\n{} run(s) of monitor {name}", rows.len());
-        }
+        MonitorsCommand::Show { name, out } => show(lake, name, out).await?,
+        MonitorsCommand::Run { name, window, out } => run(lake, name, window, out).await?,
+        MonitorsCommand::History { name, limit, out } => history(lake, name, *limit, out).await?,
         MonitorsCommand::Report {
             name,
             run,
             alerts,
             out,
-        } => {
-            let spec = find(lake, name)?;
-            let table = spec.results_table();
-            let run_filter = match run {
-                Some(r) => format!("'{}'", r.replace('\'', "''")),
-                None => format!("(SELECT run_id FROM {table} ORDER BY evaluated_at DESC LIMIT 1)"),
-            };
-            let sql = format!(
-                "SELECT run_id, window_start, window_end, \"check\", field, method, value, threshold, status, \
-                 rows_compared, reference_rows, model_version, detail FROM {table} \
-                 WHERE run_id = {run_filter} ORDER BY window_start, \"check\", field"
-            );
-            let mut rows = rows_of(lake, &sql, &table).await?;
-            if *alerts {
-                let alerting: std::collections::BTreeSet<String> = rows
-                    .iter()
-                    .filter(|r| r["status"] == "alert")
-                    .map(|r| text(&r["window_start"]))
-                    .collect();
-                rows.retain(|r| alerting.contains(&text(&r["window_start"])));
-            }
-            if out.json() {
-                return print::json(&rows);
-            }
-            if rows.is_empty() {
-                println!("monitor {name} has no figures yet; run `tarn monitors run {name}`");
-                return Ok(());
-            }
-            let mut current = String::new();
-            let mut t = None;
-            for r in &rows {
-                let w = format!("{} .. {}", text(&r["window_start"]), text(&r["window_end"]));
-                if w != current {
-                    if let Some(t) = t.take() {
-                        println!("{t}");
-                    }
-                    println!("\nwindow {w} (model version {})", text(&r["model_version"]));
-                    current = w;
-                    t = Some(print::grid(&[
-                        "check",
-                        "field",
-                        "method",
-                        "value",
-                        "threshold",
-                        "status",
-                        "rows",
-                        "detail",
-                    ]));
-                }
-                if let Some(t) = t.as_mut() {
-                    t.add_row(vec![
-                        text(&r["check"]),
-                        text(&r["field"]),
-                        text(&r["method"]),
-                        figure(&r["value"]),
-                        figure(&r["threshold"]),
-                        status_mark(&text(&r["status"])),
-                        text(&r["rows_compared"]),
-                        text(&r["detail"]),
-                    ]);
-                }
-            }
-            if let Some(t) = t {
+        } => report(lake, name, run, *alerts, out).await?,
+    }
+    Ok(())
+}
+
+async fn list(lake: &Lake, out: &Output) -> Result<()> {
+    let specs = tarn_config::load_monitors(&lake.config)?;
+    if out.json() {
+        let list: Vec<_> = specs.iter().map(tarn_monitoring::summary).collect();
+        return print::json(&list);
+    }
+    let mut t = print::grid(&[
+        "monitor", "model", "serving", "window", "schedule", "checks", "results",
+    ]);
+    for s in &specs {
+        t.add_row(vec![
+            s.name.clone(),
+            s.model
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.endpoint
+                .as_ref()
+                .map(|e| format!("endpoint {e}"))
+                .unwrap_or_else(|| "query".into()),
+            s.window.to_string(),
+            s.schedule.clone().unwrap_or_else(|| "-".into()),
+            s.checks
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.results_table(),
+        ]);
+    }
+    println!("{t}\n{} monitor(s)", specs.len());
+    Ok(())
+}
+
+async fn show(lake: &Lake, name: &str, out: &Output) -> Result<()> {
+    let s = find(lake, name)?;
+    if out.json() {
+        return print::json(&tarn_monitoring::summary(&s));
+    }
+    println!("monitor {} ({})", s.name, s.path.display());
+    if let Some(m) = &s.model {
+        println!(
+            "model:    {m}{}",
+            s.model_type
+                .map(|t| format!(" ({})", t.name()))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "serving:  {}",
+        s.serving.query.clone().unwrap_or_else(|| format!(
+            "the inference table of endpoint {}",
+            s.endpoint.clone().unwrap_or_default()
+        ))
+    );
+    println!(
+        "          id {}, time {}",
+        s.serving.id_column, s.serving.timestamp_column
+    );
+    if let Some(a) = &s.actuals {
+        println!("actuals:  {} (id {})", a.query, a.id_column);
+    }
+    println!(
+        "baseline: {}",
+        match &s.baseline {
+            tarn_config::Baseline::Training => "the version's training data".to_string(),
+            tarn_config::Baseline::Query(q) => q.clone(),
+        }
+    );
+    println!(
+        "window:   {}{}",
+        s.window,
+        s.schedule
+            .as_ref()
+            .map(|c| format!(", run at `{c}`"))
+            .unwrap_or_default()
+    );
+    println!("results:  {}", s.results_table());
+    if let Some(a) = &s.alert {
+        println!("alerts:   topic {} ({})", a.topic, a.severity);
+    }
+    let mut t = print::grid(&["group", "field", "type", "from"]);
+    for f in &s.fields {
+        t.add_row(vec![
+            f.group.name().to_string(),
+            f.name.clone(),
+            f.field_type.name().to_string(),
+            f.expression.clone(),
+        ]);
+    }
+    println!("{t}");
+    for c in &s.checks {
+        println!("check: {c:?}");
+    }
+    Ok(())
+}
+
+async fn run(lake: &Lake, name: &str, window: &Option<String>, out: &Output) -> Result<()> {
+    let spec = find(lake, name)?;
+    let window = match window {
+        Some(w) => Some(tarn_config::parse_window(w).with_context(|| {
+            format!("`--window {w}` is not a window: write a length (30m, 1h, 1d, 7d), a row count (1000) or `all`")
+        })?),
+        None => None,
+    };
+    let bar = (!out.json()).then(|| print::spinner(&format!("running monitor {name}")));
+    let report = tarn_monitoring::run(
+        lake,
+        &spec,
+        &RunOptions {
+            window,
+            now_micros: None,
+        },
+    )
+    .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = report?;
+    if out.json() {
+        return print::json(&report);
+    }
+    print_report(&report, false);
+    Ok(())
+}
+
+async fn history(lake: &Lake, name: &str, limit: usize, out: &Output) -> Result<()> {
+    let spec = find(lake, name)?;
+    let table = spec.results_table();
+    let sql = format!(
+        "SELECT run_id, max(evaluated_at) AS evaluated_at, count(DISTINCT window_start) AS windows, \
+         sum(CASE WHEN status = 'alert' THEN 1 ELSE 0 END) AS alerts, count(*) AS figures \
+         FROM {table} GROUP BY run_id ORDER BY evaluated_at DESC LIMIT {limit}"
+    );
+    let rows = rows_of(lake, &sql, &table).await?;
+    if out.json() {
+        return print::json(&rows);
+    }
+    let mut t = print::grid(&["run", "evaluated at", "windows", "figures", "alerts"]);
+    for r in &rows {
+        t.add_row(
+            ["run_id", "evaluated_at", "windows", "figures", "alerts"]
+                .iter()
+                .map(|k| text(&r[*k]))
+                .collect::<Vec<_>>(),
+        );
+    }
+    println!("{t}\n{} run(s) of monitor {name}", rows.len());
+    Ok(())
+}
+
+async fn report(
+    lake: &Lake,
+    name: &str,
+    run: &Option<String>,
+    alerts: bool,
+    out: &Output,
+) -> Result<()> {
+    let spec = find(lake, name)?;
+    let table = spec.results_table();
+    let run_filter = match run {
+        Some(r) => format!("'{}'", r.replace('\'', "''")),
+        None => format!("(SELECT run_id FROM {table} ORDER BY evaluated_at DESC LIMIT 1)"),
+    };
+    let sql = format!(
+        "SELECT run_id, window_start, window_end, \"check\", field, method, value, threshold, status, \
+         rows_compared, reference_rows, model_version, detail FROM {table} \
+         WHERE run_id = {run_filter} ORDER BY window_start, \"check\", field"
+    );
+    let mut rows = rows_of(lake, &sql, &table).await?;
+    if alerts {
+        let alerting: std::collections::BTreeSet<String> = rows
+            .iter()
+            .filter(|r| r["status"] == "alert")
+            .map(|r| text(&r["window_start"]))
+            .collect();
+        rows.retain(|r| alerting.contains(&text(&r["window_start"])));
+    }
+    if out.json() {
+        return print::json(&rows);
+    }
+    if rows.is_empty() {
+        println!("monitor {name} has no figures yet; run `tarn monitors run {name}`");
+        return Ok(());
+    }
+    let mut current = String::new();
+    let mut t = None;
+    for r in &rows {
+        let w = format!("{} .. {}", text(&r["window_start"]), text(&r["window_end"]));
+        if w != current {
+            if let Some(t) = t.take() {
                 println!("{t}");
             }
-            println!("\nrun {}", text(&rows[0]["run_id"]));
+            println!("\nwindow {w} (model version {})", text(&r["model_version"]));
+            current = w;
+            t = Some(print::grid(&[
+                "check",
+                "field",
+                "method",
+                "value",
+                "threshold",
+                "status",
+                "rows",
+                "detail",
+            ]));
+        }
+        if let Some(t) = t.as_mut() {
+            t.add_row(vec![
+                text(&r["check"]),
+                text(&r["field"]),
+                text(&r["method"]),
+                figure(&r["value"]),
+                figure(&r["threshold"]),
+                status_mark(&text(&r["status"])),
+                text(&r["rows_compared"]),
+                text(&r["detail"]),
+            ]);
         }
     }
+    if let Some(t) = t {
+        println!("{t}");
+    }
+    println!("\nrun {}", text(&rows[0]["run_id"]));
     Ok(())
 }
 
