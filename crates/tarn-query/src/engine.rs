@@ -170,24 +170,35 @@ impl Engine {
         use futures::StreamExt;
         crate::guard::check_text(sql, &self.limits)?;
         let deadline = Deadline::after(opts.timeout);
-        let permit = deadline
-            .wait(self.limits.slots.clone().acquire_owned())
-            .await?
-            .expect("the query slots are never closed");
         let cancelled = Arc::new(crate::cancel::Cancelled::default());
         let ctx = self.query_context(&cancelled)?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, QueryError>>(2);
-        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
         let job = Planned {
             sql: sql.to_string(),
             addresses: self.addresses.clone(),
             limits: self.limits.clone(),
             row_limit: opts.row_limit,
         };
+        // A statement past a limit (or not read-only) is refused before it waits for a query
+        // slot: a busy lake answers it at once with the limit's name, never a timeout.
+        // Parsing runs on the query runtime too, beside the queries, not on the caller's.
+        let (parsed, job, ctx) = deadline
+            .wait(crate::pool::runtime().spawn(async move {
+                let parsed = job.parse(&ctx);
+                (parsed, job, ctx)
+            }))
+            .await?
+            .map_err(|_| QueryError::Output("the query stopped before it was read".into()))?;
+        let statement = parsed?;
+        let permit = deadline
+            .wait(self.limits.slots.clone().acquire_owned())
+            .await?
+            .expect("the query slots are never closed");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, QueryError>>(2);
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
         let handle = crate::pool::runtime().spawn(async move {
             let _permit = permit;
             let stream = async {
-                let df = job.plan(&ctx).await?;
+                let df = job.plan(&ctx, statement).await?;
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let stream = df.execute_stream().await.map_err(|e| job.error(e))?;
                 Ok::<_, QueryError>((schema, stream))
@@ -304,11 +315,8 @@ struct Planned {
 }
 
 impl Planned {
-    /// The plan of one read-only statement, within the limits.
-    async fn plan(
-        &self,
-        ctx: &SessionContext,
-    ) -> Result<deltalake::datafusion::dataframe::DataFrame, QueryError> {
+    /// The one read-only statement of the text, within the limits.
+    fn parse(&self, ctx: &SessionContext) -> Result<DFStatement, QueryError> {
         let rewritten = quote_versions(&self.sql);
         let state = ctx.state();
         let statement = state
@@ -331,6 +339,16 @@ impl Planned {
             })?;
         crate::guard::check_statement(&statement, &self.limits)?;
         check_read_only(&statement)?;
+        Ok(statement)
+    }
+
+    /// The plan of a statement [`Planned::parse`] read.
+    async fn plan(
+        &self,
+        ctx: &SessionContext,
+        statement: DFStatement,
+    ) -> Result<deltalake::datafusion::dataframe::DataFrame, QueryError> {
+        let state = ctx.state();
         let plan = state
             .statement_to_plan(statement)
             .await

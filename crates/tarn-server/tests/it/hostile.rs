@@ -281,6 +281,68 @@ async fn sql_past_its_length_or_in_list_or_answer_limit_is_refused_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_a_limit_is_refused_at_once_while_every_query_slot_is_busy() {
+    // One query slot, held by a long cross join: a statement past a limit must not wait for
+    // the slot (and end in a timeout); it is refused naming the limit.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        "lake: api\ndomains: [flights]\nlimits:\n  query_concurrency: 1\n",
+    )
+    .unwrap();
+    let lake = Lake::open(dir.path(), &Selection::default()).await.unwrap();
+    let app = App::build(lake.clone(), lake.config.limits.clone());
+    let busy = app.clone();
+    let long = tokio::spawn(async move {
+        call(
+            &busy,
+            post(
+                "/api/v1/sql",
+                json!({"query": "SELECT count(*) AS n FROM generate_series(1, 200000) a, generate_series(1, 200000) b WHERE a.value + b.value = 17", "timeout_ms": 8000}),
+            ),
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for (query, status, says) in [
+        (
+            format!("SELECT 1 WHERE 1 IN ({})", vec!["1"; 10_001].join(",")),
+            StatusCode::BAD_REQUEST,
+            "limits.sql_in_list",
+        ),
+        (
+            format!("SELECT {}1{}", "(".repeat(300), ")".repeat(300)),
+            StatusCode::BAD_REQUEST,
+            "limits.sql_depth",
+        ),
+        (
+            "DELETE FROM flights.trusted.t".to_string(),
+            StatusCode::FORBIDDEN,
+            "read-only",
+        ),
+    ] {
+        let (s, b) = call(
+            &app,
+            post("/api/v1/sql", json!({"query": query, "timeout_ms": 2000})),
+        )
+        .await;
+        assert_eq!(s, status, "{says}: {}", text(&b));
+        assert!(text(&b).contains(says), "{says}: {}", text(&b));
+    }
+    // The slot really was busy: a good query waits for it and times out meanwhile.
+    let (s, b) = call(
+        &app,
+        post(
+            "/api/v1/sql",
+            json!({"query": "SELECT 1", "timeout_ms": 300}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{}", text(&b));
+    let _ = long.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_bodies_past_their_size_or_depth_are_refused_on_every_api() {
     let limits = Limits {
         request_body: 64 * 1024,
