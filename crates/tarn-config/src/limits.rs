@@ -23,6 +23,7 @@ pub(crate) struct LimitsSpec {
     pub key_length: Option<usize>,
     pub key_segment: Option<usize>,
     pub page_size: Option<usize>,
+    pub inference_columns: Option<usize>,
 }
 
 /// The limits of one lake, every default filled in.
@@ -55,6 +56,9 @@ pub struct Limits {
     pub key_segment: usize,
     /// Most items one page of a list may ask for: 10,000.
     pub page_size: usize,
+    /// Typed columns one inference log commit may add to an endpoint's table (its input
+    /// fields and outputs); fields past it stay in the row's JSON text only: 256.
+    pub inference_columns: usize,
 }
 
 /// What a load does when a file brings columns that a table without a contract lacks.
@@ -89,6 +93,7 @@ impl Default for Limits {
             key_length: 1024,
             key_segment: 255,
             page_size: 10_000,
+            inference_columns: 256,
         }
     }
 }
@@ -143,6 +148,11 @@ impl LimitsSpec {
             key_length: count("key_length", self.key_length, d.key_length)?,
             key_segment: count("key_segment", self.key_segment, d.key_segment)?,
             page_size: count("page_size", self.page_size, d.page_size)?,
+            inference_columns: count(
+                "inference_columns",
+                self.inference_columns,
+                d.inference_columns,
+            )?,
         })
     }
 }

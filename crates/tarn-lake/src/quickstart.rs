@@ -7,7 +7,7 @@ use crate::{
 use serde::Serialize;
 use std::path::Path;
 
-const FILES: [(&str, &str); 11] = [
+const FILES: [(&str, &str); 14] = [
     (
         "tarn.yml",
         include_str!("../../../examples/quickstart/tarn.yml"),
@@ -53,6 +53,18 @@ const FILES: [(&str, &str); 11] = [
     (
         "models/delays/train.yml",
         include_str!("../../../examples/quickstart/models/delays/train.yml"),
+    ),
+    (
+        "monitors/arrival_delay.yml",
+        include_str!("../../../examples/quickstart/monitors/arrival_delay.yml"),
+    ),
+    (
+        "pipelines/retrain/config.yml",
+        include_str!("../../../examples/quickstart/pipelines/retrain/config.yml"),
+    ),
+    (
+        "send_requests.py",
+        include_str!("../../../examples/quickstart/send_requests.py"),
     ),
     (
         "pipelines/daily_flights/catch/src/index.py",

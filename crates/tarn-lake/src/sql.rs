@@ -182,15 +182,27 @@ impl Lake {
         let written =
             tarn_tables::append_once(&self.stores, &url, &a.table, batches, schema, app, version)
                 .await?;
-        let Some((table_version, rows)) = written else {
+        let Some((table_version, rows, written)) = written else {
             return Ok(false);
         };
+        // A table that gained columns gets a new catalog version with them.
         let id = match self.meta.catalog().table(&a.database(), &a.table).await? {
-            Some(t) => t.id,
-            None => {
-                let mut p = BTreeMap::new();
+            Some(t)
+                if written
+                    .fields()
+                    .iter()
+                    .all(|f| t.columns.iter().any(|c| &c.name == f.name())) =>
+            {
+                t.id
+            }
+            found => {
+                let why = match found {
+                    Some(_) => "the schema gained columns",
+                    None => note,
+                };
+                let mut p = found.map(|t| t.parameters).unwrap_or_default();
                 p.insert("classification".to_string(), "delta".to_string());
-                self.register_delta(&a, &url, schema, &[], p, note)
+                self.register_delta(&a, &url, &written, &[], p, why)
                     .await?
                     .id
             }

@@ -34,10 +34,11 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
         limits.object_size = bytes;
     }
     tarn_serving::sync_declared(&lake, "tarn.yml").await?;
-    let serving = tarn_serving::ServingOptions {
+    let mut serving = tarn_serving::ServingOptions {
         poll: endpoint_poll,
         ..Default::default()
     };
+    serving.log.max_columns = limits.inference_columns;
     let endpoints = tarn_serving::Endpoints::start(lake.clone(), serving).await;
     for e in endpoints.statuses() {
         match &e.version {

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod byo;
+pub mod columns;
 mod error;
 pub mod input;
 pub mod log;
@@ -76,6 +77,8 @@ pub struct Loaded {
     /// The MLmodel signature's inputs are tensors: MLflow then answers every request with
     /// one list per output (as for `instances`), and so does tarn.
     tensor_signature: bool,
+    /// The signature's field types and the classifier's classes, for the inference table.
+    hints: Arc<columns::Hints>,
     /// Time spent in the model (µs), for `/metrics`.
     busy_micros: AtomicUsize,
 }
@@ -531,6 +534,7 @@ impl Endpoints {
             version: t.version.clone(),
             runtime,
             tensor_signature,
+            hints: Arc::new(columns::Hints::of_mlmodel(&mlmodel)),
             busy_micros: AtomicUsize::new(0),
         })
     }
@@ -959,15 +963,13 @@ fn record(
             model: l.model.clone(),
             model_version: l.version.clone(),
             features: if r < frame.rows {
-                frame.row(r).to_string()
+                frame.row(r)
             } else {
-                String::new()
+                Json::Null
             },
-            prediction: predictions
-                .get(r)
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
+            prediction: predictions.get(r).cloned().unwrap_or(Json::Null),
             latency_ms,
+            hints: Some(l.hints.clone()),
         })
         .collect();
     ep.log.push(records);

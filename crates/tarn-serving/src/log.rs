@@ -1,6 +1,9 @@
 //! The inference log: every answered row (request id, time, endpoint, model version, input
 //! features, prediction, latency) appended to the Delta table
-//! `DOMAIN.service.inference_<endpoint>`, in batches, off the request path.
+//! `DOMAIN.service.inference_<endpoint>`, in batches, off the request path. Each row keeps its
+//! input and its prediction as JSON text (`features`, `prediction`) and as typed columns, one
+//! per input field and per output ([`crate::columns`]); a version with other fields adds
+//! columns to the table (a new catalog version), never drops a row.
 //!
 //! Requests hand records to a bounded channel and never wait. One task per endpoint commits
 //! what arrived every second (or every `max_rows`). Each commit carries a Delta application
@@ -10,10 +13,12 @@
 //! (order kept, so the sequence check stays exact). When the channel is full, the request's
 //! records go straight to a file of their own. Nothing is dropped; memory stays bounded.
 
+use crate::columns::{self, Hints};
 use arrow::array::{ArrayRef, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,11 +35,41 @@ pub struct Record {
     pub endpoint: String,
     pub model: String,
     pub model_version: String,
-    /// The row's input, as JSON.
-    pub features: String,
-    /// The row's prediction, as JSON.
-    pub prediction: String,
+    /// The row's input (kept as JSON text in the table and in buffered files).
+    #[serde(with = "json_text")]
+    pub features: Json,
+    /// The row's prediction.
+    #[serde(with = "json_text")]
+    pub prediction: Json,
     pub latency_ms: f64,
+    /// What the version's signature says of the fields (types, classes), for the typed columns.
+    #[serde(skip)]
+    pub hints: Option<Arc<Hints>>,
+}
+
+/// A JSON value kept as its text (empty for null), as the inference table's columns hold it.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value as Json;
+
+    pub fn text(v: &Json) -> String {
+        match v {
+            Json::Null => String::new(),
+            v => v.to_string(),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(v: &Json, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(Json::Null);
+        }
+        Ok(serde_json::from_str(&s).unwrap_or(Json::String(s)))
+    }
 }
 
 /// Counters of one endpoint's log, for `/metrics`.
@@ -45,7 +80,7 @@ pub struct LogStats {
     pub failures: AtomicU64,
 }
 
-/// The columns of an inference table.
+/// The fixed columns of an inference table (the typed ones follow them).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("request_id", DataType::Utf8, false),
@@ -64,30 +99,40 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-fn batch_of(records: &[Record]) -> Result<RecordBatch, String> {
+fn batch_of(records: &[Record], max_columns: usize) -> Result<RecordBatch, String> {
     let s = |f: fn(&Record) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(records.iter().map(f)))
     };
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            s(|r| &r.request_id),
-            Arc::new(Int32Array::from_iter_values(records.iter().map(|r| r.row))),
-            Arc::new(
-                TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.timestamp))
-                    .with_timezone("UTC"),
-            ),
-            s(|r| &r.endpoint),
-            s(|r| &r.model),
-            s(|r| &r.model_version),
-            s(|r| &r.features),
-            s(|r| &r.prediction),
-            Arc::new(Float64Array::from_iter_values(
-                records.iter().map(|r| r.latency_ms),
-            )),
-        ],
-    )
-    .map_err(|e| e.to_string())
+    let j = |f: fn(&Record) -> &Json| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| json_text::text(f(r))),
+        ))
+    };
+    let (typed_fields, typed) = columns::typed(records, max_columns);
+    let mut fields: Vec<Field> = schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend(typed_fields);
+    let mut arrays: Vec<ArrayRef> = vec![
+        s(|r| &r.request_id),
+        Arc::new(Int32Array::from_iter_values(records.iter().map(|r| r.row))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.timestamp))
+                .with_timezone("UTC"),
+        ),
+        s(|r| &r.endpoint),
+        s(|r| &r.model),
+        s(|r| &r.model_version),
+        j(|r| &r.features),
+        j(|r| &r.prediction),
+        Arc::new(Float64Array::from_iter_values(
+            records.iter().map(|r| r.latency_ms),
+        )),
+    ];
+    arrays.extend(typed);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
 }
 
 /// How the log batches.
@@ -97,6 +142,9 @@ pub struct LogOptions {
     pub max_rows: usize,
     /// Records the channel holds before requests write their own files.
     pub channel: usize,
+    /// Typed columns a batch may add (input fields and outputs); fields past it stay in the
+    /// JSON text only, so a request with thousands of keys cannot widen the table without end.
+    pub max_columns: usize,
 }
 
 impl Default for LogOptions {
@@ -105,6 +153,7 @@ impl Default for LogOptions {
             flush_every: Duration::from_secs(1),
             max_rows: 5000,
             channel: 100_000,
+            max_columns: 256,
         }
     }
 }
@@ -279,12 +328,13 @@ impl Writer {
     }
 
     async fn commit(&self, app: &str, seq: i64, records: &[Record]) -> Result<bool, String> {
-        let batch = batch_of(records)?;
+        let batch = batch_of(records, self.options.max_columns)?;
+        let schema = batch.schema();
         self.lake
             .append_service(
                 &self.target,
                 vec![batch],
-                &schema(),
+                &schema,
                 app,
                 seq,
                 "inference log of a tarn endpoint",

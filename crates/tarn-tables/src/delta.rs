@@ -405,8 +405,13 @@ pub async fn write_batches(
 
 /// Appends batches to a table (created when missing) exactly once: the commit carries
 /// application transaction `app` at `version`, and a version the table already holds for `app`
-/// is not written again (answers `None`; else the table's new version and row count). A writer
-/// numbers its commits 1, 2, 3 ... so a retry after an unclear failure never duplicates rows.
+/// is not written again (answers `None`; else the table's new version, its row count and its
+/// schema after the write). A writer numbers its commits 1, 2, 3 ... so a retry after an
+/// unclear failure never duplicates rows.
+///
+/// New columns merge into the table's schema; a column the table already has keeps its type,
+/// and a value that does not cast to it is written as null (the caller keeps the raw value
+/// when it matters, as the inference log keeps its JSON).
 pub async fn append_once(
     stores: &Stores,
     table_url: &str,
@@ -415,7 +420,7 @@ pub async fn append_once(
     schema: &SchemaRef,
     app: &str,
     version: i64,
-) -> Result<Option<(i64, i64)>, TablesError> {
+) -> Result<Option<(i64, i64, SchemaRef)>, TablesError> {
     retry_conflicts(|| async {
         let t = match open(stores, table_url, None).await? {
             Some(t) => t,
@@ -433,9 +438,14 @@ pub async fn append_once(
         let props = CommitProperties::default()
             .with_max_retries(20)
             .with_application_transaction(Transaction::new(app, version));
-        let t = write_to(t, batches.clone(), schema, table_name, false, &[], props).await?;
+        let batches = match t.version() {
+            Some(_) => to_table_types(&batches, &t.snapshot()?.snapshot().arrow_schema())?,
+            None => batches.clone(),
+        };
+        let t = write_to(t, batches, schema, table_name, false, &[], props).await?;
         let rows = count_rows(&t).await?;
-        Ok(Some((t.version().unwrap_or(0) as i64, rows)))
+        let written = t.snapshot()?.snapshot().arrow_schema();
+        Ok(Some((t.version().unwrap_or(0) as i64, rows, written)))
     })
     .await
 }
@@ -482,6 +492,52 @@ fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties
         .set_max_row_group_row_count(Some(64 * 1024))
         .set_compression(Compression::SNAPPY)
         .build()
+}
+
+/// Casts every column the table already has to the table's type (unsafe values become null).
+fn to_table_types(
+    batches: &[RecordBatch],
+    table: &SchemaRef,
+) -> Result<Vec<RecordBatch>, TablesError> {
+    use deltalake::arrow::compute::{cast_with_options, CastOptions};
+    use deltalake::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    let options = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    batches
+        .iter()
+        .map(|b| {
+            let schema = b.schema();
+            if schema.fields().iter().all(|f| {
+                table
+                    .field_with_name(f.name())
+                    .map_or(true, |t| t.data_type() == f.data_type())
+            }) {
+                return Ok(b.clone());
+            }
+            let mut fields = Vec::with_capacity(b.num_columns());
+            let mut columns = Vec::with_capacity(b.num_columns());
+            for (f, c) in schema.fields().iter().zip(b.columns()) {
+                match table.field_with_name(f.name()) {
+                    Ok(t) if t.data_type() != f.data_type() => {
+                        let cast =
+                            cast_with_options(c, t.data_type(), &options).unwrap_or_else(|_| {
+                                deltalake::arrow::array::new_null_array(t.data_type(), c.len())
+                            });
+                        fields.push(Field::new(f.name(), t.data_type().clone(), true));
+                        columns.push(cast);
+                    }
+                    _ => {
+                        fields.push(f.as_ref().clone());
+                        columns.push(c.clone());
+                    }
+                }
+            }
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(TablesError::from)
+        })
+        .collect()
 }
 
 /// Delta needs at least one batch to know the schema of an empty write.

@@ -416,6 +416,13 @@ pub fn quickstart_next(dir: &Path) {
     println!("  tarn --dir {d} serve    # then land another day: pipelines run as files land,");
     println!("  curl -H 'content-type: application/json' -d '{{\"dataframe_records\": [{{\"dep_delay\": 12, \"distance\": 1400, \"hour\": 7, \"minute\": 5, \"day\": 3}}]}}' \\");
     println!("    localhost:8080/endpoints/arrival_delay/invocations    # and the model answers");
+    println!("  python3 {d}/send_requests.py && python3 {d}/send_requests.py --scale distance=2");
+    println!(
+        "  tarn --dir {d} monitors run arrival_delay    # the second window drifts: an alert in"
+    );
+    println!(
+        "    {d}/.tarn/ml-alerts.log, and the retrain pipeline registers a version to approve"
+    );
     println!("\nThe service table, first rows:");
 }
 

@@ -123,6 +123,20 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
     Ok(Done { metrics, log })
 }
 
+/// The class labels in the order of the `probabilities` output, as `metadata.tarn_classes`
+/// (the inference table names its per-class columns by them).
+fn classes_metadata(labels: &Labels) -> String {
+    match labels {
+        Labels::Classes { names, .. } => format!(
+            "metadata:\n  tarn_classes: '{}'\n",
+            serde_json::to_string(names)
+                .unwrap_or_default()
+                .replace('\'', "''")
+        ),
+        Labels::Regression(_) => String::new(),
+    }
+}
+
 /// Writes `model.onnx` and `MLmodel` into the model folder.
 fn save(
     job: &Job,
@@ -199,13 +213,14 @@ fn save(
         })
         .collect();
     let mlmodel = format!(
-        "artifact_path: model\nflavors:\n  onnx:\n    code: null\n    data: model.onnx\n    onnx_version: 1.17.0\n    providers:\n    - CPUExecutionProvider\n  python_function:\n    data: model.onnx\n    loader_module: mlflow.onnx\n    python_version: 3.11.7\n  tarn:\n    algorithm: {}\n    task: {task}\n    target: {}\nmodel_uuid: {}\nutc_time_created: '{}'\nsignature:\n  inputs: '{}'\n  outputs: '{}'\n  params: null\n",
+        "artifact_path: model\nflavors:\n  onnx:\n    code: null\n    data: model.onnx\n    onnx_version: 1.17.0\n    providers:\n    - CPUExecutionProvider\n  python_function:\n    data: model.onnx\n    loader_module: mlflow.onnx\n    python_version: 3.11.7\n  tarn:\n    algorithm: {}\n    task: {task}\n    target: {}\nmodel_uuid: {}\nutc_time_created: '{}'\nsignature:\n  inputs: '{}'\n  outputs: '{}'\n  params: null\n{}",
         job.algorithm.name(),
         serde_json::Value::String(job.target.clone()),
         uuid::Uuid::new_v4().simple(),
         chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f"),
         serde_json::Value::from(inputs_sig).to_string().replace('\'', "''"),
         signature_out.to_string().replace('\'', "''"),
+        classes_metadata(labels),
     );
     let file = dir.join("MLmodel");
     std::fs::write(&file, mlmodel).map_err(|e| MlError::io(&file, e))?;

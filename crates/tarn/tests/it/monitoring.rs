@@ -148,11 +148,22 @@ fn monitored_lake(deployment: Deployment, hook: &str) -> tempfile::TempDir {
     dir
 }
 
-fn run_json(dir: &Path) -> serde_json::Value {
+fn run_json(dir: &Path, monitor: &str) -> serde_json::Value {
     json_of(&ok(&tarn(
         dir,
-        &["monitors", "run", "delays", "--format", "json"],
+        &["monitors", "run", monitor, "--format", "json"],
     )))
+}
+
+/// The result of `check` on `field` in a window of a run's report.
+fn figure(w: &serde_json::Value, check: &str, field: &str) -> serde_json::Value {
+    w["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == check && r["field"] == field)
+        .unwrap_or_else(|| panic!("no {check} {field} in {w:#}"))
+        .clone()
 }
 
 fn executions(dir: &Path) -> Vec<serde_json::Value> {
@@ -171,19 +182,10 @@ fn a_drifted_window_alerts_once_and_starts_retraining(deployment: Deployment) {
     let served = Served::start_checked(d, &[]);
 
     // The first run: no actuals yet (their table does not exist).
-    let run = run_json(d);
+    let run = run_json(d, "delays");
     let windows = run["windows"].as_array().unwrap();
     assert_eq!(windows.len(), 2, "{run:#}");
     assert_eq!(windows[0]["start"], "2026-01-01T00:00:00Z");
-    let figure = |w: &serde_json::Value, check: &str, field: &str| -> serde_json::Value {
-        w["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["check"] == check && r["field"] == field)
-            .unwrap_or_else(|| panic!("no {check} {field} in {w:#}"))
-            .clone()
-    };
     for field in ["distance", "carrier", "origin"] {
         assert_eq!(
             figure(&windows[0], "drift", field)["status"],
@@ -286,7 +288,7 @@ fn a_drifted_window_alerts_once_and_starts_retraining(deployment: Deployment) {
             "flights.service.actuals",
         ],
     ));
-    let run = run_json(d);
+    let run = run_json(d, "delays");
     let windows = run["windows"].as_array().unwrap();
     for (w, parity) in [(&windows[0], "id % 2 = 1"), (&windows[1], "id % 4 = 2")] {
         let want = json_of(&ok(&tarn(
@@ -419,4 +421,230 @@ fn bad_monitors_and_bad_data_get_clear_errors_never_false_alerts() {
         run(&["--window", "soon"]),
         "write a length (30m, 1h, 1d, 7d)",
     );
+}
+
+/// `python3 send_requests.py ARGS` in the quickstart folder against `url`.
+fn send_requests(lake: &Path, url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(lake.join("send_requests.py"))
+        .args(["--url", url])
+        .args(args)
+        .current_dir(lake)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "send_requests.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into()
+}
+
+/// The README's loop on the quickstart lake, with the quickstart's own files: the champion
+/// served by `tarn serve`, 250 requests like its training data then 250 with distances doubled
+/// (`send_requests.py`), the `arrival_delay` monitor over the typed inference table against
+/// the version's training data (through its lineage): the first window passes, the second
+/// alerts on distance (one line in the `ml-alerts` file topic per breach), the alert starts
+/// `pipelines/retrain` exactly once and it registers version 2 pending approval; actuals
+/// loaded later give each window's realised RMSE, as SQL computes it over the same rows.
+#[test]
+fn the_quickstart_loop_serves_watches_alerts_and_retrains() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("qs");
+    ok(&tarn(dir.path(), &["quickstart", lake.to_str().unwrap()]));
+    let checked = ok(&tarn(&lake, &["monitors", "validate"]));
+    assert!(checked.contains("1 monitor(s), no problems"), "{checked}");
+    let served = Served::start_checked(&lake, &[]);
+    let ping = format!("{}/endpoints/arrival_delay/ping", served.url);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = || {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &ping])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    while status() != "200" {
+        assert!(
+            Instant::now() < deadline,
+            "arrival_delay never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = send_requests(&lake, &served.url, &["--actuals", "normal.csv"]);
+    assert!(said.contains("sent 250 requests"), "{said}");
+    let said = send_requests(
+        &lake,
+        &served.url,
+        &["--scale", "distance=2", "--actuals", "drifted.csv"],
+    );
+    assert!(said.contains("distance x2"), "{said}");
+    let table = "flights.service.inference_arrival_delay";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = tarn(
+            &lake,
+            &[
+                "sql",
+                &format!("SELECT count(distance) AS n FROM {table}"),
+                "--format",
+                "json",
+            ],
+        );
+        if out.status.success() && json_of(&String::from_utf8_lossy(&out.stdout))[0]["n"] == 500 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the inference log did not land 500 rows"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    let run = run_json(&lake, "arrival_delay");
+    let windows = run["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2, "{run:#}");
+    for field in ["dep_delay", "distance", "hour", "minute"] {
+        assert_eq!(
+            figure(&windows[0], "drift", field)["status"],
+            "ok",
+            "{run:#}"
+        );
+        let want = if field == "distance" { "alert" } else { "ok" };
+        assert_eq!(
+            figure(&windows[1], "drift", field)["status"],
+            want,
+            "{run:#}"
+        );
+    }
+    // The training set has no predictions: the second window's are compared with the first's,
+    // and the model (which reads distance) answers differently.
+    let prediction = figure(&windows[1], "prediction_drift", "variable");
+    assert_eq!(prediction["status"], "alert", "{prediction:#}");
+    assert_eq!(prediction["method"], "ks");
+    let mut alerted: Vec<String> = run["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["check"].as_str().unwrap(),
+                a["field"].as_str().unwrap()
+            )
+        })
+        .collect();
+    alerted.sort();
+    assert_eq!(
+        alerted,
+        ["drift distance", "prediction_drift variable"],
+        "{run:#}"
+    );
+    // One line per breach in the quickstart's file topic.
+    let alert_log = lake.join(".tarn/ml-alerts.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = || {
+        std::fs::read_to_string(&alert_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    while lines().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let delivered = lines();
+    assert_eq!(delivered.len(), 2, "{delivered:#?}");
+    assert!(delivered.iter().any(|m| m["subject"]
+        .as_str()
+        .unwrap()
+        .contains("monitor arrival_delay alert: drift of distance")));
+
+    // The alert started pipelines/retrain exactly once; it trained models/delays again and
+    // registered version 2, pending approval, while version 1 stays the champion.
+    let retrains = || -> Vec<serde_json::Value> {
+        executions(&lake)
+            .into_iter()
+            .filter(|e| e["pipeline"] == "retrain")
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let all = retrains();
+        if all
+            .iter()
+            .any(|e| e["status"] == "succeeded" || e["status"] == "failed")
+        {
+            assert_eq!(all.len(), 1, "{all:#?}");
+            assert_eq!(all[0]["status"], "succeeded", "{all:#?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retraining did not run: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let versions = json_of(&ok(&tarn(
+        &lake,
+        &["models", "versions", "delays", "--format", "json"],
+    )));
+    let status = |v: &str| {
+        versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["version"] == v)
+            .unwrap_or_else(|| panic!("no version {v}: {versions:#}"))["approval"]["status"]
+            .clone()
+    };
+    assert_eq!(versions.as_array().unwrap().len(), 2, "{versions:#}");
+    assert_eq!(status("1"), "Approved");
+    assert_eq!(status("2"), "PendingManualApproval");
+
+    // The actuals arrive: each window's realised RMSE, as SQL computes it over the same rows.
+    for file in ["normal.csv", "drifted.csv"] {
+        let path = lake.join(file);
+        ok(&tarn(
+            &lake,
+            &["load", "flights.service.arrivals", path.to_str().unwrap()],
+        ));
+    }
+    let run = run_json(&lake, "arrival_delay");
+    let windows = run["windows"].as_array().unwrap();
+    for (w, prefix) in [(&windows[0], "normal"), (&windows[1], "drifted")] {
+        let want = json_of(&ok(&tarn(
+            &lake,
+            &[
+                "sql",
+                &format!("SELECT sqrt(avg(power(i.variable - CAST(a.arr_delay AS DOUBLE), 2))) AS rmse, count(*) AS n \
+                          FROM {table} i JOIN flights.service.arrivals a ON i.request_id = a.request_id \
+                          WHERE i.request_id LIKE '{prefix}-%'"),
+                "--format",
+                "json",
+            ],
+        )));
+        let r = figure(w, "performance", "rmse");
+        let (got, want_rmse) = (
+            r["value"].as_f64().unwrap(),
+            want[0]["rmse"].as_f64().unwrap(),
+        );
+        assert!(
+            (got - want_rmse).abs() < 1e-9 * want_rmse,
+            "{got} vs {want_rmse}"
+        );
+        assert_eq!(r["rows_compared"], 250);
+        assert_eq!(want[0]["n"], 250);
+    }
+    // Nothing raised twice: no new alert, no new line, no second retraining.
+    assert!(run["alerts"].as_array().unwrap().is_empty(), "{run:#}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(lines().len(), 2);
+    assert_eq!(retrains().len(), 1);
+    let report = ok(&tarn(&lake, &["monitors", "report", "arrival_delay"]));
+    assert!(
+        report.contains("ALERT") && report.contains("rmse"),
+        "{report}"
+    );
+    served.stop();
 }

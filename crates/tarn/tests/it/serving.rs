@@ -649,30 +649,7 @@ fn inference_records_wait_on_disk_while_the_store_fails() {
     std::fs::create_dir_all(table.parent().unwrap()).unwrap();
     std::fs::write(&table, "in the way").unwrap();
     let rt = runtime();
-    let url = format!("{}/endpoints/delays/invocations", served.url);
-    let answers = rt.block_on(async {
-        let client = reqwest::Client::new();
-        ready(&client, &format!("{}/endpoints/delays/ping", served.url)).await;
-        let mut answers = Vec::new();
-        for k in 0..20 {
-            let id = format!("load-0-{k}");
-            let r = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("x-request-id", &id)
-                .body(records(2))
-                .send()
-                .await
-                .unwrap();
-            answers.push(Answer {
-                status: r.status().as_u16(),
-                version: r.headers()["x-tarn-model-version"].to_str().unwrap().into(),
-                request_id: id,
-                took: Duration::ZERO,
-            });
-        }
-        answers
-    });
+    let answers = send_each(&rt, &served.url, "delays", &records(2), 20, "load-0");
     assert!(answers.iter().all(|a| a.status == 200));
     let buffered = |rt: &tokio::runtime::Runtime| -> (f64, f64) {
         let text = metrics(rt, &served.url);
@@ -713,6 +690,185 @@ fn inference_records_wait_on_disk_while_the_store_fails() {
     }
     served.stop();
     assert_logged_once(&lake, "flights.service.inference_delays", &answers, 2);
+    // The rows that waited on disk have their typed columns too.
+    let typed = json(&ok(&tarn(
+        &lake,
+        &[
+            "sql",
+            "SELECT count(distance) AS d, count(variable) AS v FROM flights.service.inference_delays",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(
+        (typed[0]["d"].as_i64(), typed[0]["v"].as_i64()),
+        (Some(40), Some(40)),
+        "{typed}"
+    );
+}
+
+/// Sends `body` to endpoint `endpoint` `n` times, one after another, with request ids
+/// `PREFIX-K`, once the endpoint is ready.
+fn send_each(
+    rt: &tokio::runtime::Runtime,
+    base: &str,
+    endpoint: &str,
+    body: &str,
+    n: usize,
+    prefix: &str,
+) -> Vec<Answer> {
+    let url = format!("{base}/endpoints/{endpoint}/invocations");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        ready(&client, &format!("{base}/endpoints/{endpoint}/ping")).await;
+        let mut answers = Vec::new();
+        for k in 0..n {
+            let id = format!("{prefix}-{k}");
+            let r = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-request-id", &id)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            answers.push(Answer {
+                status: r.status().as_u16(),
+                version: r.headers()["x-tarn-model-version"].to_str().unwrap().into(),
+                request_id: id,
+                took: Duration::ZERO,
+            });
+        }
+        answers
+    })
+}
+
+/// Answers `query` (JSON rows) once it runs and `ready` accepts them, within 20 s (the log
+/// commits every second; its table exists after the first commit).
+fn sql_until(
+    lake: &Path,
+    query: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = tarn(lake, &["sql", query, "--format", "json"]);
+        let got = match out.status.success() {
+            true => json(&String::from_utf8_lossy(&out.stdout)),
+            false => serde_json::Value::String(String::from_utf8_lossy(&out.stderr).into()),
+        };
+        if ready(&got) {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{query}: {got}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The inference table has a typed column per input field and per output beside the JSON
+/// text; a version with another signature adds its columns (a new catalog version) and
+/// keeps every row already logged.
+#[test]
+fn the_inference_table_types_every_field_and_evolves_with_the_signature() {
+    let (_dir, lake, served) = deployed("");
+    let rt = runtime();
+    let table = "flights.service.inference_delays";
+    let first = send_each(&rt, &served.url, "delays", &records(2), 5, "v1");
+    assert!(first.iter().all(|a| a.status == 200 && a.version == "1"));
+    let rows = sql_until(
+        &lake,
+        &format!("SELECT dep_delay, distance, hour, variable, prediction FROM {table} ORDER BY request_id, \"row\""),
+        |g| g.as_array().is_some_and(|a| a.len() == 10),
+    );
+    for r in rows.as_array().unwrap() {
+        assert_eq!(r["distance"], 1400.0, "{r}");
+        assert_eq!(r["dep_delay"], 12.0, "{r}");
+        // The typed prediction is the one the JSON column keeps.
+        let logged = json(r["prediction"].as_str().unwrap());
+        assert_eq!(r["variable"].as_f64(), logged["variable"].as_f64(), "{r}");
+        assert!(r["variable"].as_f64().is_some(), "{r}");
+    }
+    let shown = json(&ok(&tarn(
+        &lake,
+        &["table", "show", table, "--format", "json"],
+    )));
+    let text = shown.to_string();
+    assert!(
+        text.contains(r#""name":"distance""#) && !text.contains(r#""name":"month""#),
+        "{shown}"
+    );
+    // Version 2 also reads the month: the table gains a column and a catalog version.
+    let spec = lake.join("models/delays/train.yml");
+    let yml = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        yml.replace("day, arr_delay", "day, month, arr_delay"),
+    )
+    .unwrap();
+    let trained = json(&ok(&tarn(&lake, &["train", "delays", "--format", "json"])));
+    assert_eq!(trained["registered"]["version"], "2", "{trained}");
+    ok(&tarn(
+        &lake,
+        &[
+            "models",
+            "approve",
+            "delays",
+            "2",
+            "--reason",
+            "reads the month",
+        ],
+    ));
+    ok(&tarn(
+        &lake,
+        &["models", "alias", "delays", "champion", "2"],
+    ));
+    let with_month = records(2).replace(r#""day": 3}"#, r#""day": 3, "month": 7}"#);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while send_each(&rt, &served.url, "delays", &with_month, 1, "probe")[0].version != "2" {
+        assert!(Instant::now() < deadline, "version 2 is never served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let second = send_each(&rt, &served.url, "delays", &with_month, 5, "v2");
+    assert!(second.iter().all(|a| a.status == 200 && a.version == "2"));
+    let by_version = sql_until(
+        &lake,
+        &format!("SELECT model_version, count(*) AS n, count(month) AS m, max(month) AS top, count(variable) AS v FROM {table} WHERE request_id LIKE 'v%' GROUP BY model_version ORDER BY model_version"),
+        |g| g.as_array().is_some_and(|a| a.len() == 2 && a[1]["n"] == 10),
+    );
+    assert_eq!(by_version[0]["n"], 10, "{by_version}");
+    assert_eq!(
+        by_version[0]["m"], 0,
+        "version 1's rows have no month: {by_version}"
+    );
+    assert_eq!(by_version[0]["v"], 10, "{by_version}");
+    assert_eq!(by_version[1]["m"], 10, "{by_version}");
+    assert_eq!(by_version[1]["top"], 7.0, "{by_version}");
+    served.stop();
+    let shown = json(&ok(&tarn(
+        &lake,
+        &["table", "show", table, "--format", "json"],
+    )));
+    let versions = shown["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{shown}");
+    assert_eq!(
+        versions[1]["reason"], "the schema gained columns",
+        "{shown}"
+    );
+    let named = |v: &serde_json::Value, c: &str| {
+        v["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == c)
+    };
+    assert!(
+        !named(&versions[0], "month") && named(&versions[1], "month"),
+        "{shown}"
+    );
+    assert!(
+        named(&versions[1], "variable") && named(&versions[1], "features"),
+        "{shown}"
+    );
 }
 
 /// A canary takes its share of the traffic; both versions answer and are told apart.
