@@ -58,6 +58,9 @@ pub struct RunReport {
     /// Alerts raised by this run (breaches already raised before are not raised again).
     pub alerts: Vec<AlertRecord>,
     pub recovered: Vec<AlertRecord>,
+    /// Why there was nothing to compare (an endpoint that has logged no prediction yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -151,6 +154,25 @@ pub async fn run(
         .unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
     let versions = model_versions(lake, spec).await?;
     let serving_query = serving_query(lake, spec, versions.as_deref())?;
+    if let Some(note) = no_predictions_yet(lake, spec).await {
+        return Ok(RunReport {
+            monitor: spec.name.clone(),
+            run_id: uuid::Uuid::now_v7().to_string(),
+            table: spec.results_table(),
+            window: opts
+                .window
+                .clone()
+                .unwrap_or_else(|| spec.window.clone())
+                .to_string(),
+            rows: 0,
+            baseline_rows: 0,
+            baseline_reused: false,
+            windows: Vec::new(),
+            alerts: Vec::new(),
+            recovered: Vec::new(),
+            note: Some(note),
+        });
+    }
     let fields: Vec<&Field> = spec
         .fields
         .iter()
@@ -390,7 +412,25 @@ pub async fn run(
         windows: reports,
         alerts,
         recovered,
+        note: None,
     })
+}
+
+/// For a monitor reading its endpoint's inference table: why there is nothing to watch when
+/// that table does not exist yet (the endpoint has answered no request). Nothing is compared
+/// or written then, and nothing alerts.
+async fn no_predictions_yet(lake: &Lake, spec: &MonitorSpec) -> Option<String> {
+    if spec.serving.query.is_some() {
+        return None;
+    }
+    let name = spec.endpoint.as_deref()?;
+    let table = lake.config.endpoints.get(name)?.inference_table(name);
+    match lake.table(&table).await {
+        Err(tarn_lake::LakeError::NoSuchTable(_)) => Some(format!(
+            "endpoint `{name}` has logged no prediction yet ({table} does not exist): nothing to watch until it answers requests under `tarn serve`"
+        )),
+        _ => None,
+    }
 }
 
 /// The model versions a monitor watches: None for every version (or no model).

@@ -79,6 +79,11 @@ pub fn start_monitors(
                     }
                 }
                 match tarn_monitoring::run(&lake, spec, &Default::default()).await {
+                    Ok(r) if r.note.is_some() => say(format!(
+                        "monitor {} at {when}: {}",
+                        spec.name,
+                        r.note.unwrap_or_default()
+                    )),
                     Ok(r) => say(format!(
                         "monitor {} ran at {when}: {} window(s), {} alert(s), {} recovered",
                         spec.name,

@@ -375,6 +375,10 @@ fn status_mark(s: &str) -> String {
 
 /// A run for people: a line per window, the figures that breached, the alerts raised.
 pub fn print_report(r: &RunReport, all: bool) {
+    if let Some(note) = &r.note {
+        println!("monitor {}: {note}", r.monitor);
+        return;
+    }
     println!(
         "monitor {}: {} row(s) in {} window(s) of {}; baseline {} row(s){}",
         r.monitor,

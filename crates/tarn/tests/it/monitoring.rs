@@ -461,6 +461,9 @@ fn the_quickstart_loop_serves_watches_alerts_and_retrains() {
     ok(&tarn(dir.path(), &["quickstart", lake.to_str().unwrap()]));
     let checked = ok(&tarn(&lake, &["monitors", "validate"]));
     assert!(checked.contains("1 monitor(s), no problems"), "{checked}");
+    // Before any request: nothing to watch, said plainly, no error and no alert.
+    let early = ok(&tarn(&lake, &["monitors", "run", "arrival_delay"]));
+    assert!(early.contains("has logged no prediction yet"), "{early}");
     let served = Served::start_checked(&lake, &[]);
     let ping = format!("{}/endpoints/arrival_delay/ping", served.url);
     let deadline = Instant::now() + Duration::from_secs(60);
