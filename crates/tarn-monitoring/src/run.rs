@@ -1080,30 +1080,42 @@ fn tensor_drift(
     };
     r.reference_rows = reference.count;
     r.rows_compared = current.count;
-    match embedding_drift(&f.name, reference, current, method, threshold) {
+    let mut notes = vec!["Euclidean distance between the mean embeddings".to_string()];
+    if from_first {
+        notes.push(FROM_FIRST.into());
+    }
+    if current.misfit > 0 {
+        notes.push(format!(
+            "{} vectors left out (not {} finite numbers)",
+            current.misfit,
+            current.sum.len().max(reference.sum.len())
+        ));
+    }
+    let d = embedding_drift(&f.name, reference, current, method, threshold);
+    fill(r, d, notes, "embedding that fits the field");
+}
+
+const FROM_FIRST: &str = "compared with the first window (the baseline has no such column)";
+
+/// Writes a drift test's outcome into `r`: the figure and decision with `notes` as its
+/// detail, or why there was not enough data (the side has no `what`), or the error.
+fn fill(
+    r: &mut CheckResult,
+    outcome: Result<crate::drift::Drift, MonitorError>,
+    notes: Vec<String>,
+    what: &str,
+) {
+    match outcome {
         Ok(d) => {
             r.method = d.method.name().to_string();
             r.value = Some(d.score);
             r.threshold = Some(d.threshold);
             r.status = if d.drifted { Status::Alert } else { Status::Ok };
-            let mut notes = vec!["Euclidean distance between the mean embeddings".to_string()];
-            if from_first {
-                notes.push(
-                    "compared with the first window (the baseline has no such column)".into(),
-                );
-            }
-            if current.misfit > 0 {
-                notes.push(format!(
-                    "{} vectors left out (not {} finite numbers)",
-                    current.misfit,
-                    current.sum.len().max(reference.sum.len())
-                ));
-            }
             r.detail = notes.join("; ");
         }
         Err(MonitorError::NotEnoughData { side, .. }) => {
             r.status = Status::NotEnoughData;
-            r.detail = format!("the {side} has no embedding that fits the field");
+            r.detail = format!("the {side} has no {what}");
         }
         Err(e) => {
             r.status = Status::Error;
@@ -1187,25 +1199,14 @@ async fn evaluate(
                     (Some(reference), Some(current)) => {
                         r.reference_rows = reference.rows();
                         r.rows_compared = current.count();
-                        match drift(&f.name, reference, current, kind_of(f), method, *threshold) {
-                            Ok(d) => {
-                                r.method = d.method.name().to_string();
-                                r.value = Some(d.score);
-                                r.threshold = Some(d.threshold);
-                                r.status = if d.drifted { Status::Alert } else { Status::Ok };
-                                if from_first {
-                                    r.detail = "compared with the first window (the baseline has no such column)".into();
-                                }
-                            }
-                            Err(MonitorError::NotEnoughData { side, .. }) => {
-                                r.status = Status::NotEnoughData;
-                                r.detail = format!("the {side} has no value that is not missing");
-                            }
-                            Err(e) => {
-                                r.status = Status::Error;
-                                r.detail = e.to_string();
-                            }
-                        }
+                        let d = drift(&f.name, reference, current, kind_of(f), method, *threshold);
+                        let notes = from_first.then(|| FROM_FIRST.to_string());
+                        fill(
+                            &mut r,
+                            d,
+                            notes.into_iter().collect(),
+                            "value that is not missing",
+                        );
                     }
                     (None, _) => {
                         r.status = Status::NotEnoughData;
