@@ -193,7 +193,7 @@ pub async fn run(
             message: format!(
                 "the serving data has no column {} (columns: {}); set `serving: {{id_column: ..., timestamp_column: ...}}`",
                 missing_columns.join(" or "),
-                probe.join(", ")
+                listed(&probe)
             ),
         });
     }
@@ -205,7 +205,7 @@ pub async fn run(
                     message: format!(
                         "field `{}` names no column of the serving data (columns: {}); add `column:` or `sql:` to map it",
                         f.name,
-                        probe.join(", ")
+                        listed(&probe)
                     ),
                 });
             }
@@ -491,6 +491,20 @@ fn serving_query(
         ),
         None => format!("SELECT * FROM {table}"),
     })
+}
+
+/// Column names for a message: the first 20, then how many more.
+fn listed(columns: &[String]) -> String {
+    let mut s = columns
+        .iter()
+        .take(20)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if columns.len() > 20 {
+        s.push_str(&format!(" and {} more", columns.len() - 20));
+    }
+    s
 }
 
 /// The column names a query answers with.

@@ -45,12 +45,16 @@ pub struct Hints {
     pub types: HashMap<String, DataType>,
     /// The class labels of a classifier, in the order of its probability outputs.
     pub classes: Vec<String>,
+    /// The input names the signature declares: when there are any, only those get typed
+    /// columns (a request's other keys, which the model ignores, stay in the JSON text).
+    pub inputs: std::collections::HashSet<String>,
 }
 
 impl Hints {
     /// Reads the hints from a version's parsed `MLmodel`.
     pub fn of_mlmodel(mlmodel: &Json) -> Hints {
         let mut types = HashMap::new();
+        let mut inputs = std::collections::HashSet::new();
         for side in ["inputs", "outputs"] {
             let specs = mlmodel
                 .pointer(&format!("/signature/{side}"))
@@ -65,6 +69,9 @@ impl Hints {
                 let Some(name) = spec.get("name").and_then(Json::as_str) else {
                     continue;
                 };
+                if side == "inputs" {
+                    inputs.insert(name.to_string());
+                }
                 if let Some(t) = signature_type(spec) {
                     types.insert(name.to_string(), t);
                 }
@@ -77,7 +84,11 @@ impl Hints {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        Hints { types, classes }
+        Hints {
+            types,
+            classes,
+            inputs,
+        }
     }
 }
 
@@ -185,15 +196,19 @@ pub fn typed(records: &[Record], max: usize) -> (Vec<Field>, Vec<ArrayRef>) {
     (fields, arrays)
 }
 
-/// Every column the records call for, named, in order of first appearance.
+/// Every column the records call for, named, in order of first appearance, at most `max`:
+/// past it, inputs give way to outputs (the predictions a monitor reads).
 fn sources(records: &[Record], max: usize) -> Vec<(String, Source)> {
     let mut out: Vec<(String, Source)> = Vec::new();
+    let mut inputs = 0;
     let mut seen: HashMap<Source, ()> = HashMap::new();
     let mut names: HashMap<String, ()> = FIXED.iter().map(|f| (f.to_string(), ())).collect();
     let mut add = |source: Source, base: String, prefix: &str| {
-        if out.len() >= max || seen.contains_key(&source) {
+        let input = prefix == "input";
+        if (input && inputs >= max) || out.len() >= 2 * max || seen.contains_key(&source) {
             return;
         }
+        inputs += usize::from(input);
         seen.insert(source.clone(), ());
         let mut name = clean(&base);
         if names.contains_key(&name) {
@@ -209,9 +224,14 @@ fn sources(records: &[Record], max: usize) -> Vec<(String, Source)> {
         out.push((name, source));
     };
     for r in records {
+        let declared = r
+            .hints
+            .as_ref()
+            .map(|h| &h.inputs)
+            .filter(|i| !i.is_empty());
         match &r.features {
             Json::Object(m) => {
-                for k in m.keys() {
+                for k in m.keys().filter(|k| declared.is_none_or(|d| d.contains(*k))) {
                     add(Source::Input(k.clone()), k.clone(), "input");
                 }
             }
@@ -264,6 +284,17 @@ fn sources(records: &[Record], max: usize) -> Vec<(String, Source)> {
             _ => add(Source::Whole, "predicted".into(), "output"),
         }
     }
+    let outputs = out.len() - inputs;
+    let keep_inputs = max.saturating_sub(outputs).min(inputs);
+    let mut kept_inputs = 0;
+    out.retain(|(_, s)| match s {
+        Source::Input(_) | Source::InputAt(_) => {
+            kept_inputs += 1;
+            kept_inputs <= keep_inputs
+        }
+        _ => true,
+    });
+    out.truncate(max);
     out
 }
 
@@ -492,5 +523,28 @@ mod tests {
             (0..1000).map(|i| (format!("f{i}"), json!(i))).collect();
         let (f, _) = typed(&[record(Json::Object(many), Json::Null)], 64);
         assert_eq!(f.len(), 64);
+    }
+
+    /// A request full of keys the model does not declare: only the signature's inputs get
+    /// columns, and past the cap inputs give way so the prediction keeps its column.
+    #[test]
+    fn undeclared_keys_stay_in_the_json_and_outputs_survive_the_cap() {
+        let mut features = serde_json::Map::new();
+        for i in 0..50 {
+            features.insert(format!("junk_{i}"), json!(i));
+        }
+        features.insert("distance".into(), json!(100));
+        features.insert("hour".into(), json!(5));
+        let mut r = record(Json::Object(features), json!({"variable": 1.5}));
+        let (f, _) = typed(std::slice::from_ref(&r), 3);
+        assert_eq!(names(&f), ["distance", "hour", "variable"]);
+        let (f, _) = typed(std::slice::from_ref(&r), 2);
+        assert_eq!(names(&f), ["distance", "variable"]);
+        r.hints = Some(Arc::new(Hints {
+            inputs: ["distance".to_string(), "hour".to_string()].into(),
+            ..Hints::default()
+        }));
+        let (f, _) = typed(std::slice::from_ref(&r), 256);
+        assert_eq!(names(&f), ["distance", "hour", "variable"]);
     }
 }
