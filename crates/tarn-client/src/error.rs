@@ -35,4 +35,14 @@ pub enum ClientError {
     Query(#[from] tarn_lake::QueryError),
     #[error("no registered model is named `{0}`; `tarn models list` shows those there are")]
     NoSuchModel(String),
+    /// A monitor (run here) refused or failed; its message says why. Boxed: a monitor's
+    /// error is large and every other operation's result would carry its size.
+    #[error(transparent)]
+    Monitor(Box<tarn_monitoring::MonitorError>),
+}
+
+impl From<tarn_monitoring::MonitorError> for ClientError {
+    fn from(e: tarn_monitoring::MonitorError) -> Self {
+        ClientError::Monitor(Box::new(e))
+    }
 }

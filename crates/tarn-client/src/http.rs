@@ -7,6 +7,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use tarn_lake::registry::{ModelVersion, RegisteredModel};
+use tarn_monitoring::{Figure, MonitorSummary, RunReport, RunSummary};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -508,6 +509,76 @@ impl Client {
         };
         self.send(req).await?;
         Ok(())
+    }
+
+    /// The server lake's monitors.
+    pub async fn monitors(&self) -> Result<Vec<MonitorSummary>> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            monitors: Vec<MonitorSummary>,
+        }
+        let l: List = self
+            .json(self.request(Method::GET, "/api/v1/monitors"))
+            .await?;
+        Ok(l.monitors)
+    }
+
+    pub async fn monitor(&self, name: &str) -> Result<MonitorSummary> {
+        self.json(self.request(Method::GET, &format!("/api/v1/monitors/{}", segment(name))))
+            .await
+    }
+
+    /// Runs a monitor on the server now (another window than its file's when given).
+    pub async fn run_monitor(&self, name: &str, window: Option<&str>) -> Result<RunReport> {
+        let req = self
+            .request(
+                Method::POST,
+                &format!("/api/v1/monitors/{}/runs", segment(name)),
+            )
+            .json(&serde_json::json!({ "window": window }));
+        self.json(req).await
+    }
+
+    /// The newest `limit` runs of a monitor, newest first.
+    pub async fn monitor_runs(&self, name: &str, limit: usize) -> Result<Vec<RunSummary>> {
+        #[derive(serde::Deserialize)]
+        struct Runs {
+            runs: Vec<RunSummary>,
+        }
+        let r: Runs = self
+            .json(
+                self.request(
+                    Method::GET,
+                    &format!("/api/v1/monitors/{}/runs", segment(name)),
+                )
+                .query(&[("limit", limit)]),
+            )
+            .await?;
+        Ok(r.runs)
+    }
+
+    /// The figures of a run of a monitor (by default its latest).
+    pub async fn monitor_figures(
+        &self,
+        name: &str,
+        run: Option<&str>,
+        alerting_only: bool,
+    ) -> Result<Vec<Figure>> {
+        #[derive(serde::Deserialize)]
+        struct Report {
+            figures: Vec<Figure>,
+        }
+        let mut req = self
+            .request(
+                Method::GET,
+                &format!("/api/v1/monitors/{}/report", segment(name)),
+            )
+            .query(&[("alerts", alerting_only)]);
+        if let Some(r) = run {
+            req = req.query(&[("run", r)]);
+        }
+        let r: Report = self.json(req).await?;
+        Ok(r.figures)
     }
 }
 

@@ -15,6 +15,7 @@ use tarn_lake::{
     Lake, LandOptions, Landed, LoadArgs, LoadReport, ObjectInfo, QueryOptions, SqlInto,
     TableDetail, TableSummary,
 };
+use tarn_monitoring::{Figure, MonitorSummary, RunOptions, RunReport, RunSummary};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -89,6 +90,23 @@ pub trait Operations: Send + Sync {
         version: Option<&str>,
         by: &str,
     ) -> Result<()>;
+    /// The lake's monitors (monitors/*.yml); every problem of the files at once when they
+    /// have any.
+    async fn monitors(&self) -> Result<Vec<MonitorSummary>>;
+    async fn monitor(&self, name: &str) -> Result<MonitorSummary>;
+    /// Runs a monitor now (over `window`, when given, instead of its file's): figures appended
+    /// to its results table, new breaches alerted.
+    async fn run_monitor(&self, name: &str, window: Option<&str>) -> Result<RunReport>;
+    /// A monitor's newest `limit` runs, newest first.
+    async fn monitor_runs(&self, name: &str, limit: usize) -> Result<Vec<RunSummary>>;
+    /// The figures of one run of a monitor (by default its latest); with `alerting_only`,
+    /// only the windows where something alerted.
+    async fn monitor_figures(
+        &self,
+        name: &str,
+        run: Option<&str>,
+        alerting_only: bool,
+    ) -> Result<Vec<Figure>>;
 }
 
 #[async_trait]
@@ -226,6 +244,36 @@ impl Operations for Lake {
         .map_err(tarn_lake::LakeError::from)?;
         Ok(())
     }
+    async fn monitors(&self) -> Result<Vec<MonitorSummary>> {
+        Ok(tarn_monitoring::summaries(&self.config)?)
+    }
+    async fn monitor(&self, name: &str) -> Result<MonitorSummary> {
+        Ok(tarn_monitoring::summary(&tarn_monitoring::find(
+            &self.config,
+            name,
+        )?))
+    }
+    async fn run_monitor(&self, name: &str, window: Option<&str>) -> Result<RunReport> {
+        let spec = tarn_monitoring::find(&self.config, name)?;
+        let opts = RunOptions {
+            window: window.map(tarn_monitoring::window).transpose()?,
+            now_micros: None,
+        };
+        Ok(tarn_monitoring::run(self, &spec, &opts).await?)
+    }
+    async fn monitor_runs(&self, name: &str, limit: usize) -> Result<Vec<RunSummary>> {
+        let spec = tarn_monitoring::find(&self.config, name)?;
+        Ok(tarn_monitoring::runs(self, &spec, limit).await?)
+    }
+    async fn monitor_figures(
+        &self,
+        name: &str,
+        run: Option<&str>,
+        alerting_only: bool,
+    ) -> Result<Vec<Figure>> {
+        let spec = tarn_monitoring::find(&self.config, name)?;
+        Ok(tarn_monitoring::figures(self, &spec, run, alerting_only).await?)
+    }
 }
 
 #[async_trait]
@@ -334,5 +382,25 @@ impl Operations for Client {
         _by: &str,
     ) -> Result<()> {
         self.alias(name, alias, version).await
+    }
+    async fn monitors(&self) -> Result<Vec<MonitorSummary>> {
+        Client::monitors(self).await
+    }
+    async fn monitor(&self, name: &str) -> Result<MonitorSummary> {
+        Client::monitor(self, name).await
+    }
+    async fn run_monitor(&self, name: &str, window: Option<&str>) -> Result<RunReport> {
+        Client::run_monitor(self, name, window).await
+    }
+    async fn monitor_runs(&self, name: &str, limit: usize) -> Result<Vec<RunSummary>> {
+        Client::monitor_runs(self, name, limit).await
+    }
+    async fn monitor_figures(
+        &self,
+        name: &str,
+        run: Option<&str>,
+        alerting_only: bool,
+    ) -> Result<Vec<Figure>> {
+        Client::monitor_figures(self, name, run, alerting_only).await
     }
 }

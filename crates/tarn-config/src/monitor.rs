@@ -354,6 +354,110 @@ impl Check {
             Check::Sql { .. } => "sql",
         }
     }
+
+    /// The check as a person reads it: what it compares and when it alerts.
+    pub fn describe(&self) -> String {
+        fn fields(f: &[String], default: &str) -> String {
+            if f.is_empty() {
+                default.to_string()
+            } else {
+                f.join(", ")
+            }
+        }
+        fn threshold(t: Option<f64>) -> String {
+            t.map(|t| format!("threshold {t}"))
+                .unwrap_or_else(|| "the method's default threshold".into())
+        }
+        fn bounds(min: Option<f64>, max: Option<f64>) -> String {
+            match (min, max) {
+                (Some(a), Some(b)) => format!("outside [{a}, {b}]"),
+                (Some(a), None) => format!("below {a}"),
+                (None, Some(b)) => format!("above {b}"),
+                (None, None) => "never (no bound set)".into(),
+            }
+        }
+        let share = |s: f64| format!("{}%", s * 100.0);
+        match self {
+            Check::Drift {
+                fields: f,
+                method,
+                threshold: t,
+            } => format!(
+                "drift of {} by {method}, {}",
+                fields(f, "every feature and raw input"),
+                threshold(*t)
+            ),
+            Check::PredictionDrift {
+                method,
+                threshold: t,
+            } => format!("drift of every prediction by {method}, {}", threshold(*t)),
+            Check::MissingValues {
+                fields: f,
+                max_share,
+            } => format!(
+                "missing values of {} above {}",
+                fields(f, "every field"),
+                share(*max_share)
+            ),
+            Check::NewValues {
+                fields: f,
+                max_share,
+            } => format!(
+                "values the baseline never had, in {}, above {}",
+                fields(f, "every categorical field"),
+                share(*max_share)
+            ),
+            Check::ValueRange {
+                fields: f,
+                min,
+                max,
+                max_share,
+            } => format!(
+                "numbers of {} outside {} above {}",
+                fields(f, "every numeric field"),
+                match (min, max) {
+                    (None, None) => "the baseline's range".to_string(),
+                    _ => format!(
+                        "[{}, {}]",
+                        min.map_or("-inf".into(), |v| v.to_string()),
+                        max.map_or("inf".into(), |v| v.to_string())
+                    ),
+                },
+                share(*max_share)
+            ),
+            Check::Activity {
+                min_rows,
+                max_staleness,
+            } => {
+                let mut parts = Vec::new();
+                if let Some(n) = min_rows {
+                    parts.push(format!("fewer than {n} rows in a window"));
+                }
+                if let Some(d) = max_staleness {
+                    parts.push(format!("no row for more than {}s", d.as_secs()));
+                }
+                if parts.is_empty() {
+                    parts.push("rows per window, never alerting (no bound set)".into());
+                }
+                format!("activity: {}", parts.join(" or "))
+            }
+            Check::Performance { metric, min, max } => {
+                format!(
+                    "{metric} once actuals exist, alerting {}",
+                    bounds(*min, *max)
+                )
+            }
+            Check::Sql {
+                name,
+                query,
+                min,
+                max,
+            } => format!(
+                "sql metric {name} ({query}), alerting {}",
+                bounds(*min, *max)
+            ),
+        }
+    }
 }
 
 /// Where alerts go.

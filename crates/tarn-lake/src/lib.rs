@@ -184,6 +184,26 @@ impl Lake {
         })
     }
 
+    /// This lake without the row cache of long-lived processes (see [`tarn_query::QueryCache`]):
+    /// for a one-shot process whose repeated queries of a table (a probe, then the scan) would
+    /// otherwise read the whole table into memory for nothing.
+    pub fn without_row_cache(self) -> Self {
+        self.with_row_cache(0)
+    }
+
+    /// This lake with a row cache of at most `budget` bytes (instead of
+    /// `TARN_QUERY_CACHE_MB`); 0 turns it off.
+    pub fn with_row_cache(mut self, budget: usize) -> Self {
+        self.query_cache = Arc::new(tarn_query::QueryCache::with_budget(budget));
+        self.engine = Arc::default();
+        self
+    }
+
+    /// Bytes of decoded rows the row cache holds now.
+    pub fn row_cache_bytes(&self) -> usize {
+        self.query_cache.cached_bytes()
+    }
+
     /// Lands a file or folder at `DOMAIN/LAYER[/KEY]`.
     pub async fn land(
         &self,

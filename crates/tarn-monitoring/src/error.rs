@@ -33,6 +33,22 @@ pub enum MonitorError {
     NoLineage { model: String, why: String },
     #[error("{0}")]
     Model(String),
+    #[error("no monitor `{name}`; {known}")]
+    NoSuchMonitor { name: String, known: String },
+    #[error(
+        "monitor `{monitor}` has no run `{run}`; `tarn monitors history {monitor}` lists its runs"
+    )]
+    NoSuchRun { monitor: String, run: String },
+    #[error(
+        "`{0}` is not a window: write a length (30m, 1h, 1d, 7d), a row count (1000) or `all`"
+    )]
+    BadWindow(String),
+    /// The results table holds something this tarn does not read.
+    #[error("the results table: {0}")]
+    Results(String),
+    /// The monitor files have problems (every one is listed).
+    #[error(transparent)]
+    Config(#[from] tarn_config::ConfigError),
     #[error(transparent)]
     Lake(#[from] tarn_lake::LakeError),
     #[error(transparent)]

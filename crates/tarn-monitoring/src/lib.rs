@@ -8,11 +8,13 @@
 //! - [`performance`]: realised metrics once actuals arrive, and CBPE estimates before.
 //! - [`run`]: a monitor run over the lake: windows, checks, the results table, alerts.
 //! - [`results`]: the results table's rows.
+//! - [`history`]: a monitor found by name, its past runs and their figures read back.
 //! - [`summary`]: a monitor as people and programs read it.
 
 pub mod drift;
 pub mod embedding;
 pub mod error;
+pub mod history;
 pub mod ks;
 pub mod performance;
 pub mod profile;
@@ -24,6 +26,7 @@ pub mod summary;
 pub use drift::{auto_method, drift, Drift, Kind, Method};
 pub use embedding::{embedding_drift, Embedding};
 pub use error::MonitorError;
+pub use history::{figures, find, runs, summaries, window, Figure, RunSummary, MAX_RUNS};
 pub use profile::{Profile, Value};
 pub use results::{CheckResult, Status};
 pub use run::{run, RunOptions, RunReport, WindowReport, ALERT, ALERT_SOURCE, BREACH, RECOVERED};

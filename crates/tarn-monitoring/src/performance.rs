@@ -5,18 +5,22 @@
 //! a row predicted positive is a true positive with probability p and a false positive with
 //! probability 1 - p, so the confusion matrix has an expected value without any label.
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// What one window's labelled (and, for CBPE, unlabelled) rows add up to.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// What one window's labelled (and, for CBPE, unlabelled) rows add up to: sums and counts
+/// whose size grows with distinct scores and labels, never with rows.
+#[derive(Debug, Clone, Default)]
 pub struct Performance {
     /// Regression: count, sum of squared and of absolute errors.
     n: u64,
     sse: f64,
     sae: f64,
-    /// Binary: (score, actual) of each labelled row, for AUC and log loss.
-    scored: Vec<(f64, bool)>,
+    /// Binary, labelled rows: per distinct score (ordered as `f64::total_cmp`), how many
+    /// were actually negative and positive, for AUC.
+    scored: BTreeMap<Score, [u64; 2]>,
+    /// Binary, labelled rows: their count and summed negative log-likelihood, for log loss.
+    logged: u64,
+    log_loss_sum: f64,
     /// Labels: (predicted, actual) pair counts.
     confusion: BTreeMap<(String, String), u64>,
     /// CBPE: expected true/false positives/negatives over every row with a probability.
@@ -67,7 +71,10 @@ impl Performance {
             self.expected[3] += 1.0 - p; // true negative
         }
         if let Some(a) = actual {
-            self.scored.push((p, a));
+            self.scored.entry(Score(p)).or_default()[a as usize] += 1;
+            let q = p.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+            self.logged += 1;
+            self.log_loss_sum -= if a { q.ln() } else { (1.0 - q).ln() };
         }
     }
 
@@ -98,7 +105,7 @@ impl Performance {
             }
             "precision" | "recall" | "f1" => self.per_class(metric),
             "auc" => auc(&self.scored),
-            "log_loss" => log_loss(&self.scored),
+            "log_loss" => (self.logged > 0).then(|| self.log_loss_sum / self.logged as f64),
             _ => None,
         }
     }
@@ -198,50 +205,44 @@ fn labels_equal(a: &str, b: &str) -> bool {
     normal(a) == normal(b)
 }
 
+/// A probability as a key, ordered as `f64::total_cmp` orders it.
+#[derive(Debug, Clone, Copy)]
+struct Score(f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+impl Eq for Score {}
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
 /// The area under the ROC curve: the chance that a positive row scores above a negative one
-/// (ties count a half), scikit-learn's `roc_auc_score`.
-fn auc(scored: &[(f64, bool)]) -> Option<f64> {
-    let positives = scored.iter().filter(|(_, a)| *a).count() as f64;
-    let negatives = scored.len() as f64 - positives;
+/// (ties count a half), scikit-learn's `roc_auc_score`, from the counts per distinct score.
+fn auc(scored: &BTreeMap<Score, [u64; 2]>) -> Option<f64> {
+    let positives = scored.values().map(|c| c[1]).sum::<u64>() as f64;
+    let negatives = scored.values().map(|c| c[0]).sum::<u64>() as f64;
     if positives == 0.0 || negatives == 0.0 {
         return None;
     }
-    let mut sorted: Vec<(f64, bool)> = scored.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // Sum of the positives' ranks, ties given their mean rank.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < sorted.len() {
-        let mut j = i;
-        while j + 1 < sorted.len() && sorted[j + 1].0 == sorted[i].0 {
-            j += 1;
-        }
-        let mean_rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += sorted[i..=j].iter().filter(|(_, a)| *a).count() as f64 * mean_rank;
-        i = j + 1;
+    // Sum of the positives' ranks, the rows of one score given their mean rank.
+    let (mut rank_sum, mut before) = (0.0, 0u64);
+    for [neg, pos] in scored.values() {
+        let n = neg + pos;
+        let mean_rank = before as f64 + (n as f64 + 1.0) / 2.0;
+        rank_sum += *pos as f64 * mean_rank;
+        before += n;
     }
     Some((rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives))
-}
-
-/// The mean negative log-likelihood of the actuals, probabilities clipped to
-/// [eps, 1 - eps] (scikit-learn's `log_loss`).
-fn log_loss(scored: &[(f64, bool)]) -> Option<f64> {
-    if scored.is_empty() {
-        return None;
-    }
-    let eps = f64::EPSILON;
-    let total: f64 = scored
-        .iter()
-        .map(|(p, a)| {
-            let p = p.clamp(eps, 1.0 - eps);
-            if *a {
-                -p.ln()
-            } else {
-                -(1.0 - p).ln()
-            }
-        })
-        .sum();
-    Some(total / scored.len() as f64)
 }
 
 #[cfg(test)]

@@ -34,10 +34,22 @@ impl Status {
             Status::Error => "error",
         }
     }
+
+    /// The status a results table's `status` column names.
+    pub fn parse(name: &str) -> Option<Status> {
+        [
+            Status::Ok,
+            Status::Alert,
+            Status::NotEnoughData,
+            Status::Error,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
 }
 
 /// One check's figure for one field in one window.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckResult {
     pub check: String,
     pub field: String,

@@ -1,11 +1,11 @@
 //! A monitor as tarn reads it, for people and programs (the CLI's `--format json` and the
 //! API answer the same shape).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tarn_config::{Baseline, MonitorSpec};
 
 /// One monitor: its model, sources, window, fields and checks.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MonitorSummary {
     pub name: String,
     /// The monitor file.
@@ -27,13 +27,16 @@ pub struct MonitorSummary {
     pub fields: Vec<FieldSummary>,
     /// The kinds of its checks, in file order.
     pub checks: Vec<String>,
+    /// Each check as a sentence (what it compares, when it alerts), in file order.
+    #[serde(default)]
+    pub check_settings: Vec<String>,
     pub alert_topic: Option<String>,
     pub severity: Option<String>,
     /// `DOMAIN.service.monitor_NAME`.
     pub results_table: String,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldSummary {
     /// raw_inputs, features, predictions or actuals.
     pub group: String,
@@ -72,6 +75,7 @@ pub fn summary(s: &MonitorSpec) -> MonitorSummary {
             })
             .collect(),
         checks: s.checks.iter().map(|c| c.name().to_string()).collect(),
+        check_settings: s.checks.iter().map(|c| c.describe()).collect(),
         alert_topic: s.alert.as_ref().map(|a| a.topic.clone()),
         severity: s.alert.as_ref().map(|a| a.severity.clone()),
         results_table: s.results_table(),

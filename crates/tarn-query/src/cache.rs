@@ -2,12 +2,16 @@
 //! opened Delta tables, brought up to date with one log listing instead of a full open, and
 //! the decoded rows of table versions queried more than once, within a memory budget.
 //!
-//! A one-shot CLI query never fills the row cache: a version is cached on its second query.
+//! A one-shot CLI query never fills the row cache: a version is cached on its second query,
+//! and one-shot CLI processes that query a table several times (a monitor run) turn it off.
+//! Filling stops as soon as the rows pass half the budget, and a version found too big is
+//! never read for the cache again: a table larger than the budget costs no more memory than
+//! a scan of it.
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Rows of one table version, split for parallel scans.
@@ -25,6 +29,8 @@ struct State {
     rows: HashMap<(String, i64), Arc<CachedRows>>,
     order: VecDeque<(String, i64)>,
     bytes: usize,
+    /// Versions whose rows passed [`QueryCache::fill_limit`] while being read.
+    too_big: HashSet<(String, i64)>,
 }
 
 /// Caches shared by every query of an [`crate::Engine`] and its successors.
@@ -73,9 +79,29 @@ impl QueryCache {
         if let Some(r) = s.rows.get(&key).cloned() {
             return (Some(r), true);
         }
+        if s.too_big.contains(&key) {
+            return (None, false);
+        }
         let n = s.queried.entry(key).or_insert(0);
         *n += 1;
         (None, *n >= 2 && self.budget > 0)
+    }
+
+    /// Bytes of decoded rows held now.
+    pub fn cached_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// The most bytes of decoded rows one version may fill the cache with (half the budget):
+    /// reading for the cache stops past it.
+    pub(crate) fn fill_limit(&self) -> usize {
+        self.budget / 2
+    }
+
+    /// Remembers that a version's rows passed [`QueryCache::fill_limit`]: it is scanned from
+    /// its files from now on, never read for the cache again.
+    pub(crate) fn too_big(&self, location: &str, version: i64) {
+        self.lock().too_big.insert((location.to_string(), version));
     }
 
     /// Keeps rows of a version, evicting the oldest versions beyond the budget.
@@ -88,7 +114,8 @@ impl QueryCache {
         parts: usize,
     ) -> Option<Arc<CachedRows>> {
         let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-        if bytes > self.budget / 2 {
+        if bytes > self.fill_limit() {
+            self.too_big(location, version);
             return None;
         }
         let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts.max(1)];

@@ -50,7 +50,8 @@ Options:
 {options}
 Start with `tarn quickstart`, then `tarn --dir tarn-quickstart tables`.
 With --server URL (or TARN_SERVER), land, ls, events, crawl, tables, table, load, sql,
-doctor, executions, models and `endpoints list|show` talk to a running `tarn serve` instead;
+doctor, executions, models, monitors and `endpoints list|show` talk to a running `tarn serve`
+instead;
 the other commands work where the lake's folder is and refuse --server, saying so.
 `tarn help COMMAND` explains each command with examples.
 ";

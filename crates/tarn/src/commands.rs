@@ -47,10 +47,13 @@ impl Ctx {
         })
     }
 
-    /// The lake folder, opened (for commands that only work there; `run` has refused
-    /// `--server` for them already).
+    /// The lake folder, opened for one command (for commands that only work there; `run`
+    /// has refused `--server` for them already): without the row cache, which only a
+    /// long-lived process gains from.
     pub(crate) async fn lake(&self) -> Result<Lake> {
-        Ok(Lake::open(&self.dir, &self.selection).await?)
+        Ok(Lake::open(&self.dir, &self.selection)
+            .await?
+            .without_row_cache())
     }
 
     /// Where the operations go: the server when `--server` is given, else the lake folder.
@@ -367,5 +370,7 @@ pub(crate) async fn serve(
         endpoint_poll: std::time::Duration::from_millis(endpoint_poll_ms.max(50)),
     };
     let say = std::sync::Arc::new(|line: String| eprintln!("tarn serve: {line}"));
-    Ok(tarn_node::serve(ctx.lake().await?, options, say).await?)
+    // A server is the long-lived process the row cache is for.
+    let lake = Lake::open(&ctx.dir, &ctx.selection).await?;
+    Ok(tarn_node::serve(lake, options, say).await?)
 }

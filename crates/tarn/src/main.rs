@@ -132,6 +132,7 @@ fn place(command: &Command) -> Option<(&'static str, &'static str)> {
         | Command::Sql { .. }
         | Command::Executions(_)
         | Command::Models(_)
+        | Command::Monitors(_)
         | Command::Endpoints(E::List { .. } | E::Show { .. }) => None,
         Command::Init { .. } => Some(("init", "it writes a lake folder here")),
         Command::Quickstart { .. } => Some(("quickstart", "it builds a lake folder here")),
@@ -140,7 +141,6 @@ fn place(command: &Command) -> Option<(&'static str, &'static str)> {
         Command::Endpoints(E::Deploy { .. }) => Some(("endpoints deploy", ENDPOINTS)),
         Command::Endpoints(E::Delete { .. }) => Some(("endpoints delete", ENDPOINTS)),
         Command::Pipelines(_) => Some(("pipelines", "pipelines are the lake folder's pipelines/ (on a server they start by themselves when their trigger fires)")),
-        Command::Monitors(_) => Some(("monitors", "monitors are the lake folder's monitors/ (on a server they run on their schedule)")),
         Command::Notify { .. } => Some(("notify", "topics and their subscriptions are the lake folder's tarn.yml")),
         Command::Experiments(_) => Some(("experiments", TRACKING)),
         Command::Runs(_) => Some(("runs", TRACKING)),
@@ -251,7 +251,7 @@ async fn run(cli: Cli) -> Result<()> {
             None => endpoints::run(&ctx.lake().await?, cmd).await,
         },
         Command::Pipelines(cmd) => pipelines::pipelines(&ctx.lake().await?, cmd).await,
-        Command::Monitors(cmd) => monitors::monitors(&ctx.lake().await?, cmd).await,
+        Command::Monitors(cmd) => monitors::monitors(ctx.ops().await?.get(), cmd).await,
         Command::Executions(cmd) => pipelines::executions(ctx.ops().await?.get(), cmd).await,
         Command::Notify {
             what: NotifyCommand::Test { topic, out },

@@ -1,13 +1,12 @@
 //! `tarn monitors`: the monitors of monitors/*.yml, checked, run now, and their figures read
-//! back from their results tables.
+//! back from their results tables, on the lake folder or through `--server` alike.
 
 use crate::cli::Output;
 use crate::print;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
-use tarn_config::MonitorSpec;
-use tarn_lake::{Lake, QueryOptions};
-use tarn_monitoring::{RunOptions, RunReport, Status};
+use tarn_client::{ClientError, Operations};
+use tarn_monitoring::{MonitorError, RunReport, Status};
 
 #[derive(Subcommand)]
 pub(crate) enum MonitorsCommand {
@@ -65,109 +64,90 @@ pub(crate) enum MonitorsCommand {
     },
 }
 
-fn find(lake: &Lake, name: &str) -> Result<MonitorSpec> {
-    let specs = tarn_config::load_monitors(&lake.config)?;
-    let known: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    specs.into_iter().find(|s| s.name == name).with_context(|| {
-        if known.is_empty() {
-            format!(
-                "no monitor `{name}`: monitors/ holds none; write monitors/{name}.yml (see `tarn help monitors`)"
-            )
-        } else {
-            format!("no monitor `{name}`; monitors: {}", known.join(", "))
-        }
-    })
-}
-
-pub async fn monitors(lake: &Lake, cmd: &MonitorsCommand) -> Result<()> {
+pub async fn monitors(ops: &dyn Operations, cmd: &MonitorsCommand) -> Result<()> {
     match cmd {
-        MonitorsCommand::List { out } => list(lake, out).await?,
-        MonitorsCommand::Validate { out } => print::validation(
-            tarn_config::load_monitors(&lake.config).map(|m| m.len()),
-            "monitor",
-            "monitor files",
-            *out,
-        )?,
-        MonitorsCommand::Show { name, out } => show(lake, name, out).await?,
-        MonitorsCommand::Run { name, window, out } => run(lake, name, window, out).await?,
-        MonitorsCommand::History { name, limit, out } => history(lake, name, *limit, out).await?,
+        MonitorsCommand::List { out } => list(ops, out).await?,
+        MonitorsCommand::Validate { out } => match ops.monitors().await {
+            Ok(l) => print::validation(Ok(l.len()), "monitor", "monitor files", *out)?,
+            Err(ClientError::Monitor(e)) => match *e {
+                MonitorError::Config(c) => {
+                    print::validation(Err(c), "monitor", "monitor files", *out)?
+                }
+                e => return Err(ClientError::from(e).into()),
+            },
+            Err(e) => return Err(e.into()),
+        },
+        MonitorsCommand::Show { name, out } => show(ops, name, out).await?,
+        MonitorsCommand::Run { name, window, out } => run(ops, name, window, out).await?,
+        MonitorsCommand::History { name, limit, out } => history(ops, name, *limit, out).await?,
         MonitorsCommand::Report {
             name,
             run,
             alerts,
             out,
-        } => report(lake, name, run, *alerts, out).await?,
+        } => report(ops, name, run, *alerts, out).await?,
     }
     Ok(())
 }
 
-async fn list(lake: &Lake, out: &Output) -> Result<()> {
-    let specs = tarn_config::load_monitors(&lake.config)?;
+async fn list(ops: &dyn Operations, out: &Output) -> Result<()> {
+    let list = ops.monitors().await?;
     if out.json() {
-        let list: Vec<_> = specs.iter().map(tarn_monitoring::summary).collect();
         return print::json(&list);
     }
     let mut t = print::grid(&[
         "monitor", "model", "serving", "window", "schedule", "checks", "results",
     ]);
-    for s in &specs {
+    for s in &list {
         t.add_row(vec![
             s.name.clone(),
-            s.model
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| "-".into()),
+            s.model.clone().unwrap_or_else(|| "-".into()),
             s.endpoint
                 .as_ref()
                 .map(|e| format!("endpoint {e}"))
                 .unwrap_or_else(|| "query".into()),
-            s.window.to_string(),
+            s.window.clone(),
             s.schedule.clone().unwrap_or_else(|| "-".into()),
-            s.checks
-                .iter()
-                .map(|c| c.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            s.results_table(),
+            s.checks.join(", "),
+            s.results_table.clone(),
         ]);
     }
-    println!("{t}\n{} monitor(s)", specs.len());
+    println!("{t}\n{} monitor(s)", list.len());
     Ok(())
 }
 
-async fn show(lake: &Lake, name: &str, out: &Output) -> Result<()> {
-    let s = find(lake, name)?;
+async fn show(ops: &dyn Operations, name: &str, out: &Output) -> Result<()> {
+    let s = ops.monitor(name).await?;
     if out.json() {
-        return print::json(&tarn_monitoring::summary(&s));
+        return print::json(&s);
     }
-    println!("monitor {} ({})", s.name, s.path.display());
+    println!("monitor {} ({})", s.name, s.file);
     if let Some(m) = &s.model {
         println!(
             "model:    {m}{}",
             s.model_type
-                .map(|t| format!(" ({})", t.name()))
+                .as_ref()
+                .map(|t| format!(" ({t})"))
                 .unwrap_or_default()
         );
     }
     println!(
         "serving:  {}",
-        s.serving.query.clone().unwrap_or_else(|| format!(
+        s.serving_query.clone().unwrap_or_else(|| format!(
             "the inference table of endpoint {}",
             s.endpoint.clone().unwrap_or_default()
         ))
     );
-    println!(
-        "          id {}, time {}",
-        s.serving.id_column, s.serving.timestamp_column
-    );
-    if let Some(a) = &s.actuals {
-        println!("actuals:  {} (id {})", a.query, a.id_column);
+    println!("          id {}, time {}", s.id_column, s.timestamp_column);
+    if let Some(a) = &s.actuals_query {
+        println!("actuals:  {a} (id {})", s.id_column);
     }
     println!(
         "baseline: {}",
-        match &s.baseline {
-            tarn_config::Baseline::Training => "the version's training data".to_string(),
-            tarn_config::Baseline::Query(q) => q.clone(),
+        if s.baseline == "training" {
+            "the version's training data"
+        } else {
+            &s.baseline
         }
     );
     println!(
@@ -178,44 +158,37 @@ async fn show(lake: &Lake, name: &str, out: &Output) -> Result<()> {
             .map(|c| format!(", run at `{c}`"))
             .unwrap_or_default()
     );
-    println!("results:  {}", s.results_table());
-    if let Some(a) = &s.alert {
-        println!("alerts:   topic {} ({})", a.topic, a.severity);
+    println!("results:  {}", s.results_table);
+    if let Some(topic) = &s.alert_topic {
+        println!(
+            "alerts:   topic {topic} ({})",
+            s.severity.clone().unwrap_or_default()
+        );
     }
     let mut t = print::grid(&["group", "field", "type", "from"]);
     for f in &s.fields {
         t.add_row(vec![
-            f.group.name().to_string(),
+            f.group.clone(),
             f.name.clone(),
-            f.field_type.name().to_string(),
-            f.expression.clone(),
+            f.field_type.clone(),
+            f.from.clone(),
         ]);
     }
     println!("{t}");
-    for c in &s.checks {
-        println!("check: {c:?}");
+    for c in &s.check_settings {
+        println!("check: {c}");
     }
     Ok(())
 }
 
-async fn run(lake: &Lake, name: &str, window: &Option<String>, out: &Output) -> Result<()> {
-    let spec = find(lake, name)?;
-    let window = match window {
-        Some(w) => Some(tarn_config::parse_window(w).with_context(|| {
-            format!("`--window {w}` is not a window: write a length (30m, 1h, 1d, 7d), a row count (1000) or `all`")
-        })?),
-        None => None,
-    };
+async fn run(
+    ops: &dyn Operations,
+    name: &str,
+    window: &Option<String>,
+    out: &Output,
+) -> Result<()> {
     let bar = (!out.json()).then(|| print::spinner(&format!("running monitor {name}")));
-    let report = tarn_monitoring::run(
-        lake,
-        &spec,
-        &RunOptions {
-            window,
-            now_micros: None,
-        },
-    )
-    .await;
+    let report = ops.run_monitor(name, window.as_deref()).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -227,74 +200,54 @@ async fn run(lake: &Lake, name: &str, window: &Option<String>, out: &Output) -> 
     Ok(())
 }
 
-async fn history(lake: &Lake, name: &str, limit: usize, out: &Output) -> Result<()> {
-    let spec = find(lake, name)?;
-    let table = spec.results_table();
-    let sql = format!(
-        "SELECT run_id, max(evaluated_at) AS evaluated_at, count(DISTINCT window_start) AS windows, \
-         sum(CASE WHEN status = 'alert' THEN 1 ELSE 0 END) AS alerts, count(*) AS figures \
-         FROM {table} GROUP BY run_id ORDER BY evaluated_at DESC LIMIT {limit}"
-    );
-    let rows = rows_of(lake, &sql, &table).await?;
+async fn history(ops: &dyn Operations, name: &str, limit: usize, out: &Output) -> Result<()> {
+    let runs = ops.monitor_runs(name, limit).await?;
     if out.json() {
-        return print::json(&rows);
+        return print::json(&runs);
     }
     let mut t = print::grid(&["run", "evaluated at", "windows", "figures", "alerts"]);
-    for r in &rows {
-        t.add_row(
-            ["run_id", "evaluated_at", "windows", "figures", "alerts"]
-                .iter()
-                .map(|k| text(&r[*k]))
-                .collect::<Vec<_>>(),
-        );
+    for r in &runs {
+        t.add_row(vec![
+            r.run_id.clone(),
+            r.evaluated_at.clone(),
+            r.windows.to_string(),
+            r.figures.to_string(),
+            r.alerts.to_string(),
+        ]);
     }
-    println!("{t}\n{} run(s) of monitor {name}", rows.len());
+    println!("{t}\n{} run(s) of monitor {name}", runs.len());
     Ok(())
 }
 
 async fn report(
-    lake: &Lake,
+    ops: &dyn Operations,
     name: &str,
     run: &Option<String>,
     alerts: bool,
     out: &Output,
 ) -> Result<()> {
-    let spec = find(lake, name)?;
-    let table = spec.results_table();
-    let run_filter = match run {
-        Some(r) => format!("'{}'", r.replace('\'', "''")),
-        None => format!("(SELECT run_id FROM {table} ORDER BY evaluated_at DESC LIMIT 1)"),
-    };
-    let sql = format!(
-        "SELECT run_id, window_start, window_end, \"check\", field, method, value, threshold, status, \
-         rows_compared, reference_rows, model_version, detail FROM {table} \
-         WHERE run_id = {run_filter} ORDER BY window_start, \"check\", field"
-    );
-    let mut rows = rows_of(lake, &sql, &table).await?;
-    if alerts {
-        let alerting: std::collections::BTreeSet<String> = rows
-            .iter()
-            .filter(|r| r["status"] == "alert")
-            .map(|r| text(&r["window_start"]))
-            .collect();
-        rows.retain(|r| alerting.contains(&text(&r["window_start"])));
-    }
+    let figures = ops.monitor_figures(name, run.as_deref(), alerts).await?;
     if out.json() {
-        return print::json(&rows);
+        return print::json(&figures);
     }
-    if rows.is_empty() {
-        println!("monitor {name} has no figures yet; run `tarn monitors run {name}`");
+    if figures.is_empty() {
+        if alerts {
+            println!("no window of this run of monitor {name} alerted");
+        } else {
+            println!("monitor {name} has no figures yet; run `tarn monitors run {name}`");
+        }
         return Ok(());
     }
     let mut current = String::new();
     let mut t = None;
-    for r in &rows {
-        let w = format!("{} .. {}", text(&r["window_start"]), text(&r["window_end"]));
+    for x in &figures {
+        let f = &x.result;
+        let w = format!("{} .. {}", x.window_start, x.window_end);
         if w != current {
             if let Some(t) = t.take() {
                 println!("{t}");
             }
-            println!("\nwindow {w} (model version {})", text(&r["model_version"]));
+            println!("\nwindow {w} (model version {})", f.model_version);
             current = w;
             t = Some(print::grid(&[
                 "check",
@@ -309,57 +262,26 @@ async fn report(
         }
         if let Some(t) = t.as_mut() {
             t.add_row(vec![
-                text(&r["check"]),
-                text(&r["field"]),
-                text(&r["method"]),
-                figure(&r["value"]),
-                figure(&r["threshold"]),
-                status_mark(&text(&r["status"])),
-                text(&r["rows_compared"]),
-                text(&r["detail"]),
+                f.check.clone(),
+                f.field.clone(),
+                f.method.clone(),
+                figure(f.value),
+                figure(f.threshold),
+                status_mark(f.status.name()),
+                f.rows_compared.to_string(),
+                f.detail.clone(),
             ]);
         }
     }
     if let Some(t) = t {
         println!("{t}");
     }
-    println!("\nrun {}", text(&rows[0]["run_id"]));
+    println!("\nrun {}", figures[0].run_id);
     Ok(())
 }
 
-/// A query over a results table as JSON rows; a monitor never run gets a clear message.
-async fn rows_of(lake: &Lake, sql: &str, table: &str) -> Result<Vec<serde_json::Value>> {
-    let res = match lake.sql(sql, &QueryOptions::default()).await {
-        Ok(r) => r,
-        Err(e) if e.to_string().contains("not found") || e.to_string().contains("no table") => {
-            bail!("{table} does not exist yet: run the monitor first (`tarn monitors run NAME`)")
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow::json::ArrayWriter::new(&mut buf);
-        for b in &res.batches {
-            w.write(b)?;
-        }
-        w.finish()?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(serde_json::from_slice(&buf)?)
-}
-
-fn text(v: &serde_json::Value) -> String {
+fn figure(v: Option<f64>) -> String {
     match v {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn figure(v: &serde_json::Value) -> String {
-    match v.as_f64() {
         Some(x) if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) => format!("{x:.3e}"),
         Some(x) => format!("{x:.4}"),
         None => String::new(),

@@ -265,6 +265,42 @@ async fn repeated_queries_see_every_new_commit(deployment: Deployment) {
     );
 }
 
+/// A table version queried again is kept in memory when it fits the row cache's budget; one
+/// that does not is answered from its files every time, and the cache holds nothing of it
+/// (it is never read whole into memory for the cache).
+async fn the_row_cache_keeps_what_fits_and_nothing_bigger(deployment: Deployment) {
+    let (_dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
+    let airports = data_dir().join("airports.csv");
+    lake.load(&args(
+        "flights.trusted.airports",
+        airports.to_str().unwrap(),
+        LoadMode::Append,
+    ))
+    .await
+    .unwrap();
+    let sql = "SELECT count(*), count(DISTINCT tzone) FROM flights.trusted.airports";
+    let roomy = lake.clone().with_row_cache(64 << 20);
+    let tight = lake.clone().with_row_cache(8 << 10);
+    let want = scalar(&lake, sql).await;
+    assert!(want.starts_with("1458"), "{want}");
+    for _ in 0..3 {
+        assert_eq!(scalar(&roomy, sql).await, want);
+        assert_eq!(scalar(&tight, sql).await, want);
+    }
+    assert!(
+        roomy.row_cache_bytes() > 8 << 10,
+        "{}",
+        roomy.row_cache_bytes()
+    );
+    assert_eq!(tight.row_cache_bytes(), 0);
+    // The one-shot CLI's lake keeps nothing, however often it asks.
+    let once = lake.clone().without_row_cache();
+    for _ in 0..3 {
+        assert_eq!(scalar(&once, sql).await, want);
+    }
+    assert_eq!(once.row_cache_bytes(), 0);
+}
+
 /// Service tables appended to exactly once per commit number (inference logs, trace spans):
 /// a retried append writes nothing, and the catalog's row count follows every append, so
 /// `tarn doctor --check` finds nothing to repair.
@@ -323,5 +359,6 @@ crate::on_every_backend!(
     schema_evolves_and_old_versions_stay_readable,
     merge_updates_matching_keys_and_inserts_the_rest,
     sql_is_read_only_and_into_needs_a_service_table,
-    repeated_queries_see_every_new_commit
+    repeated_queries_see_every_new_commit,
+    the_row_cache_keeps_what_fits_and_nothing_bigger
 );

@@ -381,6 +381,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/monitors"),
     ("get", "/api/v1/monitors/{name}"),
     ("post", "/api/v1/monitors/{name}/runs"),
+    ("get", "/api/v1/monitors/{name}/runs"),
+    ("get", "/api/v1/monitors/{name}/report"),
     ("get", "/api/v1/tables"),
     ("get", "/api/v1/tables/{table}"),
     ("get", "/api/v1/tables/{table}/history"),

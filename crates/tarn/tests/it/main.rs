@@ -595,6 +595,7 @@ fn every_command_works_through_a_server_or_refuses_it_by_name() {
         ],
         vec!["executions", "list", "--format", "json"],
         vec!["models", "list", "--format", "json"],
+        vec!["monitors", "list", "--format", "json"],
         vec!["doctor", "--check", "--format", "json"],
     ] {
         let here = json_of(&ok(&tarn(dir.path(), &args)));
@@ -622,7 +623,6 @@ fn every_command_works_through_a_server_or_refuses_it_by_name() {
         ),
         (vec!["endpoints", "delete", "d"], "endpoints delete"),
         (vec!["pipelines", "list"], "pipelines"),
-        (vec!["monitors", "list"], "monitors"),
         (vec!["notify", "deliveries"], "notify"),
         (vec!["experiments", "list"], "experiments"),
         (vec!["runs", "list", "--experiment", "x"], "runs"),

@@ -288,7 +288,12 @@ fn a_drifted_window_alerts_once_and_starts_retraining(deployment: Deployment) {
             "flights.service.actuals",
         ],
     ));
-    let run = run_json(d, "delays");
+    // This run goes through the server, as a client elsewhere would run it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let remote = |args: &[&str]| crate::through(&served.url, elsewhere.path(), args);
+    let run = json_of(&ok(&remote(&[
+        "monitors", "run", "delays", "--format", "json",
+    ])));
     let windows = run["windows"].as_array().unwrap();
     for (w, parity) in [(&windows[0], "id % 2 = 1"), (&windows[1], "id % 4 = 2")] {
         let want = json_of(&ok(&tarn(
@@ -327,7 +332,68 @@ fn a_drifted_window_alerts_once_and_starts_retraining(deployment: Deployment) {
         d,
         &["monitors", "history", "delays", "--format", "json"],
     )));
-    assert_eq!(history.as_array().unwrap().len(), 2, "{history:#}");
+    let runs = history.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{history:#}");
+    assert_eq!(
+        runs[0]["run_id"], run["run_id"],
+        "newest first: {history:#}"
+    );
+    assert_eq!(runs[1]["alerts"], 2, "{history:#}");
+    // The server answers what the folder answers, for every reading command.
+    for args in [
+        vec!["monitors", "list", "--format", "json"],
+        vec!["monitors", "show", "delays", "--format", "json"],
+        vec!["monitors", "history", "delays", "--format", "json"],
+        vec!["monitors", "report", "delays", "--format", "json"],
+        vec![
+            "monitors", "report", "delays", "--alerts", "--format", "json",
+        ],
+        vec!["monitors", "validate", "--format", "json"],
+    ] {
+        assert_eq!(
+            json_of(&ok(&tarn(d, &args))),
+            json_of(&ok(&remote(&args))),
+            "{args:?}"
+        );
+    }
+    // The first run's figures by its id; only its alerting window with --alerts.
+    let first = runs[1]["run_id"].as_str().unwrap();
+    let alerting = json_of(&ok(&remote(&[
+        "monitors", "report", "delays", "--run", first, "--alerts", "--format", "json",
+    ])));
+    let alerting = alerting.as_array().unwrap();
+    assert!(!alerting.is_empty());
+    assert!(alerting
+        .iter()
+        .all(|f| f["run_id"] == first && f["window_start"] == windows[1]["start"]));
+    assert_eq!(
+        alerting.iter().filter(|f| f["status"] == "alert").count(),
+        2,
+        "the two drifted features: {alerting:#?}"
+    );
+    // Mistakes are named, through the server as here.
+    for (args, says) in [
+        (
+            vec!["monitors", "show", "nope"],
+            "no monitor `nope`; monitors: delays",
+        ),
+        (
+            vec!["monitors", "report", "delays", "--run", "r-0"],
+            "monitor `delays` has no run `r-0`",
+        ),
+        (
+            vec!["monitors", "run", "delays", "--window", "soon"],
+            "`soon` is not a window",
+        ),
+    ] {
+        for out in [tarn(d, &args), remote(&args)] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && err.contains(says),
+                "{args:?}: {err}"
+            );
+        }
+    }
     served.stop();
 }
 
