@@ -33,7 +33,7 @@ pub use error::LakeError;
 pub use executions::{ExecutionDetail, ExecutionPage, CUSTOM_EVENT};
 pub use load::{LoadArgs, LoadReport};
 pub use models::ResolvedModel;
-pub use quickstart::{quickstart, QuickstartReport};
+pub use quickstart::{quickstart, QuickstartPlace, QuickstartReport};
 pub use sql::SqlInto;
 
 pub use spans::{spans_schema, SPANS_TABLE};

@@ -78,6 +78,40 @@ round(avg(f.dep_delay), 1) AS avg_dep_delay, round(avg(f.arr_delay), 1) AS avg_a
 FROM flights.trusted.flights f JOIN flights.raw.airlines a ON f.carrier = a.carrier \
 GROUP BY f.carrier, a.name ORDER BY avg_dep_delay DESC";
 
+/// Where the quickstart lake keeps its files and metadata: by default the folder itself
+/// (embedded); with a storage and metadata URL, a shared deployment (S3 and Postgres), written
+/// into its `tarn.yml` so that every later command finds them.
+#[derive(Debug, Clone, Default)]
+pub struct QuickstartPlace {
+    /// `s3://bucket/prefix`, `file:///abs` or a folder.
+    pub storage: Option<String>,
+    /// `postgres://user@host/db` or `sqlite://...`.
+    pub metadata: Option<String>,
+    /// An S3-protocol server other than AWS (MinIO, Ceph, moto...).
+    pub s3_endpoint: Option<String>,
+}
+
+impl QuickstartPlace {
+    /// The lines of `tarn.yml` that say so (none for the embedded default).
+    fn yaml(&self) -> String {
+        let quoted = |s: &str| serde_json::to_string(s).expect("a string serialises");
+        let mut out = String::new();
+        if self.storage.is_some() || self.metadata.is_some() || self.s3_endpoint.is_some() {
+            out.push_str("# Where this lake lives (tarn quickstart --storage/--metadata).\n");
+        }
+        if let Some(s) = &self.storage {
+            out.push_str(&format!("storage: {}\n", quoted(s)));
+        }
+        if let Some(m) = &self.metadata {
+            out.push_str(&format!("metadata: {}\n", quoted(m)));
+        }
+        if let Some(e) = &self.s3_endpoint {
+            out.push_str(&format!("s3:\n  endpoint: {}\n", quoted(e)));
+        }
+        out
+    }
+}
+
 /// What the quickstart did, step by step.
 #[derive(Debug, Serialize)]
 pub struct QuickstartReport {
@@ -89,8 +123,12 @@ pub struct QuickstartReport {
     pub query: String,
 }
 
-/// Builds the example lake in `dir` (created when missing; refused when it holds another lake).
-pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
+/// Builds the example lake in `dir` (created when missing; refused when it holds another lake),
+/// its files and metadata where `place` says.
+pub async fn quickstart(
+    dir: &Path,
+    place: &QuickstartPlace,
+) -> Result<QuickstartReport, LakeError> {
     let io = |path: &Path, source| LakeError::Io {
         path: path.display().to_string(),
         source,
@@ -110,6 +148,11 @@ pub async fn quickstart(dir: &Path) -> Result<QuickstartReport, LakeError> {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
+        let text = if rel == tarn_config::CONFIG_FILE {
+            format!("{text}{}", place.yaml())
+        } else {
+            text.to_string()
+        };
         std::fs::write(&p, text).map_err(|e| io(&p, e))?;
     }
     let lake = Lake::open(dir, &Default::default()).await?;

@@ -26,15 +26,56 @@ pub const DEPLOYMENTS: [Deployment; 2] = [Deployment::Embedded, Deployment::Shar
 
 /// The `tarn.yml` lines that put a fresh lake on `deployment` (`dir` holds SQLite files).
 pub async fn fresh_yml(deployment: Deployment, dir: &Path) -> String {
-    match deployment {
-        Deployment::Embedded => {
-            let url = fresh_url(Backend::Sqlite, dir)
-                .await
-                .expect("a SQLite file");
-            format!("metadata: {url}\n")
+    let place = fresh_place(deployment, dir).await;
+    match (&place.storage, &place.s3_endpoint) {
+        (Some(storage), Some(endpoint)) => format!(
+            "metadata: {}\nstorage: {storage}\ns3:\n  endpoint: {endpoint}\n  region: us-east-1\n",
+            place.metadata
+        ),
+        _ => format!("metadata: {}\n", place.metadata),
+    }
+}
+
+/// A fresh place on `deployment`: its own database, and on the shared one its own prefix in
+/// the test bucket.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub metadata: String,
+    /// `s3://BUCKET/PREFIX` on the shared deployment; none (the lake's folder) otherwise.
+    pub storage: Option<String>,
+    pub s3_endpoint: Option<String>,
+}
+
+impl Place {
+    /// The same as `tarn quickstart` options (none on the embedded deployment, whose
+    /// quickstart keeps everything in its folder).
+    pub fn quickstart_args(&self) -> Vec<String> {
+        match (&self.storage, &self.s3_endpoint) {
+            (Some(storage), Some(endpoint)) => vec![
+                "--storage".into(),
+                storage.clone(),
+                "--metadata".into(),
+                self.metadata.clone(),
+                "--s3-endpoint".into(),
+                endpoint.clone(),
+            ],
+            _ => Vec::new(),
         }
+    }
+}
+
+/// See [`Place`].
+pub async fn fresh_place(deployment: Deployment, dir: &Path) -> Place {
+    match deployment {
+        Deployment::Embedded => Place {
+            metadata: fresh_url(Backend::Sqlite, dir)
+                .await
+                .expect("a SQLite file"),
+            storage: None,
+            s3_endpoint: None,
+        },
         Deployment::Shared => {
-            let url = fresh_url(Backend::Postgres, dir)
+            let metadata = fresh_url(Backend::Postgres, dir)
                 .await
                 .expect("a Postgres database");
             let endpoint = std::env::var(S3_ENV).unwrap_or_else(|_| {
@@ -42,10 +83,11 @@ pub async fn fresh_yml(deployment: Deployment, dir: &Path) -> String {
             });
             let bucket =
                 std::env::var("TARN_TEST_S3_BUCKET").unwrap_or_else(|_| "tarn-test".into());
-            format!(
-                "metadata: {url}\nstorage: s3://{bucket}/{}\ns3:\n  endpoint: {endpoint}\n  region: us-east-1\n",
-                uuid::Uuid::new_v4().simple()
-            )
+            Place {
+                metadata,
+                storage: Some(format!("s3://{bucket}/{}", uuid::Uuid::new_v4().simple())),
+                s3_endpoint: Some(endpoint),
+            }
         }
     }
 }

@@ -43,6 +43,8 @@ pub enum MonitorError {
         "`{0}` is not a window: write a length (30m, 1h, 1d, 7d), a row count (1000) or `all`"
     )]
     BadWindow(String),
+    #[error("a history of {0} runs: ask for 1 to {max} (--limit, limit)", max = crate::MAX_RUNS)]
+    BadLimit(usize),
     /// The results table holds something this tarn does not read.
     #[error("the results table: {0}")]
     Results(String),

@@ -78,12 +78,15 @@ async fn has_results(lake: &Lake, spec: &MonitorSpec) -> Result<bool, MonitorErr
     }
 }
 
-/// The newest `limit` runs (at most [`MAX_RUNS`]), newest first; none for a monitor never run.
+/// The newest `limit` runs (1 to [`MAX_RUNS`]), newest first; none for a monitor never run.
 pub async fn runs(
     lake: &Lake,
     spec: &MonitorSpec,
     limit: usize,
 ) -> Result<Vec<RunSummary>, MonitorError> {
+    if limit == 0 || limit > MAX_RUNS {
+        return Err(MonitorError::BadLimit(limit));
+    }
     if !has_results(lake, spec).await? {
         return Ok(Vec::new());
     }
@@ -92,7 +95,7 @@ pub async fn runs(
          count(*) AS figures, sum(CASE WHEN status = 'alert' THEN 1 ELSE 0 END) AS alerts \
          FROM {} GROUP BY run_id ORDER BY evaluated_at DESC, run_id DESC LIMIT {}",
         spec.results_table(),
-        limit.min(MAX_RUNS)
+        limit
     );
     let mut out = Vec::new();
     for b in &lake.sql(&sql, &QueryOptions::default()).await?.batches {

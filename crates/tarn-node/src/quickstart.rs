@@ -20,10 +20,11 @@ pub struct Quickstart {
 /// and what each part did.
 pub async fn quickstart(
     dir: &std::path::Path,
+    place: &tarn_lake::QuickstartPlace,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(Lake, Quickstart), NodeError> {
     progress("building the quickstart lake");
-    let report = tarn_lake::quickstart(dir).await?;
+    let report = tarn_lake::quickstart(dir, place).await?;
     progress("running the daily_flights pipeline on a landed day");
     let lake = Lake::open(dir, &Selection::default()).await?;
     let pipeline = quickstart_pipeline(&lake, dir).await?;

@@ -11,6 +11,7 @@ use tarn_config::Module;
 const LAMBDA_RUNNER: &str = include_str!("py/lambda_runner.py");
 const AWSGLUE_INIT: &str = include_str!("py/awsglue/__init__.py");
 const AWSGLUE_UTILS: &str = include_str!("py/awsglue/utils.py");
+const TARN_ZONES: &str = include_str!("py/tarn_zones.py");
 
 /// Where Python environments for a lake are kept.
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ impl Python {
     fn runtime(&self) -> Result<PathBuf, ProcessError> {
         let hash = hex::encode(
             &sha2::Sha256::digest(
-                [LAMBDA_RUNNER, AWSGLUE_INIT, AWSGLUE_UTILS]
+                [LAMBDA_RUNNER, AWSGLUE_INIT, AWSGLUE_UTILS, TARN_ZONES]
                     .concat()
                     .as_bytes(),
             )[..8],
@@ -85,6 +86,7 @@ impl Python {
         std::fs::write(tmp.join("lambda_runner.py"), LAMBDA_RUNNER).map_err(io)?;
         std::fs::write(tmp.join("awsglue/__init__.py"), AWSGLUE_INIT).map_err(io)?;
         std::fs::write(tmp.join("awsglue/utils.py"), AWSGLUE_UTILS).map_err(io)?;
+        std::fs::write(tmp.join("tarn_zones.py"), TARN_ZONES).map_err(io)?;
         if std::fs::rename(&tmp, &dir).is_err() {
             // Another process wrote the same files first.
             let _ = std::fs::remove_dir_all(&tmp);

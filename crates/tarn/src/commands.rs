@@ -94,10 +94,14 @@ pub(crate) fn init(ctx: &Ctx, dir: Option<&Path>, force: bool) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn quickstart(dir: &Path, out: Output) -> Result<()> {
+pub(crate) async fn quickstart(
+    dir: &Path,
+    place: &tarn_lake::QuickstartPlace,
+    out: Output,
+) -> Result<()> {
     let spinner = print::spinner("building the quickstart lake");
     let (lake, done) =
-        tarn_node::quickstart(dir, &|step| spinner.set_message(step.to_string())).await?;
+        tarn_node::quickstart(dir, place, &|step| spinner.set_message(step.to_string())).await?;
     spinner.finish_and_clear();
     if out.json() {
         return print::json(&done);

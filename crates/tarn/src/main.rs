@@ -161,7 +161,20 @@ async fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx::new(&cli)?;
     match &cli.command {
         Command::Init { dir, force } => commands::init(&ctx, dir.as_deref(), *force),
-        Command::Quickstart { dir, out } => commands::quickstart(dir, *out).await,
+        Command::Quickstart {
+            dir,
+            storage,
+            metadata,
+            s3_endpoint,
+            out,
+        } => {
+            let place = tarn_lake::QuickstartPlace {
+                storage: storage.clone(),
+                metadata: metadata.clone(),
+                s3_endpoint: s3_endpoint.clone(),
+            };
+            commands::quickstart(dir, &place, *out).await
+        }
         Command::Land {
             path,
             target,

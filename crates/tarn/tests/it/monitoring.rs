@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tarn_lake::testing::{fresh_yml, Deployment};
+use tarn_lake::testing::{fresh_place, fresh_yml, Deployment};
 
 /// An HTTP receiver on loopback that answers every request and keeps each body.
 fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
@@ -385,6 +385,10 @@ fn a_drifted_window_alerts_once_and_starts_retraining(deployment: Deployment) {
             vec!["monitors", "run", "delays", "--window", "soon"],
             "`soon` is not a window",
         ),
+        (
+            vec!["monitors", "history", "delays", "--limit", "5000"],
+            "a history of 5000 runs: ask for 1 to 1000",
+        ),
     ] {
         for out in [tarn(d, &args), remote(&args)] {
             let err = String::from_utf8_lossy(&out.stderr);
@@ -521,10 +525,32 @@ fn send_requests(lake: &Path, url: &str, args: &[&str]) -> String {
 /// `pipelines/retrain` exactly once and it registers version 2 pending approval; actuals
 /// loaded later give each window's realised RMSE, as SQL computes it over the same rows.
 #[test]
-fn the_quickstart_loop_serves_watches_alerts_and_retrains() {
+fn the_quickstart_loop_serves_watches_alerts_and_retrains_embedded() {
+    the_quickstart_loop_serves_watches_alerts_and_retrains(Deployment::Embedded);
+}
+
+#[test]
+fn the_quickstart_loop_serves_watches_alerts_and_retrains_shared() {
+    the_quickstart_loop_serves_watches_alerts_and_retrains(Deployment::Shared);
+}
+
+/// The README's loop on the quickstart lake, built on `deployment` (`tarn quickstart
+/// --storage --metadata` for the shared one).
+fn the_quickstart_loop_serves_watches_alerts_and_retrains(deployment: Deployment) {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("qs");
-    ok(&tarn(dir.path(), &["quickstart", lake.to_str().unwrap()]));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let place = rt.block_on(fresh_place(deployment, dir.path()));
+    let mut args = vec!["quickstart".to_string(), lake.to_str().unwrap().to_string()];
+    args.extend(place.quickstart_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&tarn(dir.path(), &args));
+    if deployment == Deployment::Shared {
+        // Nothing of the lake's data in its folder: its zones are in the bucket.
+        let yml = std::fs::read_to_string(lake.join("tarn.yml")).unwrap();
+        assert!(yml.contains("storage: \"s3://"), "{yml}");
+        assert!(!lake.join("lake").exists());
+    }
     let checked = ok(&tarn(&lake, &["monitors", "validate"]));
     assert!(checked.contains("1 monitor(s), no problems"), "{checked}");
     // Before any request: nothing to watch, said plainly, no error and no alert.

@@ -1,19 +1,21 @@
 """Checks a landed day of flights: the header tarn's contract expects, one day only.
 
 The input is tarn's summary of the landing (zone, key, size, ...); the output adds the day,
-which the SQL step that follows uses to pick that day's rows.
+which the SQL step that follows uses to pick that day's rows. `tarn_zones` (tarn's runtime)
+reads the object from the zone's folder or its S3 bucket alike.
 """
 import csv
+import io
 import os
-from urllib.parse import urlparse
+
+import tarn_zones
 
 EXPECTED = {"year", "month", "day", "carrier", "flight", "sched_dep_time", "air_time"}
 
 
 def handler(event, context):
-    zone = urlparse(os.environ["TARN_ORIGIN_ZONE"]).path
-    path = os.path.join(zone, event["key"])
-    with open(path, newline="") as f:
+    text = tarn_zones.read_text(os.environ["TARN_ORIGIN_ZONE"], event["key"])
+    with io.StringIO(text, newline="") as f:
         rows = csv.DictReader(f)
         missing = EXPECTED - set(rows.fieldnames or [])
         if missing:
