@@ -205,6 +205,8 @@ pub struct Field {
     /// The SQL expression giving its value in the serving (or actuals) rows: the column of the
     /// same name unless `column:` or `sql:` says otherwise.
     pub expression: String,
+    /// The column it reads, unless `sql:` gives an expression.
+    pub column: Option<String>,
 }
 
 /// The serving data: a query with the prediction id and timestamp columns.
@@ -842,16 +844,19 @@ impl Parser<'_> {
                         "keep one",
                     );
                 }
-                let expression = match (column, sql) {
-                    (_, Some(sql)) => sql,
-                    (Some(c), None) => quote_ident(&c),
-                    (None, None) => quote_ident(&name),
+                let (expression, column) = match (column, sql) {
+                    (_, Some(sql)) => (sql, None),
+                    (column, None) => {
+                        let c = column.unwrap_or_else(|| name.clone());
+                        (quote_ident(&c), Some(c))
+                    }
                 };
                 out.push(Field {
                     group,
                     name,
                     field_type,
                     expression,
+                    column,
                 });
             }
         }

@@ -15,6 +15,7 @@
 mod address;
 mod artifacts;
 mod catalog;
+mod deliveries;
 mod doctor;
 mod error;
 mod executions;

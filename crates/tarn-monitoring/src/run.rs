@@ -153,25 +153,23 @@ pub async fn run(
         .now_micros
         .unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
     let versions = model_versions(lake, spec).await?;
-    let serving_query = serving_query(lake, spec, versions.as_deref())?;
-    if let Some(note) = no_predictions_yet(lake, spec).await {
-        return Ok(RunReport {
-            monitor: spec.name.clone(),
-            run_id: uuid::Uuid::now_v7().to_string(),
-            table: spec.results_table(),
-            window: opts
-                .window
-                .clone()
-                .unwrap_or_else(|| spec.window.clone())
-                .to_string(),
-            rows: 0,
-            baseline_rows: 0,
-            baseline_reused: false,
-            windows: Vec::new(),
-            alerts: Vec::new(),
-            recovered: Vec::new(),
-            note: Some(note),
-        });
+    let (serving_query, inference_table) = serving_query(lake, spec, versions.as_deref())?;
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let report = |windows, rows, baseline: Option<&BaselineProfile>, note| RunReport {
+        monitor: spec.name.clone(),
+        run_id: run_id.clone(),
+        table: spec.results_table(),
+        window: window.to_string(),
+        rows,
+        baseline_rows: baseline.map_or(0, |b| b.side.rows),
+        baseline_reused: baseline.is_some_and(|b| b.reused),
+        windows,
+        alerts: Vec::new(),
+        recovered: Vec::new(),
+        note,
+    };
+    if let Some(note) = no_predictions_yet(lake, spec, inference_table.as_deref()).await {
+        return Ok(report(Vec::new(), 0, None, Some(note)));
     }
     let fields: Vec<&Field> = spec
         .fields
@@ -198,8 +196,8 @@ pub async fn run(
         });
     }
     for f in &fields {
-        if let Some(col) = plain_column(&f.expression) {
-            if !probe.iter().any(|p| p == &col) {
+        if let Some(col) = &f.column {
+            if !probe.iter().any(|p| p == col) {
                 return Err(MonitorError::Spec {
                     path: spec.path.display().to_string(),
                     message: format!(
@@ -357,7 +355,6 @@ pub async fn run(
         windows.entry(0).or_default();
     }
 
-    let run_id = uuid::Uuid::now_v7().to_string();
     let mut reports = Vec::new();
     let keys: Vec<i64> = windows.keys().copied().collect();
     let mut first_window_side: Option<Side> = None;
@@ -398,34 +395,25 @@ pub async fn run(
         });
     }
 
-    let table = spec.results_table();
     results::append(lake, spec, &run_id, &reports).await?;
-    let (alerts, recovered) = raise_alerts(lake, spec, &reports, &table).await?;
+    let (alerts, recovered) = raise_alerts(lake, spec, &reports, &spec.results_table()).await?;
     Ok(RunReport {
-        monitor: spec.name.clone(),
-        run_id,
-        table,
-        window: window.to_string(),
-        rows: total_rows,
-        baseline_rows: baseline.side.rows,
-        baseline_reused: baseline.reused,
-        windows: reports,
         alerts,
         recovered,
-        note: None,
+        ..report(reports, total_rows, Some(&baseline), None)
     })
 }
 
 /// For a monitor reading its endpoint's inference table: why there is nothing to watch when
 /// that table does not exist yet (the endpoint has answered no request). Nothing is compared
 /// or written then, and nothing alerts.
-async fn no_predictions_yet(lake: &Lake, spec: &MonitorSpec) -> Option<String> {
-    if spec.serving.query.is_some() {
-        return None;
-    }
-    let name = spec.endpoint.as_deref()?;
-    let table = lake.config.endpoints.get(name)?.inference_table(name);
-    match lake.table(&table).await {
+async fn no_predictions_yet(
+    lake: &Lake,
+    spec: &MonitorSpec,
+    inference_table: Option<&str>,
+) -> Option<String> {
+    let (name, table) = (spec.endpoint.as_deref()?, inference_table?);
+    match lake.table(table).await {
         Err(tarn_lake::LakeError::NoSuchTable(_)) => Some(format!(
             "endpoint `{name}` has logged no prediction yet ({table} does not exist): nothing to watch until it answers requests under `tarn serve`"
         )),
@@ -462,14 +450,14 @@ async fn model_versions(
 }
 
 /// The serving query: the file's, or the endpoint's inference table (only the watched
-/// versions' rows).
+/// versions' rows), with that table's name.
 fn serving_query(
     lake: &Lake,
     spec: &MonitorSpec,
     versions: Option<&[String]>,
-) -> Result<String, MonitorError> {
+) -> Result<(String, Option<String>), MonitorError> {
     if let Some(q) = &spec.serving.query {
-        return Ok(q.trim().trim_end_matches(';').to_string());
+        return Ok((q.trim().trim_end_matches(';').to_string(), None));
     }
     let name = spec.endpoint.as_deref().unwrap_or_default();
     let endpoint = lake
@@ -481,7 +469,7 @@ fn serving_query(
             message: format!("no endpoint `{name}` in tarn.yml"),
         })?;
     let table = endpoint.inference_table(name);
-    Ok(match versions {
+    let query = match versions {
         Some(v) => format!(
             "SELECT * FROM {table} WHERE model_version IN ({})",
             v.iter()
@@ -490,7 +478,8 @@ fn serving_query(
                 .join(", ")
         ),
         None => format!("SELECT * FROM {table}"),
-    })
+    };
+    Ok((query, Some(table)))
 }
 
 /// Column names for a message: the first 20, then how many more.
@@ -533,12 +522,6 @@ fn query_failed(spec: &MonitorSpec, what: &'static str, message: &str) -> Monito
             .unwrap_or_else(|| "the endpoint's inference table".into()),
         message: message.to_string(),
     }
-}
-
-/// `"name"` → `name`: the column a field's expression reads when it is a plain column.
-fn plain_column(expression: &str) -> Option<String> {
-    let inner = expression.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.contains('"') || inner.contains("\"\"")).then(|| inner.replace("\"\"", "\""))
 }
 
 fn quote(name: &str) -> String {
@@ -1585,7 +1568,10 @@ async fn raise_alerts(
                 );
                 let msg = tarn_notify::Message::new(subject.clone(), detail);
                 match notifier.deliver(&alert.topic, &msg).await {
-                    Ok(report) => record_deliveries(lake, &alert.topic, &subject, &report).await,
+                    Ok(report) => {
+                        lake.record_deliveries(&alert.topic, &subject, &report)
+                            .await
+                    }
                     Err(e) => tracing::warn!("monitor {}: {e}", spec.name),
                 }
             }
@@ -1624,28 +1610,4 @@ async fn raise_alerts(
         }
     }
     Ok((alerts, recovered))
-}
-
-async fn record_deliveries(
-    lake: &Lake,
-    topic: &str,
-    subject: &str,
-    report: &[tarn_notify::Delivery],
-) {
-    for d in report {
-        let delivery = tarn_lake::DeliveryRecord {
-            id: String::new(),
-            topic: topic.to_string(),
-            protocol: d.protocol.clone(),
-            endpoint: d.endpoint.clone(),
-            subject: subject.to_string(),
-            delivered: d.delivered,
-            attempts: d.attempts as i64,
-            error: d.error.clone(),
-            created_at: String::new(),
-        };
-        if let Err(e) = lake.deliveries().record_delivery(&delivery).await {
-            tracing::warn!("recording a delivery: {e}");
-        }
-    }
 }

@@ -647,7 +647,7 @@ impl Engine {
         let (notifier, lake, topic) = (self.notifier.clone(), self.lake.clone(), topic.to_string());
         let handle = tokio::spawn(async move {
             match notifier.deliver(&topic, &msg).await {
-                Ok(report) => record_deliveries(&lake, &topic, &msg.subject, &report).await,
+                Ok(report) => lake.record_deliveries(&topic, &msg.subject, &report).await,
                 Err(e) => tracing::warn!("{e}"),
             }
         });
@@ -750,34 +750,6 @@ impl Engine {
         }
         let _ = me.lake.executions().release_leases(&me.owner).await;
         me.flush(Duration::from_secs(5)).await;
-    }
-}
-
-/// Records each delivery of a message in the metadata store (and logs those that failed).
-pub async fn record_deliveries(
-    lake: &Lake,
-    topic: &str,
-    subject: &str,
-    report: &[tarn_notify::Delivery],
-) {
-    for d in report {
-        if !d.delivered {
-            tracing::warn!(topic, protocol = d.protocol, endpoint = d.endpoint, error = ?d.error, "notification not delivered");
-        }
-        let record = tarn_lake::DeliveryRecord {
-            id: String::new(),
-            topic: topic.to_string(),
-            protocol: d.protocol.clone(),
-            endpoint: d.endpoint.clone(),
-            subject: subject.to_string(),
-            delivered: d.delivered,
-            attempts: d.attempts as i64,
-            error: d.error.clone(),
-            created_at: String::new(),
-        };
-        if let Err(e) = lake.deliveries().record_delivery(&record).await {
-            tracing::warn!("recording a delivery: {e}");
-        }
     }
 }
 

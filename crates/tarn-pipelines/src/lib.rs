@@ -24,7 +24,7 @@ mod ml;
 mod step;
 mod trigger;
 
-pub use engine::{record_deliveries, Engine, Progress, LEASE};
+pub use engine::{Engine, Progress, LEASE};
 pub use error::PipelineError;
 pub use ml::{MlFuture, MlStepContext, MlSteps, TransformStep};
 pub use tarn_process::{LineSink, Python, PythonEnv};

@@ -262,7 +262,7 @@ pub async fn notify_test(lake: &Lake, topic: &str, out: Output) -> Result<()> {
         serde_json::json!({"lake": lake.config.lake, "topic": topic, "test": true}),
     );
     let report = n.deliver(topic, &msg).await?;
-    tarn_pipelines::record_deliveries(lake, topic, &msg.subject, &report).await;
+    lake.record_deliveries(topic, &msg.subject, &report).await;
     if out.json() {
         print::json(&report)?;
     } else {
