@@ -100,7 +100,7 @@ impl QueryCache {
 
     /// Remembers that a version's rows passed [`QueryCache::fill_limit`]: it is scanned from
     /// its files from now on, never read for the cache again.
-    pub(crate) fn too_big(&self, location: &str, version: i64) {
+    fn too_big(&self, location: &str, version: i64) {
         self.lock().too_big.insert((location.to_string(), version));
     }
 

@@ -271,29 +271,22 @@ async fn delta_provider(
                 .map_err(delta)?;
             // Read batch by batch, and given up as soon as the rows pass the fill limit: a
             // table bigger than the cache never sits in memory whole.
+            // put_rows refuses (and remembers) a version past the limit.
             let mut rows = ctx.read_table(provider.clone())?.execute_stream().await?;
             let (mut batches, mut bytes) = (Vec::new(), 0usize);
-            let mut fits = true;
             while let Some(b) = futures::StreamExt::next(&mut rows).await {
                 let b = b?;
                 bytes += b.get_array_memory_size();
+                batches.push(b);
                 if bytes > cache.fill_limit() {
-                    fits = false;
                     break;
                 }
-                batches.push(b);
             }
             drop(rows);
-            if fits {
-                let parts = std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2);
-                cache.put_rows(loc, v, provider.schema(), batches, parts)
-            } else {
-                drop(batches);
-                cache.too_big(loc, v);
-                None
-            }
+            let parts = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2);
+            cache.put_rows(loc, v, provider.schema(), batches, parts)
         }
         (None, false) => None,
     };
