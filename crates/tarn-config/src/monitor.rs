@@ -5,7 +5,7 @@
 //! file and line.
 
 use crate::error::ConfigError;
-use crate::pipeline::{check_cron, load_each, read_yaml, Parser};
+use crate::pipeline::{check_cron, load_each, Parser};
 use crate::resolve::LakeConfig;
 use serde_norway::{Mapping, Value};
 use std::path::{Path, PathBuf};
@@ -507,18 +507,7 @@ pub fn load_monitors(lake: &LakeConfig) -> Result<Vec<MonitorSpec>, ConfigError>
 
 /// One monitor file, checked: every problem is reported, each with file and line.
 pub fn load_monitor(lake: &LakeConfig, path: &Path) -> Result<MonitorSpec, ConfigError> {
-    let (text, value) = read_yaml(path)?;
-    let mut p = Parser {
-        path,
-        lines: text.lines().collect(),
-        problems: Vec::new(),
-    };
-    let spec = p.monitor(lake, path, &value);
-    if p.problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(ConfigError::Problems(p.problems))
-    }
+    Parser::check(path, |p, value| p.monitor(lake, path, value))
 }
 
 const TOP_KEYS: [&str; 12] = [

@@ -15,7 +15,7 @@ pub const PIPELINES_DIR: &str = "pipelines";
 pub const SHARED_DIR: &str = "shared";
 
 /// The text of a YAML file and its parsed value; a syntax error names its line.
-pub(crate) fn read_yaml(path: &Path) -> Result<(String, Value), ConfigError> {
+fn read_yaml(path: &Path) -> Result<(String, Value), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -304,18 +304,7 @@ pub fn load_pipelines(lake: &LakeConfig) -> Result<Vec<PipelineSpec>, ConfigErro
 /// One pipeline folder, checked: every problem is reported, each with file and line.
 pub fn load_pipeline(lake: &LakeConfig, dir: &Path) -> Result<PipelineSpec, ConfigError> {
     let path = dir.join("config.yml");
-    let (text, value) = read_yaml(&path)?;
-    let mut p = Parser {
-        path: &path,
-        lines: text.lines().collect(),
-        problems: Vec::new(),
-    };
-    let spec = p.pipeline(lake, dir, &value);
-    if p.problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(ConfigError::Problems(p.problems))
-    }
+    Parser::check(&path, |p, value| p.pipeline(lake, dir, value))
 }
 
 const STEP_TYPES: [&str; 8] = [
@@ -349,6 +338,26 @@ pub(crate) struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Reads the YAML file at `path` and parses it with `parse`: what it built when it found
+    /// no problem, otherwise every problem it found, each with the file and its line.
+    pub(crate) fn check<T>(
+        path: &Path,
+        parse: impl FnOnce(&mut Parser<'_>, &Value) -> T,
+    ) -> Result<T, ConfigError> {
+        let (text, value) = read_yaml(path)?;
+        let mut p = Parser {
+            path,
+            lines: text.lines().collect(),
+            problems: Vec::new(),
+        };
+        let built = parse(&mut p, &value);
+        if p.problems.is_empty() {
+            Ok(built)
+        } else {
+            Err(ConfigError::Problems(p.problems))
+        }
+    }
+
     pub(crate) fn problem(
         &mut self,
         at: &[&str],

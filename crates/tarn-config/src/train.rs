@@ -4,7 +4,7 @@
 //! at once, every problem with its file and line.
 
 use crate::error::ConfigError;
-use crate::pipeline::{folders_with, load_each, read_yaml, Parser};
+use crate::pipeline::{folders_with, load_each, Parser};
 use crate::resolve::LakeConfig;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
@@ -251,18 +251,7 @@ pub fn load_train_specs(lake: &LakeConfig) -> Result<Vec<TrainSpec>, ConfigError
 /// The training spec of the model folder `dir` (`models/<name>`), checked.
 pub fn load_train_spec(dir: &Path) -> Result<TrainSpec, ConfigError> {
     let path = dir.join(TRAIN_FILE);
-    let (text, value) = read_yaml(&path)?;
-    let mut p = Parser {
-        path: &path,
-        lines: text.lines().collect(),
-        problems: Vec::new(),
-    };
-    let spec = p.train(dir, &value);
-    if p.problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(ConfigError::Problems(p.problems))
-    }
+    Parser::check(&path, |p, value| p.train(dir, value))
 }
 
 /// `90`, `90s`, `500ms`, `30m`, `2h` (a bare number is seconds).

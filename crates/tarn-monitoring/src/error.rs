@@ -31,8 +31,6 @@ pub enum MonitorError {
     /// `baseline: training` without the lineage to find the training data.
     #[error("model {model} has no training lineage: {why}; give the monitor `baseline: {{query: SELECT ...}}`")]
     NoLineage { model: String, why: String },
-    #[error("{0}")]
-    Model(String),
     #[error("no monitor `{name}`; {known}")]
     NoSuchMonitor { name: String, known: String },
     #[error(
@@ -45,9 +43,9 @@ pub enum MonitorError {
     BadWindow(String),
     #[error("a history of {0} runs: ask for 1 to {max} (--limit, limit)", max = crate::MAX_RUNS)]
     BadLimit(usize),
-    /// The results table holds something this tarn does not read.
-    #[error("the results table: {0}")]
-    Results(String),
+    /// The results table holds a status this tarn does not read (written by another tool).
+    #[error("the results table {table} holds status `{status}`, which is none of ok, alert, not_enough_data, error")]
+    UnknownStatus { table: String, status: String },
     /// The monitor files have problems (every one is listed).
     #[error(transparent)]
     Config(#[from] tarn_config::ConfigError),

@@ -160,8 +160,9 @@ pub async fn figures(
                     method: c.text(5, i),
                     value: c.number(6, i),
                     threshold: c.number(7, i),
-                    status: Status::parse(&status).ok_or_else(|| {
-                        MonitorError::Results(format!("status `{status}` is not a status"))
+                    status: Status::parse(&status).ok_or_else(|| MonitorError::UnknownStatus {
+                        table: spec.results_table(),
+                        status: status.clone(),
                     })?,
                     rows_compared: c.count(9, i),
                     reference_rows: c.count(10, i),

@@ -848,3 +848,91 @@ fn a_tensor_field_drifts_by_the_distance_between_mean_embeddings() {
         "{got:#}"
     );
 }
+
+/// A binary classifier watched in row-count windows: its actuals arrive late (some never,
+/// some twice with the second missing) and are joined by id; each window's realised AUC,
+/// accuracy, F1 and log loss, and the CBPE estimate, are what scikit-learn computes over
+/// the same rows, windows cut as tarn documents (time order, ties by the id as text).
+#[test]
+fn a_binary_classifier_is_judged_by_its_late_actuals_as_scikit_learn_judges_it() {
+    let dir = flights_lake();
+    let d = dir.path();
+    let sql = |q: &str, into: &str| ok(&tarn(d, &["sql", q, "--into", into]));
+    sql(
+        "SELECT row_number() OVER (ORDER BY time_hour, carrier, flight, origin) AS id, time_hour AS ts, \
+         dep_delay, arr_delay FROM flights.trusted.flights WHERE month = 3",
+        "flights.service.march",
+    );
+    sql(
+        "SELECT id, ts, 1.0 / (1.0 + exp(-(CAST(dep_delay AS DOUBLE) - 5.0) / 10.0)) AS probability \
+         FROM flights.service.march",
+        "flights.service.scored",
+    );
+    sql(
+        "SELECT id, arr_delay > 15 AS late FROM flights.service.march WHERE id % 7 <> 0 \
+         UNION ALL SELECT id, CAST(NULL AS BOOLEAN) AS late FROM flights.service.march WHERE id % 10 = 0",
+        "flights.service.late",
+    );
+    std::fs::write(
+        d.join("monitors/late.yml"),
+        "type: binary\ndomain: flights\nschema:\n  predictions:\n    probability: numeric\n  actuals:\n    late: boolean\n\
+         serving:\n  query: SELECT * FROM flights.service.scored\n  id_column: id\n  timestamp_column: ts\n\
+         actuals:\n  query: SELECT id, late FROM flights.service.late\n  id_column: id\n\
+         baseline:\n  query: SELECT probability FROM flights.service.scored WHERE id % 3 = 0\n\
+         window: 10000 rows\nchecks:\n  - performance: {metric: auc}\n  - performance: {metric: accuracy}\n  \
+         - performance: {metric: f1}\n  - performance: {metric: log_loss}\n",
+    )
+    .unwrap();
+    let export = |q: &str, file: &str| {
+        let out = ok(&tarn(d, &["sql", q, "--format", "csv"]));
+        std::fs::write(d.join(file), out).unwrap();
+        d.join(file).to_str().unwrap().to_string()
+    };
+    let serving = export(
+        "SELECT CAST(id AS VARCHAR) AS id, ts, probability FROM flights.service.scored",
+        "serving.csv",
+    );
+    let actuals = export(
+        "SELECT CAST(id AS VARCHAR) AS id, late FROM flights.service.late",
+        "actuals.csv",
+    );
+    let want = crate::python_check(
+        "monitoring_check.py",
+        &["binary", &serving, &actuals, "10000"],
+        None,
+    );
+    let want = want.as_array().unwrap();
+    let run = run_json(d, "late");
+    let windows = run["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), want.len(), "{run:#}");
+    assert!(want.len() >= 3, "{want:?}");
+    for (w, sk) in windows.iter().zip(want) {
+        assert_eq!(w["rows"], sk["rows"], "{w:#}");
+        assert_eq!(w["labelled"], sk["labelled"], "{w:#}");
+        for metric in ["auc", "accuracy", "f1", "log_loss"] {
+            let realised = w["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["field"] == metric && r["method"] == "realised")
+                .unwrap_or_else(|| panic!("no realised {metric} in {w:#}"));
+            let (got, want) = (
+                realised["value"].as_f64().unwrap(),
+                sk[metric].as_f64().unwrap(),
+            );
+            assert!((got - want).abs() < 1e-9, "{metric}: {got} vs {want}");
+            assert_eq!(realised["rows_compared"], sk["labelled"]);
+        }
+        let estimated = w["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["field"] == "accuracy" && r["method"] == "cbpe")
+            .unwrap_or_else(|| panic!("no estimate in {w:#}"));
+        let (got, want) = (
+            estimated["value"].as_f64().unwrap(),
+            sk["estimated_accuracy"].as_f64().unwrap(),
+        );
+        assert!((got - want).abs() < 1e-9, "cbpe: {got} vs {want}");
+    }
+}
