@@ -280,7 +280,11 @@ def main():
             break
     event_keys = {e["key"] for e in events}
     missing_events = [k for k in landed_keys if k not in event_keys]
-    for _ in range(300):
+    # Landings queue executions faster than their Python step and merge finish: wait for the
+    # backlog to drain (and say how long it took) before judging them.
+    soak_end = time.time()
+    drained = None
+    for _ in range(1200):
         items, token = [], None
         while True:
             q = "/api/v1/executions?limit=1000" + (f"&next_token={token}" if token else "")
@@ -291,6 +295,7 @@ def main():
             if not token:
                 break
         if all(e["status"] in ("succeeded", "failed", "cancelled") for e in items):
+            drained = time.time() - soak_end
             break
         time.sleep(1)
     failed = [e for e in items if e["status"] != "succeeded"]
@@ -319,6 +324,8 @@ def main():
         f"| 5xx answers | {five} |",
         f"| landed day files / without their event | {len(landed_keys)} / {len(missing_events)} |",
         f"| pipeline executions / not succeeded | {len(items)} / {len(failed)} |",
+        f"| executions' backlog drained after the soak | "
+        + (f"{drained:.0f} s" if drained is not None else "not within 20 min") + " |",
         "",
         "Hostile kinds sent: " + ", ".join(sorted({n for n, _, _ in results["hostile"]})) + ".",
     ]

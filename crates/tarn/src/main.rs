@@ -40,11 +40,12 @@ use commands::Ctx;
 
 fn main() {
     let cli = Cli::parse();
-    // delta-kernel logs an ERROR when it probes a folder that holds no table yet, and
-    // delta-rs a WARN on every merge about a metric it derives itself; tarn reports real
-    // failures itself, so that noise stays off unless asked for (TARN_LOG).
+    // delta-kernel logs an ERROR when it probes a folder that holds no table yet, delta-rs a
+    // WARN on every merge about a metric it derives itself and an ERROR on every commit that
+    // loses a race (which tarn tries again); tarn reports real failures itself, so that noise
+    // stays off unless asked for (TARN_LOG).
     let serving = matches!(cli.command, Command::Serve { .. });
-    let merge = "deltalake_core::operations::merge=error";
+    let merge = "deltalake_core::operations::merge=error,deltalake_core::kernel::transaction=off";
     let filter = std::env::var("TARN_LOG").unwrap_or_else(|_| {
         if cli.verbose || serving {
             format!("info,buoyant_kernel=warn,{merge}")
