@@ -42,9 +42,9 @@ pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Limits, Selection};
 pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
-    execution_id, status, CrawlRecord, DeliveryRecord, EndpointRecord, Event, ExecutionRecord,
-    Existing, Inactive, Kind, MetadataError, Missing, NewEvent, NewExecution, StepAttempt, Store,
-    TokenRecord, OBJECT_CREATED,
+    execution_id, status, Column, CrawlRecord, DeliveryRecord, EndpointRecord, Event,
+    ExecutionRecord, Existing, Inactive, Kind, MetadataError, Missing, NewEvent, NewExecution,
+    StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
 pub use tarn_metadata::{logged_models, registry, run_search, traces, tracking, validation};
 pub use tarn_query::{

@@ -87,6 +87,9 @@ pub(crate) async fn require_token(
         .filter(|t| !t.is_empty());
     let Some(token) = presented else {
         tracing::warn!(path, method = %req.method(), reason = "no bearer token", "auth failed");
+        if path == "/" || path.starts_with("/ui") {
+            return unauthorized("the web UI has no sign-in page yet, so under --auth a browser cannot open it; browse a lake with `tarn serve` on a loopback address without --auth, or call the API with `Authorization: Bearer TOKEN`");
+        }
         return unauthorized("this server needs `Authorization: Bearer TOKEN`; create a token with `tarn token create --name NAME`");
     };
     let record = match app.lake.tokens().verify_token(token).await {

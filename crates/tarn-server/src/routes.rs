@@ -78,6 +78,10 @@ pub(crate) fn router(app: App) -> Router {
         )
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(crate::mlflow::not_built))
         .route("/api/v1/endpoints", get(endpoints))
+        .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
+        .merge(tarn_ui::router(
+            tarn_ui::Ui::new(app.lake.clone()).waking(app.landed.clone()),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(

@@ -3,6 +3,7 @@
 #[macro_use]
 mod hostile;
 mod mlflow;
+mod ui;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -1,0 +1,225 @@
+//! The catalog: tables found by name, column or location; a table's page with its columns
+//! and types, partitions, catalog versions with what each changed, Delta history, loads, and
+//! a sample of its rows.
+
+use crate::layout::{page, Section, UiError};
+use crate::sql::rows_table;
+use crate::Ui;
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use maud::{html, Markup};
+use serde::Deserialize;
+use tarn_lake::{Column, QueryOptions};
+
+/// Tables one page lists.
+const PAGE: usize = 100;
+/// Rows of the sample on a table's page.
+const SAMPLE_ROWS: usize = 20;
+/// Delta commits a table's page shows.
+const HISTORY: usize = 20;
+
+#[derive(Deserialize)]
+pub(crate) struct Search {
+    search: Option<String>,
+    #[serde(default)]
+    page: usize,
+}
+
+pub(crate) async fn list(
+    State(ui): State<Ui>,
+    Query(q): Query<Search>,
+) -> Result<Html<String>, UiError> {
+    let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let all = ui.lake.tables(None, search).await?;
+    let shown: Vec<_> = all.iter().skip(q.page * PAGE).take(PAGE).collect();
+    let more = all.len() > (q.page + 1) * PAGE;
+    let body = html! {
+        form.search method="get" action="/ui/tables" {
+            input type="search" name="search" value=(search.unwrap_or("")) placeholder="table, column or location" autofocus;
+            button type="submit" { "Search" }
+        }
+        p.quiet { (all.len()) " tables" @if let Some(s) = search { " matching “" (s) "”" } }
+        table {
+            thead { tr { th { "table" } th { "format" } th.num { "columns" } th.num { "rows" } th { "partitioned by" } th.num { "version" } th { "updated" } } }
+            tbody {
+                @for t in &shown {
+                    tr {
+                        td { a href={ "/ui/tables/" (t.table) } { (t.table) } }
+                        td { (t.format) }
+                        td.num { (t.columns) }
+                        td.num { (t.row_count.map(|n| n.to_string()).unwrap_or_default()) }
+                        td { (t.partition_keys.join(", ")) }
+                        td.num { (t.version) }
+                        td { (t.updated_at) }
+                    }
+                }
+            }
+        }
+        @if q.page > 0 || more {
+            p.pages {
+                @if q.page > 0 { a href={ "/ui/tables?page=" (q.page - 1) "&search=" (search.unwrap_or("")) } { "← newer" } " " }
+                @if more { a href={ "/ui/tables?page=" (q.page + 1) "&search=" (search.unwrap_or("")) } { "more →" } }
+            }
+        }
+    };
+    Ok(page(
+        &ui.lake.config.lake,
+        "Catalog",
+        Section::Catalog,
+        body,
+    ))
+}
+
+/// What a catalog version changed from the one before it.
+fn changes(before: Option<&[Column]>, after: &[Column]) -> Markup {
+    let Some(before) = before else {
+        return html! { "first version" };
+    };
+    let added: Vec<&Column> = after
+        .iter()
+        .filter(|c| !before.iter().any(|b| b.name == c.name))
+        .collect();
+    let dropped: Vec<&Column> = before
+        .iter()
+        .filter(|b| !after.iter().any(|c| c.name == b.name))
+        .collect();
+    let retyped: Vec<(&Column, &Column)> = after
+        .iter()
+        .filter_map(|c| {
+            before
+                .iter()
+                .find(|b| b.name == c.name && b.data_type != c.data_type)
+                .map(|b| (b, c))
+        })
+        .collect();
+    html! {
+        @for c in &added { span.added { "+ " (c.name) " " (c.data_type) } " " }
+        @for c in &dropped { span.dropped { "− " (c.name) } " " }
+        @for (b, c) in &retyped { span.changed { (c.name) ": " (b.data_type) " → " (c.data_type) } " " }
+        @if added.is_empty() && dropped.is_empty() && retyped.is_empty() { "no column changed" }
+    }
+}
+
+pub(crate) async fn table(
+    State(ui): State<Ui>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, UiError> {
+    let lake = &ui.lake;
+    let t = lake.table(&name).await?;
+    let history = lake.history(&name).await.unwrap_or_default();
+    let quoted = name
+        .split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".");
+    let sample_sql = format!("SELECT * FROM {quoted} LIMIT {SAMPLE_ROWS}");
+    let sample = lake
+        .sql(
+            &sample_sql,
+            &QueryOptions {
+                row_limit: Some(SAMPLE_ROWS),
+                timeout: Some(std::time::Duration::from_secs(10)),
+            },
+        )
+        .await;
+    let mut versions = t.versions.clone();
+    versions.sort_by_key(|v| v.version);
+    let body = html! {
+        p.quiet {
+            (t.record.format) " · " (t.record.row_count.map(|n| format!("{n} rows")).unwrap_or_else(|| "rows not counted".into()))
+            " · catalog version " (t.record.version) " · "
+            span.mono { (t.record.location) }
+        }
+        p { a href={ "/ui/sql?query=" (percent(&sample_sql)) } { "Query it" } }
+        section {
+            h2 { "Columns" }
+            table {
+                thead { tr { th { "column" } th { "type" } th { "nullable" } } }
+                tbody {
+                    @for c in &t.record.columns {
+                        tr { td { (c.name) } td.mono { (c.data_type) } td { @if c.nullable { "yes" } @else { "no" } } }
+                    }
+                    @for c in &t.record.partition_keys {
+                        tr { td { (c.name) " (partition)" } td.mono { (c.data_type) } td { "" } }
+                    }
+                }
+            }
+        }
+        @if !t.record.parameters.is_empty() {
+            section {
+                h2 { "Parameters" }
+                table { tbody { @for (k, v) in &t.record.parameters { tr { td.mono { (k) } td { (v) } } } } }
+            }
+        }
+        section {
+            h2 { "Sample" }
+            @match &sample {
+                Ok(r) => (rows_table(&r.schema, &r.batches, SAMPLE_ROWS)),
+                Err(e) => p.error { (e.to_string()) },
+            }
+        }
+        section {
+            h2 { "Catalog versions" }
+            table {
+                thead { tr { th.num { "version" } th { "when" } th { "reason" } th { "what changed" } } }
+                tbody {
+                    @for (i, v) in versions.iter().enumerate().rev() {
+                        tr {
+                            td.num { (v.version) }
+                            td { (v.created_at) }
+                            td { (v.reason) }
+                            td { (changes(i.checked_sub(1).map(|j| versions[j].columns.as_slice()), &v.columns)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !t.partitions.is_empty() {
+            section {
+                h2 { "Partitions (" (t.partitions.len()) ")" }
+                table { tbody { @for p in t.partitions.iter().take(100) { tr { td.mono { (p.spec) } td.mono { (p.location) } } } } }
+            }
+        }
+        @if !history.is_empty() {
+            section {
+                h2 { "Delta history" }
+                table {
+                    thead { tr { th.num { "version" } th { "when" } th { "operation" } th { "load" } } }
+                    tbody {
+                        @for h in history.iter().take(HISTORY) {
+                            tr { td.num { (h.version) } td { (h.timestamp.as_deref().unwrap_or("")) } td { (h.operation) } td.mono { (h.load_id.as_deref().unwrap_or("")) } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !t.loads.is_empty() {
+            section {
+                h2 { "Loads" }
+                table {
+                    thead { tr { th { "when" } th { "mode" } th { "source" } th.num { "written" } th.num { "rejected" } th.num { "table version" } } }
+                    tbody {
+                        @for l in t.loads.iter().rev().take(20) {
+                            tr { td { (l.created_at) } td { (l.mode) } td.mono { (l.source) } td.num { (l.rows_written) } td.num { (l.rows_rejected) } td.num { (l.table_version) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&lake.config.lake, &name, Section::Catalog, body))
+}
+
+/// `text` for a URL's query string.
+pub fn percent(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
