@@ -102,7 +102,11 @@
       plot = new uPlot({
         width: Math.min(target.clientWidth || 900, 1100),
         height: 320,
-        scales: { x: { time: data.kinds[x] === "time" } },
+        scales: {
+          x: kind === "bar" || textX
+            ? { time: false, range: function (u, min, max) { return [min - 0.5, max + 0.5]; } }
+            : { time: data.kinds[x] === "time" },
+        },
         axes: [
           textX ? { values: function (u, splits) { return splits.map(function (i) { return data.labels[x][i] || ""; }); } } : {},
           {},

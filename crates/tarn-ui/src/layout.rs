@@ -53,6 +53,7 @@ pub fn page(lake: &str, title: &str, section: Section, body: Markup) -> Html<Str
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " · " (lake) " · tarn" }
+                    link rel="icon" href="data:,";
                     link rel="stylesheet" href="/ui/assets/tarn.css";
                     link rel="stylesheet" href="/ui/assets/uPlot.min.css";
                     script src="/ui/assets/uPlot.iife.min.js" defer {}
@@ -117,6 +118,7 @@ impl IntoResponse for UiError {
                 head {
                     meta charset="utf-8";
                     title { "error · tarn" }
+                    link rel="icon" href="data:,";
                     link rel="stylesheet" href="/ui/assets/tarn.css";
                 }
                 body {

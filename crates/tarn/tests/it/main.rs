@@ -8,6 +8,7 @@ mod server;
 mod serving;
 mod tracking;
 mod training;
+mod ui;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,68 @@
+"""The web UI in a real browser: headless Chromium (Debian's, driven by selenium through
+Debian's chromedriver) opens every page of a running `tarn serve` over the quickstart lake,
+runs a query with Ctrl+Enter and charts it, and writes a screenshot of each page. Prints the
+console's errors and warnings, and what it saw, as JSON on its last line."""
+
+import json
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+base, shots = sys.argv[1], sys.argv[2]
+opts = webdriver.ChromeOptions()
+opts.binary_location = "/usr/bin/chromium"
+for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+          "--disable-dev-shm-usage", "--window-size=1400,1000"]:
+    opts.add_argument(a)
+opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+seen = {"problems": [], "pages": [], "titles": {}}
+
+
+def settle(name):
+    WebDriverWait(d, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    time.sleep(0.3)
+    for entry in d.get_log("browser"):
+        if entry["level"] in ("SEVERE", "WARNING"):
+            seen["problems"].append([name, entry["message"]])
+    d.save_screenshot(f"{shots}/{name}.png")
+    seen["pages"].append(name)
+    seen["titles"][name] = d.find_element(By.TAG_NAME, "h1").text
+
+
+def visit(path, name):
+    d.get(base + path)
+    settle(name)
+
+
+try:
+    visit("/", "overview")
+    visit("/ui/tables", "catalog")
+    d.find_element(By.LINK_TEXT, "flights.trusted.flights").click()
+    settle("table")
+    d.find_element(By.LINK_TEXT, "Query it").click()
+    settle("sql-editor")
+    query = d.find_element(By.ID, "query")
+    query.clear()
+    query.send_keys("SELECT carrier, count(*) AS flights FROM flights.trusted.flights GROUP BY carrier ORDER BY flights DESC, carrier")
+    query.send_keys(Keys.CONTROL, Keys.ENTER)
+    WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
+    Select(d.find_element(By.NAME, "kind")).select_by_value("bar")
+    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart canvas"))
+    seen["rows"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                    for tr in d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr")]
+    seen["recent"] = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#recent a")]
+    settle("sql-result")
+    visit("/ui/executions", "executions")
+    d.find_element(By.CSS_SELECTOR, "main table tbody a").click()
+    settle("execution")
+    seen["timeline_bars"] = [b.get_attribute("style") for b in d.find_elements(By.CSS_SELECTOR, ".timeline .bar")]
+finally:
+    d.quit()
+print(json.dumps(seen))
