@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 #![forbid(unsafe_code)]
 
+mod dashboard;
 mod endpoint;
 mod error;
 mod file;
@@ -27,6 +28,7 @@ mod secrets;
 mod starter;
 mod train;
 
+pub use dashboard::{load_dashboard, load_dashboards, DashboardSpec, Tile, CHARTS, DASHBOARDS_DIR};
 pub use endpoint::{Canary, EndpointSpec};
 pub use error::ConfigError;
 pub use file::{

@@ -472,21 +472,7 @@ pub struct Alert {
 /// Every monitor of the lake (`monitors/*.yml`), or every problem found in them.
 pub fn load_monitors(lake: &LakeConfig) -> Result<Vec<MonitorSpec>, ConfigError> {
     let root = lake.root.join(MONITORS_DIR);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&root) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("yml") | Some("yaml")
-                    )
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
+    let files = crate::pipeline::yaml_files(&root);
     load_each(files, |path, loaded: &[MonitorSpec]| {
         let spec = load_monitor(lake, path)?;
         match loaded.iter().find(|s| s.name == spec.name) {
@@ -517,29 +503,15 @@ const TOP_KEYS: [&str; 12] = [
 
 impl Parser<'_> {
     fn monitor(&mut self, lake: &LakeConfig, path: &Path, v: &Value) -> MonitorSpec {
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if let Err(why) = crate::check_identifier(&name) {
-            self.problem(
-                &[],
-                format!("monitor name `{name}` (the file's name) {why}"),
-                "rename the file to letters, digits and underscores, e.g. monitors/delays.yml",
-            );
-        }
         let empty = Mapping::new();
-        let top = match v.as_mapping() {
-            Some(m) => m,
-            None => {
-                self.problem(
-                    &[],
-                    "a monitor file is a mapping",
-                    "start with `model: NAME@champion` and `schema:`",
-                );
-                &empty
-            }
-        };
+        let (name, top) = self.named_file(
+            path,
+            v,
+            &empty,
+            "monitor",
+            "monitors/delays.yml",
+            "start with `model: NAME@champion` and `schema:`",
+        );
         self.unknown_keys(top, &[], &TOP_KEYS);
 
         let model = self.string(top, &["model"]).and_then(|m| {

@@ -260,6 +260,26 @@ pub(crate) fn folders_with(root: &Path, file: &str) -> Vec<PathBuf> {
 
 /// Each folder loaded with `load` (which sees those loaded before it); every problem of every
 /// folder when any has one.
+/// The `.yml` and `.yaml` files directly in `dir`, sorted (none when it does not exist).
+pub(crate) fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("yml") | Some("yaml")
+                    )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
 pub(crate) fn load_each<T>(
     dirs: Vec<PathBuf>,
     mut load: impl FnMut(&Path, &[T]) -> Result<T, ConfigError>,
@@ -355,6 +375,37 @@ impl Parser<'_> {
             Ok(built)
         } else {
             Err(ConfigError::Problems(p.problems))
+        }
+    }
+
+    /// A file named for what it declares (`monitors/NAME.yml`): its name, checked as an
+    /// identifier, and its top-level mapping (`empty` when the file is something else).
+    pub(crate) fn named_file<'v>(
+        &mut self,
+        path: &Path,
+        v: &'v Value,
+        empty: &'v Mapping,
+        kind: &str,
+        example: &str,
+        start: &str,
+    ) -> (String, &'v Mapping) {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if let Err(why) = crate::check_identifier(&name) {
+            self.problem(
+                &[],
+                format!("{kind} name `{name}` (the file's name) {why}"),
+                format!("rename the file to letters, digits and underscores, e.g. {example}"),
+            );
+        }
+        match v.as_mapping() {
+            Some(m) => (name, m),
+            None => {
+                self.problem(&[], format!("a {kind} file is a mapping"), start);
+                (name, empty)
+            }
         }
     }
 

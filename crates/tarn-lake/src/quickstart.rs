@@ -7,7 +7,7 @@ use crate::{
 use serde::Serialize;
 use std::path::Path;
 
-const FILES: [(&str, &str); 14] = [
+const FILES: [(&str, &str); 15] = [
     (
         "tarn.yml",
         include_str!("../../../examples/quickstart/tarn.yml"),
@@ -57,6 +57,10 @@ const FILES: [(&str, &str); 14] = [
     (
         "monitors/arrival_delay.yml",
         include_str!("../../../examples/quickstart/monitors/arrival_delay.yml"),
+    ),
+    (
+        "dashboards/flights.yml",
+        include_str!("../../../examples/quickstart/dashboards/flights.yml"),
     ),
     (
         "pipelines/retrain/config.yml",

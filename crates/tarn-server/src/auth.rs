@@ -11,7 +11,17 @@ use axum::response::{IntoResponse, Response};
 
 /// Whether a request may go on with a read-only token: reads, and SQL (which is read-only).
 fn is_read(method: &Method, path: &str) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || path == "/api/v1/sql"
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || matches!(
+            path,
+            "/api/v1/sql" | "/ui/sql" | "/ui/sql/download" | "/ui/sign-in" | "/ui/sign-out"
+        )
+}
+
+/// Whether a path is the web UI's (a browser signs in there with a session cookie; the API
+/// takes bearer tokens only).
+fn is_ui(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
 }
 
 fn open_path(path: &str) -> bool {
@@ -75,7 +85,8 @@ pub(crate) async fn require_token(
         return next.run(req).await;
     }
     let path = req.uri().path().to_string();
-    let presented = req
+    let ui = is_ui(&path);
+    let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -84,12 +95,21 @@ pub(crate) async fn require_token(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(token) = presented else {
-        tracing::warn!(path, method = %req.method(), reason = "no bearer token", "auth failed");
-        if path == "/" || path.starts_with("/ui") {
-            return unauthorized("the web UI has no sign-in page yet, so under --auth a browser cannot open it; browse a lake with `tarn serve` on a loopback address without --auth, or call the API with `Authorization: Bearer TOKEN`");
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    // A browser on the UI's pages carries its session's cookie instead.
+    let presented = bearer.or_else(|| {
+        ui.then(|| app.ui_sessions.token_for(req.headers()))
+            .flatten()
+    });
+    let Some(token) = presented.as_deref() else {
+        if ui {
+            if tarn_ui::session::open_before_sign_in(&path) {
+                return next.run(req).await;
+            }
+            return axum::response::Redirect::to("/ui/sign-in").into_response();
         }
+        tracing::warn!(path, method = %req.method(), reason = "no bearer token", "auth failed");
         return unauthorized("this server needs `Authorization: Bearer TOKEN`; create a token with `tarn token create --name NAME`");
     };
     let record = match app.lake.tokens().verify_token(token).await {
@@ -98,6 +118,9 @@ pub(crate) async fn require_token(
     };
     let Some(record) = record else {
         tracing::warn!(path, method = %req.method(), reason = "unknown or revoked token", "auth failed");
+        if ui {
+            return axum::response::Redirect::to("/ui/sign-in").into_response();
+        }
         return unauthorized(
             "the token is unknown or revoked; ask for a new one (`tarn token create --name NAME`)",
         );
@@ -117,6 +140,10 @@ pub(crate) async fn require_token(
     tracing::Span::current().record("token", record.name.as_str());
     req.extensions_mut()
         .insert(Caller(Some(record.name.clone())));
+    req.extensions_mut().insert(tarn_ui::session::Viewer {
+        name: Some(record.name.clone()),
+        read_only: record.read_only,
+    });
     if let Some(domain) = &record.scope {
         req.extensions_mut()
             .insert(Scope(Some((record.name.clone(), domain.clone()))));

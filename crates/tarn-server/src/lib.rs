@@ -64,6 +64,8 @@ pub struct App {
     pub(crate) landed: Arc<tokio::sync::Notify>,
     /// The model endpoints served under `/endpoints/`.
     pub(crate) endpoints: Option<Arc<tarn_serving::Endpoints>>,
+    /// The web UI's signed-in sessions (under `--auth`).
+    pub(crate) ui_sessions: tarn_ui::session::Sessions,
 }
 
 /// Why the server could not start.
@@ -94,6 +96,7 @@ impl App {
             auth: false,
             landed: Default::default(),
             endpoints: None,
+            ui_sessions: Default::default(),
         }
     }
 

@@ -80,7 +80,9 @@ pub(crate) fn router(app: App) -> Router {
         .route("/api/v1/endpoints", get(endpoints))
         .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
         .merge(tarn_ui::router(
-            tarn_ui::Ui::new(app.lake.clone()).waking(app.landed.clone()),
+            tarn_ui::Ui::new(app.lake.clone())
+                .waking(app.landed.clone())
+                .with_sessions(app.ui_sessions.clone()),
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

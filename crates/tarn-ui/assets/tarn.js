@@ -70,7 +70,41 @@
     });
   }
 
-  // The chart of a result: the columns chosen as x and y, drawn by uPlot.
+  // A query's answer (the JSON the server put beside it) drawn by uPlot: column `x` along x,
+  // column `y` along y, as a line, bars or points.
+  function drawResult(target, data, kind, x, y) {
+    const pairs = [];
+    data.columns[x].forEach(function (v, i) {
+      if (v !== null) pairs.push([v, data.columns[y][i]]);
+    });
+    pairs.sort(function (a, b) { return a[0] - b[0]; });
+    const textX = data.kinds[x] === "text";
+    const series = {
+      label: data.names[y],
+      stroke: "#2b6cb0",
+      fill: kind === "bar" ? "rgba(43,108,176,0.5)" : undefined,
+      width: kind === "scatter" ? 0 : 2,
+      points: { show: kind === "scatter", size: 6, fill: "#2b6cb0" },
+    };
+    if (kind === "bar") series.paths = uPlot.paths.bars({ size: [0.7, 60] });
+    if (kind === "scatter") series.paths = function () { return null; };
+    return new uPlot({
+      width: Math.min(target.clientWidth || 900, 1100),
+      height: parseInt(target.dataset.height || "320", 10),
+      scales: {
+        x: kind === "bar" || textX
+          ? { time: false, range: function (u, min, max) { return [min - 0.5, max + 0.5]; } }
+          : { time: data.kinds[x] === "time" },
+      },
+      axes: [
+        textX ? { values: function (u, splits) { return splits.map(function (i) { return data.labels[x][i] || ""; }); } } : {},
+        {},
+      ],
+      series: [{ label: data.names[x] }, series],
+    }, [pairs.map(function (p) { return p[0]; }), pairs.map(function (p) { return p[1]; })], target);
+  }
+
+  // The SQL page's chart: the columns and kind chosen in its form.
   function chart() {
     const island = document.getElementById("chart-data");
     const controls = document.getElementById("chart-controls");
@@ -82,40 +116,22 @@
       if (plot) { plot.destroy(); plot = null; }
       const kind = controls.elements.kind.value;
       if (!kind) return;
-      const x = parseInt(controls.elements.x.value, 10);
-      const y = parseInt(controls.elements.y.value, 10);
-      const pairs = [];
-      data.columns[x].forEach(function (v, i) {
-        if (v !== null) pairs.push([v, data.columns[y][i]]);
-      });
-      pairs.sort(function (a, b) { return a[0] - b[0]; });
-      const textX = data.kinds[x] === "text";
-      const series = {
-        label: data.names[y],
-        stroke: "#2b6cb0",
-        fill: kind === "bar" ? "rgba(43,108,176,0.5)" : undefined,
-        width: kind === "scatter" ? 0 : 2,
-        points: { show: kind === "scatter", size: 6, fill: "#2b6cb0" },
-      };
-      if (kind === "bar") series.paths = uPlot.paths.bars({ size: [0.7, 60] });
-      if (kind === "scatter") series.paths = function () { return null; };
-      plot = new uPlot({
-        width: Math.min(target.clientWidth || 900, 1100),
-        height: 320,
-        scales: {
-          x: kind === "bar" || textX
-            ? { time: false, range: function (u, min, max) { return [min - 0.5, max + 0.5]; } }
-            : { time: data.kinds[x] === "time" },
-        },
-        axes: [
-          textX ? { values: function (u, splits) { return splits.map(function (i) { return data.labels[x][i] || ""; }); } } : {},
-          {},
-        ],
-        series: [{ label: data.names[x] }, series],
-      }, [pairs.map(function (p) { return p[0]; }), pairs.map(function (p) { return p[1]; })], target);
+      plot = drawResult(target, data, kind,
+        parseInt(controls.elements.x.value, 10), parseInt(controls.elements.y.value, 10));
     }
     controls.addEventListener("change", draw);
     draw();
+  }
+
+  // A dashboard's line and bar tiles.
+  function tiles() {
+    if (typeof uPlot === "undefined") return;
+    document.querySelectorAll("div.tile-chart[data-source]").forEach(function (target) {
+      const source = document.getElementById(target.dataset.source);
+      if (!source) return;
+      drawResult(target, JSON.parse(source.textContent), target.dataset.kind,
+        parseInt(target.dataset.x, 10), parseInt(target.dataset.y, 10));
+    });
   }
 
   // An execution's timeline: each bar placed from its data (inline styles are not allowed).
@@ -145,7 +161,36 @@
     });
   }
 
+  // Figures over time: one line per series, a point per window (gaps where a window has no
+  // figure), from the JSON element the chart names.
+  function seriesCharts() {
+    if (typeof uPlot === "undefined") return;
+    const colors = ["#2b6cb0", "#c53030", "#2f855a", "#b7791f", "#6b46c1", "#2c7a7b", "#97266d", "#4a5568"];
+    document.querySelectorAll("div.series-chart[data-source]").forEach(function (target) {
+      const source = document.getElementById(target.dataset.source);
+      if (!source) return;
+      const data = JSON.parse(source.textContent);
+      const xs = Array.from(new Set([].concat.apply([], data.series.map(function (s) {
+        return s.points.map(function (p) { return p[0]; });
+      })))).sort(function (a, b) { return a - b; });
+      const columns = [xs].concat(data.series.map(function (s) {
+        const at = new Map(s.points.map(function (p) { return [p[0], p[1]]; }));
+        return xs.map(function (x) { return at.has(x) ? at.get(x) : null; });
+      }));
+      new uPlot({
+        width: Math.min(target.clientWidth || 900, 1100),
+        height: 260,
+        scales: { x: { time: target.dataset.x !== "step" } },
+        series: [{ label: target.dataset.x === "step" ? "step" : "window" }].concat(data.series.map(function (s, i) {
+          return { label: s.label, stroke: colors[i % colors.length], width: 2, points: { show: true, size: 5 } };
+        })),
+      }, columns, target);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    seriesCharts();
+    tiles();
     editor();
     pages();
     chart();

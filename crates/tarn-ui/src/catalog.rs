@@ -3,6 +3,7 @@
 //! a sample of its rows.
 
 use crate::layout::{page, Section, UiError};
+use crate::session::Viewer;
 use crate::sql::rows_table;
 use crate::Ui;
 use axum::extract::{Path, Query, State};
@@ -27,6 +28,7 @@ pub(crate) struct Search {
 
 pub(crate) async fn list(
     State(ui): State<Ui>,
+    viewer: Viewer,
     Query(q): Query<Search>,
 ) -> Result<Html<String>, UiError> {
     let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
@@ -62,12 +64,7 @@ pub(crate) async fn list(
             }
         }
     };
-    Ok(page(
-        &ui.lake.config.lake,
-        "Catalog",
-        Section::Catalog,
-        body,
-    ))
+    Ok(page(&ui, &viewer, "Catalog", Section::Catalog, body))
 }
 
 /// What a catalog version changed from the one before it.
@@ -102,6 +99,7 @@ fn changes(before: Option<&[Column]>, after: &[Column]) -> Markup {
 
 pub(crate) async fn table(
     State(ui): State<Ui>,
+    viewer: Viewer,
     Path(name): Path<String>,
 ) -> Result<Html<String>, UiError> {
     let lake = &ui.lake;
@@ -207,7 +205,7 @@ pub(crate) async fn table(
             }
         }
     };
-    Ok(page(&lake.config.lake, &name, Section::Catalog, body))
+    Ok(page(&ui, &viewer, &name, Section::Catalog, body))
 }
 
 /// `text` for a URL's query string.

@@ -3,6 +3,7 @@
 //! follow a running step), and retry and cancel.
 
 use crate::layout::{page, Section, UiError};
+use crate::session::Viewer;
 use crate::Ui;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,6 +30,7 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
 
 pub(crate) async fn list(
     State(ui): State<Ui>,
+    viewer: Viewer,
     Query(f): Query<Filter>,
 ) -> Result<Html<String>, UiError> {
     let lake = &ui.lake;
@@ -73,19 +75,7 @@ pub(crate) async fn list(
             p.pages { a href={ "/ui/executions?pipeline=" (pipeline.unwrap_or("")) "&status=" (status.unwrap_or("")) "&next_token=" (crate::catalog::percent(t)) } { "older →" } }
         }
     };
-    Ok(page(
-        &lake.config.lake,
-        "Executions",
-        Section::Executions,
-        body,
-    ))
-}
-
-/// Seconds since the epoch of an RFC 3339 time, when it is one.
-fn seconds(t: &str) -> Option<f64> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|t| t.timestamp_millis() as f64 / 1000.0)
+    Ok(page(&ui, &viewer, "Executions", Section::Executions, body))
 }
 
 fn json(v: &serde_json::Value) -> String {
@@ -94,6 +84,7 @@ fn json(v: &serde_json::Value) -> String {
 
 pub(crate) async fn show(
     State(ui): State<Ui>,
+    viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Html<String>, UiError> {
     let lake = &ui.lake;
@@ -105,8 +96,12 @@ pub(crate) async fn show(
         .attempts
         .iter()
         .map(|a| {
-            let start = seconds(&a.started_at).unwrap_or(now);
-            let end = a.finished_at.as_deref().and_then(seconds).unwrap_or(now);
+            let start = crate::layout::epoch_seconds(&a.started_at).unwrap_or(now);
+            let end = a
+                .finished_at
+                .as_deref()
+                .and_then(crate::layout::epoch_seconds)
+                .unwrap_or(now);
             (start, end.max(start))
         })
         .collect();
@@ -132,8 +127,8 @@ pub(crate) async fn show(
         }
         @if let Some(err) = &e.error { p.error { (err) } }
         p {
-            @if live { (action("cancel", "Cancel")) }
-            @if matches!(e.status.as_str(), "failed" | "cancelled") { (action("retry", "Retry from the step it stopped at")) }
+            @if live && viewer.may_write() { (action("cancel", "Cancel")) }
+            @if matches!(e.status.as_str(), "failed" | "cancelled") && viewer.may_write() { (action("retry", "Retry from the step it stopped at")) }
         }
         section {
             h2 { "Timeline" }
@@ -171,7 +166,8 @@ pub(crate) async fn show(
         }
     };
     Ok(page(
-        &lake.config.lake,
+        &ui,
+        &viewer,
         &format!("Execution {}", e.id),
         Section::Executions,
         body,
@@ -185,11 +181,12 @@ pub(crate) struct Action {
 }
 
 /// Refuses a state-changing form that did not come from a page this server made: its
-/// token must be the one the pages carry, and a browser's `Origin` must be this server.
+/// token must be the one the pages carry, and a browser's `Origin`, when it names one (a
+/// privacy setting may send `null`), must be this server.
 pub(crate) fn check_form(ui: &Ui, headers: &HeaderMap, csrf: &str) -> Result<(), UiError> {
     let host = headers.get("host").and_then(|h| h.to_str().ok());
     let origin = headers.get("origin").and_then(|h| h.to_str().ok());
-    if let (Some(origin), Some(host)) = (origin, host) {
+    if let (Some(origin), Some(host)) = (origin.filter(|o| *o != "null"), host) {
         let from = origin.split("://").nth(1).unwrap_or(origin);
         if from != host {
             return Err(UiError::new(

@@ -1,6 +1,8 @@
 //! The frame every page shares (navigation, the style sheet and script), the headers every
 //! answer carries, and the error page.
 
+use crate::session::Viewer;
+use crate::Ui;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -23,9 +25,11 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Same-origin: a form posted from a page says where it came from (its `Origin`), which
+    // `no-referrer` would hide as `null`; other sites learn nothing.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     res
@@ -37,11 +41,34 @@ pub enum Section {
     Overview,
     Catalog,
     Sql,
+    Pipelines,
     Executions,
+    Experiments,
+    Models,
+    Monitors,
+    Dashboards,
 }
 
-/// A whole page: `title` in the tab and as the heading, `body` inside the frame.
-pub fn page(lake: &str, title: &str, section: Section, body: Markup) -> Html<String> {
+/// Who is looking, for a page's handler: what the server's auth found, or no one.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Viewer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Viewer>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// A whole page: `title` in the tab and as the heading, `body` inside the frame, and who is
+/// signed in (with the sign-out button) when someone is.
+pub fn page(ui: &Ui, viewer: &Viewer, title: &str, section: Section, body: Markup) -> Html<String> {
+    let lake = ui.lake.config.lake.as_str();
     let link = |href: &str, label: &str, s: Section| {
         html! { a href=(href) class=[(s == section).then_some("active")] { (label) } }
     };
@@ -65,8 +92,22 @@ pub fn page(lake: &str, title: &str, section: Section, body: Markup) -> Html<Str
                         (link("/ui/", "Overview", Section::Overview))
                         (link("/ui/tables", "Catalog", Section::Catalog))
                         (link("/ui/sql", "SQL", Section::Sql))
+                        (link("/ui/pipelines", "Pipelines", Section::Pipelines))
                         (link("/ui/executions", "Executions", Section::Executions))
+                        (link("/ui/experiments", "Experiments", Section::Experiments))
+                        (link("/ui/models", "Models", Section::Models))
+                        (link("/ui/monitors", "Monitors", Section::Monitors))
+                        (link("/ui/dashboards", "Dashboards", Section::Dashboards))
                         a href="/docs" { "API" }
+                        @if let Some(name) = &viewer.name {
+                            span.who {
+                                (name) @if viewer.read_only { " (read-only)" } " "
+                                form.inline method="post" action="/ui/sign-out" {
+                                    input type="hidden" name="csrf" value=(ui.csrf);
+                                    button type="submit" { "Sign out" }
+                                }
+                            }
+                        }
                     }
                     main {
                         h1 { (title) }
@@ -132,6 +173,44 @@ impl IntoResponse for UiError {
         };
         (self.status, Html(body.into_string())).into_response()
     }
+}
+
+/// JSON safe inside a `<script type="application/json">` (the data a chart is drawn from):
+/// `<`, `>` and `&` escaped, so no value can end the element.
+pub fn json_island(v: &serde_json::Value) -> maud::PreEscaped<String> {
+    maud::PreEscaped(
+        v.to_string()
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026"),
+    )
+}
+
+/// Seconds since the epoch (with their fraction) of an RFC 3339 time.
+pub fn epoch_seconds(t: &str) -> Option<f64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.timestamp_millis() as f64 / 1000.0)
+}
+
+/// Milliseconds since the epoch as people read them (UTC).
+pub fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// Why the tracking store or the registry refused, as a page's status.
+pub fn metadata_error(e: tarn_lake::MetadataError) -> UiError {
+    let status = match &e {
+        tarn_lake::MetadataError::NotFound(_) => StatusCode::NOT_FOUND,
+        tarn_lake::MetadataError::Refused(_) | tarn_lake::MetadataError::Inactive(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        tarn_lake::MetadataError::Exists(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    UiError::new(status, e.to_string())
 }
 
 /// A number of bytes as people read it.

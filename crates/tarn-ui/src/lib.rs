@@ -10,6 +10,15 @@
 //! - [`overview`]: the lake at a glance: zones, tables, recent events and executions.
 //! - [`catalog`]: table search and a table's page (columns, versions, history, sample rows).
 //! - [`sql`]: the SQL page (editor, results, the error's position, a chart, downloads).
+//! - [`experiments`]: experiments; runs with parameter and metric columns, sorting and
+//!   MLflow's filter language; a run's metric histories; two or more runs compared.
+//! - [`models`]: the registry: versions with approvals, aliases, runs and lineage; approve
+//!   or reject with a reason.
+//! - [`monitors`]: each monitor's checks, runs, and the latest run's figures per window as
+//!   charts, with its alerts.
+//! - [`session`]: signing in under `--auth` (a session cookie), and who is looking.
+//! - [`pipelines`]: each pipeline's triggers and steps drawn as a graph (choices, catch).
+//! - [`dashboards`]: `dashboards/NAME.yml` as pages of tiles (number, line, bar, table).
 //! - [`executions`]: executions filtered and paged; one execution's timeline, attempts and
 //!   logs; retry and cancel (forms that carry the UI's CSRF token).
 
@@ -18,9 +27,15 @@
 
 pub mod assets;
 pub mod catalog;
+pub mod dashboards;
 pub mod executions;
+pub mod experiments;
 pub mod layout;
+pub mod models;
+pub mod monitors;
 pub mod overview;
+pub mod pipelines;
+pub mod session;
 pub mod sql;
 
 use axum::routing::{get, post};
@@ -36,6 +51,8 @@ pub struct Ui {
     pub(crate) csrf: &'static str,
     /// Woken when an execution is queued again (the pipeline engine's dispatcher).
     pub(crate) wake: Option<Arc<tokio::sync::Notify>>,
+    /// Sessions signed in under `--auth`.
+    pub(crate) sessions: session::Sessions,
 }
 
 impl Ui {
@@ -44,7 +61,14 @@ impl Ui {
             lake,
             csrf: csrf_token(),
             wake: None,
+            sessions: session::Sessions::default(),
         }
+    }
+
+    /// Keeps signed-in sessions in `sessions` (which the server's auth reads).
+    pub fn with_sessions(mut self, sessions: session::Sessions) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// Wakes `wake` whenever the UI queues an execution again.
@@ -71,10 +95,28 @@ pub fn router<S: Clone + Send + Sync + 'static>(ui: Ui) -> Router<S> {
         .route("/ui/tables/{table}", get(catalog::table))
         .route("/ui/sql", get(sql::editor).post(sql::run))
         .route("/ui/sql/download", post(sql::download))
+        .route("/ui/pipelines", get(pipelines::list))
+        .route("/ui/pipelines/{name}", get(pipelines::show))
         .route("/ui/executions", get(executions::list))
         .route("/ui/executions/{id}", get(executions::show))
         .route("/ui/executions/{id}/{action}", post(executions::act))
+        .route("/ui/experiments", get(experiments::list))
+        .route("/ui/experiments/{id}", get(experiments::runs))
+        .route("/ui/runs/compare", get(experiments::compare))
+        .route("/ui/runs/{id}", get(experiments::run))
+        .route("/ui/dashboards", get(dashboards::list))
+        .route("/ui/dashboards/{name}", get(dashboards::show))
+        .route("/ui/monitors", get(monitors::list))
+        .route("/ui/monitors/{name}", get(monitors::show))
+        .route("/ui/models", get(models::list))
+        .route("/ui/models/{name}", get(models::show))
+        .route(
+            "/ui/models/{name}/versions/{version}/decide",
+            post(models::decide),
+        )
         .route("/ui/assets/{file}", get(assets::serve))
+        .route("/ui/sign-in", get(session::form).post(session::sign_in))
+        .route("/ui/sign-out", post(session::sign_out))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(layout::headers))
         .with_state(ui)

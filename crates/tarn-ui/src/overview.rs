@@ -2,6 +2,7 @@
 //! landing; the newest events; running and failed executions; the newest monitor alerts.
 
 use crate::layout::{bytes, page, Section, UiError};
+use crate::session::Viewer;
 use crate::Ui;
 use axum::extract::State;
 use axum::response::Html;
@@ -13,7 +14,7 @@ const EVENTS: i64 = 20;
 /// Executions shown per status.
 const EXECUTIONS: usize = 10;
 
-pub(crate) async fn show(State(ui): State<Ui>) -> Result<Html<String>, UiError> {
+pub(crate) async fn show(State(ui): State<Ui>, viewer: Viewer) -> Result<Html<String>, UiError> {
     let lake = &ui.lake;
     let tables = lake.tables(None, None).await?;
     let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
@@ -136,5 +137,5 @@ pub(crate) async fn show(State(ui): State<Ui>) -> Result<Html<String>, UiError> 
             }
         }
     };
-    Ok(page(&lake.config.lake, "Overview", Section::Overview, body))
+    Ok(page(&ui, &viewer, "Overview", Section::Overview, body))
 }

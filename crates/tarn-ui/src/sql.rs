@@ -3,7 +3,8 @@
 //! and downloads as CSV or Parquet. Queries run as `tarn sql` runs them: read-only, within the
 //! lake's query limits.
 
-use crate::layout::{page, Section, UiError};
+use crate::layout::{json_island, page, Section, UiError};
+use crate::session::Viewer;
 use crate::Ui;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
@@ -13,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
-use maud::{html, Markup, PreEscaped};
+use maud::{html, Markup};
 use serde::Deserialize;
 use tarn_lake::{OutputFormat, QueryOptions};
 
@@ -48,16 +49,19 @@ fn editor_form(query: &str) -> Markup {
     }
 }
 
-pub(crate) async fn editor(State(ui): State<Ui>, Query(q): Query<Asked>) -> Html<String> {
-    page(
-        &ui.lake.config.lake,
-        "SQL",
-        Section::Sql,
-        editor_form(&q.query),
-    )
+pub(crate) async fn editor(
+    State(ui): State<Ui>,
+    viewer: Viewer,
+    Query(q): Query<Asked>,
+) -> Html<String> {
+    page(&ui, &viewer, "SQL", Section::Sql, editor_form(&q.query))
 }
 
-pub(crate) async fn run(State(ui): State<Ui>, Form(q): Form<Asked>) -> Html<String> {
+pub(crate) async fn run(
+    State(ui): State<Ui>,
+    viewer: Viewer,
+    Form(q): Form<Asked>,
+) -> Html<String> {
     let lake = &ui.lake;
     let opts = QueryOptions {
         row_limit: Some(PAGE_ROWS),
@@ -75,14 +79,14 @@ pub(crate) async fn run(State(ui): State<Ui>, Form(q): Form<Asked>) -> Html<Stri
                     " in " (format!("{ms:.0}")) " ms"
                 }
                 (chart_controls(&r.schema))
-                script id="chart-data" type="application/json" { (PreEscaped(chart_data(&r.schema, &r.batches))) }
+                script id="chart-data" type="application/json" { (json_island(&chart_data(&r.schema, &r.batches))) }
                 div id="chart" {}
                 (rows_table(&r.schema, &r.batches, PAGE_ROWS))
             }
             Err(e) => (error_at(&q.query, e)),
         }
     };
-    page(&lake.config.lake, "SQL", Section::Sql, body)
+    page(&ui, &viewer, "SQL", Section::Sql, body)
 }
 
 pub(crate) async fn download(State(ui): State<Ui>, Form(d): Form<Download>) -> Response {
@@ -208,8 +212,8 @@ fn chart_controls(schema: &SchemaRef) -> Markup {
 }
 
 /// The answer's columns as numbers for the chart (`null` where a value is not one: text is
-/// charted by its position), as JSON safe inside a `<script type="application/json">`.
-fn chart_data(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
+/// charted by its position), with each value as text for the labels.
+pub(crate) fn chart_data(schema: &SchemaRef, batches: &[RecordBatch]) -> serde_json::Value {
     let mut columns: Vec<Vec<serde_json::Value>> = vec![Vec::new(); schema.fields().len()];
     let mut labels: Vec<Vec<String>> = vec![Vec::new(); schema.fields().len()];
     let options = FormatOptions::default().with_null("");
@@ -259,14 +263,10 @@ fn chart_data(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
             _ => "text",
         })
         .collect();
-    let data = serde_json::json!({
+    serde_json::json!({
         "names": schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>(),
         "kinds": kinds,
         "columns": columns,
         "labels": labels,
-    });
-    data.to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    })
 }

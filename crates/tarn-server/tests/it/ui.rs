@@ -201,20 +201,168 @@ async fn the_ui_shows_the_lake_runs_queries_and_shows_hostile_values_as_text() {
     assert!(tarn_ui::assets::javascript_bytes() < 100_000);
 }
 
+/// The session cookie a sign-in answer sets, checked for its attributes.
+fn session_cookie(res: &axum::response::Response) -> String {
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_string()
+}
+
+fn with_cookie(mut req: Request<Body>, cookie: &str) -> Request<Body> {
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    req
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_auth_a_browser_without_a_token_is_told_the_ui_has_no_sign_in_yet() {
+async fn under_auth_a_browser_signs_in_with_a_token_and_a_read_only_one_cannot_write() {
     let (_dir, app) = app(Limits::default()).await;
     let app = app.with_auth(true);
-    let (s, b) = call(&app, get("/ui/")).await;
+    let (_, writer) = app
+        .lake()
+        .tokens()
+        .create_token("ops", false)
+        .await
+        .unwrap();
+    let (_, reader) = app.lake().tokens().create_token("bi", true).await.unwrap();
+
+    // Without a session every page leads to the sign-in page, which needs no token.
+    let res = app.router().oneshot(get("/ui/tables")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/ui/sign-in");
+    let (s, html) = page(&app, get("/ui/sign-in")).await;
+    assert_eq!(s, StatusCode::OK);
+    let token = csrf_of(&html);
+    // The API still wants a bearer token: no cookie opens it.
+    let (s, _) = call(&app, get("/api/v1/tables")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A wrong token, or a sign-in form without the page's CSRF token: refused.
+    let (s, html) = page(
+        &app,
+        form("/ui/sign-in", &[("token", "tarn_nope"), ("csrf", &token)]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("unknown, revoked or expired"), "{html}");
+    let (s, _) = page(
+        &app,
+        form("/ui/sign-in", &[("token", &writer), ("csrf", "x")]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The writer signs in: pages open with the cookie, name the token, and offer sign-out.
+    let res = app
+        .router()
+        .oneshot(form("/ui/sign-in", &[("token", &writer), ("csrf", &token)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&res);
     assert!(
-        json(&b)["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no sign-in page yet"),
-        "{}",
-        String::from_utf8_lossy(&b)
+        !cookie.contains(&writer),
+        "the cookie holds a session id, not the token"
     );
+    let (s, html) = page(&app, with_cookie(get("/ui/"), &cookie)).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("ops") && html.contains("action=\"/ui/sign-out\""),
+        "{html}"
+    );
+
+    // A read-only token: its execution page has no Cancel, and a forged cancel is refused.
+    let (_, b) = call(
+        &app,
+        super::with_token(
+            super::post(
+                "/api/v1/events",
+                serde_json::json!({"source": "t", "detail_type": "go", "detail": {}}),
+            ),
+            &writer,
+        ),
+    )
+    .await;
+    let event = json(&b)["event_id"].as_str().unwrap().to_string();
+    let id = app
+        .lake()
+        .executions()
+        .dispatch(
+            &event,
+            &[tarn_lake::NewExecution {
+                pipeline: "daily".into(),
+                input: serde_json::json!({}),
+                first_step: "Check".into(),
+            }],
+        )
+        .await
+        .unwrap()[0]
+        .clone();
+    let res = app
+        .router()
+        .oneshot(form("/ui/sign-in", &[("token", &reader), ("csrf", &token)]))
+        .await
+        .unwrap();
+    let read_only = session_cookie(&res);
+    let (s, html) = page(
+        &app,
+        with_cookie(get(&format!("/ui/executions/{id}")), &read_only),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("bi (read-only)"), "{html}");
+    assert!(!html.contains("/cancel\""), "{html}");
+    let (s, _) = call(
+        &app,
+        with_cookie(
+            form(&format!("/ui/executions/{id}/cancel"), &[("csrf", &token)]),
+            &read_only,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.lake()
+            .executions()
+            .execution(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "pending"
+    );
+    // The read-only token may still query.
+    let (s, html) = page(
+        &app,
+        with_cookie(form("/ui/sql", &[("query", "SELECT 1 AS one")]), &read_only),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("1 rows"), "{html}");
+
+    // Signing out ends the session: the same cookie leads to the sign-in page again.
+    let res = app
+        .router()
+        .oneshot(with_cookie(
+            form("/ui/sign-out", &[("csrf", &token)]),
+            &cookie,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let res = app
+        .router()
+        .oneshot(with_cookie(get("/ui/"), &cookie))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/ui/sign-in");
 }
 
 /// The CSRF token a page's forms carry.
@@ -345,4 +493,218 @@ async fn executions_are_listed_followed_cancelled_and_retried_by_forms_that_carr
     assert_eq!(s, StatusCode::CONFLICT, "{html}");
     let (s, _) = page(&app, get("/ui/executions/nope")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_version_is_approved_with_a_reason_and_shows_its_lineage() {
+    let (_dir, app) = app(Limits::default()).await;
+    let registry = app.lake().registry();
+    registry
+        .create_registered_model("delays", "arrival delay", &[], "test")
+        .await
+        .unwrap();
+    let lineage = serde_json::json!({"train": {"query": "SELECT 1", "tables": {"flights.trusted.flights": 3}, "rows": 1200}});
+    for _ in 0..2 {
+        registry
+            .create_model_version(
+                &tarn_lake::registry::NewModelVersion {
+                    name: "delays".into(),
+                    source: "file:///tmp/m".into(),
+                    storage_location: "file:///tmp/m".into(),
+                    run_id: "run-1".into(),
+                    run_link: String::new(),
+                    model_id: String::new(),
+                    description: String::new(),
+                    tags: vec![tarn_lake::tracking::KeyValue {
+                        key: "tarn.lineage".into(),
+                        value: lineage.to_string(),
+                    }],
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+    let (s, html) = page(&app, get("/ui/models")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("href=\"/ui/models/delays\""), "{html}");
+    let (s, html) = page(&app, get("/ui/models/delays")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("href=\"/ui/tables/flights.trusted.flights\""),
+        "{html}"
+    );
+    assert!(html.contains("(1200 rows)"), "{html}");
+    assert_eq!(
+        html.matches("PendingManualApproval</span>").count(),
+        2,
+        "{html}"
+    );
+    let token = csrf_of(&html);
+    let decide = "/ui/models/delays/versions/2/decide";
+    // No reason, or no token: refused, nothing decided.
+    let (s, _) = page(
+        &app,
+        form(
+            decide,
+            &[("csrf", &token), ("decision", "approve"), ("reason", " ")],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = page(
+        &app,
+        form(decide, &[("decision", "approve"), ("reason", "good")]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let res = app
+        .router()
+        .oneshot(form(
+            decide,
+            &[
+                ("csrf", &token),
+                ("decision", "approve"),
+                ("reason", "beats v1 <b>on rmse</b>"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let v = registry.require_version("delays", "2").await.unwrap();
+    assert_eq!(v.approval.status, "Approved");
+    assert_eq!(v.approval.reason, "beats v1 <b>on rmse</b>");
+    assert_eq!(v.approval.by, "anonymous (web UI)");
+    // The decision is an event, and the page shows it as text.
+    let (_, b) = call(
+        &app,
+        get("/api/v1/events?kind=model.version.approved&newest=true"),
+    )
+    .await;
+    assert_eq!(
+        json(&b)["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    let (_, html) = page(&app, get("/ui/models/delays")).await;
+    assert!(
+        html.contains("beats v1 &lt;b&gt;on rmse&lt;/b&gt;"),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("PendingManualApproval</span>").count(),
+        1,
+        "{html}"
+    );
+    let (s, _) = page(&app, get("/ui/models/ghost")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_found_sorted_compared_and_their_metrics_charted() {
+    let (_dir, app) = app(Limits::default()).await;
+    let tracking = app.lake().tracking();
+    let experiment = tracking
+        .create_experiment("delays <tuning>", None, &[])
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (name, iters, rmse) in [
+        ("small", "50", 21.5),
+        ("medium", "100", 18.25),
+        ("large", "200", 17.75),
+    ] {
+        let run = tracking
+            .create_run(&experiment, "test", Some(name), None, &[])
+            .await
+            .unwrap();
+        let points: Vec<serde_json::Value> = (0..3)
+            .map(|step: i64| {
+                serde_json::json!({
+                    "key": "rmse", "value": rmse + (2 - step) as f64,
+                    "timestamp": 1_700_000_000_000i64 + step, "step": step
+                })
+            })
+            .collect();
+        let batch: tarn_lake::tracking::Batch = serde_json::from_value(serde_json::json!({
+            "params": [{"key": "max_iter", "value": iters}, {"key": "learning_rate", "value": "0.1"}],
+            "metrics": points,
+        }))
+        .unwrap();
+        tracking.log_batch(&run.info.run_id, &batch).await.unwrap();
+        ids.push(run.info.run_id);
+    }
+    let (s, html) = page(&app, get("/ui/experiments")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("delays &lt;tuning&gt;"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/ui/experiments/{experiment}\"")),
+        "{html}"
+    );
+
+    // Every run, a column per parameter and metric; MLflow's filter finds two; sorted by the
+    // metric; a filter MLflow would refuse is said, not a 500.
+    let runs_page = |q: &str| get(&format!("/ui/experiments/{experiment}?{q}"));
+    let (_, html) = page(&app, runs_page("")).await;
+    for want in [
+        "max_iter",
+        "learning_rate",
+        "rmse",
+        ">small<",
+        ">medium<",
+        ">large<",
+        "17.75",
+    ] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    let (_, html) = page(&app, runs_page("filter=metrics.rmse%20%3C%2020")).await;
+    assert!(
+        html.contains(">medium<") && html.contains(">large<") && !html.contains(">small<"),
+        "{html}"
+    );
+    let (_, html) = page(&app, runs_page("order=metrics.%60rmse%60%20ASC")).await;
+    let (large, medium, small) = (
+        html.find(">large<").unwrap(),
+        html.find(">medium<").unwrap(),
+        html.find(">small<").unwrap(),
+    );
+    assert!(large < medium && medium < small, "{html}");
+    let (s, html) = page(&app, runs_page("filter=metrics.rmse%20%3C%3E%3C%20x")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("class=\"error\""), "{html}");
+
+    // A run's page charts its metric's history: three points, by step.
+    let (s, html) = page(&app, get(&format!("/ui/runs/{}", ids[0]))).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    let data = html
+        .split("id=\"metric-0\" type=\"application/json\">")
+        .nth(1)
+        .and_then(|r| r.split("</script>").next())
+        .expect("the history's data");
+    let data: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(
+        data["series"][0]["points"],
+        serde_json::json!([[0.0, 23.5], [1.0, 22.5], [2.0, 21.5]])
+    );
+
+    // Compare: the rows that differ are marked, the one that does not is not; the histories
+    // overlaid, a line per run.
+    let (s, html) = page(
+        &app,
+        get(&format!("/ui/runs/compare?ids={}&ids={}", ids[0], ids[2])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("<tr class=\"differs\"><th>param max_iter</th>"),
+        "{html}"
+    );
+    assert!(html.contains("<tr><th>param learning_rate</th>"), "{html}");
+    assert!(
+        html.contains("<tr class=\"differs\"><th>metric rmse</th>"),
+        "{html}"
+    );
+    let (s, _) = page(&app, get(&format!("/ui/runs/compare?ids={}", ids[0]))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

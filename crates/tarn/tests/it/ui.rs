@@ -13,6 +13,49 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
     let lake = dir.path().join("qs");
     ok(&tarn(dir.path(), &["quickstart", lake.to_str().unwrap()]));
     let served = Served::start_checked(&lake, &[]);
+    // Predictions like the training data, then drifted ones; the monitor alerts and the alert
+    // retrains (a version pending approval) for the browser to look at and approve.
+    for args in [&[][..], &["--scale", "distance=2"][..]] {
+        let out = std::process::Command::new("python3")
+            .arg(lake.join("send_requests.py"))
+            .args(["--url", &served.url])
+            .args(args)
+            .current_dir(&lake)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    until("the inference log lands 500 rows", &|| {
+        let out = tarn(
+            &lake,
+            &[
+                "sql",
+                "SELECT count(*) AS n FROM flights.service.inference_arrival_delay",
+                "--format",
+                "json",
+            ],
+        );
+        out.status.success() && json_of(&String::from_utf8_lossy(&out.stdout))[0]["n"] == 500
+    });
+    ok(&tarn(&lake, &["monitors", "run", "arrival_delay"]));
+    until("the alert retrains a version pending approval", &|| {
+        let out = tarn(&lake, &["models", "versions", "delays", "--format", "json"]);
+        out.status.success()
+            && json_of(&String::from_utf8_lossy(&out.stdout))
+                .as_array()
+                .is_some_and(|v| v.len() == 2)
+    });
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let seen = crate::python_check(
@@ -30,7 +73,19 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
             "sql-editor",
             "sql-result",
             "executions",
-            "execution"
+            "execution",
+            "pipelines",
+            "pipeline",
+            "experiments",
+            "experiment",
+            "run",
+            "dashboards",
+            "dashboard",
+            "monitors",
+            "monitor",
+            "models",
+            "model",
+            "model-approved"
         ]),
         "{seen:#}"
     );
@@ -64,6 +119,78 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
     assert!(
         bars.iter().all(|b| b.as_str().unwrap().contains("width")),
         "{seen:#}"
+    );
+    // The pipeline's graph has a node per step; the training's runs are listed.
+    assert_eq!(
+        seen["graph_nodes"],
+        serde_json::json!(["CheckFile", "MergeDay", "catch"]),
+        "{seen:#}"
+    );
+    assert!(seen["runs"].as_u64().unwrap() >= 1, "{seen:#}");
+    // The quickstart's dashboard: its numbers are what the same SQL gives, its charts drawn.
+    assert_eq!(seen["tile_errors"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["tile_charts"], 2, "{seen:#}");
+    let flights = json_of(&ok(&tarn(
+        &lake,
+        &[
+            "sql",
+            "SELECT count(*) AS flights FROM flights.trusted.flights",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(
+        seen["tile_numbers"][0],
+        flights[0]["flights"].to_string(),
+        "{seen:#}"
+    );
+    // The monitor's page charts its checks and lists the distance alert.
+    assert!(seen["monitor_charts"].as_u64().unwrap() >= 3, "{seen:#}");
+    assert!(
+        seen["monitor_alerts"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["drift", "distance"])),
+        "{seen:#}"
+    );
+    // The pending version was approved in the browser: both versions approved, the decision
+    // recorded with its reason and its event.
+    assert_eq!(
+        seen["approvals"],
+        serde_json::json!(["Approved", "Approved"]),
+        "{seen:#}"
+    );
+    let versions = json_of(&ok(&tarn(
+        &lake,
+        &["models", "versions", "delays", "--format", "json"],
+    )));
+    let v2 = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == "2")
+        .unwrap();
+    assert_eq!(
+        v2["approval"]["reason"],
+        "retrained on drifted data; checked by the browser test"
+    );
+    let events = json_of(&ok(&tarn(
+        &lake,
+        &[
+            "events",
+            "--kind",
+            "model.version.approved",
+            "--format",
+            "json",
+        ],
+    )));
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key"] == "delays/2"),
+        "{events:#}"
     );
     for page in seen["pages"].as_array().unwrap() {
         assert!(shots

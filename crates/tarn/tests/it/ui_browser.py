@@ -63,6 +63,41 @@ try:
     d.find_element(By.CSS_SELECTOR, "main table tbody a").click()
     settle("execution")
     seen["timeline_bars"] = [b.get_attribute("style") for b in d.find_elements(By.CSS_SELECTOR, ".timeline .bar")]
+    visit("/ui/pipelines", "pipelines")
+    d.find_element(By.LINK_TEXT, "daily_flights").click()
+    seen["graph_nodes"] = [t.text for t in d.find_elements(By.CSS_SELECTOR, "svg.graph g.node text:first-of-type")]
+    settle("pipeline")
+    visit("/ui/experiments", "experiments")
+    # The experiment with runs (the training's), not the empty Default one.
+    d.find_element(By.XPATH, "//main//table/tbody/tr[number(td[3]) > 0]/td[2]/a").click()
+    seen["runs"] = len(d.find_elements(By.CSS_SELECTOR, "table.runs tbody tr"))
+    settle("experiment")
+    d.find_element(By.CSS_SELECTOR, "table.runs tbody td a").click()
+    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
+    settle("run")
+    visit("/ui/dashboards", "dashboards")
+    d.find_element(By.LINK_TEXT, "Flight KPIs").click()
+    WebDriverWait(d, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas")) >= 2)
+    seen["tile_numbers"] = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".tile p.number")]
+    seen["tile_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas"))
+    seen["tile_errors"] = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".tile p.error")]
+    settle("dashboard")
+    visit("/ui/monitors", "monitors")
+    d.find_element(By.LINK_TEXT, "arrival_delay").click()
+    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
+    seen["monitor_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
+    seen["monitor_alerts"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")][1:3]
+                              for tr in d.find_elements(By.XPATH, "//h2[starts-with(., 'Alerts')]/following-sibling::table[1]/tbody/tr")]
+    settle("monitor")
+    visit("/ui/models", "models")
+    d.find_element(By.LINK_TEXT, "delays").click()
+    settle("model")
+    reason = d.find_element(By.CSS_SELECTOR, "form.decide input[name=reason]")
+    reason.send_keys("retrained on drifted data; checked by the browser test")
+    d.find_element(By.CSS_SELECTOR, "form.decide button[value=approve]").click()
+    WebDriverWait(d, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "form.decide"))
+    seen["approvals"] = [s.text for s in d.find_elements(By.CSS_SELECTOR, "main table tbody td span.status")]
+    settle("model-approved")
 finally:
     d.quit()
 print(json.dumps(seen))

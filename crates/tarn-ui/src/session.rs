@@ -1,0 +1,179 @@
+//! Signing in under `--auth`: a page takes a token and, when it is live, opens a session
+//! whose id goes into a cookie (HttpOnly, SameSite=Strict, the whole site's path). The
+//! session keeps the token only in this process's memory and every request checks it again
+//! (a revoked token ends its sessions at once); signing out, or the server stopping, ends it.
+//! The server's auth reads the cookie ([`Sessions::token_for`]) and tells the pages who is
+//! looking ([`Viewer`]): a read-only token sees no control that writes.
+
+use crate::layout::UiError;
+use crate::Ui;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, DOCTYPE};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The cookie that carries a session's id.
+pub const COOKIE: &str = "tarn_session";
+
+/// Who is looking at a page, as the server's auth found it (none without `--auth`).
+#[derive(Clone, Debug, Default)]
+pub struct Viewer {
+    /// The token's name.
+    pub name: Option<String>,
+    pub read_only: bool,
+}
+
+impl Viewer {
+    /// Whether the page may offer controls that change the lake.
+    pub fn may_write(&self) -> bool {
+        !self.read_only
+    }
+}
+
+/// Open sessions: session id to the token that opened it.
+#[derive(Clone, Default)]
+pub struct Sessions(Arc<Mutex<HashMap<String, String>>>);
+
+impl Sessions {
+    fn open(&self, token: &str) -> String {
+        let id = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        self.lock().insert(id.clone(), token.to_string());
+        id
+    }
+
+    fn end(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token of the session a request's cookie names, when it names an open one.
+    pub fn token_for(&self, headers: &HeaderMap) -> Option<String> {
+        let id = session_id(headers)?;
+        self.lock().get(&id).cloned()
+    }
+}
+
+/// The session id in a request's cookies.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Paths a browser may open before signing in.
+pub fn open_before_sign_in(path: &str) -> bool {
+    path == "/ui/sign-in" || path.starts_with("/ui/assets/")
+}
+
+fn sign_in_page(ui: &Ui, status: StatusCode, problem: Option<&str>) -> Response {
+    let body = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "sign in · " (ui.lake.config.lake) " · tarn" }
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href="/ui/assets/tarn.css";
+            }
+            body {
+                nav { span.brand { "tarn · " (ui.lake.config.lake) } }
+                main {
+                    h1 { "Sign in" }
+                    @if let Some(p) = problem { p.error { (p) } }
+                    form method="post" action="/ui/sign-in" {
+                        input type="hidden" name="csrf" value=(ui.csrf);
+                        label { "token " input type="password" name="token" autocomplete="off" autofocus; }
+                        " " button type="submit" { "Sign in" }
+                    }
+                    p.quiet { "A token from " code { "tarn token create --name NAME" } " (add " code { "--read-only" } " for a token that only reads)." }
+                }
+            }
+        }
+    };
+    (status, Html(body.into_string())).into_response()
+}
+
+pub(crate) async fn form(State(ui): State<Ui>) -> Response {
+    sign_in_page(&ui, StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignIn {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(crate) async fn sign_in(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    Form(f): Form<SignIn>,
+) -> Response {
+    if let Err(e) = crate::executions::check_form(&ui, &headers, &f.csrf) {
+        return e.into_response();
+    }
+    let token = f.token.trim();
+    match ui.lake.tokens().verify_token(token).await {
+        Ok(Some(_)) => {
+            let id = ui.sessions.open(token);
+            (
+                [(
+                    header::SET_COOKIE,
+                    format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/"),
+                )],
+                Redirect::to("/ui/"),
+            )
+                .into_response()
+        }
+        Ok(None) => sign_in_page(
+            &ui,
+            StatusCode::UNAUTHORIZED,
+            Some("that token is unknown, revoked or expired"),
+        ),
+        Err(e) => UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignOut {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(crate) async fn sign_out(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    Form(f): Form<SignOut>,
+) -> Response {
+    if let Err(e) = crate::executions::check_form(&ui, &headers, &f.csrf) {
+        return e.into_response();
+    }
+    if let Some(id) = session_id(&headers) {
+        ui.sessions.end(&id);
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+        Redirect::to("/ui/sign-in"),
+    )
+        .into_response()
+}
