@@ -208,16 +208,12 @@ pub(crate) async fn table(
     Ok(page(&ui, &viewer, &name, Section::Catalog, body))
 }
 
-/// `text` for a URL's query string.
+/// `text` for a URL's query string or path segment (RFC 3986's unreserved characters kept).
 pub fn percent(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, SET).to_string()
 }

@@ -180,37 +180,13 @@ pub(crate) struct Action {
     csrf: String,
 }
 
-/// Refuses a state-changing form that did not come from a page this server made: its
-/// token must be the one the pages carry, and a browser's `Origin`, when it names one (a
-/// privacy setting may send `null`), must be this server.
-pub(crate) fn check_form(ui: &Ui, headers: &HeaderMap, csrf: &str) -> Result<(), UiError> {
-    let host = headers.get("host").and_then(|h| h.to_str().ok());
-    let origin = headers.get("origin").and_then(|h| h.to_str().ok());
-    if let (Some(origin), Some(host)) = (origin.filter(|o| *o != "null"), host) {
-        let from = origin.split("://").nth(1).unwrap_or(origin);
-        if from != host {
-            return Err(UiError::new(
-                StatusCode::FORBIDDEN,
-                format!("refused: this form came from {origin}, not from this server"),
-            ));
-        }
-    }
-    if csrf != ui.csrf {
-        return Err(UiError::new(
-            StatusCode::FORBIDDEN,
-            "refused: the form carries no valid CSRF token (reload the page and try again)",
-        ));
-    }
-    Ok(())
-}
-
 pub(crate) async fn act(
     State(ui): State<Ui>,
     Path((id, verb)): Path<(String, String)>,
     headers: HeaderMap,
     Form(f): Form<Action>,
 ) -> Response {
-    if let Err(e) = check_form(&ui, &headers, &f.csrf) {
+    if let Err(e) = crate::session::check_form(&ui, &headers, &f.csrf) {
         return e.into_response();
     }
     let done = match verb.as_str() {

@@ -3,8 +3,8 @@
 //! the versions it read; approve or reject a pending version with a reason, recorded with
 //! who decided (the signed-in token's name).
 
-use crate::executions::check_form;
 use crate::layout::{metadata_error, page, when, Section, UiError};
+use crate::session::check_form;
 use crate::session::Viewer;
 use crate::Ui;
 use axum::extract::{Path, State};
