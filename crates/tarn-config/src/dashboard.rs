@@ -57,6 +57,97 @@ pub fn load_dashboard(path: &Path) -> Result<DashboardSpec, ConfigError> {
     Parser::check(path, |p, value| p.dashboard(path, value))
 }
 
+/// A tile to add to a dashboard (what the SQL page's "save as a tile" sends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTile {
+    pub title: String,
+    pub sql: String,
+    pub chart: String,
+    pub x: Option<String>,
+    pub y: Option<String>,
+}
+
+/// A YAML scalar holding `text` exactly: a JSON string (which YAML reads as a double-quoted
+/// scalar), so no value can add a key or end the list.
+fn scalar(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// Adds `tile` at the end of dashboard `name` (`dashboards/NAME.yml`, made when it does not
+/// exist), keeping the rest of the file as it was written, comments included. Refused, with
+/// nothing written, when the name is not a file name, when the file does not end with its
+/// `tiles:` list, or when the dashboard would not check.
+pub fn append_tile(
+    lake: &LakeConfig,
+    name: &str,
+    tile: &NewTile,
+) -> Result<DashboardSpec, ConfigError> {
+    let dir = lake.root.join(DASHBOARDS_DIR);
+    let path = dir.join(format!("{name}.yml"));
+    if let Err(why) = crate::check_identifier(name) {
+        return Err(ConfigError::invalid(
+            &path,
+            None,
+            format!("dashboard name `{name}` {why}"),
+            Some("name it with lowercase letters, digits and underscores, e.g. kpis (the file is dashboards/NAME.yml)".to_string()),
+        ));
+    }
+    let mut item = format!(
+        "  - title: {}\n    chart: {}\n    sql: {}\n",
+        scalar(&tile.title),
+        scalar(&tile.chart),
+        scalar(tile.sql.trim())
+    );
+    for (key, value) in [("x", &tile.x), ("y", &tile.y)] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            item.push_str(&format!("    {key}: {}\n", scalar(v)));
+        }
+    }
+    let (before, text) = match std::fs::read_to_string(&path) {
+        Ok(old) => {
+            let spec = load_dashboard(&path)?;
+            let last_key = old
+                .lines()
+                .rfind(|l| !l.is_empty() && !l.starts_with([' ', '\t', '#', '-']))
+                .unwrap_or("");
+            if !last_key.starts_with("tiles:") || last_key.trim_end() != "tiles:" {
+                return Err(ConfigError::invalid(
+                    &path,
+                    None,
+                    "a tile can only be added when `tiles:` is the file's last key, written as a block list",
+                    Some("move `tiles:` to the end of the file, one `- title: ...` per tile".to_string()),
+                ));
+            }
+            let sep = if old.ends_with('\n') { "" } else { "\n" };
+            (spec.tiles.len(), format!("{old}{sep}{item}"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (0, format!("title: {}\ntiles:\n{item}", scalar(name)))
+        }
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    // Checked as it will be, then written beside the file and moved over it: a tile that
+    // would not check, or a crash midway, leaves the dashboard as it was.
+    let spec = Parser::check_new(&path, text.clone(), |p, value| p.dashboard(&path, value))?;
+    if spec.tiles.len() != before + 1 {
+        return Err(ConfigError::invalid(
+            &path,
+            None,
+            "the tile did not add to the list of tiles",
+            None,
+        ));
+    }
+    let io = |source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let draft = dir.join(format!(".{name}.yml.saving"));
+    std::fs::write(&draft, &text).map_err(io)?;
+    std::fs::rename(&draft, &path).map_err(io)?;
+    Ok(spec)
+}
+
 /// The line of the `i`-th item of the top-level list `key` (1 when it cannot be found).
 fn item_line(lines: &[&str], key: &str, i: usize) -> usize {
     let Some(start) = lines
@@ -186,6 +277,68 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_tile_is_added_at_the_end_and_keeps_the_file_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tarn.yml"), "lake: t\n").unwrap();
+        let lake = LakeConfig::load(&dir.path().join("tarn.yml"), &Default::default()).unwrap();
+        let tile = NewTile {
+            title: "Late: \"bad\"\n- title: x".into(),
+            sql: "SELECT origin, count(*) AS n\nFROM t\nGROUP BY origin".into(),
+            chart: "bar".into(),
+            x: Some("origin".into()),
+            y: None,
+        };
+        let made = append_tile(&lake, "ops", &tile).unwrap();
+        assert_eq!(made.tiles.len(), 1);
+        assert_eq!(made.tiles[0].title, tile.title);
+        assert_eq!(made.tiles[0].sql, tile.sql);
+        assert_eq!(made.tiles[0].x.as_deref(), Some("origin"));
+        let path = dir.path().join("dashboards/ops.yml");
+        let with_comment = format!("# kept\n{}", std::fs::read_to_string(&path).unwrap());
+        std::fs::write(&path, &with_comment).unwrap();
+        let again = append_tile(
+            &lake,
+            "ops",
+            &NewTile {
+                chart: "number".into(),
+                x: None,
+                ..tile.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(again.tiles.len(), 2);
+        assert_eq!(again.tiles[1].chart, "number");
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with(&with_comment));
+        // A chart tarn does not draw is refused and the file stays as it was.
+        let err = append_tile(
+            &lake,
+            "ops",
+            &NewTile {
+                chart: "pie".into(),
+                ..tile.clone()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`chart: pie`"), "{err}");
+        assert!(err.to_string().contains("ops.yml"), "{err}");
+        assert_eq!(load_dashboard(&path).unwrap().tiles.len(), 2);
+        // `tiles:` not last: refused, with the fix.
+        std::fs::write(
+            &path,
+            "tiles:\n  - sql: SELECT 1\n    chart: number\ntitle: T\n",
+        )
+        .unwrap();
+        let err = append_tile(&lake, "ops", &tile).unwrap_err().to_string();
+        assert!(err.contains("last key"), "{err}");
+        assert!(append_tile(&lake, "../x", &tile)
+            .unwrap_err()
+            .to_string()
+            .contains("dashboard name `../x`"));
+    }
 
     #[test]
     fn every_problem_of_a_dashboard_is_named_with_its_line() {

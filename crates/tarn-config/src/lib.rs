@@ -28,7 +28,10 @@ mod secrets;
 mod starter;
 mod train;
 
-pub use dashboard::{load_dashboard, load_dashboards, DashboardSpec, Tile, CHARTS, DASHBOARDS_DIR};
+pub use dashboard::{
+    append_tile, load_dashboard, load_dashboards, DashboardSpec, NewTile, Tile, CHARTS,
+    DASHBOARDS_DIR,
+};
 pub use endpoint::{Canary, EndpointSpec};
 pub use error::ConfigError;
 pub use file::{

@@ -20,6 +20,11 @@ fn read_yaml(path: &Path) -> Result<(String, Value), ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_yaml(path, text)
+}
+
+/// `text` (what `path` holds, or is about to) parsed; a syntax error names its line.
+fn parse_yaml(path: &Path, text: String) -> Result<(String, Value), ConfigError> {
     let value: Value = serde_norway::from_str(&text).map_err(|e| {
         let line = e.location().map(|l| l.line());
         let msg = e.to_string();
@@ -365,6 +370,25 @@ impl Parser<'_> {
         parse: impl FnOnce(&mut Parser<'_>, &Value) -> T,
     ) -> Result<T, ConfigError> {
         let (text, value) = read_yaml(path)?;
+        Self::check_text(path, text, value, parse)
+    }
+
+    /// [`Parser::check`] of `text`, what `path` is about to hold (before it is written).
+    pub(crate) fn check_new<T>(
+        path: &Path,
+        text: String,
+        parse: impl FnOnce(&mut Parser<'_>, &Value) -> T,
+    ) -> Result<T, ConfigError> {
+        let (text, value) = parse_yaml(path, text)?;
+        Self::check_text(path, text, value, parse)
+    }
+
+    fn check_text<T>(
+        path: &Path,
+        text: String,
+        value: Value,
+        parse: impl FnOnce(&mut Parser<'_>, &Value) -> T,
+    ) -> Result<T, ConfigError> {
         let mut p = Parser {
             path,
             lines: text.lines().collect(),

@@ -16,6 +16,22 @@ fn storage(e: object_store::Error) -> LakeError {
     LakeError::Usage(format!("the object store failed: {e}"))
 }
 
+/// One file or folder directly under an artifact folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArtifactEntry {
+    /// Its path relative to the location that was listed (`model/MLmodel`).
+    pub path: String,
+    pub is_dir: bool,
+    /// Bytes (files only).
+    pub size: Option<u64>,
+}
+
+/// An artifact's bytes as they stream from the store, and how many there are.
+pub struct ArtifactBody {
+    pub size: u64,
+    pub stream: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+}
+
 impl Lake {
     /// The object path of `uri` (`mlflow-artifacts:/...`) joined with `rel`.
     pub fn artifact_object(&self, uri: &str, rel: &str) -> Result<ObjectPath, LakeError> {
@@ -94,6 +110,88 @@ impl Lake {
             }
         }
         Ok(n)
+    }
+
+    /// The files and folders directly under `rel` of the artifact location `uri`, folders
+    /// first, each by name.
+    pub async fn list_artifacts(
+        &self,
+        uri: &str,
+        rel: &str,
+    ) -> Result<Vec<ArtifactEntry>, LakeError> {
+        let root = self.artifact_object(uri, "")?;
+        let at = self.artifact_object(uri, rel)?;
+        let listed = self
+            .zones
+            .store()
+            .list_with_delimiter(Some(&at))
+            .await
+            .map_err(storage)?;
+        let relative = |p: &ObjectPath| {
+            p.prefix_match(&root)
+                .map(|parts| {
+                    parts
+                        .map(|s| s.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_default()
+        };
+        let mut out: Vec<ArtifactEntry> = listed
+            .common_prefixes
+            .iter()
+            .map(|p| ArtifactEntry {
+                path: relative(p),
+                is_dir: true,
+                size: None,
+            })
+            .collect();
+        out.extend(listed.objects.iter().map(|o| ArtifactEntry {
+            path: relative(&o.location),
+            is_dir: false,
+            size: Some(o.size),
+        }));
+        out.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.path.cmp(&b.path)));
+        Ok(out)
+    }
+
+    /// The bytes of artifact `rel` under `uri`, streaming; `None` when there is no such file.
+    pub async fn open_artifact(
+        &self,
+        uri: &str,
+        rel: &str,
+    ) -> Result<Option<ArtifactBody>, LakeError> {
+        let at = self.artifact_object(uri, rel)?;
+        match self.zones.store().get(&at).await {
+            Ok(got) => Ok(Some(ArtifactBody {
+                size: got.meta.size,
+                stream: Box::pin(got.into_stream().map_err(std::io::Error::other)),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(storage(e)),
+        }
+    }
+
+    /// The parsed `MLmodel` file of the model at `location`, without fetching its other
+    /// files; `None` when it has none.
+    pub async fn model_file(&self, location: &str) -> Result<Option<serde_json::Value>, LakeError> {
+        let at = self.artifact_object(location, "MLmodel")?;
+        let bytes = match self.zones.store().get(&at).await {
+            Ok(got) => got.bytes().await.map_err(storage)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        let bad = |problem: String| LakeError::ModelFiles {
+            location: location.to_string(),
+            problem,
+        };
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| bad("has an MLmodel that is not UTF-8".into()))?;
+        let yaml: serde_norway::Value = serde_norway::from_str(text)
+            .map_err(|e| bad(format!("has an MLmodel that is not valid YAML: {e}")))?;
+        serde_json::to_value(yaml)
+            .map(Some)
+            .map_err(|e| bad(format!("has an unreadable MLmodel: {e}")))
     }
 
     /// Downloads every artifact under `uri` into the local folder `dest`; answers how many.

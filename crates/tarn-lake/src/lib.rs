@@ -27,7 +27,7 @@ mod sql;
 pub mod testing;
 
 pub use address::TableAddress;
-pub use artifacts::ARTIFACT_ROOT;
+pub use artifacts::{ArtifactBody, ArtifactEntry, ARTIFACT_ROOT};
 pub use catalog::{TableDetail, TableSummary};
 pub use doctor::{DoctorReport, Finding, STALE_AFTER};
 pub use error::LakeError;

@@ -66,6 +66,39 @@ impl Lake {
         Ok(self.engine().await?.sql_stream_with(query, opts).await?)
     }
 
+    /// Runs a query and answers its rows written as `format`, as bytes that stream as the
+    /// query produces batches: nothing holds the whole result. Dropping the stream drops the
+    /// query; a failure midway ends the stream with an error (a body broken off, which tells
+    /// the client it is incomplete).
+    pub async fn sql_bytes(
+        &self,
+        query: &str,
+        opts: &QueryOptions,
+        format: tarn_query::OutputFormat,
+    ) -> Result<futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>, LakeError> {
+        use futures::StreamExt;
+        let (schema, rows) = self.sql_stream_with(query, opts).await?;
+        let buf = Shared::default();
+        let writer = tarn_query::ResultWriter::new(format, &schema, buf.clone())?;
+        let chunks = futures::stream::unfold(
+            (rows, Some(writer), buf),
+            |(mut rows, writer, buf)| async move {
+                let mut writer = writer?;
+                let step = match rows.next().await {
+                    Some(batch) => batch.and_then(|b| writer.write(&b)).map(|_| Some(writer)),
+                    None => writer.finish(false).map(|_| None),
+                };
+                let chunk = step.as_ref().map(|_| buf.take()).map_err(|e| {
+                    tracing::warn!("a streamed SQL answer broke off: {e}");
+                    std::io::Error::other(e.to_string())
+                });
+                let writer = step.ok().flatten();
+                Some((chunk, (rows, writer, buf)))
+            },
+        );
+        Ok(chunks.boxed())
+    }
+
     /// `target` as a curated table of a service zone, or why it cannot be one.
     fn curated(&self, target: &str, flag: &str) -> Result<crate::TableAddress, LakeError> {
         let a = self.address(target)?;
@@ -214,5 +247,28 @@ impl Lake {
             .set_delta_state(&id, rows, table_version)
             .await?;
         Ok(true)
+    }
+}
+
+/// A buffer a result writer fills and the byte stream drains after each batch.
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Shared {
+    fn take(&self) -> bytes::Bytes {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner())).into()
+    }
+}
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -42,6 +42,7 @@ mod mlflow_wire;
 mod models;
 mod monitors;
 mod routes;
+mod ui;
 
 pub use docs::openapi;
 pub use error::{ApiError, ErrorBody};

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use tarn_lake::{LandOptions, LoadArgs, LoadMode, OutputFormat, QueryOptions};
 use tokio::io::AsyncWriteExt;
@@ -79,11 +80,15 @@ pub(crate) fn router(app: App) -> Router {
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(crate::mlflow::not_built))
         .route("/api/v1/endpoints", get(endpoints))
         .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
-        .merge(tarn_ui::router(
-            tarn_ui::Ui::new(app.lake.clone())
+        .merge(tarn_ui::router({
+            let ui = tarn_ui::Ui::new(app.lake.clone())
                 .waking(app.landed.clone())
-                .with_sessions(app.ui_sessions.clone()),
-        ))
+                .with_sessions(app.ui_sessions.clone());
+            match &app.endpoints {
+                Some(e) => ui.with_serving(Arc::new(crate::ui::Hosted(e.clone()))),
+                None => ui,
+            }
+        }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
@@ -882,54 +887,12 @@ pub(crate) async fn sql(
         row_limit: req.limit,
         timeout: Some(timeout),
     };
-    let (schema, rows) = app.lake.sql_stream_with(&req.query, &opts).await?;
-    let buf = Shared::default();
-    let writer = tarn_lake::ResultWriter::new(format, &schema, buf.clone())
-        .map_err(tarn_lake::LakeError::from)?;
-    // The body is the query: each batch is written and sent as it comes; a client that goes
-    // away drops the body, and with it the query. A failure after the status is sent breaks
-    // the body off, which tells the client it is incomplete.
-    let chunks = futures::stream::unfold(
-        (rows, Some(writer), buf),
-        |(mut rows, writer, buf)| async move {
-            let mut writer = writer?;
-            let step = match rows.next().await {
-                Some(batch) => batch.and_then(|b| writer.write(&b)).map(|_| Some(writer)),
-                None => writer.finish(false).map(|_| None),
-            };
-            let chunk = step.as_ref().map(|_| buf.take()).map_err(|e| {
-                tracing::warn!("a streamed SQL answer broke off: {e}");
-                std::io::Error::other(e.to_string())
-            });
-            let writer = step.ok().flatten();
-            Some((chunk, (rows, writer, buf)))
-        },
-    );
+    let chunks = app.lake.sql_bytes(&req.query, &opts, format).await?;
     Ok((
         [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(chunks),
     )
         .into_response())
-}
-
-/// A buffer a result writer fills and the body stream drains after each batch.
-#[derive(Clone, Default)]
-struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Shared {
-    fn take(&self) -> axum::body::Bytes {
-        std::mem::take(&mut *self.0.lock().expect("buffer lock")).into()
-    }
-}
-
-impl std::io::Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A query whose result becomes a table.

@@ -25,6 +25,7 @@ mod onnx;
 mod worker;
 
 pub use error::{DeployError, LoadError, ModelServerError, ServingError};
+pub use metrics::{Minute, MINUTES};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -225,6 +226,30 @@ impl Endpoints {
             .unwrap_or_default();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Endpoint `name`'s last hour of requests on this node, minute by minute and by version.
+    pub fn minutes(&self, name: &str) -> Vec<Minute> {
+        self.metrics.minutes(name)
+    }
+
+    /// What endpoint `name` serves now, when this node serves it.
+    pub fn status(&self, name: &str) -> Option<EndpointStatus> {
+        self.get(name).map(|e| e.status())
+    }
+
+    /// Scores `body` (JSON in any of MLflow's scoring formats) with endpoint `name` as a
+    /// request to its invocations path would be: counted, logged to the inference table.
+    pub async fn invoke(self: &Arc<Self>, name: &str, body: Vec<u8>) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        invoke(
+            State(self.clone()),
+            UrlPath(name.to_string()),
+            headers,
+            axum::body::Body::from(body),
+        )
+        .await
     }
 
     /// The input schema of each endpoint's current version: `(endpoint, [(column, type)])`.

@@ -1,6 +1,7 @@
 //! The catalog: tables found by name, column or location; a table's page with its columns
-//! and types, partitions, catalog versions with what each changed, Delta history, loads, and
-//! a sample of its rows.
+//! and types, partitions, catalog versions with what each changed, Delta history, loads, a
+//! sample of its rows, the rows its loads rejected with their reasons, and what reads or
+//! writes it.
 
 use crate::layout::{page, Section, UiError};
 use crate::session::Viewer;
@@ -18,6 +19,8 @@ const PAGE: usize = 100;
 const SAMPLE_ROWS: usize = 20;
 /// Delta commits a table's page shows.
 const HISTORY: usize = 20;
+/// Rejected rows a table's page shows.
+const REJECTED_ROWS: usize = 20;
 
 #[derive(Deserialize)]
 pub(crate) struct Search {
@@ -105,12 +108,7 @@ pub(crate) async fn table(
     let lake = &ui.lake;
     let t = lake.table(&name).await?;
     let history = lake.history(&name).await.unwrap_or_default();
-    let quoted = name
-        .split('.')
-        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".");
-    let sample_sql = format!("SELECT * FROM {quoted} LIMIT {SAMPLE_ROWS}");
+    let sample_sql = format!("SELECT * FROM {} LIMIT {SAMPLE_ROWS}", quote(&name));
     let sample = lake
         .sql(
             &sample_sql,
@@ -120,6 +118,35 @@ pub(crate) async fn table(
             },
         )
         .await;
+    // The rows loads refused go to `TABLE_rejected` beside it, with the line, the column and
+    // the reason (tarn_tables' REJECT_COLUMNS).
+    let rejected_name = format!("{name}_rejected");
+    let rejected = match lake.table(&rejected_name).await {
+        Ok(r) => {
+            let sql = format!(
+                "SELECT _reason, _line, _column, _raw, _load_id, _rejected_at FROM {} ORDER BY _rejected_at DESC LIMIT {REJECTED_ROWS}",
+                quote(&rejected_name)
+            );
+            let rows = lake
+                .sql(
+                    &sql,
+                    &QueryOptions {
+                        row_limit: Some(REJECTED_ROWS),
+                        timeout: Some(std::time::Duration::from_secs(10)),
+                    },
+                )
+                .await;
+            Some((r.record.row_count, rows))
+        }
+        Err(_) => None,
+    };
+    let endpoints: Vec<_> = crate::endpoints::specs(&ui)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(n, s)| s.ok().map(|s| (n, s)))
+        .collect();
+    let uses = crate::lineage::uses(&lake.config, &endpoints, &name);
     let mut versions = t.versions.clone();
     versions.sort_by_key(|v| v.version);
     let body = html! {
@@ -149,6 +176,21 @@ pub(crate) async fn table(
                 table { tbody { @for (k, v) in &t.record.parameters { tr { td.mono { (k) } td { (v) } } } } }
             }
         }
+        section.uses {
+            h2 { "Read and written by" }
+            @if uses.is_empty() { p.quiet { "No pipeline, training job, monitor or endpoint of this lake names this table." } }
+            table {
+                tbody {
+                    @for u in &uses {
+                        tr {
+                            td { span class={ "tag " (if u.writes { "writes" } else { "reads" }) } { (if u.writes { "writes" } else { "reads" }) } }
+                            td { (u.kind) " " a href=(u.link) { (u.name) } }
+                            td { (u.how) }
+                        }
+                    }
+                }
+            }
+        }
         section {
             h2 { "Sample" }
             @match &sample {
@@ -169,6 +211,16 @@ pub(crate) async fn table(
                             td { (changes(i.checked_sub(1).map(|j| versions[j].columns.as_slice()), &v.columns)) }
                         }
                     }
+                }
+            }
+        }
+        @if let Some((count, rows)) = &rejected {
+            section #rejected {
+                h2 { "Rejected rows" @if let Some(n) = count { " (" (n) ")" } }
+                p.quiet { "Rows loads refused, newest first, with why; all of them are in " a href={ "/ui/tables/" (rejected_name) } { (rejected_name) } "." }
+                @match rows {
+                    Ok(r) => (rows_table(&r.schema, &r.batches, REJECTED_ROWS)),
+                    Err(e) => p.error { (e.to_string()) },
                 }
             }
         }
@@ -206,6 +258,14 @@ pub(crate) async fn table(
         }
     };
     Ok(page(&ui, &viewer, &name, Section::Catalog, body))
+}
+
+/// A table's dotted name as SQL, each part quoted.
+fn quote(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// `text` for a URL's query string or path segment (RFC 3986's unreserved characters kept).

@@ -1,15 +1,20 @@
 //! KPI dashboards: each `dashboards/NAME.yml` a page whose tiles are its queries' answers
-//! drawn as a number, a line, bars or a table, read again every `refresh:`.
+//! drawn as a number, a line, bars or a table, read again every `refresh:`; its tiles' queries
+//! run side by side (within the lake's query slots). A query on the SQL page is saved as a
+//! tile here, added to the end of its dashboard's file.
 
 use crate::layout::{json_island, page, Section, UiError};
+use crate::session::check_form;
 use crate::session::Viewer;
 use crate::sql::{chart_data, rows_table};
 use crate::Ui;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Html;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
 use maud::{html, Markup};
-use tarn_config::Tile;
+use serde::Deserialize;
+use tarn_config::{NewTile, Tile};
 use tarn_lake::QueryOptions;
 
 /// Rows a tile reads at most.
@@ -70,6 +75,58 @@ async fn tile(ui: &Ui, i: usize, t: &Tile) -> Markup {
     }
 }
 
+#[derive(Deserialize)]
+pub(crate) struct SaveTile {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    dashboard: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    sql: String,
+    #[serde(default)]
+    chart: String,
+    #[serde(default)]
+    x: String,
+    #[serde(default)]
+    y: String,
+}
+
+/// Adds a tile to a dashboard's file; then shows the dashboard.
+pub(crate) async fn save(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    Form(f): Form<SaveTile>,
+) -> Response {
+    if let Err(e) = check_form(&ui, &headers, &f.csrf) {
+        return e.into_response();
+    }
+    // One save at a time: two at once would each add to the file as it was.
+    static SAVING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = SAVING.lock().await;
+    let tile = NewTile {
+        title: f.title.trim().to_string(),
+        sql: f.sql,
+        chart: f.chart,
+        x: Some(f.x).filter(|x| !x.is_empty()),
+        y: Some(f.y).filter(|y| !y.is_empty()),
+    };
+    let config = ui.lake.config.clone();
+    let name = f.dashboard.trim().to_string();
+    let saved =
+        tokio::task::spawn_blocking(move || tarn_config::append_tile(&config, &name, &tile)).await;
+    match saved {
+        Ok(Ok(d)) => Redirect::to(&format!(
+            "/ui/dashboards/{}",
+            crate::catalog::percent(&d.name)
+        ))
+        .into_response(),
+        Ok(Err(e)) => UiError::new(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(e) => UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
 pub(crate) async fn show(
     State(ui): State<Ui>,
     viewer: Viewer,
@@ -81,10 +138,8 @@ pub(crate) async fn show(
         .iter()
         .find(|d| d.name == name)
         .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no dashboard `{name}`")))?;
-    let mut tiles = Vec::new();
-    for (i, t) in d.tiles.iter().enumerate() {
-        tiles.push(tile(&ui, i, t).await);
-    }
+    let tiles =
+        futures::future::join_all(d.tiles.iter().enumerate().map(|(i, t)| tile(&ui, i, t))).await;
     let body = html! {
         @if let Some(r) = d.refresh {
             meta http-equiv="refresh" content=(r.as_secs());

@@ -8,8 +8,8 @@ use crate::layout::{json_island as island, metadata_error, page, when, Section, 
 use crate::session::Viewer;
 use crate::Ui;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Html;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -244,19 +244,121 @@ fn charts(histories: &[(String, serde_json::Value)]) -> Markup {
     }
 }
 
+async fn find_run(ui: &Ui, id: &str) -> Result<Run, UiError> {
+    ui.lake
+        .tracking()
+        .run(id)
+        .await
+        .map_err(metadata_error)?
+        .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no run `{id}`")))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Folder {
+    #[serde(default)]
+    path: String,
+}
+
+/// The run's artifacts under `folder`: a path to climb back up, folders to open, files to
+/// download.
+async fn artifacts(ui: &Ui, r: &Run, folder: &str) -> Result<Markup, UiError> {
+    let folder = folder.trim_matches('/');
+    let entries = ui.lake.list_artifacts(&r.info.artifact_uri, folder).await?;
+    let id = &r.info.run_id;
+    let name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let mut crumbs = vec![(String::new(), "artifacts".to_string())];
+    let mut at = String::new();
+    for part in folder.split('/').filter(|p| !p.is_empty()) {
+        at = if at.is_empty() {
+            part.to_string()
+        } else {
+            format!("{at}/{part}")
+        };
+        crumbs.push((at.clone(), part.to_string()));
+    }
+    Ok(html! {
+        p.crumbs {
+            @for (i, (path, label)) in crumbs.iter().enumerate() {
+                @if i > 0 { " / " }
+                a href={ "/ui/runs/" (id) "?path=" (percent(path)) "#artifacts" } { (label) }
+            }
+        }
+        @if entries.is_empty() {
+            p.quiet { @if folder.is_empty() { "This run has no artifact." } @else { "Nothing is under this folder." } }
+        } @else {
+            table.artifacts {
+                tbody {
+                    @for e in &entries {
+                        tr {
+                            @if e.is_dir {
+                                td { a href={ "/ui/runs/" (id) "?path=" (percent(&e.path)) "#artifacts" } { "▸ " (name(&e.path)) "/" } }
+                                td {}
+                            } @else {
+                                td { a href={ "/ui/runs/" (id) "/artifacts/" (e.path.split('/').map(percent).collect::<Vec<_>>().join("/")) } download { (name(&e.path)) } }
+                                td.num { (e.size.map(crate::layout::bytes).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One artifact of a run, streamed as a download (never shown inline: a file a run wrote
+/// is not a page of this site).
+pub(crate) async fn artifact(
+    State(ui): State<Ui>,
+    Path((id, path)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    let r = find_run(&ui, &id).await?;
+    let body = ui
+        .lake
+        .open_artifact(&r.info.artifact_uri, &path)
+        .await?
+        .ok_or_else(|| {
+            UiError::new(
+                StatusCode::NOT_FOUND,
+                format!("run `{id}` has no artifact `{path}`"),
+            )
+        })?;
+    let file = path.rsplit('/').next().unwrap_or("artifact");
+    let ascii: String = file
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, body.size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+                    percent(file)
+                ),
+            ),
+        ],
+        axum::body::Body::from_stream(body.stream),
+    )
+        .into_response())
+}
+
 pub(crate) async fn run(
     State(ui): State<Ui>,
     viewer: Viewer,
     Path(id): Path<String>,
+    Query(folder): Query<Folder>,
 ) -> Result<Html<String>, UiError> {
-    let r = ui
-        .lake
-        .tracking()
-        .run(&id)
-        .await
-        .map_err(metadata_error)?
-        .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no run `{id}`")))?;
+    let r = find_run(&ui, &id).await?;
     let history = histories(&ui, std::slice::from_ref(&r)).await?;
+    let artifacts = artifacts(&ui, &r, &folder.path).await?;
     let body = html! {
         p.quiet {
             span class={ "status " (r.info.status.to_lowercase()) } { (r.info.status) }
@@ -274,6 +376,10 @@ pub(crate) async fn run(
             h2 { "Metrics (latest)" }
             table { tbody { @for m in &r.data.metrics { tr { td.mono { (m.key) } td.num { (number(m.value)) } td.quiet { "step " (m.step) } } } } }
             (charts(&history))
+        }
+        section #artifacts {
+            h2 { "Artifacts" }
+            (artifacts)
         }
         section {
             h2 { "Tags" }

@@ -45,6 +45,7 @@ pub enum Section {
     Executions,
     Experiments,
     Models,
+    Endpoints,
     Monitors,
     Dashboards,
 }
@@ -96,6 +97,7 @@ pub fn page(ui: &Ui, viewer: &Viewer, title: &str, section: Section, body: Marku
                         (link("/ui/executions", "Executions", Section::Executions))
                         (link("/ui/experiments", "Experiments", Section::Experiments))
                         (link("/ui/models", "Models", Section::Models))
+                        (link("/ui/endpoints", "Endpoints", Section::Endpoints))
                         (link("/ui/monitors", "Monitors", Section::Monitors))
                         (link("/ui/dashboards", "Dashboards", Section::Dashboards))
                         a href="/docs" { "API" }

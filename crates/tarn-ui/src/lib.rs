@@ -9,11 +9,14 @@
 //! - [`layout`]: the page frame (navigation, headers) and the error page.
 //! - [`overview`]: the lake at a glance: zones, tables, recent events and executions.
 //! - [`catalog`]: table search and a table's page (columns, versions, history, sample rows).
+//! - [`lineage`]: what reads or writes a table (pipelines, training jobs, monitors, endpoints).
 //! - [`sql`]: the SQL page (editor, results, the error's position, a chart, downloads).
 //! - [`experiments`]: experiments; runs with parameter and metric columns, sorting and
 //!   MLflow's filter language; a run's metric histories; two or more runs compared.
 //! - [`models`]: the registry: versions with approvals, aliases, runs and lineage; approve
 //!   or reject with a reason.
+//! - [`endpoints`]: each endpoint's traffic split, its last hour of requests, errors and
+//!   latency as charts, and a request form built from the served version's signature.
 //! - [`monitors`]: each monitor's checks, runs, and the latest run's figures per window as
 //!   charts, with its alerts.
 //! - [`session`]: signing in under `--auth` (a session cookie), and who is looking.
@@ -28,9 +31,11 @@
 pub mod assets;
 pub mod catalog;
 pub mod dashboards;
+pub mod endpoints;
 pub mod executions;
 pub mod experiments;
 pub mod layout;
+pub mod lineage;
 pub mod models;
 pub mod monitors;
 pub mod overview;
@@ -53,6 +58,8 @@ pub struct Ui {
     pub(crate) wake: Option<Arc<tokio::sync::Notify>>,
     /// Sessions signed in under `--auth`.
     pub(crate) sessions: session::Sessions,
+    /// The endpoints this process serves (their live versions, traffic, scoring).
+    pub(crate) serving: Option<Arc<dyn endpoints::Serving>>,
 }
 
 impl Ui {
@@ -62,7 +69,14 @@ impl Ui {
             csrf: csrf_token(),
             wake: None,
             sessions: session::Sessions::default(),
+            serving: None,
         }
+    }
+
+    /// Shows what `serving` serves on the endpoint pages, and sends their requests to it.
+    pub fn with_serving(mut self, serving: Arc<dyn endpoints::Serving>) -> Self {
+        self.serving = Some(serving);
+        self
     }
 
     /// Keeps signed-in sessions in `sessions` (which the server's auth reads).
@@ -104,12 +118,21 @@ pub fn router<S: Clone + Send + Sync + 'static>(ui: Ui) -> Router<S> {
         .route("/ui/experiments/{id}", get(experiments::runs))
         .route("/ui/runs/compare", get(experiments::compare))
         .route("/ui/runs/{id}", get(experiments::run))
+        .route(
+            "/ui/runs/{id}/artifacts/{*path}",
+            get(experiments::artifact),
+        )
         .route("/ui/dashboards", get(dashboards::list))
+        .route("/ui/dashboards/tiles", post(dashboards::save))
         .route("/ui/dashboards/{name}", get(dashboards::show))
+        .route("/ui/endpoints", get(endpoints::list))
+        .route("/ui/endpoints/{name}", get(endpoints::show))
+        .route("/ui/endpoints/{name}/invoke", post(endpoints::invoke))
         .route("/ui/monitors", get(monitors::list))
         .route("/ui/monitors/{name}", get(monitors::show))
         .route("/ui/models", get(models::list))
         .route("/ui/models/{name}", get(models::show))
+        .route("/ui/models/{name}/aliases", post(models::alias))
         .route(
             "/ui/models/{name}/versions/{version}/decide",
             post(models::decide),

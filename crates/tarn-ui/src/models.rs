@@ -63,8 +63,44 @@ pub(crate) async fn show(
         .await
         .map_err(metadata_error)?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.version.parse::<i64>().unwrap_or(0)));
+    let may_write = viewer.may_write();
+    let aliases_action = format!("/ui/models/{}/aliases", crate::catalog::percent(&name));
     let body = html! {
         @if !model.description.is_empty() { p { (model.description) } }
+        section.aliases {
+            h2 { "Aliases" }
+            @if model.aliases.is_empty() { p.quiet { "No alias yet. An endpoint that serves " code { "models:/" (name) "@ALIAS" } " follows its alias when it moves." } }
+            table {
+                tbody {
+                    @for a in &model.aliases {
+                        tr {
+                            td.mono { "@" (a.alias) } td { "→ version " (a.version) }
+                            td {
+                                @if may_write {
+                                    form.inline method="post" action=(aliases_action) {
+                                        input type="hidden" name="csrf" value=(ui.csrf);
+                                        input type="hidden" name="alias" value=(a.alias);
+                                        button.bad type="submit" name="action" value="delete" { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if may_write && !versions.is_empty() {
+                form.alias method="post" action=(aliases_action) {
+                    input type="hidden" name="csrf" value=(ui.csrf);
+                    "Point " input type="text" name="alias" placeholder="champion" required;
+                    " at version "
+                    select name="version" {
+                        @for v in &versions { option value=(v.version) { (v.version) " (" (v.approval.status) ")" } }
+                    }
+                    " " button type="submit" name="action" value="set" { "Set alias" }
+                }
+            }
+        }
+        h2 { "Versions" }
         table {
             thead { tr { th.num { "version" } th { "created" } th { "approval" } th { "by" } th { "reason" } th { "aliases" } th { "run" } th { "trained on" } th {} } }
             tbody {
@@ -78,7 +114,7 @@ pub(crate) async fn show(
                         td { (v.approval.by) }
                         td { (v.approval.reason) }
                         td { (v.aliases.join(", ")) }
-                        td.mono { (v.run_id) }
+                        td.mono { @if v.run_id.is_empty() { "" } @else { a href={ "/ui/runs/" (crate::catalog::percent(&v.run_id)) } { (v.run_id) } } }
                         td {
                             @if let Some(channels) = lineage.as_ref().and_then(|l| l.as_object()) {
                                 @for (channel, c) in channels {
@@ -116,6 +152,59 @@ pub(crate) async fn show(
         Section::Models,
         body,
     ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AliasForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    alias: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// Sets or removes an alias (recorded with who, as the API does); the registry refuses an
+/// alias that requires approval for a version that is not approved.
+pub(crate) async fn alias(
+    State(ui): State<Ui>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<AliasForm>,
+) -> Response {
+    if let Err(e) = check_form(&ui, &headers, &f.csrf) {
+        return e.into_response();
+    }
+    let by = viewer
+        .name
+        .clone()
+        .unwrap_or_else(|| "anonymous (web UI)".into());
+    let registry = ui.lake.registry();
+    let alias = f.alias.trim();
+    let done = match f.action.as_str() {
+        "set" => {
+            registry
+                .set_alias(&name, alias, f.version.trim(), &by)
+                .await
+        }
+        "delete" => registry.delete_alias(&name, alias, &by).await,
+        other => {
+            return UiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`{other}` is no alias action: set or delete"),
+            )
+            .into_response()
+        }
+    };
+    match done {
+        Ok(()) => {
+            Redirect::to(&format!("/ui/models/{}", crate::catalog::percent(&name))).into_response()
+        }
+        Err(e) => metadata_error(e).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

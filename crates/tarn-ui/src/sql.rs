@@ -81,6 +81,7 @@ pub(crate) async fn run(
                 (chart_controls(&r.schema))
                 script id="chart-data" type="application/json" { (json_island(&chart_data(&r.schema, &r.batches))) }
                 div id="chart" {}
+                @if viewer.may_write() { (save_form(&ui, &q.query, &r.schema)) }
                 (rows_table(&r.schema, &r.batches, PAGE_ROWS))
             }
             Err(e) => (error_at(&q.query, e)),
@@ -110,14 +111,11 @@ pub(crate) async fn download(State(ui): State<Ui>, Form(d): Form<Download>) -> R
         row_limit: Some(limit),
         timeout: None,
     };
-    let result = match ui.lake.sql(&d.query, &opts).await {
-        Ok(r) => r,
+    // The file streams as the query produces its rows, as the API's answers do.
+    let bytes = match ui.lake.sql_bytes(&d.query, &opts, format).await {
+        Ok(b) => b,
         Err(e) => return UiError::new(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    let mut bytes = Vec::new();
-    if let Err(e) = tarn_lake::write_result(&result, format, &mut bytes) {
-        return UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
     (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
@@ -126,7 +124,7 @@ pub(crate) async fn download(State(ui): State<Ui>, Form(d): Form<Download>) -> R
                 format!("attachment; filename=\"result.{ext}\""),
             ),
         ],
-        bytes,
+        axum::body::Body::from_stream(bytes),
     )
         .into_response()
 }
@@ -200,6 +198,30 @@ pub(crate) fn rows_table(schema: &SchemaRef, batches: &[RecordBatch], max: usize
 }
 
 /// The chart's choices: which column along x, which along y, and the kind.
+/// Saves the query as a tile of a dashboard (a new one, or one of `dashboards/`).
+fn save_form(ui: &Ui, query: &str, schema: &SchemaRef) -> Markup {
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    let existing: Vec<String> = tarn_config::load_dashboards(&ui.lake.config)
+        .map(|all| all.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default();
+    html! {
+        details.save-tile {
+            summary { "Save as a dashboard tile" }
+            form method="post" action="/ui/dashboards/tiles" {
+                input type="hidden" name="csrf" value=(ui.csrf);
+                input type="hidden" name="sql" value=(query);
+                label { "dashboard " input type="text" name="dashboard" list="dashboard-names" required pattern="[a-z][a-z0-9_]*" placeholder="kpis"; }
+                datalist id="dashboard-names" { @for d in &existing { option value=(d) {} } }
+                label { " title " input type="text" name="title" required; }
+                label { " chart " select name="chart" { @for c in tarn_config::CHARTS { option value=(c) { (c) } } } }
+                label { " x " select name="x" { option value="" { "first column" } @for n in &names { option value=(n) { (n) } } } }
+                label { " y " select name="y" { option value="" { "second column" } @for n in &names { option value=(n) { (n) } } } }
+                " " button type="submit" { "Save tile" }
+            }
+        }
+    }
+}
+
 fn chart_controls(schema: &SchemaRef) -> Markup {
     let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
     html! {

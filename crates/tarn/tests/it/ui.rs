@@ -72,6 +72,7 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
             "table",
             "sql-editor",
             "sql-result",
+            "dashboard-saved",
             "executions",
             "execution",
             "pipelines",
@@ -85,11 +86,59 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
             "monitor",
             "models",
             "model",
-            "model-approved"
+            "model-approved",
+            "model-aliased",
+            "version-run",
+            "run-artifacts",
+            "endpoints",
+            "endpoint",
+            "endpoint-answered"
         ]),
         "{seen:#}"
     );
     assert_eq!(seen["titles"]["table"], "flights.trusted.flights");
+    // The table page says what writes and reads it: the quickstart's pipeline merges a day
+    // into it (its SQL step), the training reads it; and the rows its loads rejected, why.
+    let uses = seen["table_uses"].as_array().unwrap();
+    assert!(
+        uses.contains(&serde_json::json!([
+            "writes",
+            "pipeline daily_flights",
+            "step `MergeDay` writes it (merge)"
+        ])),
+        "{seen:#}"
+    );
+    assert!(
+        uses.iter()
+            .any(|u| u[0] == "reads" && u[1] == "training delays"),
+        "{seen:#}"
+    );
+    let rejected = json_of(&ok(&tarn(
+        &lake,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.trusted.flights_rejected",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(
+        seen["rejected_heading"],
+        format!("Rejected rows ({})", rejected[0]["n"]),
+        "{seen:#}"
+    );
+    assert!(
+        !seen["rejected_reasons"].as_array().unwrap().is_empty(),
+        "{seen:#}"
+    );
+    // The query saved as a tile of a new dashboard, written beside tarn.yml.
+    assert_eq!(
+        seen["saved_tile"],
+        serde_json::json!(["dashboards/browser", "Flights by <carrier>"]),
+        "{seen:#}"
+    );
+    let saved = std::fs::read_to_string(lake.join("dashboards/browser.yml")).unwrap();
+    assert!(saved.contains("chart: \"bar\""), "{saved}");
     // The rows the page shows are the rows `tarn sql` answers.
     let want = json_of(&ok(&tarn(
         &lake,
@@ -192,6 +241,62 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
             .any(|e| e["key"] == "delays/2"),
         "{events:#}"
     );
+    // The alias set in the page, as the registry has it.
+    assert!(
+        seen["aliases"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["@browser", "→ version 2"])),
+        "{seen:#}"
+    );
+    let model = json_of(&ok(&tarn(
+        &lake,
+        &["models", "show", "delays", "--format", "json"],
+    )));
+    assert!(
+        model["aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["alias"] == "browser" && a["version"] == "2"),
+        "{model:#}"
+    );
+    // From version 2 to its run, its model folder, and the MLmodel downloaded.
+    assert!(
+        seen["version_run"].as_str().unwrap().starts_with("Run "),
+        "{seen:#}"
+    );
+    assert!(
+        seen["artifact_files"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("MLmodel")),
+        "{seen:#}"
+    );
+    assert_eq!(
+        seen["mlmodel_download"],
+        serde_json::json!([
+            "attachment; filename=\"MLmodel\"; filename*=UTF-8''MLmodel",
+            true
+        ]),
+        "{seen:#}"
+    );
+    // The endpoint's page charts the 500 requests sent, builds its form from the signature
+    // (the five features) and answers a request sent from it.
+    assert_eq!(seen["endpoint_charts"], 3, "{seen:#}");
+    assert_eq!(seen["endpoint_requests"], 500, "{seen:#}");
+    assert_eq!(
+        seen["form_fields"],
+        serde_json::json!([
+            "field.dep_delay",
+            "field.distance",
+            "field.hour",
+            "field.minute",
+            "field.day"
+        ]),
+        "{seen:#}"
+    );
+    assert_eq!(seen["answer"], serde_json::json!(["200", true]), "{seen:#}");
     for page in seen["pages"].as_array().unwrap() {
         assert!(shots
             .join(format!("{}.png", page.as_str().unwrap()))

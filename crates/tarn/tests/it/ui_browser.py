@@ -6,6 +6,7 @@ console's errors and warnings, and what it saw, as JSON on its last line."""
 import json
 import sys
 import time
+import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -45,6 +46,11 @@ try:
     visit("/", "overview")
     visit("/ui/tables", "catalog")
     d.find_element(By.LINK_TEXT, "flights.trusted.flights").click()
+    seen["table_uses"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                          for tr in d.find_elements(By.CSS_SELECTOR, "section.uses tbody tr")]
+    seen["rejected_heading"] = d.find_element(By.CSS_SELECTOR, "#rejected h2").text
+    seen["rejected_reasons"] = sorted({tr.find_elements(By.TAG_NAME, "td")[0].text
+                                       for tr in d.find_elements(By.CSS_SELECTOR, "#rejected table.rows tbody tr")})
     settle("table")
     d.find_element(By.LINK_TEXT, "Query it").click()
     settle("sql-editor")
@@ -59,6 +65,15 @@ try:
                     for tr in d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr")]
     seen["recent"] = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#recent a")]
     settle("sql-result")
+    # The query saved as a tile of a new dashboard, which then draws it.
+    d.find_element(By.CSS_SELECTOR, "details.save-tile summary").click()
+    d.find_element(By.CSS_SELECTOR, "details.save-tile input[name=dashboard]").send_keys("browser")
+    d.find_element(By.CSS_SELECTOR, "details.save-tile input[name=title]").send_keys("Flights by <carrier>")
+    Select(d.find_element(By.CSS_SELECTOR, "details.save-tile select[name=chart]")).select_by_value("bar")
+    d.find_element(By.CSS_SELECTOR, "details.save-tile button[type=submit]").click()
+    WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas"))
+    seen["saved_tile"] = [d.current_url.split("/ui/")[1], d.find_element(By.CSS_SELECTOR, ".tile h2").text]
+    settle("dashboard-saved")
     visit("/ui/executions", "executions")
     d.find_element(By.CSS_SELECTOR, "main table tbody a").click()
     settle("execution")
@@ -98,6 +113,42 @@ try:
     WebDriverWait(d, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "form.decide"))
     seen["approvals"] = [s.text for s in d.find_elements(By.CSS_SELECTOR, "main table tbody td span.status")]
     settle("model-approved")
+    # An alias pointed at the approved version from the page.
+    d.find_element(By.CSS_SELECTOR, "form.alias input[name=alias]").send_keys("browser")
+    Select(d.find_element(By.CSS_SELECTOR, "form.alias select[name=version]")).select_by_value("2")
+    d.find_element(By.CSS_SELECTOR, "form.alias button[type=submit]").click()
+    WebDriverWait(d, 10).until(lambda d: "@browser" in d.find_element(By.CSS_SELECTOR, "section.aliases").text)
+    seen["aliases"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")][:2]
+                       for tr in d.find_elements(By.CSS_SELECTOR, "section.aliases tbody tr")]
+    settle("model-aliased")
+    # From the newest version to the run that made it, and its artifacts.
+    d.find_element(By.CSS_SELECTOR, "main table a[href^='/ui/runs/']").click()
+    seen["version_run"] = d.find_element(By.TAG_NAME, "h1").text
+    settle("version-run")
+    # The artifact tree: open the model's folder, download its MLmodel.
+    d.find_element(By.PARTIAL_LINK_TEXT, "model/").click()
+    settle("run-artifacts")
+    files = {a.text: a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, "table.artifacts a[download]")}
+    seen["artifact_files"] = sorted(files)
+    with urllib.request.urlopen(files["MLmodel"]) as r:
+        seen["mlmodel_download"] = [r.headers.get("content-disposition"), "flavors:" in r.read().decode()]
+    visit("/ui/endpoints", "endpoints")
+    d.find_element(By.LINK_TEXT, "arrival_delay").click()
+    WebDriverWait(d, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas")) >= 3)
+    seen["endpoint_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
+    seen["endpoint_requests"] = d.execute_script(
+        "return JSON.parse(document.getElementById('traffic-0').textContent).series"
+        ".reduce(function (n, s) { return n + s.points.reduce(function (m, p) { return m + p[1]; }, 0); }, 0);")
+    settle("endpoint")
+    fields = d.find_elements(By.CSS_SELECTOR, "form.invoke input[type=text]")
+    seen["form_fields"] = [f.get_attribute("name") for f in fields]
+    for f in fields:
+        f.send_keys("1")
+    d.find_element(By.CSS_SELECTOR, "form.invoke button[type=submit]").click()
+    WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "pre.answer"))
+    seen["answer"] = [d.find_element(By.CSS_SELECTOR, "#try h3 span.status").text,
+                      "predictions" in d.find_element(By.CSS_SELECTOR, "pre.answer").text]
+    settle("endpoint-answered")
 finally:
     d.quit()
 print(json.dumps(seen))
