@@ -12,8 +12,16 @@ use std::path::Path;
 /// The object-store prefix of every run's artifacts.
 pub const ARTIFACT_ROOT: &str = "_mlflow-artifacts";
 
+/// A part of an object path as it was written (the store's paths percent-encode characters
+/// such as `<` and `%`).
+fn decoded(part: &object_store::path::PathPart<'_>) -> String {
+    percent_encoding::percent_decode_str(part.as_ref())
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 fn storage(e: object_store::Error) -> LakeError {
-    LakeError::Usage(format!("the object store failed: {e}"))
+    LakeError::ObjectStore(e.to_string())
 }
 
 /// One file or folder directly under an artifact folder.
@@ -129,12 +137,7 @@ impl Lake {
             .map_err(storage)?;
         let relative = |p: &ObjectPath| {
             p.prefix_match(&root)
-                .map(|parts| {
-                    parts
-                        .map(|s| s.as_ref().to_string())
-                        .collect::<Vec<_>>()
-                        .join("/")
-                })
+                .map(|parts| parts.map(|s| decoded(&s)).collect::<Vec<_>>().join("/"))
                 .unwrap_or_default()
         };
         let mut out: Vec<ArtifactEntry> = listed
@@ -212,7 +215,7 @@ impl Lake {
                 .collect();
             let mut target = dest.to_path_buf();
             for part in rel {
-                target.push(part.as_ref());
+                target.push(decoded(&part));
             }
             if let Some(parent) = target.parent() {
                 tokio::fs::create_dir_all(parent)

@@ -25,6 +25,9 @@ pub enum LakeError {
     /// The execution is not in a state that allows what was asked.
     #[error("{0}")]
     ExecutionState(String),
+    /// The object store did not do what was asked (a run's artifacts).
+    #[error("the object store failed: {0}")]
+    ObjectStore(String),
     /// A model's files are missing or unreadable.
     #[error("the model at {location} {problem}")]
     ModelFiles { location: String, problem: String },

@@ -102,30 +102,31 @@ pub(crate) async fn download(
     }
 }
 
-/// Lists the files and folders directly under `?path=` (names relative to it).
+/// Lists the files and folders directly under `?path=` (names relative to it, as written).
 pub(crate) async fn list(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, MlflowError> {
-    let at = location(q.get("path").map(String::as_str).unwrap_or(""))?;
-    let listed = app
+    let path = q.get("path").map(String::as_str).unwrap_or("");
+    let entries = app
         .lake
-        .zones
-        .store()
-        .list_with_delimiter(Some(&at))
+        .list_artifacts("mlflow-artifacts:/", path)
         .await
-        .map_err(failed)?;
-    let name = |p: &ObjectPath| p.filename().unwrap_or_default().to_string();
-    let mut files: Vec<serde_json::Value> = listed
-        .common_prefixes
+        .map_err(|e| match e {
+            tarn_lake::LakeError::Usage(m) => bad(m),
+            e => failed(e),
+        })?;
+    let files: Vec<serde_json::Value> = entries
         .iter()
-        .map(|p| json!({"path": name(p), "is_dir": true}))
+        .map(|e| {
+            let name = e.path.rsplit('/').next().unwrap_or(&e.path);
+            match e.size {
+                Some(size) if !e.is_dir => {
+                    json!({"path": name, "is_dir": false, "file_size": size})
+                }
+                _ => json!({"path": name, "is_dir": true}),
+            }
+        })
         .collect();
-    files.extend(
-        listed
-            .objects
-            .iter()
-            .map(|o| json!({"path": name(&o.location), "is_dir": false, "file_size": o.size})),
-    );
     Ok(Json(json!({ "files": files })))
 }

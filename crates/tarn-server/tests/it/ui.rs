@@ -599,6 +599,75 @@ async fn a_pending_version_is_approved_with_a_reason_and_shows_its_lineage() {
     );
     let (s, _) = page(&app, get("/ui/models/ghost")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Aliases: pointed at a version from the page (with who, as an event), then removed; a
+    // form without the token changes nothing.
+    let aliases = "/ui/models/delays/aliases";
+    let set = [
+        ("csrf", token.as_str()),
+        ("alias", "champion"),
+        ("version", "2"),
+        ("action", "set"),
+    ];
+    let (s, _) = page(&app, form(aliases, &set[1..])).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(registry
+        .version_by_alias("delays", "champion")
+        .await
+        .is_err());
+    let res = app.router().oneshot(form(aliases, &set)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        registry
+            .version_by_alias("delays", "champion")
+            .await
+            .unwrap()
+            .version,
+        "2"
+    );
+    let (_, b) = call(&app, get("/api/v1/events?kind=model.version.alias_set")).await;
+    assert_eq!(
+        json(&b)["items"][0]["detail"]["alias"],
+        "champion",
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    let (_, html) = page(&app, get("/ui/models/delays")).await;
+    assert!(
+        html.contains("@champion</td><td>→ version 2</td>"),
+        "{html}"
+    );
+    let (s, html) = page(
+        &app,
+        form(
+            aliases,
+            &[
+                ("csrf", &token),
+                ("alias", "bad alias!"),
+                ("version", "1"),
+                ("action", "set"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{html}");
+    let res = app
+        .router()
+        .oneshot(form(
+            aliases,
+            &[
+                ("csrf", &token),
+                ("alias", "champion"),
+                ("action", "delete"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(registry
+        .version_by_alias("delays", "champion")
+        .await
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -610,6 +679,7 @@ async fn runs_are_found_sorted_compared_and_their_metrics_charted() {
         .await
         .unwrap();
     let mut ids = Vec::new();
+    let mut artifact_uri = String::new();
     for (name, iters, rmse) in [
         ("small", "50", 21.5),
         ("medium", "100", 18.25),
@@ -633,6 +703,9 @@ async fn runs_are_found_sorted_compared_and_their_metrics_charted() {
         }))
         .unwrap();
         tracking.log_batch(&run.info.run_id, &batch).await.unwrap();
+        if artifact_uri.is_empty() {
+            artifact_uri = run.info.artifact_uri.clone();
+        }
         ids.push(run.info.run_id);
     }
     let (s, html) = page(&app, get("/ui/experiments")).await;
@@ -707,4 +780,159 @@ async fn runs_are_found_sorted_compared_and_their_metrics_charted() {
     );
     let (s, _) = page(&app, get(&format!("/ui/runs/compare?ids={}", ids[0]))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The artifact tree: folders first, each opened in place; a file downloads as itself.
+    let lake = app.lake();
+    let mlmodel = b"flavors:\n  python_function: {}\n".to_vec();
+    lake.put_artifact(&artifact_uri, "model/MLmodel", mlmodel.clone())
+        .await
+        .unwrap();
+    lake.put_artifact(&artifact_uri, "model/data/weights.bin", vec![7; 2048])
+        .await
+        .unwrap();
+    lake.put_artifact(&artifact_uri, "notes <b>.txt", b"hello".to_vec())
+        .await
+        .unwrap();
+    let run = format!("/ui/runs/{}", ids[0]);
+    let (_, html) = page(&app, get(&run)).await;
+    let (folder, file) = (
+        html.find("?path=model#artifacts")
+            .expect("the model folder"),
+        html.find("notes &lt;b&gt;.txt").expect("the file, as text"),
+    );
+    assert!(folder < file, "{html}");
+    assert!(
+        html.contains(&format!(
+            "href=\"{run}/artifacts/notes%20%3Cb%3E.txt\" download"
+        )),
+        "{html}"
+    );
+    let (_, html) = page(&app, get(&format!("{run}?path=model"))).await;
+    assert!(html.contains("?path=model%2Fdata#artifacts"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"{run}/artifacts/model/MLmodel\"")),
+        "{html}"
+    );
+    let res = app
+        .router()
+        .oneshot(get(&format!("{run}/artifacts/model/MLmodel")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["content-disposition"],
+        "attachment; filename=\"MLmodel\"; filename*=UTF-8''MLmodel"
+    );
+    assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body.to_vec(), mlmodel);
+    let (s, _) = page(&app, get(&format!("{run}/artifacts/model/nothing"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, html) = page(&app, get(&format!("{run}/artifacts/..%2F..%2Ftarn.yml"))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{html}");
+    let (_, html) = page(&app, get(&format!("/ui/runs/{}", ids[1]))).await;
+    assert!(html.contains("This run has no artifact."), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_is_saved_as_a_tile_and_endpoints_are_listed_with_their_split() {
+    let (dir, app) = app(Limits::default()).await;
+    let (_, html) = page(
+        &app,
+        form("/ui/sql", &[("query", "SELECT 1 AS one, 2 AS two")]),
+    )
+    .await;
+    assert!(html.contains("Save as a dashboard tile"), "{html}");
+    let token = csrf_of(&html);
+    let save = |fields: Vec<(&'static str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        form("/ui/dashboards/tiles", &fields)
+    };
+    let tile = |chart: &str, t: &str| {
+        vec![
+            ("csrf", t.to_string()),
+            ("dashboard", "ops".to_string()),
+            ("title", format!("Ones {HOSTILE}")),
+            ("sql", "SELECT 1 AS one, 2 AS two".to_string()),
+            ("chart", chart.to_string()),
+            ("x", "one".to_string()),
+            ("y", String::new()),
+        ]
+    };
+    // Without the token: refused, nothing written.
+    let (s, _) = page(&app, save(tile("bar", "forged"))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!dir.path().join("dashboards/ops.yml").exists());
+    let res = app
+        .router()
+        .oneshot(save(tile("bar", &token)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/ui/dashboards/ops");
+    let (s, html) = page(&app, get("/ui/dashboards/ops")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("Ones &lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("data-kind=\"bar\""), "{html}");
+    // A chart tarn does not draw: refused with the file named; the dashboard unchanged.
+    let (s, html) = page(&app, save(tile("pie", &token))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains("ops.yml") && html.contains("chart: pie"),
+        "{html}"
+    );
+    let d = tarn_config::load_dashboard(&dir.path().join("dashboards/ops.yml")).unwrap();
+    assert_eq!(d.tiles.len(), 1);
+
+    // Endpoints: none yet, then one with a canary; this router serves none, so the page says
+    // so and a request from its form is refused.
+    let (s, html) = page(&app, get("/ui/endpoints")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("No endpoint yet"), "{html}");
+    let mut spec = tarn_config::EndpointSpec::new("models:/delays@champion");
+    spec.canary = Some(tarn_config::Canary {
+        model: "models:/delays@challenger".into(),
+        percent: 10.0,
+    });
+    app.lake()
+        .endpoints()
+        .put_endpoint(
+            "arrivals",
+            &serde_json::to_value(&spec).unwrap(),
+            "cli",
+            "test",
+        )
+        .await
+        .unwrap();
+    let (_, html) = page(&app, get("/ui/endpoints")).await;
+    assert!(
+        html.contains("90% models:/delays@champion · 10% models:/delays@challenger"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"/ui/tables/ml.service.inference_arrivals\""),
+        "{html}"
+    );
+    let (s, html) = page(&app, get("/ui/endpoints/arrivals")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("href=\"/ui/models/delays\""), "{html}");
+    assert!(html.contains("does not serve endpoints"), "{html}");
+    let (s, _) = page(&app, get("/ui/endpoints/ghost")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = page(
+        &app,
+        form(
+            "/ui/endpoints/arrivals/invoke",
+            &[("csrf", &token), ("body", "{}")],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    // The inference table's page names the endpoint as its writer, once it exists.
 }
