@@ -127,7 +127,9 @@ fn served(live: Option<&Live>) -> String {
 }
 
 /// The served version's input fields from its `MLmodel` signature: (name, type), or `None`
-/// when the signature is of tensors or absent (then the form takes a JSON body).
+/// when it has none, or an input is not one value per row (an unnamed tensor, or one of
+/// several values a row); the form then takes a JSON body. A named tensor of one value a row
+/// (tarn's own models' inputs) is a field of its dtype.
 async fn signature(ui: &Ui, spec: &EndpointSpec) -> Option<Vec<(String, String)>> {
     let resolved = ui.lake.resolve_model(&spec.model).await.ok()?;
     let mlmodel = ui.lake.model_file(&resolved.location).await.ok()??;
@@ -141,8 +143,27 @@ async fn signature(ui: &Ui, spec: &EndpointSpec) -> Option<Vec<(String, String)>
         .as_array()?
         .iter()
         .map(|f| {
-            let ty = f["type"].as_str().unwrap_or("");
-            (ty != "tensor").then(|| (f["name"].as_str().unwrap_or("").to_string(), ty.to_string()))
+            let name = f["name"].as_str().unwrap_or("").to_string();
+            match f["type"].as_str().unwrap_or("") {
+                "tensor" => {
+                    let spec = &f["tensor-spec"];
+                    let shape: Vec<i64> = spec["shape"]
+                        .as_array()?
+                        .iter()
+                        .map(|d| d.as_i64())
+                        .collect::<Option<_>>()?;
+                    let one_a_row = matches!(shape.as_slice(), [-1] | [-1, 1]);
+                    let ty = match spec["dtype"].as_str().unwrap_or("") {
+                        "float32" | "float64" | "float16" => "double",
+                        "int8" | "int16" | "int32" | "int64" | "uint8" | "uint16" | "uint32"
+                        | "uint64" => "long",
+                        "bool" => "boolean",
+                        _ => "string",
+                    };
+                    one_a_row.then(|| (name, ty.to_string()))
+                }
+                ty => Some((name, ty.to_string())),
+            }
         })
         .collect::<Option<_>>()?;
     (!fields.is_empty() && fields.iter().all(|(n, _)| !n.is_empty())).then_some(fields)
