@@ -318,6 +318,22 @@ impl Executions<'_> {
         Ok((id, n + 1))
     }
 
+    /// What a running attempt has written so far (its logs while it runs: the page of a
+    /// running step reads them). Only ever grows the logs, so a late write of older lines
+    /// never hides newer ones, and never touches an attempt that has ended.
+    pub async fn running_logs(&self, attempt_id: &str, logs: &str) -> Result<(), MetadataError> {
+        sqlx::query(
+            "UPDATE step_attempts SET logs = $1
+             WHERE id = $2 AND status = 'running' AND length(logs) <= $3",
+        )
+        .bind(logs)
+        .bind(attempt_id)
+        .bind(logs.len() as i64)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Ends an attempt.
     pub async fn finish_attempt(
         &self,

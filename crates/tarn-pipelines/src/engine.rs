@@ -345,9 +345,67 @@ impl Engine {
                     token.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
                 )
             }),
-            sink: self.sink.clone(),
+            sink: Some(self.live_sink(attempt)),
             ml: self.ml.as_deref(),
         }
+    }
+
+    /// The sink of one attempt's lines: the engine's own (the CLI prints them), and the
+    /// attempt's logs in the store, written at most once a second while it runs (secrets
+    /// hidden; the first MiB), so its page shows them before it ends.
+    fn live_sink(&self, attempt: &str) -> LineSink {
+        /// How often a running attempt's logs are written.
+        const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+        struct Live {
+            text: String,
+            written: Option<std::time::Instant>,
+            pending: bool,
+        }
+        let live = Arc::new(std::sync::Mutex::new(Live {
+            text: String::new(),
+            written: None,
+            pending: false,
+        }));
+        let secrets = self.lake.config.secrets();
+        let outer = self.sink.clone();
+        let lake = self.lake.clone();
+        let attempt = attempt.to_string();
+        Arc::new(move |line: &str| {
+            if let Some(s) = &outer {
+                s(line);
+            }
+            let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+            // Past a MiB the page waits for the end (the stored logs keep their own cap).
+            if l.text.len() > 1 << 20 {
+                return;
+            }
+            l.text.push_str(&tarn_config::redact(line, &secrets));
+            l.text.push('\n');
+            if l.pending {
+                return;
+            }
+            l.pending = true;
+            let wait = l
+                .written
+                .map(|t| EVERY.saturating_sub(t.elapsed()))
+                .unwrap_or_default();
+            let (live, lake, attempt) = (live.clone(), lake.clone(), attempt.clone());
+            handle.spawn(async move {
+                tokio::time::sleep(wait).await;
+                let text = {
+                    let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+                    l.pending = false;
+                    l.written = Some(std::time::Instant::now());
+                    l.text.clone()
+                };
+                if let Err(e) = lake.executions().running_logs(&attempt, &text).await {
+                    tracing::debug!("writing the running logs of attempt {attempt}: {e}");
+                }
+            });
+        })
     }
 
     /// Leases one due execution (or the one with id `only`) and runs it until it ends or

@@ -160,7 +160,7 @@ pub(crate) async fn show(
                     h3 { "input" } pre { (json(&a.input)) }
                     @if let Some(o) = &a.output { h3 { "output" } pre { (json(o)) } }
                     h3 { "logs" }
-                    pre.logs data-follow=[(a.status == "running").then(|| format!("/api/v1/executions/{}/logs", e.id))] { (a.logs) }
+                    pre.logs data-attempt=(a.id) data-follow=[(a.status == "running").then(|| format!("/ui/executions/{}/logs?attempt={}", e.id, crate::catalog::percent(&a.id)))] { (a.logs) }
                 }
             }
         }
@@ -205,4 +205,37 @@ pub(crate) async fn act(
         Ok(()) => Redirect::to(&format!("/ui/executions/{id}")).into_response(),
         Err(e) => UiError::from(e).into_response(),
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Attempt {
+    #[serde(default)]
+    attempt: String,
+}
+
+/// The logs of one attempt (`?attempt=ID`) as text, which a running step's page reads again
+/// every 2 s (a UI path, so a signed-in browser's session cookie is enough).
+pub(crate) async fn logs(
+    State(ui): State<Ui>,
+    Path(id): Path<String>,
+    Query(q): Query<Attempt>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), UiError> {
+    let detail = ui.lake.execution(&id).await?;
+    let attempt = detail
+        .attempts
+        .iter()
+        .find(|a| a.id == q.attempt)
+        .ok_or_else(|| {
+            UiError::new(
+                StatusCode::NOT_FOUND,
+                format!("execution `{id}` has no attempt `{}`", q.attempt),
+            )
+        })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        attempt.logs.clone(),
+    ))
 }

@@ -113,6 +113,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ui: Ui) -> Router<S> {
         .route("/ui/pipelines/{name}", get(pipelines::show))
         .route("/ui/executions", get(executions::list))
         .route("/ui/executions/{id}", get(executions::show))
+        .route("/ui/executions/{id}/logs", get(executions::logs))
         .route("/ui/executions/{id}/{action}", post(executions::act))
         .route("/ui/experiments", get(experiments::list))
         .route("/ui/experiments/{id}", get(experiments::runs))

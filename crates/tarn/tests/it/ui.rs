@@ -12,6 +12,15 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("qs");
     ok(&tarn(dir.path(), &["quickstart", lake.to_str().unwrap()]));
+    // A pipeline whose step writes a script to its log, then waits: the browser watches the
+    // line arrive as text and cancels the execution.
+    let slow = lake.join("pipelines/slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(
+        slow.join("config.yml"),
+        "name: slow\ndomain: flights\nlayers: {origin: raw, target: trusted}\ntriggers:\n  - s3:\n      prefix: slow/\n      suffix: .txt\nsteps:\n  Wait:\n    type: command\n    properties:\n      command:\n        - python3\n        - -c\n        - \"import sys, time; time.sleep(2); print('<script>alert(2)</script>', file=sys.stderr, flush=True); time.sleep(300)\"\n      timeout_seconds: 600\n",
+    )
+    .unwrap();
     let served = Served::start_checked(&lake, &[]);
     // Predictions like the training data, then drifted ones; the monitor alerts and the alert
     // retrains (a version pending approval) for the browser to look at and approve.
@@ -67,6 +76,10 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
     assert_eq!(
         seen["pages"],
         serde_json::json!([
+            "hostile-table",
+            "slow-executions",
+            "execution-running",
+            "execution-cancelled",
             "overview",
             "catalog",
             "table",
@@ -97,6 +110,26 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
         "{seen:#}"
     );
     assert_eq!(seen["titles"]["table"], "flights.trusted.flights");
+    // Markup in a column's name (which the crawler turns into an identifier), a cell and a log
+    // line is shown as text and never runs.
+    assert!(
+        seen["hostile_header"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("_img_src_x_onerror_alert_1__")),
+        "{seen:#}"
+    );
+    assert!(
+        seen["hostile_cells"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("<script>alert(3)</script>")),
+        "{seen:#}"
+    );
+    assert_eq!(seen["log_line"], "<script>alert(2)</script>", "{seen:#}");
+    assert_eq!(seen["no_alert"], true);
+    assert_eq!(seen["no_alert_in_logs"], true);
+    assert_eq!(seen["after_cancel"], "cancelled", "{seen:#}");
     // The table page says what writes and reads it: the quickstart's pipeline merges a day
     // into it (its SQL step), the training reads it; and the rows its loads rejected, why.
     let uses = seen["table_uses"].as_array().unwrap();
@@ -297,5 +330,38 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
             .join(format!("{}.png", page.as_str().unwrap()))
             .exists());
     }
+    served.stop();
+
+    // Under --auth, signed in with a read-only token: no control that writes, a forged form
+    // refused even with the page's own CSRF token; signing out ends the session.
+    let out = ok(&tarn(
+        &lake,
+        &["token", "create", "--name", "viewer", "--read-only"],
+    ));
+    let token = out.trim().to_string();
+    let served = Served::start_checked(&lake, &["--auth"]);
+    let seen = crate::python_check(
+        "ui_browser.py",
+        &[
+            &served.url,
+            shots.to_str().unwrap(),
+            &format!("read-only:{token}"),
+        ],
+        None,
+    );
+    assert_eq!(seen["problems"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["redirected_to"], "sign-in", "{seen:#}");
+    assert_eq!(seen["who"], "viewer (read-only) Sign out", "{seen:#}");
+    assert_eq!(seen["write_controls"], 0, "{seen:#}");
+    assert_eq!(seen["execution_controls"], 0, "{seen:#}");
+    // The session cookie reaches the UI's logs path (the API takes bearer tokens only).
+    assert_eq!(seen["logs_with_session"][0], 200, "{seen:#}");
+    assert_eq!(seen["forged"], 403, "{seen:#}");
+    assert_eq!(seen["after_sign_out"], "sign-in", "{seen:#}");
+    let model = json_of(&ok(&tarn(
+        &lake,
+        &["models", "versions", "delays", "--format", "json"],
+    )));
+    assert!(!model.to_string().contains("forged"), "{model:#}");
     served.stop();
 }
