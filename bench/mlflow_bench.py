@@ -56,11 +56,14 @@ def wait_up(url, proc, what):
     sys.exit(f"{what} did not answer within 120 s")
 
 
-def start_tarn(binary, work):
+def start_tarn(binary, work, domain="ml", prepare=None):
+    """`tarn serve` on a new lake of `domain` under WORK (`prepare(lake)` adds files first)."""
     lake = work / "tarn"
     lake.mkdir()
     db = lake / "meta.db"
-    (lake / "tarn.yml").write_text(f"lake: bench\ndomains: [ml]\nmetadata: sqlite://{db}\n")
+    (lake / "tarn.yml").write_text(f"lake: bench\ndomains: [{domain}]\nmetadata: sqlite://{db}\n")
+    if prepare:
+        prepare(lake)
     port = free_port()
     proc = subprocess.Popen(
         [binary, "--dir", str(lake), "serve", "--addr", f"127.0.0.1:{port}"],

@@ -21,7 +21,6 @@ import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +30,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mlflow_bench import populate, start_mlflow, stop, wait_up  # noqa: E402
-from results import arguments, free_port, publish  # noqa: E402
+from mlflow_bench import populate, start_mlflow, start_tarn, stop  # noqa: E402
+from results import arguments, publish  # noqa: E402
 
 SECTION = "## Web UI: page times with many runs, tables and executions"
 REPEAT = 20
@@ -55,11 +54,8 @@ def timed(session, method, url, **kw):
     return statistics.median(times), max(times), status
 
 
-def start_tarn(binary, work):
-    lake = work / "tarn"
-    lake.mkdir()
-    db = lake / "meta.db"
-    (lake / "tarn.yml").write_text(f"lake: bench\ndomains: [bench]\nmetadata: sqlite://{db}\n")
+def daily_pipeline(lake):
+    """The pipeline the executions belong to (its page draws it)."""
     pipeline = lake / "pipelines" / "daily"
     pipeline.mkdir(parents=True)
     (pipeline / "config.yml").write_text(
@@ -67,14 +63,6 @@ def start_tarn(binary, work):
         "triggers:\n  - s3:\n      prefix: days/\n      suffix: .csv\n"
         "steps:\n  Merge:\n    type: sql\n    properties:\n      query: SELECT * FROM bench.raw.readings\n"
         "      table: readings\n      mode: append\n")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--dir", str(lake), "serve", "--addr", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_up(url, proc, "tarn serve")
-    return proc, url, db
 
 
 def seed_tables(url, db, tables):
@@ -135,7 +123,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="ui-bench-"))
     tarn, peer = [], []
     try:
-        proc, url, db = start_tarn(a.tarn, work)
+        proc, url, db = start_tarn(a.tarn, work, "bench", daily_pipeline)
         try:
             s = requests.Session()
             exp = s.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "ui-bench"}).json()["experiment_id"]

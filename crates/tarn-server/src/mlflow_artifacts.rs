@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use serde_json::json;
@@ -74,32 +74,39 @@ pub(crate) async fn upload(
     Ok(Json(json!({})))
 }
 
+/// What the lake's artifact calls refused, in MLflow's words.
+fn refused(e: tarn_lake::LakeError) -> MlflowError {
+    match e {
+        tarn_lake::LakeError::Usage(m) => bad(m),
+        e => failed(e),
+    }
+}
+
 /// Streams artifact `path` back.
 pub(crate) async fn download(
     State(app): State<App>,
     Path(path): Path<String>,
 ) -> Result<Response, MlflowError> {
-    let at = location(&path)?;
-    match app.lake.zones.store().get(&at).await {
-        Ok(got) => {
-            let size = got.meta.size;
-            let stream = got.into_stream().map_err(std::io::Error::other);
-            Ok((
-                [
-                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                    (header::CONTENT_LENGTH, size.to_string()),
-                ],
-                Body::from_stream(stream),
+    let body = app
+        .lake
+        .open_artifact("mlflow-artifacts:/", &path)
+        .await
+        .map_err(refused)?
+        .ok_or_else(|| {
+            MlflowError(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_DOES_NOT_EXIST",
+                format!("no artifact at {path}"),
             )
-                .into_response())
-        }
-        Err(object_store::Error::NotFound { .. }) => Err(MlflowError(
-            StatusCode::NOT_FOUND,
-            "RESOURCE_DOES_NOT_EXIST",
-            format!("no artifact at {path}"),
-        )),
-        Err(e) => Err(failed(e)),
-    }
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, body.size.to_string()),
+        ],
+        Body::from_stream(body.stream),
+    )
+        .into_response())
 }
 
 /// Lists the files and folders directly under `?path=` (names relative to it, as written).
@@ -112,10 +119,7 @@ pub(crate) async fn list(
         .lake
         .list_artifacts("mlflow-artifacts:/", path)
         .await
-        .map_err(|e| match e {
-            tarn_lake::LakeError::Usage(m) => bad(m),
-            e => failed(e),
-        })?;
+        .map_err(refused)?;
     let files: Vec<serde_json::Value> = entries
         .iter()
         .map(|e| {

@@ -109,15 +109,7 @@ pub(crate) async fn table(
     let t = lake.table(&name).await?;
     let history = lake.history(&name).await.unwrap_or_default();
     let sample_sql = format!("SELECT * FROM {} LIMIT {SAMPLE_ROWS}", quote(&name));
-    let sample = lake
-        .sql(
-            &sample_sql,
-            &QueryOptions {
-                row_limit: Some(SAMPLE_ROWS),
-                timeout: Some(std::time::Duration::from_secs(10)),
-            },
-        )
-        .await;
+    let sample = glance(lake, &sample_sql, SAMPLE_ROWS).await;
     // The rows loads refused go to `TABLE_rejected` beside it, with the line, the column and
     // the reason (tarn_tables' REJECT_COLUMNS).
     let rejected_name = format!("{name}_rejected");
@@ -127,15 +119,7 @@ pub(crate) async fn table(
                 "SELECT _reason, _line, _column, _raw, _load_id, _rejected_at FROM {} ORDER BY _rejected_at DESC LIMIT {REJECTED_ROWS}",
                 quote(&rejected_name)
             );
-            let rows = lake
-                .sql(
-                    &sql,
-                    &QueryOptions {
-                        row_limit: Some(REJECTED_ROWS),
-                        timeout: Some(std::time::Duration::from_secs(10)),
-                    },
-                )
-                .await;
+            let rows = glance(lake, &sql, REJECTED_ROWS).await;
             Some((r.record.row_count, rows))
         }
         Err(_) => None,
@@ -258,6 +242,19 @@ pub(crate) async fn table(
         }
     };
     Ok(page(&ui, &viewer, &name, Section::Catalog, body))
+}
+
+/// The first `rows` rows `sql` answers, within 10 s: what a table's page shows of it.
+async fn glance(
+    lake: &tarn_lake::Lake,
+    sql: &str,
+    rows: usize,
+) -> Result<tarn_lake::QueryResult, tarn_lake::LakeError> {
+    let opts = QueryOptions {
+        row_limit: Some(rows),
+        timeout: Some(std::time::Duration::from_secs(10)),
+    };
+    lake.sql(sql, &opts).await
 }
 
 /// A table's dotted name as SQL, each part quoted.

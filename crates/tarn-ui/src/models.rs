@@ -178,10 +178,7 @@ pub(crate) async fn alias(
     if let Err(e) = check_form(&ui, &headers, &f.csrf) {
         return e.into_response();
     }
-    let by = viewer
-        .name
-        .clone()
-        .unwrap_or_else(|| "anonymous (web UI)".into());
+    let by = viewer.who();
     let registry = ui.lake.registry();
     let alias = f.alias.trim();
     let done = match f.action.as_str() {
@@ -245,10 +242,7 @@ pub(crate) async fn decide(
         )
         .into_response();
     }
-    let by = viewer
-        .name
-        .clone()
-        .unwrap_or_else(|| "anonymous (web UI)".into());
+    let by = viewer.who();
     match ui
         .lake
         .registry()

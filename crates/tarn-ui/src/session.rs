@@ -32,6 +32,14 @@ impl Viewer {
     pub fn may_write(&self) -> bool {
         !self.read_only
     }
+
+    /// Who a change made from a page is recorded as: the token's name, or the UI itself
+    /// without `--auth`.
+    pub fn who(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| "anonymous (web UI)".into())
+    }
 }
 
 /// Open sessions: session id to the token that opened it.
