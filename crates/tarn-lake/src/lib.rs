@@ -54,7 +54,7 @@ pub use tarn_storage::{
     land_plan, validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone,
     Zones,
 };
-pub use tarn_tables::{BatchSource, HistoryEntry, LoadMode, TablesError};
+pub use tarn_tables::{BatchSource, Contract, HistoryEntry, LoadMode, TablesError};
 
 use std::path::Path;
 use std::sync::Arc;

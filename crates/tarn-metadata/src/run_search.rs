@@ -421,16 +421,54 @@ pub fn sort_by<T: Searchable>(items: &mut [T], order: &[Order], tie: impl Fn(&T,
 pub enum Bind {
     Text(String),
     Number(f64),
+    Integer(i64),
+}
+
+impl Bind {
+    /// `sql` with `binds` bound to its placeholders in turn, answering one text column.
+    pub(crate) fn scalar<'q>(
+        sql: &'q str,
+        binds: &'q [Bind],
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, String, sqlx::any::AnyArguments<'q>> {
+        let mut query = sqlx::query_scalar::<_, String>(sql);
+        for b in binds {
+            query = match b {
+                Bind::Text(t) => query.bind(t.as_str()),
+                Bind::Number(n) => query.bind(*n),
+                Bind::Integer(n) => query.bind(*n),
+            };
+        }
+        query
+    }
 }
 
 /// The joins, conditions and ordering that find runs (table alias `r`) in SQL, with their
 /// binds numbered from the `first` placeholder on.
 #[derive(Debug, Default)]
 pub struct RunQuery {
-    pub joins: String,
+    /// What the filter joins: `TABLE ALIAS ON ...`, each an inner join.
+    pub joins: Vec<String>,
+    /// The left joins the order reads (`LEFT JOIN TABLE ALIAS ON ...`).
+    pub order_joins: String,
     pub conditions: Vec<String>,
     pub order: String,
     pub binds: Vec<Bind>,
+    /// Set when the order is one metric, param or tag: its values can be walked in order
+    /// through the `(key, value)` index instead of sorting every run that matches.
+    pub walk: Option<Walk>,
+}
+
+/// The one key a search is ordered by, to walk in the order of its values.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    /// The table holding the key's values (`ml_latest_metrics`, `ml_params`, `ml_run_tags`).
+    pub table: &'static str,
+    /// The key's name, and the placeholder bound to it.
+    pub key: String,
+    pub placeholder: String,
+    /// A metric: NaN values (marked `is_nan`) sort after numbers.
+    pub metric: bool,
+    pub ascending: bool,
 }
 
 /// The column of a run attribute, and whether it holds numbers.
@@ -546,8 +584,8 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
                         format!("({cond} AND {alias}.is_nan = 0)")
                     };
                 }
-                q.joins.push_str(&format!(
-                    " JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key} AND {cond}"
+                q.joins.push(format!(
+                    "{table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key} AND {cond}"
                 ));
             }
             (Entity::Dataset(field), _) => {
@@ -572,9 +610,18 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
             (Entity::Metric(k) | Entity::Param(k) | Entity::Tag(k), Some((table, _))) => {
                 let key = q.bind(first, Bind::Text(k.clone()));
                 let alias = format!("o{i}");
-                q.joins.push_str(&format!(
+                q.order_joins.push_str(&format!(
                     " LEFT JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key}"
                 ));
+                if order.len() == 1 {
+                    q.walk = Some(Walk {
+                        table,
+                        key: k.clone(),
+                        placeholder: key.clone(),
+                        metric: matches!(o.entity, Entity::Metric(_)),
+                        ascending: o.ascending,
+                    });
+                }
                 if matches!(o.entity, Entity::Metric(_)) {
                     // NaN after numbers, missing last, in either direction (MLflow's order).
                     keys.push(format!(

@@ -2,7 +2,7 @@
 //! every logged value kept for the history, and the latest per key for search). The types
 //! serialise in the shapes of MLflow's REST API, so the server answers with them directly.
 
-use crate::run_search::{find, Entity, Literal, Searchable};
+use crate::run_search::{find, Bind, Entity, Literal, Searchable};
 use crate::{Existing, Inactive, Kind, MetadataError, Missing, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -801,29 +801,100 @@ impl Tracking<'_> {
             ),
         ];
         conditions.extend(q.conditions.iter().cloned());
+        let mut binds: Vec<Bind> = experiments.iter().map(|e| Bind::Integer(*e)).collect();
+        binds.push(Bind::Text(stage.unwrap_or("").to_string()));
+        binds.extend(q.binds.iter().cloned());
+        if let Some(walk) = &q.walk {
+            if let Some(ids) = self
+                .walk_runs(walk, &q, &conditions, binds.clone(), offset + limit + 1)
+                .await?
+            {
+                let mut ids: Vec<String> = ids.into_iter().skip(offset).collect();
+                let more = ids.len() > limit;
+                ids.truncate(limit);
+                return Ok((self.runs_by_ids(&ids).await?, more));
+            }
+        }
+        let joins: String = q.joins.iter().map(|j| format!(" JOIN {j}")).collect();
         let sql = format!(
-            "SELECT r.id FROM ml_runs r{} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
-            q.joins,
+            "SELECT r.id FROM ml_runs r{joins}{} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            q.order_joins,
             conditions.join(" AND "),
             q.order,
             limit + 1,
             offset
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for e in &experiments {
-            query = query.bind(*e);
-        }
-        query = query.bind(stage.unwrap_or(""));
-        for b in &q.binds {
-            query = match b {
-                crate::run_search::Bind::Text(t) => query.bind(t.clone()),
-                crate::run_search::Bind::Number(n) => query.bind(*n),
-            };
-        }
-        let mut ids = query.fetch_all(&self.store.pool).await?;
+        let mut ids = Bind::scalar(&sql, &binds)
+            .fetch_all(&self.store.pool)
+            .await?;
         let more = ids.len() > limit;
         ids.truncate(limit);
         Ok((self.runs_by_ids(&ids).await?, more))
+    }
+
+    /// The first `need` runs of a search ordered by one key, found by walking that key's
+    /// values in order through its `(key, value)` index, within a window of the first few
+    /// thousand values (every run tied with the window's last value included): the work is
+    /// bounded by the window, not by how many runs match. `None` when the window holds fewer
+    /// than `need` matches (then the runs lacking a value, or beyond the window, decide the
+    /// page, and the search sorts every match instead).
+    async fn walk_runs(
+        &self,
+        walk: &crate::run_search::Walk,
+        q: &crate::run_search::RunQuery,
+        conditions: &[String],
+        mut binds: Vec<Bind>,
+        need: usize,
+    ) -> Result<Option<Vec<String>>, MetadataError> {
+        let window = need.saturating_mul(8).max(1000);
+        let (table, dir) = (walk.table, if walk.ascending { "ASC" } else { "DESC" });
+        let not_nan = |alias: &str| {
+            if walk.metric {
+                format!(" AND {alias}is_nan = 0")
+            } else {
+                String::new()
+            }
+        };
+        let edge = format!(
+            "SELECT value FROM {table} WHERE key = $1{} ORDER BY value {dir} LIMIT 1 OFFSET {}",
+            not_nan(""),
+            window - 1
+        );
+        let boundary = if walk.metric {
+            sqlx::query_scalar::<_, f64>(&edge)
+                .bind(walk.key.as_str())
+                .fetch_optional(&self.store.pool)
+                .await?
+                .map(Bind::Number)
+        } else {
+            sqlx::query_scalar::<_, String>(&edge)
+                .bind(walk.key.as_str())
+                .fetch_optional(&self.store.pool)
+                .await?
+                .map(Bind::Text)
+        };
+        let mut within = format!("w.key = {}{}", walk.placeholder, not_nan("w."));
+        if let Some(b) = boundary {
+            let op = if walk.ascending { "<=" } else { ">=" };
+            binds.push(b);
+            within.push_str(&format!(" AND w.value {op} ${}", binds.len()));
+        }
+        // SQLite keeps a CROSS JOIN's order, so the walk leads; Postgres plans it by its
+        // statistics (and has no CROSS JOIN ... ON).
+        let join = if self.store.sqlite {
+            " CROSS JOIN "
+        } else {
+            " JOIN "
+        };
+        let joins: String = q.joins.iter().map(|j| format!("{join}{j}")).collect();
+        let sql = format!(
+            "SELECT r.id FROM {table} w{join}ml_runs r ON r.id = w.run_id{joins} WHERE {within} AND {} ORDER BY w.value {dir}, r.start_time DESC, r.id LIMIT {need}",
+            conditions.join(" AND "),
+        );
+        let ids = Bind::scalar(&sql, &binds)
+            .fetch_all(&self.store.pool)
+            .await?;
+        Ok((ids.len() == need).then_some(ids))
     }
 
     /// Runs by id, in the order given, each with its params, tags, latest metrics, inputs and
@@ -1088,4 +1159,153 @@ pub fn search_experiments(
         let id = |e: &Experiment| e.experiment_id.parse::<i64>().unwrap_or_default();
         id(a).cmp(&id(b))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::run_search::search_items;
+    use crate::testing::{fresh_store, BACKENDS};
+
+    /// Writes `n` runs into experiment 1 (and a few into experiment 2) straight into the
+    /// store: metric `m` with ties (20 values), some NaN, some missing; param `model` of three
+    /// values and `depth` as text; tag `team`; every 13th run deleted.
+    async fn seed(store: &crate::Store, n: usize) {
+        let pool = &store.pool;
+        for id in [1i64, 2] {
+            sqlx::query(
+                "INSERT INTO ml_experiments (id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+                 VALUES ($1, $2, 'x', 'active', 0, 0)",
+            )
+            .bind(id)
+            .bind(format!("e{id}"))
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        let mut tx = pool.begin().await.unwrap();
+        for i in 0..n {
+            let id = format!(
+                "{:032x}",
+                (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xabc
+            );
+            let experiment = if i % 17 == 0 { 2i64 } else { 1 };
+            let stage = if i % 13 == 0 { "deleted" } else { "active" };
+            // Runs share start times in pairs, so the id breaks ties too.
+            sqlx::query(
+                "INSERT INTO ml_runs (id, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri)
+                 VALUES ($1, $2, $3, 'u', 'FINISHED', $4, NULL, $5, 'a')",
+            )
+            .bind(&id)
+            .bind(experiment)
+            .bind(format!("run-{i}"))
+            .bind(1_000_000 + (i / 2) as i64)
+            .bind(stage)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            for (k, v) in [
+                ("model", ["tree", "linear", "forest"][i % 3].to_string()),
+                ("depth", (i % 11).to_string()),
+            ] {
+                sqlx::query("INSERT INTO ml_params (run_id, key, value) VALUES ($1, $2, $3)")
+                    .bind(&id)
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query("INSERT INTO ml_run_tags (run_id, key, value) VALUES ($1, 'team', $2)")
+                .bind(&id)
+                .bind(["vision", "tabular", "nlp", "ops"][i % 4])
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            if i % 19 != 0 {
+                let nan = i % 23 == 0;
+                let value = if nan {
+                    0.0
+                } else {
+                    ((i * 7919) % 20) as f64 / 4.0
+                };
+                sqlx::query(
+                    "INSERT INTO ml_latest_metrics (run_id, key, value, timestamp, step, is_nan)
+                     VALUES ($1, 'm', $2, 0, 0, $3)",
+                )
+                .bind(&id)
+                .bind(value)
+                .bind(i64::from(nan))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+    }
+
+    /// Every page of a search ordered by one key (walked through the key's index when the
+    /// window holds the page, sorted otherwise) is the page MLflow's rules give in memory:
+    /// NaN after numbers, missing last, ties newest first then by id; deleted runs and other
+    /// experiments left out.
+    #[tokio::test]
+    async fn a_search_ordered_by_one_key_pages_as_the_rules_in_memory_do() {
+        for backend in BACKENDS {
+            let dir = tempfile::tempdir().unwrap();
+            let store = fresh_store(backend, dir.path()).await.unwrap();
+            seed(&store, 2600).await;
+            let t = store.tracking();
+            let everything = t.runs_of(&["1".to_string()], Some("active")).await.unwrap();
+            assert!(everything.len() > 2000);
+            for (filter, order) in [
+                ("", "metrics.m ASC"),
+                ("", "metrics.m DESC"),
+                ("metrics.m < 2 and params.model = 'tree'", "metrics.m ASC"),
+                ("metrics.m < 2 and params.model = 'tree'", "metrics.m DESC"),
+                ("tags.team = 'vision'", "metrics.m DESC"),
+                ("params.depth = '3'", "metrics.m ASC"),
+                ("params.model != 'tree'", "params.depth DESC"),
+                ("", "tags.team ASC"),
+                ("metrics.m >= 4.5", "metrics.m ASC"),
+            ] {
+                let order = vec![order.to_string()];
+                let want = search_items(everything.clone(), filter, &order, |a, b| {
+                    b.info
+                        .start_time
+                        .cmp(&a.info.start_time)
+                        .then_with(|| a.info.run_id.cmp(&b.info.run_id))
+                })
+                .unwrap();
+                let want: Vec<&str> = want.iter().map(|r| r.info.run_id.as_str()).collect();
+                for (offset, limit) in [(0, 50), (0, 1000), (950, 100), (2000, 200), (0, 5000)] {
+                    let (got, more) = t
+                        .search_runs(
+                            &["1".to_string()],
+                            Some("active"),
+                            filter,
+                            &order,
+                            offset,
+                            limit,
+                        )
+                        .await
+                        .unwrap();
+                    let got: Vec<&str> = got.iter().map(|r| r.info.run_id.as_str()).collect();
+                    let end = want.len().min(offset + limit);
+                    let page = if offset < want.len() {
+                        &want[offset..end]
+                    } else {
+                        &[][..]
+                    };
+                    assert_eq!(
+                        got, page,
+                        "{backend:?}: {filter:?} {order:?} at {offset}+{limit}"
+                    );
+                    assert_eq!(
+                        more,
+                        want.len() > offset + limit,
+                        "{backend:?}: {filter:?} {order:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -115,6 +115,45 @@ pub(crate) async fn baseline(
     })
 }
 
+/// The baseline a monitor's runs last profiled, as kept: its query, rows and each profiled
+/// field's distinct values with their counts.
+pub struct KeptProfile {
+    pub query: String,
+    pub rows: u64,
+    pub fields: Vec<(String, crate::Profile)>,
+    /// When it was profiled (the kept file's time), RFC 3339.
+    pub profiled_at: String,
+}
+
+/// The newest kept baseline of `spec`, when a run has profiled one.
+pub fn kept_baseline(lake: &Lake, spec: &MonitorSpec) -> Option<KeptProfile> {
+    let dir = lake
+        .config
+        .root
+        .join(".tarn")
+        .join("monitors")
+        .join(&spec.name);
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("baseline-") && name.ends_with(".json")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max_by_key(|(t, _)| *t)?;
+    let kept: KeptBaseline = serde_json::from_slice(&std::fs::read(&newest.1).ok()?).ok()?;
+    Some(KeptProfile {
+        query: kept.query,
+        rows: kept.side.rows,
+        fields: kept.side.fields.into_iter().collect(),
+        profiled_at: chrono::DateTime::<chrono::Utc>::from(newest.0)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+    })
+}
+
 /// The training query of the watched version, from the lineage the registry recorded when
 /// tarn trained it (`tarn.lineage`, the `train` channel).
 pub(crate) async fn training_query(

@@ -32,6 +32,7 @@ mod serving;
 pub mod special;
 pub mod summary;
 
+pub use baseline::{kept_baseline, KeptProfile};
 pub use drift::{auto_method, drift, Drift, Kind, Method};
 pub use embedding::{embedding_drift, Embedding};
 pub use error::MonitorError;

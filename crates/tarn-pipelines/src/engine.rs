@@ -288,7 +288,7 @@ impl Engine {
                 };
                 let step = trigger_step(module);
                 let token = self.mint(p, "trigger").await.map_err(|e| e.to_string())?;
-                let env = self.step_env(p, "trigger", "trigger", &token);
+                let env = self.step_env(p, "trigger", "trigger", &token, self.sink.clone());
                 let vars = env.vars(&step);
                 let ran = step::lambda(&env, &step, module, &shaped, vars).await;
                 self.revoke(token).await;
@@ -332,6 +332,7 @@ impl Engine {
         exec: &'a str,
         attempt: &'a str,
         token: &Option<(String, String)>,
+        sink: Option<LineSink>,
     ) -> StepEnv<'a> {
         StepEnv {
             lake: &self.lake,
@@ -345,22 +346,18 @@ impl Engine {
                     token.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
                 )
             }),
-            sink: Some(self.live_sink(attempt)),
+            sink,
             ml: self.ml.as_deref(),
         }
     }
 
     /// The sink of one attempt's lines: the engine's own (the CLI prints them), and the
     /// attempt's logs in the store, written at most once a second while it runs (secrets
-    /// hidden; the first MiB), so its page shows them before it ends.
-    fn live_sink(&self, attempt: &str) -> LineSink {
+    /// hidden; the first MiB), so its page shows them before it ends. Answers the sink and
+    /// the lines it has kept, which a cancelled attempt keeps as its logs.
+    fn live_sink(&self, attempt: &str) -> (LineSink, LiveLogs) {
         /// How often a running attempt's logs are written.
         const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-        struct Live {
-            text: String,
-            written: Option<std::time::Instant>,
-            pending: bool,
-        }
         let live = Arc::new(std::sync::Mutex::new(Live {
             text: String::new(),
             written: None,
@@ -370,7 +367,8 @@ impl Engine {
         let outer = self.sink.clone();
         let lake = self.lake.clone();
         let attempt = attempt.to_string();
-        Arc::new(move |line: &str| {
+        let kept = LiveLogs(live.clone());
+        let sink: LineSink = Arc::new(move |line: &str| {
             if let Some(s) = &outer {
                 s(line);
             }
@@ -405,7 +403,8 @@ impl Engine {
                     tracing::debug!("writing the running logs of attempt {attempt}: {e}");
                 }
             });
-        })
+        });
+        (sink, kept)
     }
 
     /// Leases one due execution (or the one with id `only`) and runs it until it ends or
@@ -507,8 +506,9 @@ impl Engine {
                 .executions()
                 .start_attempt(&exec, &step.name, &input)
                 .await?;
+            let (sink, live) = self.live_sink(&attempt_id);
             let outcome = {
-                let env = self.step_env(p, &exec.id, &attempt_id, token);
+                let env = self.step_env(p, &exec.id, &attempt_id, token, Some(sink));
                 let run = step::run(&env, &step, &input);
                 tokio::pin!(run);
                 let mut beat = tokio::time::interval(LEASE / 3);
@@ -525,6 +525,7 @@ impl Engine {
                 }
             };
             let Some(outcome) = outcome else {
+                // The lines it printed until it was stopped stay its logs (secrets hidden).
                 self.lake
                     .executions()
                     .finish_attempt(
@@ -532,7 +533,7 @@ impl Engine {
                         status::CANCELLED,
                         None,
                         Some("the execution was cancelled or its lease lost"),
-                        "",
+                        &live.text(),
                     )
                     .await?;
                 return Ok(Progress::Lost);
@@ -644,7 +645,7 @@ impl Engine {
         });
         if let Some(module) = &p.catch {
             let step = trigger_step(module);
-            let env = self.step_env(p, &exec.id, "catch", token);
+            let env = self.step_env(p, &exec.id, "catch", token, self.sink.clone());
             let vars = env.vars(&step);
             if let Err(f) = step::lambda(&env, &step, module, &detail, vars).await {
                 tracing::warn!(
@@ -831,5 +832,25 @@ fn trigger_step(module: &tarn_config::Module) -> tarn_config::Step {
         max_concurrent_runs: None,
         environment: Default::default(),
         line: 0,
+    }
+}
+
+/// What a running attempt has printed so far, secrets hidden (the first MiB).
+struct Live {
+    text: String,
+    written: Option<std::time::Instant>,
+    pending: bool,
+}
+
+/// The lines a running attempt's sink has kept.
+struct LiveLogs(Arc<std::sync::Mutex<Live>>);
+
+impl LiveLogs {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .text
+            .clone()
     }
 }

@@ -82,6 +82,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
         .merge(tarn_ui::router({
             let ui = tarn_ui::Ui::new(app.lake.clone())
+                .with_body_limit(app.limits.request_body)
                 .waking(app.landed.clone())
                 .with_sessions(app.ui_sessions.clone());
             match &app.endpoints {

@@ -131,6 +131,8 @@ pub(crate) async fn table(
         .filter_map(|(n, s)| s.ok().map(|s| (n, s)))
         .collect();
     let uses = crate::lineage::uses(&lake.config, &endpoints, &name);
+    // The data contract its loads are held to (a broken contract file says why here).
+    let contract = lake.address(&name).and_then(|a| lake.contract(&a));
     let mut versions = t.versions.clone();
     versions.sort_by_key(|v| v.version);
     let body = html! {
@@ -150,6 +152,37 @@ pub(crate) async fn table(
                     }
                     @for c in &t.record.partition_keys {
                         tr { td { (c.name) " (partition)" } td.mono { (c.data_type) } td { "" } }
+                    }
+                }
+            }
+        }
+        section #contract {
+            h2 { "Data contract" }
+            @match &contract {
+                Ok(None) => p.quiet { "No contract in contracts/ names this table: its loads take the rows as they come." }
+                Err(e) => p.error { (e.to_string()) }
+                Ok(Some(c)) => {
+                    p.quiet {
+                        "From " span.mono { (c.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()) }
+                        @if !c.key.is_empty() { " · unique key: " span.mono { (c.key.join(", ")) } }
+                        @if !c.partition_by.is_empty() { " · partitioned by " span.mono { (c.partition_by.join(", ")) } }
+                    }
+                    @if let Some(d) = &c.description { p { (d) } }
+                    table {
+                        thead { tr { th { "column" } th { "type" } th { "nullable" } th { "accepted values" } th.num { "min" } th.num { "max" } th { "description" } } }
+                        tbody {
+                            @for r in &c.columns {
+                                tr {
+                                    td { (r.name) }
+                                    td.mono { (r.data_type) }
+                                    td { @if r.nullable { "yes" } @else { "no" } }
+                                    td { (r.accepted_values.as_ref().map(|v| v.join(", ")).unwrap_or_default()) }
+                                    td.num { (r.min.map(|v| v.to_string()).unwrap_or_default()) }
+                                    td.num { (r.max.map(|v| v.to_string()).unwrap_or_default()) }
+                                    td { (r.description.as_deref().unwrap_or("")) }
+                                }
+                            }
+                        }
                     }
                 }
             }

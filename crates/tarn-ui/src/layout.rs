@@ -35,6 +35,22 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// A form past the body limit is told which limit it passed and how to raise it (axum's own
+/// answer names neither).
+pub(crate) async fn too_large(limit: u64, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return res;
+    }
+    UiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the form is larger than {limit} bytes, the most a page takes (limits.request_body in tarn.yml); send less, or raise the limit"
+        ),
+    )
+    .into_response()
+}
+
 /// The sections of the navigation bar.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {

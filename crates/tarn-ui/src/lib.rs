@@ -60,17 +60,29 @@ pub struct Ui {
     pub(crate) sessions: session::Sessions,
     /// The endpoints this process serves (their live versions, traffic, scoring).
     pub(crate) serving: Option<Arc<dyn endpoints::Serving>>,
+    /// The zones' figures on the overview, counted in the background.
+    pub(crate) zone_counts: overview::ZoneCounts,
+    /// The largest form body a page takes (`limits.request_body`).
+    pub(crate) body_limit: u64,
 }
 
 impl Ui {
     pub fn new(lake: Lake) -> Self {
         Ui {
-            lake,
             csrf: csrf_token(),
             wake: None,
             sessions: session::Sessions::default(),
             serving: None,
+            zone_counts: overview::ZoneCounts::default(),
+            body_limit: lake.config.limits.request_body,
+            lake,
         }
+    }
+
+    /// Holds a form's body to `bytes` (the server's `limits.request_body`).
+    pub fn with_body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit = bytes;
+        self
     }
 
     /// Shows what `serving` serves on the endpoint pages, and sends their requests to it.
@@ -101,7 +113,8 @@ fn csrf_token() -> &'static str {
 /// Every page and asset of the UI, at `/ui...`, for a router of any state.
 /// A form's body is held to `limits.request_body` (a query's text then to `limits.sql_length`).
 pub fn router<S: Clone + Send + Sync + 'static>(ui: Ui) -> Router<S> {
-    let body_limit = usize::try_from(ui.lake.config.limits.request_body).unwrap_or(usize::MAX);
+    let limit = ui.body_limit;
+    let body_limit = usize::try_from(limit).unwrap_or(usize::MAX);
     Router::new()
         .route("/ui", get(overview::show))
         .route("/ui/", get(overview::show))
@@ -142,6 +155,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(ui: Ui) -> Router<S> {
         .route("/ui/sign-in", get(session::form).post(session::sign_in))
         .route("/ui/sign-out", post(session::sign_out))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            layout::too_large(limit, req, next)
+        }))
         .layer(axum::middleware::from_fn(layout::headers))
         .with_state(ui)
 }

@@ -87,6 +87,7 @@ pub(crate) async fn show(
             .or_default()
             .push((x, f.result.value));
     }
+    let baseline = tarn_monitoring::kept_baseline(&ui.lake, &spec);
     let alerts: Vec<&Figure> = figures
         .iter()
         .filter(|f| f.result.status == tarn_monitoring::Status::Alert)
@@ -104,6 +105,33 @@ pub(crate) async fn show(
             table {
                 thead { tr { th { "group" } th { "field" } th { "type" } th { "from" } } }
                 tbody { @for f in &summary.fields { tr { td { (f.group) } td { (f.name) } td { (f.field_type) } td.mono { (f.from) } } } }
+            }
+        }
+        section #baseline {
+            h2 { "Baseline" }
+            @match &baseline {
+                None => p.quiet { "Not profiled yet: the first run profiles it (" (summary.baseline) ") and keeps the profile." }
+                Some(b) => {
+                    p.quiet { (b.rows) " rows, profiled at " (b.profiled_at) " from " code { (b.query) } }
+                    table {
+                        thead { tr { th { "field" } th.num { "values" } th.num { "missing" } th.num { "distinct" } th { "min" } th.num { "mean" } th.num { "median" } th { "max" } th { "most common" } } }
+                        tbody {
+                            @for (field, p) in &b.fields {
+                                tr {
+                                    td { (field) }
+                                    td.num { (p.count()) }
+                                    td.num { (p.missing()) }
+                                    td.num { (p.distinct()) }
+                                    td { (p.min().map(shown).unwrap_or_default()) }
+                                    td.num { (p.mean_std().map(|(m, _)| format!("{m:.4}")).unwrap_or_default()) }
+                                    td.num { (if p.is_numeric() { p.quantile(0.5).map(|m| format!("{m:.4}")).unwrap_or_default() } else { String::new() }) }
+                                    td { (p.max().map(shown).unwrap_or_default()) }
+                                    td { (common(p)) }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         @if runs.is_empty() {
@@ -163,4 +191,33 @@ pub(crate) async fn show(
         Section::Monitors,
         body,
     ))
+}
+
+/// A profiled value as text.
+fn shown(v: &tarn_monitoring::Value) -> String {
+    match v {
+        tarn_monitoring::Value::Number(x) => format!("{x}"),
+        tarn_monitoring::Value::Text(t) => t.clone(),
+    }
+}
+
+/// The three most common values of a field with few distinct ones, with their shares.
+fn common(p: &tarn_monitoring::Profile) -> String {
+    if p.distinct() > 50 || p.count() == 0 {
+        return String::new();
+    }
+    let mut values: Vec<_> = p.values().collect();
+    values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    values
+        .iter()
+        .take(3)
+        .map(|(v, n)| {
+            format!(
+                "{} ({:.1} %)",
+                shown(v),
+                100.0 * *n as f64 / p.count() as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

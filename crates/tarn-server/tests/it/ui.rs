@@ -936,3 +936,47 @@ async fn a_query_is_saved_as_a_tile_and_endpoints_are_listed_with_their_split() 
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     // The inference table's page names the endpoint as its writer, once it exists.
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_past_the_body_limit_is_refused_naming_the_limit_and_the_server_goes_on() {
+    let (dir, app) = app(Limits {
+        request_body: 4096,
+        ..Limits::default()
+    })
+    .await;
+    let (_, html) = page(&app, form("/ui/sql", &[("query", "SELECT 1 AS one")])).await;
+    let token = csrf_of(&html);
+    // A query of 64 KiB, and a tile whose title is as long: each refused with 413, naming the
+    // limit; nothing written.
+    let long = format!("SELECT '{}' AS x", "y".repeat(64 * 1024));
+    let (s, html) = page(&app, form("/ui/sql", &[("query", &long)])).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{html}");
+    assert!(
+        html.contains("larger than 4096 bytes") && html.contains("limits.request_body"),
+        "{html}"
+    );
+    let title = "t".repeat(64 * 1024);
+    let (s, html) = page(
+        &app,
+        form(
+            "/ui/dashboards/tiles",
+            &[
+                ("csrf", &token),
+                ("dashboard", "big"),
+                ("title", &title),
+                ("sql", "SELECT 1 AS one"),
+                ("chart", "number"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{html}");
+    assert!(html.contains("limits.request_body"), "{html}");
+    assert!(!dir.path().join("dashboards/big.yml").exists());
+    // A form within the limit still runs, and the server answers its health.
+    let (s, html) = page(&app, form("/ui/sql", &[("query", "SELECT 41 + 1 AS n")])).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("<td>42</td>"), "{html}");
+    let (s, _) = call(&app, get("/health")).await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -127,6 +127,23 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
         "{seen:#}"
     );
     assert_eq!(seen["log_line"], "<script>alert(2)</script>", "{seen:#}");
+    assert_eq!(
+        seen["logs_after_cancel"], "<script>alert(2)</script>",
+        "a cancelled attempt keeps what it printed: {seen:#}"
+    );
+    assert_eq!(
+        seen["hostile_result_header"],
+        serde_json::json!(["<img src=x onerror=alert(1)>", "n"]),
+        "{seen:#}"
+    );
+    assert!(
+        seen["hostile_chart_choices"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("<img src=x onerror=alert(1)>")),
+        "{seen:#}"
+    );
+    assert_eq!(seen["no_alert_in_sql"], true);
     assert_eq!(seen["no_alert"], true);
     assert_eq!(seen["no_alert_in_logs"], true);
     assert_eq!(seen["after_cancel"], "cancelled", "{seen:#}");
@@ -144,6 +161,13 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
     assert!(
         uses.iter()
             .any(|u| u[0] == "reads" && u[1] == "training delays"),
+        "{seen:#}"
+    );
+    // Its data contract: each column's rule as contracts/flights.trusted.flights.yml says.
+    let contract = seen["contract"].as_array().unwrap();
+    assert!(
+        contract.contains(&serde_json::json!(["air_time", "double", "no"]))
+            && contract.contains(&serde_json::json!(["tailnum", "string", "yes"])),
         "{seen:#}"
     );
     let rejected = json_of(&ok(&tarn(
@@ -228,6 +252,11 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
     );
     // The monitor's page charts its checks and lists the distance alert.
     assert!(seen["monitor_charts"].as_u64().unwrap() >= 3, "{seen:#}");
+    // The baseline it compares with: the training set's features, profiled.
+    let baseline = seen["baseline_fields"].as_array().unwrap();
+    for f in ["dep_delay", "distance", "hour", "minute"] {
+        assert!(baseline.contains(&serde_json::json!(f)), "{seen:#}");
+    }
     assert!(
         seen["monitor_alerts"]
             .as_array()

@@ -125,6 +125,9 @@ try:
         d.find_element(By.CSS_SELECTOR, "form[action$='/cancel'] button").click()
         WebDriverWait(d, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "main p span.status, main span.status").text == "cancelled")
         seen["after_cancel"] = d.find_element(By.CSS_SELECTOR, "main span.status").text
+        # What the step printed before it was stopped stays its log.
+        d.refresh()
+        seen["logs_after_cancel"] = d.find_element(By.CSS_SELECTOR, "pre.logs").text.strip()
         settle("execution-cancelled")
         visit("/", "overview")
         visit("/ui/tables", "catalog")
@@ -132,11 +135,23 @@ try:
         seen["table_uses"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                                 for tr in d.find_elements(By.CSS_SELECTOR, "section.uses tbody tr")]
         seen["rejected_heading"] = d.find_element(By.CSS_SELECTOR, "#rejected h2").text
+        seen["contract"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")][:3]
+                            for tr in d.find_elements(By.CSS_SELECTOR, "#contract tbody tr")]
         seen["rejected_reasons"] = sorted({tr.find_elements(By.TAG_NAME, "td")[0].text
                                              for tr in d.find_elements(By.CSS_SELECTOR, "#rejected table.rows tbody tr")})
         settle("table")
         d.find_element(By.LINK_TEXT, "Query it").click()
         settle("sql-editor")
+        # A result column named as markup (SQL keeps the name as written): its header and the
+        # chart's column choices show it as text.
+        query = d.find_element(By.ID, "query")
+        query.clear()
+        query.send_keys(f'SELECT 1 AS "{HOSTILE}", 2 AS n')
+        query.send_keys(Keys.CONTROL, Keys.ENTER)
+        WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
+        seen["hostile_result_header"] = [th.text for th in d.find_elements(By.CSS_SELECTOR, "table.rows th")]
+        seen["hostile_chart_choices"] = sorted({o.text for o in d.find_elements(By.CSS_SELECTOR, "form.chart option, #chart-form option, select option")})
+        seen["no_alert_in_sql"] = no_alert()
         query = d.find_element(By.ID, "query")
         query.clear()
         query.send_keys("SELECT carrier, count(*) AS flights FROM flights.trusted.flights GROUP BY carrier ORDER BY flights DESC, carrier")
@@ -184,6 +199,8 @@ try:
         d.find_element(By.LINK_TEXT, "arrival_delay").click()
         WebDriverWait(d, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
         seen["monitor_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
+        seen["baseline_fields"] = [tr.find_elements(By.TAG_NAME, "td")[0].text
+                                   for tr in d.find_elements(By.CSS_SELECTOR, "#baseline tbody tr")]
         seen["monitor_alerts"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")][1:3]
                                     for tr in d.find_elements(By.XPATH, "//h2[starts-with(., 'Alerts')]/following-sibling::table[1]/tbody/tr")]
         settle("monitor")
