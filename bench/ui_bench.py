@@ -37,6 +37,7 @@ SECTION = "## Web UI: page times with many runs, tables and executions"
 REPEAT = 20
 TARGET_MS = 50.0
 FILTER = "metrics.rmse < 5 and params.model = 'tree'"
+TAG_FILTER = "tags.team = 'vision'"
 
 
 def timed(session, method, url, **kw):
@@ -141,6 +142,8 @@ def main():
                 ("experiments", "/ui/experiments"),
                 (f"runs of an experiment of {a.runs:,} (newest 50)", f"/ui/experiments/{exp}"),
                 (f"runs filtered and sorted (`{FILTER}`, by rmse)", f"/ui/experiments/{exp}?filter={q(FILTER)}&order={q('metrics.rmse ASC')}"),
+                (f"runs filtered and sorted the other way (`{FILTER}`, by rmse descending)", f"/ui/experiments/{exp}?filter={q(FILTER)}&order={q('metrics.rmse DESC')}"),
+                (f"runs filtered by a tag, sorted by another metric (`{TAG_FILTER}`, by r2 descending)", f"/ui/experiments/{exp}?filter={q(TAG_FILTER)}&order={q('metrics.r2 DESC')}"),
                 ("a run (params, metrics with histories, artifacts)", f"/ui/runs/{run}"),
                 (f"executions, {a.executions:,} (newest 50)", "/ui/executions"),
                 ("executions filtered (pipeline, failed)", "/ui/executions?pipeline=daily&status=failed"),
@@ -171,6 +174,10 @@ def main():
                  {"experiment_ids": [exp], "max_results": 100, "order_by": ["attributes.start_time DESC"]}),
                 (f"runs filtered and sorted (`{FILTER}`, by rmse)", "POST", "/runs/search",
                  {"experiment_ids": [exp], "max_results": 100, "filter": FILTER, "order_by": ["metrics.rmse ASC"]}),
+                (f"runs filtered and sorted the other way (`{FILTER}`, by rmse descending)", "POST", "/runs/search",
+                 {"experiment_ids": [exp], "max_results": 100, "filter": FILTER, "order_by": ["metrics.rmse DESC"]}),
+                (f"runs filtered by a tag, sorted by another metric (`{TAG_FILTER}`, by r2 descending)", "POST", "/runs/search",
+                 {"experiment_ids": [exp], "max_results": 100, "filter": TAG_FILTER, "order_by": ["metrics.r2 DESC"]}),
                 ("a run (params, metrics with histories, artifacts)", "GET", f"/runs/get?run_id={rows[0][0]}", None),
             ]:
                 p50, worst, status = timed(s, method, api + path, **({"json": body} if body else {}))

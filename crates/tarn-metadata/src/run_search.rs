@@ -425,12 +425,15 @@ pub enum Bind {
 }
 
 impl Bind {
-    /// `sql` with `binds` bound to its placeholders in turn, answering one text column.
-    pub(crate) fn scalar<'q>(
+    /// `sql` with `binds` bound to its placeholders in turn, answering one column.
+    pub(crate) fn scalar<'q, O>(
         sql: &'q str,
         binds: &'q [Bind],
-    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, String, sqlx::any::AnyArguments<'q>> {
-        let mut query = sqlx::query_scalar::<_, String>(sql);
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
+    where
+        (O,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let mut query = sqlx::query_scalar::<_, O>(sql);
         for b in binds {
             query = match b {
                 Bind::Text(t) => query.bind(t.as_str()),
@@ -456,6 +459,19 @@ pub struct RunQuery {
     /// Set when the order is one metric, param or tag: its values can be walked in order
     /// through the `(key, value)` index instead of sorting every run that matches.
     pub walk: Option<Walk>,
+    /// For each of `joins`, a query counting the values its clause keeps (at most
+    /// [`PROBE_CAP`]), to lead the search with the clause that keeps the fewest.
+    pub probes: Vec<Probe>,
+}
+
+/// The most values a probe counts: past it a clause is as good as unselective.
+pub const PROBE_CAP: usize = 200_000;
+
+/// One filter clause alone, as a count of the values it keeps.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub sql: String,
+    pub binds: Vec<Bind>,
 }
 
 /// The one key a search is ordered by, to walk in the order of its values.
@@ -575,18 +591,29 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
             (Entity::Metric(k) | Entity::Param(k) | Entity::Tag(k), Some((table, numeric))) => {
                 let key = q.bind(first, Bind::Text(k.clone()));
                 let alias = format!("f{i}");
-                let mut cond = condition(&mut q, first, &format!("{alias}.value"), numeric, c)?;
-                if matches!(c.entity, Entity::Metric(_)) {
+                let compared = |q: &mut RunQuery, first: usize, alias: &str| {
+                    let cond = condition(q, first, &format!("{alias}.value"), numeric, c)?;
                     // NaN is stored as 0 beside a mark: it fails every comparison but `!=`.
-                    cond = if c.op == "!=" {
-                        format!("({cond} OR {alias}.is_nan = 1)")
-                    } else {
-                        format!("({cond} AND {alias}.is_nan = 0)")
-                    };
-                }
+                    Ok::<_, String>(match (&c.entity, c.op.as_str()) {
+                        (Entity::Metric(_), "!=") => format!("({cond} OR {alias}.is_nan = 1)"),
+                        (Entity::Metric(_), _) => format!("({cond} AND {alias}.is_nan = 0)"),
+                        _ => cond,
+                    })
+                };
+                let cond = compared(&mut q, first, &alias)?;
                 q.joins.push(format!(
                     "{table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key} AND {cond}"
                 ));
+                // The same clause alone, numbered from $1, to count the values it keeps.
+                let mut alone = RunQuery::default();
+                alone.bind(1, Bind::Text(k.clone()));
+                let cond = compared(&mut alone, 1, "p")?;
+                q.probes.push(Probe {
+                    sql: format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM {table} p WHERE p.key = $1 AND {cond} LIMIT {PROBE_CAP}) AS c"
+                    ),
+                    binds: alone.binds,
+                });
             }
             (Entity::Dataset(field), _) => {
                 let cond = condition(&mut q, first, &format!("d{i}.{field}"), false, c)?;

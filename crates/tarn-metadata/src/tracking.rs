@@ -815,21 +815,71 @@ impl Tracking<'_> {
                 return Ok((self.runs_by_ids(&ids).await?, more));
             }
         }
-        let joins: String = q.joins.iter().map(|j| format!(" JOIN {j}")).collect();
+        let from = self.lead(&q, &experiments).await?;
         let sql = format!(
-            "SELECT r.id FROM ml_runs r{joins}{} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            "SELECT r.id FROM {from}{} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
             q.order_joins,
             conditions.join(" AND "),
             q.order,
             limit + 1,
             offset
         );
-        let mut ids = Bind::scalar(&sql, &binds)
+        let mut ids: Vec<String> = Bind::scalar(&sql, &binds)
             .fetch_all(&self.store.pool)
             .await?;
         let more = ids.len() > limit;
         ids.truncate(limit);
         Ok((self.runs_by_ids(&ids).await?, more))
+    }
+
+    /// The tables a search reads, in the order it should read them. Postgres orders its joins
+    /// by its own statistics. SQLite, whose tables are analysed only when someone runs
+    /// ANALYZE, cannot tell how many values `metrics.rmse < 5` keeps, and may lead with a
+    /// clause that keeps a third of the runs: there each clause's values are counted through
+    /// its `(key, value)` index, and the one keeping the fewest, when fewer than the
+    /// experiments' runs, leads (a CROSS JOIN keeps SQLite's order as written).
+    async fn lead(
+        &self,
+        q: &crate::run_search::RunQuery,
+        experiments: &[i64],
+    ) -> Result<String, MetadataError> {
+        let plain = || -> String {
+            let joins: String = q.joins.iter().map(|j| format!(" JOIN {j}")).collect();
+            format!("ml_runs r{joins}")
+        };
+        if !self.store.sqlite || q.joins.is_empty() {
+            return Ok(plain());
+        }
+        let mut best: Option<(i64, usize)> = None;
+        for (i, p) in q.probes.iter().enumerate() {
+            let n: i64 = Bind::scalar(&p.sql, &p.binds)
+                .fetch_one(&self.store.pool)
+                .await?;
+            if best.is_none_or(|(m, _)| n < m) {
+                best = Some((n, i));
+            }
+        }
+        let list: Vec<String> = experiments.iter().map(i64::to_string).collect();
+        let runs: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM ml_runs WHERE experiment_id IN ({})",
+            list.join(", ")
+        ))
+        .fetch_one(&self.store.pool)
+        .await?;
+        let Some((_, lead)) = best.filter(|(n, _)| *n < runs) else {
+            return Ok(plain());
+        };
+        let (table, on) = q.joins[lead]
+            .split_once(" ON ")
+            .expect("a join has an ON clause");
+        let rest: String = q
+            .joins
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != lead)
+            .map(|(_, j)| format!(" CROSS JOIN {j}"))
+            .collect();
+        Ok(format!("{table} CROSS JOIN ml_runs r ON {on}{rest}"))
     }
 
     /// The first `need` runs of a search ordered by one key, found by walking that key's
@@ -891,7 +941,7 @@ impl Tracking<'_> {
             "SELECT r.id FROM {table} w{join}ml_runs r ON r.id = w.run_id{joins} WHERE {within} AND {} ORDER BY w.value {dir}, r.start_time DESC, r.id LIMIT {need}",
             conditions.join(" AND "),
         );
-        let ids = Bind::scalar(&sql, &binds)
+        let ids: Vec<String> = Bind::scalar(&sql, &binds)
             .fetch_all(&self.store.pool)
             .await?;
         Ok((ids.len() == need).then_some(ids))
