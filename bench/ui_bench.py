@@ -1,13 +1,14 @@
 """Web UI: how long `tarn serve` takes to answer each page of `/ui` over a lake holding
-100,000 runs, 1,000 tables and 10,000 executions, beside what `mlflow server` (3.x, SQLite)
+100,000 runs, 1,000 tables, 10,000 executions and 50,000 objects, beside what `mlflow server` (3.x, SQLite)
 takes to answer the calls its own UI makes for the same runs pages, in one run.
 
-    python3 bench/ui_bench.py [--tarn PATH] [--runs 100000] [--tables 1000] [--executions 10000]
+    python3 bench/ui_bench.py [--tarn PATH] [--runs 100000] [--tables 1000] [--executions 10000] [--objects 50000]
 
 The lake: one real table (a CSV landed and crawled), then its catalog record copied to the
 other table names; the runs (2 params, 1 tag, 2 metrics each) written straight into tarn's
 and MLflow's SQLite databases (bench/mlflow_bench.py's `populate`); the executions (every
-fourth one failed, each with one step attempt and its logs) written into tarn's. Each page
+fourth one failed, each with one step attempt and its logs) written into tarn's; the objects
+copied into the raw zone's folder. Each page
 is fetched over loopback with keep-alive, 3 times to warm up and then REPEAT times; the
 figures are wall time at the client (the server's time and the loopback), median and worst.
 MLflow's UI is a single-page app: its runs page is the `runs/search` call it makes (100 runs
@@ -113,11 +114,22 @@ def seed_executions(db, n):
     c.close()
 
 
+def seed_objects(folder, n):
+    """N small objects in the raw zone, copied straight into its folder (as another tool
+    would), for the overview to count."""
+    for i in range(n):
+        d = folder / f"part={i // 1000:03}"
+        if i % 1000 == 0:
+            d.mkdir(parents=True, exist_ok=True)
+        (d / f"{i:06}.json").write_text('{"i": %d}\n' % i)
+
+
 def main():
     ap = arguments(__doc__)
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--tables", type=int, default=1_000)
     ap.add_argument("--executions", type=int, default=10_000)
+    ap.add_argument("--objects", type=int, default=50_000)
     a = ap.parse_args()
     import mlflow
 
@@ -132,6 +144,7 @@ def main():
             rows = populate(db, "tarn", exp, a.runs)
             seed_tables(url, db, a.tables)
             seed_executions(db, a.executions)
+            seed_objects(db.parent / "lake" / "dev" / "bench" / "raw" / "landed", a.objects)
             run = rows[0][0]
             q = requests.utils.quote
             pages = [
@@ -195,10 +208,10 @@ def main():
     lines = [
         SECTION, "",
         "Reproduce with `cargo build --release -p tarn --bin tarn && python3 bench/ui_bench.py` "
-        f"(`--runs {a.runs} --tables {a.tables} --executions {a.executions}`).", "",
+        f"(`--runs {a.runs} --tables {a.tables} --executions {a.executions} --objects {a.objects}`).", "",
         f"tarn build: {build}. A lake with {a.runs:,} runs (2 params, 1 tag, 2 metrics each) in one "
-        f"experiment, {a.tables:,} tables and {a.executions:,} executions, written straight into "
-        "its SQLite store (the runs also into `mlflow server`'s); each page fetched over loopback "
+        f"experiment, {a.tables:,} tables, {a.executions:,} executions and {a.objects:,} objects in a zone, written straight into "
+        "its SQLite store and zone folder (the runs also into `mlflow server`'s); each page fetched over loopback "
         f"with keep-alive {REPEAT} times after 3 to warm up; wall time at the client. MLflow's UI is a "
         "single-page app that draws in the browser, so its column is only the server call the page "
         "makes (`runs/search` asks 100 runs a page; tarn's page is the whole HTML, 50 runs with a "

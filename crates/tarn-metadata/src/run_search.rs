@@ -485,6 +485,30 @@ pub struct Walk {
     /// A metric: NaN values (marked `is_nan`) sort after numbers.
     pub metric: bool,
     pub ascending: bool,
+    /// The filter's clauses on the same key (`metrics.rmse < 5` when ordered by rmse): the
+    /// walk starts where they hold instead of at the first value.
+    pub same_key: Vec<Clause>,
+}
+
+impl Walk {
+    /// The clauses on the walked key as SQL on `ALIAS.value`, their binds numbered from the
+    /// `first` placeholder (`None` when there are none).
+    pub fn bounds(&self, alias: &str, first: usize) -> Option<(String, Vec<Bind>)> {
+        let mut q = RunQuery::default();
+        let mut parts = Vec::new();
+        for c in &self.same_key {
+            let cond = condition(
+                &mut q,
+                first,
+                &format!("{alias}.value"),
+                !matches!(c.entity, Entity::Param(_) | Entity::Tag(_)),
+                c,
+            )
+            .ok()?;
+            parts.push(cond);
+        }
+        (!parts.is_empty()).then(|| (parts.join(" AND "), q.binds))
+    }
 }
 
 /// The column of a run attribute, and whether it holds numbers.
@@ -641,7 +665,19 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
                     " LEFT JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key}"
                 ));
                 if order.len() == 1 {
+                    // Clauses on the same key that keep values in a range (not `!=`, which
+                    // also keeps NaN, nor NULL tests) bound the walk.
+                    let same_key = clauses
+                        .iter()
+                        .filter(|c| c.entity == o.entity)
+                        .filter(|c| {
+                            matches!(c.op.as_str(), "=" | "<" | "<=" | ">" | ">=" | "LIKE" | "IN")
+                        })
+                        .filter(|c| !matches!(c.value, Literal::Nothing))
+                        .cloned()
+                        .collect();
                     q.walk = Some(Walk {
+                        same_key,
                         table,
                         key: k.clone(),
                         placeholder: key.clone(),

@@ -905,25 +905,33 @@ impl Tracking<'_> {
                 String::new()
             }
         };
+        // The window starts where the filter's clauses on this key hold.
+        let (edge_bounds, mut edge_binds) = match walk.bounds("p", 2) {
+            Some((sql, b)) => (format!(" AND {sql}"), b),
+            None => (String::new(), Vec::new()),
+        };
+        edge_binds.insert(0, Bind::Text(walk.key.clone()));
         let edge = format!(
-            "SELECT value FROM {table} WHERE key = $1{} ORDER BY value {dir} LIMIT 1 OFFSET {}",
-            not_nan(""),
+            "SELECT p.value FROM {table} p WHERE p.key = $1{}{edge_bounds} ORDER BY p.value {dir} LIMIT 1 OFFSET {}",
+            not_nan("p."),
             window - 1
         );
         let boundary = if walk.metric {
-            sqlx::query_scalar::<_, f64>(&edge)
-                .bind(walk.key.as_str())
+            Bind::scalar::<f64>(&edge, &edge_binds)
                 .fetch_optional(&self.store.pool)
                 .await?
                 .map(Bind::Number)
         } else {
-            sqlx::query_scalar::<_, String>(&edge)
-                .bind(walk.key.as_str())
+            Bind::scalar::<String>(&edge, &edge_binds)
                 .fetch_optional(&self.store.pool)
                 .await?
                 .map(Bind::Text)
         };
         let mut within = format!("w.key = {}{}", walk.placeholder, not_nan("w."));
+        if let Some((sql, b)) = walk.bounds("w", binds.len() + 1) {
+            within.push_str(&format!(" AND {sql}"));
+            binds.extend(b);
+        }
         if let Some(b) = boundary {
             let op = if walk.ascending { "<=" } else { ">=" };
             binds.push(b);
@@ -1316,6 +1324,8 @@ mod tests {
                 ("params.model != 'tree'", "params.depth DESC"),
                 ("", "tags.team ASC"),
                 ("metrics.m >= 4.5", "metrics.m ASC"),
+                ("metrics.m <= 1.5", "metrics.m DESC"),
+                ("metrics.m > 3 and tags.team = 'ops'", "metrics.m DESC"),
             ] {
                 let order = vec![order.to_string()];
                 let want = search_items(everything.clone(), filter, &order, |a, b| {

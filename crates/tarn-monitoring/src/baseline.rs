@@ -44,13 +44,7 @@ pub(crate) async fn baseline(
         }
         hex::encode(&h.finalize()[..12])
     };
-    let kept_path = lake
-        .config
-        .root
-        .join(".tarn")
-        .join("monitors")
-        .join(&spec.name)
-        .join(format!("baseline-{key}.json"));
+    let kept_path = kept_dir(lake, spec).join(format!("baseline-{key}.json"));
     if let Ok(bytes) = std::fs::read(&kept_path) {
         if let Ok(kept) = serde_json::from_slice::<KeptBaseline>(&bytes) {
             if kept.query == query {
@@ -125,15 +119,18 @@ pub struct KeptProfile {
     pub profiled_at: String,
 }
 
-/// The newest kept baseline of `spec`, when a run has profiled one.
-pub fn kept_baseline(lake: &Lake, spec: &MonitorSpec) -> Option<KeptProfile> {
-    let dir = lake
-        .config
+/// Where a monitor's baseline profiles are kept.
+fn kept_dir(lake: &Lake, spec: &MonitorSpec) -> std::path::PathBuf {
+    lake.config
         .root
         .join(".tarn")
         .join("monitors")
-        .join(&spec.name);
-    let newest = std::fs::read_dir(dir)
+        .join(&spec.name)
+}
+
+/// The newest kept baseline of `spec`, when a run has profiled one.
+pub fn kept_baseline(lake: &Lake, spec: &MonitorSpec) -> Option<KeptProfile> {
+    let newest = std::fs::read_dir(kept_dir(lake, spec))
         .ok()?
         .filter_map(Result::ok)
         .filter(|e| {

@@ -154,7 +154,7 @@ pub(crate) async fn show(
         section {
             h2 { "Attempts" }
             @for a in &d.attempts {
-                details open[a.status == "running" || a.status == "failed"] {
+                details open[matches!(a.status.as_str(), "running" | "failed" | "cancelled")] {
                     summary { strong { (a.step) } " attempt " (a.attempt) ": " span class={ "status " (a.status) } { (a.status) } " · " (a.started_at) }
                     @if let Some(err) = &a.error { p.error { (err) } }
                     h3 { "input" } pre { (json(&a.input)) }

@@ -127,6 +127,7 @@ fn every_ui_page_opens_in_chromium_without_a_console_error() {
         "{seen:#}"
     );
     assert_eq!(seen["log_line"], "<script>alert(2)</script>", "{seen:#}");
+    assert_eq!(seen["attempt_after_cancel"], "cancelled", "{seen:#}");
     assert_eq!(
         seen["logs_after_cancel"], "<script>alert(2)</script>",
         "a cancelled attempt keeps what it printed: {seen:#}"

@@ -125,9 +125,14 @@ try:
         d.find_element(By.CSS_SELECTOR, "form[action$='/cancel'] button").click()
         WebDriverWait(d, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "main p span.status, main span.status").text == "cancelled")
         seen["after_cancel"] = d.find_element(By.CSS_SELECTOR, "main span.status").text
-        # What the step printed before it was stopped stays its log.
-        d.refresh()
-        seen["logs_after_cancel"] = d.find_element(By.CSS_SELECTOR, "pre.logs").text.strip()
+        # What the step printed before it was stopped stays its log, once the worker has
+        # stopped the step and ended its attempt.
+        def attempt_ended(d):
+            d.refresh()
+            return d.find_element(By.CSS_SELECTOR, "details summary span.status").text != "running"
+        WebDriverWait(d, 60, poll_frequency=1).until(attempt_ended)
+        seen["attempt_after_cancel"] = d.find_element(By.CSS_SELECTOR, "details summary span.status").text
+        seen["logs_after_cancel"] = d.find_element(By.CSS_SELECTOR, "pre.logs").get_attribute("textContent").strip()
         settle("execution-cancelled")
         visit("/", "overview")
         visit("/ui/tables", "catalog")
