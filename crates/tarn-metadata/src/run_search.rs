@@ -464,6 +464,10 @@ pub struct RunQuery {
     pub probes: Vec<Probe>,
 }
 
+/// The most metric, param and tag clauses (with order keys) one search joins: SQLite joins
+/// at most 64 tables, and each clause costs a probe.
+pub const MAX_JOINED: usize = 40;
+
 /// The most values a probe counts: past it a clause is as good as unselective.
 pub const PROBE_CAP: usize = 200_000;
 
@@ -495,20 +499,32 @@ impl Walk {
     /// `first` placeholder (`None` when there are none).
     pub fn bounds(&self, alias: &str, first: usize) -> Option<(String, Vec<Bind>)> {
         let mut q = RunQuery::default();
-        let mut parts = Vec::new();
-        for c in &self.same_key {
-            let cond = condition(
-                &mut q,
-                first,
-                &format!("{alias}.value"),
-                !matches!(c.entity, Entity::Param(_) | Entity::Tag(_)),
-                c,
-            )
+        let parts: Vec<String> = self
+            .same_key
+            .iter()
+            .map(|c| value_condition(&mut q, first, alias, c))
+            .collect::<Result<_, _>>()
             .ok()?;
-            parts.push(cond);
-        }
         (!parts.is_empty()).then(|| (parts.join(" AND "), q.binds))
     }
+}
+
+/// A metric, param or tag clause as a condition on `ALIAS.value` (binds numbered from
+/// `first`): the filter's join, a probe and a walk's bounds all render it here.
+fn value_condition(
+    q: &mut RunQuery,
+    first: usize,
+    alias: &str,
+    c: &Clause,
+) -> Result<String, String> {
+    let numeric = entity_table(&c.entity).is_some_and(|(_, numeric)| numeric);
+    let cond = condition(q, first, &format!("{alias}.value"), numeric, c)?;
+    // NaN is stored as 0 beside a mark: it fails every comparison but `!=`.
+    Ok(match (&c.entity, c.op.as_str()) {
+        (Entity::Metric(_), "!=") => format!("({cond} OR {alias}.is_nan = 1)"),
+        (Entity::Metric(_), _) => format!("({cond} AND {alias}.is_nan = 0)"),
+        _ => cond,
+    })
 }
 
 /// The column of a run attribute, and whether it holds numbers.
@@ -595,6 +611,16 @@ fn condition(
 pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQuery, String> {
     let clauses = parse(filter)?;
     let order = parse_order(order_by)?;
+    let joined = clauses
+        .iter()
+        .filter(|c| entity_table(&c.entity).is_some())
+        .count()
+        + order.len();
+    if joined > MAX_JOINED {
+        return Err(format!(
+            "this search compares {joined} metrics, params and tags (filter clauses and order keys); at most {MAX_JOINED} can be searched at once"
+        ));
+    }
     let mut q = RunQuery::default();
     for (i, c) in clauses.iter().enumerate() {
         match (&c.entity, entity_table(&c.entity)) {
@@ -612,26 +638,17 @@ pub fn run_query(filter: &str, order_by: &[String], first: usize) -> Result<RunQ
                     "{not}EXISTS (SELECT 1 FROM {table} n{i} WHERE n{i}.run_id = r.id AND n{i}.key = {key})"
                 ));
             }
-            (Entity::Metric(k) | Entity::Param(k) | Entity::Tag(k), Some((table, numeric))) => {
+            (Entity::Metric(k) | Entity::Param(k) | Entity::Tag(k), Some((table, _))) => {
                 let key = q.bind(first, Bind::Text(k.clone()));
                 let alias = format!("f{i}");
-                let compared = |q: &mut RunQuery, first: usize, alias: &str| {
-                    let cond = condition(q, first, &format!("{alias}.value"), numeric, c)?;
-                    // NaN is stored as 0 beside a mark: it fails every comparison but `!=`.
-                    Ok::<_, String>(match (&c.entity, c.op.as_str()) {
-                        (Entity::Metric(_), "!=") => format!("({cond} OR {alias}.is_nan = 1)"),
-                        (Entity::Metric(_), _) => format!("({cond} AND {alias}.is_nan = 0)"),
-                        _ => cond,
-                    })
-                };
-                let cond = compared(&mut q, first, &alias)?;
+                let cond = value_condition(&mut q, first, &alias, c)?;
                 q.joins.push(format!(
                     "{table} {alias} ON {alias}.run_id = r.id AND {alias}.key = {key} AND {cond}"
                 ));
                 // The same clause alone, numbered from $1, to count the values it keeps.
                 let mut alone = RunQuery::default();
                 alone.bind(1, Bind::Text(k.clone()));
-                let cond = compared(&mut alone, 1, "p")?;
+                let cond = value_condition(&mut alone, 1, "p", c)?;
                 q.probes.push(Probe {
                     sql: format!(
                         "SELECT count(*) FROM (SELECT 1 FROM {table} p WHERE p.key = $1 AND {cond} LIMIT {PROBE_CAP}) AS c"
@@ -746,6 +763,13 @@ mod tests {
         assert!(parse("attributes.run_id IN ('a'")
             .unwrap_err()
             .contains("list"));
+        // A filter joining more keys than a search can take is refused, naming the bound.
+        let many: Vec<String> = (0..MAX_JOINED)
+            .map(|i| format!("metrics.m{i} > 0"))
+            .collect();
+        assert!(run_query(&many.join(" AND "), &[], 1).is_ok());
+        let why = run_query(&many.join(" AND "), &["metrics.x DESC".into()], 1).unwrap_err();
+        assert!(why.contains(&format!("at most {MAX_JOINED}")), "{why}");
         assert!(
             like("ml%", "ml-platform", false)
                 && !like("ML%", "ml", false)

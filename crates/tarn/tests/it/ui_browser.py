@@ -155,7 +155,7 @@ try:
         query.send_keys(Keys.CONTROL, Keys.ENTER)
         WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
         seen["hostile_result_header"] = [th.text for th in d.find_elements(By.CSS_SELECTOR, "table.rows th")]
-        seen["hostile_chart_choices"] = sorted({o.text for o in d.find_elements(By.CSS_SELECTOR, "form.chart option, #chart-form option, select option")})
+        seen["hostile_chart_choices"] = sorted({o.text for o in d.find_elements(By.CSS_SELECTOR, "select option")})
         seen["no_alert_in_sql"] = no_alert()
         query = d.find_element(By.ID, "query")
         query.clear()
