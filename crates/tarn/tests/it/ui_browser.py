@@ -10,10 +10,14 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+# A form's button or a refresh replaces the page under a wait: an element found on the old
+# page goes stale, and the new page may not have drawn it yet. Waits try again.
+PAGE_CHANGING = (NoSuchElementException, StaleElementReferenceException)
 
 base, shots = sys.argv[1], sys.argv[2]
 # `open` (no --auth: every page, every write control), or `read-only:TOKEN` (signed in with a
@@ -32,7 +36,7 @@ seen = {"problems": [], "pages": [], "titles": {}}
 
 
 def settle(name):
-    WebDriverWait(d, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.execute_script("return document.readyState") == "complete")
     time.sleep(0.3)
     for entry in d.get_log("browser"):
         if entry["level"] in ("SEVERE", "WARNING"):
@@ -68,7 +72,7 @@ def read_only(token):
     seen["redirected_to"] = d.current_url.split("/ui/")[1]
     d.find_element(By.NAME, "token").send_keys(token)
     d.find_element(By.CSS_SELECTOR, "form[action='/ui/sign-in'] button").click()
-    WebDriverWait(d, 10).until(lambda d: "sign-in" not in d.current_url)
+    WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: "sign-in" not in d.current_url)
     visit("/ui/models/delays", "ro-model")
     seen["who"] = d.find_element(By.CSS_SELECTOR, "span.who").text
     seen["write_controls"] = len(d.find_elements(By.CSS_SELECTOR, "form.decide, form.alias, section.aliases button"))
@@ -91,7 +95,7 @@ def read_only(token):
     # The console's note of that refusal is what was asked for, not a problem of a page.
     seen["forged_console"] = [e["message"] for e in d.get_log("browser") if "403" in e["message"]]
     d.find_element(By.CSS_SELECTOR, "span.who button").click()
-    WebDriverWait(d, 10).until(lambda d: "sign-in" in d.current_url)
+    WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: "sign-in" in d.current_url)
     visit("/ui/models", "ro-signed-out")
     seen["after_sign_out"] = d.current_url.split("/ui/")[1]
 
@@ -118,19 +122,19 @@ try:
             time.sleep(0.3)
         settle("slow-executions")
         links[0].click()
-        WebDriverWait(d, 30).until(lambda d: "alert" in (d.find_elements(By.CSS_SELECTOR, "pre.logs") or [d.find_element(By.TAG_NAME, "h1")])[0].text)
+        WebDriverWait(d, 30, ignored_exceptions=PAGE_CHANGING).until(lambda d: "alert" in (d.find_elements(By.CSS_SELECTOR, "pre.logs") or [d.find_element(By.TAG_NAME, "h1")])[0].text)
         seen["log_line"] = d.find_element(By.CSS_SELECTOR, "pre.logs").text.strip()
         seen["no_alert_in_logs"] = no_alert()
         settle("execution-running")
         d.find_element(By.CSS_SELECTOR, "form[action$='/cancel'] button").click()
-        WebDriverWait(d, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "main p span.status, main span.status").text == "cancelled")
+        WebDriverWait(d, 30, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_element(By.CSS_SELECTOR, "main p span.status, main span.status").text == "cancelled")
         seen["after_cancel"] = d.find_element(By.CSS_SELECTOR, "main span.status").text
         # What the step printed before it was stopped stays its log, once the worker has
         # stopped the step and ended its attempt.
         def attempt_ended(d):
             d.refresh()
             return d.find_element(By.CSS_SELECTOR, "details summary span.status").text != "running"
-        WebDriverWait(d, 60, poll_frequency=1).until(attempt_ended)
+        WebDriverWait(d, 60, poll_frequency=1, ignored_exceptions=PAGE_CHANGING).until(attempt_ended)
         seen["attempt_after_cancel"] = d.find_element(By.CSS_SELECTOR, "details summary span.status").text
         seen["logs_after_cancel"] = d.find_element(By.CSS_SELECTOR, "pre.logs").get_attribute("textContent").strip()
         settle("execution-cancelled")
@@ -153,7 +157,7 @@ try:
         query.clear()
         query.send_keys(f'SELECT 1 AS "{HOSTILE}", 2 AS n')
         query.send_keys(Keys.CONTROL, Keys.ENTER)
-        WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
+        WebDriverWait(d, 20, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
         seen["hostile_result_header"] = [th.text for th in d.find_elements(By.CSS_SELECTOR, "table.rows th")]
         seen["hostile_chart_choices"] = sorted({o.text for o in d.find_elements(By.CSS_SELECTOR, "select option")})
         seen["no_alert_in_sql"] = no_alert()
@@ -161,9 +165,9 @@ try:
         query.clear()
         query.send_keys("SELECT carrier, count(*) AS flights FROM flights.trusted.flights GROUP BY carrier ORDER BY flights DESC, carrier")
         query.send_keys(Keys.CONTROL, Keys.ENTER)
-        WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
+        WebDriverWait(d, 20, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
         Select(d.find_element(By.NAME, "kind")).select_by_value("bar")
-        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart canvas"))
+        WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart canvas"))
         seen["rows"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                         for tr in d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr")]
         seen["recent"] = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#recent a")]
@@ -174,7 +178,7 @@ try:
         d.find_element(By.CSS_SELECTOR, "details.save-tile input[name=title]").send_keys("Flights by <carrier>")
         Select(d.find_element(By.CSS_SELECTOR, "details.save-tile select[name=chart]")).select_by_value("bar")
         d.find_element(By.CSS_SELECTOR, "details.save-tile button[type=submit]").click()
-        WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas"))
+        WebDriverWait(d, 20, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas"))
         seen["saved_tile"] = [d.current_url.split("/ui/")[1], d.find_element(By.CSS_SELECTOR, ".tile h2").text]
         settle("dashboard-saved")
         visit("/ui/executions", "executions")
@@ -191,18 +195,18 @@ try:
         seen["runs"] = len(d.find_elements(By.CSS_SELECTOR, "table.runs tbody tr"))
         settle("experiment")
         d.find_element(By.CSS_SELECTOR, "table.runs tbody td a").click()
-        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
+        WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
         settle("run")
         visit("/ui/dashboards", "dashboards")
         d.find_element(By.LINK_TEXT, "Flight KPIs").click()
-        WebDriverWait(d, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas")) >= 2)
+        WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas")) >= 2)
         seen["tile_numbers"] = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".tile p.number")]
         seen["tile_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".tile-chart canvas"))
         seen["tile_errors"] = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".tile p.error")]
         settle("dashboard")
         visit("/ui/monitors", "monitors")
         d.find_element(By.LINK_TEXT, "arrival_delay").click()
-        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
+        WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
         seen["monitor_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
         seen["baseline_fields"] = [tr.find_elements(By.TAG_NAME, "td")[0].text
                                    for tr in d.find_elements(By.CSS_SELECTOR, "#baseline tbody tr")]
@@ -215,14 +219,14 @@ try:
         reason = d.find_element(By.CSS_SELECTOR, "form.decide input[name=reason]")
         reason.send_keys("retrained on drifted data; checked by the browser test")
         d.find_element(By.CSS_SELECTOR, "form.decide button[value=approve]").click()
-        WebDriverWait(d, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "form.decide"))
+        WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "form.decide"))
         seen["approvals"] = [s.text for s in d.find_elements(By.CSS_SELECTOR, "main table tbody td span.status")]
         settle("model-approved")
         # An alias pointed at the approved version from the page.
         d.find_element(By.CSS_SELECTOR, "form.alias input[name=alias]").send_keys("browser")
         Select(d.find_element(By.CSS_SELECTOR, "form.alias select[name=version]")).select_by_value("2")
         d.find_element(By.CSS_SELECTOR, "form.alias button[type=submit]").click()
-        WebDriverWait(d, 10).until(lambda d: "@browser" in d.find_element(By.CSS_SELECTOR, "section.aliases").text)
+        WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: "@browser" in d.find_element(By.CSS_SELECTOR, "section.aliases").text)
         seen["aliases"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")][:2]
                              for tr in d.find_elements(By.CSS_SELECTOR, "section.aliases tbody tr")]
         settle("model-aliased")
@@ -239,7 +243,7 @@ try:
             seen["mlmodel_download"] = [r.headers.get("content-disposition"), "flavors:" in r.read().decode()]
         visit("/ui/endpoints", "endpoints")
         d.find_element(By.LINK_TEXT, "arrival_delay").click()
-        WebDriverWait(d, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas")) >= 3)
+        WebDriverWait(d, 10, ignored_exceptions=PAGE_CHANGING).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas")) >= 3)
         seen["endpoint_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".series-chart canvas"))
         seen["endpoint_requests"] = d.execute_script(
             "return JSON.parse(document.getElementById('traffic-0').textContent).series"
@@ -250,7 +254,7 @@ try:
         for f in fields:
             f.send_keys("1")
         d.find_element(By.CSS_SELECTOR, "form.invoke button[type=submit]").click()
-        WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "pre.answer"))
+        WebDriverWait(d, 20, ignored_exceptions=PAGE_CHANGING).until(lambda d: d.find_elements(By.CSS_SELECTOR, "pre.answer"))
         seen["answer"] = [d.find_element(By.CSS_SELECTOR, "#try h3 span.status").text,
                             "predictions" in d.find_element(By.CSS_SELECTOR, "pre.answer").text]
         settle("endpoint-answered")
