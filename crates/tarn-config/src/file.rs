@@ -21,6 +21,8 @@ pub(crate) struct FileConfig {
     pub error_topic: Option<String>,
     /// Model endpoints `tarn serve` hosts, by name.
     pub endpoints: Option<BTreeMap<String, crate::EndpointSpec>>,
+    /// Singer taps that ingest into the lake.
+    pub taps: Option<Vec<crate::TapSpec>>,
     /// Limits on what enters the lake's servers and queries.
     pub limits: Option<crate::limits::LimitsSpec>,
     /// What a load does when a file brings columns a table without a contract lacks:

@@ -26,6 +26,7 @@ mod pipeline;
 mod resolve;
 mod secrets;
 mod starter;
+mod tap;
 mod train;
 
 pub use dashboard::{
@@ -51,6 +52,7 @@ pub use pipeline::{
 pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
 pub use secrets::{inherited_env, redact, redact_json, INHERITED};
 pub use starter::STARTER;
+pub use tap::{IndexEntry, SecretSource, SingerIndex, TapSpec, BUNDLED_INDEX, INDEX_FILE};
 pub use train::{
     load_train_spec, load_train_specs, parse_bytes, parse_duration, Algorithm, Channel,
     ChannelFormat, ChannelSource, Gate, MetricDefinition, Objective, ParameterRange, Register,

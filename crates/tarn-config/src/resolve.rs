@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The kinds of events tarn records, which a topic's `events:` may list.
-pub const EVENT_KINDS: [&str; 12] = [
+pub const EVENT_KINDS: [&str; 14] = [
     "object.created",
     "custom",
     "schedule.fired",
@@ -22,6 +22,8 @@ pub const EVENT_KINDS: [&str; 12] = [
     "model.version.deleted",
     "monitor.alert",
     "monitor.recovered",
+    "tap.run.succeeded",
+    "tap.run.failed",
 ];
 
 /// The name of the configuration file in a lake's folder.
@@ -66,6 +68,8 @@ pub struct LakeConfig {
     pub endpoints: BTreeMap<String, crate::EndpointSpec>,
     /// Limits on requests, queries and keys (`limits:`).
     pub limits: crate::Limits,
+    /// Singer taps (`taps:`), checked against the Singer index.
+    pub taps: Vec<crate::TapSpec>,
     /// Whether loads may add columns to tables without a contract (`schema_evolution:`).
     pub schema_evolution: crate::SchemaEvolution,
 }
@@ -267,7 +271,9 @@ impl LakeConfig {
                 )
             })?,
         };
+        let taps = file.taps.clone().unwrap_or_default();
         let config = LakeConfig {
+            taps,
             schema_evolution: file.schema_evolution.unwrap_or_default(),
             limits,
             endpoints,
@@ -311,7 +317,31 @@ impl LakeConfig {
                 ));
             }
         }
+        if !config.taps.is_empty() {
+            let index = crate::SingerIndex::load(&config.root)?;
+            crate::tap::check_taps(path, text, &config.taps, &index, &|d, l| {
+                config.check_zone(d, l)
+            })?;
+        }
         Ok(config)
+    }
+
+    /// The tap named `name`, or why there is none (with a did-you-mean).
+    pub fn tap(&self, name: &str) -> Result<&crate::TapSpec, String> {
+        self.taps.iter().find(|t| t.name == name).ok_or_else(|| {
+            let names = self.taps.iter().map(|t| t.name.as_str());
+            format!(
+                "no tap `{name}` under `taps:` in tarn.yml; {}taps: {}",
+                did_you_mean(name, names.clone())
+                    .map(|s| format!("did you mean `{s}`? "))
+                    .unwrap_or_default(),
+                if self.taps.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.collect::<Vec<_>>().join(", ")
+                }
+            )
+        })
     }
 
     /// The stage this config opens: the environment, or `env.workspace`.

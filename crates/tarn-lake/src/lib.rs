@@ -24,6 +24,7 @@ mod models;
 mod quickstart;
 mod spans;
 mod sql;
+mod streams;
 pub mod testing;
 
 pub use address::TableAddress;
@@ -46,7 +47,7 @@ pub use tarn_metadata::{
     ExecutionRecord, Existing, Inactive, Kind, MetadataError, Missing, NewEvent, NewExecution,
     StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
-pub use tarn_metadata::{logged_models, registry, run_search, traces, tracking, validation};
+pub use tarn_metadata::{logged_models, registry, run_search, taps, traces, tracking, validation};
 pub use tarn_query::{
     write_result, BatchStream, OutputFormat, QueryError, QueryOptions, QueryResult, ResultWriter,
 };
@@ -54,7 +55,9 @@ pub use tarn_storage::{
     land_plan, validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone,
     Zones,
 };
-pub use tarn_tables::{BatchSource, Contract, HistoryEntry, LoadMode, TablesError};
+pub use tarn_tables::{
+    BatchSource, Committed, Contract, HistoryEntry, LoadMode, StreamWrite, TablesError,
+};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -131,6 +134,11 @@ impl Lake {
     /// MLflow traces.
     pub fn traces(&self) -> tarn_metadata::Traces<'_> {
         self.meta.traces()
+    }
+
+    /// Singer taps' saved state and the secret store.
+    pub fn taps(&self) -> tarn_metadata::Taps<'_> {
+        self.meta.taps()
     }
 
     /// Whether the metadata store answers (what `/health` reports).

@@ -37,6 +37,7 @@ pub mod logged_models;
 pub mod registry;
 pub mod run_search;
 mod store;
+pub mod taps;
 pub mod testing;
 mod tokens;
 pub mod traces;
@@ -58,6 +59,7 @@ pub use executions::{
 pub use logged_models::LoggedModels;
 pub use registry::Registry;
 pub use store::Store;
+pub use taps::{SealedSecret, TapState, Taps};
 pub use tokens::{TokenRecord, Tokens, TOKEN_PREFIX};
 pub use traces::Traces;
 pub use tracking::Tracking;

@@ -14,6 +14,7 @@ mod ml;
 mod monitors;
 mod quickstart;
 mod serve;
+mod taps;
 
 pub use error::NodeError;
 pub use ml::{engine, loopback_server, MlSteps};

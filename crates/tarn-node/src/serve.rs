@@ -60,6 +60,8 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
     let slot = engine.clone();
     let monitors = Arc::new(std::sync::Mutex::new(None));
     let monitors_slot = monitors.clone();
+    let taps = Arc::new(std::sync::Mutex::new(None));
+    let taps_slot = taps.clone();
     let result = app
         .serve(addr, tarn_server::shutdown_signal(), |bound| {
             tracing::info!(%bound, "tarn serve listening");
@@ -68,6 +70,8 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
                 start_engine(lake.clone(), landed, auth, bound, stop.clone(), say.clone());
             *monitors_slot.lock().expect("monitors slot") =
                 crate::start_monitors(lake.clone(), stop.clone(), say.clone());
+            *taps_slot.lock().expect("taps slot") =
+                crate::taps::start_taps(lake.clone(), stop.clone(), say.clone());
             // What a crash left behind is put right in the background, while requests
             // are already served.
             let checked = lake.clone();
@@ -99,6 +103,10 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
         h.await.ok();
     }
     let handle = monitors.lock().expect("monitors slot").take();
+    if let Some(h) = handle {
+        h.await.ok();
+    }
+    let handle = taps.lock().expect("taps slot").take();
     if let Some(h) = handle {
         h.await.ok();
     }

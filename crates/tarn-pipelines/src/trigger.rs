@@ -29,7 +29,9 @@ pub fn matches(p: &PipelineSpec, event: &Event) -> bool {
         } => {
             let s = event.detail["source"].as_str().unwrap_or_default();
             let d = event.detail["detail_type"].as_str().unwrap_or_default();
-            (event.kind == CUSTOM_EVENT || s == tarn_lake::registry::EVENT_SOURCE)
+            (event.kind == CUSTOM_EVENT
+                || s == tarn_lake::registry::EVENT_SOURCE
+                || s == tarn_lake::taps::EVENT_SOURCE)
                 && (source.is_empty() || source.iter().any(|x| x == s))
                 && (detail_type.is_empty() || detail_type.iter().any(|x| x == d))
         }

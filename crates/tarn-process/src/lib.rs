@@ -17,5 +17,5 @@ pub mod process;
 mod python;
 
 pub use error::ProcessError;
-pub use process::{kill_group, Finished, LineSink, LOG_CAP};
+pub use process::{kill_group, Finished, LineSink, Streaming, LOG_CAP};
 pub use python::{Python, PythonEnv};

@@ -38,7 +38,7 @@ pub async fn run(
 
 /// [`run`], with the process's address space capped at `max_memory` bytes (an allocation
 /// beyond it fails inside the process, which usually exits with a MemoryError).
-#[allow(clippy::too_many_arguments, unsafe_code)]
+#[allow(clippy::too_many_arguments)]
 pub async fn run_limited(
     program: &Path,
     args: &[String],
@@ -49,38 +49,7 @@ pub async fn run_limited(
     max_memory: Option<u64>,
     sink: Option<LineSink>,
 ) -> std::io::Result<Finished> {
-    let mut cmd = tokio::process::Command::new(program);
-    // Never the server's whole environment (its secrets among it): what programs need to
-    // run, and what the step is given on purpose.
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(tarn_config::inherited_env())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    // SAFETY: prctl and setrlimit are async-signal-safe and touch only the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The kernel SIGKILLs the step when the thread that started it dies, so a killed
-            // `tarn serve` leaves no step running (Linux only; elsewhere the group kill on
-            // drop does what it can).
-            #[cfg(target_os = "linux")]
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if let Some(bytes) = max_memory {
-                let limit = libc::rlimit {
-                    rlim_cur: bytes as libc::rlim_t,
-                    rlim_max: bytes as libc::rlim_t,
-                };
-                libc::setrlimit(libc::RLIMIT_AS, &limit);
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = command(program, args, cwd, env, max_memory);
     let mut child = cmd.spawn()?;
     let pid = child.id();
     if let Some(mut input) = child.stdin.take() {
@@ -143,6 +112,127 @@ pub async fn run_limited(
         logs,
         timed_out,
     })
+}
+
+/// The command every child of tarn starts from: a cleared environment (what programs need,
+/// and what the caller gives on purpose), piped stdio, a process group of its own, killed
+/// when tarn dies, its address space capped at `max_memory` bytes when given.
+#[allow(unsafe_code)]
+fn command(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    max_memory: Option<u64>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    // Never the server's whole environment (its secrets among it): what programs need to
+    // run, and what the step is given on purpose.
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(tarn_config::inherited_env())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    // SAFETY: prctl and setrlimit are async-signal-safe and touch only the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The kernel SIGKILLs the step when the thread that started it dies, so a killed
+            // `tarn serve` leaves no step running (Linux only; elsewhere the group kill on
+            // drop does what it can).
+            #[cfg(target_os = "linux")]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(bytes) = max_memory {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &limit);
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// A child whose stdout the caller reads as it comes (a Singer tap's messages); its stderr is
+/// kept as logs (capped at [`LOG_CAP`]) and streamed to a sink.
+pub struct Streaming {
+    child: tokio::process::Child,
+    /// The child's stdout, to read line by line.
+    pub stdout: Option<tokio::process::ChildStdout>,
+    pid: Option<i32>,
+    logs: std::sync::Arc<std::sync::Mutex<Capped>>,
+    err_task: tokio::task::JoinHandle<()>,
+}
+
+impl Streaming {
+    /// Starts `program` with stdin closed.
+    pub fn start(
+        program: &Path,
+        args: &[String],
+        cwd: &Path,
+        env: &[(String, String)],
+        sink: Option<LineSink>,
+    ) -> std::io::Result<Streaming> {
+        let mut cmd = command(program, args, cwd, env, None);
+        cmd.stdin(Stdio::null());
+        let mut child = cmd.spawn()?;
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Capped::default()));
+        let err = child.stderr.take().expect("piped");
+        let l = logs.clone();
+        let err_task = tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(s) = &sink {
+                    s(&line);
+                }
+                l.lock().expect("log lock").push(&line);
+            }
+        });
+        Ok(Streaming {
+            stdout: child.stdout.take(),
+            child,
+            pid,
+            logs,
+            err_task,
+        })
+    }
+
+    /// Kills the child and its group now.
+    pub fn kill(&self) {
+        kill_group(self.pid);
+    }
+
+    /// Waits for the child to end (at most `within`, then kills it) and answers how it ended,
+    /// with its stderr as logs (`stdout` is empty: the caller read it).
+    pub async fn finish(mut self, within: Duration) -> std::io::Result<Finished> {
+        let waited = tokio::time::timeout(within, self.child.wait()).await;
+        let (status, timed_out) = match waited {
+            Ok(s) => (Some(s?), false),
+            Err(_) => {
+                kill_group(self.pid);
+                let _ = self.child.wait().await;
+                (None, true)
+            }
+        };
+        kill_group(self.pid);
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.err_task).await;
+        let logs = self.logs.lock().expect("log lock").text();
+        Ok(Finished {
+            success: status.map(|s| s.success()).unwrap_or(false),
+            code: status.and_then(|s| s.code()),
+            stdout: String::new(),
+            logs,
+            timed_out,
+        })
+    }
 }
 
 /// Kills the process group `pgid` (a child started in a group of its own leads it, with its

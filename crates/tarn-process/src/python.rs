@@ -1,5 +1,6 @@
 //! Python for `lambda`, `glue` and trigger/catch modules: one virtualenv per distinct
-//! `requirements.json` (built once, cached by its hash under `.tarn/venvs/`), the module's
+//! `requirements.json` (built once, cached by its hash under `.tarn/venvs/`, or under
+//! `TARN_VENV_CACHE` to share them between lakes), the module's
 //! shared modules on the path, and tarn's small runtime files (the lambda runner, an
 //! `awsglue.utils` with `getResolvedOptions`).
 
@@ -20,6 +21,8 @@ pub struct Python {
     base: PathBuf,
     /// `.tarn/` of the lake.
     state: PathBuf,
+    /// Where venvs are kept: `TARN_VENV_CACHE`, else `.tarn/venvs/` of the lake.
+    venvs: PathBuf,
     /// The lake's `shared/` folder.
     shared: PathBuf,
     /// Serialises venv builds within this process.
@@ -44,6 +47,9 @@ impl Python {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("python3")),
             state: lake_root.join(".tarn"),
+            venvs: std::env::var_os("TARN_VENV_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| lake_root.join(".tarn").join("venvs")),
             shared: lake_root.join(tarn_config::SHARED_DIR),
             building: Default::default(),
         }
@@ -136,8 +142,8 @@ impl Python {
         self.build_venv(&key, &args, system_packages).await
     }
 
-    /// The venv for `packages`.
-    async fn venv(&self, packages: &[String]) -> Result<PathBuf, ProcessError> {
+    /// The venv for `packages` (pip requirements), built once per set.
+    pub async fn venv(&self, packages: &[String]) -> Result<PathBuf, ProcessError> {
         let mut sorted = packages.to_vec();
         sorted.sort();
         self.build_venv(&sorted.join("\n"), packages, false).await
@@ -162,7 +168,7 @@ impl Python {
             })?;
         let key = format!("{}\n{key}", String::from_utf8_lossy(&version.stdout).trim());
         let hash = hex::encode(&sha2::Sha256::digest(key.as_bytes())[..10]);
-        let root = self.state.join("venvs");
+        let root = self.venvs.clone();
         let dir = root.join(&hash);
         if dir.join("bin/python").exists() {
             return Ok(dir);

@@ -465,10 +465,14 @@ async fn write_to(
     let mut w = t
         .write(with_schema(batches, schema))
         .with_save_mode(save)
-        .with_schema_mode(schema_mode)
         .with_table_name(table_name)
         .with_writer_properties(writer_properties())
         .with_commit_properties(props);
+    // A new table takes the batches' schema as it is (merging into an empty schema would put
+    // the columns in name order).
+    if !fresh {
+        w = w.with_schema_mode(schema_mode);
+    }
     if fresh && !partition_by.is_empty() {
         w = w.with_partition_columns(partition_by.to_vec());
     }
@@ -820,4 +824,194 @@ pub async fn write_stream(
         schema: table.snapshot()?.snapshot().arrow_schema(),
         table: None,
     })
+}
+
+/// How a stream's batch goes into its table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamWrite {
+    /// Added to what the table holds.
+    Append,
+    /// Upserted on these key columns (a batch holds each key once).
+    Merge(Vec<String>),
+}
+
+/// What a transactional commit left: the table's version, its rows, its schema.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub version: i64,
+    pub rows: i64,
+    pub schema: SchemaRef,
+}
+
+/// Commits `batches` into a table (created when missing) with application transaction `app` at
+/// `version`, so whoever reads the log later knows this commit belongs to that transaction
+/// (a Singer tap's flush). New columns merge into the table's schema; a column the table has
+/// keeps its type.
+#[allow(clippy::too_many_arguments)]
+pub async fn commit_txn(
+    stores: &Stores,
+    table_url: &str,
+    table_name: &str,
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    write: &StreamWrite,
+    app: &str,
+    version: i64,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Committed, TablesError> {
+    retry_conflicts(|| async {
+        let t = match open(stores, table_url, None).await? {
+            Some(t) => t,
+            None => create_at(stores, table_url).await?,
+        };
+        let props = CommitProperties::default()
+            .with_max_retries(20)
+            .with_metadata(metadata.clone())
+            .with_application_transaction(Transaction::new(app, version));
+        let t = match (write, t.version()) {
+            (StreamWrite::Merge(keys), Some(_)) => {
+                let table_schema = t.snapshot()?.snapshot().arrow_schema();
+                let batches = to_table_types(&batches, &table_schema)?;
+                merge_batches(t, batches, schema, keys, props).await?
+            }
+            (_, Some(_)) => {
+                let batches = to_table_types(&batches, &t.snapshot()?.snapshot().arrow_schema())?;
+                write_to(t, batches, schema, table_name, false, &[], props).await?
+            }
+            (_, None) => {
+                write_to(t, batches.clone(), schema, table_name, false, &[], props).await?
+            }
+        };
+        Ok(Committed {
+            version: t.version().unwrap_or(0) as i64,
+            rows: count_rows(&t).await?,
+            schema: t.snapshot()?.snapshot().arrow_schema(),
+        })
+    })
+    .await
+}
+
+async fn merge_batches(
+    table: DeltaTable,
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    keys: &[String],
+    props: CommitProperties,
+) -> Result<DeltaTable, TablesError> {
+    let batch_schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| schema.clone());
+    for k in keys {
+        if batch_schema.field_with_name(k).is_err() {
+            return Err(TablesError::Usage(format!(
+                "key property `{k}` is not a property of the stream's schema"
+            )));
+        }
+    }
+    let ctx = SessionContext::new();
+    let df = ctx.read_batches(with_schema(batches, &batch_schema))?;
+    let predicate = keys
+        .iter()
+        .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let cols: Vec<String> = batch_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let (t, _metrics) = table
+        .merge(df, predicate)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_merge_schema(true)
+        .with_writer_properties(writer_properties())
+        .with_commit_properties(props)
+        .when_matched_update(|u| {
+            cols.iter().fold(u, |u, c| {
+                u.update(format!("\"{c}\""), col(format!("source.\"{c}\"")))
+            })
+        })?
+        .when_not_matched_insert(|i| {
+            cols.iter().fold(i, |i, c| {
+                i.set(format!("\"{c}\""), col(format!("source.\"{c}\"")))
+            })
+        })?
+        .await?;
+    Ok(t)
+}
+
+/// The version of application transaction `app` the table's log holds (none when the table
+/// does not exist or never saw `app`), and the table's own version.
+pub async fn txn_version(
+    stores: &Stores,
+    table_url: &str,
+    app: &str,
+) -> Result<(Option<i64>, Option<i64>), TablesError> {
+    let Some(t) = open(stores, table_url, None).await? else {
+        return Ok((None, None));
+    };
+    let Some(v) = t.version() else {
+        return Ok((None, None));
+    };
+    let txn = t
+        .snapshot()?
+        .transaction_version(t.log_store().as_ref(), app)
+        .await?;
+    Ok((txn, Some(v as i64)))
+}
+
+/// Puts the table back as it was at `version` (a new commit), or empties it when `version` is
+/// `None` (the table did not exist then). The commit carries `metadata`.
+pub async fn roll_back(
+    stores: &Stores,
+    table_url: &str,
+    version: Option<i64>,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<i64>, TablesError> {
+    let Some(t) = open(stores, table_url, None).await? else {
+        return Ok(None);
+    };
+    let props = CommitProperties::default().with_metadata(metadata.clone());
+    let t = match version {
+        Some(v) => {
+            let (t, _) = t
+                .restore()
+                .with_version_to_restore(v.max(0) as u64)
+                .with_commit_properties(props)
+                .await?;
+            t
+        }
+        None => {
+            let (t, _) = t.delete().with_commit_properties(props).await?;
+            t
+        }
+    };
+    Ok(t.version().map(|v| v as i64))
+}
+
+/// Deletes the rows `predicate` (SQL over the table's columns) holds for, in one commit with
+/// application transaction `app` at `version`; answers the table's new version.
+pub async fn delete_where(
+    stores: &Stores,
+    table_url: &str,
+    predicate: &str,
+    app: &str,
+    version: i64,
+) -> Result<Option<i64>, TablesError> {
+    let Some(t) = open(stores, table_url, None).await? else {
+        return Ok(None);
+    };
+    if t.version().is_none() {
+        return Ok(None);
+    }
+    let props =
+        CommitProperties::default().with_application_transaction(Transaction::new(app, version));
+    let (t, _) = t
+        .delete()
+        .with_predicate(predicate.to_string())
+        .with_commit_properties(props)
+        .await?;
+    Ok(t.version().map(|v| v as i64))
 }

@@ -18,6 +18,10 @@ Land files and look at them:
   ls          List the objects of a zone
   events      Show recorded events (object.created, ...); `events put` records one
 
+Ingest with Singer taps:
+  taps        List, install, discover and run the taps of tarn.yml; show or reset their state
+  secrets     Store secrets (sealed) that taps read as tarn:NAME
+
 Pipelines:
   pipelines   List, validate and run pipeline folders (pipelines/NAME/config.yml)
   executions  List, show, read the logs of, retry and cancel executions
@@ -298,6 +302,21 @@ pub(crate) enum Command {
     /// tarn.yml under `endpoints:` or deploy them here.
     #[command(subcommand)]
     Endpoints(crate::endpoints::EndpointsCommand),
+    /// Singer taps (tarn.yml's `taps:`): published taps from PyPI, each in its own
+    /// virtualenv, their streams written into DOMAIN.LAYER.<name>_<stream> exactly once, their
+    /// state saved only after the commit. `tarn serve` runs taps that have a `schedule:`.
+    ///
+    /// Examples:
+    ///   tarn taps list
+    ///   tarn taps discover warehouse
+    ///   tarn taps run warehouse
+    ///   tarn taps state warehouse --reset
+    #[command(subcommand, verbatim_doc_comment)]
+    Taps(crate::taps::TapsCommand),
+    /// tarn's secret store: values taps read as `tarn:NAME` under `secrets:`, sealed in the
+    /// metadata store with a key kept outside it.
+    #[command(subcommand)]
+    Secrets(crate::taps::SecretsCommand),
     /// Pipeline folders: pipelines/NAME/config.yml with steps/, trigger/ and catch/.
     #[command(subcommand)]
     Pipelines(PipelinesCommand),

@@ -30,6 +30,7 @@ mod models;
 mod monitors;
 mod pipelines;
 mod print;
+mod taps;
 mod tracking;
 mod train;
 
@@ -141,6 +142,8 @@ fn place(command: &Command) -> Option<(&'static str, &'static str)> {
         Command::Token(_) => Some(("token", "tokens are made and revoked where the server's lake is, so that no token can mint others")),
         Command::Endpoints(E::Deploy { .. }) => Some(("endpoints deploy", ENDPOINTS)),
         Command::Endpoints(E::Delete { .. }) => Some(("endpoints delete", ENDPOINTS)),
+        Command::Taps(_) => Some(("taps", "taps run on the machine where the lake's tarn.yml is (a running `tarn serve` runs those with a `schedule:`)")),
+        Command::Secrets(_) => Some(("secrets", "secrets are sealed with a key kept where the lake's folder is, never sent over the API")),
         Command::Pipelines(_) => Some(("pipelines", "pipelines are the lake folder's pipelines/ (on a server they start by themselves when their trigger fires)")),
         Command::Notify { .. } => Some(("notify", "topics and their subscriptions are the lake folder's tarn.yml")),
         Command::Experiments(_) => Some(("experiments", TRACKING)),
@@ -265,6 +268,8 @@ async fn run(cli: Cli) -> Result<()> {
             None => endpoints::run(&ctx.lake().await?, cmd).await,
         },
         Command::Pipelines(cmd) => pipelines::pipelines(&ctx.lake().await?, cmd).await,
+        Command::Taps(cmd) => taps::taps(&ctx.lake().await?, cmd).await,
+        Command::Secrets(cmd) => taps::secrets(&ctx.lake().await?, cmd).await,
         Command::Monitors(cmd) => monitors::monitors(ctx.ops().await?.get(), cmd).await,
         Command::Executions(cmd) => pipelines::executions(ctx.ops().await?.get(), cmd).await,
         Command::Notify {
