@@ -141,6 +141,35 @@ pub(crate) fn apply(tap: &TapSpec, mut catalog: Value) -> (Value, Vec<String>) {
     (catalog, chosen)
 }
 
+/// The catalog `applied` (the selection written into it) as JSON text, with each stream's
+/// `schema` as the tap wrote it in `raw` (its properties in the tap's order, which is the
+/// order the tap sends records in and the tables' columns take).
+pub(crate) fn ordered_text(applied: &Value, raw: &str) -> String {
+    let ordered: Option<crate::singer::Ordered> = serde_json::from_str(raw).ok();
+    let originals: Vec<&crate::singer::Ordered> = ordered
+        .as_ref()
+        .and_then(|o| o.get("streams"))
+        .map(|s| s.items().iter().collect())
+        .unwrap_or_default();
+    let streams = applied["streams"].as_array().cloned().unwrap_or_default();
+    let mut parts = Vec::with_capacity(streams.len());
+    for (i, stream) in streams.into_iter().enumerate() {
+        let original = originals.get(i).and_then(|o| o.get("schema"));
+        match (stream, original) {
+            (Value::Object(mut fields), Some(schema)) => {
+                fields.remove("schema");
+                let rest = Value::Object(fields).to_string();
+                let schema = serde_json::to_string(schema).unwrap_or_else(|_| "{}".into());
+                let inner = rest.trim_start_matches('{');
+                let sep = if inner == "}" { "" } else { "," };
+                parts.push(format!("{{\"schema\":{schema}{sep}{inner}"));
+            }
+            (other, _) => parts.push(other.to_string()),
+        }
+    }
+    format!("{{\"streams\":[{}]}}", parts.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,33 +234,4 @@ mod tests {
         let (_, chosen) = apply(&tap(&[]), catalog());
         assert_eq!(chosen.len(), 2);
     }
-}
-
-/// The catalog `applied` (the selection written into it) as JSON text, with each stream's
-/// `schema` as the tap wrote it in `raw` (its properties in the tap's order, which is the
-/// order the tap sends records in and the tables' columns take).
-pub(crate) fn ordered_text(applied: &Value, raw: &str) -> String {
-    let ordered: Option<crate::singer::Ordered> = serde_json::from_str(raw).ok();
-    let originals: Vec<&crate::singer::Ordered> = ordered
-        .as_ref()
-        .and_then(|o| o.get("streams"))
-        .map(|s| s.items().iter().collect())
-        .unwrap_or_default();
-    let streams = applied["streams"].as_array().cloned().unwrap_or_default();
-    let mut parts = Vec::with_capacity(streams.len());
-    for (i, stream) in streams.into_iter().enumerate() {
-        let original = originals.get(i).and_then(|o| o.get("schema"));
-        match (stream, original) {
-            (Value::Object(mut fields), Some(schema)) => {
-                fields.remove("schema");
-                let rest = Value::Object(fields).to_string();
-                let schema = serde_json::to_string(schema).unwrap_or_else(|_| "{}".into());
-                let inner = rest.trim_start_matches('{');
-                let sep = if inner == "}" { "" } else { "," };
-                parts.push(format!("{{\"schema\":{schema}{sep}{inner}"));
-            }
-            (other, _) => parts.push(other.to_string()),
-        }
-    }
-    format!("{{\"streams\":[{}]}}", parts.join(","))
 }

@@ -51,11 +51,11 @@ pub enum IngestError {
         stream: String,
         table: String,
         #[source]
-        source: tarn_lake::LakeError,
+        source: Box<tarn_lake::LakeError>,
     },
     /// The lake's metadata store (state, events).
     #[error(transparent)]
-    Lake(#[from] tarn_lake::LakeError),
+    Lake(Box<tarn_lake::LakeError>),
     #[error(transparent)]
     Metadata(#[from] tarn_lake::MetadataError),
     #[error("{}: {source}", path.display())]
@@ -64,6 +64,12 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<tarn_lake::LakeError> for IngestError {
+    fn from(e: tarn_lake::LakeError) -> Self {
+        IngestError::Lake(Box::new(e))
+    }
 }
 
 impl IngestError {

@@ -25,7 +25,7 @@ pub use run::{
     RunOptions, RunReport, MAX_LINE,
 };
 pub use singer::VERSION_COLUMN;
-pub use writer::{app_id, StreamCount};
+pub use writer::{app_id, settle_pending, Settled, StreamCount};
 
 /// Records a `schedule.fired` event for each time a tap's `schedule:` came due in
 /// `(since, now]` (keyed by tap, schedule and time, so several nodes record it once), and

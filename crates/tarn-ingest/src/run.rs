@@ -111,7 +111,7 @@ pub async fn install(lake: &Lake, tap: &TapSpec) -> Result<Program, IngestError>
     };
     let python = tarn_process::Python::new(&lake.config.root);
     let venv = python
-        .venv(&[source.clone()])
+        .venv(std::slice::from_ref(&source))
         .await
         .map_err(|e| IngestError::Install {
             tap: tap.name.clone(),
@@ -527,7 +527,7 @@ async fn run_inner(
             let target = format!("{}/raw/_singer/{}/{run_id}.jsonl", tap.domain, tap.name);
             lake.land(&path, &target, &tarn_lake::LandOptions::default(), &|_| {})
                 .await
-                .map_err(|e| failed(IngestError::Lake(e)))?;
+                .map_err(|e| failed(IngestError::from(e)))?;
             Some(target)
         }
         None => None,

@@ -86,18 +86,15 @@ impl<'a> Writer<'a> {
         run_id: &str,
     ) -> Result<Writer<'a>, IngestError> {
         let app = app_id(&tap.name);
-        let mut seq = 0;
-        let mut state = Value::Null;
+        let settled = settle_pending(lake, &tap.name).await?;
+        let (mut seq, mut state) = (0, Value::Null);
         if let Some(saved) = lake.taps().state(&tap.name).await? {
             seq = saved.seq;
-            state = saved.state.clone();
-            if !saved.pending.is_null() {
-                let (s, st) = settle(lake, &tap.name, &app, &saved.pending).await?;
-                seq = seq.max(s);
-                if let Some(st) = st {
-                    state = st;
-                }
-            }
+            state = saved.state;
+        }
+        // Commits go on numbering after a rolled-back flush (its number is in the tables' logs).
+        if let Settled::RolledBack { seq: s, .. } = settled {
+            seq = seq.max(s);
         }
         Ok(Writer {
             lake,
@@ -322,7 +319,7 @@ impl<'a> Writer<'a> {
             tap: tap.name.clone(),
             stream: name.to_string(),
             table: table.to_string(),
-            source,
+            source: Box::new(source),
         };
         let mut params = BTreeMap::new();
         params.insert("tarn.tap".to_string(), tap.name.clone());
@@ -436,14 +433,36 @@ pub fn app_id(name: &str) -> String {
     format!("tarn.tap.{name}")
 }
 
-/// Settles a flush a crash left pending: completes it when every commit landed, else rolls
-/// back the tables that got one. Answers the flush's number and the state it saved (if any).
+/// What settling a tap's pending flush did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// No flush was pending.
+    Nothing,
+    /// Every commit of flush `seq` had landed: its state is saved now.
+    Completed { seq: i64 },
+    /// Flush `seq` was cut short: these tables got a commit and are back at their versions
+    /// before it.
+    RolledBack { seq: i64, tables: Vec<String> },
+}
+
+/// Settles the flush a crash left pending for tap `tap` (every run does this first): completes
+/// it when every commit landed, else rolls back the tables that got one.
+pub async fn settle_pending(lake: &Lake, tap: &str) -> Result<Settled, IngestError> {
+    let Some(saved) = lake.taps().state(tap).await? else {
+        return Ok(Settled::Nothing);
+    };
+    if saved.pending.is_null() {
+        return Ok(Settled::Nothing);
+    }
+    settle(lake, tap, &app_id(tap), &saved.pending).await
+}
+
 async fn settle(
     lake: &Lake,
     tap: &str,
     app: &str,
     pending: &Value,
-) -> Result<(i64, Option<Value>), IngestError> {
+) -> Result<Settled, IngestError> {
     let seq = pending["seq"].as_i64().unwrap_or(0);
     let tables = pending["tables"].as_array().cloned().unwrap_or_default();
     let mut landed = Vec::new();
@@ -467,8 +486,9 @@ async fn settle(
             "a flush interrupted after its commits: its state is saved now"
         );
         lake.taps().save_state(tap, seq, &pending["state"]).await?;
-        return Ok((seq, Some(pending["state"].clone())));
+        return Ok(Settled::Completed { seq });
     }
+    let mut tables = Vec::new();
     for (table, before) in landed {
         tracing::info!(
             tap,
@@ -482,9 +502,10 @@ async fn settle(
             &format!("tap {tap}: flush {seq} was interrupted before its state was saved"),
         )
         .await?;
+        tables.push(table);
     }
     lake.taps().clear_pending(tap).await?;
-    Ok((seq, None))
+    Ok(Settled::RolledBack { seq, tables })
 }
 
 /// Decodes a stream's checked rows into a batch; rows the decoder refuses (a date-time that

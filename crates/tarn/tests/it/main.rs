@@ -6,6 +6,7 @@ mod parity;
 mod pipelines;
 mod server;
 mod serving;
+mod taps;
 mod tracking;
 mod training;
 mod ui;
