@@ -441,14 +441,17 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
     let taps = [
         fake("nonjson", ""),
         fake("record_first", ""),
-        fake("badrecord", ""),
+        fake("badrecord", "    format: jsonl\n"),
         fake("exits", ""),
         fake("evolve", ""),
         fake("activate", ""),
         "  - id: jsonl\n    name: needs_secret\n    domain: flights\n    settings: {path: x.jsonl}\n    secrets:\n      password: file:secrets/missing.txt\n".to_string(),
     ]
     .concat();
-    let dir = lake(Deployment::Embedded, &format!("taps:\n{taps}"));
+    let dir = lake(
+        Deployment::Embedded,
+        &format!("topics:\n  - name: failures\n    subscriptions:\n      - {{protocol: file, endpoint: failures.jsonl}}\ntaps:\n{taps}"),
+    );
     let dir = dir.path();
     let err = |o: &Output| {
         assert!(
@@ -517,6 +520,11 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
         .as_str()
         .unwrap()
         .contains("a string where an integer belongs"));
+    // `format: jsonl` keeps the tap's messages as they came, landed in the raw zone.
+    let kept = r["messages"].as_str().unwrap();
+    assert!(kept.starts_with("flights/raw/_singer/badrecord/"), "{r}");
+    let listed = ok(&run(dir, &["ls", "flights/raw/_singer/badrecord"]));
+    assert!(listed.contains(".jsonl"), "{listed}");
 
     // A tap that exits non-zero: its code and its last words; what a STATE covered stays, the
     // record after it does not (the tap sends it again from that state).
@@ -534,6 +542,12 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
             .iter()
             .any(|e| e["kind"] == "tap.run.failed" && e["key"] == "exits"),
         "{failed}"
+    );
+    // ... and a message on the error topic, as a failed execution sends.
+    let sent = std::fs::read_to_string(dir.join("failures.jsonl")).unwrap();
+    assert!(
+        sent.contains("tap exits failed") && sent.contains("exited with code 3"),
+        "{sent}"
     );
 
     // A schema that gains a column mid-stream: the table evolves, a new catalog version.
