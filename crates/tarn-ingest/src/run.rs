@@ -449,8 +449,7 @@ async fn run_inner(
             problem: format!("cannot start {}: {e}", program.script.display()),
         })
     })?;
-    let stdout = child.stdout.take().expect("piped");
-    let mut reader = tokio::io::BufReader::with_capacity(1 << 20, stdout);
+    let mut lines = read_ahead(child.stdout.take().expect("piped"));
     let deadline = tokio::time::Instant::now() + tap.timeout();
     let mut messages = if tap.keeps_messages() {
         let path = private.dir.join("messages.jsonl");
@@ -463,7 +462,7 @@ async fn run_inner(
     };
     let read = tokio::time::timeout_at(
         deadline,
-        read_messages(tap, &mut reader, writer, opts, started, &mut messages),
+        read_messages(tap, &mut lines, writer, opts, started, &mut messages),
     )
     .await;
     let protocol_error = match read {
@@ -535,15 +534,47 @@ async fn run_inner(
     Ok((logs, hidden, kept))
 }
 
-async fn read_messages<R: tokio::io::AsyncBufRead + Unpin>(
+/// A line of the tap's output, as the reading task passes it on.
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+    Failed(std::io::Error),
+}
+
+/// Lines read ahead of the writer: while a flush commits, the tap goes on printing into this
+/// buffer instead of waiting on a full pipe.
+const LINES_AHEAD: usize = 65_536;
+
+/// Reads the tap's output on a task of its own, line by line, into a channel.
+fn read_ahead(stdout: tokio::process::ChildStdout) -> tokio::sync::mpsc::Receiver<Line> {
+    let (tx, rx) = tokio::sync::mpsc::channel(LINES_AHEAD);
+    tokio::spawn(async move {
+        let mut reader = tokio::io::BufReader::with_capacity(1 << 20, stdout);
+        loop {
+            let mut buf = Vec::new();
+            let line = match next_line(&mut reader, &mut buf, MAX_LINE).await {
+                Ok(None) => return,
+                Ok(Some(true)) => Line::Text(buf),
+                Ok(Some(false)) => Line::TooLong,
+                Err(e) => Line::Failed(e),
+            };
+            let last = !matches!(line, Line::Text(_));
+            if tx.send(line).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn read_messages(
     tap: &TapSpec,
-    reader: &mut R,
+    lines: &mut tokio::sync::mpsc::Receiver<Line>,
     writer: &mut Writer<'_>,
     opts: &RunOptions,
     started: Instant,
     messages: &mut Option<(std::fs::File, PathBuf)>,
 ) -> Result<(), IngestError> {
-    let mut buf = Vec::with_capacity(4096);
     let mut line: u64 = 0;
     let mut last_report = Instant::now();
     let batch_rows = tap.batch_rows();
@@ -554,21 +585,28 @@ async fn read_messages<R: tokio::io::AsyncBufRead + Unpin>(
         problem,
     };
     loop {
-        let got = next_line(reader, &mut buf, MAX_LINE)
-            .await
-            .map_err(|e| protocol(line + 1, None, format!("reading the tap's output: {e}")))?;
-        let Some(whole) = got else { break };
+        let buf = match lines.recv().await {
+            None => break,
+            Some(Line::Text(buf)) => buf,
+            Some(Line::Failed(e)) => {
+                return Err(protocol(
+                    line + 1,
+                    None,
+                    format!("reading the tap's output: {e}"),
+                ))
+            }
+            Some(Line::TooLong) => {
+                return Err(protocol(
+                    line + 1,
+                    None,
+                    format!(
+                        "a line longer than {} MiB; a Singer message is one line of JSON",
+                        MAX_LINE >> 20
+                    ),
+                ))
+            }
+        };
         line += 1;
-        if !whole {
-            return Err(protocol(
-                line,
-                None,
-                format!(
-                    "a line longer than {} MiB; a Singer message is one line of JSON",
-                    MAX_LINE >> 20
-                ),
-            ));
-        }
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
