@@ -36,6 +36,17 @@ topics:
       - protocol: file
         endpoint: .tarn/failures.log
 
+# Singer taps from PyPI, each in its own virtualenv (`tarn taps run NAME`; `tarn serve` runs
+# those with a schedule). Streams land in DOMAIN.LAYER.<name>_<stream>, exactly once.
+# taps:
+#   - id: postgres                  # tap-postgres in the Singer index (or give `source:`)
+#     name: warehouse
+#     domain: flights
+#     settings: {host: db.internal, port: 5432, user: loader, database: ops}
+#     secrets: {password: tarn:pg_password}   # `tarn secrets set pg_password`; or env:VAR, file:PATH
+#     select: [public-flights]
+#     schedule: "0 */6 * * *"
+
 # Per-stage overrides of any key above. `tarn --env prd ...` selects one.
 environments:
   prd:

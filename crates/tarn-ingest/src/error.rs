@@ -41,6 +41,13 @@ pub enum IngestError {
         message: String,
         log_file: std::path::PathBuf,
     },
+    /// Another run holds the tap (on this node or another).
+    #[error("tap `{tap}` is running already ({holder}, its lease lasts until {until}); wait for that run to end")]
+    Busy {
+        tap: String,
+        holder: String,
+        until: String,
+    },
     /// Discovery did not give a catalog.
     #[error("tap `{tap}`: discovery failed: {problem}")]
     Discover { tap: String, problem: String },

@@ -340,8 +340,16 @@ pub async fn run(lake: &Lake, name: &str, opts: &RunOptions) -> Result<RunReport
     let logs_dir = tap_dir(lake, name).join("logs");
     std::fs::create_dir_all(&logs_dir).map_err(|e| IngestError::io(&logs_dir, e))?;
     let log_file = logs_dir.join(format!("{run_id}.log"));
-    let mut writer = Writer::start(lake, tap, &run_id).await?;
-    let outcome = run_inner(lake, tap, &run_id, &mut writer, opts, started).await;
+    let lease = Lease::take(lake, name, &run_id).await?;
+    let outcome = match Writer::start(lake, tap, &run_id).await {
+        Ok(mut writer) => {
+            let outcome = run_inner(lake, tap, &run_id, &mut writer, opts, started).await;
+            Ok((outcome, writer.counts.clone(), writer.seq))
+        }
+        Err(e) => Err(e),
+    };
+    lease.release().await;
+    let (outcome, counts, seq) = outcome?;
     let (error, logs, hidden, messages) = match outcome {
         Ok((logs, hidden, messages)) => (None, logs, hidden, messages),
         Err((e, logs, hidden)) => (Some(e), logs, hidden, None),
@@ -354,8 +362,8 @@ pub async fn run(lake: &Lake, name: &str, opts: &RunOptions) -> Result<RunReport
         error: error
             .as_ref()
             .map(|e| tarn_config::redact(&e.to_string(), &hidden)),
-        streams: writer.counts.clone(),
-        state_seq: writer.seq,
+        streams: counts,
+        state_seq: seq,
         seconds: started.elapsed().as_secs_f64(),
         log_file,
         messages,
@@ -368,6 +376,80 @@ pub async fn run(lake: &Lake, name: &str, opts: &RunOptions) -> Result<RunReport
             log_file: report.log_file.clone(),
         }),
         None => Ok(report),
+    }
+}
+
+/// One run's hold on its tap: taken at the start (refused while another live run holds it),
+/// renewed every 20 s, given up at the end. A holder that was killed on this host is
+/// recognised as gone at once; one on another host, once its lease runs out (60 s).
+struct Lease {
+    lake: Lake,
+    tap: String,
+    owner: String,
+    renewing: tokio::task::JoinHandle<()>,
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn lease_until() -> String {
+    (chrono::Utc::now() + LEASE).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl Lease {
+    async fn take(lake: &Lake, tap: &str, run_id: &str) -> Result<Lease, IngestError> {
+        let host = this_host();
+        let owner = format!("{host}:{}:{run_id}", std::process::id());
+        let gone = |holder: &str| {
+            let mut parts = holder.splitn(3, ':');
+            match (
+                parts.next(),
+                parts.next().and_then(|p| p.parse::<u32>().ok()),
+            ) {
+                (Some(h), Some(pid)) if h == host => {
+                    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                }
+                _ => false,
+            }
+        };
+        if let Some((holder, until)) = lake
+            .taps()
+            .lease(tap, &owner, &lease_until(), &gone)
+            .await?
+        {
+            return Err(IngestError::Busy {
+                tap: tap.to_string(),
+                holder,
+                until,
+            });
+        }
+        let (l, t, o) = (lake.clone(), tap.to_string(), owner.clone());
+        let renewing = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Err(e) = l.taps().renew(&t, &o, &lease_until()).await {
+                    tracing::warn!(tap = t, "renewing the tap's lease: {e}");
+                }
+            }
+        });
+        Ok(Lease {
+            lake: lake.clone(),
+            tap: tap.to_string(),
+            owner,
+            renewing,
+        })
+    }
+
+    async fn release(self) {
+        self.renewing.abort();
+        if let Err(e) = self.lake.taps().release(&self.tap, &self.owner).await {
+            tracing::warn!(tap = self.tap, "giving up the tap's lease: {e}");
+        }
     }
 }
 

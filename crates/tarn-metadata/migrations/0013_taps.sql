@@ -7,7 +7,10 @@ CREATE TABLE tap_states (
     seq         BIGINT NOT NULL,
     state       TEXT NOT NULL,
     pending     TEXT,
-    updated_at  TEXT NOT NULL
+    updated_at  TEXT NOT NULL,
+    -- The run holding the tap (`HOST:PID:RUN`), and until when its lease lasts.
+    run_owner   TEXT,
+    run_until   TEXT
 );
 
 -- tarn's secret store: values sealed with a key kept outside this store.

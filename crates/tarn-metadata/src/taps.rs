@@ -144,6 +144,81 @@ impl Taps<'_> {
         Ok(res.rows_affected() > 0)
     }
 
+    /// Takes the lease of `tap` for `owner` until `until` when nobody holds it, its lease ran
+    /// out, or its holder is `gone` (a process of this host that is no longer there); answers
+    /// the holder when it is someone else.
+    pub async fn lease(
+        &self,
+        tap: &str,
+        owner: &str,
+        until: &str,
+        gone: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<(String, String)>, MetadataError> {
+        let now = crate::now();
+        sqlx::query(
+            "INSERT INTO tap_states (tap, seq, state, pending, updated_at)
+             VALUES ($1, 0, 'null', NULL, $2) ON CONFLICT (tap) DO NOTHING",
+        )
+        .bind(tap)
+        .bind(&now)
+        .execute(&self.store.pool)
+        .await?;
+        let held: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT run_owner, run_until FROM tap_states WHERE tap = $1")
+                .bind(tap)
+                .fetch_optional(&self.store.pool)
+                .await?;
+        let (holder, held_until) = held.unwrap_or_default();
+        if let (Some(h), Some(u)) = (&holder, &held_until) {
+            if h != owner && u.as_str() > now.as_str() && !gone(h) {
+                return Ok(Some((h.clone(), u.clone())));
+            }
+        }
+        // Taken only if nobody took it since it was read.
+        let res = sqlx::query(
+            "UPDATE tap_states SET run_owner = $2, run_until = $3
+             WHERE tap = $1 AND COALESCE(run_owner, '') = $4",
+        )
+        .bind(tap)
+        .bind(owner)
+        .bind(until)
+        .bind(holder.clone().unwrap_or_default())
+        .execute(&self.store.pool)
+        .await?;
+        if res.rows_affected() == 1 {
+            Ok(None)
+        } else {
+            Ok(Some((
+                holder.unwrap_or_default(),
+                held_until.unwrap_or_default(),
+            )))
+        }
+    }
+
+    /// Extends `owner`'s lease of `tap` to `until`; answers whether it still holds it.
+    pub async fn renew(&self, tap: &str, owner: &str, until: &str) -> Result<bool, MetadataError> {
+        let res =
+            sqlx::query("UPDATE tap_states SET run_until = $3 WHERE tap = $1 AND run_owner = $2")
+                .bind(tap)
+                .bind(owner)
+                .bind(until)
+                .execute(&self.store.pool)
+                .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Gives up `owner`'s lease of `tap`.
+    pub async fn release(&self, tap: &str, owner: &str) -> Result<(), MetadataError> {
+        sqlx::query(
+            "UPDATE tap_states SET run_owner = NULL, run_until = NULL WHERE tap = $1 AND run_owner = $2",
+        )
+        .bind(tap)
+        .bind(owner)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Stores (or replaces) the sealed value of secret `name`.
     pub async fn put_secret(&self, name: &str, sealed: &str) -> Result<(), MetadataError> {
         let now = crate::now();
@@ -219,6 +294,37 @@ mod tests {
             assert!(taps.reset("pg").await.unwrap());
             let s = taps.state("pg").await.unwrap().unwrap();
             assert_eq!((s.seq, s.state), (1, serde_json::Value::Null));
+            let later = "9999-01-01T00:00:00Z";
+            assert_eq!(
+                taps.lease("pg", "h:1:a", later, &|_| false).await.unwrap(),
+                None
+            );
+            let held = taps.lease("pg", "h:2:b", later, &|_| false).await.unwrap();
+            assert_eq!(
+                held.map(|h| h.0),
+                Some("h:1:a".to_string()),
+                "held by a live run"
+            );
+            assert_eq!(
+                taps.lease("pg", "h:2:b", later, &|o| o == "h:1:a")
+                    .await
+                    .unwrap(),
+                None,
+                "its holder is gone"
+            );
+            assert!(!taps.renew("pg", "h:1:a", later).await.unwrap());
+            taps.release("pg", "h:2:b").await.unwrap();
+            assert_eq!(
+                taps.lease("pg", "h:3:c", "2000-01-01T00:00:00Z", &|_| false)
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                taps.lease("pg", "h:4:d", later, &|_| false).await.unwrap(),
+                None,
+                "a lease that ran out"
+            );
             taps.put_secret("pw", "sealed-bytes").await.unwrap();
             assert_eq!(
                 taps.secret("pw").await.unwrap().unwrap().sealed,

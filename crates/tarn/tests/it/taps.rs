@@ -445,6 +445,7 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
         fake("exits", ""),
         fake("evolve", ""),
         fake("activate", ""),
+        fake("slow", ""),
         "  - id: jsonl\n    name: needs_secret\n    domain: flights\n    settings: {path: x.jsonl}\n    secrets:\n      password: file:secrets/missing.txt\n".to_string(),
     ]
     .concat();
@@ -582,6 +583,27 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
     assert_eq!(rows("activate_items"), 3);
     ok(&run(dir, &["taps", "run", "activate"]));
     assert_eq!(rows("activate_items"), 2);
+
+    // One run of a tap at a time: a second is refused while the first holds the tap.
+    let first = cmd(dir, &["taps", "run", "slow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join(".tarn/taps/slow/logs").is_dir() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let e = err(&run(dir, &["taps", "run", "slow"]));
+    assert!(e.contains("tap `slow` is running already"), "{e}");
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(rows("slow_items"), 1);
 
     // A secret file that is missing: the tap and the setting, never a value.
     let e = err(&run(dir, &["taps", "run", "needs_secret"]));

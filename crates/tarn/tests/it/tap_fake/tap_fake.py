@@ -85,3 +85,12 @@ def activate():
         out(m)
     out({"type": "ACTIVATE_VERSION", "stream": "items", "version": version})
     out({"type": "STATE", "value": {"version": version}})
+
+
+def slow():
+    args()
+    out(SCHEMA)
+    out(rec(1))
+    import time
+    time.sleep(6)
+    out({"type": "STATE", "value": {"n": 1}})
