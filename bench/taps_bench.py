@@ -29,7 +29,7 @@ from results import arguments, publish  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "crates/tarn/tests/it/taps_pg.py"
 TAP = "meltanolabs-tap-postgres==0.10.0"
-TARGET = "meltanolabs-target-csv==1.5.0"
+TARGET = "meltanolabs-target-csv==0.5.0"
 
 
 def sh(args, **kw):

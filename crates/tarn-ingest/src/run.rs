@@ -20,6 +20,9 @@ use tarn_config::TapSpec;
 use tarn_lake::{Lake, NewEvent};
 use tokio::io::AsyncBufReadExt;
 
+/// The longest records wait for a commit once a STATE covers them.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
 /// The longest line a tap may print (a message larger than this fails the run).
 pub const MAX_LINE: usize = 64 * 1024 * 1024;
 
@@ -659,6 +662,7 @@ async fn read_messages(
 ) -> Result<(), IngestError> {
     let mut line: u64 = 0;
     let mut last_report = Instant::now();
+    let mut last_flush = Instant::now();
     let batch_rows = tap.batch_rows();
     let protocol = |line: u64, stream: Option<&str>, problem: String| IngestError::Protocol {
         tap: tap.name.clone(),
@@ -744,8 +748,12 @@ async fn read_messages(
             }
             "STATE" => {
                 writer.state_message(msg.value.unwrap_or(Value::Null));
-                if writer.covered_rows() >= batch_rows {
+                // Committed once a batch is waiting, or what waits is older than a minute
+                // (a tap that trickles records still lands them).
+                let waiting = writer.covered_rows();
+                if waiting >= batch_rows || (waiting > 0 && last_flush.elapsed() >= MAX_WAIT) {
                     writer.flush().await?;
+                    last_flush = Instant::now();
                 }
             }
             "ACTIVATE_VERSION" => {
