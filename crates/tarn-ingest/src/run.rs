@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tarn_config::TapSpec;
 use tarn_lake::{Lake, NewEvent};
-use tokio::io::AsyncBufReadExt;
 
 /// The longest records wait for a commit once a STATE covers them.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -306,35 +305,6 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Reads one line of at most `cap` bytes into `buf`; answers false at the end of the output.
-async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-    cap: usize,
-) -> std::io::Result<Option<bool>> {
-    buf.clear();
-    loop {
-        let avail = r.fill_buf().await?;
-        if avail.is_empty() {
-            return Ok(if buf.is_empty() { None } else { Some(true) });
-        }
-        if let Some(i) = avail.iter().position(|b| *b == b'\n') {
-            if buf.len() + i > cap {
-                return Ok(Some(false));
-            }
-            buf.extend_from_slice(&avail[..i]);
-            r.consume(i + 1);
-            return Ok(Some(true));
-        }
-        let n = avail.len();
-        if buf.len() + n > cap {
-            return Ok(Some(false));
-        }
-        buf.extend_from_slice(avail);
-        r.consume(n);
-    }
-}
-
 /// Runs tap `name` once: its records into its tables, its state saved after each commit.
 pub async fn run(lake: &Lake, name: &str, opts: &RunOptions) -> Result<RunReport, IngestError> {
     let tap = spec(lake, name)?;
@@ -619,33 +589,75 @@ async fn run_inner(
     Ok((logs, hidden, kept))
 }
 
-/// A line of the tap's output, as the reading task passes it on.
-enum Line {
-    Text(Vec<u8>),
+/// What the reading thread passes on: complete lines (each ending in a newline, but for a last
+/// line without one), or why it stopped.
+enum Chunk {
+    Lines(Vec<u8>),
     TooLong,
     Failed(std::io::Error),
 }
 
-/// Lines read ahead of the writer: while a flush commits, the tap goes on printing into this
+/// Chunks read ahead of the writer: while a flush commits, the tap goes on printing into this
 /// buffer instead of waiting on a full pipe.
-const LINES_AHEAD: usize = 65_536;
+const CHUNKS_AHEAD: usize = 256;
 
-/// Reads the tap's output on a task of its own, line by line, into a channel.
-fn read_ahead(stdout: tokio::process::ChildStdout) -> tokio::sync::mpsc::Receiver<Line> {
-    let (tx, rx) = tokio::sync::mpsc::channel(LINES_AHEAD);
-    tokio::spawn(async move {
-        let mut reader = tokio::io::BufReader::with_capacity(1 << 20, stdout);
-        loop {
-            let mut buf = Vec::new();
-            let line = match next_line(&mut reader, &mut buf, MAX_LINE).await {
-                Ok(None) => return,
-                Ok(Some(true)) => Line::Text(buf),
-                Ok(Some(false)) => Line::TooLong,
-                Err(e) => Line::Failed(e),
-            };
-            let last = !matches!(line, Line::Text(_));
-            if tx.send(line).await.is_err() || last {
+/// Reads the tap's output on a thread of its own, in chunks of whole lines. A tap writes (and
+/// flushes) one message at a time; after a short read the thread waits a millisecond so the
+/// next read takes many lines at once instead of waking for each.
+fn read_ahead(stdout: tokio::process::ChildStdout) -> tokio::sync::mpsc::Receiver<Chunk> {
+    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+    let fd = stdout.into_owned_fd();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut file = match fd {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => {
+                let _ = tx.blocking_send(Chunk::Failed(e));
                 return;
+            }
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pending: Vec<u8> = Vec::new();
+        // The pipe is non-blocking (tokio made it): nothing to read yet means a wait, longer
+        // while the tap stays quiet (up to 50 ms), back to nothing once it prints.
+        let mut idle = Duration::from_millis(1);
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(idle);
+                    idle = (idle * 2).min(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Chunk::Failed(e));
+                    return;
+                }
+            };
+            if n == 0 {
+                if !pending.is_empty() {
+                    let _ = tx.blocking_send(Chunk::Lines(pending));
+                }
+                return;
+            }
+            idle = Duration::from_millis(1);
+            pending.extend_from_slice(&buf[..n]);
+            if let Some(last) = pending.iter().rposition(|b| *b == b'\n') {
+                let rest = pending.split_off(last + 1);
+                if tx
+                    .blocking_send(Chunk::Lines(std::mem::replace(&mut pending, rest)))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if pending.len() > MAX_LINE {
+                let _ = tx.blocking_send(Chunk::TooLong);
+                return;
+            }
+            if n < 64 * 1024 {
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     });
@@ -654,7 +666,7 @@ fn read_ahead(stdout: tokio::process::ChildStdout) -> tokio::sync::mpsc::Receive
 
 async fn read_messages(
     tap: &TapSpec,
-    lines: &mut tokio::sync::mpsc::Receiver<Line>,
+    lines: &mut tokio::sync::mpsc::Receiver<Chunk>,
     writer: &mut Writer<'_>,
     opts: &RunOptions,
     started: Instant,
@@ -663,6 +675,7 @@ async fn read_messages(
     let mut line: u64 = 0;
     let mut last_report = Instant::now();
     let mut last_flush = Instant::now();
+    let (mut chunk, mut at): (Vec<u8>, usize) = (Vec::new(), 0);
     let batch_rows = tap.batch_rows();
     let protocol = |line: u64, stream: Option<&str>, problem: String| IngestError::Protocol {
         tap: tap.name.clone(),
@@ -671,27 +684,39 @@ async fn read_messages(
         problem,
     };
     loop {
-        let buf = match lines.recv().await {
-            None => break,
-            Some(Line::Text(buf)) => buf,
-            Some(Line::Failed(e)) => {
-                return Err(protocol(
-                    line + 1,
-                    None,
-                    format!("reading the tap's output: {e}"),
-                ))
+        if at >= chunk.len() {
+            match lines.recv().await {
+                None => break,
+                Some(Chunk::Lines(c)) => {
+                    chunk = c;
+                    at = 0;
+                    continue;
+                }
+                Some(Chunk::Failed(e)) => {
+                    return Err(protocol(
+                        line + 1,
+                        None,
+                        format!("reading the tap's output: {e}"),
+                    ))
+                }
+                Some(Chunk::TooLong) => {
+                    return Err(protocol(
+                        line + 1,
+                        None,
+                        format!(
+                            "a line longer than {} MiB; a Singer message is one line of JSON",
+                            MAX_LINE >> 20
+                        ),
+                    ))
+                }
             }
-            Some(Line::TooLong) => {
-                return Err(protocol(
-                    line + 1,
-                    None,
-                    format!(
-                        "a line longer than {} MiB; a Singer message is one line of JSON",
-                        MAX_LINE >> 20
-                    ),
-                ))
-            }
-        };
+        }
+        let end = chunk[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(chunk.len(), |p| at + p);
+        let buf = &chunk[at..end];
+        at = end + 1;
         line += 1;
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;

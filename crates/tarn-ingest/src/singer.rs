@@ -217,17 +217,32 @@ impl StreamSchema {
     }
 
     /// Checks `record` and brings it to what the Arrow decoder reads (JSON-text properties as
-    /// strings, the version added); answers why it does not fit otherwise.
+    /// strings, integers written as `3.0` as integers, the version added); answers why it does
+    /// not fit otherwise, with the record as it came.
     pub fn prepare(
         &self,
         mut record: Map<String, Value>,
         version: Option<i64>,
-    ) -> Result<Map<String, Value>, String> {
-        for (name, value) in record.iter_mut() {
+    ) -> Result<Map<String, Value>, (String, Map<String, Value>)> {
+        let mut fix = false;
+        for (name, value) in record.iter() {
             let Some((_, kind)) = self.properties.iter().find(|(p, _)| p == name) else {
-                return Err(format!("property `{name}` is not in the stream's schema"));
+                return Err((
+                    format!("property `{name}` is not in the stream's schema"),
+                    record,
+                ));
             };
-            check(kind, value).map_err(|why| format!("property `{name}`: {why}"))?;
+            match check(kind, value) {
+                Ok(f) => fix |= f,
+                Err(why) => return Err((format!("property `{name}`: {why}"), record)),
+            }
+        }
+        if fix {
+            for (name, value) in record.iter_mut() {
+                if let Some((_, kind)) = self.properties.iter().find(|(p, _)| p == name) {
+                    convert(kind, value);
+                }
+            }
         }
         if self.versioned {
             record.insert(
@@ -239,18 +254,17 @@ impl StreamSchema {
     }
 }
 
-/// Checks a value against its kind, turning JSON-text values into strings in place.
-fn check(kind: &Kind, value: &mut Value) -> Result<(), String> {
+/// Checks a value against its kind; answers whether it needs [`convert`] before decoding.
+fn check(kind: &Kind, value: &Value) -> Result<bool, String> {
     if value.is_null() {
-        return Ok(());
+        return Ok(false);
     }
     let ok = match kind {
         Kind::Integer => match value {
-            Value::Number(n) => {
-                n.is_i64()
-                    || n.as_f64()
-                        .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-            }
+            Value::Number(n) if n.is_i64() => return Ok(false),
+            Value::Number(n) => n
+                .as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.2e18),
             _ => false,
         },
         Kind::Number => value.is_number(),
@@ -258,30 +272,43 @@ fn check(kind: &Kind, value: &mut Value) -> Result<(), String> {
         Kind::Timestamp | Kind::Date | Kind::Text => value.is_string(),
         Kind::Struct(props) => match value {
             Value::Object(o) => {
-                for (name, v) in o.iter_mut() {
+                let mut fix = false;
+                for (name, v) in o {
                     let Some((_, k)) = props.iter().find(|(p, _)| p == name) else {
                         return Err(format!("property `{name}` is not in its object's schema"));
                     };
-                    check(k, v).map_err(|why| format!("`{name}`: {why}"))?;
+                    fix |= check(k, v).map_err(|why| format!("`{name}`: {why}"))?;
                 }
-                true
+                return Ok(fix);
             }
             _ => false,
         },
-        Kind::Json => {
-            *value = Value::String(value.to_string());
-            true
-        }
+        Kind::Json => return Ok(true),
     };
     if ok {
-        if let (Kind::Integer, Value::Number(n)) = (kind, &*value) {
-            if !n.is_i64() {
-                *value = Value::from(n.as_f64().unwrap_or_default() as i64);
-            }
-        }
-        Ok(())
+        Ok(matches!(kind, Kind::Integer))
     } else {
         Err(format!("{} is not {}", short(value), kind_name(kind)))
+    }
+}
+
+/// Brings a checked value to what the decoder reads: JSON text for JSON properties, an integer
+/// for an integer written with a zero fraction.
+fn convert(kind: &Kind, value: &mut Value) {
+    match (kind, &mut *value) {
+        (_, Value::Null) => {}
+        (Kind::Json, v) => *v = Value::String(v.to_string()),
+        (Kind::Integer, Value::Number(n)) if !n.is_i64() => {
+            *value = Value::from(n.as_f64().unwrap_or_default() as i64)
+        }
+        (Kind::Struct(props), Value::Object(o)) => {
+            for (name, v) in o.iter_mut() {
+                if let Some((_, k)) = props.iter().find(|(p, _)| p == name) {
+                    convert(k, v);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -432,14 +459,19 @@ mod tests {
             .unwrap();
         assert_eq!(ok["id"], Value::from(3));
         assert_eq!(ok["tags"], Value::String("[\"a\"]".into()));
-        let err = s.prepare(rec(r#"{"id": 3.5}"#), None).unwrap_err();
+        let err = s.prepare(rec(r#"{"id": 3.5}"#), None).unwrap_err().0;
         assert_eq!(err, "property `id`: 3.5 is not an integer");
-        let err = s
-            .prepare(rec(r#"{"id": 1, "name": "x"}"#), None)
+        let (err, back) = s
+            .prepare(rec(r#"{"id": 1, "name": "x", "tags": [1]}"#), None)
             .unwrap_err();
         assert!(
             err.contains("`name` is not in the stream's schema"),
             "{err}"
+        );
+        assert_eq!(
+            back["tags"],
+            serde_json::json!([1]),
+            "given back as it came"
         );
     }
 }

@@ -187,8 +187,6 @@ impl<'a> Writer<'a> {
             buf.schema.versioned = true;
             buf.arrow = buf.schema.arrow();
         }
-        let text = || Value::Object(map.clone()).to_string();
-        let kept = text();
         match buf.schema.prepare(map, version) {
             Ok(row) => {
                 buf.rows.push(row);
@@ -197,11 +195,11 @@ impl<'a> Writer<'a> {
                     count.rejected += rejected;
                 }
             }
-            Err(reason) => {
+            Err((reason, record)) => {
                 count.rejected += 1;
                 buf.open_rejects.push(Reject {
                     reason,
-                    record: kept,
+                    record: Value::Object(record).to_string(),
                 });
             }
         }
