@@ -723,12 +723,12 @@ async fn read_messages(
         }
         if let Some((file, path)) = messages.as_mut() {
             use std::io::Write;
-            file.write_all(&buf)
+            file.write_all(buf)
                 .and_then(|_| file.write_all(b"\n"))
                 .map_err(|e| IngestError::io(path, e))?;
         }
-        let msg: Message = serde_json::from_slice(&buf).map_err(|e| {
-            let text = String::from_utf8_lossy(&buf);
+        let msg: Message = serde_json::from_slice(buf).map_err(|e| {
+            let text = String::from_utf8_lossy(buf);
             let shown: String = text.chars().take(120).collect();
             protocol(line, None, format!("not a Singer message ({e}): {shown:?}; a tap prints only JSON messages on stdout (logs go to stderr)"))
         })?;
