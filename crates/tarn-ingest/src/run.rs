@@ -1,7 +1,8 @@
 //! Installing, discovering and running a tap.
 //!
 //! A tap runs from its own virtualenv (built once per package, cached like pipeline steps'
-//! under `.tarn/venvs/`), started with `--config`, `--state` and `--catalog` (`--properties`
+//! under `.tarn/venvs/`), in the lake's folder (relative paths in its settings start there),
+//! started with `--config`, `--state` and `--catalog` (`--properties`
 //! for taps that want it) pointing at files in a private folder (mode 0700, the config file
 //! 0600) that is removed when the run ends; a run that was killed leaves it, and the next run
 //! of the tap removes it. The tap's stderr is its log, kept with every secret hidden under
@@ -210,7 +211,7 @@ pub async fn discover(lake: &Lake, tap: &TapSpec) -> Result<Value, IngestError> 
     let done = tarn_process::process::run(
         &program.python,
         &args,
-        &private.dir,
+        &lake.config.root,
         &[],
         b"",
         Some(Duration::from_secs(600)),
@@ -494,7 +495,7 @@ async fn run_inner(
     let mut child = tarn_process::Streaming::start(
         &program.python,
         &program.args(args),
-        &private.dir,
+        &lake.config.root,
         &[],
         sink,
     )

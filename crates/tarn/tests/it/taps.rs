@@ -446,6 +446,7 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
         fake("evolve", ""),
         fake("activate", ""),
         fake("slow", ""),
+        "  - id: jsonl\n    name: app\n    domain: flights\n    settings: {path: events.jsonl, stream_name: events, primary_keys: [id]}\n".to_string(),
         "  - id: jsonl\n    name: needs_secret\n    domain: flights\n    settings: {path: x.jsonl}\n    secrets:\n      password: file:secrets/missing.txt\n".to_string(),
     ]
     .concat();
@@ -470,6 +471,19 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
             .as_i64()
             .unwrap()
     };
+
+    // tap-jsonl 0.3.1 from PyPI, run in the lake's folder: its relative path starts there.
+    std::fs::write(
+        dir.join("events.jsonl"),
+        "{\"id\": 1, \"v\": \"a\"}\n{\"id\": 2, \"v\": \"b\", \"extra\": {\"k\": [1]}}\n",
+    )
+    .unwrap();
+    ok(&run(dir, &["taps", "run", "app"]));
+    let got = sql(dir, "SELECT id, v FROM flights.raw.app_events ORDER BY id");
+    assert_eq!(
+        got,
+        serde_json::json!([{"id": 1, "v": "a"}, {"id": 2, "v": "b"}])
+    );
 
     // A line that is not JSON: named with the tap and its line; what its STATE covered stays.
     let e = err(&run(dir, &["taps", "run", "nonjson"]));
