@@ -650,3 +650,52 @@ fn taps_that_misbehave_are_named_with_their_stream_and_line_and_nothing_committe
     assert_eq!(rows("nonjson_items"), 3);
     assert_eq!(rows("exits_items"), 2);
 }
+
+#[test]
+fn tarn_serve_runs_a_tap_on_its_schedule() {
+    // nextest runs each test in a process of its own: the served process inherits the cache.
+    std::env::set_var("TARN_VENV_CACHE", venvs());
+    let package = fake_package();
+    let dir = lake(
+        Deployment::Embedded,
+        &format!(
+            "taps:\n  - id: fake\n    name: sched\n    domain: flights\n    source: {}\n    executable: tap-evolve\n    schedule: \"*/2 * * * * *\"\n",
+            package.display()
+        ),
+    );
+    let dir = dir.path();
+    let served = crate::server::Served::start(dir, &[]);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let events = loop {
+        let events = json_of(&ok(&run(
+            dir,
+            &["events", "--format", "json", "--limit", "1000"],
+        )));
+        let ran = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "tap.run.succeeded" && e["key"] == "sched");
+        if ran || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    drop(served);
+    let all = events.as_array().unwrap();
+    assert!(
+        all.iter()
+            .any(|e| e["kind"] == "tap.run.succeeded" && e["key"] == "sched"),
+        "no scheduled run: {events}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e["kind"] == "schedule.fired" && e["zone"] == "tap:sched"),
+        "{events}"
+    );
+    // Each run sends two records (the stream has no keys, so runs add up).
+    let n = sql(dir, "SELECT count(*) AS n FROM flights.raw.sched_items")[0]["n"]
+        .as_i64()
+        .unwrap();
+    assert!(n >= 2 && n % 2 == 0, "{n}");
+}
