@@ -168,6 +168,7 @@ impl Operations for Lake {
         let opts = QueryOptions {
             timeout,
             row_limit: None,
+            may_read: None,
         };
         Ok(self.sql_stream_with(query, &opts).await?)
     }

@@ -23,6 +23,8 @@ pub(crate) struct FileConfig {
     pub endpoints: Option<BTreeMap<String, crate::EndpointSpec>>,
     /// Singer taps that ingest into the lake.
     pub taps: Option<Vec<crate::TapSpec>>,
+    /// Named grants tokens carry (`tarn token create --policy NAME`).
+    pub policies: Option<BTreeMap<String, Vec<crate::GrantSpec>>>,
     /// Limits on what enters the lake's servers and queries.
     pub limits: Option<crate::limits::LimitsSpec>,
     /// What a load does when a file brings columns a table without a contract lacks:

@@ -23,6 +23,7 @@ mod file;
 mod limits;
 mod monitor;
 mod pipeline;
+mod policy;
 mod resolve;
 mod secrets;
 mod starter;
@@ -48,6 +49,9 @@ pub use monitor::{
 pub use pipeline::{
     check_cron, load_pipeline, load_pipelines, Choice, GlueVersion, Module, PipelineSpec,
     Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,
+};
+pub use policy::{
+    built_in as built_in_policy, Action, GrantSpec, Grants, Resource, FULL, READ_ONLY,
 };
 pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
 pub use secrets::{inherited_env, redact, redact_json, INHERITED};

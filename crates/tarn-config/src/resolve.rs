@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The kinds of events tarn records, which a topic's `events:` may list.
-pub const EVENT_KINDS: [&str; 14] = [
+pub const EVENT_KINDS: [&str; 15] = [
     "object.created",
     "custom",
     "schedule.fired",
@@ -24,6 +24,7 @@ pub const EVENT_KINDS: [&str; 14] = [
     "monitor.recovered",
     "tap.run.succeeded",
     "tap.run.failed",
+    "access.denied",
 ];
 
 /// The name of the configuration file in a lake's folder.
@@ -70,6 +71,8 @@ pub struct LakeConfig {
     pub limits: crate::Limits,
     /// Singer taps (`taps:`), checked against the Singer index.
     pub taps: Vec<crate::TapSpec>,
+    /// Named grants (`policies:`), besides the built-in `full` and `read-only`.
+    pub policies: std::collections::BTreeMap<String, Vec<crate::GrantSpec>>,
     /// Whether loads may add columns to tables without a contract (`schema_evolution:`).
     pub schema_evolution: crate::SchemaEvolution,
 }
@@ -272,8 +275,10 @@ impl LakeConfig {
             })?,
         };
         let taps = file.taps.clone().unwrap_or_default();
+        let policies = file.policies.clone().unwrap_or_default();
         let config = LakeConfig {
             taps,
+            policies,
             schema_evolution: file.schema_evolution.unwrap_or_default(),
             limits,
             endpoints,
@@ -317,6 +322,26 @@ impl LakeConfig {
                 ));
             }
         }
+        let problems = crate::policy::check(
+            &config.policies,
+            &config
+                .domains
+                .iter()
+                .map(|d| d.name.clone())
+                .collect::<Vec<_>>(),
+            &config.layers,
+        );
+        if let Some((name, _)) = problems.first() {
+            return Err(place.error(
+                place.line_of_key(name),
+                problems
+                    .iter()
+                    .map(|(_, m)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                "fix the policy under `policies:` (README lists the resources and actions)",
+            ));
+        }
         if !config.taps.is_empty() {
             let index = crate::SingerIndex::load(&config.root)?;
             crate::tap::check_taps(path, text, &config.taps, &index, &|d, l| {
@@ -324,6 +349,30 @@ impl LakeConfig {
             })?;
         }
         Ok(config)
+    }
+
+    /// The grants of these policies (built in or under `policies:`); a name that is neither
+    /// is said, so a token keeps no grant it cannot be shown to have.
+    pub fn grants(&self, names: &[String]) -> Result<crate::Grants, String> {
+        let mut out = Vec::new();
+        for n in names {
+            match crate::policy::built_in(n).or_else(|| self.policies.get(n).cloned()) {
+                Some(g) => out.extend(g),
+                None => {
+                    let known = [crate::FULL, crate::READ_ONLY]
+                        .into_iter()
+                        .chain(self.policies.keys().map(String::as_str));
+                    return Err(format!(
+                        "no policy `{n}`: {}policies: {}",
+                        did_you_mean(n, known.clone())
+                            .map(|s| format!("did you mean `{s}`? "))
+                            .unwrap_or_default(),
+                        known.collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(crate::Grants(out))
     }
 
     /// The tap named `name`, or why there is none (with a did-you-mean).

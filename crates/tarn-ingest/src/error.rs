@@ -14,9 +14,6 @@ pub enum IngestError {
         setting: String,
         problem: String,
     },
-    /// tarn's own secret store (key or sealed value).
-    #[error("secret store: {0}")]
-    Store(String),
     /// Installing the tap's package or starting its program failed.
     #[error("tap `{tap}`: {problem}")]
     Install { tap: String, problem: String },

@@ -20,6 +20,14 @@ pub enum LakeError {
     Usage(String),
     #[error("table {0} is not in the catalog; run `tarn tables` to see what is, or `tarn crawl` to catalog new files")]
     NoSuchTable(String),
+    #[error("{0}; `tarn zones` lists the lake's zones")]
+    NoSuchDatabase(String),
+    #[error("table {0} is already in the catalog")]
+    TableExists(String),
+    #[error("partition {0} is already in the catalog")]
+    PartitionExists(String),
+    #[error("{0}")]
+    NoSuchPartition(String),
     #[error("no execution has id `{0}`; `tarn executions list` shows them")]
     NoSuchExecution(String),
     /// The execution is not in a state that allows what was asked.

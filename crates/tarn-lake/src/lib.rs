@@ -19,6 +19,7 @@ mod deliveries;
 mod doctor;
 mod error;
 mod executions;
+mod external;
 mod load;
 mod models;
 mod quickstart;
@@ -33,6 +34,7 @@ pub use catalog::{TableDetail, TableSummary};
 pub use doctor::{DoctorReport, Finding, STALE_AFTER};
 pub use error::LakeError;
 pub use executions::{ExecutionDetail, ExecutionPage, CUSTOM_EVENT};
+pub use external::{partition_spec, EXTERNAL};
 pub use load::{LoadArgs, LoadReport};
 pub use models::ResolvedModel;
 pub use quickstart::{quickstart, QuickstartPlace, QuickstartReport};
@@ -41,15 +43,20 @@ pub use sql::SqlInto;
 pub use spans::{spans_schema, SPANS_TABLE};
 pub use tarn_catalog::CrawlReport;
 pub use tarn_config::{LakeConfig, Limits, Selection};
-pub use tarn_metadata::TableChange;
 pub use tarn_metadata::{
     execution_id, status, Column, CrawlRecord, DeliveryRecord, EndpointRecord, Event,
     ExecutionRecord, Existing, Inactive, Kind, MetadataError, Missing, NewEvent, NewExecution,
     StepAttempt, Store, TokenRecord, OBJECT_CREATED,
 };
-pub use tarn_metadata::{logged_models, registry, run_search, taps, traces, tracking, validation};
+pub use tarn_metadata::{
+    logged_models, registry, run_search, sealed, taps, traces, tracking, validation,
+};
+pub use tarn_metadata::{
+    DatabaseRecord, Partition, TableChange, TableDraft, TableRecord, TableVersion,
+};
 pub use tarn_query::{
-    write_result, BatchStream, OutputFormat, QueryError, QueryOptions, QueryResult, ResultWriter,
+    write_result, BatchStream, MayRead, OutputFormat, QueryError, QueryOptions, QueryResult,
+    ResultWriter,
 };
 pub use tarn_storage::{
     land_plan, validate_key, LandOptions, LandOutcome, Landed, ObjectInfo, StorageError, Zone,

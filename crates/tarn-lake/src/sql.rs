@@ -118,22 +118,23 @@ impl Lake {
     /// replacing what it held; each run is a new version. The rows stream from the query into
     /// the table.
     pub async fn sql_into(&self, query: &str, target: &str) -> Result<SqlInto, LakeError> {
-        self.sql_into_within(query, target, None).await
+        self.sql_into_with(query, target, &QueryOptions::default())
+            .await
     }
 
-    /// [`Lake::sql_into`] stopped after `timeout` (nothing is committed then). A query that
-    /// fails while its rows are written fails the call with the query's own error.
-    pub async fn sql_into_within(
+    /// [`Lake::sql_into`] with a query's options (its timeout and the tables it may read; a
+    /// row limit does not apply).
+    pub async fn sql_into_with(
         &self,
         query: &str,
         target: &str,
-        timeout: Option<std::time::Duration>,
+        opts: &QueryOptions,
     ) -> Result<SqlInto, LakeError> {
         use futures::StreamExt;
         self.curated(target, "--into")?;
         let opts = QueryOptions {
-            timeout,
             row_limit: None,
+            ..opts.clone()
         };
         let (schema, rows) = self.sql_stream_with(query, &opts).await?;
         let mut p = BTreeMap::new();

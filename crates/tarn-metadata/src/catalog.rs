@@ -442,7 +442,16 @@ impl Catalog<'_> {
         table_id: &str,
         partition: &Partition,
     ) -> Result<(), MetadataError> {
-        sqlx::query(
+        self.add_partition(table_id, partition).await.map(|_| ())
+    }
+
+    /// Registers a partition unless one of that spec exists: whether it was added.
+    pub async fn add_partition(
+        &self,
+        table_id: &str,
+        partition: &Partition,
+    ) -> Result<bool, MetadataError> {
+        let done = sqlx::query(
             "INSERT INTO catalog_partitions (table_id, spec, vals, location, created_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (table_id, spec) DO NOTHING",
         )
@@ -453,7 +462,21 @@ impl Catalog<'_> {
         .bind(crate::now())
         .execute(&self.store.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a partition from the catalog: whether there was one.
+    pub async fn delete_partition(
+        &self,
+        table_id: &str,
+        spec: &str,
+    ) -> Result<bool, MetadataError> {
+        let done = sqlx::query("DELETE FROM catalog_partitions WHERE table_id = $1 AND spec = $2")
+            .bind(table_id)
+            .bind(spec)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// A table's partitions, by spec.

@@ -25,6 +25,9 @@ pub enum MetadataError {
         #[source]
         source: std::io::Error,
     },
+    /// The key values are sealed with, or a sealed value, is missing or damaged.
+    #[error("secret store: {0}")]
+    Sealed(String),
     /// The object to create is there already.
     #[error("{0}")]
     Exists(Existing),
@@ -73,6 +76,8 @@ pub enum Missing {
     LoggedModel { id: String },
     #[error("logged model {id} has no tag `{key}`")]
     LoggedModelTag { id: String, key: String },
+    #[error("no live token is named `{name}`; `tarn token list` shows them")]
+    Token { name: String },
 }
 
 /// An object to create whose name is taken.
@@ -102,4 +107,14 @@ pub struct Inactive {
     pub kind: Kind,
     pub id: String,
     pub stage: String,
+}
+
+impl MetadataError {
+    /// A folder or file beside the store (the sealing key's) that could not be made or read.
+    pub(crate) fn folder(path: &std::path::Path, source: std::io::Error) -> Self {
+        MetadataError::Folder {
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }

@@ -36,6 +36,7 @@ mod kv;
 pub mod logged_models;
 pub mod registry;
 pub mod run_search;
+pub mod sealed;
 mod store;
 pub mod taps;
 pub mod testing;

@@ -39,6 +39,54 @@ pub struct TokenRecord {
     /// When set, the token stops working at this time.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// The AWS access key id of the token's key pair, when it has one (`--aws`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_access_key: Option<String>,
+    /// The policies the token carries: its grants (`full` or `read-only` for tokens made
+    /// before policies, after their read-only flag).
+    #[sqlx(skip)]
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// The stored list of policies (JSON), when the token was made with some.
+    #[sqlx(rename = "policies")]
+    #[serde(skip)]
+    pub(crate) policies_json: Option<String>,
+}
+
+impl TokenRecord {
+    /// Fills [`TokenRecord::policies`] from what is stored.
+    fn with_policies(mut self) -> Self {
+        self.policies = self
+            .policies_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_else(|| vec![if self.read_only { "read-only" } else { "full" }.to_string()]);
+        self
+    }
+}
+
+/// The columns of a [`TokenRecord`].
+const COLUMNS: &str =
+    "id, name, read_only, created_at, revoked_at, scope, expires_at, aws_access_key, policies";
+
+/// The name an access key's secret is sealed under.
+fn sealed_name(access_key: &str) -> String {
+    format!("aws-secret-key:{access_key}")
+}
+
+/// `n` characters drawn from `alphabet` with the system's randomness.
+fn random_text(n: usize, alphabet: &[u8]) -> Result<String, MetadataError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| MetadataError::Sealed("no randomness for a new key".into()))?;
+    // 256 is a multiple of neither alphabet's size; the bias is below 1 part in 7 per char,
+    // and every key still holds far more than 128 bits.
+    Ok(bytes
+        .iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+        .collect())
 }
 
 fn hash(token: &str) -> String {
@@ -53,6 +101,33 @@ impl Tokens<'_> {
         read_only: bool,
     ) -> Result<(TokenRecord, String), MetadataError> {
         self.create_scoped_token(name, read_only, None, None).await
+    }
+
+    /// Creates a token carrying `policies` (names the caller has checked); read-only when
+    /// none of them is `full` and `read_only` is asked, as the flag has always meant.
+    pub async fn create_token_with_policies(
+        &self,
+        name: &str,
+        read_only: bool,
+        policies: &[String],
+    ) -> Result<(TokenRecord, String), MetadataError> {
+        let (record, token) = self
+            .create_scoped_token(name, read_only, None, None)
+            .await?;
+        if policies.is_empty() {
+            return Ok((record, token));
+        }
+        let json = serde_json::to_string(policies)?;
+        sqlx::query("UPDATE api_tokens SET policies = $1 WHERE id = $2")
+            .bind(&json)
+            .bind(&record.id)
+            .execute(&self.store.pool)
+            .await?;
+        let record = TokenRecord {
+            policies_json: Some(json),
+            ..record
+        };
+        Ok((record.with_policies(), token))
     }
 
     /// Creates a token that may write only `scope`'s zones and tables (any when `None`) and
@@ -76,6 +151,9 @@ impl Tokens<'_> {
             created_at: crate::now(),
             revoked_at: None,
             scope: scope.map(str::to_string),
+            aws_access_key: None,
+            policies: Vec::new(),
+            policies_json: None,
             expires_at: ttl.map(|t| {
                 (chrono::Utc::now() + chrono::Duration::from_std(t).unwrap_or_default())
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -101,29 +179,81 @@ impl Tokens<'_> {
                 }))
             }
             Err(e) => Err(e.into()),
-            Ok(_) => Ok((record, token)),
+            Ok(_) => Ok((record.with_policies(), token)),
         }
     }
 
     /// The live token matching `token`, if any.
     pub async fn verify_token(&self, token: &str) -> Result<Option<TokenRecord>, MetadataError> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, read_only, created_at, revoked_at, scope, expires_at FROM api_tokens
-             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-        )
+        let found: Option<TokenRecord> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM api_tokens
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"
+        ))
         .bind(hash(token))
         .bind(crate::now())
         .fetch_optional(&self.store.pool)
-        .await?)
+        .await?;
+        Ok(found.map(TokenRecord::with_policies))
     }
 
     /// Every token, live and revoked, by name.
     pub async fn list(&self) -> Result<Vec<TokenRecord>, MetadataError> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, read_only, created_at, revoked_at, scope, expires_at FROM api_tokens ORDER BY name",
+        let all: Vec<TokenRecord> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY name"))
+                .fetch_all(&self.store.pool)
+                .await?;
+        Ok(all.into_iter().map(TokenRecord::with_policies).collect())
+    }
+
+    /// Gives the live token `name` an AWS access key pair (replacing any it had): answers the
+    /// access key id and the secret access key, which is shown once and kept sealed.
+    pub async fn add_aws_key(&self, name: &str) -> Result<(String, String), MetadataError> {
+        const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let access_key = format!("TARN{}", random_text(16, UPPER)?);
+        let secret = random_text(40, SECRET)?;
+        let sealed = crate::sealed::seal(&sealed_name(&access_key), &secret)?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET aws_access_key = $1, aws_secret_sealed = $2
+             WHERE name = $3 AND revoked_at IS NULL",
         )
-        .fetch_all(&self.store.pool)
-        .await?)
+        .bind(&access_key)
+        .bind(&sealed)
+        .bind(name)
+        .execute(&self.store.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::NotFound(crate::Missing::Token {
+                name: name.to_string(),
+            }));
+        }
+        Ok((access_key, secret))
+    }
+
+    /// The live token whose AWS access key is `access_key`, with its secret access key.
+    pub async fn aws_key(
+        &self,
+        access_key: &str,
+    ) -> Result<Option<(TokenRecord, String)>, MetadataError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT aws_secret_sealed FROM api_tokens
+             WHERE aws_access_key = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(access_key)
+        .bind(crate::now())
+        .fetch_optional(&self.store.pool)
+        .await?;
+        let Some((sealed,)) = row else {
+            return Ok(None);
+        };
+        let record: TokenRecord = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE aws_access_key = $1 AND revoked_at IS NULL"
+        ))
+        .bind(access_key)
+        .fetch_one(&self.store.pool)
+        .await?;
+        let secret = crate::sealed::open(&sealed_name(access_key), &sealed)?;
+        Ok(Some((record.with_policies(), secret)))
     }
 
     /// Revokes the token named `name`; false when there is no live token of that name.

@@ -36,6 +36,22 @@ pub struct QueryOptions {
     pub timeout: Option<Duration>,
     /// Return at most this many rows (the rest are not computed).
     pub row_limit: Option<usize>,
+    /// Which tables the caller may read (every one when none): each table the plan scans is
+    /// checked before anything runs, and the first refused is named.
+    pub may_read: Option<MayRead>,
+}
+
+/// A check of `domain`, `layer` and `table`.
+pub type TableCheck = dyn Fn(&str, &str, &str) -> bool + Send + Sync;
+
+/// Whether the caller may read `domain.layer.table`.
+#[derive(Clone)]
+pub struct MayRead(pub Arc<TableCheck>);
+
+impl std::fmt::Debug for MayRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MayRead(..)")
+    }
 }
 
 /// Rows a query returned.
@@ -177,6 +193,7 @@ impl Engine {
             addresses: self.addresses.clone(),
             limits: self.limits.clone(),
             row_limit: opts.row_limit,
+            may_read: opts.may_read.clone(),
         };
         // A statement past a limit (or not read-only) is refused before it waits for a query
         // slot: a busy lake answers it at once with the limit's name, never a timeout.
@@ -258,6 +275,7 @@ impl Engine {
         let ask = QueryOptions {
             timeout: opts.timeout,
             row_limit: opts.row_limit.map(|l| l + 1),
+            may_read: opts.may_read.clone(),
         };
         let (schema, mut rows) = self.sql_stream_with(sql, &ask).await?;
         let mut batches = Vec::new();
@@ -312,6 +330,7 @@ struct Planned {
     addresses: Arc<Vec<String>>,
     limits: Arc<QueryLimits>,
     row_limit: Option<usize>,
+    may_read: Option<MayRead>,
 }
 
 impl Planned {
@@ -353,6 +372,9 @@ impl Planned {
             .statement_to_plan(statement)
             .await
             .map_err(|e| locate(&self.addresses, &self.sql, e.to_string()))?;
+        if let Some(may) = &self.may_read {
+            check_reads(&plan, may)?;
+        }
         let mut df = ctx.execute_logical_plan(plan).await?;
         if let Some(limit) = self.row_limit {
             df = df.limit(0, Some(limit))?;
@@ -368,6 +390,36 @@ impl Planned {
             };
         }
         locate(&self.addresses, &self.sql, e.to_string())
+    }
+}
+
+/// Refuses a plan that scans a table `may` does not allow, naming the first such table.
+fn check_reads(
+    plan: &deltalake::datafusion::logical_expr::LogicalPlan,
+    may: &MayRead,
+) -> Result<(), QueryError> {
+    use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
+    use deltalake::datafusion::logical_expr::LogicalPlan;
+    let mut refused = None;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = &scan.table_name;
+            let table = name.table();
+            let base = table.rsplit_once("@v").map(|(b, _)| b).unwrap_or(table);
+            let allowed = match (name.catalog(), name.schema()) {
+                (Some(domain), Some(layer)) => (may.0)(domain, layer, base),
+                _ => false,
+            };
+            if !allowed {
+                refused = Some(name.to_string());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    match refused {
+        Some(table) => Err(QueryError::Denied(table)),
+        None => Ok(()),
     }
 }
 

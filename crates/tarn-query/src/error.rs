@@ -11,6 +11,9 @@ pub enum QueryError {
         line: Option<usize>,
         column: Option<usize>,
     },
+    /// The query reads a table its caller may not read.
+    #[error("the query reads {0}, which this caller may not read: none of its token's policies grants read on it")]
+    Denied(String),
     #[error("queries are read-only: {0} statements are refused; use --into DOMAIN.service.TABLE to materialise a SELECT")]
     ReadOnly(String),
     #[error("the query ran longer than its timeout of {} and was stopped; narrow it (a WHERE, a LIMIT) or give it more time (--timeout, timeout_ms, limits.query_timeout)", seconds(.0))]

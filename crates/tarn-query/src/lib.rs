@@ -18,7 +18,7 @@ mod pool;
 mod schema;
 
 pub use cache::QueryCache;
-pub use engine::{BatchStream, Engine, QueryOptions, QueryResult, Visible};
+pub use engine::{BatchStream, Engine, MayRead, QueryOptions, QueryResult, Visible};
 pub use error::QueryError;
 pub use guard::QueryLimits;
 pub use output::{write_result, OutputFormat, ResultWriter, TABLE_PREVIEW_ROWS};

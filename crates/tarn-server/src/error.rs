@@ -99,6 +99,7 @@ impl From<LakeError> for ApiError {
             LakeError::Query(q) => match q {
                 QueryError::Sql { .. } => Self::new(S::BAD_REQUEST, "sql", msg),
                 QueryError::ReadOnly(_) => Self::new(S::FORBIDDEN, "read_only", msg),
+                QueryError::Denied(_) => Self::new(S::FORBIDDEN, "access_denied", msg),
                 QueryError::Timeout(_) => Self::new(S::REQUEST_TIMEOUT, "query_timeout", msg),
                 QueryError::Limit { .. } => Self::new(S::BAD_REQUEST, "query_limit", msg),
                 QueryError::Memory { .. } => Self::new(S::BAD_REQUEST, "query_memory", msg),

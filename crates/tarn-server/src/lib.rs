@@ -23,16 +23,20 @@
 //!   `POST /api/v1/models/{name}/versions/{version}/approve|reject` `{"reason"}`
 //! - MLflow's tracking and registry API under `/api/2.0/mlflow/`, its artifact proxy under
 //!   `/api/2.0/mlflow-artifacts/`
+//! - AWS Glue's Data Catalog API on `POST /` (`X-Amz-Target: AWSGlue.<Operation>`), see
+//!   the `glue` module
 //! - `GET /api/v1/endpoints`; each model endpoint at `POST /endpoints/{name}/invocations` and
 //!   `GET /endpoints/{name}/ping` (MLflow's scoring protocol), counters at `GET /metrics`
 
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 #![forbid(unsafe_code)]
 
+mod access;
 mod auth;
 mod docs;
 mod error;
 mod executions;
+mod glue;
 mod mlflow;
 mod mlflow_artifacts;
 mod mlflow_models;
@@ -42,6 +46,7 @@ mod mlflow_wire;
 mod models;
 mod monitors;
 mod routes;
+mod sigv4;
 mod ui;
 
 pub use docs::openapi;

@@ -1,11 +1,12 @@
 //! The routes of the API and their handlers: thin translations to `tarn-lake` calls.
 
+use crate::access::Access;
 use crate::auth::Scope;
 use crate::error::{ErrorBody, JsonBody, Params, PathParams};
 use crate::{ApiError, App};
 use axum::body::Body;
 use axum::extract::{Extension, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tarn_config::{Action, Resource};
 use tarn_lake::{LandOptions, LoadArgs, LoadMode, OutputFormat, QueryOptions};
 use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -79,7 +81,10 @@ pub(crate) fn router(app: App) -> Router {
         )
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(crate::mlflow::not_built))
         .route("/api/v1/endpoints", get(endpoints))
-        .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/ui/") }).post(crate::glue::handle),
+        )
         .merge(tarn_ui::router({
             let ui = tarn_ui::Ui::new(app.lake.clone())
                 .with_body_limit(app.limits.request_body)
@@ -618,12 +623,27 @@ pub(crate) struct CrawlRequest {
 pub(crate) async fn crawl(
     State(app): State<App>,
     Extension(scope): Extension<Scope>,
+    Extension(access): Extension<Access>,
     JsonBody(req): JsonBody<CrawlRequest>,
 ) -> ApiResult<Json<tarn_lake::CrawlReport>> {
     match &req.scope {
         Some(s) => scope.allows(s.split('/').next().unwrap_or_default())?,
         None => scope.unscoped("crawl every domain")?,
     }
+    let target = match req.scope.as_deref().filter(|s| !s.is_empty() && *s != "*") {
+        None => Resource::Lake,
+        Some(s) => match s.split('/').collect::<Vec<_>>()[..] {
+            [d, l, ..] => Resource::zone(d, l),
+            _ => Resource::Data {
+                domain: s.to_string(),
+                layer: None,
+                table: None,
+            },
+        },
+    };
+    access
+        .require(&app, Action::Write, target, Method::POST, "/api/v1/crawls")
+        .await?;
     Ok(Json(app.lake.crawl(req.scope.as_deref()).await?))
 }
 
@@ -705,9 +725,19 @@ fn load_args(
 pub(crate) async fn load(
     State(app): State<App>,
     Extension(scope): Extension<Scope>,
+    Extension(access): Extension<Access>,
     JsonBody(req): JsonBody<LoadRequest>,
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
     scope.allows(domain_of(&req.table))?;
+    access
+        .require(
+            &app,
+            Action::Write,
+            table_resource(&req.table)?,
+            Method::POST,
+            "/api/v1/loads",
+        )
+        .await?;
     let args = load_args(
         req.table,
         req.source,
@@ -746,10 +776,20 @@ pub(crate) struct UploadQuery {
 pub(crate) async fn load_upload(
     State(app): State<App>,
     Extension(scope): Extension<Scope>,
+    Extension(access): Extension<Access>,
     Params(q): Params<UploadQuery>,
     body: Body,
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
     scope.allows(domain_of(&q.table))?;
+    access
+        .require(
+            &app,
+            Action::Write,
+            table_resource(&q.table)?,
+            Method::POST,
+            "/api/v1/loads/upload",
+        )
+        .await?;
     let name = std::path::Path::new(&q.name)
         .file_name()
         .and_then(|n| n.to_str())
@@ -815,6 +855,7 @@ pub(crate) struct SqlAnswer {
         (status = 408, body = ErrorBody)))]
 pub(crate) async fn sql(
     State(app): State<App>,
+    Extension(access): Extension<Access>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<SqlRequest>,
 ) -> ApiResult<Response> {
@@ -860,9 +901,12 @@ pub(crate) async fn sql(
         }
         let opts = QueryOptions {
             row_limit: Some(row_limit),
+            may_read: Some(access.may_read()),
             timeout: Some(timeout),
         };
-        let result = app.lake.sql(&req.query, &opts).await?;
+        let result = access
+            .noted(&app, app.lake.sql(&req.query, &opts).await, "/api/v1/sql")
+            .await?;
         let mut buf = Vec::new();
         tarn_lake::write_result(&result, format, &mut buf).map_err(tarn_lake::LakeError::from)?;
         let rows = serde_json::from_slice(&buf).map_err(ApiError::internal)?;
@@ -886,9 +930,16 @@ pub(crate) async fn sql(
     // CSV and Arrow stream as the query produces batches: nothing holds the whole result.
     let opts = QueryOptions {
         row_limit: req.limit,
+        may_read: Some(access.may_read()),
         timeout: Some(timeout),
     };
-    let chunks = app.lake.sql_bytes(&req.query, &opts, format).await?;
+    let chunks = access
+        .noted(
+            &app,
+            app.lake.sql_bytes(&req.query, &opts, format).await,
+            "/api/v1/sql",
+        )
+        .await?;
     Ok((
         [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(chunks),
@@ -912,12 +963,41 @@ pub(crate) struct SqlIntoRequest {
 pub(crate) async fn sql_into(
     State(app): State<App>,
     Extension(scope): Extension<Scope>,
+    Extension(access): Extension<Access>,
     JsonBody(req): JsonBody<SqlIntoRequest>,
 ) -> ApiResult<Json<tarn_lake::SqlInto>> {
     scope.allows(domain_of(&req.table))?;
+    access
+        .require(
+            &app,
+            Action::Write,
+            table_resource(&req.table)?,
+            Method::POST,
+            "/api/v1/sql/into",
+        )
+        .await?;
+    let opts = QueryOptions {
+        timeout: Some(app.limits.query_timeout),
+        row_limit: None,
+        may_read: Some(access.may_read()),
+    };
     Ok(Json(
-        app.lake
-            .sql_into_within(&req.query, &req.table, Some(app.limits.query_timeout))
+        access
+            .noted(
+                &app,
+                app.lake.sql_into_with(&req.query, &req.table, &opts).await,
+                "/api/v1/sql/into",
+            )
             .await?,
     ))
+}
+
+/// The resource of a `domain.layer.table` address (checked by the lake when used).
+fn table_resource(address: &str) -> Result<Resource, ApiError> {
+    match address.split('.').collect::<Vec<_>>()[..] {
+        [d, l, t] => Ok(Resource::table(d, l, t)),
+        _ => Err(ApiError::bad_request(format!(
+            "`{address}` is not a table address; write DOMAIN.LAYER.TABLE"
+        ))),
+    }
 }

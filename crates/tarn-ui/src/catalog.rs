@@ -285,6 +285,7 @@ async fn glance(
 ) -> Result<tarn_lake::QueryResult, tarn_lake::LakeError> {
     let opts = QueryOptions {
         row_limit: Some(rows),
+        may_read: None,
         timeout: Some(std::time::Duration::from_secs(10)),
     };
     lake.sql(sql, &opts).await

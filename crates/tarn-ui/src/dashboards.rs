@@ -38,6 +38,7 @@ pub(crate) async fn list(State(ui): State<Ui>, viewer: Viewer) -> Result<Html<St
 async fn tile(ui: &Ui, i: usize, t: &Tile) -> Markup {
     let opts = QueryOptions {
         row_limit: Some(TILE_ROWS),
+        may_read: None,
         timeout: None,
     };
     let answer = ui.lake.sql(&t.sql, &opts).await;

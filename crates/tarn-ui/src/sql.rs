@@ -65,6 +65,7 @@ pub(crate) async fn run(
     let lake = &ui.lake;
     let opts = QueryOptions {
         row_limit: Some(PAGE_ROWS),
+        may_read: None,
         timeout: None,
     };
     let started = std::time::Instant::now();
@@ -109,6 +110,7 @@ pub(crate) async fn download(State(ui): State<Ui>, Form(d): Form<Download>) -> R
     let limit = ui.lake.config.limits.query_rows;
     let opts = QueryOptions {
         row_limit: Some(limit),
+        may_read: None,
         timeout: None,
     };
     // The file streams as the query produces its rows, as the API's answers do.

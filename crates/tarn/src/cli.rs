@@ -647,6 +647,10 @@ pub(crate) enum TokenCommand {
     /// Examples:
     ///   tarn token create --name airflow
     ///   tarn token create --name dashboards --read-only
+    ///   tarn token create --name monitor --policy aporia --aws
+    ///   tarn token create --name glue-reader --read-only --aws
+    ///     (also an AWS access key pair: boto3, the AWS SDK for pandas and engines' Glue
+    ///      clients sign with it; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
     #[command(verbatim_doc_comment)]
     Create {
         /// A name to recognise the token by (unique among live tokens).
@@ -655,6 +659,15 @@ pub(crate) enum TokenCommand {
         /// May read and query, not land, crawl or load.
         #[arg(long)]
         read_only: bool,
+        /// Also make an AWS access key pair for the token (Signature V4 clients); the secret
+        /// access key is shown once, like the token.
+        #[arg(long)]
+        aws: bool,
+        /// A policy the token carries (repeat for several): one under `policies:` in
+        /// tarn.yml, or the built-in `full` and `read-only`. Default: `full`, or `read-only`
+        /// with --read-only.
+        #[arg(long = "policy", value_name = "NAME")]
+        policies: Vec<String>,
         #[command(flatten)]
         out: Output,
     },

@@ -327,20 +327,43 @@ pub(crate) async fn token_create(
     ctx: &Ctx,
     name: &str,
     read_only: bool,
+    aws: bool,
+    policies: &[String],
     out: Output,
 ) -> Result<()> {
     let lake = ctx.lake().await?;
-    let (record, token) = lake.tokens().create_token(name, read_only).await?;
+    lake.config.grants(policies).map_err(anyhow::Error::msg)?;
+    let (record, token) = lake
+        .tokens()
+        .create_token_with_policies(name, read_only, policies)
+        .await?;
+    let keys = match aws {
+        true => Some(lake.tokens().add_aws_key(name).await?),
+        false => None,
+    };
     if out.json() {
-        return print::json(
-            &serde_json::json!({"token": token, "name": record.name, "read_only": record.read_only, "created_at": record.created_at}),
-        );
+        let mut answer = serde_json::json!({"token": token, "name": record.name, "read_only": record.read_only, "policies": record.policies, "created_at": record.created_at});
+        if let Some((id, secret)) = &keys {
+            answer["aws_access_key_id"] = id.clone().into();
+            answer["aws_secret_access_key"] = secret.clone().into();
+        }
+        return print::json(&answer);
     }
     println!("{token}");
+    if let Some((id, secret)) = &keys {
+        println!("AWS_ACCESS_KEY_ID={id}");
+        println!("AWS_SECRET_ACCESS_KEY={secret}");
+    }
     eprintln!(
-        "token `{}` created ({}); it is shown this once: keep it in a secret store.\nuse it with: tarn --server URL --token TOKEN ..., or Authorization: Bearer TOKEN",
+        "token `{}` created ({}; policies: {}); it is shown this once: keep it in a secret store.\nuse it with: tarn --server URL --token TOKEN ..., or Authorization: Bearer TOKEN{}",
         record.name,
-        if record.read_only { "read-only" } else { "read and write" }
+        if record.read_only { "read-only" } else { "read and write" },
+        record.policies.join(", "),
+        if keys.is_some() {
+            "\nthe AWS key pair signs requests to the Glue API (region: the lake's s3.region, else us-east-1)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

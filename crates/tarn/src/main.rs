@@ -259,8 +259,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Token(TokenCommand::Create {
             name,
             read_only,
+            aws,
+            policies,
             out,
-        }) => commands::token_create(&ctx, name, *read_only, *out).await,
+        }) => commands::token_create(&ctx, name, *read_only, *aws, policies, *out).await,
         Command::Token(TokenCommand::List { out }) => commands::token_list(&ctx, *out).await,
         Command::Token(TokenCommand::Revoke { name }) => commands::token_revoke(&ctx, name).await,
         Command::Endpoints(cmd) => match &ctx.server {

@@ -162,7 +162,14 @@ pub fn events(events: &[Event]) {
 }
 
 pub fn tokens(tokens: &[tarn_lake::TokenRecord]) {
-    let mut t = grid(&["name", "rights", "created", "revoked"]);
+    let mut t = grid(&[
+        "name",
+        "rights",
+        "policies",
+        "aws access key",
+        "created",
+        "revoked",
+    ]);
     for k in tokens {
         t.add_row(vec![
             k.name.clone(),
@@ -172,6 +179,8 @@ pub fn tokens(tokens: &[tarn_lake::TokenRecord]) {
                 "read and write"
             }
             .to_string(),
+            k.policies.join(", "),
+            k.aws_access_key.clone().unwrap_or_default(),
             k.created_at.clone(),
             k.revoked_at.clone().unwrap_or_default(),
         ]);

@@ -2,6 +2,7 @@
 
 #[macro_use]
 mod hostile;
+mod access;
 mod mlflow;
 mod ui;
 

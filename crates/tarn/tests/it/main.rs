@@ -1,5 +1,6 @@
 //! The `tarn` command as a user runs it: a real process, real files, its output read back.
 
+mod glue;
 mod integrity;
 mod monitoring;
 mod parity;

@@ -10,7 +10,7 @@ use tarn_lake::testing::{fresh_yml, Deployment};
 const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart");
 
 /// A fresh lake folder on `deployment`, with the quickstart's contract.
-fn lake_dir(deployment: Deployment) -> tempfile::TempDir {
+pub(crate) fn lake_dir(deployment: Deployment) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let place = rt.block_on(fresh_yml(deployment, dir.path()));
