@@ -402,15 +402,18 @@ fn check_reads(
     use deltalake::datafusion::logical_expr::LogicalPlan;
     let mut refused = None;
     plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            let name = &scan.table_name;
+        // A table is a scan, or (for tables read through a view, such as CSV's typed one) the
+        // alias the view was inlined under; both carry the table's full name. Scans without a
+        // catalog are a view's own inner reads (a lake table is always named in full).
+        let name = match node {
+            LogicalPlan::TableScan(scan) => &scan.table_name,
+            LogicalPlan::SubqueryAlias(alias) => &alias.alias,
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        if let (Some(domain), Some(layer)) = (name.catalog(), name.schema()) {
             let table = name.table();
             let base = table.rsplit_once("@v").map(|(b, _)| b).unwrap_or(table);
-            let allowed = match (name.catalog(), name.schema()) {
-                (Some(domain), Some(layer)) => (may.0)(domain, layer, base),
-                _ => false,
-            };
-            if !allowed {
+            if !(may.0)(domain, layer, base) {
                 refused = Some(name.to_string());
                 return Ok(TreeNodeRecursion::Stop);
             }

@@ -43,6 +43,23 @@ impl Access {
         }))
     }
 
+    /// `Err(message)` (recorded) unless `action` on `resource` is granted.
+    pub(crate) async fn check(
+        &self,
+        app: &App,
+        action: Action,
+        resource: Resource,
+        method: Method,
+        path: &str,
+    ) -> Result<(), String> {
+        if self.allows(action, &resource) {
+            return Ok(());
+        }
+        let resource = resource.to_string();
+        record(app, self, action, &resource, &method, path).await;
+        Err(denial(&self.who, action, &resource))
+    }
+
     /// Refuses (403, recorded) unless `action` on `resource` is granted.
     pub(crate) async fn require(
         &self,
@@ -52,16 +69,28 @@ impl Access {
         method: Method,
         path: &str,
     ) -> Result<(), crate::ApiError> {
-        if self.allows(action, &resource) {
-            return Ok(());
-        }
-        let resource = resource.to_string();
-        record(app, self, action, &resource, &method, path).await;
-        Err(crate::ApiError::new(
-            StatusCode::FORBIDDEN,
-            "access_denied",
-            denial(&self.who, action, &resource),
-        ))
+        self.check(app, action, resource, method, path)
+            .await
+            .map_err(|m| crate::ApiError::new(StatusCode::FORBIDDEN, "access_denied", m))
+    }
+
+    /// Refuses (403, recorded) unless the table `address` may be written.
+    pub(crate) async fn require_write(
+        &self,
+        app: &App,
+        address: &str,
+        path: &str,
+    ) -> Result<(), crate::ApiError> {
+        let resource = match address.split('.').collect::<Vec<_>>()[..] {
+            [d, l, t] => Resource::table(d, l, t),
+            _ => {
+                return Err(crate::ApiError::bad_request(format!(
+                    "`{address}` is not a table address; write DOMAIN.LAYER.TABLE"
+                )))
+            }
+        };
+        self.require(app, Action::Write, resource, Method::POST, path)
+            .await
     }
 
     /// Records a query's refusal of a table it reads, and passes the result on.
@@ -195,9 +224,7 @@ pub(crate) async fn refuse(
     let message = denial(&access.who, action, resource);
     record(app, access, action, resource, method, path).await;
     if glue {
-        let mut e = crate::glue::GlueError::denied(message);
-        e.status = StatusCode::FORBIDDEN;
-        return e.into_response();
+        return crate::glue::GlueError::denied(message).into_response();
     }
     crate::ApiError::new(StatusCode::FORBIDDEN, "access_denied", message).into_response()
 }

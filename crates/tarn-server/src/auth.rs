@@ -83,8 +83,14 @@ pub(crate) async fn require_token(
 ) -> Response {
     req.extensions_mut().insert(Scope::default());
     req.extensions_mut().insert(Caller::default());
-    req.extensions_mut()
-        .insert(crate::access::Access::default());
+    // Without auth every caller may do everything; with it, nothing until its token is known.
+    req.extensions_mut().insert(match app.auth {
+        false => crate::access::Access::default(),
+        true => crate::access::Access {
+            who: "anonymous".into(),
+            grants: Default::default(),
+        },
+    });
     if !app.auth || open_path(req.uri().path()) {
         return next.run(req).await;
     }
@@ -213,6 +219,7 @@ pub(crate) async fn require_token(
         )
         .await;
     }
+    let may_read = access.may_read();
     req.extensions_mut().insert(access);
     tracing::Span::current().record("token", record.name.as_str());
     req.extensions_mut()
@@ -220,6 +227,7 @@ pub(crate) async fn require_token(
     req.extensions_mut().insert(tarn_ui::session::Viewer {
         name: Some(record.name.clone()),
         read_only: record.read_only,
+        may_read: Some(may_read),
     });
     if let Some(domain) = &record.scope {
         req.extensions_mut()

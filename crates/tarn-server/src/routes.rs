@@ -542,13 +542,19 @@ pub(crate) struct TableQuery {
     responses((status = 200, body = Page<tarn_lake::TableSummary>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn tables(
     State(app): State<App>,
+    Extension(access): Extension<Access>,
     Params(t): Params<TableQuery>,
     Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Page<tarn_lake::TableSummary>>> {
-    let all = app
+    let mut all = app
         .lake
         .tables(t.filter.as_deref(), t.search.as_deref())
         .await?;
+    // Only the tables the caller may read.
+    all.retain(|s| match s.table.split('.').collect::<Vec<_>>()[..] {
+        [d, l, name] => access.reads_table(d, l, name),
+        _ => false,
+    });
     Ok(Json(page(&app, all, |t| t.table.clone(), &q)?))
 }
 
@@ -730,13 +736,7 @@ pub(crate) async fn load(
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
     scope.allows(domain_of(&req.table))?;
     access
-        .require(
-            &app,
-            Action::Write,
-            table_resource(&req.table)?,
-            Method::POST,
-            "/api/v1/loads",
-        )
+        .require_write(&app, &req.table, "/api/v1/loads")
         .await?;
     let args = load_args(
         req.table,
@@ -782,13 +782,7 @@ pub(crate) async fn load_upload(
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
     scope.allows(domain_of(&q.table))?;
     access
-        .require(
-            &app,
-            Action::Write,
-            table_resource(&q.table)?,
-            Method::POST,
-            "/api/v1/loads/upload",
-        )
+        .require_write(&app, &q.table, "/api/v1/loads/upload")
         .await?;
     let name = std::path::Path::new(&q.name)
         .file_name()
@@ -968,13 +962,7 @@ pub(crate) async fn sql_into(
 ) -> ApiResult<Json<tarn_lake::SqlInto>> {
     scope.allows(domain_of(&req.table))?;
     access
-        .require(
-            &app,
-            Action::Write,
-            table_resource(&req.table)?,
-            Method::POST,
-            "/api/v1/sql/into",
-        )
+        .require_write(&app, &req.table, "/api/v1/sql/into")
         .await?;
     let opts = QueryOptions {
         timeout: Some(app.limits.query_timeout),
@@ -990,14 +978,4 @@ pub(crate) async fn sql_into(
             )
             .await?,
     ))
-}
-
-/// The resource of a `domain.layer.table` address (checked by the lake when used).
-fn table_resource(address: &str) -> Result<Resource, ApiError> {
-    match address.split('.').collect::<Vec<_>>()[..] {
-        [d, l, t] => Ok(Resource::table(d, l, t)),
-        _ => Err(ApiError::bad_request(format!(
-            "`{address}` is not a table address; write DOMAIN.LAYER.TABLE"
-        ))),
-    }
 }

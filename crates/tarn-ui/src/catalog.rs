@@ -35,7 +35,8 @@ pub(crate) async fn list(
     Query(q): Query<Search>,
 ) -> Result<Html<String>, UiError> {
     let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let all = ui.lake.tables(None, search).await?;
+    let mut all = ui.lake.tables(None, search).await?;
+    all.retain(|t| viewer.may_read_table(&t.table));
     let shown: Vec<_> = all.iter().skip(q.page * PAGE).take(PAGE).collect();
     let more = all.len() > (q.page + 1) * PAGE;
     let body = html! {

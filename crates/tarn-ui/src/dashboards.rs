@@ -35,10 +35,10 @@ pub(crate) async fn list(State(ui): State<Ui>, viewer: Viewer) -> Result<Html<St
 }
 
 /// One tile: its query's answer drawn as the tile says, or why the query failed.
-async fn tile(ui: &Ui, i: usize, t: &Tile) -> Markup {
+async fn tile(ui: &Ui, viewer: &Viewer, i: usize, t: &Tile) -> Markup {
     let opts = QueryOptions {
         row_limit: Some(TILE_ROWS),
-        may_read: None,
+        may_read: viewer.may_read.clone(),
         timeout: None,
     };
     let answer = ui.lake.sql(&t.sql, &opts).await;
@@ -139,8 +139,13 @@ pub(crate) async fn show(
         .iter()
         .find(|d| d.name == name)
         .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no dashboard `{name}`")))?;
-    let tiles =
-        futures::future::join_all(d.tiles.iter().enumerate().map(|(i, t)| tile(&ui, i, t))).await;
+    let tiles = futures::future::join_all(
+        d.tiles
+            .iter()
+            .enumerate()
+            .map(|(i, t)| tile(&ui, &viewer, i, t)),
+    )
+    .await;
     let body = html! {
         @if let Some(r) = d.refresh {
             meta http-equiv="refresh" content=(r.as_secs());

@@ -25,9 +25,22 @@ pub struct Viewer {
     /// The token's name.
     pub name: Option<String>,
     pub read_only: bool,
+    /// The tables the viewer's queries may read (every one when none).
+    pub may_read: Option<tarn_lake::MayRead>,
 }
 
 impl Viewer {
+    /// Whether the viewer may read the table `domain.layer.table`.
+    pub fn may_read_table(&self, address: &str) -> bool {
+        let Some(check) = &self.may_read else {
+            return true;
+        };
+        match address.split('.').collect::<Vec<_>>()[..] {
+            [d, l, t] => (check.0)(d, l, t),
+            _ => false,
+        }
+    }
+
     /// Whether the page may offer controls that change the lake.
     pub fn may_write(&self) -> bool {
         !self.read_only

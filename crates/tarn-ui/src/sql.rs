@@ -65,7 +65,7 @@ pub(crate) async fn run(
     let lake = &ui.lake;
     let opts = QueryOptions {
         row_limit: Some(PAGE_ROWS),
-        may_read: None,
+        may_read: viewer.may_read.clone(),
         timeout: None,
     };
     let started = std::time::Instant::now();
@@ -91,7 +91,11 @@ pub(crate) async fn run(
     page(&ui, &viewer, "SQL", Section::Sql, body)
 }
 
-pub(crate) async fn download(State(ui): State<Ui>, Form(d): Form<Download>) -> Response {
+pub(crate) async fn download(
+    State(ui): State<Ui>,
+    viewer: Viewer,
+    Form(d): Form<Download>,
+) -> Response {
     let (format, content_type, ext) = match d.format.as_str() {
         "csv" => (OutputFormat::Csv, "text/csv", "csv"),
         "parquet" => (
@@ -110,7 +114,7 @@ pub(crate) async fn download(State(ui): State<Ui>, Form(d): Form<Download>) -> R
     let limit = ui.lake.config.limits.query_rows;
     let opts = QueryOptions {
         row_limit: Some(limit),
-        may_read: None,
+        may_read: viewer.may_read.clone(),
         timeout: None,
     };
     // The file streams as the query produces its rows, as the API's answers do.

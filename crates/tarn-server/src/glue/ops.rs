@@ -23,23 +23,11 @@ pub(crate) struct Caller<'a> {
 impl Caller<'_> {
     /// Refuses (recorded) unless `action` on `resource` is granted.
     async fn require(&self, action: Action, resource: Resource) -> Result<(), GlueError> {
-        if self.access.allows(action, &resource) {
-            return Ok(());
-        }
-        let what = resource.to_string();
-        crate::access::record(
-            self.app,
-            self.access,
-            action,
-            &what,
-            &axum::http::Method::POST,
-            &format!("/ AWSGlue.{}", self.op),
-        )
-        .await;
-        Err(GlueError::denied(format!(
-            "token `{}` may not {action} {what}: none of its policies grants it",
-            self.access.who
-        )))
+        let path = format!("/ AWSGlue.{}", self.op);
+        self.access
+            .check(self.app, action, resource, axum::http::Method::POST, &path)
+            .await
+            .map_err(GlueError::denied)
     }
 
     /// Whether the caller may read anything of `database` (the zone, or a table in it).
@@ -539,15 +527,7 @@ async fn batch_get_partition(c: &Caller<'_>, input: &Value) -> Result<Value, Glu
         .get("PartitionsToGet")
         .and_then(Value::as_array)
         .ok_or_else(|| GlueError::invalid("PartitionsToGet is required"))?;
-    if wanted.len() > BATCH_GET {
-        return Err(GlueError::new(
-            "ValidationException",
-            format!(
-                "PartitionsToGet holds {} partitions; Glue takes at most {BATCH_GET}",
-                wanted.len()
-            ),
-        ));
-    }
+    at_most(wanted.len(), BATCH_GET, "PartitionsToGet")?;
     let all = partitions_of(app, &t).await?;
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     for (i, w) in wanted.iter().enumerate() {
@@ -562,8 +542,7 @@ async fn batch_get_partition(c: &Caller<'_>, input: &Value) -> Result<Value, Glu
 
 async fn create_partition(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
     let app = c.app;
-    let t = table_of(c, input, "TableName", Action::Write).await?;
-    let t = app.lake.external_table(&t.database, &t.name).await?;
+    let t = writable_table(c, input).await?;
     let (values, location) = shapes::partition_input(
         input
             .get("PartitionInput")
@@ -577,21 +556,12 @@ async fn create_partition(c: &Caller<'_>, input: &Value) -> Result<Value, GlueEr
 
 async fn batch_create_partition(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
     let app = c.app;
-    let t = table_of(c, input, "TableName", Action::Write).await?;
-    let t = app.lake.external_table(&t.database, &t.name).await?;
+    let t = writable_table(c, input).await?;
     let list = input
         .get("PartitionInputList")
         .and_then(Value::as_array)
         .ok_or_else(|| GlueError::invalid("PartitionInputList is required"))?;
-    if list.len() > BATCH_CREATE {
-        return Err(GlueError::new(
-            "ValidationException",
-            format!(
-                "PartitionInputList holds {} partitions; Glue takes at most {BATCH_CREATE} a call",
-                list.len()
-            ),
-        ));
-    }
+    at_most(list.len(), BATCH_CREATE, "PartitionInputList")?;
     let mut errors = Vec::new();
     for (i, p) in list.iter().enumerate() {
         let outcome = match shapes::partition_input(p) {
@@ -616,11 +586,27 @@ async fn batch_create_partition(c: &Caller<'_>, input: &Value) -> Result<Value, 
 
 async fn delete_partition(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
     let app = c.app;
-    let t = table_of(c, input, "TableName", Action::Write).await?;
-    let t = app.lake.external_table(&t.database, &t.name).await?;
+    let t = writable_table(c, input).await?;
     let values = shapes::values(input.get("PartitionValues"), "PartitionValues")?;
     app.lake.drop_external_partition(&t, &values).await?;
     Ok(json!({}))
+}
+
+/// Refuses a batch of more than `most` partitions, as Glue does.
+fn at_most(len: usize, most: usize, field: &str) -> Result<(), GlueError> {
+    if len > most {
+        return Err(GlueError::new(
+            "ValidationException",
+            format!("{field} holds {len} partitions; Glue takes at most {most} a call"),
+        ));
+    }
+    Ok(())
+}
+
+/// The external table `TableName` of `DatabaseName`, which the caller may write.
+async fn writable_table(c: &Caller<'_>, input: &Value) -> Result<TableRecord, GlueError> {
+    let t = table_of(c, input, "TableName", Action::Write).await?;
+    Ok(c.app.lake.external_table(&t.database, &t.name).await?)
 }
 
 fn with_next(mut answer: Value, next: Option<String>) -> Value {
