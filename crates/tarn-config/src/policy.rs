@@ -78,6 +78,14 @@ impl Resource {
         }
     }
 
+    /// The table `domain.layer.table`, when `address` is one.
+    pub fn of_table(address: &str) -> Option<Self> {
+        match address.split('.').collect::<Vec<_>>()[..] {
+            [d, l, t] => Some(Resource::table(d, l, t)),
+            _ => None,
+        }
+    }
+
     pub fn zone(domain: &str, layer: &str) -> Self {
         Resource::Data {
             domain: domain.into(),

@@ -81,14 +81,11 @@ impl Access {
         address: &str,
         path: &str,
     ) -> Result<(), crate::ApiError> {
-        let resource = match address.split('.').collect::<Vec<_>>()[..] {
-            [d, l, t] => Resource::table(d, l, t),
-            _ => {
-                return Err(crate::ApiError::bad_request(format!(
-                    "`{address}` is not a table address; write DOMAIN.LAYER.TABLE"
-                )))
-            }
-        };
+        let resource = Resource::of_table(address).ok_or_else(|| {
+            crate::ApiError::bad_request(format!(
+                "`{address}` is not a table address; write DOMAIN.LAYER.TABLE"
+            ))
+        })?;
         self.require(app, Action::Write, resource, Method::POST, path)
             .await
     }
@@ -125,14 +122,6 @@ pub(crate) enum Need {
     SomeData(Action),
 }
 
-fn table_of(address: &str) -> Option<Resource> {
-    let parts: Vec<&str> = address.split('.').collect();
-    match parts[..] {
-        [d, l, t] => Some(Resource::table(d, l, t)),
-        _ => None,
-    }
-}
-
 /// What `method` on `path` needs (`glue`: the Glue operation a `POST /` names).
 pub(crate) fn need(method: &Method, path: &str, glue: Option<&str>) -> Need {
     use Action::{Admin, Read, Write};
@@ -152,7 +141,7 @@ pub(crate) fn need(method: &Method, path: &str, glue: Option<&str>) -> Need {
         ["api", "v1", "zones"] => Need::SomeData(Read),
         ["api", "v1", "zones", d, l, "objects", ..] => Need::On(rw, Resource::zone(d, l)),
         ["api", "v1", "tables"] | ["api", "v1", "crawls"] if read => Need::SomeData(Read),
-        ["api", "v1", "tables", t, ..] => match table_of(t) {
+        ["api", "v1", "tables", t, ..] => match Resource::of_table(t) {
             Some(r) => Need::On(Read, r),
             None => Need::SomeData(Read),
         },
@@ -171,7 +160,7 @@ pub(crate) fn need(method: &Method, path: &str, glue: Option<&str>) -> Need {
         ["endpoints", _, "ping"] => Need::On(Read, Resource::Endpoints),
         ["endpoints", ..] => Need::On(Write, Resource::Endpoints),
         ["ui", "tables"] | ["ui", "dashboards"] => Need::SomeData(Read),
-        ["ui", "tables", t] => match table_of(t) {
+        ["ui", "tables", t] => match Resource::of_table(t) {
             Some(r) => Need::On(Read, r),
             None => Need::SomeData(Read),
         },

@@ -551,10 +551,7 @@ pub(crate) async fn tables(
         .tables(t.filter.as_deref(), t.search.as_deref())
         .await?;
     // Only the tables the caller may read.
-    all.retain(|s| match s.table.split('.').collect::<Vec<_>>()[..] {
-        [d, l, name] => access.reads_table(d, l, name),
-        _ => false,
-    });
+    all.retain(|s| Resource::of_table(&s.table).is_some_and(|r| access.allows(Action::Read, &r)));
     Ok(Json(page(&app, all, |t| t.table.clone(), &q)?))
 }
 
