@@ -51,7 +51,7 @@ pub use pipeline::{
     Requirements, Retry, Step, StepKind, Trigger, PIPELINES_DIR, SHARED_DIR,
 };
 pub use policy::{
-    built_in as built_in_policy, Action, GrantSpec, Grants, Resource, FULL, READ_ONLY,
+    built_in as built_in_policy, step_policy, Action, GrantSpec, Grants, Resource, FULL, READ_ONLY,
 };
 pub use resolve::{LakeConfig, Selection, CONFIG_FILE};
 pub use secrets::{inherited_env, redact, redact_json, INHERITED};

@@ -48,6 +48,13 @@ pub struct GrantSpec {
 /// The built-in policies' names.
 pub const FULL: &str = "full";
 pub const READ_ONLY: &str = "read-only";
+/// The prefix of the policy a pipeline's step token carries: `pipeline-step:DOMAIN`.
+pub const PIPELINE_STEP: &str = "pipeline-step:";
+
+/// The policy of a step of a pipeline of `domain`: see [`built_in`].
+pub fn step_policy(domain: &str) -> String {
+    format!("{PIPELINE_STEP}{domain}")
+}
 
 /// The areas of the lake a grant can name besides data.
 const AREAS: [&str; 3] = ["ml", "pipelines", "endpoints"];
@@ -135,8 +142,13 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
-/// Whether the resource pattern `pattern` (as written under `on:`) covers `r`.
+/// Whether the resource pattern `pattern` (as written under `on:`) covers `r` (`below`: or
+/// something inside it, a zone of a domain or a table of a zone).
 fn covers(pattern: &str, r: &Resource) -> bool {
+    covers_at(pattern, r, false)
+}
+
+fn covers_at(pattern: &str, r: &Resource, below: bool) -> bool {
     if pattern == "*" {
         return true;
     }
@@ -158,8 +170,8 @@ fn covers(pattern: &str, r: &Resource) -> bool {
             // A pattern covers everything below the parts it names; what it names must match.
             parts.iter().enumerate().all(|(i, p)| match wanted[i] {
                 Some(w) => glob(p, w),
-                // A grant on a table does not cover its whole zone.
-                None => false,
+                // A grant on a table does not cover its whole zone (but is inside it).
+                None => below,
             })
         }
     }
@@ -175,6 +187,14 @@ impl Grants {
         self.0
             .iter()
             .any(|g| g.allow >= action && g.on.iter().any(|p| covers(p, resource)))
+    }
+
+    /// Whether `action` is granted on `resource` or on something inside it: a listing of
+    /// zones or databases shows `resource` then.
+    pub fn reaches(&self, action: Action, resource: &Resource) -> bool {
+        self.0
+            .iter()
+            .any(|g| g.allow >= action && g.on.iter().any(|p| covers_at(p, resource, true)))
     }
 
     /// Whether any data at all may be read (a listing then shows what may be).
@@ -197,9 +217,24 @@ impl Grants {
     }
 }
 
-/// The built-in policies.
+/// The built-in policies: `full`, `read-only`, and `pipeline-step:DOMAIN`, what a pipeline's
+/// step may do with the token it is handed (read everything, as its pipeline's code may join
+/// any table; write its own domain's zones and tables, and runs and models; nothing on other
+/// domains, pipelines' executions, endpoints or the lake as a whole).
 pub fn built_in(name: &str) -> Option<Vec<GrantSpec>> {
     let everything = vec!["*".to_string()];
+    if let Some(domain) = name.strip_prefix(PIPELINE_STEP) {
+        return Some(vec![
+            GrantSpec {
+                allow: Action::Read,
+                on: everything,
+            },
+            GrantSpec {
+                allow: Action::Write,
+                on: vec![domain.to_string(), "ml".to_string()],
+            },
+        ]);
+    }
     match name {
         FULL => Some(vec![GrantSpec {
             allow: Action::Admin,
@@ -323,6 +358,10 @@ mod tests {
             "a table grant is not its zone"
         );
         assert!(!g.allows(Action::Read, &Resource::table("flights", "raw", "planes")));
+        assert!(g.reaches(Action::Write, &Resource::zone("flights", "raw")));
+        assert!(!g.reaches(Action::Write, &Resource::zone("flights", "trusted")));
+        assert!(g.reaches(Action::Read, &Resource::zone("flights", "service")));
+        assert!(!g.reaches(Action::Read, &Resource::zone("weather", "service")));
         assert!(g.allows(Action::Read, &Resource::Ml) && !g.allows(Action::Admin, &Resource::Ml));
         assert!(!g.allows(Action::Read, &Resource::Pipelines));
         assert!(!g.allows(Action::Read, &Resource::Lake));
@@ -335,6 +374,16 @@ mod tests {
         assert!(aporia.allows(Action::Read, &Resource::table("flights", "raw", "x")));
         assert!(!aporia.allows(Action::Read, &Resource::Ml));
         assert!(all.includes(&aporia) && !aporia.includes(&all));
+        let step = Grants(built_in(&step_policy("flights")).unwrap());
+        assert!(step.allows(Action::Write, &Resource::zone("flights", "raw")));
+        assert!(step.allows(Action::Write, &Resource::table("flights", "trusted", "x")));
+        assert!(step.allows(Action::Read, &Resource::table("weather", "raw", "x")));
+        assert!(!step.allows(Action::Write, &Resource::zone("weather", "raw")));
+        assert!(
+            step.allows(Action::Write, &Resource::Ml) && !step.allows(Action::Admin, &Resource::Ml)
+        );
+        assert!(!step.allows(Action::Write, &Resource::Pipelines));
+        assert!(!step.allows(Action::Write, &Resource::Lake));
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct TokenRecord {
     pub read_only: bool,
     pub created_at: String,
     pub revoked_at: Option<String>,
-    /// When set, the token may write only this domain's zones and tables.
+    /// When set, the token was made for a step of a pipeline of this domain; its policy
+    /// (`pipeline-step:DOMAIN`) lets it write only that domain's zones and tables.
     #[serde(default)]
     pub scope: Option<String>,
     /// When set, the token stops working at this time.
@@ -60,7 +61,15 @@ impl TokenRecord {
             .policies_json
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok())
-            .unwrap_or_else(|| vec![if self.read_only { "read-only" } else { "full" }.to_string()]);
+            .unwrap_or_else(|| {
+                vec![match &self.scope {
+                    // A step token made before its policy was stored (tarn-config's
+                    // `step_policy`).
+                    Some(domain) => format!("pipeline-step:{domain}"),
+                    None if self.read_only => "read-only".to_string(),
+                    None => "full".to_string(),
+                }]
+            });
         self
     }
 }
@@ -100,7 +109,8 @@ impl Tokens<'_> {
         name: &str,
         read_only: bool,
     ) -> Result<(TokenRecord, String), MetadataError> {
-        self.create_scoped_token(name, read_only, None, None).await
+        self.create_scoped_token(name, read_only, &[], None, None)
+            .await
     }
 
     /// Creates a token carrying `policies` (names the caller has checked); read-only when
@@ -111,34 +121,25 @@ impl Tokens<'_> {
         read_only: bool,
         policies: &[String],
     ) -> Result<(TokenRecord, String), MetadataError> {
-        let (record, token) = self
-            .create_scoped_token(name, read_only, None, None)
-            .await?;
-        if policies.is_empty() {
-            return Ok((record, token));
-        }
-        let json = serde_json::to_string(policies)?;
-        sqlx::query("UPDATE api_tokens SET policies = $1 WHERE id = $2")
-            .bind(&json)
-            .bind(&record.id)
-            .execute(&self.store.pool)
-            .await?;
-        let record = TokenRecord {
-            policies_json: Some(json),
-            ..record
-        };
-        Ok((record.with_policies(), token))
+        self.create_scoped_token(name, read_only, policies, None, None)
+            .await
     }
 
-    /// Creates a token that may write only `scope`'s zones and tables (any when `None`) and
+    /// Creates a token carrying `policies` (the built-in ones after `read_only` when none),
+    /// made for `scope`'s domain (a pipeline's step; its policies say what that allows), that
     /// stops working after `ttl` (never when `None`).
     pub async fn create_scoped_token(
         &self,
         name: &str,
         read_only: bool,
+        policies: &[String],
         scope: Option<&str>,
         ttl: Option<std::time::Duration>,
     ) -> Result<(TokenRecord, String), MetadataError> {
+        let policies_json = match policies {
+            [] => None,
+            some => Some(serde_json::to_string(some)?),
+        };
         let token = format!(
             "{TOKEN_PREFIX}{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -153,15 +154,15 @@ impl Tokens<'_> {
             scope: scope.map(str::to_string),
             aws_access_key: None,
             policies: Vec::new(),
-            policies_json: None,
+            policies_json,
             expires_at: ttl.map(|t| {
                 (chrono::Utc::now() + chrono::Duration::from_std(t).unwrap_or_default())
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
             }),
         };
         let res = sqlx::query(
-            "INSERT INTO api_tokens (id, name, token_hash, read_only, created_at, scope, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_tokens (id, name, token_hash, read_only, created_at, scope, expires_at, policies)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&record.id)
         .bind(name)
@@ -170,6 +171,7 @@ impl Tokens<'_> {
         .bind(&record.created_at)
         .bind(&record.scope)
         .bind(&record.expires_at)
+        .bind(&record.policies_json)
         .execute(&self.store.pool)
         .await;
         match res {

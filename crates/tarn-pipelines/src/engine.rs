@@ -114,7 +114,13 @@ impl Engine {
         let (_, token) = self
             .lake
             .tokens()
-            .create_scoped_token(&name, false, Some(&p.domain), Some(TOKEN_TTL))
+            .create_scoped_token(
+                &name,
+                false,
+                &[tarn_config::step_policy(&p.domain)],
+                Some(&p.domain),
+                Some(TOKEN_TTL),
+            )
             .await?;
         Ok(Some((name, token)))
     }

@@ -30,37 +30,6 @@ fn open_path(path: &str) -> bool {
     matches!(path, "/health" | "/ready")
 }
 
-/// What the request's token may write: every domain (`None`), or one. Handlers that write
-/// take it and call [`Scope::allows`].
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Scope(pub Option<(String, String)>);
-
-impl Scope {
-    /// Whether the token may write domain `domain`; the error names the token and its domain.
-    pub(crate) fn allows(&self, domain: &str) -> Result<(), ApiError> {
-        match &self.0 {
-            Some((token, d)) if d != domain => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "token_scope",
-                format!("token `{token}` may write only domain `{d}`, not `{domain}`"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether the token may act on the lake as a whole (not scoped to one domain).
-    pub(crate) fn unscoped(&self, what: &str) -> Result<(), ApiError> {
-        match &self.0 {
-            Some((token, d)) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "token_scope",
-                format!("token `{token}` may write only domain `{d}`; it may not {what}"),
-            )),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Who is calling: the name of the request's token when auth is on.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Caller(pub Option<String>);
@@ -81,7 +50,6 @@ pub(crate) async fn require_token(
     mut req: Request,
     next: Next,
 ) -> Response {
-    req.extensions_mut().insert(Scope::default());
     req.extensions_mut().insert(Caller::default());
     // Without auth every caller may do everything; with it, nothing until its token is known.
     req.extensions_mut().insert(match app.auth {
@@ -229,10 +197,6 @@ pub(crate) async fn require_token(
         read_only: record.read_only,
         may_read: Some(may_read),
     });
-    if let Some(domain) = &record.scope {
-        req.extensions_mut()
-            .insert(Scope(Some((record.name.clone(), domain.clone()))));
-    }
     next.run(req).await
 }
 

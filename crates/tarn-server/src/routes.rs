@@ -1,7 +1,6 @@
 //! The routes of the API and their handlers: thin translations to `tarn-lake` calls.
 
 use crate::access::Access;
-use crate::auth::Scope;
 use crate::error::{ErrorBody, JsonBody, Params, PathParams};
 use crate::{ApiError, App};
 use axum::body::Body;
@@ -21,11 +20,6 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// The domain of a table address `domain.layer.table`.
-fn domain_of(table: &str) -> &str {
-    table.split('.').next().unwrap_or_default()
-}
 
 /// The documented routes, each registered once: its path and methods come from the handler's
 /// `#[utoipa::path]`, so the router and `/openapi.json` cannot disagree. (The MLflow API is
@@ -313,12 +307,13 @@ pub(crate) struct ZoneInfo {
     location: String,
 }
 
-/// Every zone the lake declares.
+/// Every zone the lake declares that the caller may read (or read a table of).
 #[utoipa::path(get, path = "/api/v1/zones", tag = "zones", params(PageQuery), responses(
     (status = 200, body = Page<ZoneInfo>), (status = 400, body = ErrorBody),
 ))]
 pub(crate) async fn zones(
     State(app): State<App>,
+    Extension(access): Extension<Access>,
     Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Page<ZoneInfo>>> {
     let all: Vec<ZoneInfo> = app
@@ -326,6 +321,11 @@ pub(crate) async fn zones(
         .zones
         .all()
         .into_iter()
+        .filter(|z| {
+            access
+                .grants
+                .reaches(Action::Read, &Resource::zone(&z.domain, &z.layer))
+        })
         .map(|z| ZoneInfo {
             location: app.lake.zones.url_of(&z.root()),
             database: z.database(),
@@ -404,12 +404,10 @@ pub(crate) struct LandQuery {
         (status = 413, body = ErrorBody)))]
 pub(crate) async fn land_object(
     State(app): State<App>,
-    Extension(scope): Extension<Scope>,
     PathParams((domain, layer, key)): PathParams<(String, String, String)>,
     Params(q): Params<LandQuery>,
     body: Body,
 ) -> ApiResult<Response> {
-    scope.allows(&domain)?;
     // Check the place before reading a byte of the body.
     app.lake
         .zones
@@ -597,15 +595,13 @@ pub(crate) struct DoctorRequest {
 }
 
 /// Checks the catalog against the Delta logs and the objects against their events, and repairs
-/// what it finds unless `check` (as `tarn doctor` does); for unscoped tokens.
+/// what it finds unless `check` (as `tarn doctor` does); needs admin on the whole lake.
 #[utoipa::path(post, path = "/api/v1/doctor", tag = "catalog", request_body = DoctorRequest,
     responses((status = 200, body = tarn_lake::DoctorReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn doctor(
     State(app): State<App>,
-    Extension(scope): Extension<Scope>,
     JsonBody(req): JsonBody<DoctorRequest>,
 ) -> ApiResult<Json<tarn_lake::DoctorReport>> {
-    scope.unscoped("check and repair the whole lake")?;
     let stale = req
         .stale_after
         .map(Duration::from_secs)
@@ -625,14 +621,9 @@ pub(crate) struct CrawlRequest {
     responses((status = 200, body = tarn_lake::CrawlReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn crawl(
     State(app): State<App>,
-    Extension(scope): Extension<Scope>,
     Extension(access): Extension<Access>,
     JsonBody(req): JsonBody<CrawlRequest>,
 ) -> ApiResult<Json<tarn_lake::CrawlReport>> {
-    match &req.scope {
-        Some(s) => scope.allows(s.split('/').next().unwrap_or_default())?,
-        None => scope.unscoped("crawl every domain")?,
-    }
     let target = match req.scope.as_deref().filter(|s| !s.is_empty() && *s != "*") {
         None => Resource::Lake,
         Some(s) => match s.split('/').collect::<Vec<_>>()[..] {
@@ -727,11 +718,9 @@ fn load_args(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "the data breaks the contract or cannot be read")))]
 pub(crate) async fn load(
     State(app): State<App>,
-    Extension(scope): Extension<Scope>,
     Extension(access): Extension<Access>,
     JsonBody(req): JsonBody<LoadRequest>,
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
-    scope.allows(domain_of(&req.table))?;
     access
         .require_write(&app, &req.table, "/api/v1/loads")
         .await?;
@@ -772,12 +761,10 @@ pub(crate) struct UploadQuery {
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn load_upload(
     State(app): State<App>,
-    Extension(scope): Extension<Scope>,
     Extension(access): Extension<Access>,
     Params(q): Params<UploadQuery>,
     body: Body,
 ) -> ApiResult<Json<tarn_lake::LoadReport>> {
-    scope.allows(domain_of(&q.table))?;
     access
         .require_write(&app, &q.table, "/api/v1/loads/upload")
         .await?;
@@ -953,11 +940,9 @@ pub(crate) struct SqlIntoRequest {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn sql_into(
     State(app): State<App>,
-    Extension(scope): Extension<Scope>,
     Extension(access): Extension<Access>,
     JsonBody(req): JsonBody<SqlIntoRequest>,
 ) -> ApiResult<Json<tarn_lake::SqlInto>> {
-    scope.allows(domain_of(&req.table))?;
     access
         .require_write(&app, &req.table, "/api/v1/sql/into")
         .await?;

@@ -31,16 +31,11 @@ impl Caller<'_> {
     }
 
     /// Whether the caller may read anything of `database` (the zone, or a table in it).
-    fn sees(&self, database: &tarn_lake::DatabaseRecord, tables: &[TableRecord]) -> bool {
-        self.access.allows(
+    fn sees(&self, database: &tarn_lake::DatabaseRecord) -> bool {
+        self.access.grants.reaches(
             Action::Read,
             &Resource::zone(&database.domain, &database.layer),
-        ) || tables.iter().any(|t| {
-            t.database == database.name
-                && self
-                    .access
-                    .reads_table(&database.domain, &database.layer, &t.name)
-        })
+        )
     }
 }
 
@@ -51,11 +46,10 @@ fn resource_of(app: &App, database: &str, table: &str) -> Result<Resource, GlueE
 }
 
 pub(crate) async fn run(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
-    let app = c.app;
     match c.op {
         "GetDatabase" => get_database(c, input).await,
         "GetDatabases" => get_databases(c, input).await,
-        "CreateDatabase" => create_database(app, input).await,
+        "CreateDatabase" => create_database(c, input).await,
         "GetTable" => get_table(c, input).await,
         "GetTables" => get_tables(c, input).await,
         "GetTableVersion" => get_table_version(c, input).await,
@@ -105,9 +99,17 @@ pub(crate) const SERVED: &[&str] = &[
     "GetUserDefinedFunctions",
 ];
 
+/// The databases Spark's and Hive's Glue clients look for (and create when missing) as they
+/// start: they exist, always empty, so a client starts without a write (the Aporia seed's
+/// policy grants `CreateDatabase` on exactly these). tarn's own databases are its zones.
+pub(crate) const SPARK_DATABASES: [&str; 2] = ["default", "global_temp"];
+
 async fn get_database(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
     let app = c.app;
     let name = text(input, "Name")?;
+    if SPARK_DATABASES.contains(&name) {
+        return Ok(json!({"Database": shapes::spark_database(name)}));
+    }
     let found = app
         .lake
         .catalog()
@@ -116,7 +118,7 @@ async fn get_database(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError>
         .into_iter()
         .find(|d| d.name == name)
         .ok_or_else(|| GlueError::not_found(format!("Database {name} not found.")))?;
-    if !c.sees(&found, &app.lake.catalog().tables().await?) {
+    if !c.sees(&found) {
         c.require(Action::Read, Resource::zone(&found.domain, &found.layer))
             .await?;
     }
@@ -125,10 +127,9 @@ async fn get_database(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError>
 
 async fn get_databases(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
     let app = c.app;
-    let tables = app.lake.catalog().tables().await?;
     let mut dbs = app.lake.catalog().databases().await?;
     // Only the databases the caller may read something of.
-    dbs.retain(|d| c.sees(d, &tables));
+    dbs.retain(|d| c.sees(d));
     dbs.sort_by(|a, b| a.name.cmp(&b.name));
     let (dbs, next) = page(dbs, |d| d.name.clone(), input, 100, 100)?;
     Ok(with_next(
@@ -137,12 +138,28 @@ async fn get_databases(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError
     ))
 }
 
-async fn create_database(app: &App, input: &Value) -> Result<Value, GlueError> {
+/// Changes nothing: Spark's databases and the zones exist already (Glue's
+/// `AlreadyExistsException`, which Spark's client takes as done); any other name needs a
+/// domain declared in tarn.yml, which only an admin of the whole lake is told how to add.
+async fn create_database(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
+    let app = c.app;
     let db = input
         .get("DatabaseInput")
         .ok_or_else(|| GlueError::invalid("DatabaseInput is required"))?;
     let name = text(db, "Name").map_err(|e| e.within("DatabaseInput"))?;
-    match app.lake.zone_of_database(name) {
+    if SPARK_DATABASES.contains(&name) {
+        return Err(GlueError::new(
+            "AlreadyExistsException",
+            format!("Database {name} already exists."),
+        ));
+    }
+    let zone = app.lake.zone_of_database(name);
+    let resource = match &zone {
+        Ok(z) => Resource::zone(&z.domain, &z.layer),
+        Err(_) => Resource::Lake,
+    };
+    c.require(Action::Write, resource).await?;
+    match zone {
         Ok(_) => Err(GlueError::new(
             "AlreadyExistsException",
             format!("Database {name} already exists (it is a zone of this lake)."),
@@ -226,6 +243,9 @@ async fn tables_of(app: &App, database: &str) -> Result<Vec<TableRecord>, GlueEr
 
 async fn get_tables(c: &Caller<'_>, input: &Value) -> Result<Value, GlueError> {
     let database = text(input, "DatabaseName")?;
+    if SPARK_DATABASES.contains(&database) {
+        return Ok(json!({"TableList": []}));
+    }
     let zone = c.app.lake.zone_of_database(database)?;
     let mut tables = tables_of(c.app, database).await?;
     tables.retain(|t| c.access.reads_table(&zone.domain, &zone.layer, &t.name));

@@ -29,6 +29,17 @@ pub(crate) fn database(d: &tarn_lake::DatabaseRecord) -> Value {
     })
 }
 
+/// One of Spark's databases (`default`, `global_temp`): always there, always empty.
+pub(crate) fn spark_database(name: &str) -> Value {
+    json!({
+        "Name": name,
+        "Description": "Spark's database: tarn keeps no tables in it; its databases are its zones, DOMAIN_LAYER",
+        "Parameters": {},
+        "CreateTableDefaultPermissions": [],
+        "CatalogId": CATALOG_ID,
+    })
+}
+
 fn columns(cols: &[Column]) -> Value {
     Value::Array(
         cols.iter()

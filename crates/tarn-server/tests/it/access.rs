@@ -41,7 +41,7 @@ async fn lake() -> (tempfile::TempDir, App, [String; 4]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("tarn.yml"),
-        format!("lake: api\ndomains: [flights]\n{POLICIES}"),
+        format!("lake: api\ndomains: [flights, weather]\n{POLICIES}"),
     )
     .unwrap();
     let lake = Lake::open(dir.path(), &Selection::default()).await.unwrap();
@@ -88,6 +88,23 @@ async fn lake() -> (tempfile::TempDir, App, [String; 4]) {
     }
     let app = App::build(lake, Limits::default()).with_auth(true);
     (dir, app, tokens.try_into().unwrap())
+}
+
+/// Each request sent with `token`: its path, status and JSON answer.
+async fn answers(
+    app: &App,
+    token: &str,
+    requests: impl IntoIterator<Item = Request<Body>>,
+) -> Vec<(String, StatusCode, serde_json::Value)> {
+    let mut out = Vec::new();
+    for req in requests {
+        let path = req.uri().path().to_string();
+        let (s, b) = call(app, bearer(req, token)).await;
+        let body = serde_json::from_slice(&b)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&b).into_owned().into());
+        out.push((path, s, body));
+    }
+    out
 }
 
 async fn denied_events(app: &App) -> Vec<serde_json::Value> {
@@ -148,16 +165,9 @@ async fn the_aporia_policy_reads_the_catalog_and_nothing_else() {
             serde_json::json!({"name": "x"}),
         ),
     ];
-    for req in refused {
-        let path = req.uri().path().to_string();
-        let (s, b) = call(&app, bearer(req, &aporia)).await;
-        assert_eq!(
-            s,
-            StatusCode::FORBIDDEN,
-            "{path}: {}",
-            String::from_utf8_lossy(&b)
-        );
-        assert_eq!(json(&b)["error"]["code"], "access_denied", "{path}");
+    for (path, s, b) in answers(&app, &aporia, refused).await {
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {b}");
+        assert_eq!(b["error"]["code"], "access_denied", "{path}");
     }
     for (op, body) in [
         (
@@ -197,6 +207,37 @@ async fn the_aporia_policy_reads_the_catalog_and_nothing_else() {
             String::from_utf8_lossy(&b)
         );
         assert_eq!(json(&b)["__type"], "AccessDeniedException", "{op}");
+    }
+    // Spark's Glue client, starting, finds `default` and creates it: Glue's answer that it
+    // exists already, which the seed's policy (CreateDatabase on default) expects.
+    for db in ["default", "global_temp"] {
+        let (s, b) = call(
+            &app,
+            bearer(
+                glue("GetDatabase", serde_json::json!({"Name": db})),
+                &aporia,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+        let (s, b) = call(
+            &app,
+            bearer(
+                glue(
+                    "CreateDatabase",
+                    serde_json::json!({"DatabaseInput": {"Name": db}}),
+                ),
+                &aporia,
+            ),
+        )
+        .await;
+        assert_eq!(
+            s,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(&b)
+        );
+        assert_eq!(json(&b)["__type"], "AlreadyExistsException");
     }
     let events = denied_events(&app).await;
     assert!(events.iter().all(|e| e["who"] == "aporia"), "{events:?}");
@@ -315,6 +356,19 @@ async fn a_token_granted_one_zone_sees_only_that_zone() {
         .map(|t| t["table"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(listed, ["flights.service.carriers"]);
+    let (s, b) = call(&app, bearer(get("/api/v1/zones"), &service)).await;
+    assert_eq!(s, StatusCode::OK);
+    let zones: Vec<String> = json(&b)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["database"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        zones,
+        ["flights_service"],
+        "zones listed to a one-zone token"
+    );
     let (_, b) = call(&app, bearer(get("/ui/tables"), &service)).await;
     let page = String::from_utf8_lossy(&b);
     assert!(
@@ -348,6 +402,72 @@ async fn a_token_granted_one_zone_sees_only_that_zone() {
 }
 
 /// A path of the OpenAPI document with its parameters filled in.
+/// A pipeline's step token (`pipeline-step:DOMAIN`, as the engine mints it) writes its own
+/// domain and runs, reads the rest, and is refused other domains, executions, approvals and
+/// the lake as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_token_writes_only_its_pipelines_domain() {
+    let (_dir, app, _) = lake().await;
+    let (record, step) = app
+        .lake()
+        .tokens()
+        .create_scoped_token(
+            "pipeline-p-step",
+            false,
+            &[tarn_config::step_policy("flights")],
+            Some("flights"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.policies, ["pipeline-step:flights"]);
+    let allowed = [
+        put("/api/v1/zones/flights/raw/objects/step/x.csv", AIRLINES),
+        post(
+            "/api/v1/loads",
+            serde_json::json!({"table": "flights.trusted.airlines", "source": "flights/raw/airlines/airlines.csv"}),
+        ),
+        post(
+            "/api/v1/sql/into",
+            serde_json::json!({"query": "SELECT count(*) AS n FROM flights.trusted.airlines", "table": "flights.service.counted"}),
+        ),
+        post(
+            "/api/2.0/mlflow/experiments/create",
+            serde_json::json!({"name": "from-a-step"}),
+        ),
+        post(
+            "/api/v1/crawls",
+            serde_json::json!({"scope": "flights/raw"}),
+        ),
+    ];
+    for (path, s, b) in answers(&app, &step, allowed).await {
+        assert!(s.is_success(), "{path}: {s} {b}");
+    }
+    let refused = [
+        put("/api/v1/zones/weather/raw/objects/x.csv", AIRLINES),
+        post(
+            "/api/v1/sql/into",
+            serde_json::json!({"query": "SELECT 1 AS x", "table": "weather.service.x"}),
+        ),
+        post("/api/v1/crawls", serde_json::json!({})),
+        post("/api/v1/crawls", serde_json::json!({"scope": "weather"})),
+        post("/api/v1/executions/x/retry", serde_json::json!({})),
+        post("/api/v1/executions/x/cancel", serde_json::json!({})),
+        post("/api/v1/doctor", serde_json::json!({})),
+        post(
+            "/api/v1/models/m/versions/1/approve",
+            serde_json::json!({"reason": "ok"}),
+        ),
+    ];
+    for (path, s, b) in answers(&app, &step, refused).await {
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {b}");
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(message.contains("pipeline-p-step"), "{message}");
+    }
+
+    assert!(app.lake().ls("weather/raw").await.unwrap().is_empty());
+}
+
 fn filled(path: &str) -> String {
     let mut out = Vec::new();
     for seg in path.split('/') {

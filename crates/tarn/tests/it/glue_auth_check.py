@@ -135,4 +135,49 @@ status, body = signed_at(
     now, reader_key, reader_secret, "AWSGlue.GetTables", b'{"DatabaseName": "flights_raw"}', sent=b'{"DatabaseName": "flights_trusted"}'
 )
 assert status == 403 and "does not match" in body["message"], body
+
+# Spark's and Hive's Glue clients, starting: `default` exists (empty), and creating it (the
+# Aporia seed's policy grants exactly that) is Glue's AlreadyExistsException, which they take
+# as done; a read-only key may do both, and nothing is created.
+for name in ["default", "global_temp"]:
+    assert reader.get_database(Name=name)["Database"]["Name"] == name
+    assert reader.get_tables(DatabaseName=name)["TableList"] == []
+    code, _ = refused(reader.create_database, DatabaseInput={"Name": name})
+    assert code == "AlreadyExistsException", code
+code, message = refused(reader.create_database, DatabaseInput={"Name": "sales_raw"})
+assert code == "AccessDeniedException", (code, message)
+
+
+def signed_api(method, path, key, secret, body=None, service="tarn"):
+    """tarn's own API signed by botocore's Signature V4 (service `tarn`)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"content-type": "application/json"} if body is not None else {}
+    req = AWSRequest(method=method, url=url + path, data=body, headers=headers)
+    SigV4Auth(Credentials(key, secret), service, "us-east-1").add_auth(req)
+    prepared = req.prepare()
+    sent = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers), method=method)
+    try:
+        with urllib.request.urlopen(sent) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+status, body = signed_api("GET", "/api/v1/tables?limit=500", reader_key, reader_secret)
+assert status == 200 and "flights.raw.airports" in [t["table"] for t in body["items"]], (status, body)
+status, body = signed_api(
+    "POST", "/api/v1/sql", reader_key, reader_secret, json.dumps({"query": "SELECT count(*) AS n FROM flights.raw.airports"}).encode()
+)
+assert status == 200, (status, body)
+status, body = signed_api("PUT", "/api/v1/zones/flights/raw/objects/signed/x.json", reader_key, reader_secret, b'{"a": 1}')
+assert status == 403, (status, body)
+status, body = signed_api("PUT", "/api/v1/zones/flights/raw/objects/signed/x.json", writer_key, writer_secret, b'{"a": 1}')
+assert status == 201, (status, body)
+# Signed for Glue's service but sent to tarn's API: refused, naming the service.
+status, body = signed_api("GET", "/api/v1/tables", reader_key, reader_secret, service="glue")
+assert status == 403 and "service" in body["error"]["message"], (status, body)
+out["api_wrong_service"] = body["error"]["message"]
 print(json.dumps(out))

@@ -976,6 +976,11 @@ print(json.dumps({"own": land("example"), "other": land("other"), "token_length"
         .collect();
     assert_eq!(step_tokens.len(), 1, "{tokens:#}");
     assert_eq!(step_tokens[0]["scope"], "example");
+    assert_eq!(
+        step_tokens[0]["policies"],
+        serde_json::json!(["pipeline-step:example"]),
+        "the step's grants are a policy"
+    );
     assert!(step_tokens[0]["revoked_at"].is_string(), "{tokens:#}");
     assert!(step_tokens[0]["expires_at"].is_string(), "{tokens:#}");
     let objects = ok(&tarn(dir.path(), &["ls", "example/raw"]));
