@@ -19,7 +19,7 @@ fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
 }
 use tarn_lake::{
     CrawlReport, Event, ExecutionDetail, ExecutionRecord, HistoryEntry, Landed, LoadArgs,
-    LoadReport, ObjectInfo, SqlInto, TableDetail, TableSummary,
+    LoadReport, ObjectInfo, SqlInto, TableDetail, TableFiles, TableSummary,
 };
 
 /// A client of one server.
@@ -264,6 +264,14 @@ impl Client {
     pub async fn table(&self, table: &str) -> Result<TableDetail> {
         self.json(self.request(Method::GET, &format!("/api/v1/tables/{}", segment(table))))
             .await
+    }
+
+    pub async fn table_files(&self, table: &str) -> Result<TableFiles> {
+        self.json(self.request(
+            Method::GET,
+            &format!("/api/v1/tables/{}/files", segment(table)),
+        ))
+        .await
     }
 
     pub async fn history(&self, table: &str) -> Result<Vec<HistoryEntry>> {

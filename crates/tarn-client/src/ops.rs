@@ -13,7 +13,7 @@ use tarn_lake::registry::{ModelVersion, RegisteredModel};
 use tarn_lake::{
     BatchStream, CrawlReport, DoctorReport, Event, ExecutionDetail, ExecutionRecord, HistoryEntry,
     Lake, LandOptions, Landed, LoadArgs, LoadReport, ObjectInfo, QueryOptions, SqlInto,
-    TableDetail, TableSummary,
+    TableDetail, TableFiles, TableSummary,
 };
 use tarn_monitoring::{Figure, MonitorSummary, RunOptions, RunReport, RunSummary};
 
@@ -49,6 +49,8 @@ pub trait Operations: Send + Sync {
         -> Result<Vec<TableSummary>>;
     async fn table(&self, table: &str) -> Result<TableDetail>;
     async fn history(&self, table: &str) -> Result<Vec<HistoryEntry>>;
+    /// The files behind a table (a Delta table's at its latest version).
+    async fn table_files(&self, table: &str) -> Result<TableFiles>;
     async fn load(&self, args: &LoadArgs) -> Result<LoadReport>;
     async fn doctor(&self, check: bool, stale_after: Duration) -> Result<DoctorReport>;
     /// A query's schema and its rows as they come.
@@ -153,6 +155,9 @@ impl Operations for Lake {
     }
     async fn history(&self, table: &str) -> Result<Vec<HistoryEntry>> {
         Ok(Lake::history(self, table).await?)
+    }
+    async fn table_files(&self, table: &str) -> Result<TableFiles> {
+        Ok(Lake::table_files(self, table).await?)
     }
     async fn load(&self, args: &LoadArgs) -> Result<LoadReport> {
         Ok(Lake::load(self, args).await?)
@@ -321,6 +326,9 @@ impl Operations for Client {
     }
     async fn history(&self, table: &str) -> Result<Vec<HistoryEntry>> {
         Client::history(self, table).await
+    }
+    async fn table_files(&self, table: &str) -> Result<TableFiles> {
+        Client::table_files(self, table).await
     }
     async fn load(&self, args: &LoadArgs) -> Result<LoadReport> {
         Client::load(self, args).await

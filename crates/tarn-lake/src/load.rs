@@ -149,7 +149,6 @@ impl Lake {
     ) -> Result<LoadReport, LakeError> {
         let a = self.address(&args.table)?;
         self.writable(&a)?;
-        let contract = self.contract(&a)?;
         let shown = shown.unwrap_or(&args.source).to_string();
         let bytes = self.source_bytes(&args.source, local).await.map_err(|e| {
             match (e, shown != args.source) {
@@ -172,6 +171,80 @@ impl Lake {
         })
         .await
         .map_err(|e| LakeError::Usage(format!("reading the source failed: {e}")))??;
+        self.load_source(args, source, &digest, txn, shown).await
+    }
+
+    /// Loads the Parquet files a job staged under `staged` (a folder of the lake's store, as
+    /// `_tarn/staging/...`) into a Delta table as one commit, at most once per `txn`, under the
+    /// table's contract (rejects, catalog versions and history as any load's). `shown` names
+    /// the load in the table's history.
+    pub async fn load_staged(
+        &self,
+        args: &LoadArgs,
+        staged: &str,
+        txn: &str,
+        shown: &str,
+    ) -> Result<LoadReport, LakeError> {
+        use futures::TryStreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        let a = self.address(&args.table)?;
+        self.writable(&a)?;
+        let store = self.zones.store().clone();
+        let prefix = object_store::path::Path::from(staged.trim_matches('/'));
+        let mut parts: Vec<object_store::path::Path> = store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| {
+                LakeError::Usage(format!("listing the staged files under {staged}: {e}"))
+            })?;
+        parts.retain(|p| p.as_ref().ends_with(".parquet"));
+        parts.sort();
+        let mut batches = Vec::new();
+        let mut digest = sha2::Sha256::new();
+        for part in &parts {
+            let got = store.get(part).await;
+            let bytes = match got {
+                Ok(g) => g.bytes().await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| LakeError::Usage(format!("reading the staged file {part}: {e}")))?;
+            digest.update(sha2::Sha256::digest(&bytes));
+            let name = part.to_string();
+            let read = tokio::task::spawn_blocking(move || {
+                Source::read(&name, &bytes, Some(Format::Parquet))
+            })
+            .await
+            .map_err(|e| LakeError::Usage(format!("reading {part} failed: {e}")))??;
+            batches.extend(read.batches);
+        }
+        if batches.iter().all(|b| b.num_rows() == 0) && parts.is_empty() {
+            return Err(LakeError::Usage(format!(
+                "the job staged no file under {staged} for {a}; nothing was loaded"
+            )));
+        }
+        let source = Source {
+            batches,
+            malformed: Vec::new(),
+            format: Format::Parquet,
+        };
+        let digest = hex::encode(digest.finalize());
+        self.load_source(args, source, &digest, Some(txn), shown.to_string())
+            .await
+    }
+
+    /// Writes what was read (`source`, whose bytes hash to `digest`) as a load.
+    async fn load_source(
+        &self,
+        args: &LoadArgs,
+        source: Source,
+        digest: &str,
+        txn: Option<&str>,
+        shown: String,
+    ) -> Result<LoadReport, LakeError> {
+        let a = self.address(&args.table)?;
+        let contract = self.contract(&a)?;
         // Without a contract a table takes the columns of what is loaded into it: say which
         // it gains, or refuse when the lake says so, before anything is written.
         let mut added_columns = Vec::new();

@@ -20,6 +20,7 @@
 
 mod engine;
 mod error;
+mod glue;
 mod ml;
 mod step;
 mod trigger;

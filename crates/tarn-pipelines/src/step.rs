@@ -172,8 +172,17 @@ pub async fn run(
                 } => m.clone(),
                 _ => std::env::var("TARN_SPARK_MASTER").unwrap_or_else(|_| "local[*]".into()),
             };
-            let logs = spark(env, step, module, &master, default_args, input).await?;
-            Ok(done(input.clone(), logs))
+            let (writes, logs) = spark(env, step, module, &master, default_args, input).await?;
+            // The step's input goes on, with what the job wrote when it wrote anything.
+            let output = match (input, writes.is_empty()) {
+                (serde_json::Value::Object(m), false) => {
+                    let mut m = m.clone();
+                    m.insert("glue_writes".into(), serde_json::Value::Array(writes));
+                    serde_json::Value::Object(m)
+                }
+                _ => input.clone(),
+            };
+            Ok(done(output, logs))
         }
         StepKind::Train { model } => {
             let (ml, cx) = ml_context(env, step)?;
@@ -446,6 +455,8 @@ fn timed_out(step: &Step, logs: String) -> StepFailed {
     )
 }
 
+/// `spark-submit` of the module's `index.py` with tarn's `awsglue` (`--py-files`), then the
+/// job's staged writes committed: answers each write's load report and the logs.
 async fn spark(
     env: &StepEnv<'_>,
     step: &Step,
@@ -453,7 +464,7 @@ async fn spark(
     master: &str,
     default_args: &std::collections::BTreeMap<String, String>,
     input: &serde_json::Value,
-) -> Result<String, StepFailed> {
+) -> Result<(Vec<serde_json::Value>, String), StepFailed> {
     let submit = spark_submit().ok_or_else(|| {
         fail(
             format!(
@@ -463,21 +474,125 @@ async fn spark(
             "",
         )
     })?;
-    let mut args = vec!["--master".to_string(), master.to_string()];
+    let lake = env.lake;
+    let library = crate::glue::library(lake).map_err(|e| fail(format!("GlueLibrary: {e}"), ""))?;
+    let mut args = vec![
+        "--master".to_string(),
+        master.to_string(),
+        "--py-files".to_string(),
+        library.display().to_string(),
+        // Timestamps are UTC, as tarn keeps them.
+        "--conf".to_string(),
+        "spark.sql.session.timeZone=UTC".to_string(),
+        // Spark's own INFO lines would bury the script's output in the step's log.
+        "--conf".to_string(),
+        "spark.log.level=WARN".to_string(),
+    ];
+    let jars = &module.requirements.extra_jars;
+    if !jars.is_empty() {
+        let mut found = Vec::new();
+        for j in jars {
+            let p = if Path::new(j).is_absolute() {
+                PathBuf::from(j)
+            } else {
+                module.dir.join(j)
+            };
+            if !p.is_file() {
+                return Err(fail(
+                    format!(
+                        "States.TaskFailed: extra_jars in {}: `{j}` is not a file here ({}); put the jar in the module's folder (nothing is downloaded)",
+                        module.dir.join("requirements.json").display(),
+                        p.display()
+                    ),
+                    "",
+                ));
+            }
+            found.push(p.display().to_string());
+        }
+        args.push("--jars".into());
+        args.push(found.join(","));
+    }
     args.push(module.entry().display().to_string());
     args.extend(glue_args(env, step, default_args, input));
+    let staging = crate::glue::Staging::new(lake, env.execution_id, &step.name, env.attempt_id);
+    let work = tempfile::tempdir().map_err(|e| fail(format!("a folder for the job: {e}"), ""))?;
+    let manifest = work.path().join("manifest.jsonl");
+    let bookmarks = work.path().join("bookmarks.json");
+    crate::glue::bookmarks_for(lake, &env.pipeline.name, &step.name, &bookmarks)
+        .await
+        .map_err(|e| fail(format!("GlueBookmarks: {e}"), ""))?;
+    let mut vars = env.vars(step);
+    let exe = std::env::current_exe().map(|p| p.display().to_string());
+    vars.extend([
+        (
+            "TARN_BIN".to_string(),
+            exe.unwrap_or_else(|_| "tarn".into()),
+        ),
+        ("TARN_STORAGE_URL".into(), lake.zones.url().to_string()),
+        ("TARN_GLUE_STAGING".into(), staging.url.clone()),
+        ("TARN_GLUE_STAGING_PATH".into(), staging.path.clone()),
+        ("TARN_GLUE_MANIFEST".into(), manifest.display().to_string()),
+        (
+            "TARN_GLUE_BOOKMARKS".into(),
+            bookmarks.display().to_string(),
+        ),
+    ]);
     let finished = process::run(
         &submit,
         &args,
         &module.src(),
-        &env.vars(step),
+        &vars,
         input.to_string().as_bytes(),
         step.timeout,
         env.sink.clone(),
     )
     .await
     .map_err(|e| fail(format!("cannot start spark-submit: {e}"), ""))?;
-    exited(step, finished)
+    let logs = match exited(step, finished) {
+        Ok(logs) => logs,
+        Err(mut failed) => {
+            crate::glue::remove_staged(lake, &staging.path).await;
+            // The script's exception, not the last line Spark logged while stopping.
+            if let Some(raised) = python_exception(&failed.logs) {
+                failed.error = format!("States.TaskFailed: `{}` raised {raised}", step.name);
+            }
+            return Err(failed);
+        }
+    };
+    let writes = crate::glue::commit(
+        lake,
+        &manifest,
+        &staging,
+        &env.pipeline.name,
+        env.execution_id,
+        &step.name,
+    )
+    .await
+    .map_err(|e| fail(format!("States.TaskFailed: {e}"), logs.clone()))?;
+    Ok((writes, logs))
+}
+
+/// The last exception a Python traceback in `logs` ends with (`KeyError: 'x'`).
+fn python_exception(logs: &str) -> Option<String> {
+    let lines: Vec<&str> = logs.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains("Traceback (most recent call last)"))?;
+    lines[start + 1..]
+        .iter()
+        .map(|l| l.trim_start_matches(['|', ' ']).trim_end())
+        .find(|l| {
+            !l.starts_with(' ')
+                && !l.starts_with("File ")
+                && l.split(':').next().is_some_and(|head| {
+                    !head.is_empty()
+                        && head
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '.' || c == '_')
+                        && (head.ends_with("Error") || head.ends_with("Exception"))
+                })
+        })
+        .map(str::to_string)
 }
 
 fn spark_submit() -> Option<PathBuf> {

@@ -18,4 +18,4 @@ mod python;
 
 pub use error::ProcessError;
 pub use process::{kill_group, Finished, LineSink, Streaming, LOG_CAP};
-pub use python::{Python, PythonEnv};
+pub use python::{Python, PythonEnv, AWSGLUE};

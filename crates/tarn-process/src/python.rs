@@ -1,8 +1,9 @@
 //! Python for `lambda`, `glue` and trigger/catch modules: one virtualenv per distinct
 //! `requirements.json` (built once, cached by its hash under `.tarn/venvs/`, or under
 //! `TARN_VENV_CACHE` to share them between lakes), the module's
-//! shared modules on the path, and tarn's small runtime files (the lambda runner, an
-//! `awsglue.utils` with `getResolvedOptions`).
+//! shared modules on the path, and tarn's small runtime files (the lambda runner, tarn's
+//! `awsglue`: `getResolvedOptions` for Python shell jobs, and GlueContext, DynamicFrame,
+//! transforms and Job over PySpark for Glue ETL jobs, see [`AWSGLUE`]).
 
 use crate::ProcessError;
 use sha2::Digest;
@@ -10,8 +11,25 @@ use std::path::{Path, PathBuf};
 use tarn_config::Module;
 
 const LAMBDA_RUNNER: &str = include_str!("py/lambda_runner.py");
-const AWSGLUE_INIT: &str = include_str!("py/awsglue/__init__.py");
-const AWSGLUE_UTILS: &str = include_str!("py/awsglue/utils.py");
+/// tarn's `awsglue` package: each file's path in the package's folder and its text.
+pub const AWSGLUE: &[(&str, &str)] = &[
+    (
+        "awsglue/__init__.py",
+        include_str!("py/awsglue/__init__.py"),
+    ),
+    ("awsglue/_tarn.py", include_str!("py/awsglue/_tarn.py")),
+    ("awsglue/context.py", include_str!("py/awsglue/context.py")),
+    (
+        "awsglue/dynamicframe.py",
+        include_str!("py/awsglue/dynamicframe.py"),
+    ),
+    ("awsglue/job.py", include_str!("py/awsglue/job.py")),
+    (
+        "awsglue/transforms.py",
+        include_str!("py/awsglue/transforms.py"),
+    ),
+    ("awsglue/utils.py", include_str!("py/awsglue/utils.py")),
+];
 const TARN_ZONES: &str = include_str!("py/tarn_zones.py");
 
 /// Where Python environments for a lake are kept.
@@ -74,8 +92,10 @@ impl Python {
     fn runtime(&self) -> Result<PathBuf, ProcessError> {
         let hash = hex::encode(
             &sha2::Sha256::digest(
-                [LAMBDA_RUNNER, AWSGLUE_INIT, AWSGLUE_UTILS, TARN_ZONES]
-                    .concat()
+                [LAMBDA_RUNNER, TARN_ZONES]
+                    .into_iter()
+                    .chain(AWSGLUE.iter().map(|(_, text)| *text))
+                    .collect::<String>()
                     .as_bytes(),
             )[..8],
         );
@@ -90,8 +110,9 @@ impl Python {
             .join(format!(".{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(tmp.join("awsglue")).map_err(io)?;
         std::fs::write(tmp.join("lambda_runner.py"), LAMBDA_RUNNER).map_err(io)?;
-        std::fs::write(tmp.join("awsglue/__init__.py"), AWSGLUE_INIT).map_err(io)?;
-        std::fs::write(tmp.join("awsglue/utils.py"), AWSGLUE_UTILS).map_err(io)?;
+        for (name, text) in AWSGLUE {
+            std::fs::write(tmp.join(name), text).map_err(io)?;
+        }
         std::fs::write(tmp.join("tarn_zones.py"), TARN_ZONES).map_err(io)?;
         if std::fs::rename(&tmp, &dir).is_err() {
             // Another process wrote the same files first.

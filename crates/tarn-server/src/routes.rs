@@ -50,6 +50,7 @@ pub(crate) fn documented() -> OpenApiRouter<App> {
         .routes(routes!(tables))
         .routes(routes!(table))
         .routes(routes!(history))
+        .routes(routes!(table_files))
         .routes(routes!(crawls, crawl))
         .routes(routes!(doctor))
         .routes(routes!(load))
@@ -562,6 +563,18 @@ pub(crate) async fn table(
     PathParams(table): PathParams<String>,
 ) -> ApiResult<Json<tarn_lake::TableDetail>> {
     Ok(Json(app.lake.table(&table).await?))
+}
+
+/// The files behind a table (a Delta table's at its latest version, each with its partition
+/// values), for engines that read them directly (Spark running a Glue ETL script).
+#[utoipa::path(get, path = "/api/v1/tables/{table}/files", tag = "catalog",
+    params(("table" = String, Path, description = "domain.layer.table")),
+    responses((status = 200, body = tarn_lake::TableFiles), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn table_files(
+    State(app): State<App>,
+    PathParams(table): PathParams<String>,
+) -> ApiResult<Json<tarn_lake::TableFiles>> {
+    Ok(Json(app.lake.table_files(&table).await?))
 }
 
 /// The Delta commits of a table, newest first.

@@ -610,6 +610,49 @@ async fn key_values(table: &DeltaTable, key: &[String]) -> Result<Vec<RecordBatc
     Ok(df.select_columns(&cols)?.collect().await?)
 }
 
+/// One data file of a Delta table's version: its path under the table, its size, and its
+/// partition values (`None` for a null one).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DataFile {
+    pub path: String,
+    pub size: i64,
+    pub rows: Option<i64>,
+    pub partition: std::collections::BTreeMap<String, Option<String>>,
+}
+
+/// The data files of the version `table` is at: what a reader of that version reads, and
+/// nothing a later commit added.
+pub fn data_files(table: &DeltaTable) -> Result<Vec<DataFile>, TablesError> {
+    let state = table.snapshot()?;
+    Ok(state
+        .log_data()
+        .iter()
+        .map(|f| {
+            let partition = f
+                .partition_values()
+                .map(|s| {
+                    s.fields()
+                        .iter()
+                        .zip(s.values())
+                        .map(|(field, v)| {
+                            use deltalake::kernel::scalars::ScalarExt;
+                            // As the log writes a partition value (no quotes, no encoding).
+                            let text = (!v.is_null()).then(|| ScalarExt::serialize(v));
+                            (field.name().to_string(), text)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            DataFile {
+                path: f.path().to_string(),
+                size: f.size(),
+                rows: f.num_records().map(|n| n as i64),
+                partition,
+            }
+        })
+        .collect())
+}
+
 /// Rows in the table's current version.
 pub async fn count_rows(table: &DeltaTable) -> Result<i64, TablesError> {
     // Every file's `numRecords` statistic, as the log holds it: no data is read (an

@@ -26,9 +26,10 @@ pub use contract::{
     arrow_type, load_all as load_contracts, load_for as load_contract, ColumnRule, Contract,
 };
 pub use delta::{
-    append_once, commit_txn, count_rows, delete_where, history, load, loads_since, open,
-    retry_conflicts, roll_back, txn_version, write_batches, write_stream, BatchSource, Committed,
-    CommittedLoad, HistoryEntry, LoadMode, LoadOutcome, LoadRequest, StreamWrite,
+    append_once, commit_txn, count_rows, data_files, delete_where, history, load, loads_since,
+    open, retry_conflicts, roll_back, txn_version, write_batches, write_stream, BatchSource,
+    Committed, CommittedLoad, DataFile, HistoryEntry, LoadMode, LoadOutcome, LoadRequest,
+    StreamWrite,
 };
 pub use deltalake::DeltaTable;
 pub use error::TablesError;

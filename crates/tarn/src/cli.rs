@@ -694,4 +694,11 @@ pub(crate) enum TableCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// The files behind a table: a Delta table's at its latest version (one consistent
+    /// snapshot), a crawled table's under its location, each with its partition values.
+    Files {
+        table: String,
+        #[command(flatten)]
+        out: Output,
+    },
 }

