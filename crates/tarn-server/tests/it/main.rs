@@ -388,6 +388,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tables"),
     ("get", "/api/v1/tables/{table}"),
     ("get", "/api/v1/tables/{table}/history"),
+    ("get", "/api/v1/tables/{table}/files"),
     ("get", "/api/v1/crawls"),
     ("post", "/api/v1/crawls"),
     ("post", "/api/v1/doctor"),
