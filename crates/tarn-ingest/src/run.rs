@@ -369,11 +369,7 @@ fn lease_until() -> String {
     (chrono::Utc::now() + LEASE).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
+use tarn_lake::this_host;
 
 impl Lease {
     async fn take(lake: &Lake, tap: &str, run_id: &str) -> Result<Lease, IngestError> {

@@ -48,11 +48,12 @@ pub use tarn_config::{LakeConfig, Limits, Selection};
 pub use tarn_metadata::{
     execution_id, status, Column, CrawlRecord, DeliveryRecord, EndpointRecord, Event,
     ExecutionRecord, Existing, Inactive, Kind, MetadataError, Missing, NewEvent, NewExecution,
-    StepAttempt, Store, TokenRecord, OBJECT_CREATED,
+    RoleHolder, StepAttempt, Store, TokenRecord, COORDINATOR, OBJECT_CREATED,
 };
 pub use tarn_metadata::{
     logged_models, registry, run_search, sealed, taps, traces, tracking, validation,
 };
+pub use tarn_metadata::{this_host, this_node};
 pub use tarn_metadata::{
     DatabaseRecord, Partition, TableChange, TableDraft, TableRecord, TableVersion,
 };
@@ -108,6 +109,11 @@ impl Lake {
     /// Pipeline executions, their leases and step attempts.
     pub fn executions(&self) -> tarn_metadata::Executions<'_> {
         self.meta.executions()
+    }
+
+    /// Roles one node of a deployment holds at a time (the coordinator).
+    pub fn roles(&self) -> tarn_metadata::Roles<'_> {
+        self.meta.roles()
     }
 
     /// API tokens.

@@ -35,6 +35,7 @@ mod executions;
 mod kv;
 pub mod logged_models;
 pub mod registry;
+mod roles;
 pub mod run_search;
 pub mod sealed;
 mod store;
@@ -59,6 +60,7 @@ pub use executions::{
 };
 pub use logged_models::LoggedModels;
 pub use registry::Registry;
+pub use roles::{this_host, this_node, RoleHolder, Roles, COORDINATOR};
 pub use store::Store;
 pub use taps::{SealedSecret, TapState, Taps};
 pub use tokens::{TokenRecord, Tokens, TOKEN_PREFIX};

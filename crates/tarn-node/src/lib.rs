@@ -20,4 +20,4 @@ pub use error::NodeError;
 pub use ml::{engine, loopback_server, MlSteps};
 pub use monitors::{start_monitors, MONITOR_SCHEDULED};
 pub use quickstart::{quickstart, Quickstart, QuickstartMl, QuickstartPipeline};
-pub use serve::{serve, start_engine, Say, ServeOptions};
+pub use serve::{serve, start_engine, work, Say, ServeOptions};

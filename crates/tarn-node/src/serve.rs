@@ -113,6 +113,24 @@ pub async fn serve(lake: Lake, options: ServeOptions, say: Say) -> Result<(), No
     Ok(result?)
 }
 
+/// `tarn worker`: runs executions of the lake's pipelines (leased, so never twice across the
+/// deployment's nodes) with `workers` at once, and nothing else (no HTTP, no watcher, no
+/// schedules), until SIGINT or SIGTERM.
+pub async fn work(lake: Lake, workers: usize, say: Say) -> Result<(), NodeError> {
+    let engine = crate::engine(&lake)?.executions_only();
+    say(format!(
+        "node {} runs executions of {} pipeline(s), {workers} at once (Ctrl-C to stop)",
+        tarn_lake::this_node().trim_end_matches(':'),
+        engine.pipelines.len()
+    ));
+    engine
+        .run(workers, async {
+            let _ = tarn_server::shutdown_signal().await;
+        })
+        .await;
+    Ok(())
+}
+
 /// Starts the pipeline engine beside `tarn serve` when the lake has pipelines; it stops when
 /// `stop` is cancelled. Steps reach the server at `bound` (with a token of their own when
 /// auth is on, revoked when the server stops).

@@ -34,6 +34,9 @@ pub struct Engine {
     notifier: tarn_notify::Notifier,
     /// This worker's lease owner name: `host:pid:random`.
     owner: String,
+    /// Whether this node may take the coordinator role (watch zones, fire schedules); a
+    /// `tarn worker` only runs executions.
+    coordinate: bool,
     /// `TARN_SERVER` for steps, and whether the server needs tokens (then each execution's
     /// steps get one of their own), when run by `tarn serve`.
     server: Option<(String, bool)>,
@@ -62,19 +65,17 @@ impl Engine {
     pub fn new(lake: Lake) -> Result<Engine, PipelineError> {
         let pipelines = tarn_config::load_pipelines(&lake.config)?;
         let notifier = tarn_notify::Notifier::for_lake(&lake.config);
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
         Ok(Engine {
             python: Python::new(&lake.config.root),
             pipelines: Arc::new(pipelines),
             notifier,
             owner: format!(
-                "{host}:{}:{}",
-                std::process::id(),
+                "{}{}",
+                tarn_lake::this_node(),
                 &uuid::Uuid::new_v4().to_string()[..8]
             ),
             server: None,
+            coordinate: true,
             sink: None,
             ml: None,
             wake: Default::default(),
@@ -92,6 +93,12 @@ impl Engine {
     /// Steps reach tarn at `url`; with `auth`, each execution's steps (and each trigger
     /// module run) get a token of their own that may write only the pipeline's domain,
     /// revoked when they are done and expiring by itself after a crash.
+    /// An engine that only runs executions (never watches zones or fires schedules).
+    pub fn executions_only(mut self) -> Engine {
+        self.coordinate = false;
+        self
+    }
+
     pub fn with_server(mut self, url: String, auth: bool) -> Engine {
         self.server = Some((url, auth));
         self
@@ -761,11 +768,55 @@ impl Engine {
         let mut tasks = Vec::new();
         {
             let (me, work) = (me.clone(), work.clone());
+            // One node of a deployment watches, sweeps and fires schedules: whoever holds
+            // the coordinator role, renewed every third of its lease by a task of its own
+            // (never late behind slow work) and taken over by another node once it runs out.
+            let holding = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            if me.coordinate {
+                let (me, holding) = (me.clone(), holding.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let held = me
+                            .lake
+                            .roles()
+                            .hold(tarn_lake::COORDINATOR, &me.owner, LEASE)
+                            .await
+                            .unwrap_or_else(|e| {
+                                tracing::warn!("holding the coordinator role: {e}");
+                                false
+                            });
+                        let was = holding.swap(held, std::sync::atomic::Ordering::SeqCst);
+                        if held && !was {
+                            tracing::info!(owner = %me.owner, "this node coordinates: it watches zones and fires schedules");
+                        }
+                        tokio::time::sleep(LEASE / 3).await;
+                    }
+                }));
+            }
             tasks.push(tokio::spawn(async move {
                 let mut since = chrono::Utc::now();
                 let mut watched = std::time::Instant::now() - WATCH_EVERY;
                 let mut swept = std::time::Instant::now();
+                let mut held = false;
                 loop {
+                    let now_held = holding.load(std::sync::atomic::Ordering::SeqCst);
+                    if now_held && !held {
+                        // Schedules a dead coordinator missed are fired now (each once: an
+                        // occurrence is one event whoever records it).
+                        since = since.max(chrono::Utc::now() - chrono::Duration::minutes(10));
+                    }
+                    held = now_held;
+                    if !held {
+                        match me.dispatch().await {
+                            Ok(c) if !c.is_empty() => work.notify_waiters(),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!("dispatching events: {e}"),
+                        }
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(200), me.wake.notified())
+                                .await;
+                        continue;
+                    }
                     if watched.elapsed() >= WATCH_EVERY {
                         watched = std::time::Instant::now();
                         if let Err(e) = me.watch().await {
@@ -814,6 +865,7 @@ impl Engine {
             t.abort();
         }
         let _ = me.lake.executions().release_leases(&me.owner).await;
+        let _ = me.lake.roles().release(&me.owner).await;
         me.flush(Duration::from_secs(5)).await;
     }
 }

@@ -175,6 +175,12 @@ pub(crate) struct Readiness {
     metadata: bool,
     /// The object store answers.
     storage: bool,
+    /// This node (`HOST:PID`), one of a deployment's nodes on one metadata store.
+    node: String,
+    /// What this node does: `api` and `endpoints` (every `tarn serve`), `executions` (when the
+    /// lake has pipelines), and `coordinator` while it holds that role (it watches zones and
+    /// fires schedules; one node of a deployment at a time).
+    roles: Vec<String>,
 }
 
 /// Whether the metadata store and the object store are reachable.
@@ -191,6 +197,26 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
         .list_with_delimiter(None)
         .await
         .is_ok();
+    let node = tarn_lake::this_node();
+    let mut roles = vec!["api".to_string(), "endpoints".to_string()];
+    if app
+        .lake
+        .config
+        .root
+        .join(tarn_config::PIPELINES_DIR)
+        .is_dir()
+    {
+        roles.push("executions".into());
+    }
+    if meta {
+        if let Ok(held) = app.lake.roles().holders().await {
+            roles.extend(
+                held.into_iter()
+                    .filter(|h| h.owner.starts_with(&node))
+                    .map(|h| h.role),
+            );
+        }
+    }
     let status = if meta && storage {
         StatusCode::OK
     } else {
@@ -207,6 +233,8 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
             .into(),
             metadata: meta,
             storage,
+            node: node.trim_end_matches(':').to_string(),
+            roles,
         }),
     )
         .into_response()

@@ -47,6 +47,7 @@ Machine learning:
 
 Serve:
   serve       Serve the lake's HTTP API (docs at /docs) and its model endpoints
+  worker      Run pipeline executions on this node (no HTTP), beside other nodes
   endpoints   Deploy, list, show and delete model endpoints
   token       Create, list and revoke API tokens
 
@@ -292,6 +293,22 @@ pub(crate) enum Command {
         /// How often endpoints look for moved aliases and new deployments, in milliseconds.
         #[arg(long, default_value_t = 2000)]
         endpoint_poll_ms: u64,
+    },
+    /// Run pipeline executions on this node, and nothing else: no HTTP, no watcher, no
+    /// schedules (a `tarn serve` of the deployment holds those).
+    ///
+    /// Any number of `tarn worker` and `tarn serve` processes on one shared lake (Postgres and
+    /// S3) lease executions from the metadata store, so each runs once; a node that dies is
+    /// replaced by another within the lease time (15 s).
+    ///
+    /// Examples:
+    ///   tarn worker
+    ///   tarn worker --workers 8
+    #[command(verbatim_doc_comment)]
+    Worker {
+        /// Executions run at once (default: TARN_WORKERS, else 4).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Create, list and revoke the tokens `tarn serve --auth` accepts.
     #[command(subcommand)]

@@ -388,6 +388,16 @@ pub(crate) async fn token_revoke(ctx: &Ctx, name: &str) -> Result<()> {
 
 /// `tarn serve`: the lake's HTTP API, its endpoints and its pipeline engine, until SIGINT or
 /// SIGTERM; what it does goes to stderr.
+pub(crate) async fn worker(ctx: &Ctx, workers: Option<usize>) -> Result<()> {
+    let workers = workers
+        .or_else(|| std::env::var("TARN_WORKERS").ok()?.parse().ok())
+        .unwrap_or(4)
+        .max(1);
+    let say = std::sync::Arc::new(|line: String| eprintln!("tarn worker: {line}"));
+    let lake = Lake::open(&ctx.dir, &ctx.selection).await?;
+    Ok(tarn_node::work(lake, workers, say).await?)
+}
+
 pub(crate) async fn serve(
     ctx: &Ctx,
     addr: std::net::SocketAddr,

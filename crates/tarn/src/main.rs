@@ -45,7 +45,7 @@ fn main() {
     // WARN on every merge about a metric it derives itself and an ERROR on every commit that
     // loses a race (which tarn tries again); tarn reports real failures itself, so that noise
     // stays off unless asked for (TARN_LOG).
-    let serving = matches!(cli.command, Command::Serve { .. });
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. });
     let merge = "deltalake_core::operations::merge=error,deltalake_core::kernel::transaction=off";
     let filter = std::env::var("TARN_LOG").unwrap_or_else(|_| {
         if cli.verbose || serving {
@@ -139,6 +139,7 @@ fn place(command: &Command) -> Option<(&'static str, &'static str)> {
         Command::Init { .. } => Some(("init", "it writes a lake folder here")),
         Command::Quickstart { .. } => Some(("quickstart", "it builds a lake folder here")),
         Command::Serve { .. } => Some(("serve", "it serves the lake folder it runs in")),
+        Command::Worker { .. } => Some(("worker", "it runs executions of the lake folder it runs in")),
         Command::Token(_) => Some(("token", "tokens are made and revoked where the server's lake is, so that no token can mint others")),
         Command::Endpoints(E::Deploy { .. }) => Some(("endpoints deploy", ENDPOINTS)),
         Command::Endpoints(E::Delete { .. }) => Some(("endpoints delete", ENDPOINTS)),
@@ -259,6 +260,7 @@ async fn run(cli: Cli) -> Result<()> {
             max_object_mb,
             endpoint_poll_ms,
         } => commands::serve(&ctx, *addr, *auth, *max_object_mb, *endpoint_poll_ms).await,
+        Command::Worker { workers } => commands::worker(&ctx, *workers).await,
         Command::Token(TokenCommand::Create {
             name,
             read_only,

@@ -4,6 +4,7 @@ mod glue;
 mod glue_etl;
 mod integrity;
 mod monitoring;
+mod nodes;
 mod parity;
 mod pipelines;
 mod server;
