@@ -30,6 +30,8 @@ pub(crate) struct FileConfig {
     /// What a load does when a file brings columns a table without a contract lacks:
     /// `widen` (add them, and say so) or `refuse`.
     pub schema_evolution: Option<crate::SchemaEvolution>,
+    /// Where Glue ETL and `spark` steps run.
+    pub spark: Option<SparkSettings>,
     #[serde(default)]
     pub environments: BTreeMap<String, Settings>,
 }
@@ -159,6 +161,25 @@ pub struct S3Settings {
     /// Address buckets as `bucket.endpoint` instead of `endpoint/bucket`.
     #[serde(default)]
     pub virtual_hosted_style: Option<bool>,
+}
+
+/// Where Glue ETL and `spark` steps run (`spark:` in tarn.yml): a step's own `master:` comes
+/// first, then `TARN_SPARK_MASTER`, then `master` here, else `local[*]`.
+///
+/// ```yaml
+/// spark:
+///   master: spark://spark-master:7077
+///   conf:
+///     spark.executor.memory: 4g
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SparkSettings {
+    #[serde(default)]
+    pub master: Option<String>,
+    /// Spark properties passed as `--conf KEY=VALUE` (not for secrets: Spark may log them).
+    #[serde(default)]
+    pub conf: BTreeMap<String, String>,
 }
 
 /// The mail server `email` subscriptions are sent through.

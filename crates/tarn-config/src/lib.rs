@@ -37,7 +37,7 @@ pub use dashboard::{
 pub use endpoint::{Canary, EndpointSpec};
 pub use error::ConfigError;
 pub use file::{
-    DomainSpec, S3Settings, Secret, SmtpSettings, SmtpTls, Subscription, SubscriptionProtocol,
+    DomainSpec, S3Settings, Secret, SmtpSettings, SparkSettings, SmtpTls, Subscription, SubscriptionProtocol,
     TopicSpec,
 };
 pub use limits::{Limits, SchemaEvolution, JSON_DEPTH_CEILING};

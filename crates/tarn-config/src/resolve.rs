@@ -73,6 +73,8 @@ pub struct LakeConfig {
     pub taps: Vec<crate::TapSpec>,
     /// Named grants (`policies:`), besides the built-in `full` and `read-only`.
     pub policies: std::collections::BTreeMap<String, Vec<crate::GrantSpec>>,
+    /// Where Glue ETL and `spark` steps run (`spark:`).
+    pub spark: crate::SparkSettings,
     /// Whether loads may add columns to tables without a contract (`schema_evolution:`).
     pub schema_evolution: crate::SchemaEvolution,
 }
@@ -280,6 +282,7 @@ impl LakeConfig {
             taps,
             policies,
             schema_evolution: file.schema_evolution.unwrap_or_default(),
+            spark: file.spark.clone().unwrap_or_default(),
             limits,
             endpoints,
             root,

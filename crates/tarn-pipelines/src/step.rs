@@ -170,7 +170,11 @@ pub async fn run(
                 StepKind::Spark {
                     master: Some(m), ..
                 } => m.clone(),
-                _ => std::env::var("TARN_SPARK_MASTER").unwrap_or_else(|_| "local[*]".into()),
+                _ => std::env::var("TARN_SPARK_MASTER")
+                    .ok()
+                    .filter(|m| !m.is_empty())
+                    .or_else(|| env.lake.config.spark.master.clone())
+                    .unwrap_or_else(|| "local[*]".into()),
             };
             let (writes, logs) = spark(env, step, module, &master, default_args, input).await?;
             // The step's input goes on, with what the job wrote when it wrote anything.
@@ -488,6 +492,10 @@ async fn spark(
         "--conf".to_string(),
         "spark.log.level=WARN".to_string(),
     ];
+    for (k, v) in &lake.config.spark.conf {
+        args.push("--conf".into());
+        args.push(format!("{k}={v}"));
+    }
     let jars = &module.requirements.extra_jars;
     if !jars.is_empty() {
         let mut found = Vec::new();

@@ -97,6 +97,8 @@ for f, _ in files.values():
 struct Cluster {
     children: Vec<Child>,
     master: String,
+    /// The master's web UI port (its `/json/` lists the applications it ran).
+    ui: u16,
 }
 
 impl Drop for Cluster {
@@ -129,6 +131,7 @@ impl Cluster {
         let home = PathBuf::from(String::from_utf8_lossy(&home.stdout).trim());
         let class = home.join("bin/spark-class");
         let port = free_port();
+        let ui = free_port();
         let master = format!("spark://127.0.0.1:{port}");
         let spawn = |args: &[&str]| {
             Command::new(&class)
@@ -147,7 +150,7 @@ impl Cluster {
             "--port",
             &port.to_string(),
             "--webui-port",
-            &free_port().to_string(),
+            &ui.to_string(),
         ])];
         // The master listens before the worker registers with it.
         let start = std::time::Instant::now();
@@ -170,12 +173,27 @@ impl Cluster {
             "--webui-port",
             &free_port().to_string(),
         ]));
-        Cluster { children, master }
+        Cluster {
+            children,
+            master,
+            ui,
+        }
+    }
+
+    /// The applications the master has run to their end.
+    fn completed_apps(&self) -> usize {
+        let out = Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{}/json/", self.ui)])
+            .output()
+            .unwrap();
+        let state = json_of(&String::from_utf8_lossy(&out.stdout));
+        state["completedapps"].as_array().map_or(0, Vec::len)
     }
 }
 
-/// Runs the example's pipeline once (with `master`, else `local[*]`); answers the execution.
-fn run_job(dir: &Path, master: Option<&str>) -> serde_json::Value {
+/// Runs the example's pipeline once (on tarn.yml's `spark: master:`, else `local[*]`); answers
+/// the execution.
+fn run_job(dir: &Path) -> serde_json::Value {
     std::fs::write(dir.join("event.json"), "{}").unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tarn"));
     cmd.args([
@@ -189,9 +207,7 @@ fn run_job(dir: &Path, master: Option<&str>) -> serde_json::Value {
         "--format",
         "json",
     ]);
-    if let Some(m) = master {
-        cmd.env("TARN_SPARK_MASTER", m);
-    }
+    cmd.env_remove("TARN_SPARK_MASTER");
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -293,7 +309,7 @@ fn equals_sql(dir: &Path) {
 #[test]
 fn a_glue_etl_script_runs_unchanged_on_local_spark_embedded() {
     let dir = example(Deployment::Embedded, &[1, 2, 3]);
-    let e = run_job(dir.path(), None);
+    let e = run_job(dir.path());
     assert_eq!(e["status"], "succeeded", "{e:#}");
     equals_sql(dir.path());
     // The staged files are gone once committed.
@@ -309,8 +325,20 @@ fn a_glue_etl_script_runs_unchanged_on_local_spark_embedded() {
 fn a_glue_etl_script_runs_unchanged_on_a_standalone_cluster_shared() {
     let dir = example(Deployment::Shared, &[1, 2, 3]);
     let cluster = Cluster::start();
-    let e = run_job(dir.path(), Some(&cluster.master));
+    // The cluster named in tarn.yml (`spark:`), as a team's lake would.
+    let yml = dir.path().join("tarn.yml");
+    let text = std::fs::read_to_string(&yml).unwrap();
+    std::fs::write(
+        &yml,
+        format!(
+            "{text}spark:\n  master: {}\n  conf:\n    spark.executor.memory: 1g\n",
+            cluster.master
+        ),
+    )
+    .unwrap();
+    let e = run_job(dir.path());
     assert_eq!(e["status"], "succeeded", "{e:#}");
+    assert_eq!(cluster.completed_apps(), 1, "the job ran on the cluster");
     let logs = serde_json::to_string(&e).unwrap();
     assert!(
         !logs.contains(&std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or("-".into())),
@@ -364,10 +392,10 @@ fn a_bookmarked_job_reads_only_what_landed_since_its_last_commit() {
         ),
     )
     .unwrap();
-    assert_eq!(run_job(d, None)["status"], "succeeded");
+    assert_eq!(run_job(d)["status"], "succeeded");
     let first = count(d, "flights.trusted.late_flights");
     assert!(first > 3000, "{first}");
-    let again = run_job(d, None);
+    let again = run_job(d);
     assert_eq!(again["status"], "succeeded", "{again:#}");
     assert_eq!(
         count(d, "flights.trusted.late_flights"),
@@ -376,7 +404,7 @@ fn a_bookmarked_job_reads_only_what_landed_since_its_last_commit() {
     );
     land_months(d, &[3]);
     ok(&tarn(d, &["crawl", "flights/raw"]));
-    assert_eq!(run_job(d, None)["status"], "succeeded");
+    assert_eq!(run_job(d)["status"], "succeeded");
     let march = json_of(&ok(&tarn(
         d,
         &[
