@@ -37,8 +37,8 @@ pub use dashboard::{
 pub use endpoint::{Canary, EndpointSpec};
 pub use error::ConfigError;
 pub use file::{
-    DomainSpec, S3Settings, Secret, SmtpSettings, SparkSettings, SmtpTls, Subscription, SubscriptionProtocol,
-    TopicSpec,
+    DomainSpec, S3Settings, Secret, SmtpSettings, SmtpTls, SparkSettings, Subscription,
+    SubscriptionProtocol, TopicSpec,
 };
 pub use limits::{Limits, SchemaEvolution, JSON_DEPTH_CEILING};
 pub use monitor::{

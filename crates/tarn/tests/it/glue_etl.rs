@@ -419,3 +419,84 @@ fn a_bookmarked_job_reads_only_what_landed_since_its_last_commit() {
         first + march[0]["n"].as_i64().unwrap()
     );
 }
+
+/// Kills `tarn serve` (SIGKILL) while it runs the job, at a different moment each round (in
+/// Spark, or committing), then lets a last server finish: the table holds each late flight
+/// once, and the execution ended succeeded with one succeeded attempt.
+#[test]
+fn killed_mid_job_the_table_ends_with_each_row_once() {
+    let dir = example(Deployment::Embedded, &[1, 2]);
+    let d = dir.path();
+    ok(&tarn(
+        d,
+        &[
+            "events",
+            "put",
+            "--source",
+            "ops",
+            "--detail-type",
+            "late_flights",
+            "--detail",
+            "{}",
+        ],
+    ));
+    for wait in [4u64, 11, 17] {
+        let served = crate::server::Served::start(d, &[]);
+        std::thread::sleep(std::time::Duration::from_secs(wait));
+        served.kill();
+    }
+    let served = crate::server::Served::start(d, &[]);
+    let start = std::time::Instant::now();
+    let e = loop {
+        let all = json_of(&ok(&tarn(d, &["executions", "list", "--format", "json"])));
+        let e = all[0].clone();
+        if e["status"] == "succeeded" || e["status"] == "failed" {
+            break e;
+        }
+        assert!(
+            start.elapsed().as_secs() < 240,
+            "the job did not end: {all:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    served.stop();
+    assert_eq!(e["status"], "succeeded", "{e:#}");
+    let shown = json_of(&ok(&tarn(
+        d,
+        &[
+            "executions",
+            "show",
+            e["id"].as_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    )));
+    let won = shown["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] == "succeeded")
+        .count();
+    assert_eq!(won, 1, "{shown:#}");
+    let abandoned = shown["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] == "abandoned")
+        .count();
+    assert!(abandoned > 0, "no kill landed inside the job: {shown:#}");
+    let expected = json_of(&ok(&tarn(
+        d,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM flights.raw.flights_hive f JOIN flights.raw.airlines a ON f.carrier = a.carrier WHERE f.month IN (1, 2) AND f.dep_delay > 60 AND f.dep_delay <= 1000",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(
+        count(d, "flights.trusted.late_flights"),
+        expected[0]["n"].as_i64().unwrap(),
+        "each late flight once"
+    );
+}
