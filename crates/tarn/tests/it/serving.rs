@@ -68,12 +68,23 @@ struct Answer {
 
 /// Sends `body` from `workers` concurrent clients until `stop` is set.
 async fn load(url: String, body: String, workers: usize, stop: Arc<AtomicBool>) -> Vec<Answer> {
+    load_from(url, body, 0..workers, stop).await
+}
+
+/// [`load`] with clients numbered `workers` (request ids `load-W-K` stay apart between two
+/// loads).
+async fn load_from(
+    url: String,
+    body: String,
+    workers: std::ops::Range<usize>,
+    stop: Arc<AtomicBool>,
+) -> Vec<Answer> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
     let mut tasks = Vec::new();
-    for w in 0..workers {
+    for w in workers {
         let (client, url, body, stop) = (client.clone(), url.clone(), body.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
@@ -501,6 +512,19 @@ fn alias_moves_under_load_without_a_failed_request() {
 /// The same on the shared deployment: Postgres for the metadata, the inference table on S3.
 #[test]
 fn alias_moves_under_load_shared() {
+    let (dir, lake) = shared_with_delays(&["1", "2"]);
+    ok(&tarn(
+        &lake,
+        &["models", "alias", "delays", "champion", "1"],
+    ));
+    deploy_delays(&lake, &[]);
+    let served = Served::start(&lake, &["--endpoint-poll-ms", "200"]);
+    alias_moves_under_load((dir, lake, served));
+}
+
+/// A shared lake (Postgres + S3) with flights and the quickstart's delays model trained and
+/// approved as `versions`.
+fn shared_with_delays(versions: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = crate::training::flights_lake(tarn_lake::testing::Deployment::Shared);
     let lake = dir.path().to_path_buf();
     std::fs::copy(
@@ -511,7 +535,7 @@ fn alias_moves_under_load_shared() {
         lake.join("models/delays/train.yml"),
     )
     .unwrap();
-    for version in ["1", "2"] {
+    for &version in versions {
         let trained = json(&ok(&tarn(&lake, &["train", "delays", "--format", "json"])));
         assert_eq!(trained["registered"]["version"], version, "{trained}");
         ok(&tarn(
@@ -521,13 +545,57 @@ fn alias_moves_under_load_shared() {
             ],
         ));
     }
+    (dir, lake)
+}
+
+/// Two `tarn serve` nodes on one shared lake serve the same endpoint; traffic spread over
+/// both is answered and every answered request is in the inference table once.
+#[test]
+fn endpoint_traffic_over_two_nodes_is_logged_once_shared() {
+    let (_dir, lake) = shared_with_delays(&["1"]);
     ok(&tarn(
         &lake,
         &["models", "alias", "delays", "champion", "1"],
     ));
     deploy_delays(&lake, &[]);
-    let served = Served::start(&lake, &["--endpoint-poll-ms", "200"]);
-    alias_moves_under_load((dir, lake, served));
+    let a = Served::start(&lake, &["--endpoint-poll-ms", "200"]);
+    let b = Served::start(&lake, &["--endpoint-poll-ms", "200"]);
+    let rt = runtime();
+    let answers = rt.block_on(async {
+        let client = reqwest::Client::new();
+        for s in [&a.url, &b.url] {
+            ready(&client, &format!("{s}/endpoints/delays/ping")).await;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let on_a = tokio::spawn(load_from(
+            format!("{}/endpoints/delays/invocations", a.url),
+            records(3),
+            0..3,
+            stop.clone(),
+        ));
+        let on_b = tokio::spawn(load_from(
+            format!("{}/endpoints/delays/invocations", b.url),
+            records(3),
+            100..103,
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::SeqCst);
+        let mut all = on_a.await.unwrap();
+        let from_a = all.len();
+        all.extend(on_b.await.unwrap());
+        assert!(
+            from_a > 20 && all.len() - from_a > 20,
+            "{from_a} and {}",
+            all.len() - from_a
+        );
+        all
+    });
+    let failed: Vec<&Answer> = answers.iter().filter(|x| x.status != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    a.stop();
+    b.stop();
+    assert_logged_once(&lake, "flights.service.inference_delays", &answers, 3);
 }
 
 fn alias_moves_under_load((_dir, lake, served): (tempfile::TempDir, PathBuf, Served)) {
