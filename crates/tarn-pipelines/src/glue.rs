@@ -159,7 +159,13 @@ pub(crate) async fn commit(
     if !marks.is_empty() {
         keep_bookmarks(lake, pipeline, step, marks).await?;
     }
-    remove_staged(lake, &staging.path).await;
+    // This attempt's files and those of earlier attempts of the step (a killed one's).
+    let step_folder = staging
+        .path
+        .rsplit_once('/')
+        .map(|(folder, _)| folder.to_string())
+        .unwrap_or_else(|| staging.path.clone());
+    remove_staged(lake, &step_folder).await;
     Ok(reports)
 }
 
