@@ -442,6 +442,13 @@ impl LakeConfig {
     pub fn contracts_dir(&self) -> PathBuf {
         self.root.join("contracts")
     }
+
+    /// Whether a server of this lake runs the pipeline engine: it has pipelines, or topics
+    /// that publish events.
+    pub fn runs_pipelines(&self) -> bool {
+        self.root.join(crate::PIPELINES_DIR).is_dir()
+            || self.topics.iter().any(|t| !t.events.is_empty())
+    }
 }
 
 fn check_stage_name(name: &str) -> Result<(), String> {

@@ -143,8 +143,7 @@ pub fn start_engine(
     say: Say,
 ) -> Option<tokio::task::JoinHandle<()>> {
     // The engine runs pipelines and publishes events to the topics that list them.
-    let publishes = lake.config.topics.iter().any(|t| !t.events.is_empty());
-    if !lake.config.root.join(tarn_config::PIPELINES_DIR).is_dir() && !publishes {
+    if !lake.config.runs_pipelines() {
         return None;
     }
     Some(tokio::spawn(async move {

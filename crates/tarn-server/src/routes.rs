@@ -199,13 +199,7 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
         .is_ok();
     let node = tarn_lake::this_node();
     let mut roles = vec!["api".to_string(), "endpoints".to_string()];
-    if app
-        .lake
-        .config
-        .root
-        .join(tarn_config::PIPELINES_DIR)
-        .is_dir()
-    {
+    if app.lake.config.runs_pipelines() {
         roles.push("executions".into());
     }
     if meta {
