@@ -19,7 +19,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// `unregistered_table`, `stale_row_count`, `schema`, `unrecorded_load`, `missing_log`,
-    /// `object_without_event`, `temporary_file` or `open_upload`.
+    /// `object_without_event`, `temporary_file`, `open_upload` or `staged_write`.
     pub kind: String,
     /// The table (`domain.layer.table`) or object (`domain/layer/key`) concerned.
     pub place: String,
@@ -121,6 +121,7 @@ impl Lake {
                 );
             }
         }
+        self.doctor_staged(repair, stale, &mut report).await?;
         for u in self.zones.stale_uploads(stale).await? {
             let fixed = repair && self.zones.abort_upload(&u).await.is_ok();
             report.found(
@@ -136,6 +137,69 @@ impl Lake {
             );
         }
         Ok(report)
+    }
+
+    /// Files a Glue ETL job staged (`_tarn/staging/EXECUTION/...`) that nothing will commit:
+    /// its execution has ended (or is unknown) and none of them was written for `stale`. A
+    /// committed step removes its staging itself; these are left by a Spark driver that kept
+    /// writing after its attempt was given up, or a node killed between commit and removal.
+    async fn doctor_staged(
+        &self,
+        repair: bool,
+        stale: Duration,
+        report: &mut DoctorReport,
+    ) -> Result<(), LakeError> {
+        use futures::TryStreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        let store = self.zones.store();
+        let root = object_store::path::Path::from("_tarn/staging");
+        let found: Vec<object_store::ObjectMeta> = store
+            .list(Some(&root))
+            .try_collect()
+            .await
+            .map_err(|e| LakeError::Storage(e.into()))?;
+        let mut by_execution: BTreeMap<String, Vec<object_store::ObjectMeta>> = BTreeMap::new();
+        for m in found {
+            let execution = m.location.parts().nth(2).map(|p| p.as_ref().to_string());
+            if let Some(e) = execution {
+                by_execution.entry(e).or_default().push(m);
+            }
+        }
+        let now = chrono::Utc::now();
+        for (execution, files) in by_execution {
+            let newest = files.iter().map(|m| m.last_modified).max().unwrap_or(now);
+            let quiet = (now - newest).to_std().unwrap_or_default() >= stale;
+            let open = match self.meta.executions().execution(&execution).await? {
+                Some(e) => !matches!(
+                    e.status.as_str(),
+                    tarn_metadata::status::SUCCEEDED
+                        | tarn_metadata::status::FAILED
+                        | tarn_metadata::status::CANCELLED
+                ),
+                None => false,
+            };
+            if open || !quiet {
+                continue;
+            }
+            let mut fixed = repair;
+            if repair {
+                for m in &files {
+                    if store.delete(&m.location).await.is_err() {
+                        fixed = false;
+                    }
+                }
+            }
+            report.found(
+                "staged_write",
+                format!("_tarn/staging/{execution}"),
+                format!(
+                    "{} file(s) a Glue ETL job staged that were never committed (execution {execution} has ended; an attempt it gave up kept writing)",
+                    files.len()
+                ),
+                fixed,
+            );
+        }
+        Ok(())
     }
 
     /// Where `tarn serve` keeps request bodies while it receives them (`.tarn/incoming/` of

@@ -75,6 +75,10 @@ pub struct StepAttempt {
     pub logs: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The node (`HOST:PID`) that ran the attempt; empty for attempts recorded before tarn
+    /// kept it.
+    #[serde(default)]
+    pub node: String,
 }
 
 /// An execution a trigger asks for.
@@ -275,12 +279,14 @@ impl Executions<'_> {
     }
 
     /// Starts an attempt of the execution's current step; attempts left `running` by a
-    /// worker that died are marked abandoned first. Returns the attempt's id and number.
+    /// worker that died are marked abandoned first. `node` is the running node's `HOST:PID`.
+    /// Returns the attempt's id and number.
     pub async fn start_attempt(
         &self,
         exec: &ExecutionRecord,
         step: &str,
         input: &serde_json::Value,
+        node: &str,
     ) -> Result<(String, i64), MetadataError> {
         let mut tx = self.store.write_tx().await?;
         sqlx::query(
@@ -302,8 +308,8 @@ impl Executions<'_> {
         .await?;
         let id = uuid::Uuid::now_v7().to_string();
         sqlx::query(
-            "INSERT INTO step_attempts (id, execution_id, pipeline, step, attempt, status, input, logs, started_at)
-             VALUES ($1, $2, $3, $4, $5, 'running', $6, '', $7)",
+            "INSERT INTO step_attempts (id, execution_id, pipeline, step, attempt, status, input, logs, started_at, node)
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, '', $7, $8)",
         )
         .bind(&id)
         .bind(&exec.id)
@@ -312,6 +318,7 @@ impl Executions<'_> {
         .bind(n + 1)
         .bind(input.to_string())
         .bind(crate::now())
+        .bind(node)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -558,7 +565,7 @@ impl Executions<'_> {
     /// The attempts of an execution, in the order they started.
     pub async fn attempts(&self, execution_id: &str) -> Result<Vec<StepAttempt>, MetadataError> {
         Ok(sqlx::query_as(
-            "SELECT id, execution_id, step, attempt, status, input, output, error, logs, started_at, finished_at
+            "SELECT id, execution_id, step, attempt, status, input, output, error, logs, started_at, finished_at, node
              FROM step_attempts WHERE execution_id = $1 ORDER BY started_at, id",
         )
         .bind(execution_id)
@@ -604,7 +611,7 @@ mod tests {
             assert_eq!(exec.output, None);
             let (attempt, n) = store
                 .executions()
-                .start_attempt(&exec, "first", &input)
+                .start_attempt(&exec, "first", &input, "host:1")
                 .await
                 .unwrap();
             assert_eq!(n, 1);
@@ -620,6 +627,7 @@ mod tests {
             assert_eq!(attempts[0].output, Some(out));
             assert_eq!(attempts[0].logs, "done\n");
             assert_eq!(attempts[0].status, status::SUCCEEDED);
+            assert_eq!(attempts[0].node, "host:1");
         }
     }
 }

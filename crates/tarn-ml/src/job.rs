@@ -516,10 +516,7 @@ async fn execute(
                     .to_string();
                 Some(format!(
                     "AlgorithmError: the trainer exited with {}: {last}",
-                    finished
-                        .code
-                        .map(|c| format!("code {c}"))
-                        .unwrap_or_else(|| "a signal".into())
+                    finished.how()
                 ))
             } else {
                 None

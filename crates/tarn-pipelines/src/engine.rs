@@ -364,6 +364,15 @@ impl Engine {
         }
     }
 
+    /// This node's `HOST:PID`, recorded with each attempt it runs: the lease owner without
+    /// the worker's random tail.
+    fn node(&self) -> &str {
+        self.owner
+            .rsplit_once(':')
+            .map(|(node, _)| node)
+            .unwrap_or(&self.owner)
+    }
+
     /// The sink of one attempt's lines: the engine's own (the CLI prints them), and the
     /// attempt's logs in the store, written at most once a second while it runs (secrets
     /// hidden; the first MiB), so its page shows them before it ends. Answers the sink and
@@ -517,7 +526,7 @@ impl Engine {
             let (attempt_id, _n) = self
                 .lake
                 .executions()
-                .start_attempt(&exec, &step.name, &input)
+                .start_attempt(&exec, &step.name, &input, self.node())
                 .await?;
             let (sink, live) = self.live_sink(&attempt_id);
             let outcome = {

@@ -352,10 +352,7 @@ pub async fn lambda(
         ),
         None => format!(
             "Runtime.ExitError: the handler's process exited with {} before returning",
-            finished
-                .code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "a signal".into())
+            finished.how()
         ),
     };
     Err(fail(error, finished.logs))
@@ -437,12 +434,9 @@ fn exited(step: &Step, finished: process::Finished) -> Result<String, StepFailed
         .to_string();
     Err(fail(
         format!(
-            "States.TaskFailed: `{}` exited with {}: {last}",
+            "States.TaskFailed: `{}` exited with {}; its last line: {last}",
             step.name,
-            finished
-                .code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "a signal".into())
+            finished.how()
         ),
         finished.logs,
     ))

@@ -14,10 +14,36 @@ pub const LOG_CAP: usize = 256 * 1024;
 pub struct Finished {
     pub success: bool,
     pub code: Option<i32>,
+    /// The signal that ended the process, when one did (9 for SIGKILL).
+    pub signal: Option<i32>,
     pub stdout: String,
     /// stdout and stderr interleaved as they came, capped at [`LOG_CAP`].
     pub logs: String,
     pub timed_out: bool,
+}
+
+impl Finished {
+    /// How the process ended, for an error message: `code 3`, or `signal 9 (SIGKILL: killed
+    /// from outside, by an operator or the kernel's out-of-memory killer)`.
+    pub fn how(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(c), _) => format!("code {c}"),
+            (None, Some(s)) => format!("signal {s} ({})", signal_name(s)),
+            (None, None) => "an unknown status".into(),
+        }
+    }
+}
+
+/// What a signal that ended a process says to a person.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        9 => "SIGKILL: killed from outside, by an operator or the kernel's out-of-memory killer",
+        15 => "SIGTERM: asked to stop",
+        2 => "SIGINT: interrupted",
+        6 => "SIGABRT: the program aborted",
+        11 => "SIGSEGV: the program crashed",
+        _ => "a signal",
+    }
 }
 
 /// A sink for live output lines (`tarn pipelines run` prints them).
@@ -108,6 +134,7 @@ pub async fn run_limited(
     Ok(Finished {
         success: status.map(|s| s.success()).unwrap_or(false),
         code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
         stdout,
         logs,
         timed_out,
@@ -228,6 +255,7 @@ impl Streaming {
         Ok(Finished {
             success: status.map(|s| s.success()).unwrap_or(false),
             code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
             stdout: String::new(),
             logs,
             timed_out,

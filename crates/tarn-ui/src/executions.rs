@@ -155,7 +155,7 @@ pub(crate) async fn show(
             h2 { "Attempts" }
             @for a in &d.attempts {
                 details open[matches!(a.status.as_str(), "running" | "failed" | "cancelled")] {
-                    summary { strong { (a.step) } " attempt " (a.attempt) ": " span class={ "status " (a.status) } { (a.status) } " · " (a.started_at) }
+                    summary { strong { (a.step) } " attempt " (a.attempt) ": " span class={ "status " (a.status) } { (a.status) } " · " (a.started_at) @if !a.node.is_empty() { " · on " (a.node) } }
                     @if let Some(err) = &a.error { p.error { (err) } }
                     h3 { "input" } pre { (json(&a.input)) }
                     @if let Some(o) = &a.output { h3 { "output" } pre { (json(o)) } }

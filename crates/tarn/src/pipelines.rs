@@ -163,6 +163,7 @@ async fn show(ops: &dyn Operations, id: &str, out: Output) -> Result<()> {
         "status",
         "started",
         "ms",
+        "node",
         "output / error",
     ]);
     for a in &attempts {
@@ -186,6 +187,7 @@ async fn show(ops: &dyn Operations, id: &str, out: Output) -> Result<()> {
             a.status.clone(),
             a.started_at.chars().skip(11).take(12).collect(),
             ms,
+            a.node.clone(),
             what,
         ]);
     }

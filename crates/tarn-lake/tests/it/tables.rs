@@ -354,7 +354,96 @@ async fn appended_service_tables_keep_the_catalog_true(deployment: Deployment) {
     assert_eq!(detail.record.row_count, Some(12), "{}", detail.table);
 }
 
+/// What a Glue ETL job staged and nothing will commit (its execution ended, or is unknown,
+/// and the files are quiet) is found by `tarn doctor --check` and removed by `tarn doctor`;
+/// what a running execution staged, or a file just written, is left alone.
+async fn doctor_removes_staged_writes_nothing_will_commit(deployment: Deployment) {
+    use object_store::ObjectStoreExt;
+    let (_dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
+    // An execution that is running (claimed, not ended).
+    let event = tarn_lake::NewEvent::object_created("flights/raw", "in/a.csv", "e1", 10);
+    assert!(lake.events().record_event(&event).await.unwrap());
+    let event_id = lake.executions().undispatched_events(10).await.unwrap()[0]
+        .id
+        .clone();
+    let running = lake
+        .executions()
+        .dispatch(
+            &event_id,
+            &[tarn_lake::NewExecution {
+                pipeline: "p".into(),
+                input: serde_json::json!({}),
+                first_step: "Job".into(),
+            }],
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    lake.executions()
+        .claim_execution("test:1:x", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the execution is claimed");
+    let store = lake.zones.store();
+    let put = |key: String| async move {
+        store
+            .put(
+                &object_store::path::Path::from(key),
+                b"PAR1".to_vec().into(),
+            )
+            .await
+            .unwrap();
+    };
+    put(format!("_tarn/staging/{running}/Job/a1/0.parquet")).await;
+    put("_tarn/staging/gone0000/Job/a1/0.parquet".into()).await;
+    put("_tarn/staging/gone0000/Job/a2/1.parquet".into()).await;
+    let quiet = std::time::Duration::ZERO;
+
+    // Files written just now are not quiet for an hour: nothing is found.
+    let report = lake.doctor(true, tarn_lake::STALE_AFTER).await.unwrap();
+    assert!(
+        !report.findings.iter().any(|f| f.kind == "staged_write"),
+        "{:?}",
+        report.findings
+    );
+    // Quiet: the unknown execution's two files are found, the running one's are not.
+    let report = lake.doctor(true, quiet).await.unwrap();
+    let staged: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == "staged_write")
+        .collect();
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    assert_eq!(staged[0].place, "_tarn/staging/gone0000");
+    assert!(
+        staged[0].detail.starts_with("2 file(s)"),
+        "{}",
+        staged[0].detail
+    );
+    assert!(!staged[0].fixed, "--check removes nothing");
+    let report = lake.doctor(false, quiet).await.unwrap();
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.kind == "staged_write" && f.fixed));
+    let left: Vec<String> = {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        store
+            .list(Some(&object_store::path::Path::from("_tarn/staging")))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        left,
+        vec![format!("_tarn/staging/{running}/Job/a1/0.parquet")]
+    );
+}
+
 crate::on_every_backend!(
+    doctor_removes_staged_writes_nothing_will_commit,
     appended_service_tables_keep_the_catalog_true,
     schema_evolves_and_old_versions_stay_readable,
     merge_updates_matching_keys_and_inserts_the_rest,

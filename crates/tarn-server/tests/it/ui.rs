@@ -402,7 +402,7 @@ async fn executions_are_listed_followed_cancelled_and_retried_by_forms_that_carr
     let id = ids[0].clone();
     let record = store.execution(&id).await.unwrap().unwrap();
     let (attempt, _) = store
-        .start_attempt(&record, "Check", &record.input)
+        .start_attempt(&record, "Check", &record.input, "host:1")
         .await
         .unwrap();
     store

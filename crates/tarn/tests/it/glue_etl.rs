@@ -3,7 +3,8 @@
 //! on `local[*]` (embedded lake) and on a standalone master and worker started from PySpark's
 //! own `spark-class` (shared lake: Postgres + S3); its table equals the same transformation
 //! done by `tarn sql`, its contract's rejects are kept; a bookmarked job run again over the
-//! same files writes nothing, and then only what landed since.
+//! same files writes nothing, and then only what landed since; SIGKILL of tarn or of the Spark
+//! driver mid-job leaves each row in the table once.
 
 use crate::pipelines::example_at;
 use crate::{json_of, ok, tarn};
@@ -375,6 +376,35 @@ fn count(dir: &Path, table: &str) -> i64 {
     got[0]["n"].as_i64().unwrap()
 }
 
+/// Puts the event that starts the example's job (`source: ops`, `detail_type: late_flights`).
+fn start_job(dir: &Path) {
+    ok(&tarn(
+        dir,
+        &[
+            "events",
+            "put",
+            "--source",
+            "ops",
+            "--detail-type",
+            "late_flights",
+            "--detail",
+            "{}",
+        ],
+    ));
+}
+
+/// Replaces `from` with `to` in the example job's `config.yml`.
+fn edit_job(dir: &Path, from: &str, to: &str) {
+    let config = dir.join("pipelines/late_flights/config.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains(from),
+        "{from:?} is not in {}",
+        config.display()
+    );
+    std::fs::write(&config, text.replace(from, to)).unwrap();
+}
+
 /// With `--job-bookmark-option job-bookmark-enable`, a run reads only the files no earlier
 /// run's `Job.commit` recorded: run again over the same files it writes nothing; after a new
 /// month lands, only that month.
@@ -382,16 +412,11 @@ fn count(dir: &Path, table: &str) -> i64 {
 fn a_bookmarked_job_reads_only_what_landed_since_its_last_commit() {
     let dir = example(Deployment::Embedded, &[1, 2]);
     let d = dir.path();
-    let config = d.join("pipelines/late_flights/config.yml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "        months: \"1,2\"",
-            "        months: \"1,2,3\"\n        job-bookmark-option: job-bookmark-enable",
-        ),
-    )
-    .unwrap();
+    edit_job(
+        d,
+        "        months: \"1,2\"",
+        "        months: \"1,2,3\"\n        job-bookmark-option: job-bookmark-enable",
+    );
     assert_eq!(run_job(d)["status"], "succeeded");
     let first = count(d, "flights.trusted.late_flights");
     assert!(first > 3000, "{first}");
@@ -427,25 +452,28 @@ fn a_bookmarked_job_reads_only_what_landed_since_its_last_commit() {
 fn killed_mid_job_the_table_ends_with_each_row_once() {
     let dir = example(Deployment::Embedded, &[1, 2]);
     let d = dir.path();
-    ok(&tarn(
-        d,
-        &[
-            "events",
-            "put",
-            "--source",
-            "ops",
-            "--detail-type",
-            "late_flights",
-            "--detail",
-            "{}",
-        ],
-    ));
+    start_job(d);
     for wait in [4u64, 11, 17] {
         let served = crate::server::Served::start(d, &[]);
         std::thread::sleep(std::time::Duration::from_secs(wait));
         served.kill();
     }
     let served = crate::server::Served::start(d, &[]);
+    let attempts = each_row_once(d, served);
+    let abandoned = attempts
+        .iter()
+        .filter(|a| a["status"] == "abandoned")
+        .count();
+    assert!(
+        abandoned > 0,
+        "no kill landed inside the job: {attempts:#?}"
+    );
+}
+
+/// Waits for the job's execution to end under `served`, stops it, and checks the execution
+/// succeeded with one succeeded attempt and the table holds each late flight of January and
+/// February once, with nothing left staged. Answers the execution's attempts.
+fn each_row_once(d: &Path, served: crate::server::Served) -> Vec<serde_json::Value> {
     let start = std::time::Instant::now();
     let e = loop {
         let all = json_of(&ok(&tarn(d, &["executions", "list", "--format", "json"])));
@@ -460,7 +488,6 @@ fn killed_mid_job_the_table_ends_with_each_row_once() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     };
     served.stop();
-    assert_eq!(e["status"], "succeeded", "{e:#}");
     let shown = json_of(&ok(&tarn(
         d,
         &[
@@ -471,20 +498,13 @@ fn killed_mid_job_the_table_ends_with_each_row_once() {
             "json",
         ],
     )));
-    let won = shown["attempts"]
-        .as_array()
-        .unwrap()
+    assert_eq!(e["status"], "succeeded", "{shown:#}");
+    let attempts = shown["attempts"].as_array().unwrap().clone();
+    let won = attempts
         .iter()
         .filter(|a| a["status"] == "succeeded")
         .count();
     assert_eq!(won, 1, "{shown:#}");
-    let abandoned = shown["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["status"] == "abandoned")
-        .count();
-    assert!(abandoned > 0, "no kill landed inside the job: {shown:#}");
     let expected = json_of(&ok(&tarn(
         d,
         &[
@@ -499,4 +519,90 @@ fn killed_mid_job_the_table_ends_with_each_row_once() {
         expected[0]["n"].as_i64().unwrap(),
         "each late flight once"
     );
+    let staged: Vec<_> = walk(d)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("_tarn/staging/"))
+        .collect();
+    assert!(staged.is_empty(), "left staged: {staged:?}");
+    attempts
+}
+
+/// The pid of a Spark driver (spark-submit's JVM) running a script under `dir`, other than
+/// those in `not`, once one runs (within `limit`).
+fn spark_driver(dir: &Path, not: &[u32], limit: std::time::Duration) -> Option<u32> {
+    let start = std::time::Instant::now();
+    let dir = dir.to_string_lossy().to_string();
+    while start.elapsed() < limit {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("org.apache.spark.deploy.SparkSubmit")
+                && cmd.contains(&dir)
+                && !not.contains(&pid)
+            {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+/// The Spark driver SIGKILLed twice while it runs the job (tarn keeps running): each killed
+/// attempt fails, Glue's `max_retries` starts the job again, and the table ends with each late
+/// flight once; what the killed drivers staged is gone.
+#[test]
+fn the_spark_driver_killed_mid_job_is_retried_and_each_row_lands_once() {
+    let dir = example(Deployment::Embedded, &[1, 2]);
+    let d = dir.path();
+    edit_job(
+        d,
+        "      timeout_minutes: 30",
+        "      timeout_minutes: 30\n      max_retries: 3",
+    );
+    let served = crate::server::Served::start(d, &[]);
+    start_job(d);
+    // The first driver is killed while Spark starts and reads; the second once its tasks
+    // have staged a file (mid-write).
+    let mut killed = Vec::new();
+    for round in 0..2 {
+        let pid = spark_driver(d, &killed, std::time::Duration::from_secs(120))
+            .expect("no Spark driver started");
+        if round == 0 {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        } else {
+            let start = std::time::Instant::now();
+            while !walk(d)
+                .iter()
+                .any(|p| p.to_string_lossy().contains("_tarn/staging/"))
+            {
+                assert!(start.elapsed().as_secs() < 120, "the job staged nothing");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let status = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "the driver {pid} ended before it was killed"
+        );
+        killed.push(pid);
+    }
+    let attempts = each_row_once(d, served);
+    let failed: Vec<_> = attempts
+        .iter()
+        .filter(|a| a["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), killed.len(), "{attempts:#?}");
+    for a in failed {
+        let error = a["error"].as_str().unwrap_or_default();
+        assert!(error.contains("signal 9 (SIGKILL"), "{error}");
+    }
 }

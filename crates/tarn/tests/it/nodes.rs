@@ -1,4 +1,4 @@
-//! Several tarn nodes on one shared lake (Postgres + S3): two `tarn serve` and a `tarn
+//! Several tarn nodes on one shared lake (Postgres + S3): three `tarn serve` and a `tarn
 //! worker`. Landings spread over the nodes start one execution each, run once; exactly one
 //! node coordinates (watches zones, fires schedules) and, when it is killed under load,
 //! another takes the role within the lease time while every execution still ends once.
@@ -103,15 +103,33 @@ fn executions(dir: &Path) -> Vec<serde_json::Value> {
     list.as_array().cloned().unwrap_or_default()
 }
 
+/// Every attempt of `ids`, read over HTTP from `url`, eight at a time.
+async fn attempts(client: &reqwest::Client, url: &str, ids: &[String]) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    for chunk in ids.chunks(8) {
+        let mut reads = Vec::new();
+        for id in chunk {
+            reads.push(tokio::spawn(
+                client.get(format!("{url}/api/v1/executions/{id}")).send(),
+            ));
+        }
+        for r in reads {
+            let detail: serde_json::Value = r.await.unwrap().unwrap().json().await.unwrap();
+            all.extend(detail["attempts"].as_array().cloned().unwrap_or_default());
+        }
+    }
+    all
+}
+
 #[test]
 fn nodes_share_one_lake_each_execution_runs_once_and_the_coordinator_moves() {
     const LANDINGS: usize = 1000;
+    const NODES: usize = 3;
     let dir = lake_dir(Deployment::Shared);
     let d = dir.path();
     with_pipeline(d);
-    let a = Served::start(d, &[]);
-    let b = Served::start(d, &[]);
-    let _worker = Worker(
+    let mut nodes: Vec<Option<Served>> = (0..NODES).map(|_| Some(Served::start(d, &[]))).collect();
+    let worker = Worker(
         Command::new(env!("CARGO_BIN_EXE_tarn"))
             .args(["--dir", d.to_str().unwrap(), "worker", "--workers", "4"])
             .env_remove("TARN_SERVER")
@@ -121,15 +139,32 @@ fn nodes_share_one_lake_each_execution_runs_once_and_the_coordinator_moves() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
-    let urls = [a.url.clone(), b.url.clone()];
-    let first = rt.block_on(async {
-        let r = roles(&client, &urls[0]).await;
-        assert!(r.contains(&"api".to_string()) && r.contains(&"executions".to_string()));
-        coordinator(&client, &[&urls[0], &urls[1]], Duration::from_secs(20)).await
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| n.as_ref().unwrap().url.clone())
+        .collect();
+    let all_urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let (first, names) = rt.block_on(async {
+        let mut names = Vec::new();
+        for u in &urls {
+            let r = roles(&client, u).await;
+            assert!(
+                r.contains(&"api".to_string()) && r.contains(&"executions".to_string()),
+                "{r:?}"
+            );
+            names.push(
+                ready(&client, u).await["node"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        let first = coordinator(&client, &all_urls, Duration::from_secs(20)).await;
+        (first, names)
     });
-    // Landings spread over both nodes, eight at a time; the coordinator is killed halfway.
-    let (killed, survivor) = (first, 1 - first);
-    let mut nodes = vec![Some(a), Some(b)];
+    // Landings spread over the nodes alive, eight at a time; the coordinator is killed halfway.
+    let killed = first;
+    let alive: Vec<usize> = (0..NODES).filter(|&i| i != killed).collect();
     rt.block_on(async {
         let mut sent = 0;
         while sent < LANDINGS {
@@ -139,9 +174,9 @@ fn nodes_share_one_lake_each_execution_runs_once_and_the_coordinator_moves() {
                     break;
                 }
                 let url = if nodes[killed].is_some() {
-                    &urls[sent % 2]
+                    &urls[sent % NODES]
                 } else {
-                    &urls[survivor]
+                    &urls[alive[sent % alive.len()]]
                 };
                 let req = client
                     .put(format!(
@@ -161,19 +196,16 @@ fn nodes_share_one_lake_each_execution_runs_once_and_the_coordinator_moves() {
             }
         }
     });
-    // Another node coordinates within the lease time (15 s) and some slack.
+    // One of the two others coordinates within the lease time (15 s) and some slack.
+    let survivors: Vec<&str> = alive.iter().map(|&i| urls[i].as_str()).collect();
     let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(coordinator(
-            &client,
-            &[&urls[survivor]],
-            Duration::from_secs(30),
-        ))
+        rt.block_on(coordinator(&client, &survivors, Duration::from_secs(30)))
     }));
     if took.is_err() {
-        let log = nodes[survivor].take().unwrap().stop();
+        let log = nodes[alive[0]].take().unwrap().stop();
         let lines: Vec<&str> = log.lines().filter(|l| !l.contains("request{")).collect();
         let lines = &lines[lines.len().saturating_sub(30)..];
-        panic!("the survivor's log: {lines:#?}");
+        panic!("a survivor's log: {lines:#?}");
     }
     // Every landing ends as one succeeded execution.
     let start = Instant::now();
@@ -200,5 +232,29 @@ fn nodes_share_one_lake_each_execution_runs_once_and_the_coordinator_moves() {
         LANDINGS,
         "each landing started its own execution"
     );
+    // Each execution has exactly one succeeded attempt, and the work was spread: the
+    // attempts name the node that ran them, and more than one node ran some.
+    let ids: Vec<String> = done
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let tried = rt.block_on(attempts(&client, survivors[0], &ids));
+    let succeeded = tried.iter().filter(|a| a["status"] == "succeeded").count();
+    assert_eq!(succeeded, LANDINGS, "one succeeded attempt per execution");
+    let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+    for a in &tried {
+        let node = a["node"].as_str().unwrap_or_default().to_string();
+        assert!(!node.is_empty(), "an attempt without its node: {a}");
+        *per_node.entry(node).or_default() += 1;
+    }
+    assert!(per_node.len() >= 2, "one node ran everything: {per_node:?}");
+    let host = names[0].rsplit_once(':').unwrap().0;
+    let mut known = names.clone();
+    known.push(format!("{host}:{}", worker.0.id()));
+    for n in per_node.keys() {
+        assert!(known.contains(n), "{n} is no node of this lake: {known:?}");
+    }
+    eprintln!("attempts per node: {per_node:?}");
     drop(nodes);
+    drop(worker);
 }
