@@ -30,16 +30,21 @@ use common::{percentile, tarn_binary, Server};
 const HELP: &str = "pipebench: landing-to-step latency and executions per second of tarn serve
 
 usage: pipebench [--landings N] [--pace-ms P] [--burst M] [--deployment embedded|shared|both]
-                 [--workers W] [--write FILE]
+                 [--workers W] [--nodes 1,2,3] [--write FILE]
 
   --landings N    objects landed one by one for the latency figures (default 1000)
   --pace-ms P     milliseconds between those landings (default 20)
   --burst M       objects landed at once by 8 clients for the throughput figure (default 1000)
   --deployment D  embedded (SQLite + files), shared (Postgres + S3) or both (default: embedded)
   --workers W     TARN_WORKERS of the server (default 4)
+  --nodes LIST    instead: several nodes on the shared deployment. For each count in LIST, M
+                  objects are landed first (no server running), then that many `tarn serve`
+                  start on the lake at once and run the executions; executions per second is
+                  M over the span from the first attempt's start to the last one's end
   --write FILE    replace the pipeline section of FILE (e.g. bench/RESULTS.md) with the figures";
 
 const SECTION: &str = "## Pipelines: landing to first step, executions per second";
+const NODES_SECTION: &str = "## Several nodes: executions per second with 1, 2 and 3 nodes";
 
 const PIPELINE: &str = "name: bench
 domain: flights
@@ -59,6 +64,7 @@ struct Args {
     burst: usize,
     workers: usize,
     deployments: Vec<Deployment>,
+    nodes: Vec<usize>,
     write: Option<PathBuf>,
 }
 
@@ -69,6 +75,7 @@ fn args() -> Result<Args> {
         burst: 1000,
         workers: 4,
         deployments: vec![Deployment::Embedded],
+        nodes: Vec::new(),
         write: None,
     };
     let mut it = std::env::args().skip(1);
@@ -92,6 +99,14 @@ fn args() -> Result<Args> {
             "--workers" => a.workers = number()?.max(1) as usize,
             "--write" => a.write = Some(PathBuf::from(&value)),
             "--deployment" => a.deployments = common::deployments(&value)?,
+            "--nodes" => {
+                a.nodes = value
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n > 0))
+                    .collect::<Option<Vec<_>>>()
+                    .with_context(|| format!("--nodes takes counts such as 1,2,3, not {value:?}"))?;
+                common::deployments("shared")?;
+            }
             _ => anyhow::bail!("unknown flag {flag}\n\n{HELP}"),
         }
     }
@@ -277,6 +292,140 @@ async fn run(tarn: &Path, deployment: Deployment, a: &Args) -> Result<Figures> {
     })
 }
 
+/// What one count of nodes did.
+struct NodeFigures {
+    nodes: usize,
+    executions: usize,
+    seconds: f64,
+    per_node: Vec<usize>,
+    failed: usize,
+}
+
+/// `a.burst` objects landed while no node runs, then `n` nodes started at once.
+async fn nodes_run(tarn: &Path, n: usize, a: &Args) -> Result<NodeFigures> {
+    let dir = tempfile::tempdir()?;
+    let place = fresh_yml(Deployment::Shared, dir.path()).await;
+    std::fs::write(
+        dir.path().join("tarn.yml"),
+        format!("lake: bench\ndomains: [flights]\n{place}"),
+    )?;
+    let p = dir.path().join("pipelines/bench");
+    std::fs::create_dir_all(&p)?;
+    std::fs::write(p.join("config.yml"), PIPELINE)?;
+    let objects = dir.path().join("objects");
+    std::fs::create_dir_all(&objects)?;
+    for i in 0..a.burst {
+        std::fs::write(
+            objects.join(format!("{i:05}.json")),
+            format!("{{\"n\": {i}}}"),
+        )?;
+    }
+    let landed = std::process::Command::new(tarn)
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("land")
+        .arg(&objects)
+        .arg("flights/raw/in/")
+        .env_remove("TARN_SERVER")
+        .output()?;
+    ensure!(
+        landed.status.success(),
+        "tarn land: {}",
+        String::from_utf8_lossy(&landed.stderr)
+    );
+    std::env::set_var("TARN_WORKERS", a.workers.to_string());
+    let servers = (0..n)
+        .map(|i| Server::start_logging(tarn, dir.path(), &format!("node{i}.log")))
+        .collect::<Result<Vec<_>>>()?;
+    let base = servers[0].url.clone();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(16)
+        .build()?;
+    let all = ended(&http, &base, a.burst).await?;
+    ensure!(
+        all.len() == a.burst,
+        "{} landings started {} executions",
+        a.burst,
+        all.len()
+    );
+    let (mut first, mut last) = (None::<DateTime<Utc>>, None::<DateTime<Utc>>);
+    let mut per_node: HashMap<String, usize> = HashMap::new();
+    for e in &all {
+        let id = e["id"].as_str().unwrap_or_default();
+        let detail: serde_json::Value = http
+            .get(format!("{base}/api/v1/executions/{id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        for t in detail["attempts"].as_array().into_iter().flatten() {
+            let started = time(&t["started_at"])?;
+            first = Some(first.map_or(started, |f| f.min(started)));
+            if !t["finished_at"].is_null() {
+                let ended = time(&t["finished_at"])?;
+                last = Some(last.map_or(ended, |l| l.max(ended)));
+            }
+            *per_node
+                .entry(t["node"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+    }
+    for s in servers {
+        s.stop()?;
+    }
+    let mut per_node: Vec<usize> = per_node.into_values().collect();
+    per_node.sort_unstable_by(|a, b| b.cmp(a));
+    let span = match (first, last) {
+        (Some(f), Some(l)) => (l - f).to_std().unwrap_or_default().as_secs_f64(),
+        _ => f64::NAN,
+    };
+    Ok(NodeFigures {
+        nodes: n,
+        executions: all.len(),
+        seconds: span,
+        per_node,
+        failed: all.iter().filter(|e| e["status"] != "succeeded").count(),
+    })
+}
+
+fn nodes_report(a: &Args, figures: &[NodeFigures]) -> String {
+    let list = a
+        .nodes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut s = format!(
+        "{NODES_SECTION}\n\n`cargo build --release -p tarn --bin tarn --examples && $CARGO_TARGET_DIR/release/examples/pipebench --nodes {list} --burst {} --workers {} --write bench/RESULTS.md` (with the variables `scripts/test` exports)\n\n\
+         The shared deployment (Postgres, and S3 on moto). {} objects are landed with `tarn land` while no node \
+         runs, so their events wait; then 1, 2 or 3 `tarn serve` ({} workers each) start at once on the same \
+         `tarn.yml` and run the pipeline of one `command` step (`cat`) for each. Executions per second: {} over \
+         the span from the first attempt's start to the last attempt's end, from the attempts' own records. \
+         Each attempt names the node that ran it. Every node is a process on the same 2 cores as the \
+         others, Postgres and moto, so this measures what coordinating through the metadata store costs \
+         (leases, claims, the one coordinator), not a speed-up: on separate hosts each node brings its own cores.\n\n\
+         | nodes | executions | seconds | executions/s | attempts per node | not succeeded |\n\
+         |---:|---:|---:|---:|---|---:|\n",
+        a.burst, a.workers, a.burst, a.workers, a.burst
+    );
+    for f in figures {
+        s.push_str(&format!(
+            "| {} | {} | {:.1} | {:.0} | {} | {} |\n",
+            f.nodes,
+            f.executions,
+            f.seconds,
+            f.executions as f64 / f.seconds.max(1e-9),
+            f.per_node
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+            f.failed
+        ));
+    }
+    s
+}
+
 fn report(a: &Args, figures: &[Figures]) -> String {
     let mut s = format!(
         "{SECTION}\n\n`cargo build --release -p tarn --bin tarn --examples && $CARGO_TARGET_DIR/release/examples/pipebench --landings {} --pace-ms {} --burst {} --workers {} --write bench/RESULTS.md`\n\n\
@@ -321,6 +470,23 @@ fn report(a: &Args, figures: &[Figures]) -> String {
 async fn main() -> Result<()> {
     let a = args()?;
     let tarn = tarn_binary()?;
+    if !a.nodes.is_empty() {
+        let mut figures = Vec::new();
+        for &n in &a.nodes {
+            eprintln!("pipebench: {n} node(s), {} executions ...", a.burst);
+            figures.push(
+                nodes_run(&tarn, n, &a)
+                    .await
+                    .with_context(|| format!("{n} nodes"))?,
+            );
+        }
+        return common::publish(
+            "pipebench",
+            a.write.as_deref(),
+            NODES_SECTION,
+            &nodes_report(&a, &figures),
+        );
+    }
     let mut figures = Vec::new();
     for d in &a.deployments {
         eprintln!(

@@ -32,7 +32,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(tarn: &Path, dir: &Path) -> Result<Server> {
-        let log = dir.join("serve.log");
+        Server::start_logging(tarn, dir, "serve.log")
+    }
+
+    /// One of several nodes on the lake in `dir`, each logging into its own `log` file there.
+    pub fn start_logging(tarn: &Path, dir: &Path, log: &str) -> Result<Server> {
+        let log = dir.join(log);
         let child = Command::new(tarn)
             .arg("--dir")
             .arg(dir)
