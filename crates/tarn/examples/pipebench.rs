@@ -104,7 +104,9 @@ fn args() -> Result<Args> {
                     .split(',')
                     .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n > 0))
                     .collect::<Option<Vec<_>>>()
-                    .with_context(|| format!("--nodes takes counts such as 1,2,3, not {value:?}"))?;
+                    .with_context(|| {
+                        format!("--nodes takes counts such as 1,2,3, not {value:?}")
+                    })?;
                 common::deployments("shared")?;
             }
             _ => anyhow::bail!("unknown flag {flag}\n\n{HELP}"),

@@ -41,7 +41,9 @@ def compare(jobs):
         x, y = train.drop(columns=[target]).astype("float64"), train[target]
         vx, vy = valid.drop(columns=[target]).astype("float64"), valid[target]
         kind = "classification" if algorithm in ("logistic_regression", "gbt_classifier") else "regression"
-        hgb = dict(max_iter=50, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=20, early_stopping=False)
+        with open(os.path.join(job_dir, "input", "config", "hyperparameters.json")) as f:
+            iterations = int(float(json.load(f).get("max_iter", 100)))
+        hgb = dict(max_iter=iterations, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=20, early_stopping=False)
         est = {
             "linear_regression": make_pipeline(SimpleImputer(), LinearRegression()),
             "logistic_regression": make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)),
@@ -59,6 +61,16 @@ def compare(jobs):
             "onnxruntime": metrics(kind, vy, onnx_pred),
             "inputs": [i.name for i in session.get_inputs()],
         }
+        if algorithm.startswith("gbt"):
+            # LightGBM with the same nominal parameters, its defaults otherwise.
+            import lightgbm
+
+            gbm = (lightgbm.LGBMClassifier if kind == "classification" else lightgbm.LGBMRegressor)(
+                n_estimators=iterations, learning_rate=0.1, num_leaves=31, min_child_samples=20, max_bin=255, verbose=-1
+            )
+            gbm.fit(x, y)
+            lg = gbm.predict_proba(vx)[:, 1] if kind == "classification" else gbm.predict(vx)
+            out[algorithm]["lightgbm"] = metrics(kind, vy, lg)
         if kind == "classification":
             labels = got[0]
             out[algorithm]["labels_agree"] = bool(np.all(labels == (onnx_pred >= 0.5).astype(np.int64)))
