@@ -9,8 +9,9 @@ machine in one run.
    more than 15 minutes late) on January to October, judged on November and December, with
    scikit-learn's defaults (100 iterations, 31 leaves, learning rate 0.1, 255 bins, no early
    stopping). scikit-learn's HistGradientBoostingRegressor / Classifier fit on the very
-   Parquet files tarn exported into the job folder. Reported: the training time (fit only:
-   tarn's trainer time without the export, scikit-learn's `fit`; best of REPEAT) and the
+   Parquet files tarn exported into the job folder, and LightGBM with the same parameters.
+   Reported: the training time (fit only: tarn's `fit_seconds`, the peers' `fit`; best of
+   REPEAT) and the
    validation metric of each.
 3. Batch transform: the registered regressor scores every flight. tarn: `tarn transform`
    (query, ONNX in process, Delta table written and catalogued). Peer: pandas reads the same
@@ -90,7 +91,7 @@ def main():
             ours, report = [], None
             for _ in range(a.repeat):
                 report = json.loads(tarn(a.tarn, lake, "train", algorithm, "--format", "json"))
-                ours.append(report["best"]["train_seconds"])
+                ours.append(report["best"]["fit_seconds"])
             job = Path(report["best"]["job_dir"])
             train = pd.read_parquet(job / "input" / "data" / "train")
             valid = pd.read_parquet(job / "input" / "data" / "validation")
@@ -166,8 +167,9 @@ def main():
         f"{ort.__version__}, all on this 2-core machine, one after the other). Training: January to October "
         "(arrival delay known), judged on November and December; features "
         f"`{FEATURES}`; 100 iterations, 31 leaves, learning rate 0.1, 255 bins, at least 20 rows a "
-        "leaf, no early stopping on every side; all fit the same Parquet rows (tarn's trainer time "
-        "excludes exporting the channels, the peers' is `fit`).",
+        "leaf, no early stopping on every side; all fit the same Parquet rows (tarn's figure is the "
+        "job's `fit_seconds`, the model's fit alone, as the peers' is `fit`: reading the channels, "
+        "scoring them and saving the ONNX model are outside both).",
         "",
         "| model | rows | tarn fit s | LightGBM fit s | scikit-learn fit s | tarn vs LightGBM | metric | tarn | LightGBM | scikit-learn |",
         "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",

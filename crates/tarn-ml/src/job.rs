@@ -33,6 +33,9 @@ pub struct JobOutcome {
     pub job_dir: String,
     /// How long the trainer ran (preparing the folder and uploading excluded).
     pub train_seconds: f64,
+    /// A built-in trainer's model fit alone (no reading, scoring or saving); none for a
+    /// command trainer.
+    pub fit_seconds: Option<f64>,
 }
 
 /// What every job of one training shares.
@@ -277,13 +280,14 @@ pub(crate) async fn run(
 
     let dir = shared.jobs_dir.join(&run_id);
     let result = execute(shared, &dir, &run_id, hp).await;
-    let (logs, mut metrics, mut failure, train_seconds) = match result {
+    let (logs, mut metrics, mut failure, train_seconds, fit_seconds) = match result {
         Ok(r) => r,
         Err(e) => (
             String::new(),
             BTreeMap::new(),
             Some(format!("ClientError: {e}")),
             0.0,
+            None,
         ),
     };
     // What the trainer wrote: the model folder, extra output, the log.
@@ -359,6 +363,7 @@ pub(crate) async fn run(
         model_files,
         job_dir: dir.display().to_string(),
         train_seconds,
+        fit_seconds,
     })
 }
 
@@ -375,14 +380,24 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Prepares the folder and runs the trainer: answers its log, the metrics tarn logged on the
 /// run, and the failure reason.
+/// What running a job's trainer left: its logs, metrics, failure, seconds and fit seconds.
+type Executed = (
+    String,
+    BTreeMap<String, f64>,
+    Option<String>,
+    f64,
+    Option<f64>,
+);
+
 async fn execute(
     shared: &Shared<'_>,
     dir: &Path,
     run_id: &str,
     hp: &BTreeMap<String, serde_json::Value>,
-) -> Result<(String, BTreeMap<String, f64>, Option<String>, f64), MlError> {
+) -> Result<Executed, MlError> {
     prepare(shared, dir, hp)?;
     let started = std::time::Instant::now();
+    let mut fit_seconds = None;
     let spec = shared.spec;
     let timeout = spec.resources.timeout;
     let (logs, mut failure, parsed) = match &spec.trainer {
@@ -432,6 +447,7 @@ async fn execute(
                     BTreeMap::new(),
                 ),
                 Some(Ok(Ok(done))) => {
+                    fit_seconds = Some(done.fit_seconds);
                     if let Some(s) = &shared.opts.sink {
                         for l in done.log.lines() {
                             s(l);
@@ -561,5 +577,5 @@ async fn execute(
             failure.get_or_insert(format!("ClientError: logging metrics failed: {e}"));
         }
     }
-    Ok((logs, metrics, failure, seconds))
+    Ok((logs, metrics, failure, seconds, fit_seconds))
 }

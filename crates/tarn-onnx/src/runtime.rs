@@ -124,6 +124,7 @@ fn constant(t: &TensorProto) -> Value {
 
 /// How a tree node decides.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(u8)]
 enum Mode {
     Leq,
     Lt,
@@ -160,6 +161,100 @@ struct Ensemble {
     binary: bool,
     /// Every leaf weight is positive (the binary label then cuts at 0.5, not 0).
     positive: bool,
+    /// The same trees laid out for scoring, when they have one output (regressors and binary
+    /// classifiers: what `tarn train` makes).
+    flat: Option<Flat>,
+}
+
+/// A one-output ensemble laid out for speed: 16-byte nodes with a leaf's weight inline (the
+/// general nodes are 64 bytes and keep a leaf's weights behind a pointer), scored tree by tree
+/// over blocks of rows, so one tree's nodes stay in cache while the block goes through it.
+#[derive(Debug, Clone)]
+struct Flat {
+    nodes: Vec<FlatNode>,
+    roots: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FlatNode {
+    /// The threshold, or a leaf's weight.
+    value: f32,
+    yes: u32,
+    no: u32,
+    feature: u16,
+    mode: Mode,
+    missing_yes: bool,
+}
+
+/// Rows a block of [`Flat`] scoring holds.
+const FLAT_BLOCK: usize = 256;
+
+impl Flat {
+    /// The flat layout of `nodes`, if it fits (fewer than 2^32 nodes, 2^16 features).
+    fn of(nodes: &[TreeNode], roots: &[usize]) -> Option<Flat> {
+        if nodes.len() >= u32::MAX as usize {
+            return None;
+        }
+        let mut flat = Vec::with_capacity(nodes.len());
+        for nd in nodes {
+            let leaf = nd.mode == Mode::Leaf;
+            if !leaf && nd.feature >= u16::MAX as usize {
+                return None;
+            }
+            flat.push(FlatNode {
+                value: if leaf {
+                    nd.weights
+                        .iter()
+                        .filter(|(t, _)| *t == 0)
+                        .map(|(_, w)| *w)
+                        .sum()
+                } else {
+                    nd.value
+                },
+                yes: nd.yes as u32,
+                no: nd.no as u32,
+                feature: if leaf { 0 } else { nd.feature as u16 },
+                mode: nd.mode,
+                missing_yes: nd.missing_yes,
+            });
+        }
+        Some(Flat {
+            nodes: flat,
+            roots: roots.iter().map(|r| *r as u32).collect(),
+        })
+    }
+
+    /// Adds every tree's leaf weight to `acc[k]` for row `first + k`.
+    fn add(&self, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
+        for &root in &self.roots {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let r = first + k;
+                let row = &x[r * cols..(r + 1) * cols];
+                let mut at = root as usize;
+                loop {
+                    let nd = self.nodes[at];
+                    if nd.mode == Mode::Leaf {
+                        *a += nd.value;
+                        break;
+                    }
+                    let v = row.get(nd.feature as usize).copied().unwrap_or(f32::NAN);
+                    let go = if v.is_nan() {
+                        nd.missing_yes
+                    } else {
+                        match nd.mode {
+                            Mode::Leq => v <= nd.value,
+                            Mode::Lt => v < nd.value,
+                            Mode::Gte => v >= nd.value,
+                            Mode::Gt => v > nd.value,
+                            Mode::Eq => v == nd.value,
+                            _ => v != nd.value,
+                        }
+                    };
+                    at = if go { nd.yes } else { nd.no } as usize;
+                }
+            }
+        }
+    }
 }
 
 impl Keys {
@@ -330,9 +425,17 @@ fn ensemble(n: &NodeProto, classifier: bool) -> Result<Ensemble, OnnxError> {
         None => int(n, "n_targets", 1).max(1) as usize,
     };
     let binary = labels.as_ref().is_some_and(|l| l.len() == 2) && max_id == 1;
+    let roots: Vec<usize> = roots.into_iter().map(|r| r.1).collect();
+    let width = if binary { 1 } else { targets };
+    let flat = if width == 1 {
+        Flat::of(&nodes, &roots)
+    } else {
+        None
+    };
     Ok(Ensemble {
         nodes,
-        roots: roots.into_iter().map(|r| r.1).collect(),
+        roots,
+        flat,
         targets,
         base: floats(n, "base_values"),
         average: string(n, "aggregate_function", "SUM") == "AVERAGE",
@@ -354,6 +457,28 @@ impl Ensemble {
         use rayon::prelude::*;
         let width = if self.binary { 1 } else { self.targets };
         let mut out = vec![0f32; n * width];
+        if let Some(flat) = &self.flat {
+            let base = self.base.first().copied().unwrap_or(0.0);
+            let block = |c: usize, chunk: &mut [f32]| {
+                flat.add(x, cols, c * FLAT_BLOCK, chunk);
+                for a in chunk.iter_mut() {
+                    if self.average && !flat.roots.is_empty() {
+                        *a /= flat.roots.len() as f32;
+                    }
+                    *a += base;
+                }
+            };
+            if n < PARALLEL_ROWS {
+                for (c, chunk) in out.chunks_mut(FLAT_BLOCK).enumerate() {
+                    block(c, chunk);
+                }
+            } else {
+                out.par_chunks_mut(FLAT_BLOCK)
+                    .enumerate()
+                    .for_each(|(c, chunk)| block(c, chunk));
+            }
+            return out;
+        }
         let score = |c: usize, per: usize, chunk: &mut [f32]| {
             for (k, acc) in chunk.chunks_mut(width).enumerate() {
                 let r = c * per + k;
@@ -1082,4 +1207,94 @@ fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, OnnxError> {
         }
     }
     Ok((shape, pairs))
+}
+
+#[cfg(test)]
+mod flat_tests {
+    use super::*;
+
+    /// Random trees of every decision mode, with missing values and a feature past the row:
+    /// the flat layout scores exactly as the general one, for small and large batches.
+    #[test]
+    fn the_flat_layout_scores_as_the_general_one() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let modes = [
+            Mode::Leq,
+            Mode::Lt,
+            Mode::Gte,
+            Mode::Gt,
+            Mode::Eq,
+            Mode::Neq,
+        ];
+        let cols = 5;
+        let mut nodes = Vec::new();
+        let mut roots = Vec::new();
+        for _ in 0..40 {
+            // A full tree of depth 4: 15 branches, then 16 leaves, breadth first.
+            let root = nodes.len();
+            roots.push(root);
+            for k in 0..31 {
+                if k < 15 {
+                    nodes.push(TreeNode {
+                        mode: modes[(next() % 6) as usize],
+                        feature: (next() % (cols as u64 + 1)) as usize,
+                        value: (next() % 7) as f32,
+                        yes: root + 2 * k + 1,
+                        no: root + 2 * k + 2,
+                        missing_yes: next() % 2 == 0,
+                        weights: Vec::new(),
+                    });
+                } else {
+                    nodes.push(TreeNode {
+                        mode: Mode::Leaf,
+                        feature: 0,
+                        value: 0.0,
+                        yes: 0,
+                        no: 0,
+                        missing_yes: false,
+                        weights: vec![(0, (next() % 1000) as f32 / 100.0 - 5.0)],
+                    });
+                }
+            }
+        }
+        for average in [false, true] {
+            let mut general = Ensemble {
+                flat: None,
+                nodes: nodes.clone(),
+                roots: roots.clone(),
+                targets: 1,
+                base: vec![0.25],
+                average,
+                post: "NONE".into(),
+                labels: None,
+                binary: false,
+                positive: false,
+            };
+            let flat = Ensemble {
+                flat: Flat::of(&nodes, &roots),
+                ..general.clone()
+            };
+            assert!(flat.flat.is_some());
+            for n in [1, 300, PARALLEL_ROWS + 77] {
+                let x: Vec<f32> = (0..n * cols)
+                    .map(|_| match next() % 9 {
+                        0 => f32::NAN,
+                        v => v as f32 - 1.0,
+                    })
+                    .collect();
+                general.flat = None;
+                assert_eq!(
+                    flat.scores(&x, n, cols),
+                    general.scores(&x, n, cols),
+                    "{n} rows"
+                );
+            }
+        }
+    }
 }

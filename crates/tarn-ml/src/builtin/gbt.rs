@@ -184,7 +184,8 @@ struct Grower<'a> {
     nf: usize,
     nbins: Vec<usize>,
     grad: &'a [f64],
-    hess: &'a [f64],
+    /// The hessians; `None` when every one is 1 (squared error), so they are never read.
+    hess: Option<&'a [f64]>,
     p: &'a Params,
 }
 
@@ -198,16 +199,33 @@ impl Grower<'_> {
 
     fn histogram(&self, idx: &[u32]) -> Vec<Bin> {
         let nf = self.nf;
-        let fill = |idx: &[u32], h: &mut [Bin]| {
-            for &i in idx {
-                let i = i as usize;
-                let (g, hh) = (self.grad[i], self.hess[i]);
-                let row = &self.rows[i * nf..(i + 1) * nf];
-                for (f, &b) in row.iter().enumerate() {
-                    let bin = &mut h[f * 256 + b as usize];
-                    bin.g += g;
-                    bin.h += hh;
-                    bin.n += 1;
+        let fill = |idx: &[u32], h: &mut [Bin]| match self.hess {
+            Some(hess) => {
+                for &i in idx {
+                    let i = i as usize;
+                    let (g, hh) = (self.grad[i], hess[i]);
+                    let row = &self.rows[i * nf..(i + 1) * nf];
+                    for (f, &b) in row.iter().enumerate() {
+                        let bin = &mut h[f * 256 + b as usize];
+                        bin.g += g;
+                        bin.h += hh;
+                        bin.n += 1;
+                    }
+                }
+            }
+            None => {
+                for &i in idx {
+                    let i = i as usize;
+                    let g = self.grad[i];
+                    let row = &self.rows[i * nf..(i + 1) * nf];
+                    for (f, &b) in row.iter().enumerate() {
+                        let bin = &mut h[f * 256 + b as usize];
+                        bin.g += g;
+                        bin.n += 1;
+                    }
+                }
+                for bin in h.iter_mut() {
+                    bin.h = bin.n as f64;
                 }
             }
         };
@@ -321,6 +339,7 @@ impl Grower<'_> {
         let mut open = vec![root];
         let mut done: Vec<Leaf> = Vec::new();
         let mut leaves = 1;
+        let mut scratch: Vec<u32> = Vec::with_capacity(idx.len());
         while leaves < self.p.max_leaf_nodes {
             let Some(pos) = open
                 .iter()
@@ -337,21 +356,27 @@ impl Grower<'_> {
             };
             let leaf = open.swap_remove(pos);
             let s = leaf.split.as_ref().expect("a split");
-            // Partition the leaf's rows: left first.
+            // Partition the leaf's rows, left first, each side keeping its order: a leaf's
+            // rows stay ascending, so its histogram reads memory forwards.
             let range = &mut idx[leaf.start..leaf.end];
+            scratch.clear();
             let mut k = 0;
             for j in 0..range.len() {
-                let b = self.bin(range[j], s.feature);
+                let i = range[j];
+                let b = self.bin(i, s.feature);
                 let left = if b == MISSING {
                     s.missing_left
                 } else {
                     b as usize <= s.bin
                 };
                 if left {
-                    range.swap(j, k);
+                    range[k] = i;
                     k += 1;
+                } else {
+                    scratch.push(i);
                 }
             }
+            range[k..].copy_from_slice(&scratch);
             let mid = leaf.start + k;
             let (l, r) = (nodes.len(), nodes.len() + 1);
             let threshold = thr[s.feature].get(s.bin).copied().unwrap_or(f32::MAX);
@@ -475,9 +500,13 @@ pub(crate) fn fit(
             nf,
             nbins: nbins.clone(),
             grad: &grad,
-            hess: &hess,
+            hess: classifier.then_some(hess.as_slice()),
             p: &p,
         };
+        // Every tree starts from the rows in order (the last tree left them in leaf order).
+        for (k, i) in idx.iter_mut().enumerate() {
+            *i = k as u32;
+        }
         let (tree, ranges) = grower.grow(&mut idx, &thr);
         for (s, e, v) in ranges {
             for &i in &idx[s..e] {

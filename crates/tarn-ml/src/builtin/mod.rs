@@ -33,6 +33,8 @@ pub struct Job {
 pub struct Done {
     pub metrics: BTreeMap<String, f64>,
     pub log: String,
+    /// The model's fit alone (what a peer's `fit` measures): no reading, scoring or saving.
+    pub fit_seconds: f64,
 }
 
 /// A trained model that scores a feature matrix.
@@ -85,6 +87,7 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
             String::new()
         }
     );
+    let fitting = std::time::Instant::now();
     let model: Box<dyn Model> = match job.algorithm {
         Algorithm::LinearRegression | Algorithm::LogisticRegression => {
             Box::new(linear::fit(&x, &labels, classifier, &job.hyperparameters)?)
@@ -98,6 +101,8 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
             &mut log,
         )?),
     };
+    let fit_seconds = fitting.elapsed().as_secs_f64();
+    log.push_str(&format!("fitted in {fit_seconds:.3} s\n"));
     let mut metrics = BTreeMap::new();
     let train_pred = model.predict(&x);
     for (k, v) in data::evaluate(&train_pred, &labels) {
@@ -120,7 +125,11 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
         started.elapsed().as_secs_f64()
     ));
     save(job, &features, &labels, model.as_ref(), &metrics)?;
-    Ok(Done { metrics, log })
+    Ok(Done {
+        metrics,
+        log,
+        fit_seconds,
+    })
 }
 
 /// The class labels in the order of the `probabilities` output, as `metadata.tarn_classes`
