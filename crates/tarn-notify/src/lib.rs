@@ -224,7 +224,13 @@ impl Notifier {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 let mut line = body.to_string();
                 line.push('\n');
-                Ok(f.write_all(line.as_bytes())
+                // A tokio file hands writes to a background thread: without the flush, a
+                // command that ends right after (a failed `tarn taps run`) could exit before
+                // the line reached the file.
+                f.write_all(line.as_bytes())
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Ok(f.flush()
                     .await
                     .map_err(|e| format!("{}: {e}", path.display()))?)
             }
