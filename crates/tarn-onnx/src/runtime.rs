@@ -173,7 +173,18 @@ struct Ensemble {
 struct Flat {
     nodes: Vec<FlatNode>,
     roots: Vec<u32>,
+    /// Each tree's depth (the most branches from its root to a leaf).
+    depths: Vec<u32>,
+    /// Every branch is `BRANCH_LEQ` (what tarn writes, and most exporters): then rows go
+    /// through a tree [`LANES`] at a time without a branch per node.
+    leq: bool,
+    /// The highest feature a branch reads.
+    max_feature: usize,
 }
+
+/// Rows that go down one tree together, their steps interleaved (each step of a row waits
+/// on its node's load; eight independent rows keep the core busy meanwhile).
+const LANES: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 struct FlatNode {
@@ -196,11 +207,13 @@ impl Flat {
             return None;
         }
         let mut flat = Vec::with_capacity(nodes.len());
-        for nd in nodes {
+        for (at, nd) in nodes.iter().enumerate() {
             let leaf = nd.mode == Mode::Leaf;
             if !leaf && nd.feature >= u16::MAX as usize {
                 return None;
             }
+            // A leaf points at itself, so a row that reached it stays there.
+            let (yes, no) = if leaf { (at, at) } else { (nd.yes, nd.no) };
             flat.push(FlatNode {
                 value: if leaf {
                     nd.weights
@@ -211,21 +224,72 @@ impl Flat {
                 } else {
                     nd.value
                 },
-                yes: nd.yes as u32,
-                no: nd.no as u32,
+                yes: yes as u32,
+                no: no as u32,
                 feature: if leaf { 0 } else { nd.feature as u16 },
                 mode: nd.mode,
                 missing_yes: nd.missing_yes,
             });
         }
+        // Depths by walking each tree (a malformed one with a cycle is left to the general
+        // layout).
+        let mut depths = Vec::with_capacity(roots.len());
+        for &root in roots {
+            let mut deepest = 0u32;
+            let mut todo = vec![(root, 0u32)];
+            while let Some((at, d)) = todo.pop() {
+                if d as usize > nodes.len() {
+                    return None;
+                }
+                let nd = &nodes[at];
+                if nd.mode == Mode::Leaf {
+                    deepest = deepest.max(d);
+                } else {
+                    todo.push((nd.yes, d + 1));
+                    todo.push((nd.no, d + 1));
+                }
+            }
+            depths.push(deepest);
+        }
+        let branches = || nodes.iter().filter(|n| n.mode != Mode::Leaf);
         Some(Flat {
             nodes: flat,
             roots: roots.iter().map(|r| *r as u32).collect(),
+            depths,
+            leq: branches().all(|n| n.mode == Mode::Leq),
+            max_feature: branches().map(|n| n.feature).max().unwrap_or(0),
         })
+    }
+
+    /// [`Flat::add`] for trees of `BRANCH_LEQ` only, rows reading only their own columns:
+    /// [`LANES`] rows at a time step down a tree together, each step without a branch, for
+    /// the tree's depth (a row at its leaf stays there).
+    fn add_leq(&self, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
+        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            for (g, lane_acc) in acc.chunks_mut(LANES).enumerate() {
+                let row0 = first + g * LANES;
+                let m = lane_acc.len();
+                let mut at = [root; LANES];
+                for _ in 0..depth {
+                    for l in 0..m {
+                        let nd = &self.nodes[at[l] as usize];
+                        let v = x[(row0 + l) * cols + nd.feature as usize];
+                        let go = (v <= nd.value) | (v.is_nan() & nd.missing_yes);
+                        at[l] = if go { nd.yes } else { nd.no };
+                    }
+                }
+                for l in 0..m {
+                    lane_acc[l] += self.nodes[at[l] as usize].value;
+                }
+            }
+        }
     }
 
     /// Adds every tree's leaf weight to `acc[k]` for row `first + k`.
     fn add(&self, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
+        if self.leq && self.max_feature < cols {
+            return self.add_leq(x, cols, first, acc);
+        }
         for &root in &self.roots {
             for (k, a) in acc.iter_mut().enumerate() {
                 let r = first + k;
@@ -1213,8 +1277,10 @@ fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, OnnxError> {
 mod flat_tests {
     use super::*;
 
-    /// Random trees of every decision mode, with missing values and a feature past the row:
-    /// the flat layout scores exactly as the general one, for small and large batches.
+    /// Random trees of every decision mode, with missing values and a feature past the row
+    /// (the flat layout's general walk), and of `BRANCH_LEQ` only within the row (its
+    /// interleaved walk, on unbalanced trees): both score exactly as the general layout, for
+    /// small and large batches.
     #[test]
     fn the_flat_layout_scores_as_the_general_one() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -1224,76 +1290,82 @@ mod flat_tests {
             seed ^= seed << 17;
             seed
         };
-        let modes = [
-            Mode::Leq,
-            Mode::Lt,
-            Mode::Gte,
-            Mode::Gt,
-            Mode::Eq,
-            Mode::Neq,
-        ];
         let cols = 5;
-        let mut nodes = Vec::new();
-        let mut roots = Vec::new();
-        for _ in 0..40 {
-            // A full tree of depth 4: 15 branches, then 16 leaves, breadth first.
-            let root = nodes.len();
-            roots.push(root);
-            for k in 0..31 {
-                if k < 15 {
-                    nodes.push(TreeNode {
-                        mode: modes[(next() % 6) as usize],
-                        feature: (next() % (cols as u64 + 1)) as usize,
+        for leq_only in [false, true] {
+            let modes: &[Mode] = if leq_only {
+                &[Mode::Leq]
+            } else {
+                &[Mode::Leq, Mode::Lt, Mode::Gte, Mode::Gt, Mode::Eq, Mode::Neq]
+            };
+            let features = if leq_only { cols } else { cols + 1 };
+            let mut nodes = Vec::new();
+            let mut roots = Vec::new();
+            for _ in 0..40 {
+                // A tree grown by splitting random leaves: unbalanced, up to 16 leaves.
+                let root = nodes.len();
+                roots.push(root);
+                let leaf = |w: f32| TreeNode {
+                    mode: Mode::Leaf,
+                    feature: 0,
+                    value: 0.0,
+                    yes: 0,
+                    no: 0,
+                    missing_yes: false,
+                    weights: vec![(0, w)],
+                };
+                nodes.push(leaf(0.0));
+                let mut leaves = vec![root];
+                while leaves.len() < 16 {
+                    let pick = leaves.swap_remove((next() % leaves.len() as u64) as usize);
+                    let (yes, no) = (nodes.len(), nodes.len() + 1);
+                    nodes.push(leaf((next() % 1000) as f32 / 100.0 - 5.0));
+                    nodes.push(leaf((next() % 1000) as f32 / 100.0 - 5.0));
+                    nodes[pick] = TreeNode {
+                        mode: modes[(next() % modes.len() as u64) as usize],
+                        feature: (next() % features as u64) as usize,
                         value: (next() % 7) as f32,
-                        yes: root + 2 * k + 1,
-                        no: root + 2 * k + 2,
+                        yes,
+                        no,
                         missing_yes: next() % 2 == 0,
                         weights: Vec::new(),
-                    });
-                } else {
-                    nodes.push(TreeNode {
-                        mode: Mode::Leaf,
-                        feature: 0,
-                        value: 0.0,
-                        yes: 0,
-                        no: 0,
-                        missing_yes: false,
-                        weights: vec![(0, (next() % 1000) as f32 / 100.0 - 5.0)],
-                    });
+                    };
+                    leaves.push(yes);
+                    leaves.push(no);
                 }
             }
-        }
-        for average in [false, true] {
-            let mut general = Ensemble {
-                flat: None,
-                nodes: nodes.clone(),
-                roots: roots.clone(),
-                targets: 1,
-                base: vec![0.25],
-                average,
-                post: "NONE".into(),
-                labels: None,
-                binary: false,
-                positive: false,
-            };
-            let flat = Ensemble {
-                flat: Flat::of(&nodes, &roots),
-                ..general.clone()
-            };
-            assert!(flat.flat.is_some());
-            for n in [1, 300, PARALLEL_ROWS + 77] {
-                let x: Vec<f32> = (0..n * cols)
-                    .map(|_| match next() % 9 {
-                        0 => f32::NAN,
-                        v => v as f32 - 1.0,
-                    })
-                    .collect();
-                general.flat = None;
-                assert_eq!(
-                    flat.scores(&x, n, cols),
-                    general.scores(&x, n, cols),
-                    "{n} rows"
-                );
+            for average in [false, true] {
+                let mut general = Ensemble {
+                    flat: None,
+                    nodes: nodes.clone(),
+                    roots: roots.clone(),
+                    targets: 1,
+                    base: vec![0.25],
+                    average,
+                    post: "NONE".into(),
+                    labels: None,
+                    binary: false,
+                    positive: false,
+                };
+                let flat = Ensemble {
+                    flat: Flat::of(&nodes, &roots),
+                    ..general.clone()
+                };
+                let laid = flat.flat.as_ref().expect("a flat layout");
+                assert_eq!(laid.leq && laid.max_feature < cols, leq_only);
+                for n in [1, 300, PARALLEL_ROWS + 77] {
+                    let x: Vec<f32> = (0..n * cols)
+                        .map(|_| match next() % 9 {
+                            0 => f32::NAN,
+                            v => v as f32 - 1.0,
+                        })
+                        .collect();
+                    general.flat = None;
+                    assert_eq!(
+                        flat.scores(&x, n, cols),
+                        general.scores(&x, n, cols),
+                        "{n} rows"
+                    );
+                }
             }
         }
     }
