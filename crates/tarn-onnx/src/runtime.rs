@@ -1295,7 +1295,14 @@ mod flat_tests {
             let modes: &[Mode] = if leq_only {
                 &[Mode::Leq]
             } else {
-                &[Mode::Leq, Mode::Lt, Mode::Gte, Mode::Gt, Mode::Eq, Mode::Neq]
+                &[
+                    Mode::Leq,
+                    Mode::Lt,
+                    Mode::Gte,
+                    Mode::Gt,
+                    Mode::Eq,
+                    Mode::Neq,
+                ]
             };
             let features = if leq_only { cols } else { cols + 1 };
             let mut nodes = Vec::new();
