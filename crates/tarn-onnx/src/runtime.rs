@@ -135,6 +135,25 @@ enum Mode {
     Leaf,
 }
 
+impl Mode {
+    /// Whether a branch of this mode sends the value `v` to its `yes` side: a missing value
+    /// where `missing_yes` says, any other by comparing it with `threshold`.
+    #[inline]
+    fn goes_yes(self, v: f32, threshold: f32, missing_yes: bool) -> bool {
+        if v.is_nan() {
+            return missing_yes;
+        }
+        match self {
+            Mode::Leq => v <= threshold,
+            Mode::Lt => v < threshold,
+            Mode::Gte => v >= threshold,
+            Mode::Gt => v > threshold,
+            Mode::Eq => v == threshold,
+            _ => v != threshold,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct TreeNode {
     mode: Mode,
@@ -302,18 +321,7 @@ impl Flat {
                         break;
                     }
                     let v = row.get(nd.feature as usize).copied().unwrap_or(f32::NAN);
-                    let go = if v.is_nan() {
-                        nd.missing_yes
-                    } else {
-                        match nd.mode {
-                            Mode::Leq => v <= nd.value,
-                            Mode::Lt => v < nd.value,
-                            Mode::Gte => v >= nd.value,
-                            Mode::Gt => v > nd.value,
-                            Mode::Eq => v == nd.value,
-                            _ => v != nd.value,
-                        }
-                    };
+                    let go = nd.mode.goes_yes(v, nd.value, nd.missing_yes);
                     at = if go { nd.yes } else { nd.no } as usize;
                 }
             }
@@ -575,18 +583,7 @@ impl Ensemble {
                     break;
                 }
                 let v = row.get(nd.feature).copied().unwrap_or(f32::NAN);
-                let go = if v.is_nan() {
-                    nd.missing_yes
-                } else {
-                    match nd.mode {
-                        Mode::Leq => v <= nd.value,
-                        Mode::Lt => v < nd.value,
-                        Mode::Gte => v >= nd.value,
-                        Mode::Gt => v > nd.value,
-                        Mode::Eq => v == nd.value,
-                        _ => v != nd.value,
-                    }
-                };
+                let go = nd.mode.goes_yes(v, nd.value, nd.missing_yes);
                 at = if go { nd.yes } else { nd.no };
             }
         }

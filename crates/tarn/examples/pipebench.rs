@@ -186,7 +186,8 @@ struct Figures {
     failed: usize,
 }
 
-async fn run(tarn: &Path, deployment: Deployment, a: &Args) -> Result<Figures> {
+/// A fresh lake on `deployment` with the bench's pipeline.
+async fn bench_lake(deployment: Deployment) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let place = fresh_yml(deployment, dir.path()).await;
     std::fs::write(
@@ -196,6 +197,11 @@ async fn run(tarn: &Path, deployment: Deployment, a: &Args) -> Result<Figures> {
     let p = dir.path().join("pipelines/bench");
     std::fs::create_dir_all(&p)?;
     std::fs::write(p.join("config.yml"), PIPELINE)?;
+    Ok(dir)
+}
+
+async fn run(tarn: &Path, deployment: Deployment, a: &Args) -> Result<Figures> {
+    let dir = bench_lake(deployment).await?;
     std::env::set_var("TARN_WORKERS", a.workers.to_string());
     let server = Server::start(tarn, dir.path())?;
     let base = server.url.clone();
@@ -305,15 +311,7 @@ struct NodeFigures {
 
 /// `a.burst` objects landed while no node runs, then `n` nodes started at once.
 async fn nodes_run(tarn: &Path, n: usize, a: &Args) -> Result<NodeFigures> {
-    let dir = tempfile::tempdir()?;
-    let place = fresh_yml(Deployment::Shared, dir.path()).await;
-    std::fs::write(
-        dir.path().join("tarn.yml"),
-        format!("lake: bench\ndomains: [flights]\n{place}"),
-    )?;
-    let p = dir.path().join("pipelines/bench");
-    std::fs::create_dir_all(&p)?;
-    std::fs::write(p.join("config.yml"), PIPELINE)?;
+    let dir = bench_lake(Deployment::Shared).await?;
     let objects = dir.path().join("objects");
     std::fs::create_dir_all(&objects)?;
     for i in 0..a.burst {

@@ -206,12 +206,14 @@ fn builtin_trainers_match_scikit_learn() {
         &["compare", &serde_json::Value::from(jobs).to_string()],
         None,
     );
+    // A tolerance against scikit-learn for the linear models; none for the trees, which are
+    // held to the better of LightGBM and scikit-learn below.
     for (algorithm, metric, tolerance) in [
-        ("linear_regression", "rmse", 1e-3),
-        ("gbt_regressor", "rmse", 0.0),
-        ("logistic_regression", "auc", 0.005),
-        ("gbt_classifier", "auc", 0.0),
-        ("gbt_classifier", "accuracy", 0.0),
+        ("linear_regression", "rmse", Some(1e-3)),
+        ("gbt_regressor", "rmse", None),
+        ("logistic_regression", "auc", Some(0.005)),
+        ("gbt_classifier", "auc", None),
+        ("gbt_classifier", "accuracy", None),
     ] {
         let ours = logged[algorithm][metric].as_f64().unwrap();
         let ort = got[algorithm]["onnxruntime"][metric].as_f64().unwrap();
@@ -221,17 +223,18 @@ fn builtin_trainers_match_scikit_learn() {
             (ours - ort).abs() <= 1e-4 * ours.abs().max(1.0),
             "{algorithm} {metric}: tarn {ours}, onnxruntime {ort}"
         );
-        // And as well as scikit-learn's estimator, relative for RMSE, absolute for AUC (the
-        // trees, better binned than scikit-learn's, are held to LightGBM below instead).
-        let diff = if metric == "rmse" {
-            (ours - sk).abs() / sk
-        } else {
-            (ours - sk).abs()
-        };
-        assert!(
-            algorithm.starts_with("gbt") || diff <= tolerance,
-            "{algorithm} {metric}: tarn {ours}, scikit-learn {sk}"
-        );
+        // And as well as scikit-learn's estimator, relative for RMSE, absolute for AUC.
+        if let Some(tolerance) = tolerance {
+            let diff = if metric == "rmse" {
+                (ours - sk).abs() / sk
+            } else {
+                (ours - sk).abs()
+            };
+            assert!(
+                diff <= tolerance,
+                "{algorithm} {metric}: tarn {ours}, scikit-learn {sk}"
+            );
+        }
         let features = if algorithm.starts_with("gbt") {
             GBT_FEATURES
         } else {
