@@ -169,16 +169,19 @@ impl Lake {
         for (execution, files) in by_execution {
             let newest = files.iter().map(|m| m.last_modified).max().unwrap_or(now);
             let quiet = (now - newest).to_std().unwrap_or_default() >= stale;
-            let open = match self.meta.executions().execution(&execution).await? {
-                Some(e) => !matches!(
-                    e.status.as_str(),
+            let why = match self.meta.executions().execution(&execution).await? {
+                Some(e) => match e.status.as_str() {
                     tarn_metadata::status::SUCCEEDED
-                        | tarn_metadata::status::FAILED
-                        | tarn_metadata::status::CANCELLED
-                ),
-                None => false,
+                    | tarn_metadata::status::FAILED
+                    | tarn_metadata::status::CANCELLED => format!(
+                        "execution {execution} has ended ({}); an attempt it gave up kept writing",
+                        e.status
+                    ),
+                    _ => continue,
+                },
+                None => format!("no execution {execution} is recorded"),
             };
-            if open || !quiet {
+            if !quiet {
                 continue;
             }
             let mut fixed = repair;
@@ -193,7 +196,7 @@ impl Lake {
                 "staged_write",
                 format!("_tarn/staging/{execution}"),
                 format!(
-                    "{} file(s) a Glue ETL job staged that were never committed (execution {execution} has ended; an attempt it gave up kept writing)",
+                    "{} file(s) a Glue ETL job staged that were never committed ({why})",
                     files.len()
                 ),
                 fixed,
