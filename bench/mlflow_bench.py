@@ -2,6 +2,9 @@
 (3.17.2, SQLite backend), side by side in one run on this machine.
 
     python3 bench/mlflow_bench.py [--tarn PATH] [--seconds 15] [--clients 10] [--runs 100000]
+                                  [--load-clients 4,8,16]
+
+(after `cargo build --release -p tarn --bin tarn --example httpload`)
 
 1. log-batch throughput: CLIENTS processes, each with its own run, call
    `MlflowClient.log_batch` (10 metrics at a new step per call) for SECONDS; requests per
@@ -9,6 +12,10 @@
 2. search latency at RUNS runs: both stores get the same RUNS runs (2 params, 1 tag,
    2 metrics each) written straight into their SQLite databases, then
    `MlflowClient.search_runs` runs each query 10 times after a warm-up; median and worst.
+2. log-batch throughput without Python clients: `crates/tarn/examples/httpload.rs
+   --mlflow-log-batch` (Rust, one thread) sends the same REST requests from LOAD_CLIENTS
+   kept-alive connections for SECONDS (each client its own run, 10 metrics at a new step per
+   request); requests per second and p50/p99 latency, every acknowledged value read back.
 3. metric history: a run with POINTS points of one metric (logged in batches of 1,000),
    `MlflowClient.get_metric_history` 10 times after a warm-up; median and worst, and both
    servers must answer every point.
@@ -158,6 +165,25 @@ def throughput(url, clients, seconds):
     return total / seconds, total
 
 
+def rust_load(httpload, url, clients, seconds):
+    """The Rust generator's log-batch run against `url`; checks every acknowledged batch."""
+    import json
+
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    exp = client.create_experiment(f"load-{uuid.uuid4().hex[:6]}")
+    out = subprocess.run([httpload, "--url", url, "--mlflow-log-batch", exp, "--clients", str(clients),
+                          "--seconds", str(seconds)], check=True, capture_output=True, text=True)
+    r = json.loads(out.stdout)
+    for run in r["runs"]:
+        got = len(client.get_metric_history(run["run_id"], "m0"))
+        if got != run["batches"]:
+            sys.exit(f"{url}: run {run['run_id']} acknowledged {run['batches']} batches but holds {got} values of m0")
+    return r
+
+
 def populate(db, kind, experiment_id, runs):
     """Writes the same `runs` runs into tarn's or MLflow's SQLite database."""
     rng = random.Random(42)
@@ -241,7 +267,13 @@ def main():
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--points", type=int, default=20_000)
+    ap.add_argument("--load-clients", default="4,8,16",
+                    help="connections of the Rust log-batch generator, one run each (comma-separated)")
     a = ap.parse_args()
+    httpload = str(Path(a.tarn).parent / "examples" / "httpload")
+    if not Path(httpload).exists():
+        sys.exit(f"{httpload} is missing: cargo build --release -p tarn --bin tarn --example httpload")
+    load_clients = [int(c) for c in a.load_clients.split(",")]
     import mlflow
 
     work = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
@@ -254,6 +286,12 @@ def main():
                 cpu0 = server_cpu(proc.pid)
                 rps, total = throughput(url, a.clients, a.seconds)
                 cpu_ms = (server_cpu(proc.pid) - cpu0) * 1000 / total
+                loads = []
+                for c in load_clients:
+                    r = rust_load(httpload, url, c, a.seconds)
+                    print(f"{name}: Rust generator, {c} clients: {r['rps']:.0f} req/s, "
+                          f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['errors']} errors", flush=True)
+                    loads.append(r)
                 os.environ["MLFLOW_TRACKING_URI"] = url
                 exp = mlflow.MlflowClient().create_experiment("search-bench")
                 print(f"{name}: {rps:.0f} req/s; writing {a.runs} runs", flush=True)
@@ -265,7 +303,7 @@ def main():
                     searches.append((p50, worst, found))
                 hist = history_latency(url, a.points)
                 print(f"{name}: metric history of {a.points} points: p50 {hist[0]:.1f} ms", flush=True)
-                results[name] = (rps, total, searches, cpu_ms, hist)
+                results[name] = (rps, total, searches, cpu_ms, hist, loads)
             finally:
                 stop(proc)
     finally:
@@ -274,8 +312,8 @@ def main():
     same = all(ts[2] == ms[2] for ts, ms in zip(t[2], m[2]))
     lines = [
         SECTION, "",
-        "Reproduce with `cargo build --release -p tarn --bin tarn && python3 bench/mlflow_bench.py` "
-        f"(`--clients {a.clients} --seconds {a.seconds} --runs {a.runs} --points {a.points}`).", "",
+        "Reproduce with `cargo build --release -p tarn --bin tarn --example httpload && python3 bench/mlflow_bench.py` "
+        f"(`--clients {a.clients} --seconds {a.seconds} --runs {a.runs} --points {a.points} --load-clients {a.load_clients}`).", "",
         f"The same `mlflow` {mlflow.__version__} client workload against a release `tarn serve` (embedded: "
         "SQLite + files) and `mlflow server` (SQLite backend, its default 4 workers), one after the other "
         "on the same 2 cores, clients included. log-batch: each client process owns a run and "
@@ -287,12 +325,20 @@ def main():
         "a warm-up, every point answered by both. The clients "
         "share the 2 cores with the server: with tarn they, not the server, use most of the CPU, so the "
         "request rate is bounded by the Python client; the server's CPU per request shows each "
-        "server's own cost.", "",
+        "server's own cost. The Rust generator (`crates/tarn/examples/httpload.rs --mlflow-log-batch`, one "
+        "thread, kept-alive connections, no mlflow client) sends the same REST log-batch requests without "
+        "the Python clients bounding the rate; each connection owns a run and every acknowledged batch was "
+        "read back from each server.", "",
         "| measure | tarn serve | mlflow server | tarn / mlflow |",
         "|---|---:|---:|---:|",
         f"| log-batch req/s, {a.clients} clients | {t[0]:.0f} | {m[0]:.0f} | {t[0] / m[0]:.1f}x |",
         f"| server CPU per log-batch request, ms (all its processes) | {t[3]:.2f} | {m[3]:.2f} | {m[3] / t[3]:.1f}x less |",
     ]
+    for c, tl, ml in zip(load_clients, t[5], m[5]):
+        lines.append(
+            f"| log-batch, Rust generator, {c} connections: req/s (p50 / p99 ms) | {tl['rps']:.0f} "
+            f"({tl['p50_ms']:.1f} / {tl['p99_ms']:.1f}) | {ml['rps']:.0f} ({ml['p50_ms']:.1f} / {ml['p99_ms']:.1f}) | "
+            f"{tl['rps'] / ml['rps']:.1f}x |")
     for (label, f, order), ts, ms in zip(QUERIES, t[2], m[2]):
         q = f"`{f}`" if f else "(none)"
         o = f" order by `{order[0]}`" if order else ""

@@ -1,12 +1,13 @@
 //! Times what `bench/run.py` compares with DuckDB: loading flights.csv into a trusted Delta
-//! table (with and without its data contract) and five analytical queries over it.
+//! table (with and without its data contract) and the analytical queries of
+//! `bench/queries.sql` over it (`{t}` is the flights table, `{airlines}` the airlines table).
 //!
-//! usage: cargo run --release -p tarn-lake --example bench -- CSV QUERIES.sql RUNS CONTRACT.yml
+//! usage: cargo run --release -p tarn-lake --example bench -- CSV QUERIES.sql RUNS CONTRACT.yml AIRLINES.csv
 //! Prints one JSON object: seconds per step (median of RUNS); queries also cold (first query of
-//! a freshly opened lake).
+//! a freshly opened lake) and their rows (as JSON arrays), for the caller to compare.
 
 use std::time::Instant;
-use tarn_lake::{Lake, LoadArgs, LoadMode, Selection};
+use tarn_lake::{Lake, LoadArgs, Selection};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -32,14 +33,7 @@ async fn time_load(csv: &str, contract: Option<&str>) -> (f64, usize, usize) {
     let (_dir, lake) = fresh_lake(contract).await;
     let start = Instant::now();
     let r = lake
-        .load(&LoadArgs {
-            table: "flights.trusted.flights".into(),
-            source: csv.into(),
-            format: None,
-            mode: LoadMode::Append,
-            key: vec![],
-            again: false,
-        })
+        .load(&LoadArgs::append("flights.trusted.flights", csv))
         .await
         .unwrap();
     (
@@ -49,14 +43,36 @@ async fn time_load(csv: &str, contract: Option<&str>) -> (f64, usize, usize) {
     )
 }
 
+/// A result's rows, each an array of its values in column order.
+fn rows_json(r: &tarn_query::QueryResult) -> serde_json::Value {
+    let mut w = arrow::json::ArrayWriter::new(Vec::new());
+    for b in &r.batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&w.into_inner()).unwrap_or_default();
+    let names: Vec<&String> = r.schema.fields().iter().map(|f| f.name()).collect();
+    objects
+        .into_iter()
+        .map(|o| {
+            names
+                .iter()
+                .map(|n| o.get(*n).cloned().unwrap_or(serde_json::Value::Null))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (csv, queries, runs, contract) = (
+    let (csv, queries, runs, contract, airlines) = (
         &args[1],
         &args[2],
         args[3].parse::<usize>().unwrap(),
         &args[4],
+        &args[5],
     );
     let contract = std::fs::read_to_string(contract).unwrap();
     let queries: Vec<String> = std::fs::read_to_string(queries)
@@ -66,6 +82,7 @@ async fn main() {
         .map(|l| {
             l.trim_end_matches(';')
                 .replace("{t}", "flights.trusted.flights")
+                .replace("{airlines}", "flights.trusted.airlines")
         })
         .collect();
 
@@ -85,14 +102,13 @@ async fn main() {
     }
 
     let (dir, lake) = fresh_lake(None).await;
-    lake.load(&LoadArgs {
-        table: "flights.trusted.flights".into(),
-        source: csv.clone(),
-        format: None,
-        mode: LoadMode::Append,
-        key: vec![],
-        again: false,
-    })
+    lake.load(&LoadArgs::append("flights.trusted.flights", csv.clone()))
+        .await
+        .unwrap();
+    lake.load(&LoadArgs::append(
+        "flights.trusted.airlines",
+        airlines.clone(),
+    ))
     .await
     .unwrap();
     for (i, q) in queries.iter().enumerate() {
@@ -113,7 +129,7 @@ async fn main() {
         }
         out.insert(
             format!("q{}", i + 1),
-            serde_json::json!({"seconds": median(times), "cold_seconds": cold, "rows": r.rows()}),
+            serde_json::json!({"seconds": median(times), "cold_seconds": cold, "rows": r.rows(), "values": rows_json(&r)}),
         );
     }
     println!("{}", serde_json::Value::Object(out));

@@ -25,6 +25,20 @@ pub struct LoadArgs {
     pub again: bool,
 }
 
+impl LoadArgs {
+    /// Appends `source` to `table`, its format from its name or bytes, merging on nothing.
+    pub fn append(table: impl Into<String>, source: impl Into<String>) -> Self {
+        LoadArgs {
+            table: table.into(),
+            source: source.into(),
+            format: None,
+            mode: LoadMode::Append,
+            key: vec![],
+            again: false,
+        }
+    }
+}
+
 /// What a load did.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoadReport {

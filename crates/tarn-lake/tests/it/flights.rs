@@ -108,14 +108,10 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
 
     // Load under the contract, from the raw object.
     let load = lake
-        .load(&LoadArgs {
-            table: "flights.trusted.flights".into(),
-            source: "flights/raw/flights/flights.csv".into(),
-            format: None,
-            mode: LoadMode::Append,
-            key: vec![],
-            again: false,
-        })
+        .load(&LoadArgs::append(
+            "flights.trusted.flights",
+            "flights/raw/flights/flights.csv",
+        ))
         .await
         .unwrap();
     assert_eq!(load.rows_rejected, expected_rejected);
@@ -129,14 +125,10 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
     // The same file appended again (a re-run after a crash): already loaded, nothing written,
     // not even rejected rows.
     let rerun = lake
-        .load(&LoadArgs {
-            table: "flights.trusted.flights".into(),
-            source: "flights/raw/flights/flights.csv".into(),
-            format: None,
-            mode: LoadMode::Append,
-            key: vec![],
-            again: false,
-        })
+        .load(&LoadArgs::append(
+            "flights.trusted.flights",
+            "flights/raw/flights/flights.csv",
+        ))
         .await
         .unwrap();
     assert!(rerun.already_loaded);
@@ -236,20 +228,8 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
         .filter(|(r, _)| r[air] != "NA")
         .map(|(r, _)| r[col("distance")].parse::<f64>().unwrap())
         .sum();
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/interop/read_delta.py"
-        ))
-        .arg(t.record.location.trim_start_matches("file://"))
-        .output()
-        .expect("python3 runs (scripts/test installs requirements-test.txt)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let table = t.record.location.trim_start_matches("file://").to_string();
+    let seen: serde_json::Value = interop("read_delta.py", std::slice::from_ref(&table));
     for engine in ["deltalake", "duckdb"] {
         assert_eq!(seen[engine]["rows"], load.row_count, "{engine}: {seen}");
         let sum = seen[engine]["sum_distance"].as_f64().unwrap();
@@ -271,6 +251,46 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
         "TIMESTAMP WITH TIME ZONE"
     );
 
+    // The bench's queries (bench/queries.sql: aggregates, a join with a dimension table,
+    // windows, count(distinct), top-N) answer what DuckDB answers over the same table.
+    lake.load(&LoadArgs::append(
+        "flights.trusted.airlines",
+        data_dir().join("airlines.csv").to_string_lossy(),
+    ))
+    .await
+    .unwrap();
+    let queries = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/queries.sql");
+    let duckdb: Vec<Vec<Vec<serde_json::Value>>> = interop(
+        "bench_queries.py",
+        &[
+            table,
+            data_dir().join("airlines.csv").to_string_lossy().into(),
+            queries.into(),
+        ],
+    );
+    let sqls: Vec<String> = std::fs::read_to_string(queries)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("--"))
+        .map(|l| {
+            l.trim_end_matches(';')
+                .replace("{t}", "flights.trusted.flights")
+                .replace("{airlines}", "flights.trusted.airlines")
+        })
+        .collect();
+    assert_eq!(sqls.len(), duckdb.len());
+    assert!(sqls.len() >= 10, "the bench has ten queries");
+    for (i, (sql, expected)) in sqls.iter().zip(&duckdb).enumerate() {
+        let got = json_rows(&lake.sql(sql, &Default::default()).await.unwrap());
+        assert!(!expected.is_empty(), "q{}: DuckDB answered no rows", i + 1);
+        assert_eq!(
+            rounded(&got),
+            rounded(expected),
+            "q{} answers differently from DuckDB: {sql}",
+            i + 1
+        );
+    }
+
     // A service table materialised with SQL.
     let into = lake
         .sql_into(
@@ -284,6 +304,57 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
         scalar(&lake, "SELECT sum(n) FROM flights.service.by_origin").await,
         load.row_count.to_string()
     );
+}
+
+/// What `tests/interop/SCRIPT ARGS` printed as JSON.
+fn interop<T: serde::de::DeserializeOwned>(script: &str, args: &[String]) -> T {
+    let out = std::process::Command::new("python3")
+        .arg(format!(
+            "{}/../../tests/interop/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args(args)
+        .output()
+        .expect("python3 runs (scripts/test installs requirements-test.txt)");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A result's rows as JSON values, column by column in the result's order.
+fn json_rows(r: &tarn_query::QueryResult) -> Vec<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    tarn_query::write_result(r, tarn_query::OutputFormat::Json, &mut out).unwrap();
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&out).unwrap();
+    objects
+        .into_iter()
+        .map(|o| {
+            r.schema
+                .fields()
+                .iter()
+                .map(|f| o.get(f.name()).cloned().unwrap_or(serde_json::Value::Null))
+                .collect()
+        })
+        .collect()
+}
+
+/// Rows with numbers cut to 9 significant digits (two engines sum in different orders; the
+/// integers compared here have fewer digits).
+fn rounded(rows: &[Vec<serde_json::Value>]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| match v.as_f64() {
+                    Some(f) => format!("{f:.8e}"),
+                    _ => v.to_string(),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 crate::on_every_backend!(full_flights_land_crawl_load_query);
