@@ -82,6 +82,13 @@ struct Bin {
     n: u32,
 }
 
+/// A bin while a squared-error histogram is filled: its hessian is its count.
+#[derive(Clone, Copy, Default)]
+struct GradCount {
+    g: f64,
+    n: u32,
+}
+
 /// Thresholds between bins: midpoints between distinct values when there are at most
 /// `max_bins` of them; otherwise LightGBM's greedy binning over a sample of at most 200,000
 /// values. Plain quantiles waste bins on data with ties: a value held by 7 % of the rows would
@@ -190,80 +197,99 @@ struct Grower<'a> {
 }
 
 /// Rows below which a histogram is filled on one thread (starting threads costs more).
-const PARALLEL_ROWS: usize = 20_000;
+const PARALLEL_ROWS: usize = 8_192;
 
 impl Grower<'_> {
     fn bin(&self, row: u32, feature: usize) -> u8 {
         self.rows[row as usize * self.nf + feature]
     }
 
+    /// Every feature's histogram over the rows `idx`. Large ones are split over the cores
+    /// by rows (on rayon's pool, whose threads stay up between histograms) and summed.
     fn histogram(&self, idx: &[u32]) -> Vec<Bin> {
-        let nf = self.nf;
-        let fill = |idx: &[u32], h: &mut [Bin]| match self.hess {
-            Some(hess) => {
-                for &i in idx {
-                    let i = i as usize;
-                    let (g, hh) = (self.grad[i], hess[i]);
-                    let row = &self.rows[i * nf..(i + 1) * nf];
-                    for (f, &b) in row.iter().enumerate() {
-                        let bin = &mut h[f * 256 + b as usize];
-                        bin.g += g;
-                        bin.h += hh;
-                        bin.n += 1;
-                    }
-                }
-            }
-            None => {
-                for &i in idx {
-                    let i = i as usize;
-                    let g = self.grad[i];
-                    let row = &self.rows[i * nf..(i + 1) * nf];
-                    for (f, &b) in row.iter().enumerate() {
-                        let bin = &mut h[f * 256 + b as usize];
-                        bin.g += g;
-                        bin.n += 1;
-                    }
-                }
-                for bin in h.iter_mut() {
-                    bin.h = bin.n as f64;
-                }
-            }
-        };
-        let mut hist = vec![Bin::default(); nf * 256];
+        use rayon::prelude::*;
+        let size = self.nf * 256;
         let threads = workers();
-        if threads <= 1 || idx.len() < PARALLEL_ROWS {
-            fill(idx, &mut hist);
-            return hist;
-        }
-        // Rows split over the cores, each filling a histogram of its own, summed after.
-        let per = idx.len().div_ceil(threads);
-        let parts: Vec<Vec<Bin>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = idx
-                .chunks(per)
-                .skip(1)
-                .map(|chunk| {
-                    let fill = &fill;
-                    scope.spawn(move || {
-                        let mut h = vec![Bin::default(); nf * 256];
-                        fill(chunk, &mut h);
+        let per = if threads <= 1 || idx.len() < PARALLEL_ROWS {
+            idx.len().max(1)
+        } else {
+            idx.len().div_ceil(threads)
+        };
+        match self.hess {
+            // Squared error: every hessian is 1, so a bin keeps its gradients' sum and its
+            // count (16 bytes, a histogram fits the first-level cache), and h is the count.
+            None => {
+                let sum = idx
+                    .par_chunks(per)
+                    .map(|chunk| {
+                        let mut h = vec![GradCount::default(); size];
+                        self.fill_counts(chunk, &mut h);
                         h
                     })
+                    .reduce_with(|mut a, b| {
+                        for (x, y) in a.iter_mut().zip(&b) {
+                            x.g += y.g;
+                            x.n += y.n;
+                        }
+                        a
+                    })
+                    .unwrap_or_else(|| vec![GradCount::default(); size]);
+                sum.iter()
+                    .map(|b| Bin {
+                        g: b.g,
+                        h: b.n as f64,
+                        n: b.n,
+                    })
+                    .collect()
+            }
+            Some(hess) => idx
+                .par_chunks(per)
+                .map(|chunk| {
+                    let mut h = vec![Bin::default(); size];
+                    self.fill(chunk, hess, &mut h);
+                    h
                 })
-                .collect();
-            fill(&idx[..per.min(idx.len())], &mut hist);
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a histogram thread"))
-                .collect()
-        });
-        for part in parts {
-            for (a, b) in hist.iter_mut().zip(&part) {
-                a.g += b.g;
-                a.h += b.h;
-                a.n += b.n;
+                .reduce_with(|mut a, b| {
+                    for (x, y) in a.iter_mut().zip(&b) {
+                        x.g += y.g;
+                        x.h += y.h;
+                        x.n += y.n;
+                    }
+                    a
+                })
+                .unwrap_or_else(|| vec![Bin::default(); size]),
+        }
+    }
+
+    /// Adds the rows `idx` to `h`: one pass, each row's bins, gradient and hessian read once.
+    fn fill(&self, idx: &[u32], hess: &[f64], h: &mut [Bin]) {
+        let nf = self.nf;
+        for &i in idx {
+            let i = i as usize;
+            let (g, hh) = (self.grad[i], hess[i]);
+            let row = &self.rows[i * nf..(i + 1) * nf];
+            for (f, &b) in row.iter().enumerate() {
+                let bin = &mut h[f * 256 + b as usize];
+                bin.g += g;
+                bin.h += hh;
+                bin.n += 1;
             }
         }
-        hist
+    }
+
+    /// [`Grower::fill`] when every hessian is 1.
+    fn fill_counts(&self, idx: &[u32], h: &mut [GradCount]) {
+        let nf = self.nf;
+        for &i in idx {
+            let i = i as usize;
+            let g = self.grad[i];
+            let row = &self.rows[i * nf..(i + 1) * nf];
+            for (f, &b) in row.iter().enumerate() {
+                let bin = &mut h[f * 256 + b as usize];
+                bin.g += g;
+                bin.n += 1;
+            }
+        }
     }
 
     fn score(&self, g: f64, h: f64) -> f64 {
@@ -482,55 +508,77 @@ pub(crate) fn fit(
     let mut trees = Vec::new();
     let mut idx: Vec<u32> = (0..n as u32).collect();
     let nbins: Vec<usize> = thr.iter().map(|t| t.len() + 1).collect();
-    for it in 0..p.max_iter {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(MlError::Model(format!("stopped after {it} iterations")));
-        }
-        for i in 0..n {
-            if classifier {
-                let q = sigmoid(raw[i]);
-                grad[i] = q - y[i];
-                hess[i] = (q * (1.0 - q)).max(1e-16);
-            } else {
-                grad[i] = raw[i] - y[i];
+    // The fit runs on a pool of its own, one thread a core, up for the whole fit: a
+    // histogram split over the cores fills its first part on the thread that asked for it,
+    // and nothing starts a thread per tree or per leaf.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers())
+        .thread_name(|i| format!("tarn-gbt-{i}"))
+        .build()
+        .map_err(|e| MlError::Model(format!("cannot start the training threads: {e}")))?;
+    pool.install(|| -> Result<(), MlError> {
+        for it in 0..p.max_iter {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(MlError::Model(format!("stopped after {it} iterations")));
             }
-        }
-        let grower = Grower {
-            rows: &rows,
-            nf,
-            nbins: nbins.clone(),
-            grad: &grad,
-            hess: classifier.then_some(hess.as_slice()),
-            p: &p,
-        };
-        // Every tree starts from the rows in order (the last tree left them in leaf order).
-        for (k, i) in idx.iter_mut().enumerate() {
-            *i = k as u32;
-        }
-        let (tree, ranges) = grower.grow(&mut idx, &thr);
-        for (s, e, v) in ranges {
-            for &i in &idx[s..e] {
-                raw[i as usize] += v;
+            // One `exp` a row for the classifier: spread over the cores.
+            {
+                use rayon::prelude::*;
+                let rows = (&mut grad[..], &mut hess[..]);
+                rows.0
+                    .par_chunks_mut(8192)
+                    .zip(rows.1.par_chunks_mut(8192))
+                    .zip(raw.par_chunks(8192).zip(y.par_chunks(8192)))
+                    .for_each(|((g, h), (z, t))| {
+                        for k in 0..g.len() {
+                            if classifier {
+                                let q = sigmoid(z[k]);
+                                g[k] = q - t[k];
+                                h[k] = (q * (1.0 - q)).max(1e-16);
+                            } else {
+                                g[k] = z[k] - t[k];
+                            }
+                        }
+                    });
             }
-        }
-        trees.push(tree);
-        if (it + 1) % 10 == 0 || it + 1 == p.max_iter {
-            let loss = if classifier {
-                raw.iter()
-                    .zip(y)
-                    .map(|(z, t)| {
-                        let q = sigmoid(*z).clamp(1e-15, 1.0 - 1e-15);
-                        -(t * q.ln() + (1.0 - t) * (1.0 - q).ln())
-                    })
-                    .sum::<f64>()
-                    / n as f64
-            } else {
-                (raw.iter().zip(y).map(|(z, t)| (z - t).powi(2)).sum::<f64>() / n as f64).sqrt()
+            let grower = Grower {
+                rows: &rows,
+                nf,
+                nbins: nbins.clone(),
+                grad: &grad,
+                hess: classifier.then_some(hess.as_slice()),
+                p: &p,
             };
-            let name = if classifier { "log_loss" } else { "rmse" };
-            log.push_str(&format!("iteration {}: train {name} {loss:.6}\n", it + 1));
+            // Every tree starts from the rows in order (the last tree left them in leaf order).
+            for (k, i) in idx.iter_mut().enumerate() {
+                *i = k as u32;
+            }
+            let (tree, ranges) = grower.grow(&mut idx, &thr);
+            for (s, e, v) in ranges {
+                for &i in &idx[s..e] {
+                    raw[i as usize] += v;
+                }
+            }
+            trees.push(tree);
+            if (it + 1) % 10 == 0 || it + 1 == p.max_iter {
+                let loss = if classifier {
+                    raw.iter()
+                        .zip(y)
+                        .map(|(z, t)| {
+                            let q = sigmoid(*z).clamp(1e-15, 1.0 - 1e-15);
+                            -(t * q.ln() + (1.0 - t) * (1.0 - q).ln())
+                        })
+                        .sum::<f64>()
+                        / n as f64
+                } else {
+                    (raw.iter().zip(y).map(|(z, t)| (z - t).powi(2)).sum::<f64>() / n as f64).sqrt()
+                };
+                let name = if classifier { "log_loss" } else { "rmse" };
+                log.push_str(&format!("iteration {}: train {name} {loss:.6}\n", it + 1));
+            }
         }
-    }
+        Ok(())
+    })?;
     Ok(Gbt {
         trees,
         base,
