@@ -261,6 +261,67 @@ impl Grower<'_> {
         }
     }
 
+    /// Puts the rows of `range` that go left of the split (`feature` at most `bin`, missing
+    /// ones to `missing_left`) first, each side in its order, and answers how many go left.
+    /// A large range is split over the cores: each part partitions on its own (its right
+    /// rows into its part of `scratch`), then the parts' sides are put together.
+    fn partition(
+        &self,
+        range: &mut [u32],
+        scratch: &mut [u32],
+        feature: usize,
+        bin: usize,
+        missing_left: bool,
+    ) -> usize {
+        use rayon::prelude::*;
+        let part = |rows: &mut [u32], right: &mut [u32]| {
+            let (mut k, mut r) = (0, 0);
+            for j in 0..rows.len() {
+                let i = rows[j];
+                let b = self.bin(i, feature);
+                if if b == MISSING {
+                    missing_left
+                } else {
+                    b as usize <= bin
+                } {
+                    rows[k] = i;
+                    k += 1;
+                } else {
+                    right[r] = i;
+                    r += 1;
+                }
+            }
+            k
+        };
+        let n = range.len();
+        let threads = workers();
+        let per = if threads <= 1 || n < PARALLEL_ROWS {
+            n.max(1)
+        } else {
+            n.div_ceil(threads)
+        };
+        let lefts: Vec<usize> = range
+            .par_chunks_mut(per)
+            .zip(scratch[..n].par_chunks_mut(per))
+            .map(|(rows, right)| part(rows, right))
+            .collect();
+        // Each part's left rows move down after the previous part's (never past their own
+        // start), then every part's right rows follow from `scratch`.
+        let mut left = 0;
+        for (c, &k) in lefts.iter().enumerate() {
+            range.copy_within(c * per..c * per + k, left);
+            left += k;
+        }
+        let mut at = left;
+        for (c, &k) in lefts.iter().enumerate() {
+            let start = c * per;
+            let rights = per.min(n - start) - k;
+            range[at..at + rights].copy_from_slice(&scratch[start..start + rights]);
+            at += rights;
+        }
+        left
+    }
+
     /// Adds the rows `idx` to `h`: one pass, each row's bins, gradient and hessian read once.
     fn fill(&self, idx: &[u32], hess: &[f64], h: &mut [Bin]) {
         let nf = self.nf;
@@ -365,7 +426,7 @@ impl Grower<'_> {
         let mut open = vec![root];
         let mut done: Vec<Leaf> = Vec::new();
         let mut leaves = 1;
-        let mut scratch: Vec<u32> = Vec::with_capacity(idx.len());
+        let mut scratch: Vec<u32> = vec![0; idx.len()];
         while leaves < self.p.max_leaf_nodes {
             let Some(pos) = open
                 .iter()
@@ -384,25 +445,13 @@ impl Grower<'_> {
             let s = leaf.split.as_ref().expect("a split");
             // Partition the leaf's rows, left first, each side keeping its order: a leaf's
             // rows stay ascending, so its histogram reads memory forwards.
-            let range = &mut idx[leaf.start..leaf.end];
-            scratch.clear();
-            let mut k = 0;
-            for j in 0..range.len() {
-                let i = range[j];
-                let b = self.bin(i, s.feature);
-                let left = if b == MISSING {
-                    s.missing_left
-                } else {
-                    b as usize <= s.bin
-                };
-                if left {
-                    range[k] = i;
-                    k += 1;
-                } else {
-                    scratch.push(i);
-                }
-            }
-            range[k..].copy_from_slice(&scratch);
+            let k = self.partition(
+                &mut idx[leaf.start..leaf.end],
+                &mut scratch,
+                s.feature,
+                s.bin,
+                s.missing_left,
+            );
             let mid = leaf.start + k;
             let (l, r) = (nodes.len(), nodes.len() + 1);
             let threshold = thr[s.feature].get(s.bin).copied().unwrap_or(f32::MAX);
@@ -561,17 +610,18 @@ pub(crate) fn fit(
             }
             trees.push(tree);
             if (it + 1) % 10 == 0 || it + 1 == p.max_iter {
+                // Spread over the cores too (a log and an exp a row for the classifier).
+                use rayon::prelude::*;
+                let rows = raw.par_iter().zip(y.par_iter()).with_min_len(16_384);
                 let loss = if classifier {
-                    raw.iter()
-                        .zip(y)
-                        .map(|(z, t)| {
-                            let q = sigmoid(*z).clamp(1e-15, 1.0 - 1e-15);
-                            -(t * q.ln() + (1.0 - t) * (1.0 - q).ln())
-                        })
-                        .sum::<f64>()
+                    rows.map(|(z, t)| {
+                        let q = sigmoid(*z).clamp(1e-15, 1.0 - 1e-15);
+                        -(t * q.ln() + (1.0 - t) * (1.0 - q).ln())
+                    })
+                    .sum::<f64>()
                         / n as f64
                 } else {
-                    (raw.iter().zip(y).map(|(z, t)| (z - t).powi(2)).sum::<f64>() / n as f64).sqrt()
+                    (rows.map(|(z, t)| (z - t).powi(2)).sum::<f64>() / n as f64).sqrt()
                 };
                 let name = if classifier { "log_loss" } else { "rmse" };
                 log.push_str(&format!("iteration {}: train {name} {loss:.6}\n", it + 1));
@@ -734,5 +784,63 @@ mod tests {
         // Few distinct values: one bin each.
         let small: Vec<f32> = (0..1000).map(|i| (i % 7) as f32).collect();
         assert_eq!(thresholds(&small, 255), vec![0.5, 1.5, 2.5, 3.5, 4.5, 5.5]);
+    }
+
+    /// A split's partition, on one core or several, keeps each side's rows in their order
+    /// and sends missing values the way the split says.
+    #[test]
+    fn partitions_are_stable_on_any_number_of_rows() {
+        let nf = 3;
+        let n = 3 * PARALLEL_ROWS + 17;
+        let rows: Vec<u8> = (0..n * nf)
+            .map(|i| ((i as u64 * 2654435761) % 256) as u8)
+            .collect();
+        let grad = vec![0.0; n];
+        let p = Params {
+            learning_rate: 0.1,
+            max_iter: 1,
+            max_leaf_nodes: 31,
+            max_depth: usize::MAX,
+            min_samples_leaf: 1,
+            l2: 0.0,
+            max_bins: 255,
+        };
+        let grower = Grower {
+            rows: &rows,
+            nf,
+            nbins: vec![256; nf],
+            grad: &grad,
+            hess: None,
+            p: &p,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for len in [0, 1, 10, PARALLEL_ROWS - 1, PARALLEL_ROWS + 1, n] {
+            for missing_left in [false, true] {
+                // Every other row, as a leaf's rows are after earlier splits.
+                let mut range: Vec<u32> = (0..n as u32).step_by(2).take(len).collect();
+                let goes_left = |i: &u32| {
+                    let b = rows[*i as usize * nf + 1];
+                    if b == MISSING {
+                        missing_left
+                    } else {
+                        b <= 100
+                    }
+                };
+                let want: Vec<u32> = range
+                    .iter()
+                    .filter(|i| goes_left(i))
+                    .chain(range.iter().filter(|i| !goes_left(i)))
+                    .copied()
+                    .collect();
+                let mut scratch = vec![0; n];
+                let k = pool
+                    .install(|| grower.partition(&mut range, &mut scratch, 1, 100, missing_left));
+                assert_eq!(k, range.iter().filter(|i| goes_left(i)).count());
+                assert_eq!(range, want, "{len} rows, missing left: {missing_left}");
+            }
+        }
     }
 }
