@@ -33,36 +33,9 @@ struct Tree {
     nodes: Vec<Node>,
 }
 
-impl Tree {
-    fn predict(&self, x: &Matrix, i: usize) -> f64 {
-        let mut at = 0;
-        loop {
-            match &self.nodes[at] {
-                Node::Leaf(v) => return *v,
-                Node::Split {
-                    feature,
-                    threshold,
-                    left,
-                    right,
-                    missing_left,
-                } => {
-                    let v = x.cols[*feature][i];
-                    let go_left = if v.is_nan() {
-                        *missing_left
-                    } else {
-                        v <= *threshold
-                    };
-                    at = if go_left { *left } else { *right };
-                }
-            }
-        }
-    }
-}
-
 pub(crate) struct Gbt {
     trees: Vec<Tree>,
     base: f64,
-    classifier: bool,
 }
 
 struct Params {
@@ -629,38 +602,10 @@ pub(crate) fn fit(
         }
         Ok(())
     })?;
-    Ok(Gbt {
-        trees,
-        base,
-        classifier,
-    })
+    Ok(Gbt { trees, base })
 }
 
 impl Model for Gbt {
-    fn predict(&self, x: &Matrix) -> Vec<f64> {
-        let one = |i: usize| {
-            let z = self.base + self.trees.iter().map(|t| t.predict(x, i)).sum::<f64>();
-            if self.classifier {
-                sigmoid(z)
-            } else {
-                z
-            }
-        };
-        let mut out = vec![0.0; x.rows];
-        let per = x.rows.div_ceil(workers()).max(1);
-        std::thread::scope(|scope| {
-            for (c, chunk) in out.chunks_mut(per).enumerate() {
-                let one = &one;
-                scope.spawn(move || {
-                    for (k, v) in chunk.iter_mut().enumerate() {
-                        *v = one(c * per + k);
-                    }
-                });
-            }
-        });
-        out
-    }
-
     fn onnx(&self, labels: &Labels) -> (Vec<Msg>, Vec<Msg>) {
         let (mut tree_ids, mut node_ids, mut features, mut values, mut modes) =
             (vec![], vec![], vec![], vec![], vec![]);

@@ -16,7 +16,6 @@ pub(crate) struct Linear {
     /// Coefficients on the raw features.
     coef: Vec<f64>,
     intercept: f64,
-    classifier: bool,
 }
 
 /// Standardised columns (missing as 0, i.e. the mean), with the means and scales.
@@ -139,34 +138,10 @@ pub(crate) fn fit(
         means,
         coef,
         intercept,
-        classifier,
     })
 }
 
 impl Model for Linear {
-    fn predict(&self, x: &Matrix) -> Vec<f64> {
-        (0..x.rows)
-            .map(|i| {
-                let z = self.intercept
-                    + x.cols
-                        .iter()
-                        .zip(&self.coef)
-                        .zip(&self.means)
-                        .map(|((c, w), m)| {
-                            let v = c[i];
-                            let v = if v.is_nan() { *m } else { v as f64 };
-                            w * v
-                        })
-                        .sum::<f64>();
-                if self.classifier {
-                    1.0 / (1.0 + (-z).exp())
-                } else {
-                    z
-                }
-            })
-            .collect()
-    }
-
     fn onnx(&self, labels: &Labels) -> (Vec<Msg>, Vec<Msg>) {
         let imputer = node(
             "Imputer",

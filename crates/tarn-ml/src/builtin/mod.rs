@@ -37,11 +37,9 @@ pub struct Done {
     pub fit_seconds: f64,
 }
 
-/// A trained model that scores a feature matrix.
+/// A trained model, written as an ONNX graph (and scored as that graph: the metrics a job
+/// logs are those of the file it saves).
 pub(crate) trait Model {
-    /// The raw score per row (the prediction for regression, the positive class's
-    /// probability for classification).
-    fn predict(&self, x: &Matrix) -> Vec<f64>;
     /// The ONNX graph's nodes and initializers after the `features` matrix, ending in the
     /// outputs `variable` (regression) or `label` and `probabilities` (classification).
     fn onnx(&self, labels: &Labels) -> (Vec<onnx::Msg>, Vec<onnx::Msg>);
@@ -104,7 +102,12 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
     let fit_seconds = fitting.elapsed().as_secs_f64();
     log.push_str(&format!("fitted in {fit_seconds:.3} s\n"));
     let mut metrics = BTreeMap::new();
-    let train_pred = model.predict(&x);
+    // Scored as saved: the ONNX graph run by the runtime `tarn serve` and `tarn transform`
+    // use (float32, as every ONNX runtime scores it).
+    let scorer =
+        tarn_onnx::Model::load(&graph(job, &features, &labels, model.as_ref(), &metrics).0)
+            .map_err(|e| MlError::Model(format!("the trained model does not load as ONNX: {e}")))?;
+    let train_pred = score(&scorer, &x, &features, classifier)?;
     for (k, v) in data::evaluate(&train_pred, &labels) {
         metrics.insert(format!("train_{k}"), v);
     }
@@ -115,7 +118,7 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
         }
         None => (x.clone(), labels.clone(), "train"),
     };
-    let pred = model.predict(&ex);
+    let pred = score(&scorer, &ex, &features, classifier)?;
     for (k, v) in data::evaluate(&pred, &elabels) {
         log.push_str(&format!("{eval_name} {k}: {v}\n"));
         metrics.insert(k, v);
@@ -146,14 +149,59 @@ fn classes_metadata(labels: &Labels) -> String {
     }
 }
 
-/// Writes `model.onnx` and `MLmodel` into the model folder.
-fn save(
+/// Each row's score from the model's ONNX graph: the prediction for regression, the
+/// positive class's probability for classification.
+fn score(
+    model: &tarn_onnx::Model,
+    x: &Matrix,
+    features: &[String],
+    classifier: bool,
+) -> Result<Vec<f64>, MlError> {
+    use tarn_onnx::Value;
+    let shape = if features.len() == 1 {
+        vec![x.rows, 1]
+    } else {
+        vec![x.rows]
+    };
+    let feeds = features
+        .iter()
+        .zip(&x.cols)
+        .map(|(f, c)| {
+            let col: Vec<f32> = c.iter().take(x.rows).copied().collect();
+            (f.clone(), Value::F32(shape.clone(), col))
+        })
+        .collect();
+    let fail = |why: String| MlError::Model(format!("scoring the trained model: {why}"));
+    let out = model.run(feeds).map_err(|e| fail(e.to_string()))?;
+    let want = if classifier {
+        "probabilities"
+    } else {
+        "variable"
+    };
+    let at = model
+        .outputs()
+        .iter()
+        .position(|o| o.name == want)
+        .ok_or_else(|| fail(format!("the graph has no `{want}` output")))?;
+    let Some(Value::F32(_, data)) = out.get(at) else {
+        return Err(fail(format!("`{want}` is not a float tensor")));
+    };
+    Ok(if classifier {
+        data.chunks(2).map(|p| p[1] as f64).collect()
+    } else {
+        data.iter().map(|v| *v as f64).collect()
+    })
+}
+
+/// The model as an ONNX file's bytes, with `metrics` in its metadata, and its outputs'
+/// signature for `MLmodel`.
+fn graph(
     job: &Job,
     features: &[String],
     labels: &Labels,
     model: &dyn Model,
     metrics: &BTreeMap<String, f64>,
-) -> Result<(), MlError> {
+) -> (Vec<u8>, serde_json::Value) {
     let (inputs, mut nodes, mut inits) = onnx::feature_inputs(features);
     let (more_nodes, more_inits) = model.onnx(labels);
     nodes.extend(more_nodes);
@@ -206,6 +254,23 @@ fn save(
             ),
         ],
     );
+    (bytes, signature_out)
+}
+
+/// Writes `model.onnx` and `MLmodel` into the model folder.
+fn save(
+    job: &Job,
+    features: &[String],
+    labels: &Labels,
+    model: &dyn Model,
+    metrics: &BTreeMap<String, f64>,
+) -> Result<(), MlError> {
+    let (bytes, signature_out) = graph(job, features, labels, model, metrics);
+    let task = if job.algorithm.is_classifier() {
+        "classification"
+    } else {
+        "regression"
+    };
     let dir = &job.model_dir;
     std::fs::create_dir_all(dir).map_err(|e| MlError::io(dir, e))?;
     let file = dir.join("model.onnx");
