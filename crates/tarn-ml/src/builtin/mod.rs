@@ -113,7 +113,15 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
     }
     let (ex, elabels, eval_name) = match eval_set {
         Some(v) => {
-            let (ex, el, _) = data::prepare(v, &features, &job.target, classifier, Some(&labels))?;
+            let (ex, el, dropped) =
+                data::prepare(v, &features, &job.target, classifier, Some(&labels))?;
+            // Judged on no rows, a model would log empty metrics that any gate passes.
+            if ex.rows == 0 {
+                return Err(MlError::Usage(format!(
+                    "the `validation` channel has no rows with a `{}` ({dropped} rows lack one): a model cannot be judged on none; fix the channel's query or leave the channel out to judge on `train`",
+                    job.target
+                )));
+            }
             (ex, el, "validation")
         }
         None => (x.clone(), labels.clone(), "train"),
