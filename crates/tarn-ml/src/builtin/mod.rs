@@ -85,6 +85,28 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
             String::new()
         }
     );
+    if x.rows == 0 {
+        return Err(MlError::Usage(format!(
+            "the `train` channel has no rows with a `{}` ({dropped} rows lack one)",
+            job.target
+        )));
+    }
+    // The rows the model is judged on, checked before anything is fitted.
+    let (ex, elabels, eval_name) = match eval_set {
+        Some(v) => {
+            let (ex, el, dropped) =
+                data::prepare(v, &features, &job.target, classifier, Some(&labels))?;
+            // Judged on no rows, a model would log empty metrics that any gate passes.
+            if ex.rows == 0 {
+                return Err(MlError::Usage(format!(
+                    "the `validation` channel has no rows with a `{}` ({dropped} rows lack one): a model cannot be judged on none; fix the channel's query or leave the channel out to judge on `train`",
+                    job.target
+                )));
+            }
+            (ex, el, "validation")
+        }
+        None => (x.clone(), labels.clone(), "train"),
+    };
     let fitting = std::time::Instant::now();
     let model: Box<dyn Model> = match job.algorithm {
         Algorithm::LinearRegression | Algorithm::LogisticRegression => {
@@ -111,21 +133,6 @@ pub fn train(job: &Job, cancel: &AtomicBool) -> Result<Done, MlError> {
     for (k, v) in data::evaluate(&train_pred, &labels) {
         metrics.insert(format!("train_{k}"), v);
     }
-    let (ex, elabels, eval_name) = match eval_set {
-        Some(v) => {
-            let (ex, el, dropped) =
-                data::prepare(v, &features, &job.target, classifier, Some(&labels))?;
-            // Judged on no rows, a model would log empty metrics that any gate passes.
-            if ex.rows == 0 {
-                return Err(MlError::Usage(format!(
-                    "the `validation` channel has no rows with a `{}` ({dropped} rows lack one): a model cannot be judged on none; fix the channel's query or leave the channel out to judge on `train`",
-                    job.target
-                )));
-            }
-            (ex, el, "validation")
-        }
-        None => (x.clone(), labels.clone(), "train"),
-    };
     let pred = score(&scorer, &ex, &features, classifier)?;
     for (k, v) in data::evaluate(&pred, &elabels) {
         log.push_str(&format!("{eval_name} {k}: {v}\n"));

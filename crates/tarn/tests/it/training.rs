@@ -362,14 +362,20 @@ fn failing_trainers_end_failed_with_their_reason() {
         );
         std::fs::write(dir.path().join("models").join(name).join("train.py"), script).unwrap();
     }
-    // A built-in trainer whose validation rows all lack the target is refused, not judged on
-    // nothing (empty metrics would pass any gate).
+    // A built-in trainer whose train or validation rows all lack the target is refused before
+    // it fits, not judged on nothing (empty metrics would pass any gate).
     write_spec(
         dir.path(),
         "unjudged",
         "channels:\n  train: {table: demo.trusted.points}\n  validation: {query: \"SELECT x, CAST(NULL AS DOUBLE) AS y FROM demo.trusted.points\"}\ntrainer: {builtin: linear_regression, target: y}\ngate: {metric: rmse, operator: \"<=\", threshold: 1}\n",
     );
+    write_spec(
+        dir.path(),
+        "untrained",
+        "channels:\n  train: {query: \"SELECT x, CAST(NULL AS DOUBLE) AS y FROM demo.trusted.points\"}\ntrainer: {builtin: gbt_regressor, target: y}\n",
+    );
     let expect = [
+        ("untrained", "AlgorithmError: the `train` channel has no rows with a `y` (3 rows lack one)"),
         ("unjudged", "AlgorithmError: the `validation` channel has no rows with a `y` (3 rows lack one): a model cannot be judged on none; fix the channel's query or leave the channel out to judge on `train`"),
         ("crash", "AlgorithmError: the trainer exited with code 1: ValueError: labels are all null"),
         ("hang", "MaxRuntimeExceeded: the trainer ran past its timeout of 2 s and was killed with its processes"),
