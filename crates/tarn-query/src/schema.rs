@@ -261,10 +261,10 @@ async fn delta_provider(
             .ok_or_else(missing)?,
     };
     let v = table.version().map(|v| v as i64).unwrap_or(-1);
-    let provider = table.table_provider().await?;
     let rows = match cache.rows(loc, v) {
         (Some(rows), _) => Some(rows),
         (None, true) => {
+            let provider = table.table_provider().await?;
             let ctx = deltalake::datafusion::prelude::SessionContext::new();
             table
                 .update_datafusion_session(&ctx.state())
@@ -290,12 +290,13 @@ async fn delta_provider(
         }
         (None, false) => None,
     };
+    // Rows in the cache are read from memory: the table's scan is only made without them.
     match rows {
         Some(r) => Ok(Arc::new(MemTable::try_new(
             r.schema.clone(),
             r.partitions.clone(),
         )?)),
-        None => Ok(provider),
+        None => Ok(table.table_provider().await?),
     }
 }
 
