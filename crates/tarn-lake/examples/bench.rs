@@ -43,27 +43,6 @@ async fn time_load(csv: &str, contract: Option<&str>) -> (f64, usize, usize) {
     )
 }
 
-/// A result's rows, each an array of its values in column order.
-fn rows_json(r: &tarn_query::QueryResult) -> serde_json::Value {
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
-    for b in &r.batches {
-        w.write(b).unwrap();
-    }
-    w.finish().unwrap();
-    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
-        serde_json::from_slice(&w.into_inner()).unwrap_or_default();
-    let names: Vec<&String> = r.schema.fields().iter().map(|f| f.name()).collect();
-    objects
-        .into_iter()
-        .map(|o| {
-            names
-                .iter()
-                .map(|n| o.get(*n).cloned().unwrap_or(serde_json::Value::Null))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -75,16 +54,7 @@ async fn main() {
         &args[5],
     );
     let contract = std::fs::read_to_string(contract).unwrap();
-    let queries: Vec<String> = std::fs::read_to_string(queries)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
-        .map(|l| {
-            l.trim_end_matches(';')
-                .replace("{t}", "flights.trusted.flights")
-                .replace("{airlines}", "flights.trusted.airlines")
-        })
-        .collect();
+    let queries = tarn_lake::testing::bench_queries(&std::fs::read_to_string(queries).unwrap());
 
     let mut out = serde_json::Map::new();
     for (name, c) in [
@@ -129,7 +99,7 @@ async fn main() {
         }
         out.insert(
             format!("q{}", i + 1),
-            serde_json::json!({"seconds": median(times), "cold_seconds": cold, "rows": r.rows(), "values": rows_json(&r)}),
+            serde_json::json!({"seconds": median(times), "cold_seconds": cold, "rows": r.rows(), "values": tarn_lake::testing::json_rows(&r)}),
         );
     }
     println!("{}", serde_json::Value::Object(out));

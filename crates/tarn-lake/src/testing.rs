@@ -91,3 +91,38 @@ pub async fn fresh_place(deployment: Deployment, dir: &Path) -> Place {
         }
     }
 }
+
+/// The queries of `bench/queries.sql` (one a line, `--` comments skipped) over a lake holding
+/// nycflights13: `{t}` is `flights.trusted.flights`, `{airlines}` is
+/// `flights.trusted.airlines`. The bench times them; the flights test holds their answers
+/// equal to DuckDB's.
+pub fn bench_queries(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("--"))
+        .map(|l| {
+            l.trim_end_matches(';')
+                .replace("{t}", "flights.trusted.flights")
+                .replace("{airlines}", "flights.trusted.airlines")
+        })
+        .collect()
+}
+
+/// A result's rows, each its values as JSON in the result's column order (as another
+/// engine's rows are compared).
+pub fn json_rows(r: &tarn_query::QueryResult) -> Vec<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    tarn_query::write_result(r, tarn_query::OutputFormat::Json, &mut out)
+        .expect("a query result writes as JSON");
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&out).expect("tarn writes JSON it reads back");
+    objects
+        .into_iter()
+        .map(|o| {
+            r.schema
+                .fields()
+                .iter()
+                .map(|f| o.get(f.name()).cloned().unwrap_or(serde_json::Value::Null))
+                .collect()
+        })
+        .collect()
+}

@@ -39,6 +39,12 @@ enum Work {
     LogBatch { experiment: String, metrics: usize },
 }
 
+/// What one client sends: the same body, or log-batches into its own run.
+enum ClientWork {
+    Same(Arc<Vec<u8>>),
+    Run { id: String, metrics: usize },
+}
+
 /// Creates a run in `experiment` through MLflow's REST API, answering its id.
 async fn create_run(
     client: &reqwest::Client,
@@ -121,30 +127,30 @@ fn main() -> anyhow::Result<()> {
                 work.clone(),
                 content_type.clone(),
             );
-            let run = match &work {
-                Work::LogBatch { experiment, .. } => {
-                    Some(create_run(&client, &url, experiment).await?)
-                }
-                Work::Same(_) => None,
+            // A log-batch client's run, made before the clock starts.
+            let client_work = match &work {
+                Work::LogBatch {
+                    experiment,
+                    metrics,
+                } => ClientWork::Run {
+                    id: create_run(&client, &url, experiment).await?,
+                    metrics: *metrics,
+                },
+                Work::Same(body) => ClientWork::Same(body.clone()),
             };
             let (measuring, stop) = (measuring.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut errors = 0usize;
                 let mut acknowledged = 0u64;
-                let target = match &run {
-                    Some(_) => format!("{url}/api/2.0/mlflow/runs/log-batch"),
-                    None => url.clone(),
+                let target = match &client_work {
+                    ClientWork::Run { .. } => format!("{url}/api/2.0/mlflow/runs/log-batch"),
+                    ClientWork::Same(_) => url.clone(),
                 };
                 while !stop.load(Ordering::Relaxed) {
-                    let body = match (&work, &run) {
-                        (Work::LogBatch { metrics, .. }, Some(run)) => {
-                            log_batch(run, *metrics, acknowledged)
-                        }
-                        (Work::Same(body), _) => body.as_ref().clone(),
-                        (Work::LogBatch { .. }, None) => {
-                            unreachable!("a log-batch client has a run")
-                        }
+                    let body = match &client_work {
+                        ClientWork::Run { id, metrics } => log_batch(id, *metrics, acknowledged),
+                        ClientWork::Same(body) => body.as_ref().clone(),
                     };
                     let t = Instant::now();
                     let ok = match client
@@ -170,7 +176,11 @@ fn main() -> anyhow::Result<()> {
                         }
                     }
                 }
-                (lat, errors, run.map(|r| (r, acknowledged)))
+                let run = match client_work {
+                    ClientWork::Run { id, .. } => Some((id, acknowledged)),
+                    ClientWork::Same(_) => None,
+                };
+                (lat, errors, run)
             }));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -268,20 +268,11 @@ async fn full_flights_land_crawl_load_query(deployment: Deployment) {
             queries.into(),
         ],
     );
-    let sqls: Vec<String> = std::fs::read_to_string(queries)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("--"))
-        .map(|l| {
-            l.trim_end_matches(';')
-                .replace("{t}", "flights.trusted.flights")
-                .replace("{airlines}", "flights.trusted.airlines")
-        })
-        .collect();
+    let sqls = tarn_lake::testing::bench_queries(&std::fs::read_to_string(queries).unwrap());
     assert_eq!(sqls.len(), duckdb.len());
     assert!(sqls.len() >= 10, "the bench has ten queries");
     for (i, (sql, expected)) in sqls.iter().zip(&duckdb).enumerate() {
-        let got = json_rows(&lake.sql(sql, &Default::default()).await.unwrap());
+        let got = tarn_lake::testing::json_rows(&lake.sql(sql, &Default::default()).await.unwrap());
         assert!(!expected.is_empty(), "q{}: DuckDB answered no rows", i + 1);
         assert_eq!(
             rounded(&got),
@@ -322,24 +313,6 @@ fn interop<T: serde::de::DeserializeOwned>(script: &str, args: &[String]) -> T {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// A result's rows as JSON values, column by column in the result's order.
-fn json_rows(r: &tarn_query::QueryResult) -> Vec<Vec<serde_json::Value>> {
-    let mut out = Vec::new();
-    tarn_query::write_result(r, tarn_query::OutputFormat::Json, &mut out).unwrap();
-    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
-        serde_json::from_slice(&out).unwrap();
-    objects
-        .into_iter()
-        .map(|o| {
-            r.schema
-                .fields()
-                .iter()
-                .map(|f| o.get(f.name()).cloned().unwrap_or(serde_json::Value::Null))
-                .collect()
-        })
-        .collect()
 }
 
 /// Rows with numbers cut to 9 significant digits (two engines sum in different orders; the

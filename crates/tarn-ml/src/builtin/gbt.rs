@@ -169,7 +169,7 @@ struct Grower<'a> {
     p: &'a Params,
 }
 
-/// Rows below which a histogram is filled on one thread (starting threads costs more).
+/// Rows below which a histogram or a partition stays on one thread (splitting costs more).
 const PARALLEL_ROWS: usize = 8_192;
 
 impl Grower<'_> {
@@ -178,59 +178,37 @@ impl Grower<'_> {
     }
 
     /// Every feature's histogram over the rows `idx`. Large ones are split over the cores
-    /// by rows (on rayon's pool, whose threads stay up between histograms) and summed.
+    /// by rows (on the fit's pool, whose threads stay up between histograms) and summed.
     fn histogram(&self, idx: &[u32]) -> Vec<Bin> {
-        use rayon::prelude::*;
-        let size = self.nf * 256;
-        let threads = workers();
-        let per = if threads <= 1 || idx.len() < PARALLEL_ROWS {
-            idx.len().max(1)
-        } else {
-            idx.len().div_ceil(threads)
-        };
         match self.hess {
             // Squared error: every hessian is 1, so a bin keeps its gradients' sum and its
             // count (16 bytes, a histogram fits the first-level cache), and h is the count.
-            None => {
-                let sum = idx
-                    .par_chunks(per)
-                    .map(|chunk| {
-                        let mut h = vec![GradCount::default(); size];
-                        self.fill_counts(chunk, &mut h);
-                        h
-                    })
-                    .reduce_with(|mut a, b| {
-                        for (x, y) in a.iter_mut().zip(&b) {
-                            x.g += y.g;
-                            x.n += y.n;
-                        }
-                        a
-                    })
-                    .unwrap_or_else(|| vec![GradCount::default(); size]);
-                sum.iter()
-                    .map(|b| Bin {
-                        g: b.g,
-                        h: b.n as f64,
-                        n: b.n,
-                    })
-                    .collect()
-            }
-            Some(hess) => idx
-                .par_chunks(per)
-                .map(|chunk| {
-                    let mut h = vec![Bin::default(); size];
-                    self.fill(chunk, hess, &mut h);
-                    h
-                })
-                .reduce_with(|mut a, b| {
-                    for (x, y) in a.iter_mut().zip(&b) {
-                        x.g += y.g;
-                        x.h += y.h;
-                        x.n += y.n;
-                    }
-                    a
-                })
-                .unwrap_or_else(|| vec![Bin::default(); size]),
+            None => summed(
+                idx,
+                self.nf * 256,
+                |chunk, h| self.fill_counts(chunk, h),
+                |x: &mut GradCount, y| {
+                    x.g += y.g;
+                    x.n += y.n;
+                },
+            )
+            .iter()
+            .map(|b| Bin {
+                g: b.g,
+                h: b.n as f64,
+                n: b.n,
+            })
+            .collect(),
+            Some(hess) => summed(
+                idx,
+                self.nf * 256,
+                |chunk, h| self.fill(chunk, hess, h),
+                |x: &mut Bin, y| {
+                    x.g += y.g;
+                    x.h += y.h;
+                    x.n += y.n;
+                },
+            ),
         }
     }
 
@@ -267,12 +245,7 @@ impl Grower<'_> {
             k
         };
         let n = range.len();
-        let threads = workers();
-        let per = if threads <= 1 || n < PARALLEL_ROWS {
-            n.max(1)
-        } else {
-            n.div_ceil(threads)
-        };
+        let per = part_len(n);
         let lefts: Vec<usize> = range
             .par_chunks_mut(per)
             .zip(scratch[..n].par_chunks_mut(per))
@@ -471,7 +444,40 @@ impl Grower<'_> {
     }
 }
 
-/// Threads for histograms and predictions: the machine's cores.
+/// Rows a part of `n` rows split over the cores holds (all of them below [`PARALLEL_ROWS`]).
+fn part_len(n: usize) -> usize {
+    let threads = workers();
+    if threads <= 1 || n < PARALLEL_ROWS {
+        n.max(1)
+    } else {
+        n.div_ceil(threads)
+    }
+}
+
+/// `size` bins filled from the rows `idx`, part by part over the cores (`fill` adds a part's
+/// rows to a zeroed histogram), the parts' histograms summed with `add`.
+fn summed<B: Copy + Default + Send>(
+    idx: &[u32],
+    size: usize,
+    fill: impl Fn(&[u32], &mut [B]) + Sync,
+    add: impl Fn(&mut B, &B) + Sync,
+) -> Vec<B> {
+    use rayon::prelude::*;
+    idx.par_chunks(part_len(idx.len()))
+        .map(|chunk| {
+            let mut h = vec![B::default(); size];
+            fill(chunk, &mut h);
+            h
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| add(x, y));
+            a
+        })
+        .unwrap_or_else(|| vec![B::default(); size])
+}
+
+/// Threads of the fit's pool, and parts a large histogram or partition is split into: the
+/// machine's cores.
 pub(crate) fn workers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -482,6 +488,7 @@ fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
+/// Fits the model to at least one labelled row (`train` refuses a channel without any).
 pub(crate) fn fit(
     x: &Matrix,
     labels: &Labels,
@@ -504,11 +511,6 @@ pub(crate) fn fit(
     };
     let y = labels.values();
     let n = y.len();
-    if n == 0 {
-        return Err(MlError::Usage(
-            "the `train` channel has no labelled rows".into(),
-        ));
-    }
     let thr: Vec<Vec<f32>> = x.cols.iter().map(|c| thresholds(c, p.max_bins)).collect();
     let nf = x.cols.len();
     let mut rows = vec![0u8; n * nf];
@@ -546,10 +548,8 @@ pub(crate) fn fit(
             // One `exp` a row for the classifier: spread over the cores.
             {
                 use rayon::prelude::*;
-                let rows = (&mut grad[..], &mut hess[..]);
-                rows.0
-                    .par_chunks_mut(8192)
-                    .zip(rows.1.par_chunks_mut(8192))
+                grad.par_chunks_mut(8192)
+                    .zip(hess.par_chunks_mut(8192))
                     .zip(raw.par_chunks(8192).zip(y.par_chunks(8192)))
                     .for_each(|((g, h), (z, t))| {
                         for k in 0..g.len() {

@@ -71,6 +71,7 @@ fn gram(cols: &[Vec<f64>], w: Option<&[f64]>, l2: f64) -> Vec<Vec<f64>> {
     a
 }
 
+/// Fits the model to at least one labelled row (`train` refuses a channel without any).
 pub(crate) fn fit(
     x: &Matrix,
     labels: &Labels,
@@ -80,11 +81,6 @@ pub(crate) fn fit(
     let (cols, means, scales) = standardise(x);
     let y = labels.values();
     let n = y.len();
-    if n == 0 {
-        return Err(MlError::Usage(
-            "the `train` channel has no labelled rows".into(),
-        ));
-    }
     let d = cols.len();
     let (w, b) = if !classifier {
         let l2 = hp_f64(hp, "l2", 0.0)?.max(1e-9 * n as f64);
