@@ -185,13 +185,17 @@ struct Ensemble {
     flat: Option<Flat>,
 }
 
-/// A one-output ensemble laid out for speed: 16-byte nodes with a leaf's weight inline (the
-/// general nodes are 64 bytes and keep a leaf's weights behind a pointer), scored tree by tree
-/// over blocks of rows, so one tree's nodes stay in cache while the block goes through it.
+/// A one-output ensemble laid out for speed, scored tree by tree over blocks of rows, so one
+/// tree stays in cache while the block goes through it. A tree of at most 64 leaves (what
+/// gradient boosting makes) is scored branch by branch over the block's columns ([`Masked`]);
+/// a larger one by walking 16-byte nodes with a leaf's weight inline (the general nodes are
+/// 64 bytes and keep a leaf's weights behind a pointer).
 #[derive(Debug, Clone)]
 struct Flat {
     nodes: Vec<FlatNode>,
     roots: Vec<u32>,
+    /// How each tree is scored.
+    layouts: Vec<Layout>,
     /// Each tree's depth (the most branches from its root to a leaf).
     depths: Vec<u32>,
     /// Every branch is `BRANCH_LEQ` (what tarn writes, and most exporters): then rows go
@@ -218,6 +222,201 @@ struct FlatNode {
 
 /// Rows a block of [`Flat`] scoring holds.
 const FLAT_BLOCK: usize = 256;
+
+/// How [`Flat`] scores one tree.
+#[derive(Debug, Clone)]
+enum Layout {
+    /// Branch by branch, a tree of at most 32 leaves.
+    Masked32(Masked<u32>),
+    /// Branch by branch, a tree of 33 to 64 leaves.
+    Masked64(Masked<u64>),
+    /// Row by row down its nodes, a larger tree.
+    Walk,
+}
+
+/// A set of leaves, one bit each (leaves are numbered left to right).
+trait LeafBits:
+    Copy
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::BitOr<Output = Self>
+    + std::ops::BitAndAssign
+    + std::ops::Not<Output = Self>
+{
+    const ALL: Self;
+    const BITS: usize;
+    /// Every leaf if `all`, none otherwise.
+    fn all_if(all: bool) -> Self;
+    /// The lowest leaf in the set.
+    fn lowest(self) -> usize;
+    /// The leaves from `first` (inclusive) to `end` (exclusive).
+    fn range(first: usize, end: usize) -> Self;
+}
+
+macro_rules! leaf_bits {
+    ($t:ty) => {
+        impl LeafBits for $t {
+            const ALL: Self = <$t>::MAX;
+            const BITS: usize = <$t>::BITS as usize;
+            #[inline(always)]
+            fn all_if(all: bool) -> Self {
+                <$t>::from(all).wrapping_neg()
+            }
+            #[inline(always)]
+            fn lowest(self) -> usize {
+                self.trailing_zeros() as usize
+            }
+            fn range(first: usize, end: usize) -> Self {
+                ((1u128 << end) - (1u128 << first)) as $t
+            }
+        }
+    };
+}
+leaf_bits!(u32);
+leaf_bits!(u64);
+
+/// A tree of at most 32 or 64 leaves laid out to score a block of rows branch by branch, without
+/// following any row down it (QuickScorer's rule, Lucchese et al., SIGIR 2015). Each row holds a
+/// bit per leaf, leaves numbered left to right with each branch's `yes` side first. A branch
+/// clears, in every row it does not send to its `yes` side, the bits of that side's leaves.
+/// A row's leaf is then the lowest bit left: its own leaf is never cleared (its path goes
+/// `yes` wherever that leaf is on the `yes` side), and every leaf left of it lies on the `yes`
+/// side of a branch on its path that the row left by `no`. Each branch is one comparison over
+/// a column of the block, which the compiler turns into vector instructions.
+#[derive(Debug, Clone)]
+struct Masked<B> {
+    branches: Vec<MaskedBranch<B>>,
+    /// The leaves' weights, left to right.
+    leaves: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MaskedBranch<B> {
+    value: f32,
+    feature: usize,
+    mode: Mode,
+    missing_yes: bool,
+    /// The leaves a row keeps when it goes `no`: every bit but the `yes` side's.
+    keep: B,
+}
+
+impl<B: LeafBits> Masked<B> {
+    /// The layout of the tree at `root`, if it has at most `B::BITS` leaves (and no cycle).
+    fn of(nodes: &[TreeNode], root: usize) -> Option<Masked<B>> {
+        enum Visit {
+            Node(usize),
+            /// The `yes` side of a branch ends: its leaves are those from `first` on.
+            YesEnd {
+                branch: usize,
+                first: usize,
+            },
+        }
+        let (mut branches, mut leaves) = (Vec::new(), Vec::new());
+        let mut todo = vec![Visit::Node(root)];
+        let mut visited = 0;
+        while let Some(v) = todo.pop() {
+            match v {
+                Visit::Node(at) => {
+                    // A tree of n leaves has 2n - 1 nodes: more visits mean a larger tree or a
+                    // cycle.
+                    visited += 1;
+                    if visited >= 2 * B::BITS {
+                        return None;
+                    }
+                    let nd = nodes.get(at)?;
+                    if nd.mode == Mode::Leaf {
+                        leaves.push(
+                            nd.weights
+                                .iter()
+                                .filter(|(t, _)| *t == 0)
+                                .map(|(_, w)| *w)
+                                .sum(),
+                        );
+                        continue;
+                    }
+                    branches.push(MaskedBranch {
+                        value: nd.value,
+                        feature: nd.feature,
+                        mode: nd.mode,
+                        missing_yes: nd.missing_yes,
+                        keep: B::ALL,
+                    });
+                    let branch = branches.len() - 1;
+                    todo.push(Visit::Node(nd.no));
+                    todo.push(Visit::YesEnd {
+                        branch,
+                        first: leaves.len(),
+                    });
+                    todo.push(Visit::Node(nd.yes));
+                }
+                Visit::YesEnd { branch, first } => {
+                    let yes = B::range(first, leaves.len());
+                    branches[branch].keep = !yes;
+                }
+            }
+            if leaves.len() > B::BITS {
+                return None;
+            }
+        }
+        Some(Masked { branches, leaves })
+    }
+
+    /// Adds the tree's leaf weight to `acc[k]` for each row `k` of a block whose feature `f` is
+    /// `columns[f * acc.len()..][..acc.len()]`, with `cols` features; `bits` is scratch space
+    /// of a bit set per row.
+    #[expect(
+        clippy::neg_cmp_op_on_partial_ord,
+        reason = "a negated comparison is how a missing value (NaN) goes `yes` in one comparison"
+    )]
+    fn add(&self, columns: &[f32], cols: usize, bits: &mut [B], acc: &mut [f32]) {
+        let rows = acc.len();
+        let bits = &mut bits[..rows];
+        bits.fill(B::ALL);
+        for b in &self.branches {
+            let Some(column) = columns
+                .get(b.feature * rows..(b.feature + 1) * rows)
+                .filter(|_| b.feature < cols)
+            else {
+                // A feature past the row is missing in every row.
+                if !b.missing_yes {
+                    bits.iter_mut().for_each(|m| *m &= b.keep);
+                }
+                continue;
+            };
+            // Each comparison is false for a missing value, its negation true: a missing
+            // value goes where the branch says with one comparison either way.
+            let (t, keep) = (b.value, b.keep);
+            match (b.mode, b.missing_yes) {
+                (Mode::Leq, false) => clear(bits, column, keep, |v| v <= t),
+                (Mode::Leq, true) => clear(bits, column, keep, |v| !(v > t)),
+                (Mode::Lt, false) => clear(bits, column, keep, |v| v < t),
+                (Mode::Lt, true) => clear(bits, column, keep, |v| !(v >= t)),
+                (Mode::Gte, false) => clear(bits, column, keep, |v| v >= t),
+                (Mode::Gte, true) => clear(bits, column, keep, |v| !(v < t)),
+                (Mode::Gt, false) => clear(bits, column, keep, |v| v > t),
+                (Mode::Gt, true) => clear(bits, column, keep, |v| !(v <= t)),
+                (Mode::Eq, false) => clear(bits, column, keep, |v| v == t),
+                (Mode::Eq, true) => clear(bits, column, keep, |v| v == t || v.is_nan()),
+                (Mode::Neq, false) => clear(bits, column, keep, |v| v != t && !v.is_nan()),
+                (Mode::Neq, true) => clear(bits, column, keep, |v| v != t),
+                (Mode::Leaf, _) => {}
+            }
+        }
+        let last = self.leaves.len() - 1;
+        for (a, m) in acc.iter_mut().zip(bits.iter()) {
+            *a += self.leaves[m.lowest().min(last)];
+        }
+    }
+}
+
+/// One branch over a column: clears the `yes` side's leaves of the rows it sends `no`.
+/// `go` says whether a value (missing ones included) goes `yes`; with one comparison and no
+/// branch in the loop, the compiler turns it into vector instructions.
+#[inline(always)]
+fn clear<B: LeafBits>(bits: &mut [B], column: &[f32], keep: B, go: impl Fn(f32) -> bool) {
+    for (m, &v) in bits.iter_mut().zip(column) {
+        *m &= keep | B::all_if(go(v));
+    }
+}
 
 impl Flat {
     /// The flat layout of `nodes`, if it fits (fewer than 2^32 nodes, 2^16 features).
@@ -274,56 +473,88 @@ impl Flat {
         Some(Flat {
             nodes: flat,
             roots: roots.iter().map(|r| *r as u32).collect(),
+            layouts: roots
+                .iter()
+                .map(|&r| match Masked::of(nodes, r) {
+                    Some(m) => Layout::Masked32(m),
+                    None => Masked::of(nodes, r).map_or(Layout::Walk, Layout::Masked64),
+                })
+                .collect(),
             depths,
             leq: branches().all(|n| n.mode == Mode::Leq),
             max_feature: branches().map(|n| n.feature).max().unwrap_or(0),
         })
     }
 
-    /// [`Flat::add`] for trees of `BRANCH_LEQ` only, rows reading only their own columns:
-    /// [`LANES`] rows at a time step down a tree together, each step without a branch, for
-    /// the tree's depth (a row at its leaf stays there).
-    fn add_leq(&self, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
-        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
-            for (g, lane_acc) in acc.chunks_mut(LANES).enumerate() {
-                let row0 = first + g * LANES;
-                let m = lane_acc.len();
-                let mut at = [root; LANES];
-                for _ in 0..depth {
-                    for l in 0..m {
-                        let nd = &self.nodes[at[l] as usize];
-                        let v = x[(row0 + l) * cols + nd.feature as usize];
-                        let go = (v <= nd.value) | (v.is_nan() & nd.missing_yes);
-                        at[l] = if go { nd.yes } else { nd.no };
-                    }
-                }
+    /// [`Flat::add`] for one tree of `BRANCH_LEQ` only, rows reading only their own
+    /// columns: [`LANES`] rows at a time step down it together, each step without a branch,
+    /// for the tree's depth (a row at its leaf stays there).
+    fn add_leq(
+        &self,
+        root: u32,
+        depth: u32,
+        x: &[f32],
+        cols: usize,
+        first: usize,
+        acc: &mut [f32],
+    ) {
+        for (g, lane_acc) in acc.chunks_mut(LANES).enumerate() {
+            let row0 = first + g * LANES;
+            let m = lane_acc.len();
+            let mut at = [root; LANES];
+            for _ in 0..depth {
                 for l in 0..m {
-                    lane_acc[l] += self.nodes[at[l] as usize].value;
+                    let nd = &self.nodes[at[l] as usize];
+                    let v = x[(row0 + l) * cols + nd.feature as usize];
+                    let go = (v <= nd.value) | (v.is_nan() & nd.missing_yes);
+                    at[l] = if go { nd.yes } else { nd.no };
                 }
+            }
+            for l in 0..m {
+                lane_acc[l] += self.nodes[at[l] as usize].value;
             }
         }
     }
 
-    /// Adds every tree's leaf weight to `acc[k]` for row `first + k`.
+    /// Adds every tree's leaf weight to `acc[k]` for row `first + k`, tree after tree.
     fn add(&self, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
-        if self.leq && self.max_feature < cols {
-            return self.add_leq(x, cols, first, acc);
+        let rows = acc.len();
+        // The block column by column, for the trees scored branch by branch.
+        let columns: Vec<f32> = if self.layouts.iter().any(|l| !matches!(l, Layout::Walk)) {
+            let block = &x[first * cols..(first + rows) * cols];
+            (0..cols)
+                .flat_map(|f| block.iter().skip(f).step_by(cols).copied())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (mut bits32, mut bits64) = ([0u32; FLAT_BLOCK], [0u64; FLAT_BLOCK]);
+        let leq = self.leq && self.max_feature < cols;
+        for ((&root, &depth), layout) in self.roots.iter().zip(&self.depths).zip(&self.layouts) {
+            match layout {
+                Layout::Masked32(m) => m.add(&columns, cols, &mut bits32, acc),
+                Layout::Masked64(m) => m.add(&columns, cols, &mut bits64, acc),
+                Layout::Walk if leq => self.add_leq(root, depth, x, cols, first, acc),
+                Layout::Walk => self.add_walk(root, x, cols, first, acc),
+            }
         }
-        for &root in &self.roots {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let r = first + k;
-                let row = &x[r * cols..(r + 1) * cols];
-                let mut at = root as usize;
-                loop {
-                    let nd = self.nodes[at];
-                    if nd.mode == Mode::Leaf {
-                        *a += nd.value;
-                        break;
-                    }
-                    let v = row.get(nd.feature as usize).copied().unwrap_or(f32::NAN);
-                    let go = nd.mode.goes_yes(v, nd.value, nd.missing_yes);
-                    at = if go { nd.yes } else { nd.no } as usize;
+    }
+
+    /// [`Flat::add`] for one tree of any branches, row by row.
+    fn add_walk(&self, root: u32, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            let r = first + k;
+            let row = &x[r * cols..(r + 1) * cols];
+            let mut at = root as usize;
+            loop {
+                let nd = self.nodes[at];
+                if nd.mode == Mode::Leaf {
+                    *a += nd.value;
+                    break;
                 }
+                let v = row.get(nd.feature as usize).copied().unwrap_or(f32::NAN);
+                let go = nd.mode.goes_yes(v, nd.value, nd.missing_yes);
+                at = if go { nd.yes } else { nd.no } as usize;
             }
         }
     }
@@ -1274,10 +1505,10 @@ fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, OnnxError> {
 mod flat_tests {
     use super::*;
 
-    /// Random trees of every decision mode, with missing values and a feature past the row
-    /// (the flat layout's general walk), and of `BRANCH_LEQ` only within the row (its
-    /// interleaved walk, on unbalanced trees): both score exactly as the general layout, for
-    /// small and large batches.
+    /// Random trees of every decision mode, with missing values and a feature past the row,
+    /// and of `BRANCH_LEQ` only within the row, of 1 to 100 leaves (unbalanced): each layout
+    /// (branch by branch in 32 and 64 bits, the interleaved walk, the general walk) scores
+    /// exactly as the general nodes do, for small and large batches.
     #[test]
     fn the_flat_layout_scores_as_the_general_one() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -1304,8 +1535,10 @@ mod flat_tests {
             let features = if leq_only { cols } else { cols + 1 };
             let mut nodes = Vec::new();
             let mut roots = Vec::new();
-            for _ in 0..40 {
-                // A tree grown by splitting random leaves: unbalanced, up to 16 leaves.
+            for t in 0..40 {
+                // A tree grown by splitting random leaves: unbalanced, of 1 to 100 leaves, so
+                // that every layout scores some (branch by branch in 32 or 64 bits, walked).
+                let size = [1, 2, 16, 32, 33, 64, 65, 100][t % 8];
                 let root = nodes.len();
                 roots.push(root);
                 let leaf = |w: f32| TreeNode {
@@ -1319,7 +1552,7 @@ mod flat_tests {
                 };
                 nodes.push(leaf(0.0));
                 let mut leaves = vec![root];
-                while leaves.len() < 16 {
+                while leaves.len() < size {
                     let pick = leaves.swap_remove((next() % leaves.len() as u64) as usize);
                     let (yes, no) = (nodes.len(), nodes.len() + 1);
                     nodes.push(leaf((next() % 1000) as f32 / 100.0 - 5.0));
@@ -1356,6 +1589,17 @@ mod flat_tests {
                 };
                 let laid = flat.flat.as_ref().expect("a flat layout");
                 assert_eq!(laid.leq && laid.max_feature < cols, leq_only);
+                let kinds: Vec<&str> = laid
+                    .layouts
+                    .iter()
+                    .take(8)
+                    .map(|l| match l {
+                        Layout::Masked32(_) => "32",
+                        Layout::Masked64(_) => "64",
+                        Layout::Walk => "walk",
+                    })
+                    .collect();
+                assert_eq!(kinds, ["32", "32", "32", "32", "64", "64", "walk", "walk"]);
                 for n in [1, 300, PARALLEL_ROWS + 77] {
                     let x: Vec<f32> = (0..n * cols)
                         .map(|_| match next() % 9 {
