@@ -8,19 +8,12 @@
 //! never read for the cache again: a table larger than the budget costs no more memory than
 //! a scan of it.
 
+use crate::cached::CachedRows;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-
-/// Rows of one table version, split for parallel scans.
-#[derive(Debug)]
-pub(crate) struct CachedRows {
-    pub schema: SchemaRef,
-    pub partitions: Vec<Vec<RecordBatch>>,
-    bytes: usize,
-}
 
 #[derive(Debug, Default)]
 struct State {
@@ -118,16 +111,7 @@ impl QueryCache {
             self.too_big(location, version);
             return None;
         }
-        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts.max(1)];
-        let n = partitions.len();
-        for (i, b) in batches.into_iter().enumerate() {
-            partitions[i % n].push(b);
-        }
-        let rows = Arc::new(CachedRows {
-            schema,
-            partitions,
-            bytes,
-        });
+        let rows = Arc::new(CachedRows::new(schema, batches, parts));
         let mut s = self.lock();
         let key = (location.to_string(), version);
         s.bytes += bytes;

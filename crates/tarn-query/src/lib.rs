@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 mod cache;
+mod cached;
 mod cancel;
 mod engine;
 mod error;

@@ -3,9 +3,10 @@
 //! `table@vN` for an older version of a Delta table.
 
 use crate::cache::QueryCache;
+use crate::cached::CachedTable;
 use async_trait::async_trait;
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
-use deltalake::datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use deltalake::datafusion::catalog::{SchemaProvider, TableProvider};
 use deltalake::datafusion::datasource::file_format::csv::CsvFormat;
 use deltalake::datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use deltalake::datafusion::datasource::file_format::json::JsonFormat;
@@ -292,10 +293,7 @@ async fn delta_provider(
     };
     // Rows in the cache are read from memory: the table's scan is only made without them.
     match rows {
-        Some(r) => Ok(Arc::new(MemTable::try_new(
-            r.schema.clone(),
-            r.partitions.clone(),
-        )?)),
+        Some(r) => Ok(Arc::new(CachedTable(r))),
         None => Ok(table.table_provider().await?),
     }
 }
