@@ -367,6 +367,7 @@ impl Planned {
         ctx: &SessionContext,
         statement: DFStatement,
     ) -> Result<deltalake::datafusion::dataframe::DataFrame, QueryError> {
+        use deltalake::datafusion::logical_expr::LogicalPlan;
         let state = ctx.state();
         let plan = state
             .statement_to_plan(statement)
@@ -375,8 +376,10 @@ impl Planned {
         if let Some(may) = &self.may_read {
             check_reads(&plan, may)?;
         }
+        // A plan's explanation is a few rows, and DataFusion runs it only at the plan's root.
+        let explains = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         let mut df = ctx.execute_logical_plan(plan).await?;
-        if let Some(limit) = self.row_limit {
+        if let (Some(limit), false) = (self.row_limit, explains) {
             df = df.limit(0, Some(limit))?;
         }
         Ok(df)
@@ -551,5 +554,30 @@ fn check_read_only(statement: &DFStatement) -> Result<(), QueryError> {
         }
         DFStatement::CopyTo(_) => Err(QueryError::ReadOnly("COPY".into())),
         _ => Err(QueryError::ReadOnly("this".into())),
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    /// `EXPLAIN` and `EXPLAIN ANALYZE` answer under a row limit (what the HTTP API always
+    /// sets), as without one.
+    #[tokio::test]
+    async fn explanations_answer_under_a_row_limit() {
+        let engine = Engine::new(Vec::new());
+        for sql in ["EXPLAIN SELECT 1", "EXPLAIN ANALYZE SELECT 1"] {
+            for row_limit in [None, Some(1000)] {
+                let opts = QueryOptions {
+                    row_limit,
+                    ..Default::default()
+                };
+                let r = engine
+                    .sql(sql, &opts)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql} with {row_limit:?}: {e}"));
+                assert!(r.batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+            }
+        }
     }
 }
