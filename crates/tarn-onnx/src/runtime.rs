@@ -366,21 +366,18 @@ impl<B: LeafBits> Masked<B> {
     }
 
     /// Adds the tree's leaf weight to `acc[k]` for each row `k` of a block whose feature `f` is
-    /// `columns[f * acc.len()..][..acc.len()]`, with `cols` features; `bits` is scratch space
-    /// of a bit set per row.
+    /// `columns[f * acc.len()..][..acc.len()]` (a feature past them is missing in every row);
+    /// `bits` is scratch space of a bit set per row.
     #[expect(
         clippy::neg_cmp_op_on_partial_ord,
         reason = "a negated comparison is how a missing value (NaN) goes `yes` in one comparison"
     )]
-    fn add(&self, columns: &[f32], cols: usize, bits: &mut [B], acc: &mut [f32]) {
+    fn add(&self, columns: &[f32], bits: &mut [B], acc: &mut [f32]) {
         let rows = acc.len();
         let bits = &mut bits[..rows];
         bits.fill(B::ALL);
         for b in &self.branches {
-            let Some(column) = columns
-                .get(b.feature * rows..(b.feature + 1) * rows)
-                .filter(|_| b.feature < cols)
-            else {
+            let Some(column) = columns.get(b.feature * rows..(b.feature + 1) * rows) else {
                 // A feature past the row is missing in every row.
                 if !b.missing_yes {
                     bits.iter_mut().for_each(|m| *m &= b.keep);
@@ -525,18 +522,10 @@ impl Flat {
     fn add(&self, x: &[f32], cols: usize, first: usize, acc: &mut [f32]) {
         let rows = acc.len();
         let leq = self.leq && self.max_feature < cols;
-        if rows < MASKED_ROWS {
-            for (&root, &depth) in self.roots.iter().zip(&self.depths) {
-                if leq {
-                    self.add_leq(root, depth, x, cols, first, acc);
-                } else {
-                    self.add_walk(root, x, cols, first, acc);
-                }
-            }
-            return;
-        }
+        let masked = rows >= MASKED_ROWS;
         // The block column by column, for the trees scored branch by branch.
-        let columns: Vec<f32> = if self.layouts.iter().any(|l| !matches!(l, Layout::Walk)) {
+        let columns: Vec<f32> = if masked && self.layouts.iter().any(|l| !matches!(l, Layout::Walk))
+        {
             let block = &x[first * cols..(first + rows) * cols];
             (0..cols)
                 .flat_map(|f| block.iter().skip(f).step_by(cols).copied())
@@ -547,10 +536,10 @@ impl Flat {
         let (mut bits32, mut bits64) = ([0u32; FLAT_BLOCK], [0u64; FLAT_BLOCK]);
         for ((&root, &depth), layout) in self.roots.iter().zip(&self.depths).zip(&self.layouts) {
             match layout {
-                Layout::Masked32(m) => m.add(&columns, cols, &mut bits32, acc),
-                Layout::Masked64(m) => m.add(&columns, cols, &mut bits64, acc),
-                Layout::Walk if leq => self.add_leq(root, depth, x, cols, first, acc),
-                Layout::Walk => self.add_walk(root, x, cols, first, acc),
+                Layout::Masked32(m) if masked => m.add(&columns, &mut bits32, acc),
+                Layout::Masked64(m) if masked => m.add(&columns, &mut bits64, acc),
+                _ if leq => self.add_leq(root, depth, x, cols, first, acc),
+                _ => self.add_walk(root, x, cols, first, acc),
             }
         }
     }

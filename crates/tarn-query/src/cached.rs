@@ -34,10 +34,14 @@ pub(crate) struct CachedRows {
 }
 
 impl CachedRows {
-    /// `batches` spread over `parts` partitions (one batch each in turn), with their
-    /// statistics.
-    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>, parts: usize) -> CachedRows {
-        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    /// `batches` (of `bytes` in memory) spread over `parts` partitions (one batch each in
+    /// turn), with their statistics.
+    pub fn new(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        bytes: usize,
+        parts: usize,
+    ) -> CachedRows {
         let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts.max(1)];
         let n = partitions.len();
         for (i, b) in batches.into_iter().enumerate() {
@@ -53,8 +57,8 @@ impl CachedRows {
     }
 }
 
-/// Per column, each batch's minimum and maximum (null where unknown: a column of a type
-/// without an order, or of nulls only) and null count.
+/// Per column, each batch's minimum and maximum (none for a column whose type has no
+/// order; null for a batch of nulls only) and null count.
 #[derive(Debug)]
 struct BatchStats {
     mins: Vec<Option<ArrayRef>>,
@@ -251,7 +255,8 @@ mod tests {
             })
             .collect();
         let cached = SessionContext::new();
-        let rows = Arc::new(CachedRows::new(schema.clone(), batches.clone(), 2));
+        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let rows = Arc::new(CachedRows::new(schema.clone(), batches.clone(), bytes, 2));
         cached
             .register_table("t", Arc::new(CachedTable(rows)))
             .unwrap();
