@@ -123,6 +123,7 @@ impl QueryCache {
             };
             if let Some(r) = s.rows.remove(&old) {
                 s.bytes -= r.bytes;
+                r.evict();
             }
         }
         Some(rows)

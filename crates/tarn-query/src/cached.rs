@@ -31,6 +31,8 @@ pub(crate) struct CachedRows {
     /// The batches' statistics, partition after partition, batch after batch.
     stats: BatchStats,
     pub bytes: usize,
+    /// Set when the cache lets these rows go: plans kept over them let go too.
+    evicted: std::sync::atomic::AtomicBool,
 }
 
 impl CachedRows {
@@ -53,7 +55,17 @@ impl CachedRows {
             partitions,
             stats,
             bytes,
+            evicted: Default::default(),
         }
+    }
+
+    pub(crate) fn evict(&self) {
+        self.evicted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

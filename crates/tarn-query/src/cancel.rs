@@ -39,7 +39,7 @@ impl Cancelled {
 
 /// The physical optimizer rule (run last) that wraps every leaf of a plan.
 #[derive(Debug)]
-pub(crate) struct WrapScans(pub Arc<Cancelled>);
+pub(crate) struct WrapScans;
 
 impl PhysicalOptimizerRule for WrapScans {
     fn optimize(
@@ -51,7 +51,6 @@ impl PhysicalOptimizerRule for WrapScans {
             if node.children().is_empty() {
                 return Ok(Transformed::yes(Arc::new(StopWhenCancelled {
                     input: node,
-                    flag: self.0.clone(),
                     slice: None,
                 })
                     as Arc<dyn ExecutionPlan>));
@@ -64,7 +63,6 @@ impl PhysicalOptimizerRule for WrapScans {
                         match n.downcast_ref::<StopWhenCancelled>() {
                             Some(s) => Ok(Transformed::yes(Arc::new(StopWhenCancelled {
                                 input: s.input.clone(),
-                                flag: s.flag.clone(),
                                 slice: Some(PROBE_ROWS),
                             })
                                 as Arc<dyn ExecutionPlan>)),
@@ -98,7 +96,6 @@ const PROBE_ROWS: usize = 256;
 #[derive(Debug)]
 struct StopWhenCancelled {
     input: Arc<dyn ExecutionPlan>,
-    flag: Arc<Cancelled>,
     slice: Option<usize>,
 }
 
@@ -148,7 +145,6 @@ impl ExecutionPlan for StopWhenCancelled {
         }
         Ok(Arc::new(StopWhenCancelled {
             input: children.swap_remove(0),
-            flag: self.flag.clone(),
             slice: self.slice,
         }))
     }
@@ -159,7 +155,12 @@ impl ExecutionPlan for StopWhenCancelled {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let schema = self.input.schema();
-        let flag = self.flag.clone();
+        // The query's flag is in its context, not in the plan: a plan kept for repeated
+        // text stops with the query that runs it.
+        let flag: Arc<Cancelled> = context
+            .session_config()
+            .get_extension::<Cancelled>()
+            .unwrap_or_default();
         let inner = self.input.execute(partition, context)?;
         let slice = self.slice;
         // Each batch (cut to `slice` rows for a probe side) is let through only while the

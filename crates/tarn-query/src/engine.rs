@@ -3,6 +3,7 @@
 
 use crate::cache::QueryCache;
 use crate::guard::QueryLimits;
+use crate::plans::{CachedPlan, PlanCache};
 use crate::schema::{quote_versions, LayerSchema};
 use crate::QueryError;
 use deltalake::arrow::array::RecordBatch;
@@ -74,6 +75,7 @@ pub struct Engine {
     ctx: SessionContext,
     addresses: Arc<Vec<String>>,
     limits: Arc<QueryLimits>,
+    plans: Arc<PlanCache>,
 }
 
 impl Engine {
@@ -152,7 +154,13 @@ impl Engine {
             ctx,
             addresses: Arc::new(addresses),
             limits,
+            plans: Arc::default(),
         }
+    }
+
+    /// How many query texts have a plan kept for them (see [`crate::PLANS`]).
+    pub fn plans_kept(&self) -> usize {
+        self.plans.len()
     }
 
     /// A context for one query: the engine's catalogs and object stores, with a memory pool
@@ -168,9 +176,11 @@ impl Engine {
         let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
             .with_memory_pool(Arc::new(FairSpillPool::new(self.limits.memory as usize)))
             .build_arc()?;
+        let config = state.config().clone().with_extension(cancelled.clone());
         let state = SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
             .with_runtime_env(runtime)
-            .with_physical_optimizer_rule(Arc::new(crate::cancel::WrapScans(cancelled.clone())))
+            .with_physical_optimizer_rule(Arc::new(crate::cancel::WrapScans))
             .build();
         Ok(SessionContext::new_with_state(state))
     }
@@ -198,14 +208,33 @@ impl Engine {
         // A statement past a limit (or not read-only) is refused before it waits for a query
         // slot: a busy lake answers it at once with the limit's name, never a timeout.
         // Parsing runs on the query runtime too, beside the queries, not on the caller's.
+        // Text whose plan is kept, over the same table versions, is not parsed again; the
+        // caller's read permission is checked on it all the same.
+        let kept = self.plans.get(sql, opts.row_limit);
+        let plans = self.plans.clone();
         let (parsed, job, ctx) = deadline
             .wait(crate::pool::runtime().spawn(async move {
-                let parsed = job.parse(&ctx);
+                let kept = match kept {
+                    Some(plan) if plan.current(&ctx).await => Some(plan),
+                    Some(_) => {
+                        plans.forget(&job.sql, job.row_limit);
+                        None
+                    }
+                    None => None,
+                };
+                let parsed = match (kept, &job.may_read) {
+                    (Some(plan), Some(may)) => {
+                        check_reads(&plan.logical, may).map(|_| Prepared::Kept(plan))
+                    }
+                    (Some(plan), None) => Ok(Prepared::Kept(plan)),
+                    (None, _) => job.parse(&ctx).map(Prepared::Parsed),
+                };
                 (parsed, job, ctx)
             }))
             .await?
             .map_err(|_| QueryError::Output("the query stopped before it was read".into()))?;
         let statement = parsed?;
+        let plans = self.plans.clone();
         let permit = deadline
             .wait(self.limits.slots.clone().acquire_owned())
             .await?
@@ -215,9 +244,25 @@ impl Engine {
         let handle = crate::pool::runtime().spawn(async move {
             let _permit = permit;
             let stream = async {
-                let df = job.plan(&ctx, statement).await?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let stream = df.execute_stream().await.map_err(|e| job.error(e))?;
+                let (plan, schema) = match statement {
+                    Prepared::Kept(plan) => {
+                        (plan.fresh().map_err(|e| job.error(e))?, plan.schema.clone())
+                    }
+                    Prepared::Parsed(statement) => {
+                        let df = job.plan(&ctx, statement).await?;
+                        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                        let logical = df.logical_plan().clone();
+                        let plan = df.create_physical_plan().await.map_err(|e| job.error(e))?;
+                        if let Some(kept) = CachedPlan::new(&logical, plan.clone(), schema.clone())
+                        {
+                            plans.put(&job.sql, job.row_limit, kept);
+                        }
+                        (plan, schema)
+                    }
+                };
+                let stream =
+                    deltalake::datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())
+                        .map_err(|e| job.error(e))?;
                 Ok::<_, QueryError>((schema, stream))
             }
             .await;
@@ -322,6 +367,12 @@ impl Deadline {
             None => Ok(f.await),
         }
     }
+}
+
+/// A query's statement: parsed, or the plan kept for its text.
+enum Prepared {
+    Parsed(DFStatement),
+    Kept(Arc<CachedPlan>),
 }
 
 /// One query on its way through the query runtime.

@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod guard;
 mod output;
+mod plans;
 mod pool;
 mod schema;
 
@@ -23,3 +24,4 @@ pub use engine::{BatchStream, Engine, MayRead, QueryOptions, QueryResult, Visibl
 pub use error::QueryError;
 pub use guard::QueryLimits;
 pub use output::{write_result, OutputFormat, ResultWriter, TABLE_PREVIEW_ROWS};
+pub use plans::PLANS;

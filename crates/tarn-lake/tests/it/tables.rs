@@ -214,6 +214,22 @@ async fn a_workspace_is_an_isolated_copy() {
     assert!(lake.events_after(None, None, 10).await.unwrap().is_empty());
 }
 
+/// Appends `rows` (`carrier,name` lines) to the lake's airlines table from a Lake of its own,
+/// as another process would.
+async fn append_airlines_elsewhere(dir: &std::path::Path, rows: &str) {
+    let other = Lake::open(dir, &Selection::default()).await.unwrap();
+    let more = dir.join("more.csv");
+    std::fs::write(&more, format!("carrier,name\n{rows}")).unwrap();
+    other
+        .load(&args(
+            "flights.trusted.airlines",
+            more.to_str().unwrap(),
+            LoadMode::Append,
+        ))
+        .await
+        .unwrap();
+}
+
 async fn repeated_queries_see_every_new_commit(deployment: Deployment) {
     let (dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
@@ -232,17 +248,7 @@ async fn repeated_queries_see_every_new_commit(deployment: Deployment) {
         );
     }
     // Another writer (its own Lake, as another process would be) commits more rows.
-    let other = Lake::open(dir.path(), &Selection::default()).await.unwrap();
-    let more = dir.path().join("more.csv");
-    std::fs::write(&more, "carrier,name\nQQ,Q Air\nZZ,Z Air\n").unwrap();
-    other
-        .load(&args(
-            "flights.trusted.airlines",
-            more.to_str().unwrap(),
-            LoadMode::Append,
-        ))
-        .await
-        .unwrap();
+    append_airlines_elsewhere(dir.path(), "QQ,Q Air\nZZ,Z Air\n").await;
     assert_eq!(
         scalar(&lake, "SELECT count(*) FROM flights.trusted.airlines").await,
         "18"
@@ -505,6 +511,133 @@ async fn doctor_removes_staged_writes_nothing_will_commit(deployment: Deployment
     );
 }
 
+/// Text asked again runs the plan kept for it, and answers as planning it afresh would: the
+/// same rows, every new commit seen, each caller's read permission and row limit applied,
+/// and a query that reads the clock planned every time.
+async fn kept_plans_answer_as_planning_afresh(deployment: Deployment) {
+    use tarn_query::{MayRead, QueryOptions};
+    let (dir, lake) = lake_with(deployment, "airlines").await;
+    let cached = lake.clone().with_row_cache(64 << 20);
+    let files = lake.clone().without_row_cache();
+    let queries = [
+        "SELECT carrier, name FROM flights.trusted.airlines WHERE carrier > 'B' ORDER BY carrier",
+        "SELECT count(*) AS n, max(name) AS last FROM flights.trusted.airlines",
+        "SELECT length(name) AS len, count(*) AS n FROM flights.trusted.airlines GROUP BY length(name) ORDER BY len",
+        "SELECT carrier, rank() OVER (ORDER BY name DESC) AS r FROM flights.trusted.airlines ORDER BY r",
+        "SELECT carrier FROM flights.trusted.airlines WHERE carrier IN (SELECT carrier FROM flights.trusted.airlines WHERE name LIKE '%Air%') ORDER BY carrier",
+    ];
+    let rows = |lake: Lake, sql: &'static str| async move {
+        let r = lake
+            .sql(sql, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        tarn_lake::testing::json_rows(&r)
+    };
+    let mut before = Vec::new();
+    for sql in queries {
+        let want = rows(files.clone(), sql).await;
+        for run in 0..4 {
+            assert_eq!(rows(cached.clone(), sql).await, want, "run {run} of {sql}");
+        }
+        before.push(want);
+    }
+    let engine = cached.engine().await.unwrap();
+    assert!(
+        engine.plans_kept() >= 3,
+        "{} plans kept",
+        engine.plans_kept()
+    );
+    // Another writer commits more rows: every text is answered with them.
+    append_airlines_elsewhere(dir.path(), "QQ,Q Air\nZZ,Z Air Lines\n").await;
+    for (sql, old) in queries.iter().zip(&before) {
+        let want = rows(files.clone(), sql).await;
+        assert_ne!(&want, old, "{sql}");
+        for run in 0..3 {
+            assert_eq!(
+                rows(cached.clone(), sql).await,
+                want,
+                "run {run} after the commit: {sql}"
+            );
+        }
+    }
+    // A kept plan is still refused to a caller who may not read the table, and still cut
+    // at the caller's row limit.
+    let sql = queries[0];
+    let refuse = QueryOptions {
+        may_read: Some(MayRead(std::sync::Arc::new(|_: &str, _: &str, t: &str| {
+            t != "airlines"
+        }))),
+        ..Default::default()
+    };
+    let err = cached.sql(sql, &refuse).await.unwrap_err().to_string();
+    assert!(err.contains("airlines"), "{err}");
+    let one = QueryOptions {
+        row_limit: Some(1),
+        ..Default::default()
+    };
+    let all = files.sql(sql, &Default::default()).await.unwrap().rows();
+    assert!(all > 1);
+    for _ in 0..3 {
+        let r = cached.sql(sql, &one).await.unwrap();
+        assert!(r.truncated);
+        assert_eq!(r.rows(), 1);
+        assert_eq!(
+            cached.sql(sql, &Default::default()).await.unwrap().rows(),
+            all
+        );
+    }
+    // The clock is read by every run: a query with now() is planned every time.
+    let kept = engine.plans_kept();
+    let clock = "SELECT CAST(now() AS VARCHAR) FROM flights.trusted.airlines LIMIT 1";
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(scalar(&cached, clock).await);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(cached.engine().await.unwrap().plans_kept(), kept);
+}
+
+/// Plans kept over rows the row cache has let go are let go too: kept plans never hold rows
+/// beyond the cache's budget, and the text is answered from the files again.
+async fn kept_plans_let_go_of_rows_the_cache_lets_go(deployment: Deployment) {
+    let (_dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
+    let airlines = data_dir().join("airlines.csv");
+    for t in ["a1", "a2", "a3"] {
+        lake.load(&args(
+            &format!("flights.trusted.{t}"),
+            airlines.to_str().unwrap(),
+            LoadMode::Append,
+        ))
+        .await
+        .unwrap();
+    }
+    let sql = |t: &str| format!("SELECT max(name) FROM flights.trusted.{t} WHERE carrier > 'A'");
+    // One table's rows in memory.
+    let roomy = lake.clone().with_row_cache(64 << 20);
+    for _ in 0..2 {
+        scalar(&roomy, &sql("a1")).await;
+    }
+    let one = roomy.row_cache_bytes();
+    assert!(one > 0);
+    // Room for two tables' rows: the third lets the first go.
+    let tight = lake.clone().with_row_cache(2 * one + one / 2);
+    let want = scalar(&lake.clone().without_row_cache(), &sql("a1")).await;
+    for t in ["a1", "a2"] {
+        for _ in 0..3 {
+            assert_eq!(scalar(&tight, &sql(t)).await, want);
+        }
+    }
+    let engine = tight.engine().await.unwrap();
+    assert_eq!(engine.plans_kept(), 2);
+    for _ in 0..3 {
+        assert_eq!(scalar(&tight, &sql("a3")).await, want);
+    }
+    assert!(tight.row_cache_bytes() <= 2 * one + one / 2);
+    assert_eq!(engine.plans_kept(), 2, "the plan over a1's rows is let go");
+    assert_eq!(scalar(&tight, &sql("a1")).await, want);
+}
+
 crate::on_every_backend!(
     doctor_removes_staged_writes_nothing_will_commit,
     appended_service_tables_keep_the_catalog_true,
@@ -513,5 +646,7 @@ crate::on_every_backend!(
     sql_is_read_only_and_into_needs_a_service_table,
     repeated_queries_see_every_new_commit,
     the_row_cache_keeps_what_fits_and_nothing_bigger,
-    cached_rows_skip_the_batches_a_filter_rules_out
+    cached_rows_skip_the_batches_a_filter_rules_out,
+    kept_plans_answer_as_planning_afresh,
+    kept_plans_let_go_of_rows_the_cache_lets_go
 );

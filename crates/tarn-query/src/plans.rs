@@ -1,0 +1,215 @@
+//! Plans kept for repeated query text. A dashboard, a monitor or a notebook cell asks the
+//! same SQL again and again; parsing, planning and optimising it takes about 2 ms each time,
+//! often more than running it over rows already in memory. An engine keeps the physical plans
+//! of its last [`PLANS`] distinct texts (with their row limit) and runs one again, reset, when
+//! every table it reads is still the version whose rows are cached: the tables are looked up
+//! as planning would (one Delta log listing each), so a commit since, or rows dropped from
+//! the cache, plans the text afresh. Plans over rows the cache has let go are dropped, so
+//! kept plans hold no rows beyond the cache's budget.
+//!
+//! Kept only when running the plan again answers as planning it again would: every scan reads
+//! cached rows (whose version is checked), no function depends on the time or on chance
+//! (`now()`, `random()`: planning folds the time in), no operator keeps state that a reset
+//! does not clear (dynamic filters pushed into a scan; hash joins, top-N and other operators
+//! outside the list in [`resettable`]), and no `EXPLAIN`.
+
+use crate::cached::{CachedRows, CachedTable};
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::catalog::TableProvider;
+use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use deltalake::datafusion::common::{Result, TableReference};
+use deltalake::datafusion::datasource::source_as_provider;
+use deltalake::datafusion::execution::context::SessionContext;
+use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use deltalake::datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use deltalake::datafusion::physical_plan::execution_plan::reset_plan_states;
+use deltalake::datafusion::physical_plan::ExecutionPlan;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// Distinct query texts whose plans an engine keeps.
+pub const PLANS: usize = 64;
+
+/// A plan kept for its text.
+#[derive(Debug)]
+pub(crate) struct CachedPlan {
+    plan: Arc<dyn ExecutionPlan>,
+    pub(crate) schema: SchemaRef,
+    /// The statement's logical plan, for the read permission check of each caller.
+    pub(crate) logical: LogicalPlan,
+    /// Each table the plan scans and the cached rows it scans.
+    scans: Vec<(TableReference, Arc<CachedRows>)>,
+}
+
+impl CachedPlan {
+    /// The plan of `logical` when it can be run again (see the module's documentation).
+    pub(crate) fn new(
+        logical: &LogicalPlan,
+        plan: Arc<dyn ExecutionPlan>,
+        schema: SchemaRef,
+    ) -> Option<CachedPlan> {
+        if matches!(logical, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+            return None;
+        }
+        let mut scans = Vec::new();
+        let mut keep = true;
+        logical
+            .apply_with_subqueries(|node| {
+                if let LogicalPlan::TableScan(scan) = node {
+                    let rows = source_as_provider(&scan.source).ok().and_then(|p| {
+                        let p: &dyn TableProvider = p.as_ref();
+                        p.downcast_ref::<CachedTable>().map(|t| t.0.clone())
+                    });
+                    match rows {
+                        Some(rows) => scans.push((scan.table_name.clone(), rows)),
+                        None => keep = false,
+                    }
+                }
+                node.apply_expressions(|e| {
+                    if e.exists(|e| Ok(!immutable(e)))? {
+                        keep = false;
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })?;
+                Ok(walk_on(keep))
+            })
+            .ok()?;
+        if !keep || scans.is_empty() || !resettable(&plan) {
+            return None;
+        }
+        Some(CachedPlan {
+            plan,
+            schema,
+            logical: logical.clone(),
+            scans,
+        })
+    }
+
+    /// Whether every table the plan scans is still the cached version it was planned on.
+    pub(crate) async fn current(&self, ctx: &SessionContext) -> bool {
+        for (name, rows) in &self.scans {
+            let Ok(provider) = ctx.table_provider(name.clone()).await else {
+                return false;
+            };
+            let p: &dyn TableProvider = provider.as_ref();
+            match p.downcast_ref::<CachedTable>() {
+                Some(t) if Arc::ptr_eq(&t.0, rows) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether rows it scans have left the row cache: the plan is let go with them, so that
+    /// kept plans never hold more rows than the cache's budget.
+    fn stale(&self) -> bool {
+        self.scans.iter().any(|(_, rows)| rows.is_evicted())
+    }
+
+    /// The plan, its operators' state reset, ready to run.
+    pub(crate) fn fresh(&self) -> Result<Arc<dyn ExecutionPlan>> {
+        reset_plan_states(self.plan.clone())
+    }
+}
+
+/// Walks on while the plan can still be kept.
+fn walk_on(keep: bool) -> TreeNodeRecursion {
+    if keep {
+        TreeNodeRecursion::Continue
+    } else {
+        TreeNodeRecursion::Stop
+    }
+}
+
+/// Whether `e` answers the same every time on the same rows.
+fn immutable(e: &Expr) -> bool {
+    match e {
+        Expr::ScalarFunction(f) => f.func.signature().volatility == Volatility::Immutable,
+        Expr::AggregateFunction(f) => f.func.signature().volatility == Volatility::Immutable,
+        _ => true,
+    }
+}
+
+/// Whether every operator of `plan` is one that runs again as new once reset, and no scan
+/// holds a dynamic filter (which its producer's reset does not reach).
+fn resettable(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    const OPERATORS: [&str; 17] = [
+        "ProjectionExec",
+        "FilterExec",
+        "AggregateExec",
+        "RepartitionExec",
+        "CoalesceBatchesExec",
+        "CoalescePartitionsExec",
+        "SortExec",
+        "SortPreservingMergeExec",
+        "BoundedWindowAggExec",
+        "WindowAggExec",
+        "GlobalLimitExec",
+        "LocalLimitExec",
+        "UnionExec",
+        "DataSourceExec",
+        "StopWhenCancelled",
+        "EmptyExec",
+        "PlaceholderRowExec",
+    ];
+    let mut ok = true;
+    let _ = plan.apply(|node| {
+        let sort_with_fetch = node.name() == "SortExec" && node.fetch().is_some();
+        if !OPERATORS.contains(&node.name()) || sort_with_fetch {
+            ok = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        node.apply_expressions(&mut |e| {
+            if e.exists(|e| Ok(e.is::<DynamicFilterPhysicalExpr>()))? {
+                ok = false;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(walk_on(ok))
+    });
+    ok
+}
+
+/// A plan kept for a text and a row limit.
+type Entry = (String, Option<usize>, Arc<CachedPlan>);
+
+/// The last [`PLANS`] plans kept, most recently used first.
+#[derive(Debug, Default)]
+pub(crate) struct PlanCache(Mutex<VecDeque<Entry>>);
+
+impl PlanCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The plan kept for `sql` with `row_limit`, if any.
+    pub(crate) fn get(&self, sql: &str, row_limit: Option<usize>) -> Option<Arc<CachedPlan>> {
+        let mut plans = self.lock();
+        plans.retain(|(_, _, p)| !p.stale());
+        let at = plans
+            .iter()
+            .position(|(s, l, _)| s == sql && *l == row_limit)?;
+        let entry = plans.remove(at)?;
+        let plan = entry.2.clone();
+        plans.push_front(entry);
+        Some(plan)
+    }
+
+    /// Keeps `plan` for `sql` with `row_limit`, in place of an older one for the same text.
+    pub(crate) fn put(&self, sql: &str, row_limit: Option<usize>, plan: CachedPlan) {
+        let mut plans = self.lock();
+        plans.retain(|(s, l, p)| !(p.stale() || (s == sql && *l == row_limit)));
+        plans.push_front((sql.to_string(), row_limit, Arc::new(plan)));
+        plans.truncate(PLANS);
+    }
+
+    /// Drops a plan that no longer answers for its text.
+    pub(crate) fn forget(&self, sql: &str, row_limit: Option<usize>) {
+        self.lock()
+            .retain(|(s, l, _)| !(s == sql && *l == row_limit));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
