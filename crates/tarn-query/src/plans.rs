@@ -10,8 +10,8 @@
 //! Kept only when running the plan again answers as planning it again would: every scan reads
 //! cached rows (whose version is checked), no function depends on the time or on chance
 //! (`now()`, `random()`: planning folds the time in), no operator keeps state that a reset
-//! does not clear (dynamic filters pushed into a scan; hash joins, top-N and other operators
-//! outside the list in [`resettable`]), and no `EXPLAIN`.
+//! does not clear (dynamic filters pushed into a scan; joins and other operators outside the
+//! list in [`resettable`]), and no `EXPLAIN`.
 
 use crate::cached::{CachedRows, CachedTable};
 use deltalake::arrow::datatypes::SchemaRef;
@@ -130,10 +130,11 @@ fn immutable(e: &Expr) -> bool {
     }
 }
 
-/// Whether every operator of `plan` is one that runs again as new once reset, and no scan
-/// holds a dynamic filter (which its producer's reset does not reach).
+/// Whether every operator of `plan` is one that runs again as new once reset, and none but
+/// a sort holds a dynamic filter (a scan given one by a join or a top-N sort would keep the
+/// last run's; cached rows' scans take none, so a top-N sort's filter is its own).
 fn resettable(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    const OPERATORS: [&str; 17] = [
+    const OPERATORS: [&str; 18] = [
         "ProjectionExec",
         "FilterExec",
         "AggregateExec",
@@ -141,6 +142,7 @@ fn resettable(plan: &Arc<dyn ExecutionPlan>) -> bool {
         "CoalesceBatchesExec",
         "CoalescePartitionsExec",
         "SortExec",
+        "SortExec(TopK)",
         "SortPreservingMergeExec",
         "BoundedWindowAggExec",
         "WindowAggExec",
@@ -154,10 +156,13 @@ fn resettable(plan: &Arc<dyn ExecutionPlan>) -> bool {
     ];
     let mut ok = true;
     let _ = plan.apply(|node| {
-        let sort_with_fetch = node.name() == "SortExec" && node.fetch().is_some();
-        if !OPERATORS.contains(&node.name()) || sort_with_fetch {
+        if !OPERATORS.contains(&node.name()) {
             ok = false;
             return Ok(TreeNodeRecursion::Stop);
+        }
+        // A top-N sort makes a dynamic filter of its own, which its reset makes anew.
+        if node.name().starts_with("SortExec") {
+            return Ok(TreeNodeRecursion::Continue);
         }
         node.apply_expressions(&mut |e| {
             if e.exists(|e| Ok(e.is::<DynamicFilterPhysicalExpr>()))? {
