@@ -375,8 +375,11 @@ impl<const K: usize> Grower<'_, K> {
                     if an < min || cn < min || ah < 1e-3 || ch < 1e-3 {
                         continue;
                     }
-                    let gain = self.score(a, ah) + self.score(c, ch) - parent;
-                    if gain > 1e-12 && best.as_ref().is_none_or(|s| gain > s.gain) {
+                    let children = self.score(a, ah) + self.score(c, ch);
+                    let gain = children - parent;
+                    // A gain above rounding noise, relative to the sides' scores: targets
+                    // in any unit split alike.
+                    if gain > 1e-12 * children && best.as_ref().is_none_or(|s| gain > s.gain) {
                         let missing_left = if m.n == 0 { an >= cn } else { missing_left };
                         best = Some(Split {
                             gain,
@@ -889,6 +892,73 @@ mod tests {
         // Few distinct values: one bin each.
         let small: Vec<f32> = (0..1000).map(|i| (i % 7) as f32).collect();
         assert_eq!(thresholds(&small, 255), vec![0.5, 1.5, 2.5, 3.5, 4.5, 5.5]);
+    }
+
+    /// The fixed-point histograms take their scale from the gradients: targets in any unit,
+    /// from 2^-30 to 2^40 times the same values, grow the very same trees (the same splits,
+    /// every leaf value scaled by the same factor), with missing values among the features.
+    #[test]
+    fn the_trees_do_not_depend_on_the_targets_unit() {
+        let n = 6_000;
+        let f0: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 10.0).collect();
+        let f1: Vec<f32> = (0..n)
+            .map(|i| {
+                if i % 13 == 0 {
+                    f32::NAN
+                } else {
+                    ((i * 104_729) % 500) as f32
+                }
+            })
+            .collect();
+        let f2: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| {
+                (f0[i] as f64 / 7.0).sin() * 30.0
+                    + if f1[i].is_nan() {
+                        12.0
+                    } else {
+                        f1[i] as f64 / 40.0
+                    }
+                    + (f2[i] as f64 - 3.0).powi(2)
+                    + ((i * 31) % 17) as f64 / 4.0
+            })
+            .collect();
+        let x = Matrix {
+            rows: n,
+            cols: vec![f0, f1, f2],
+        };
+        let hp: BTreeMap<String, serde_json::Value> = [("max_iter".to_string(), 15.into())].into();
+        let fit_in = |unit: f64| {
+            let labels = Labels::Regression(y.iter().map(|v| v * unit).collect());
+            fit(
+                &x,
+                &labels,
+                false,
+                &hp,
+                &AtomicBool::new(false),
+                &mut String::new(),
+            )
+            .unwrap()
+        };
+        let one = fit_in(1.0);
+        let leaves: usize = one.trees.iter().map(|t| t.nodes.len()).sum();
+        assert!(leaves > 15 * 20, "the trees grew ({leaves} nodes)");
+        for unit in [2f64.powi(-30), 2f64.powi(40)] {
+            let other = fit_in(unit);
+            assert_eq!(other.base, one.base * unit);
+            for (a, b) in one.trees.iter().zip(&other.trees) {
+                assert_eq!(a.nodes.len(), b.nodes.len());
+                for (na, nb) in a.nodes.iter().zip(&b.nodes) {
+                    match (na, nb) {
+                        (Node::Leaf(va), Node::Leaf(vb)) => assert_eq!(va * unit, *vb),
+                        (Node::Split { .. }, Node::Split { .. }) => {
+                            assert_eq!(format!("{na:?}"), format!("{nb:?}"))
+                        }
+                        _ => panic!("{na:?} against {nb:?} at unit {unit}"),
+                    }
+                }
+            }
+        }
     }
 
     /// The library-free `exp` is as exact as the standard one over the range log loss meets,
