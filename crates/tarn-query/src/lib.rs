@@ -24,4 +24,4 @@ pub use engine::{BatchStream, Engine, MayRead, QueryOptions, QueryResult, Visibl
 pub use error::QueryError;
 pub use guard::QueryLimits;
 pub use output::{write_result, OutputFormat, ResultWriter, TABLE_PREVIEW_ROWS};
-pub use plans::PLANS;
+pub use plans::{PLANS, PLAN_TEXT};

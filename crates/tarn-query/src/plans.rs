@@ -2,7 +2,8 @@
 //! same SQL again and again; parsing, planning and optimising it takes about 2 ms each time,
 //! often more than running it over rows already in memory. An engine keeps the physical plans
 //! of its last [`PLANS`] distinct texts (with their row limit) and runs one again, reset, when
-//! every table it reads is still the version whose rows are cached: the tables are looked up
+//! every table it reads is still the version whose rows are cached (texts up to
+//! [`PLAN_TEXT`] bytes): the tables are looked up
 //! as planning would (one Delta log listing each), so a commit since, or rows dropped from
 //! the cache, plans the text afresh. Plans over rows the cache has let go are dropped, so
 //! kept plans hold no rows beyond the cache's budget.
@@ -29,6 +30,10 @@ use std::sync::{Arc, Mutex};
 
 /// Distinct query texts whose plans an engine keeps.
 pub const PLANS: usize = 64;
+
+/// The longest text whose plan is kept (longer ones are planned every time), so that kept
+/// texts hold at most `PLANS` times this much memory.
+pub const PLAN_TEXT: usize = 16 * 1024;
 
 /// A plan kept for its text.
 #[derive(Debug)]
@@ -202,6 +207,9 @@ impl PlanCache {
 
     /// Keeps `plan` for `sql` with `row_limit`, in place of an older one for the same text.
     pub(crate) fn put(&self, sql: &str, row_limit: Option<usize>, plan: CachedPlan) {
+        if sql.len() > PLAN_TEXT {
+            return;
+        }
         let mut plans = self.lock();
         plans.retain(|(s, l, p)| !(p.stale() || (s == sql && *l == row_limit)));
         plans.push_front((sql.to_string(), row_limit, Arc::new(plan)));

@@ -527,18 +527,22 @@ async fn kept_plans_answer_as_planning_afresh(deployment: Deployment) {
         "SELECT carrier FROM flights.trusted.airlines WHERE carrier IN (SELECT carrier FROM flights.trusted.airlines WHERE name LIKE '%Air%') ORDER BY carrier",
         "SELECT carrier, name FROM flights.trusted.airlines ORDER BY name DESC LIMIT 3",
     ];
-    let rows = |lake: Lake, sql: &'static str| async move {
+    let rows = |lake: Lake, sql: String| async move {
         let r = lake
-            .sql(sql, &Default::default())
+            .sql(&sql, &Default::default())
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         tarn_lake::testing::json_rows(&r)
     };
     let mut before = Vec::new();
     for sql in queries {
-        let want = rows(files.clone(), sql).await;
+        let want = rows(files.clone(), sql.to_string()).await;
         for run in 0..4 {
-            assert_eq!(rows(cached.clone(), sql).await, want, "run {run} of {sql}");
+            assert_eq!(
+                rows(cached.clone(), sql.to_string()).await,
+                want,
+                "run {run} of {sql}"
+            );
         }
         before.push(want);
     }
@@ -548,11 +552,11 @@ async fn kept_plans_answer_as_planning_afresh(deployment: Deployment) {
     // Another writer commits more rows: every text is answered with them.
     append_airlines_elsewhere(dir.path(), "QQ,Q Air\nZZ,Z Air Lines\n").await;
     for (sql, old) in queries.iter().zip(&before) {
-        let want = rows(files.clone(), sql).await;
+        let want = rows(files.clone(), sql.to_string()).await;
         assert_ne!(&want, old, "{sql}");
         for run in 0..3 {
             assert_eq!(
-                rows(cached.clone(), sql).await,
+                rows(cached.clone(), sql.to_string()).await,
                 want,
                 "run {run} after the commit: {sql}"
             );
@@ -593,6 +597,15 @@ async fn kept_plans_answer_as_planning_afresh(deployment: Deployment) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(cached.engine().await.unwrap().plans_kept(), kept);
+    // Text longer than tarn_query::PLAN_TEXT is answered, and planned every time.
+    let long = format!("{} /* {} */", queries[1], "x".repeat(tarn_query::PLAN_TEXT));
+    for _ in 0..3 {
+        assert_eq!(
+            rows(cached.clone(), long.clone()).await,
+            rows(files.clone(), long.clone()).await
+        );
+    }
     assert_eq!(cached.engine().await.unwrap().plans_kept(), kept);
 }
 
