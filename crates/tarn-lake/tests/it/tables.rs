@@ -14,19 +14,19 @@ fn args(table: &str, source: &str, mode: LoadMode) -> LoadArgs {
     }
 }
 
+/// Appends the CSV file at `source` to `table`.
+async fn append(lake: &Lake, table: &str, source: &std::path::Path) -> tarn_lake::LoadReport {
+    lake.load(&args(table, source.to_str().unwrap(), LoadMode::Append))
+        .await
+        .unwrap()
+}
+
 async fn schema_evolves_and_old_versions_stay_readable(deployment: Deployment) {
     let (dir, lake) = lake(deployment, "lake: t\ndomains: [weather]\n", &[]).await;
     let weather = data_dir().join("weather.csv");
     let rows = read_csv(&weather);
     let n = rows.len() - 1;
-    let first = lake
-        .load(&args(
-            "weather.trusted.hourly",
-            weather.to_str().unwrap(),
-            LoadMode::Append,
-        ))
-        .await
-        .unwrap();
+    let first = append(&lake, "weather.trusted.hourly", &weather).await;
     assert_eq!(first.rows_written, n);
     assert_eq!(first.table_version, 0);
     // Inferred without a contract: NA does not make wind_gust a string.
@@ -50,14 +50,7 @@ async fn schema_evolves_and_old_versions_stay_readable(deployment: Deployment) {
         text.push_str(&format!("{},{}\n", r.join(","), visib * 1.609));
     }
     std::fs::write(&extra, text).unwrap();
-    let second = lake
-        .load(&args(
-            "weather.trusted.hourly",
-            extra.to_str().unwrap(),
-            LoadMode::Append,
-        ))
-        .await
-        .unwrap();
+    let second = append(&lake, "weather.trusted.hourly", &extra).await;
     assert_eq!(second.table_version, 1);
     assert_eq!(second.row_count as usize, n + 10);
     assert_eq!(second.catalog_version, 2);
@@ -220,26 +213,13 @@ async fn append_airlines_elsewhere(dir: &std::path::Path, rows: &str) {
     let other = Lake::open(dir, &Selection::default()).await.unwrap();
     let more = dir.join("more.csv");
     std::fs::write(&more, format!("carrier,name\n{rows}")).unwrap();
-    other
-        .load(&args(
-            "flights.trusted.airlines",
-            more.to_str().unwrap(),
-            LoadMode::Append,
-        ))
-        .await
-        .unwrap();
+    append(&other, "flights.trusted.airlines", &more).await;
 }
 
 async fn repeated_queries_see_every_new_commit(deployment: Deployment) {
     let (dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
-    lake.load(&args(
-        "flights.trusted.airlines",
-        airlines.to_str().unwrap(),
-        LoadMode::Append,
-    ))
-    .await
-    .unwrap();
+    append(&lake, "flights.trusted.airlines", &airlines).await;
     // Enough repeats for the engine to keep the table's rows in memory.
     for _ in 0..3 {
         assert_eq!(
@@ -295,13 +275,7 @@ async fn the_row_cache_keeps_what_fits_and_nothing_bigger(deployment: Deployment
 async fn lake_with(deployment: Deployment, name: &str) -> (tempfile::TempDir, Lake) {
     let (dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
     let csv = data_dir().join(format!("{name}.csv"));
-    lake.load(&args(
-        &format!("flights.trusted.{name}"),
-        csv.to_str().unwrap(),
-        LoadMode::Append,
-    ))
-    .await
-    .unwrap();
+    append(&lake, &format!("flights.trusted.{name}"), &csv).await;
     (dir, lake)
 }
 
@@ -615,13 +589,7 @@ async fn kept_plans_let_go_of_rows_the_cache_lets_go(deployment: Deployment) {
     let (_dir, lake) = lake(deployment, "lake: t\ndomains: [flights]\n", &[]).await;
     let airlines = data_dir().join("airlines.csv");
     for t in ["a1", "a2", "a3"] {
-        lake.load(&args(
-            &format!("flights.trusted.{t}"),
-            airlines.to_str().unwrap(),
-            LoadMode::Append,
-        ))
-        .await
-        .unwrap();
+        append(&lake, &format!("flights.trusted.{t}"), &airlines).await;
     }
     let sql = |t: &str| format!("SELECT max(name) FROM flights.trusted.{t} WHERE carrier > 'A'");
     // One table's rows in memory.

@@ -296,7 +296,7 @@ impl<const K: usize> Grower<'_, K> {
                 || (Vec::new(), self.empty()),
                 |(mut a, mut ha), (b, hb)| {
                     a.extend(b);
-                    subtract_or_add(&mut ha, &hb, false);
+                    merge(&mut ha, &hb, i64::wrapping_add);
                     (a, ha)
                 },
             )
@@ -497,7 +497,7 @@ impl<const K: usize> Grower<'_, K> {
             nodes.push(Node::Leaf(0.0));
             nodes.push(Node::Leaf(0.0));
             let mut large = leaf.hist;
-            subtract_or_add(&mut large, &small, true);
+            merge(&mut large, &small, i64::wrapping_sub);
             let (hl, hr) = if small_left {
                 (small, large)
             } else {
@@ -528,17 +528,17 @@ impl<const K: usize> Grower<'_, K> {
     }
 }
 
-/// `a - b` (the larger child's histogram from the parent's and the smaller child's) or
-/// `a + b` (two parts of one histogram), bin by bin.
-fn subtract_or_add<const K: usize>(a: &mut [FeatureHist<K>], b: &[FeatureHist<K>], sub: bool) {
+/// `a` bin by bin combined with `b` by `op`: `wrapping_sub` for the larger child's histogram
+/// (the parent's minus the smaller child's), `wrapping_add` for two parts of one histogram.
+fn merge<const K: usize>(
+    a: &mut [FeatureHist<K>],
+    b: &[FeatureHist<K>],
+    op: impl Fn(i64, i64) -> i64,
+) {
     for (fa, fb) in a.iter_mut().zip(b) {
         for (x, y) in fa.iter_mut().zip(fb) {
             for k in 0..K {
-                x[k] = if sub {
-                    x[k].wrapping_sub(y[k])
-                } else {
-                    x[k].wrapping_add(y[k])
-                };
+                x[k] = op(x[k], y[k]);
             }
         }
     }
