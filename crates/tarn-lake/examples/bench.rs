@@ -9,6 +9,9 @@
 use std::time::Instant;
 use tarn_lake::{Lake, LoadArgs, Selection};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]

@@ -59,18 +59,14 @@ impl PhysicalOptimizerRule for WrapScans {
                 let children: Vec<Arc<dyn ExecutionPlan>> =
                     node.children().into_iter().cloned().collect();
                 if children.len() == 2 {
-                    let probe = children[1].clone().transform_up(|n| {
-                        match n.downcast_ref::<StopWhenCancelled>() {
-                            Some(s) => Ok(Transformed::yes(Arc::new(StopWhenCancelled {
-                                input: s.input.clone(),
-                                slice: Some(PROBE_ROWS),
-                            })
-                                as Arc<dyn ExecutionPlan>)),
-                            None => Ok(Transformed::no(n)),
-                        }
-                    })?;
+                    // The probe side is cut right below the join: operators between it and
+                    // the scans (a repartition) may gather small batches into big ones.
+                    let probe: Arc<dyn ExecutionPlan> = Arc::new(StopWhenCancelled {
+                        input: children[1].clone(),
+                        slice: Some(PROBE_ROWS),
+                    });
                     #[allow(deprecated)]
-                    let joined = node.with_new_children(vec![children[0].clone(), probe.data])?;
+                    let joined = node.with_new_children(vec![children[0].clone(), probe])?;
                     return Ok(Transformed::yes(joined));
                 }
             }

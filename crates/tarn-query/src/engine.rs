@@ -11,6 +11,7 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::context::SessionContext;
+use deltalake::datafusion::execution::TaskContext;
 use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::datafusion::sql::parser::Statement as DFStatement;
 use deltalake::datafusion::sql::sqlparser::ast::Statement;
@@ -73,6 +74,9 @@ impl QueryResult {
 /// The SQL engine over one lake's catalog.
 pub struct Engine {
     ctx: SessionContext,
+    /// The settings and runtime each query's task context starts from.
+    config: SessionConfig,
+    runtime: Arc<deltalake::datafusion::execution::runtime_env::RuntimeEnv>,
     addresses: Arc<Vec<String>>,
     limits: Arc<QueryLimits>,
     plans: Arc<PlanCache>,
@@ -116,7 +120,14 @@ impl Engine {
         {
             config.options_mut().sql_parser.recursion_limit = depth;
         }
-        let ctx = SessionContext::new_with_config(config);
+        // Every scan is wrapped so that a cancelled query stops at its next batch.
+        let ctx = SessionContext::new_with_state(
+            deltalake::datafusion::execution::session_state::SessionStateBuilder::new()
+                .with_config(config)
+                .with_default_features()
+                .with_physical_optimizer_rule(Arc::new(crate::cancel::WrapScans))
+                .build(),
+        );
         if let Some((url, store)) = stores.bucket_store() {
             ctx.register_object_store(url, store.clone());
         }
@@ -150,7 +161,10 @@ impl Engine {
         for (domain, catalog) in catalogs {
             ctx.register_catalog(domain, catalog);
         }
+        let state = ctx.state();
         Engine {
+            config: state.config().clone(),
+            runtime: state.runtime_env().clone(),
             ctx,
             addresses: Arc::new(addresses),
             limits,
@@ -163,26 +177,28 @@ impl Engine {
         self.plans.len()
     }
 
-    /// A context for one query: the engine's catalogs and object stores, with a memory pool
-    /// of the query's own.
-    fn query_context(
+    /// The context a query runs in: the engine's settings and object stores, a memory pool of
+    /// the query's own, and its cancel flag. Operators find no functions by name in it (every
+    /// plan holds its own), so the session's function registry is not copied for each query.
+    fn task_context(
         &self,
         cancelled: &Arc<crate::cancel::Cancelled>,
-    ) -> Result<SessionContext, QueryError> {
+    ) -> Result<Arc<TaskContext>, QueryError> {
         use deltalake::datafusion::execution::memory_pool::FairSpillPool;
         use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
-        use deltalake::datafusion::execution::session_state::SessionStateBuilder;
-        let state = self.ctx.state();
-        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
             .with_memory_pool(Arc::new(FairSpillPool::new(self.limits.memory as usize)))
             .build_arc()?;
-        let config = state.config().clone().with_extension(cancelled.clone());
-        let state = SessionStateBuilder::new_from_existing(state)
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_physical_optimizer_rule(Arc::new(crate::cancel::WrapScans))
-            .build();
-        Ok(SessionContext::new_with_state(state))
+        Ok(Arc::new(TaskContext::new(
+            None,
+            self.ctx.session_id(),
+            self.config.clone().with_extension(cancelled.clone()),
+            Default::default(),
+            Default::default(),
+            Default::default(),
+            Default::default(),
+            runtime,
+        )))
     }
 
     /// Runs one read-only statement and streams its rows batch by batch (memory stays bounded
@@ -197,7 +213,8 @@ impl Engine {
         crate::guard::check_text(sql, &self.limits)?;
         let deadline = Deadline::after(opts.timeout);
         let cancelled = Arc::new(crate::cancel::Cancelled::default());
-        let ctx = self.query_context(&cancelled)?;
+        let ctx = self.ctx.clone();
+        let task = self.task_context(&cancelled)?;
         let job = Planned {
             sql: sql.to_string(),
             addresses: self.addresses.clone(),
@@ -260,9 +277,8 @@ impl Engine {
                         (plan, schema)
                     }
                 };
-                let stream =
-                    deltalake::datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())
-                        .map_err(|e| job.error(e))?;
+                let stream = deltalake::datafusion::physical_plan::execute_stream(plan, task)
+                    .map_err(|e| job.error(e))?;
                 Ok::<_, QueryError>((schema, stream))
             }
             .await;
@@ -629,6 +645,48 @@ mod explain_tests {
                     .unwrap_or_else(|e| panic!("{sql} with {row_limit:?}: {e}"));
                 assert!(r.batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
             }
+        }
+    }
+
+    /// A query past its timeout gives its slot back within one probe slice: every scan stops
+    /// at its next batch once the query is cancelled, and a nested-loop join's probe side is
+    /// cut right below the join, so the next query of a one-slot engine answers instead of
+    /// waiting for the first to run out. (Before the cut moved up from the scans, the
+    /// repartition between them and the join gathered the slices back into 8,192-row
+    /// batches, and the second query waited 14 s in a debug build.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timed_out_query_stops_and_frees_its_slot() {
+        let limits = Arc::new(QueryLimits::new(1 << 20, 256, 10_000, 1 << 30, 1));
+        let engine = Engine::with_limits(
+            Vec::new(),
+            Arc::default(),
+            limits,
+            tarn_tables::Stores::local(),
+        );
+        let slow = "SELECT count(*) FROM generate_series(1, 30000) a, generate_series(1, 30000) b WHERE a.value + b.value = 7";
+        let explained = engine
+            .sql(&format!("EXPLAIN {slow}"), &QueryOptions::default())
+            .await
+            .unwrap();
+        let text = format!("{:?}", explained.batches);
+        assert_eq!(text.matches("StopWhenCancelled").count(), 3, "{text}");
+        for run in 0..2 {
+            let opts = QueryOptions {
+                timeout: Some(Duration::from_millis(300)),
+                ..Default::default()
+            };
+            let err = engine.sql(slow, &opts).await.unwrap_err();
+            assert!(matches!(err, QueryError::Timeout(_)), "run {run}: {err}");
+            let quick = QueryOptions {
+                timeout: Some(Duration::from_secs(5)),
+                ..Default::default()
+            };
+            let r = engine.sql("SELECT 41 + 1 AS answer", &quick).await;
+            assert_eq!(
+                r.map(|r| r.rows()).map_err(|e| e.to_string()),
+                Ok(1),
+                "run {run}"
+            );
         }
     }
 }

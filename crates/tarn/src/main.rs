@@ -23,6 +23,10 @@ macro_rules! print {
     };
 }
 
+/// mimalloc: about a tenth faster on queries than the system allocator (see bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod commands;
 mod endpoints;
