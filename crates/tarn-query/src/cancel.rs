@@ -59,10 +59,21 @@ impl PhysicalOptimizerRule for WrapScans {
                 let children: Vec<Arc<dyn ExecutionPlan>> =
                     node.children().into_iter().cloned().collect();
                 if children.len() == 2 {
-                    // The probe side is cut right below the join: operators between it and
-                    // the scans (a repartition) may gather small batches into big ones.
+                    let probe = children[1].clone().transform_up(|n| {
+                        match n.downcast_ref::<StopWhenCancelled>() {
+                            Some(s) => Ok(Transformed::yes(Arc::new(StopWhenCancelled {
+                                input: s.input.clone(),
+                                slice: Some(PROBE_ROWS),
+                            })
+                                as Arc<dyn ExecutionPlan>)),
+                            None => Ok(Transformed::no(n)),
+                        }
+                    })?;
+                    // And cut again right below the join: a repartition between the scans and
+                    // the join buffers slices ahead of it, and once the query is cancelled the
+                    // join must stop at its next slice, not drain what was buffered.
                     let probe: Arc<dyn ExecutionPlan> = Arc::new(StopWhenCancelled {
-                        input: children[1].clone(),
+                        input: probe.data,
                         slice: Some(PROBE_ROWS),
                     });
                     #[allow(deprecated)]

@@ -650,10 +650,10 @@ mod explain_tests {
 
     /// A query past its timeout gives its slot back within one probe slice: every scan stops
     /// at its next batch once the query is cancelled, and a nested-loop join's probe side is
-    /// cut right below the join, so the next query of a one-slot engine answers instead of
-    /// waiting for the first to run out. (Before the cut moved up from the scans, the
-    /// repartition between them and the join gathered the slices back into 8,192-row
-    /// batches, and the second query waited 14 s in a debug build.)
+    /// checked again right below the join, so the next query of a one-slot engine answers
+    /// instead of waiting for the first to run out. (With the check at the scans alone, the
+    /// join went on through every slice the repartition above them had buffered, and the
+    /// second query waited 14 s in a debug build.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_timed_out_query_stops_and_frees_its_slot() {
         let limits = Arc::new(QueryLimits::new(1 << 20, 256, 10_000, 1 << 30, 1));
@@ -678,7 +678,7 @@ mod explain_tests {
             let err = engine.sql(slow, &opts).await.unwrap_err();
             assert!(matches!(err, QueryError::Timeout(_)), "run {run}: {err}");
             let quick = QueryOptions {
-                timeout: Some(Duration::from_secs(5)),
+                timeout: Some(Duration::from_secs(10)),
                 ..Default::default()
             };
             let r = engine.sql("SELECT 41 + 1 AS answer", &quick).await;
