@@ -74,9 +74,6 @@ impl QueryResult {
 /// The SQL engine over one lake's catalog.
 pub struct Engine {
     ctx: SessionContext,
-    /// The settings and runtime each query's task context starts from.
-    config: SessionConfig,
-    runtime: Arc<deltalake::datafusion::execution::runtime_env::RuntimeEnv>,
     addresses: Arc<Vec<String>>,
     limits: Arc<QueryLimits>,
     plans: Arc<PlanCache>,
@@ -161,10 +158,7 @@ impl Engine {
         for (domain, catalog) in catalogs {
             ctx.register_catalog(domain, catalog);
         }
-        let state = ctx.state();
         Engine {
-            config: state.config().clone(),
-            runtime: state.runtime_env().clone(),
             ctx,
             addresses: Arc::new(addresses),
             limits,
@@ -186,13 +180,13 @@ impl Engine {
     ) -> Result<Arc<TaskContext>, QueryError> {
         use deltalake::datafusion::execution::memory_pool::FairSpillPool;
         use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
-        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.ctx.runtime_env())
             .with_memory_pool(Arc::new(FairSpillPool::new(self.limits.memory as usize)))
             .build_arc()?;
         Ok(Arc::new(TaskContext::new(
             None,
             self.ctx.session_id(),
-            self.config.clone().with_extension(cancelled.clone()),
+            self.ctx.copied_config().with_extension(cancelled.clone()),
             Default::default(),
             Default::default(),
             Default::default(),
@@ -625,7 +619,7 @@ fn check_read_only(statement: &DFStatement) -> Result<(), QueryError> {
 }
 
 #[cfg(test)]
-mod explain_tests {
+mod tests {
     use super::*;
 
     /// `EXPLAIN` and `EXPLAIN ANALYZE` answer under a row limit (what the HTTP API always
