@@ -43,6 +43,10 @@ pub enum MetadataError {
     /// The text is the rule's own, as MLflow states it: its clients show it, and tests match it.
     #[error("{0}")]
     Refused(String),
+    /// A log-batch waiting for the writer was never answered (the task writing its group
+    /// ended early); it may not be stored.
+    #[error("metadata store write failed: {0}")]
+    Group(String),
 }
 
 /// Something asked for that the store does not hold.

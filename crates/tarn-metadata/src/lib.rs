@@ -32,6 +32,7 @@ mod endpoints;
 mod error;
 mod events;
 mod executions;
+mod group;
 mod kv;
 pub mod logged_models;
 pub mod registry;

@@ -15,6 +15,8 @@ pub struct Store {
     pub(crate) sqlite: bool,
     /// Opened read-only (a store this process cannot write).
     pub(crate) read_only: bool,
+    /// Log-batches waiting for the writer, committed together (SQLite).
+    pub(crate) group: std::sync::Arc<crate::group::Group>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -117,6 +119,7 @@ impl Store {
             writer,
             sqlite: is_sqlite,
             read_only,
+            group: Default::default(),
         };
         if !read_only {
             store.backfill_dataset_inputs().await?;

@@ -516,205 +516,17 @@ impl Tracking<'_> {
     /// checked, long values cut to the limit, a param logged again with another value
     /// refused (params are inputs, fixed once a run used them), a metric point logged twice
     /// kept once (a point is its key, timestamp, step and value).
+    ///
+    /// On SQLite, batches that arrive while the writer is busy are committed together
+    /// ([`crate::group`]); each is still all or nothing, and a refused one leaves the others
+    /// of its group written.
     pub async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<(), MetadataError> {
-        use crate::validation as v;
-        v::batch("metrics", v::MAX_METRICS_PER_BATCH, batch.metrics.len())?;
-        v::batch("params", v::MAX_PARAMS_TAGS_PER_BATCH, batch.params.len())?;
-        v::batch("tags", v::MAX_PARAMS_TAGS_PER_BATCH, batch.tags.len())?;
-        v::batch(
-            "metrics, params, and tags",
-            v::MAX_ENTITIES_PER_BATCH,
-            batch.metrics.len() + batch.params.len() + batch.tags.len(),
-        )?;
-        let one = batch.metrics.len() + batch.params.len() + batch.tags.len() == 1;
-        let at = |kind: &str, i: usize, field: &str| {
-            if one {
-                field.to_string()
-            } else {
-                format!("{kind}[{i}].{field}")
-            }
-        };
-        for (i, m) in batch.metrics.iter().enumerate() {
-            v::key(&m.key, &at("metrics", i, "name"))?;
-            if m.timestamp < 0 {
-                return Err(MetadataError::Refused(format!(
-                    "Invalid value {} for parameter '{}' supplied: metric '{}' (value={}). Timestamp must be a nonnegative long (64-bit integer) ",
-                    m.timestamp,
-                    at("metrics", i, "timestamp"),
-                    m.key,
-                    m.value
-                )));
-            }
-        }
-        let mut params = Vec::with_capacity(batch.params.len());
-        for (i, p) in batch.params.iter().enumerate() {
-            v::key(&p.key, &at("params", i, "key"))?;
-            if params.iter().any(|q: &KeyValue| q.key == p.key) {
-                let keys: Vec<&str> = batch.params.iter().map(|p| p.key.as_str()).collect();
-                return Err(MetadataError::Refused(format!(
-                    "Duplicate parameter keys have been submitted: {keys:?}. Please ensure the request contains only one param value per param key."
-                )));
-            }
-            params.push(KeyValue {
-                key: p.key.clone(),
-                value: v::truncated(&p.value, v::MAX_PARAM_VAL_LENGTH),
-            });
-        }
-        let mut tags = Vec::with_capacity(batch.tags.len());
-        for (i, t) in batch.tags.iter().enumerate() {
-            v::key(&t.key, &at("tags", i, "key"))?;
-            tags.push(KeyValue {
-                key: t.key.clone(),
-                value: v::truncated(&t.value, v::MAX_TAG_VAL_LENGTH),
-            });
+        let prepared = Prepared::new(batch)?;
+        if self.store.sqlite {
+            return self.store.group.commit(self.store, run_id, prepared).await;
         }
         let mut tx = self.store.write_tx().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT lifecycle_stage FROM ml_runs WHERE id = $1")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match status.as_deref() {
-            None => return Err(no_run(run_id)),
-            Some("deleted") => {
-                return Err(MetadataError::Inactive(Inactive {
-                    kind: Kind::Run,
-                    id: run_id.to_string(),
-                    stage: "deleted".into(),
-                }))
-            }
-            _ => {}
-        }
-        for p in &params {
-            let old: Option<String> =
-                sqlx::query_scalar("SELECT value FROM ml_params WHERE run_id = $1 AND key = $2")
-                    .bind(run_id)
-                    .bind(&p.key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match old {
-                Some(v) if v == p.value => {}
-                Some(v) => {
-                    return Err(MetadataError::Refused(format!(
-                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
-                        p.key, p.value
-                    )))
-                }
-                None => {
-                    sqlx::query("INSERT INTO ml_params (run_id, key, value) VALUES ($1, $2, $3)")
-                        .bind(run_id)
-                        .bind(&p.key)
-                        .bind(&p.value)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        for t in &tags {
-            set_tag(&mut tx, run_id, t).await?;
-        }
-        // Points as stored (NaN as 0 and a mark), each once. The history keeps every point;
-        // the latest per key is the greatest by (step, timestamp, value), MLflow's rule. Both
-        // are written with multi-row statements: one per hundred points, not two per point.
-        let mut seen = std::collections::HashSet::new();
-        let mut points: Vec<(&Metric, f64, i64)> = Vec::with_capacity(batch.metrics.len());
-        for m in &batch.metrics {
-            let (value, is_nan) = stored(m.value);
-            if seen.insert((m.key.as_str(), m.timestamp, m.step, value.to_bits(), is_nan)) {
-                points.push((m, value, is_nan));
-            }
-        }
-        let mut latest: BTreeMap<&str, (&Metric, f64, i64)> = BTreeMap::new();
-        for p in &points {
-            let rank = |(m, v, _): &(&Metric, f64, i64)| (m.step, m.timestamp, *v);
-            let newer = latest
-                .get(p.0.key.as_str())
-                .is_none_or(|l| rank(p) > rank(l));
-            if newer {
-                latest.insert(p.0.key.as_str(), *p);
-            }
-        }
-        let latest: Vec<(&Metric, f64, i64)> = latest.into_values().collect();
-        for chunk in points.chunks(100) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 9;
-                    let n: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
-                    format!("({})", n.join(", "))
-                })
-                .collect();
-            // A point logged again is kept once; a model or dataset it names the second time
-            // (the client links a run's points to the model it logs) fills in the first's.
-            let sql = format!(
-                "INSERT INTO ml_metrics (run_id, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
-                 VALUES {} ON CONFLICT (run_id, key, timestamp, step, value, is_nan) DO UPDATE SET
-                     model_id = excluded.model_id, dataset_name = excluded.dataset_name,
-                     dataset_digest = excluded.dataset_digest
-                 WHERE ml_metrics.model_id = '' AND excluded.model_id <> ''",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for (m, value, is_nan) in chunk {
-                q = q
-                    .bind(run_id)
-                    .bind(&m.key)
-                    .bind(*value)
-                    .bind(*is_nan)
-                    .bind(m.timestamp)
-                    .bind(m.step)
-                    .bind(m.model_id.clone().unwrap_or_default())
-                    .bind(m.dataset_name.clone().unwrap_or_default())
-                    .bind(m.dataset_digest.clone().unwrap_or_default());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (m, value, is_nan) in points.iter().filter(|p| p.0.model_id.is_some()) {
-            sqlx::query(
-                "INSERT INTO ml_logged_model_metrics (model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            )
-            .bind(m.model_id.clone().unwrap_or_default())
-            .bind(run_id)
-            .bind(&m.key)
-            .bind(*value)
-            .bind(*is_nan)
-            .bind(m.timestamp)
-            .bind(m.step)
-            .bind(m.dataset_name.clone().unwrap_or_default())
-            .bind(m.dataset_digest.clone().unwrap_or_default())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for chunk in latest.chunks(100) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 6;
-                    let n: Vec<String> = (1..=6).map(|k| format!("${}", b + k)).collect();
-                    format!("({})", n.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO ml_latest_metrics (run_id, key, value, is_nan, timestamp, step) VALUES {}
-                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
-                     timestamp = excluded.timestamp, step = excluded.step
-                 WHERE excluded.step > ml_latest_metrics.step
-                    OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp > ml_latest_metrics.timestamp)
-                    OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp = ml_latest_metrics.timestamp
-                        AND excluded.value > ml_latest_metrics.value)",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for (m, value, is_nan) in chunk {
-                q = q
-                    .bind(run_id)
-                    .bind(&m.key)
-                    .bind(*value)
-                    .bind(*is_nan)
-                    .bind(m.timestamp)
-                    .bind(m.step);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        write_batch(&mut tx, run_id, &prepared).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1084,6 +896,245 @@ fn experiment_tag_ok(key: &str, value: &str) -> Result<(), MetadataError> {
     use crate::validation as v;
     v::key(key, "key")?;
     v::length("value", v::MAX_EXPERIMENT_TAG_VAL_LENGTH, value)
+}
+
+/// A log-batch checked and ready to write: params and tags cut to their limits, each metric
+/// point once with its stored value, and the latest point of each key.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    params: Vec<KeyValue>,
+    tags: Vec<KeyValue>,
+    /// Each point once: the metric, its stored value and its NaN mark.
+    points: Vec<(Metric, f64, i64)>,
+    /// Indexes into `points`: the greatest point of each key by (step, timestamp, value).
+    latest: Vec<usize>,
+}
+
+impl Prepared {
+    /// Checks a batch under MLflow's rules (before anything is written).
+    fn new(batch: &Batch) -> Result<Self, MetadataError> {
+        use crate::validation as v;
+        v::batch("metrics", v::MAX_METRICS_PER_BATCH, batch.metrics.len())?;
+        v::batch("params", v::MAX_PARAMS_TAGS_PER_BATCH, batch.params.len())?;
+        v::batch("tags", v::MAX_PARAMS_TAGS_PER_BATCH, batch.tags.len())?;
+        v::batch(
+            "metrics, params, and tags",
+            v::MAX_ENTITIES_PER_BATCH,
+            batch.metrics.len() + batch.params.len() + batch.tags.len(),
+        )?;
+        let one = batch.metrics.len() + batch.params.len() + batch.tags.len() == 1;
+        let at = |kind: &str, i: usize, field: &str| {
+            if one {
+                field.to_string()
+            } else {
+                format!("{kind}[{i}].{field}")
+            }
+        };
+        for (i, m) in batch.metrics.iter().enumerate() {
+            v::key(&m.key, &at("metrics", i, "name"))?;
+            if m.timestamp < 0 {
+                return Err(MetadataError::Refused(format!(
+                "Invalid value {} for parameter '{}' supplied: metric '{}' (value={}). Timestamp must be a nonnegative long (64-bit integer) ",
+                m.timestamp,
+                at("metrics", i, "timestamp"),
+                m.key,
+                m.value
+            )));
+            }
+        }
+        let mut params = Vec::with_capacity(batch.params.len());
+        for (i, p) in batch.params.iter().enumerate() {
+            v::key(&p.key, &at("params", i, "key"))?;
+            if params.iter().any(|q: &KeyValue| q.key == p.key) {
+                let keys: Vec<&str> = batch.params.iter().map(|p| p.key.as_str()).collect();
+                return Err(MetadataError::Refused(format!(
+                "Duplicate parameter keys have been submitted: {keys:?}. Please ensure the request contains only one param value per param key."
+            )));
+            }
+            params.push(KeyValue {
+                key: p.key.clone(),
+                value: v::truncated(&p.value, v::MAX_PARAM_VAL_LENGTH),
+            });
+        }
+        let mut tags = Vec::with_capacity(batch.tags.len());
+        for (i, t) in batch.tags.iter().enumerate() {
+            v::key(&t.key, &at("tags", i, "key"))?;
+            tags.push(KeyValue {
+                key: t.key.clone(),
+                value: v::truncated(&t.value, v::MAX_TAG_VAL_LENGTH),
+            });
+        }
+        // Points as stored (NaN as 0 and a mark), each once. The history keeps every point;
+        // the latest per key is the greatest by (step, timestamp, value), MLflow's rule.
+        let mut seen = std::collections::HashSet::new();
+        let mut points: Vec<(Metric, f64, i64)> = Vec::with_capacity(batch.metrics.len());
+        for m in &batch.metrics {
+            let (value, is_nan) = stored(m.value);
+            if seen.insert((m.key.as_str(), m.timestamp, m.step, value.to_bits(), is_nan)) {
+                points.push((m.clone(), value, is_nan));
+            }
+        }
+        let rank = |(m, v, _): &(Metric, f64, i64)| (m.step, m.timestamp, *v);
+        let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, p) in points.iter().enumerate() {
+            let newer = latest
+                .get(p.0.key.as_str())
+                .is_none_or(|&l| rank(p) > rank(&points[l]));
+            if newer {
+                latest.insert(p.0.key.as_str(), i);
+            }
+        }
+        let latest = latest.into_values().collect();
+        Ok(Prepared {
+            params,
+            tags,
+            points,
+            latest,
+        })
+    }
+}
+
+/// Writes a prepared batch inside `tx`: the run must exist and be active, a param may not
+/// change its value. Points go in with multi-row statements, one per hundred points. A batch
+/// refused by those rules (an error other than the store's own) has written nothing.
+pub(crate) async fn write_batch(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    batch: &Prepared,
+) -> Result<(), MetadataError> {
+    let Prepared {
+        params,
+        tags,
+        points,
+        latest,
+    } = batch;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT lifecycle_stage FROM ml_runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match status.as_deref() {
+        None => return Err(no_run(run_id)),
+        Some("deleted") => {
+            return Err(MetadataError::Inactive(Inactive {
+                kind: Kind::Run,
+                id: run_id.to_string(),
+                stage: "deleted".into(),
+            }))
+        }
+        _ => {}
+    }
+    // Every check before the first write: a refused batch has written nothing, so a group
+    // of batches in one transaction ([`crate::group`]) needs no savepoint per batch.
+    let mut new_params = Vec::with_capacity(params.len());
+    for p in params {
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT value FROM ml_params WHERE run_id = $1 AND key = $2")
+                .bind(run_id)
+                .bind(&p.key)
+                .fetch_optional(&mut **tx)
+                .await?;
+        match old {
+            Some(v) if v == p.value => {}
+            Some(v) => {
+                return Err(MetadataError::Refused(format!(
+                    "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                    p.key, p.value
+                )))
+            }
+            None => new_params.push(p),
+        }
+    }
+    for p in new_params {
+        sqlx::query("INSERT INTO ml_params (run_id, key, value) VALUES ($1, $2, $3)")
+            .bind(run_id)
+            .bind(&p.key)
+            .bind(&p.value)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for t in tags {
+        set_tag(tx, run_id, t).await?;
+    }
+    for chunk in points.chunks(100) {
+        let values = placeholders(chunk.len(), 9);
+        // A point logged again is kept once; a model or dataset it names the second time
+        // (the client links a run's points to the model it logs) fills in the first's.
+        let sql = format!(
+            "INSERT INTO ml_metrics (run_id, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
+             VALUES {} ON CONFLICT (run_id, key, timestamp, step, value, is_nan) DO UPDATE SET
+                 model_id = excluded.model_id, dataset_name = excluded.dataset_name,
+                 dataset_digest = excluded.dataset_digest
+             WHERE ml_metrics.model_id = '' AND excluded.model_id <> ''",
+            values
+        );
+        let mut q = sqlx::query(&sql);
+        for (m, value, is_nan) in chunk {
+            q = q
+                .bind(run_id)
+                .bind(&m.key)
+                .bind(*value)
+                .bind(*is_nan)
+                .bind(m.timestamp)
+                .bind(m.step)
+                .bind(m.model_id.clone().unwrap_or_default())
+                .bind(m.dataset_name.clone().unwrap_or_default())
+                .bind(m.dataset_digest.clone().unwrap_or_default());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for (m, value, is_nan) in points.iter().filter(|p| p.0.model_id.is_some()) {
+        sqlx::query(
+            "INSERT INTO ml_logged_model_metrics (model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(m.model_id.clone().unwrap_or_default())
+        .bind(run_id)
+        .bind(&m.key)
+        .bind(*value)
+        .bind(*is_nan)
+        .bind(m.timestamp)
+        .bind(m.step)
+        .bind(m.dataset_name.clone().unwrap_or_default())
+        .bind(m.dataset_digest.clone().unwrap_or_default())
+        .execute(&mut **tx)
+        .await?;
+    }
+    for chunk in latest.chunks(100) {
+        let values = placeholders(chunk.len(), 6);
+        let sql = format!(
+            "INSERT INTO ml_latest_metrics (run_id, key, value, is_nan, timestamp, step) VALUES {}
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
+                 timestamp = excluded.timestamp, step = excluded.step
+             WHERE excluded.step > ml_latest_metrics.step
+                OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp > ml_latest_metrics.timestamp)
+                OR (excluded.step = ml_latest_metrics.step AND excluded.timestamp = ml_latest_metrics.timestamp
+                    AND excluded.value > ml_latest_metrics.value)",
+            values
+        );
+        let mut q = sqlx::query(&sql);
+        for &i in chunk {
+            let (m, value, is_nan) = &points[i];
+            q = q
+                .bind(run_id)
+                .bind(&m.key)
+                .bind(*value)
+                .bind(*is_nan)
+                .bind(m.timestamp)
+                .bind(m.step);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// `($1, ..., $cols), ($cols+1, ...), ...` for a multi-row `VALUES` of `rows` rows.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let row = |i: usize| {
+        let n: Vec<String> = (1..=cols).map(|k| format!("${}", i * cols + k)).collect();
+        format!("({})", n.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
 async fn set_tag(
