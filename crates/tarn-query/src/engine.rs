@@ -117,11 +117,13 @@ impl Engine {
         {
             config.options_mut().sql_parser.recursion_limit = depth;
         }
-        // Every scan is wrapped so that a cancelled query stops at its next batch.
+        // Aggregations grouped by small integers index their groups without hashing, and
+        // every scan is wrapped so that a cancelled query stops at its next batch.
         let ctx = SessionContext::new_with_state(
             deltalake::datafusion::execution::session_state::SessionStateBuilder::new()
                 .with_config(config)
                 .with_default_features()
+                .with_physical_optimizer_rule(Arc::new(crate::small_groups::SmallGroups))
                 .with_physical_optimizer_rule(Arc::new(crate::cancel::WrapScans))
                 .build(),
         );

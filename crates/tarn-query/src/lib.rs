@@ -18,6 +18,7 @@ mod output;
 mod plans;
 mod pool;
 mod schema;
+mod small_groups;
 
 pub use cache::QueryCache;
 pub use engine::{BatchStream, Engine, MayRead, QueryOptions, QueryResult, Visible};
