@@ -16,6 +16,7 @@
 use crate::store::Store;
 use crate::tracking::{write_batch, Prepared};
 use crate::MetadataError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -33,8 +34,8 @@ struct Job {
 pub(crate) struct Group {
     queue: Mutex<Vec<Job>>,
     leader: Arc<tokio::sync::Mutex<()>>,
-    /// Transactions committed so far (what the tests count groups by).
-    commits: std::sync::atomic::AtomicU64,
+    /// Groups written so far (what the tests count).
+    groups: AtomicU64,
 }
 
 impl std::fmt::Debug for Group {
@@ -61,26 +62,30 @@ impl Group {
                 batch,
                 done,
             });
-        let leader = tokio::select! {
-            biased;
-            answered = &mut answer => return answered.unwrap_or_else(|_| Err(lost())),
-            leader = self.leader.clone().lock_owned() => leader,
-        };
-        let jobs = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let n = queue.len().min(GROUP_MAX);
-            queue.drain(..n).collect::<Vec<_>>()
-        };
-        if !jobs.is_empty() {
+        // Until this batch is answered: wait for the answer or the leader's lock, whichever
+        // comes first. The leader takes the oldest batches waiting (this one among them, unless
+        // more than a group's worth are ahead of it; then it leads again later).
+        loop {
+            let leader = tokio::select! {
+                biased;
+                answered = &mut answer => return answered.unwrap_or_else(|_| Err(lost())),
+                leader = self.leader.clone().lock_owned() => leader,
+            };
+            let jobs = {
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let n = queue.len().min(GROUP_MAX);
+                queue.drain(..n).collect::<Vec<_>>()
+            };
+            if jobs.is_empty() {
+                // An earlier group took this batch and has answered it.
+                continue;
+            }
             // Run on a task of its own when there is a runtime to spawn on: the group
             // finishes even if this caller's future is dropped.
             let store = store.clone();
             let run = async move {
                 run(&store, jobs).await;
-                store
-                    .group
-                    .commits
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                store.group.groups.fetch_add(1, Ordering::Relaxed);
                 drop(leader);
             };
             match tokio::runtime::Handle::try_current() {
@@ -89,11 +94,7 @@ impl Group {
                 }
                 Err(_) => run.await,
             }
-        } else {
-            // An earlier group took this batch and has answered it.
-            drop(leader);
         }
-        answer.await.unwrap_or_else(|_| Err(lost()))
     }
 }
 
@@ -197,7 +198,7 @@ mod tests {
                 ..Default::default()
             };
             t.log_batch(&runs[7], &fixed).await.unwrap();
-            let before = store.group.commits.load(Ordering::Relaxed);
+            let before = store.group.groups.load(Ordering::Relaxed);
             // Hold the one writing connection so the batches queue behind it.
             let held = store.write_tx().await.unwrap();
             let mut calls = Vec::new();
@@ -264,12 +265,52 @@ mod tests {
                 }
             }
             if backend == crate::testing::Backend::Sqlite {
-                let commits = store.group.commits.load(Ordering::Relaxed) - before;
+                let groups = store.group.groups.load(Ordering::Relaxed) - before;
                 assert!(
-                    commits < 10,
-                    "40 batches queued behind the writer took {commits} transactions"
+                    groups < 10,
+                    "40 batches queued behind the writer took {groups} transactions"
                 );
             }
         }
+    }
+
+    /// More batches waiting than one group takes (150 against 64): every one is answered
+    /// and stored, the newest callers leading again until their own batch is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_batches_than_a_group_holds_are_all_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fresh_store(crate::testing::Backend::Sqlite, dir.path())
+            .await
+            .unwrap();
+        let t = store.tracking();
+        let exp = t.create_experiment("many", None, &[]).await.unwrap();
+        let run = t
+            .create_run(&exp, "u", None, None, &[])
+            .await
+            .unwrap()
+            .info
+            .run_id;
+        let held = store.write_tx().await.unwrap();
+        let mut calls = Vec::new();
+        for step in 0..150 {
+            let (store, run) = (store.clone(), run.clone());
+            calls.push(tokio::spawn(async move {
+                let batch = Batch {
+                    metrics: vec![point("loss", step)],
+                    ..Default::default()
+                };
+                store.tracking().log_batch(&run, &batch).await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(held);
+        let all = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            for call in calls {
+                call.await.unwrap().unwrap();
+            }
+        })
+        .await;
+        assert!(all.is_ok(), "some batches were never answered");
+        assert_eq!(t.metric_history(&run, "loss").await.unwrap().len(), 150);
     }
 }
