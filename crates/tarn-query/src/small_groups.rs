@@ -396,7 +396,7 @@ impl Packed {
             .base
             .iter()
             .zip(&self.bits)
-            .map(|(b, bits)| b + (1i64 << bits) - 2)
+            .map(|(b, bits)| b.saturating_add((1i64 << bits) - 2))
             .collect();
         for (k, key) in keys.iter().enumerate() {
             if let Some((min, max)) = range(key)? {
@@ -614,6 +614,10 @@ mod tests {
             ),
             ("a / 1000 AS grows, a % 3 AS k2", "grows, k2"),
             ("a / 2 AS wide, a % 2 AS k2", "wide, k2"),
+            (
+                "a / 10 + 9223372036854765807 AS top, -9223372036854775807 - a % 3 AS bottom",
+                "top, bottom",
+            ),
             (
                 "CASE WHEN a > 99990 THEN a % 3 - 5 END AS late, a % 4 AS k2",
                 "late, k2",
