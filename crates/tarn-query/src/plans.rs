@@ -139,10 +139,11 @@ fn immutable(e: &Expr) -> bool {
 /// a sort holds a dynamic filter (a scan given one by a join or a top-N sort would keep the
 /// last run's; cached rows' scans take none, so a top-N sort's filter is its own).
 fn resettable(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    const OPERATORS: [&str; 18] = [
+    const OPERATORS: [&str; 19] = [
         "ProjectionExec",
         "FilterExec",
         "AggregateExec",
+        "SmallGroupsExec",
         "RepartitionExec",
         "CoalesceBatchesExec",
         "CoalescePartitionsExec",

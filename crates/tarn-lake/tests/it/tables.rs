@@ -497,6 +497,8 @@ async fn kept_plans_answer_as_planning_afresh(deployment: Deployment) {
         "SELECT carrier, name FROM flights.trusted.airlines WHERE carrier > 'B' ORDER BY carrier",
         "SELECT count(*) AS n, max(name) AS last FROM flights.trusted.airlines",
         "SELECT length(name) AS len, count(*) AS n FROM flights.trusted.airlines GROUP BY length(name) ORDER BY len",
+        // Grouped by two integers: the small-groups operator, kept and reset like the others.
+        "SELECT length(name) AS len, length(carrier) AS c, count(*) AS n FROM flights.trusted.airlines GROUP BY length(name), length(carrier) ORDER BY len, c",
         "SELECT carrier, rank() OVER (ORDER BY name DESC) AS r FROM flights.trusted.airlines ORDER BY r",
         "SELECT carrier FROM flights.trusted.airlines WHERE carrier IN (SELECT carrier FROM flights.trusted.airlines WHERE name LIKE '%Air%') ORDER BY carrier",
         "SELECT carrier, name FROM flights.trusted.airlines ORDER BY name DESC LIMIT 3",
