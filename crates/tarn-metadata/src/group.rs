@@ -16,7 +16,8 @@
 use crate::store::Store;
 use crate::tracking::{write_batch, Prepared};
 use crate::MetadataError;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(test)]
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -35,7 +36,8 @@ pub(crate) struct Group {
     queue: Mutex<Vec<Job>>,
     leader: Arc<tokio::sync::Mutex<()>>,
     /// Groups written so far (what the tests count).
-    groups: AtomicU64,
+    #[cfg(test)]
+    groups: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Group {
@@ -80,20 +82,15 @@ impl Group {
                 // An earlier group took this batch and has answered it.
                 continue;
             }
-            // Run on a task of its own when there is a runtime to spawn on: the group
+            // On a task of its own (sqlx runs on tokio, so there is a runtime): the group
             // finishes even if this caller's future is dropped.
             let store = store.clone();
-            let run = async move {
+            tokio::spawn(async move {
                 run(&store, jobs).await;
+                #[cfg(test)]
                 store.group.groups.fetch_add(1, Ordering::Relaxed);
                 drop(leader);
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(run);
-                }
-                Err(_) => run.await,
-            }
+            });
         }
     }
 }

@@ -16,10 +16,10 @@
 //! does.
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, Int64Array, PrimitiveArray, RecordBatch};
-use deltalake::arrow::compute::cast;
+use deltalake::arrow::compute::{cast, max, min};
 use deltalake::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Int16Type, Int32Type, Int64Type, Int8Type, SchemaRef, UInt16Type,
-    UInt32Type, UInt8Type,
+    ArrowNumericType, ArrowPrimitiveType, DataType, Int16Type, Int32Type, Int64Type, Int8Type,
+    SchemaRef, UInt16Type, UInt32Type, UInt8Type,
 };
 use deltalake::datafusion::common::config::ConfigOptions;
 use deltalake::datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -341,11 +341,7 @@ impl Groups {
     /// The key columns of every group, in id order; the groups are cleared.
     fn emit(&mut self) -> Result<Vec<ArrayRef>> {
         match self {
-            Groups::Small(p) => {
-                let out = p.emit()?;
-                *p = Packed::new(p.types.clone());
-                Ok(out)
-            }
+            Groups::Small(p) => p.emit(),
             Groups::Hashed(g) => g.emit(EmitTo::All),
         }
     }
@@ -471,13 +467,16 @@ impl Packed {
         }
     }
 
-    /// The key columns of every group, in id order, in their own types.
-    fn emit(&self) -> Result<Vec<ArrayRef>> {
-        self.values
-            .iter()
-            .zip(&self.types)
+    /// The key columns of every group, in id order, in their own types; the table is left
+    /// empty (no groups, no ranges).
+    fn emit(&mut self) -> Result<Vec<ArrayRef>> {
+        let taken = std::mem::replace(self, Packed::new(self.types.clone()));
+        taken
+            .values
+            .into_iter()
+            .zip(&taken.types)
             .map(|(v, t)| {
-                let column: ArrayRef = Arc::new(Int64Array::from(v.clone()));
+                let column: ArrayRef = Arc::new(Int64Array::from(v));
                 Ok(cast(&column, t)?)
             })
             .collect()
@@ -514,30 +513,11 @@ wide!(i8, i16, i32, i64, u8, u16, u32);
 
 /// The smallest and largest non-null value of a key column (None when all are null).
 fn range(key: &ArrayRef) -> Result<Option<(i64, i64)>> {
-    fn typed<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>) -> Result<Option<(i64, i64)>>
+    fn typed<T: ArrowNumericType>(a: &PrimitiveArray<T>) -> Result<Option<(i64, i64)>>
     where
         T::Native: Wide,
     {
-        let mut out: Option<(i64, i64)> = None;
-        let mut fold = |v: i64| {
-            out = Some(match out {
-                Some((lo, hi)) => (lo.min(v), hi.max(v)),
-                None => (v, v),
-            })
-        };
-        if a.null_count() == 0 {
-            let (lo, hi) = a.values().iter().fold((i64::MAX, i64::MIN), |(lo, hi), v| {
-                let v = v.wide();
-                (lo.min(v), hi.max(v))
-            });
-            if lo <= hi {
-                fold(lo);
-                fold(hi);
-            }
-        } else {
-            a.iter().flatten().for_each(|v| fold(v.wide()));
-        }
-        Ok(out)
+        Ok(min(a).zip(max(a)).map(|(lo, hi)| (lo.wide(), hi.wide())))
     }
     by_type!(key, typed())
 }
