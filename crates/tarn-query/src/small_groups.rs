@@ -385,6 +385,35 @@ impl Packed {
     /// Group ids of the rows of `keys`; false (nothing interned) when the keys' ranges need
     /// more than [`MAX_BITS`] bits.
     fn intern(&mut self, keys: &[ArrayRef], ids: &mut Vec<usize>) -> Result<bool> {
+        // Most batches fall within the ranges already covered: pack them at once, checking
+        // each value on the way, and look for the keys' ranges only when one falls outside.
+        let fits = !self.table.is_empty() && self.pack_all(keys)?;
+        if !fits {
+            if !self.widen(keys)? {
+                return Ok(false);
+            }
+            self.pack_all(keys)?;
+        }
+        let n = keys[0].len();
+        ids.clear();
+        ids.reserve(n);
+        for (row, &p) in self.packed.iter().enumerate() {
+            let slot = &mut self.table[p as usize];
+            if *slot == 0 {
+                self.len += 1;
+                *slot = self.len as u32;
+                for (k, key) in keys.iter().enumerate() {
+                    self.values[k].push(value(key, row));
+                }
+            }
+            ids.push(*slot as usize - 1);
+        }
+        Ok(true)
+    }
+
+    /// Widens the table to cover every value of `keys`; false (nothing changed) when the
+    /// ranges would need more than [`MAX_BITS`] bits.
+    fn widen(&mut self, keys: &[ArrayRef]) -> Result<bool> {
         // Each key's range in this batch, against the range the table covers.
         let mut wider = self.table.is_empty();
         let mut lo = self.base.clone();
@@ -421,29 +450,21 @@ impl Packed {
             }
             self.relayout(lo, bits);
         }
-        // Pack each row's keys, key by key.
-        let n = keys[0].len();
+        Ok(true)
+    }
+
+    /// Packs each row's keys, key by key, into `packed`; false when a value falls outside
+    /// the table's ranges (the packed codes are then not to be used).
+    fn pack_all(&mut self, keys: &[ArrayRef]) -> Result<bool> {
         self.packed.clear();
-        self.packed.resize(n, 0);
+        self.packed.resize(keys[0].len(), 0);
         let mut shift = 0;
+        let mut fits = true;
         for (k, key) in keys.iter().enumerate() {
-            pack(key, self.base[k], shift, &mut self.packed)?;
+            fits &= pack(key, self.base[k], self.bits[k], shift, &mut self.packed)?;
             shift += self.bits[k];
         }
-        ids.clear();
-        ids.reserve(n);
-        for (row, &p) in self.packed.iter().enumerate() {
-            let slot = &mut self.table[p as usize];
-            if *slot == 0 {
-                self.len += 1;
-                *slot = self.len as u32;
-                for (k, key) in keys.iter().enumerate() {
-                    self.values[k].push(value(key, row));
-                }
-            }
-            ids.push(*slot as usize - 1);
-        }
-        Ok(true)
+        Ok(fits)
     }
 
     /// A table for new ranges, holding the groups found so far under their ids.
@@ -522,35 +543,45 @@ fn range(key: &ArrayRef) -> Result<Option<(i64, i64)>> {
     by_type!(key, typed())
 }
 
-/// Adds each row's code for this key (`value - base + 1`, 0 for null) at `shift`.
-fn pack(key: &ArrayRef, base: i64, shift: u32, packed: &mut [u32]) -> Result<()> {
+/// Adds each row's code for this key (`value - base + 1`, 0 for null) in `bits` bits at
+/// `shift`; false when a value falls outside the range (its code would not fit).
+fn pack(key: &ArrayRef, base: i64, bits: u32, shift: u32, packed: &mut [u32]) -> Result<bool> {
     fn typed<T: ArrowPrimitiveType>(
         a: &PrimitiveArray<T>,
         base: i64,
+        bits: u32,
         shift: u32,
         packed: &mut [u32],
-    ) -> Result<()>
+    ) -> Result<bool>
     where
         T::Native: Wide,
     {
+        // The offset from the base, wrapped: a value below the base wraps to a huge offset,
+        // so one unsigned comparison finds values on either side of the range.
+        let limit = (1u64 << bits) - 1;
         let values = a.values();
+        let mut outside = false;
         match a.nulls() {
             None => {
                 for (p, v) in packed.iter_mut().zip(values.iter()) {
-                    *p |= ((v.wide() - base + 1) as u32) << shift;
+                    let offset = v.wide().wrapping_sub(base) as u64;
+                    outside |= offset >= limit;
+                    *p |= ((offset as u32).wrapping_add(1)) << shift;
                 }
             }
             Some(nulls) => {
                 for (i, (p, v)) in packed.iter_mut().zip(values.iter()).enumerate() {
                     if nulls.is_valid(i) {
-                        *p |= ((v.wide() - base + 1) as u32) << shift;
+                        let offset = v.wide().wrapping_sub(base) as u64;
+                        outside |= offset >= limit;
+                        *p |= ((offset as u32).wrapping_add(1)) << shift;
                     }
                 }
             }
         }
-        Ok(())
+        Ok(!outside)
     }
-    by_type!(key, typed(base, shift, packed))
+    by_type!(key, typed(base, bits, shift, packed))
 }
 
 /// A key's value at `row` as i64.
