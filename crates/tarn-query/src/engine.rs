@@ -110,6 +110,9 @@ impl Engine {
                     .map(|n| n.get())
                     .unwrap_or(2),
             );
+        // A file of a megabyte or more is split between the cores by byte ranges (row groups):
+        // a table is often one file, and DataFusion's default (10 MB) read it on one core.
+        config.options_mut().optimizer.repartition_file_min_size = 1024 * 1024;
         // The parser's own recursion (nested parentheses, NOT chains, subqueries) stops at
         // the same depth as the expression check.
         if let Ok(depth) =

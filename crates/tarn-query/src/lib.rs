@@ -19,6 +19,7 @@ mod plans;
 mod pool;
 mod schema;
 mod small_groups;
+mod snapshot;
 
 pub use cache::QueryCache;
 pub use engine::{BatchStream, Engine, MayRead, QueryOptions, QueryResult, Visible};

@@ -249,6 +249,21 @@ async fn delta_provider(
             t
         }
         (None, None) => {
+            // A first look at the table: its log read straight, and its files scanned with
+            // DataFusion's Parquet scan, unless this is a repeat whose rows are worth caching
+            // (or the log is not the plain case): then delta-rs opens it, and keeps it
+            // open for the next queries.
+            if let Some(snapshot) = tarn_tables::snapshot(stores, loc).await {
+                match cache.rows(loc, snapshot.version) {
+                    (Some(rows), _) => return Ok(Arc::new(CachedTable(rows))),
+                    (None, false) => {
+                        if let Some(t) = crate::snapshot::SnapshotTable::new(snapshot) {
+                            return Ok(Arc::new(t));
+                        }
+                    }
+                    (None, true) => {}
+                }
+            }
             let t = tarn_tables::open(stores, loc, None)
                 .await
                 .map_err(ext)?

@@ -18,6 +18,7 @@ mod conform;
 mod contract;
 mod delta;
 mod error;
+mod snapshot;
 mod source;
 mod stores;
 
@@ -33,5 +34,6 @@ pub use delta::{
 };
 pub use deltalake::DeltaTable;
 pub use error::TablesError;
+pub use snapshot::{snapshot, Snapshot, SnapshotFile};
 pub use source::{Format, Malformed, Source, LINE};
 pub use stores::Stores;
