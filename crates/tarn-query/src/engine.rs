@@ -223,32 +223,42 @@ impl Engine {
         };
         // A statement past a limit (or not read-only) is refused before it waits for a query
         // slot: a busy lake answers it at once with the limit's name, never a timeout.
-        // Parsing runs on the query runtime too, beside the queries, not on the caller's.
+        // Parsing runs on a blocking thread of the query runtime (its deep stack, not the
+        // caller's), so it never waits for a query thread that a long query keeps busy.
         // Text whose plan is kept, over the same table versions, is not parsed again; the
         // caller's read permission is checked on it all the same.
         let kept = self.plans.get(sql, opts.row_limit);
         let plans = self.plans.clone();
-        let (parsed, job, ctx) = deadline
-            .wait(crate::pool::runtime().spawn(async move {
-                let kept = match kept {
-                    Some(plan) if plan.current(&ctx).await => Some(plan),
-                    Some(_) => {
+        let (kept, job, ctx) = match kept {
+            None => (None, job, ctx),
+            // Whether it is current is found by looking the tables up (a log listing each).
+            Some(plan) => deadline
+                .wait(crate::pool::runtime().spawn(async move {
+                    let current = plan.current(&ctx).await;
+                    if !current {
                         plans.forget(&job.sql, job.row_limit);
-                        None
                     }
-                    None => None,
+                    (current.then_some(plan), job, ctx)
+                }))
+                .await?
+                .map_err(|_| QueryError::Output("the query stopped before it was read".into()))?,
+        };
+        let (parsed, job, ctx) = match kept {
+            Some(plan) => {
+                let checked = match &job.may_read {
+                    Some(may) => check_reads(&plan.logical, may),
+                    None => Ok(()),
                 };
-                let parsed = match (kept, &job.may_read) {
-                    (Some(plan), Some(may)) => {
-                        check_reads(&plan.logical, may).map(|_| Prepared::Kept(plan))
-                    }
-                    (Some(plan), None) => Ok(Prepared::Kept(plan)),
-                    (None, _) => job.parse(&ctx).map(Prepared::Parsed),
-                };
-                (parsed, job, ctx)
-            }))
-            .await?
-            .map_err(|_| QueryError::Output("the query stopped before it was read".into()))?;
+                (checked.map(|_| Prepared::Kept(plan)), job, ctx)
+            }
+            None => deadline
+                .wait(crate::pool::runtime().spawn_blocking(move || {
+                    let parsed = job.parse(&ctx).map(Prepared::Parsed);
+                    (parsed, job, ctx)
+                }))
+                .await?
+                .map_err(|_| QueryError::Output("the query stopped before it was read".into()))?,
+        };
         let statement = parsed?;
         let plans = self.plans.clone();
         let permit = deadline
