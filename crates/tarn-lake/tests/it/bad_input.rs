@@ -308,6 +308,19 @@ async fn a_truncated_commit_is_named_with_its_table_and_file() {
     );
     assert!(!err.contains("   0: "), "no backtrace: {err}");
     assert_eq!(std::fs::read(&log).unwrap(), &text[..text.len() / 2]);
+    // A query says the same: the log is not read as if the cut commit were not there.
+    let err = lake
+        .sql(
+            "SELECT count(*) FROM flights.trusted.airlines",
+            &Default::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("flights/trusted/airlines") && err.contains("00000000000000000001.json"),
+        "{err}"
+    );
 }
 
 /// What a crash or a hand leaves between the catalog and the Delta logs, `doctor` finds and
