@@ -556,35 +556,33 @@ fn pack(key: &ArrayRef, base: i64, bits: u32, shift: u32, packed: &mut [u32]) ->
     where
         T::Native: Wide,
     {
-        // The offset from the base, wrapped: a value below the base wraps to a huge offset,
-        // so one unsigned comparison finds values on either side of the range.
-        let limit = (1u64 << bits) - 1;
+        // The offset from the base, wrapped: a value below the base wraps to a huge offset.
+        // Checked without comparisons, so that it vectorises on baseline x86-64 (which has
+        // no 64-bit compare): an offset fits when neither it nor its code (offset + 1) has a
+        // bit at `bits` or above.
         let values = a.values();
-        let mut outside = false;
+        let mut high = 0u64;
         match a.nulls() {
             None => {
-                // Without comparisons, so that it vectorises on baseline x86-64 (which has
-                // no 64-bit compare): an offset fits when neither it nor its code (offset
-                // + 1) has a bit at `bits` or above.
-                let mut high = 0u64;
                 for (p, v) in packed.iter_mut().zip(values.iter()) {
                     let offset = v.wide().wrapping_sub(base) as u64;
                     let code = offset.wrapping_add(1);
                     high |= (offset | code) >> bits;
                     *p |= (code as u32) << shift;
                 }
-                outside = high != 0;
             }
             Some(nulls) => {
                 for (i, (p, v)) in packed.iter_mut().zip(values.iter()).enumerate() {
                     if nulls.is_valid(i) {
                         let offset = v.wide().wrapping_sub(base) as u64;
-                        outside |= offset >= limit;
-                        *p |= ((offset as u32).wrapping_add(1)) << shift;
+                        let code = offset.wrapping_add(1);
+                        high |= (offset | code) >> bits;
+                        *p |= (code as u32) << shift;
                     }
                 }
             }
         }
+        let outside = high != 0;
         Ok(!outside)
     }
     by_type!(key, typed(base, bits, shift, packed))

@@ -115,7 +115,8 @@ pub async fn snapshot(stores: &Stores, table_url: &str) -> Option<Snapshot> {
     };
     let mut protocol = None;
     let mut meta = None;
-    let mut files: Vec<(String, Add)> = Vec::new();
+    // Files in the order they were added; a removed one (or one added again later) is None.
+    let mut files: Vec<Option<Add>> = Vec::new();
     let mut at: HashMap<String, usize> = HashMap::new();
     for text in &commits {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -128,18 +129,17 @@ pub async fn snapshot(stores: &Stores, table_url: &str) -> Option<Snapshot> {
             }
             if let Some(r) = line.remove {
                 if let Some(i) = at.remove(&r.path) {
-                    files[i].0.clear();
+                    files[i] = None;
                 }
             }
             if let Some(a) = line.add {
                 if a.deletion_vector.as_ref().is_some_and(|d| !d.is_null()) {
                     return None;
                 }
-                if let Some(i) = at.remove(&a.path) {
-                    files[i].0.clear();
+                if let Some(i) = at.insert(a.path.clone(), files.len()) {
+                    files[i] = None;
                 }
-                at.insert(a.path.clone(), files.len());
-                files.push((a.path.clone(), a));
+                files.push(Some(a));
             }
         }
     }
@@ -161,12 +161,10 @@ pub async fn snapshot(stores: &Stores, table_url: &str) -> Option<Snapshot> {
     }
     let schema: deltalake::kernel::StructType = serde_json::from_str(&meta.schema_string).ok()?;
     let mut out = Vec::with_capacity(at.len());
-    for (path, add) in files {
-        if path.is_empty() {
-            continue; // removed, or added again later
-        }
+    for add in files.into_iter().flatten() {
+        let path = &add.path;
         let location = if path.contains("://") {
-            let file = Url::parse(&path).ok()?;
+            let file = Url::parse(path).ok()?;
             if file.scheme() != url.scheme() || file.host_str() != url.host_str() {
                 return None;
             }
