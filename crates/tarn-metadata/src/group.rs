@@ -14,7 +14,7 @@
 //! task of its own, so a caller that goes away (a client hanging up) cannot cut a group short.
 
 use crate::store::Store;
-use crate::tracking::{write_batch, Prepared};
+use crate::tracking::{write_batch, write_batches, Prepared};
 use crate::MetadataError;
 #[cfg(test)]
 use std::sync::atomic::Ordering;
@@ -101,28 +101,26 @@ fn lost() -> MetadataError {
 }
 
 /// One transaction for `jobs`; every job is answered. A batch refused by MLflow's rules has
-/// written nothing ([`write_batch`] checks before it writes), so it is answered with its
-/// reason and the others go on. If the transaction itself fails (the store could not begin,
-/// a statement or the commit failed), each batch is tried again alone, so each gets the
-/// answer it would have had without the others.
+/// written nothing ([`write_batches`] checks each before it writes), so it is answered with
+/// its reason and the others go on. If the transaction itself fails (the store could not
+/// begin, a statement or the commit failed), each batch is tried again alone, so each gets
+/// the answer it would have had without the others.
 async fn run(store: &Store, jobs: Vec<Job>) {
     if jobs.len() > 1 {
-        let mut answers: Vec<Result<(), MetadataError>> = Vec::with_capacity(jobs.len());
         let together = async {
             let mut tx = store.write_tx().await?;
-            for job in &jobs {
-                match write_batch(&mut tx, &job.run_id, &job.batch).await {
-                    Err(e) if !refused(&e) => return Err(e),
-                    answer => answers.push(answer),
-                }
-            }
+            let batches: Vec<(&str, &Prepared)> = jobs
+                .iter()
+                .map(|job| (job.run_id.as_str(), &job.batch))
+                .collect();
+            let answers = write_batches(&mut tx, &batches).await?;
             if answers.iter().any(Result::is_ok) {
                 tx.commit().await?;
             }
-            Ok::<(), MetadataError>(())
+            Ok::<_, MetadataError>(answers)
         }
         .await;
-        if together.is_ok() {
+        if let Ok(answers) = together {
             for (job, answer) in jobs.into_iter().zip(answers) {
                 let _ = job.done.send(answer);
             }
@@ -139,15 +137,6 @@ async fn run(store: &Store, jobs: Vec<Job>) {
         .await;
         let _ = job.done.send(answer);
     }
-}
-
-/// Whether `e` is a batch refused by MLflow's rules (which writes nothing), not a failure of
-/// the store.
-fn refused(e: &MetadataError) -> bool {
-    matches!(
-        e,
-        MetadataError::NotFound(_) | MetadataError::Inactive(_) | MetadataError::Refused(_)
-    )
 }
 
 #[cfg(test)]
@@ -309,5 +298,9 @@ mod tests {
         .await;
         assert!(all.is_ok(), "some batches were never answered");
         assert_eq!(t.metric_history(&run, "loss").await.unwrap().len(), 150);
+        // Batches of one group logging the same key: the latest is the greatest step of all.
+        let stored = t.run(&run).await.unwrap().unwrap();
+        let loss = stored.data.metrics.iter().find(|m| m.key == "loss");
+        assert_eq!(loss.map(|m| m.step), Some(149), "{:?}", stored.data.metrics);
     }
 }

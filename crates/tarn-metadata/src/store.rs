@@ -68,6 +68,10 @@ impl Store {
                             conn.execute("PRAGMA journal_mode=WAL").await?;
                             conn.execute("PRAGMA busy_timeout=30000").await?;
                             conn.execute("PRAGMA synchronous=NORMAL").await?;
+                            // Statement journals and sorts in memory: a multi-row upsert's
+                            // journal past 64 KiB would otherwise go to a temporary file made,
+                            // written and deleted for each statement.
+                            conn.execute("PRAGMA temp_store=MEMORY").await?;
                             // Reads through a memory map and a larger page cache: a search
                             // that visits thousands of rows by key does not pay a system call
                             // per page (the mapping shares the OS's cache between connections).

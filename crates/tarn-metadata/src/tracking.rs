@@ -898,14 +898,17 @@ fn experiment_tag_ok(key: &str, value: &str) -> Result<(), MetadataError> {
     v::length("value", v::MAX_EXPERIMENT_TAG_VAL_LENGTH, value)
 }
 
+/// A metric point as stored: the metric, its stored value (NaN as 0) and its NaN mark.
+type StoredPoint = (Metric, f64, i64);
+
 /// A log-batch checked and ready to write: params and tags cut to their limits, each metric
 /// point once with its stored value, and the latest point of each key.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     params: Vec<KeyValue>,
     tags: Vec<KeyValue>,
-    /// Each point once: the metric, its stored value and its NaN mark.
-    points: Vec<(Metric, f64, i64)>,
+    /// Each point once.
+    points: Vec<StoredPoint>,
     /// Indexes into `points`: the greatest point of each key by (step, timestamp, value).
     latest: Vec<usize>,
 }
@@ -967,14 +970,14 @@ impl Prepared {
         // Points as stored (NaN as 0 and a mark), each once. The history keeps every point;
         // the latest per key is the greatest by (step, timestamp, value), MLflow's rule.
         let mut seen = std::collections::HashSet::new();
-        let mut points: Vec<(Metric, f64, i64)> = Vec::with_capacity(batch.metrics.len());
+        let mut points: Vec<StoredPoint> = Vec::with_capacity(batch.metrics.len());
         for m in &batch.metrics {
             let (value, is_nan) = stored(m.value);
             if seen.insert((m.key.as_str(), m.timestamp, m.step, value.to_bits(), is_nan)) {
                 points.push((m.clone(), value, is_nan));
             }
         }
-        let rank = |(m, v, _): &(Metric, f64, i64)| (m.step, m.timestamp, *v);
+        let rank = |(m, v, _): &StoredPoint| (m.step, m.timestamp, *v);
         let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, p) in points.iter().enumerate() {
             let newer = latest
@@ -995,39 +998,87 @@ impl Prepared {
 }
 
 /// Writes a prepared batch inside `tx`: the run must exist and be active, a param may not
-/// change its value. Points go in with multi-row statements, one per hundred points. A batch
-/// refused by those rules (an error other than the store's own) has written nothing.
+/// change its value. A batch refused by those rules has written nothing.
 pub(crate) async fn write_batch(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     run_id: &str,
     batch: &Prepared,
 ) -> Result<(), MetadataError> {
-    let Prepared {
-        params,
-        tags,
-        points,
-        latest,
-    } = batch;
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT lifecycle_stage FROM ml_runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    match status.as_deref() {
-        None => return Err(no_run(run_id)),
+    write_batches(tx, &[(run_id, batch)]).await?.remove(0)
+}
+
+/// Writes prepared batches inside `tx`, each under the rules of [`write_batch`], and answers
+/// each batch: stored, or why it was refused (a refused batch has written nothing, so the
+/// others stand). The runs are looked up in one statement and the points of every accepted
+/// batch go in together, with multi-row statements of a hundred points: a group of batches
+/// costs about as many statements as one. `Err` is the store's own failure, which leaves the
+/// transaction to be rolled back.
+pub(crate) async fn write_batches(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    batches: &[(&str, &Prepared)],
+) -> Result<Vec<Result<(), MetadataError>>, MetadataError> {
+    let mut runs: Vec<&str> = batches.iter().map(|b| b.0).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let list: Vec<String> = (1..=runs.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id, lifecycle_stage FROM ml_runs WHERE id IN ({})",
+        list.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+    for r in &runs {
+        q = q.bind(*r);
+    }
+    let stages: BTreeMap<String, String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+    let mut answers = Vec::with_capacity(batches.len());
+    let mut accepted = Vec::with_capacity(batches.len());
+    for &(run_id, batch) in batches {
+        match check_batch(tx, run_id, batch, stages.get(run_id).map(String::as_str)).await? {
+            Err(refused) => answers.push(Err(refused)),
+            Ok(new_params) => {
+                for p in new_params {
+                    sqlx::query("INSERT INTO ml_params (run_id, key, value) VALUES ($1, $2, $3)")
+                        .bind(run_id)
+                        .bind(&p.key)
+                        .bind(&p.value)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for t in &batch.tags {
+                    set_tag(tx, run_id, t).await?;
+                }
+                accepted.push((run_id, batch));
+                answers.push(Ok(()));
+            }
+        }
+    }
+    write_points(tx, &accepted).await?;
+    Ok(answers)
+}
+
+/// Every check of a batch before its first write, so a group of batches in one transaction
+/// ([`crate::group`]) needs no savepoint per batch: the run (whose stage is `stage`, `None`
+/// when there is none) is active and no param changes its value. Answers the params not yet
+/// logged, or why the batch is refused.
+async fn check_batch<'b>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    batch: &'b Prepared,
+    stage: Option<&str>,
+) -> Result<Result<Vec<&'b KeyValue>, MetadataError>, MetadataError> {
+    match stage {
+        None => return Ok(Err(no_run(run_id))),
         Some("deleted") => {
-            return Err(MetadataError::Inactive(Inactive {
+            return Ok(Err(MetadataError::Inactive(Inactive {
                 kind: Kind::Run,
                 id: run_id.to_string(),
                 stage: "deleted".into(),
-            }))
+            })))
         }
         _ => {}
     }
-    // Every check before the first write: a refused batch has written nothing, so a group
-    // of batches in one transaction ([`crate::group`]) needs no savepoint per batch.
-    let mut new_params = Vec::with_capacity(params.len());
-    for p in params {
+    let mut new_params = Vec::with_capacity(batch.params.len());
+    for p in &batch.params {
         let old: Option<String> =
             sqlx::query_scalar("SELECT value FROM ml_params WHERE run_id = $1 AND key = $2")
                 .bind(run_id)
@@ -1037,25 +1088,27 @@ pub(crate) async fn write_batch(
         match old {
             Some(v) if v == p.value => {}
             Some(v) => {
-                return Err(MetadataError::Refused(format!(
+                return Ok(Err(MetadataError::Refused(format!(
                     "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
                     p.key, p.value
-                )))
+                ))))
             }
             None => new_params.push(p),
         }
     }
-    for p in new_params {
-        sqlx::query("INSERT INTO ml_params (run_id, key, value) VALUES ($1, $2, $3)")
-            .bind(run_id)
-            .bind(&p.key)
-            .bind(&p.value)
-            .execute(&mut **tx)
-            .await?;
-    }
-    for t in tags {
-        set_tag(tx, run_id, t).await?;
-    }
+    Ok(Ok(new_params))
+}
+
+/// The metric points of accepted batches: the history (a point logged again is kept once),
+/// a logged model's own points, and each key's latest point.
+async fn write_points(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    batches: &[(&str, &Prepared)],
+) -> Result<(), MetadataError> {
+    let points: Vec<(&str, &StoredPoint)> = batches
+        .iter()
+        .flat_map(|&(run_id, b)| b.points.iter().map(move |p| (run_id, p)))
+        .collect();
     for chunk in points.chunks(100) {
         let values = placeholders(chunk.len(), 9);
         // A point logged again is kept once; a model or dataset it names the second time
@@ -1069,7 +1122,7 @@ pub(crate) async fn write_batch(
             values
         );
         let mut q = sqlx::query(&sql);
-        for (m, value, is_nan) in chunk {
+        for &(run_id, (m, value, is_nan)) in chunk {
             q = q
                 .bind(run_id)
                 .bind(&m.key)
@@ -1083,7 +1136,7 @@ pub(crate) async fn write_batch(
         }
         q.execute(&mut **tx).await?;
     }
-    for (m, value, is_nan) in points.iter().filter(|p| p.0.model_id.is_some()) {
+    for &(run_id, (m, value, is_nan)) in points.iter().filter(|p| p.1 .0.model_id.is_some()) {
         sqlx::query(
             "INSERT INTO ml_logged_model_metrics (model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
@@ -1100,7 +1153,29 @@ pub(crate) async fn write_batch(
         .execute(&mut **tx)
         .await?;
     }
-    for chunk in latest.chunks(100) {
+    // One row per run and key in each statement: Postgres refuses an upsert that touches a
+    // row twice, and batches of one group may log the same run's key.
+    let mut latest: Vec<Vec<(&str, &StoredPoint)>> = Vec::new();
+    let mut seen: Vec<std::collections::HashSet<(&str, &str)>> = Vec::new();
+    for &(run_id, b) in batches {
+        for &i in &b.latest {
+            let p = &b.points[i];
+            let at = seen
+                .iter()
+                .position(|s| !s.contains(&(run_id, p.0.key.as_str())));
+            let at = match at {
+                Some(at) if latest[at].len() < 100 => at,
+                _ => {
+                    latest.push(Vec::new());
+                    seen.push(Default::default());
+                    latest.len() - 1
+                }
+            };
+            seen[at].insert((run_id, p.0.key.as_str()));
+            latest[at].push((run_id, p));
+        }
+    }
+    for chunk in &latest {
         let values = placeholders(chunk.len(), 6);
         let sql = format!(
             "INSERT INTO ml_latest_metrics (run_id, key, value, is_nan, timestamp, step) VALUES {}
@@ -1113,8 +1188,7 @@ pub(crate) async fn write_batch(
             values
         );
         let mut q = sqlx::query(&sql);
-        for &i in chunk {
-            let (m, value, is_nan) = &points[i];
+        for &(run_id, (m, value, is_nan)) in chunk {
             q = q
                 .bind(run_id)
                 .bind(&m.key)
