@@ -17,6 +17,18 @@ mod ui;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// A process group killed (and reaped) when dropped, also when a test fails.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 fn tarn(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tarn"))
         .arg("--dir")

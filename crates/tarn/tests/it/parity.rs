@@ -6,9 +6,10 @@
 //! `DELIBERATE` with the reason.
 
 use crate::server::Served;
-use crate::{ok, tarn};
+use crate::{ok, tarn, Group};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use tarn_lake::testing::{fresh_yml, Deployment};
 
 /// Calls whose answers differ on purpose, and why. Empty: tarn answers every call of the
@@ -20,7 +21,8 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/mlflow_parit
 /// A `mlflow server` on a fresh SQLite store and artifact folder under `dir`, stopped when
 /// dropped.
 struct MlflowServer {
-    child: Child,
+    /// Killed with its workers when the test ends, passed or failed.
+    _group: Group,
     url: String,
 }
 
@@ -42,10 +44,15 @@ impl MlflowServer {
             .current_dir(dir)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
+            // Its own process group: the server's workers and job consumers go with it.
+            .process_group(0)
             .spawn()
             .expect("mlflow server starts (scripts/test installs mlflow)");
         let url = format!("http://127.0.0.1:{port}");
-        let server = MlflowServer { child, url };
+        let server = MlflowServer {
+            _group: Group(child),
+            url,
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while std::time::Instant::now() < deadline {
             if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -60,13 +67,6 @@ impl MlflowServer {
             "mlflow server did not answer /health within 120 s:\n{}",
             std::fs::read_to_string(dir.join("mlflow-server.log")).unwrap_or_default()
         );
-    }
-}
-
-impl Drop for MlflowServer {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
     }
 }
 

@@ -4,7 +4,7 @@
 //! once even when its store fails.
 
 use crate::server::Served;
-use crate::{json_of as json, ok, tarn};
+use crate::{json_of as json, ok, tarn, Group};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -369,18 +369,6 @@ fn scikit_learn_exports_answer_as_onnxruntime_and_scikit_learn() {
         }
     });
     served.stop();
-}
-
-/// A process group killed (and reaped) when dropped, also when a test fails.
-struct Group(std::process::Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
-    }
 }
 
 /// A started quickstart lake with endpoint `delays` (models:/delays@champion), served.
