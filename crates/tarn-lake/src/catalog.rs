@@ -33,14 +33,24 @@ impl Lake {
     pub(crate) async fn visible_tables(
         &self,
     ) -> Result<Vec<(String, String, TableRecord)>, LakeError> {
+        Ok(self.visible_tables_stamped().await?.0)
+    }
+
+    /// [`Self::visible_tables`], and the catalog's stamp as of that read (see
+    /// [`tarn_metadata::stamp_of`]).
+    pub(crate) async fn visible_tables_stamped(
+        &self,
+    ) -> Result<(Vec<(String, String, TableRecord)>, String), LakeError> {
         let dbs = self.meta.catalog().databases().await?;
+        let tables = self.meta.catalog().tables().await?;
+        let stamp = tarn_metadata::stamp_of(&tables);
         let mut out = Vec::new();
-        for t in self.meta.catalog().tables().await? {
+        for t in tables {
             if let Some(db) = dbs.iter().find(|d| d.name == t.database) {
                 out.push((db.domain.clone(), db.layer.clone(), t));
             }
         }
-        Ok(out)
+        Ok((out, stamp))
     }
 
     /// Tables under `filter` (`DOMAIN` or `DOMAIN.LAYER`), matching `search` in their name,

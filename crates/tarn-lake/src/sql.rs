@@ -18,16 +18,17 @@ pub struct SqlInto {
 impl Lake {
     /// The SQL engine over the current catalog (kept while the catalog is unchanged).
     pub async fn engine(&self) -> Result<Arc<Engine>, LakeError> {
-        let stamp = self.meta.catalog().catalog_stamp().await?;
         let mut current = self.engine.lock().await;
         if let Some((s, e)) = current.as_ref() {
-            if *s == stamp {
+            if *s == self.meta.catalog().catalog_stamp().await? {
                 return Ok(e.clone());
             }
         }
+        // The stamp from the very list the engine is made of: one query fewer for the first
+        // query of a lake, and the stamp cannot be newer than the tables it keys.
+        let (tables, stamp) = self.visible_tables_stamped().await?;
         let engine = Arc::new(Engine::with_limits(
-            self.visible_tables()
-                .await?
+            tables
                 .into_iter()
                 .map(|(domain, layer, record)| Visible {
                     domain,

@@ -181,6 +181,13 @@ pub struct TableDraft {
 
 const TABLE_COLUMNS: &str = "id, database_name, name, location, format, columns, partition_keys, parameters, version, row_count, delta_version, created_at, updated_at";
 
+/// The catalog's stamp ([`Catalog::catalog_stamp`]) from every table it holds, as read by
+/// [`Catalog::tables`]: a cache filled from that list keys it without a second query.
+pub fn stamp_of(tables: &[TableRecord]) -> String {
+    let newest = tables.iter().map(|t| t.updated_at.as_str()).max();
+    format!("{}:{}", tables.len(), newest.unwrap_or(""))
+}
+
 impl Catalog<'_> {
     /// Registers the database of a zone (idempotent).
     pub async fn ensure_database(
@@ -360,7 +367,8 @@ impl Catalog<'_> {
         Ok((record, change))
     }
 
-    /// Changes whenever a table is registered or changed: for caches of the catalog.
+    /// Changes whenever a table is registered or changed: for caches of the catalog. The
+    /// same as [`stamp_of`] over every table.
     pub async fn catalog_stamp(&self) -> Result<String, MetadataError> {
         let row = sqlx::query(
             "SELECT count(*) AS n, COALESCE(max(updated_at), '') AS m FROM catalog_tables",
@@ -648,6 +656,15 @@ mod tests {
             Some(5)
         );
         assert!(stamp.starts_with("1:"), "{stamp}");
+        // The stamp a cache computes from the table list is the store's own, with tables
+        // changed at different times.
+        draft.name = "planes".into();
+        store.catalog().put_table(&draft, "crawl").await.unwrap();
+        let tables = store.catalog().tables().await.unwrap();
+        let stamp = store.catalog().catalog_stamp().await.unwrap();
+        assert!(stamp.starts_with("2:"), "{stamp}");
+        assert_eq!(super::stamp_of(&tables), stamp, "{backend:?}");
+        assert_eq!(super::stamp_of(&[]), "0:");
         store
             .catalog()
             .put_partition(

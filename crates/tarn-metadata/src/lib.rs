@@ -49,7 +49,7 @@ pub mod validation;
 mod watch;
 
 pub use catalog::{
-    Catalog, Column, CrawlRecord, CrawledObject, DatabaseRecord, LoadRecord, Partition,
+    stamp_of, Catalog, Column, CrawlRecord, CrawledObject, DatabaseRecord, LoadRecord, Partition,
     TableChange, TableDraft, TableRecord, TableVersion,
 };
 pub use deliveries::{Deliveries, DeliveryRecord};
