@@ -1,9 +1,15 @@
-//! Grouping by small integers without hashing. `GROUP BY year, month, day` over a table of
-//! flights has 365 groups among hundreds of thousands of rows; DataFusion interns each row's
-//! key columns in a hash table (about half of such a query's time). When every key is an
+//! Grouping by small integers without hashing, and by short strings. `GROUP BY year, month,
+//! day` over a table of flights has 365 groups among hundreds of thousands of rows;
+//! DataFusion interns each row's key columns in a hash table (about half of such a query's time). When every key is an
 //! integer column, the keys of a row pack into one small number (each key's offset from the
 //! smallest value seen, a few bits each, 0 for null) that indexes a table of group ids
 //! directly, as DuckDB's perfect hash aggregate does.
+//!
+//! One string key whose values are short (a carrier, an airport: a string view of 12 bytes
+//! or less holds the string itself) is interned by its 16-byte view in a small table of its
+//! own, without reading string buffers. `count`, `sum` and `avg` of numbers are kept by the
+//! operator itself ([`Fast`]): an integer argument is read without the cast to float the
+//! plan puts on it, and rows sorted by their keys are added a run at a time.
 //!
 //! The rule replaces only the partial stage of an aggregation (the one that sees every row)
 //! and only for plain aggregates (`count`, `sum`, `avg`, `min`, `max`, no `DISTINCT`, no
@@ -83,19 +89,22 @@ impl PhysicalOptimizerRule for SmallGroups {
     }
 }
 
-/// Whether `agg` is a partial stage this operator can take: two or more integer keys, no
-/// grouping sets or limit, plain aggregates only.
+/// Whether `agg` is a partial stage this operator can take: two or more integer keys, or
+/// one string key; no grouping sets or limit, plain aggregates only.
 fn fits(agg: &AggregateExec) -> bool {
     let schema = agg.input().schema();
     let group = agg.group_expr();
+    let types: Vec<Option<DataType>> = group
+        .expr()
+        .iter()
+        .map(|(e, _)| e.data_type(&schema).ok())
+        .collect();
+    let keys = matches!(types.as_slice(), [Some(DataType::Utf8View)])
+        || types.len() >= 2 && types.iter().all(|t| t.as_ref().is_some_and(integer));
     matches!(agg.mode(), AggregateMode::Partial)
         && group.is_single()
-        && group.expr().len() >= 2
+        && keys
         && agg.limit_options().is_none()
-        && group
-            .expr()
-            .iter()
-            .all(|(e, _)| e.data_type(&schema).is_ok_and(|t| integer(&t)))
         && agg.aggr_expr().iter().all(|a| {
             PLAIN.contains(&a.fun().name())
                 && !a.is_distinct()
@@ -213,7 +222,11 @@ impl Table {
             keys,
             args: agg.aggr_expr().iter().map(|a| a.expressions()).collect(),
             accumulators: Self::accumulators(agg)?,
-            groups: Groups::Small(Packed::new(types)),
+            groups: if types == [DataType::Utf8View] {
+                Groups::Short(Short::default())
+            } else {
+                Groups::Small(Packed::new(types))
+            },
             ids: Vec::new(),
             reservation,
         })
@@ -249,10 +262,14 @@ impl Table {
             .collect::<Result<Vec<_>>>()?;
         self.groups.intern(&keys, &mut self.ids)?;
         let total = self.groups.len();
+        // Rows in runs of one group (data sorted by its keys) are added a run at a time;
+        // rows whose groups change every few rows, one by one.
+        let changes = self.ids.windows(2).filter(|w| w[0] != w[1]).count();
+        let runs = changes * 8 < n;
         for (i, acc) in self.accumulators.iter_mut().enumerate() {
             let acc = match acc {
                 Accumulator::Fast(fast) => {
-                    fast.update(batch, &self.ids, total)?;
+                    fast.update(batch, &self.ids, total, runs)?;
                     continue;
                 }
                 Accumulator::DataFusion(acc) => acc,
@@ -407,17 +424,24 @@ impl Fast {
         self.counts.capacity() * 8 + self.reals.capacity() * 8 + self.ints.capacity() * 8
     }
 
-    /// Counts or adds the rows of `batch` into the groups `ids` name (`total` groups).
-    fn update(&mut self, batch: &RecordBatch, ids: &[usize], total: usize) -> Result<()> {
+    /// Counts or adds the rows of `batch` into the groups `ids` name (`total` groups), a
+    /// run of one group's rows at a time when `runs`, else row by row.
+    fn update(
+        &mut self,
+        batch: &RecordBatch,
+        ids: &[usize],
+        total: usize,
+        runs: bool,
+    ) -> Result<()> {
         self.counts.resize(total, 0);
         match self.kind {
             FastKind::Count { every_row: true } => {
-                count_runs(ids, None, &mut self.counts);
+                count_rows(ids, None, &mut self.counts, runs);
                 return Ok(());
             }
             FastKind::Count { every_row: false } => {
                 let values = self.arg.evaluate(batch)?.into_array(ids.len())?;
-                count_runs(ids, values.logical_nulls().as_ref(), &mut self.counts);
+                count_rows(ids, values.logical_nulls().as_ref(), &mut self.counts, runs);
                 return Ok(());
             }
             FastKind::Avg | FastKind::SumReal => self.reals.resize(total, 0.0),
@@ -429,20 +453,21 @@ impl Fast {
             ($t:ty) => {{
                 let a = values.as_primitive::<$t>();
                 if self.kind == FastKind::SumInt {
-                    add_runs(ids, a.values(), a.nulls(), ints, counts, |s, v| {
+                    add_rows(ids, a.values(), a.nulls(), ints, counts, runs, |s, v| {
                         s.wrapping_add(v as i64)
                     })
                 } else {
-                    add_runs(ids, a.values(), a.nulls(), reals, counts, |s, v| {
-                        s + v as f64
-                    })
+                    let add = |s: f64, v| s + v as f64;
+                    add_rows(ids, a.values(), a.nulls(), reals, counts, runs, add)
                 }
             }};
         }
         match values.data_type() {
             DataType::Float64 => {
                 let a = values.as_primitive::<deltalake::arrow::datatypes::Float64Type>();
-                add_runs(ids, a.values(), a.nulls(), reals, counts, |s, v| s + v)
+                add_rows(ids, a.values(), a.nulls(), reals, counts, runs, |s, v| {
+                    s + v
+                })
             }
             DataType::Int8 => add!(Int8Type),
             DataType::Int16 => add!(Int16Type),
@@ -520,12 +545,25 @@ fn run_end(ids: &[usize], i: usize) -> usize {
     j
 }
 
-/// Counts each group's rows that are not null (every row when `nulls` is none).
-fn count_runs(
+/// Counts each group's rows that are not null (every row when `nulls` is none), a run at
+/// a time when `runs`.
+fn count_rows(
     ids: &[usize],
     nulls: Option<&deltalake::arrow::buffer::NullBuffer>,
     counts: &mut [u64],
+    runs: bool,
 ) {
+    if !runs {
+        match nulls {
+            None => ids.iter().for_each(|&g| counts[g] += 1),
+            Some(nulls) => {
+                for (i, &g) in ids.iter().enumerate() {
+                    counts[g] += u64::from(nulls.is_valid(i));
+                }
+            }
+        }
+        return;
+    }
     let mut i = 0;
     while i < ids.len() {
         let j = run_end(ids, i);
@@ -539,15 +577,36 @@ fn count_runs(
 }
 
 /// Adds each row's value that is not null to its group's sum (`add(sum, value)`, in row
-/// order) and counts it, a run of one group's rows at a time.
-fn add_runs<T: Copy, A: Copy>(
+/// order) and counts it: a run of one group's rows at a time when `runs` (the sum stays in
+/// a register), else row by row.
+fn add_rows<T: Copy, A: Copy>(
     ids: &[usize],
     values: &[T],
     nulls: Option<&deltalake::arrow::buffer::NullBuffer>,
     sums: &mut [A],
     counts: &mut [u64],
+    runs: bool,
     add: impl Fn(A, T) -> A,
 ) {
+    if !runs {
+        match nulls {
+            None => {
+                for (&g, &v) in ids.iter().zip(values) {
+                    sums[g] = add(sums[g], v);
+                    counts[g] += 1;
+                }
+            }
+            Some(nulls) => {
+                for (i, (&g, &v)) in ids.iter().zip(values).enumerate() {
+                    if nulls.is_valid(i) {
+                        sums[g] = add(sums[g], v);
+                        counts[g] += 1;
+                    }
+                }
+            }
+        }
+        return;
+    }
     let mut i = 0;
     while i < ids.len() {
         let j = run_end(ids, i);
@@ -577,9 +636,11 @@ fn add_runs<T: Copy, A: Copy>(
     }
 }
 
-/// The groups: packed small keys, or DataFusion's hash table once they are not small.
+/// The groups: packed small keys, short strings, or DataFusion's hash table once they are
+/// neither.
 enum Groups {
     Small(Packed),
+    Short(Short),
     Hashed(Box<dyn GroupValues>),
 }
 
@@ -587,6 +648,7 @@ impl Groups {
     fn len(&self) -> usize {
         match self {
             Groups::Small(p) => p.len,
+            Groups::Short(s) => s.len(),
             Groups::Hashed(g) => g.len(),
         }
     }
@@ -594,48 +656,166 @@ impl Groups {
     fn size(&self) -> usize {
         match self {
             Groups::Small(p) => p.size(),
+            Groups::Short(s) => s.size(),
             Groups::Hashed(g) => g.size(),
         }
     }
 
     fn intern(&mut self, keys: &[ArrayRef], ids: &mut Vec<usize>) -> Result<()> {
-        if let Groups::Small(p) = self {
-            if p.intern(keys, ids)? {
-                return Ok(());
-            }
-            // The ranges need too many bits: go on with DataFusion's table, holding the
-            // groups found so far under the same ids.
-            let types = p.types.clone();
-            let fields = types
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    deltalake::arrow::datatypes::Field::new(format!("k{i}"), t.clone(), true)
-                })
-                .collect::<Vec<_>>();
-            let mut hashed = new_group_values(
-                Arc::new(deltalake::arrow::datatypes::Schema::new(fields)),
-                &GroupOrdering::None,
-            )?;
-            if p.len > 0 {
-                let seen = p.emit()?;
-                let mut first = Vec::new();
-                hashed.intern(&seen, &mut first)?;
-            }
-            *self = Groups::Hashed(hashed);
+        let fits = match self {
+            Groups::Small(p) => p.intern(keys, ids)?,
+            Groups::Short(s) => s.intern(&keys[0], ids),
+            Groups::Hashed(g) => return g.intern(keys, ids),
+        };
+        if fits {
+            return Ok(());
         }
-        match self {
-            Groups::Hashed(g) => g.intern(keys, ids),
-            Groups::Small(_) => unreachable!("switched above"),
+        // The ranges need too many bits, or a string is not short: go on with DataFusion's
+        // table, holding the groups found so far under the same ids.
+        let fields = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                deltalake::arrow::datatypes::Field::new(
+                    format!("k{i}"),
+                    k.data_type().clone(),
+                    true,
+                )
+            })
+            .collect::<Vec<_>>();
+        let mut hashed = new_group_values(
+            Arc::new(deltalake::arrow::datatypes::Schema::new(fields)),
+            &GroupOrdering::None,
+        )?;
+        if self.len() > 0 {
+            let seen = self.emit()?;
+            let mut first = Vec::new();
+            hashed.intern(&seen, &mut first)?;
         }
+        *self = Groups::Hashed(hashed);
+        self.intern(keys, ids)
     }
 
     /// The key columns of every group, in id order; the groups are cleared.
     fn emit(&mut self) -> Result<Vec<ArrayRef>> {
         match self {
             Groups::Small(p) => p.emit(),
+            Groups::Short(s) => s.emit(),
             Groups::Hashed(g) => g.emit(EmitTo::All),
         }
+    }
+}
+
+/// Groups of one string key whose values are short: a string view of at most 12 bytes
+/// holds the string itself, so its 16 bytes are the key, hashed and compared as one number
+/// (carriers, airports, country codes), without reading a string buffer.
+#[derive(Default)]
+struct Short {
+    /// Open addressing: the view of each slot's group, and its id + 1 (0: empty).
+    views: Vec<u128>,
+    slots: Vec<u32>,
+    /// Each group's view, in id order.
+    groups: Vec<u128>,
+    /// The group of null keys, when one came.
+    null: Option<u32>,
+}
+
+/// The most groups [`Short`] keeps before DataFusion's table takes over.
+const SHORT_MAX: usize = 1 << 16;
+
+impl Short {
+    fn len(&self) -> usize {
+        self.groups.len() + usize::from(self.null.is_some())
+    }
+
+    fn size(&self) -> usize {
+        self.views.capacity() * 16 + self.slots.capacity() * 4 + self.groups.capacity() * 16
+    }
+
+    /// The slot of `view`: its group's, or the empty one where it goes.
+    fn slot(&self, view: u128) -> usize {
+        let mask = self.slots.len() - 1;
+        // Multiplicative hashing: the product's top bits depend on every bit of the view.
+        let h = ((view as u64) ^ ((view >> 64) as u64).rotate_left(29))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut i = (h >> (64 - self.slots.len().trailing_zeros())) as usize & mask;
+        while self.slots[i] != 0 && self.views[i] != view {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(64);
+        self.views = vec![0; size];
+        self.slots = vec![0; size];
+        for (id, &v) in self.groups.iter().enumerate() {
+            let i = self.slot(v);
+            self.views[i] = v;
+            self.slots[i] = id as u32 + 1;
+        }
+    }
+
+    /// Group ids of the rows of `key`; false (nothing interned) when a string is longer than
+    /// a view holds, or the groups would pass [`SHORT_MAX`].
+    fn intern(&mut self, key: &ArrayRef, ids: &mut Vec<usize>) -> bool {
+        let key = key.as_string_view();
+        let views = key.views();
+        if views.iter().any(|&v| v as u32 > 12) {
+            return false;
+        }
+        let nulls = key.logical_nulls();
+        ids.clear();
+        ids.reserve(views.len());
+        for (row, &view) in views.iter().enumerate() {
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                let id = match self.null {
+                    Some(id) => id,
+                    None => {
+                        let id = self.len() as u32;
+                        self.null = Some(id);
+                        id
+                    }
+                };
+                ids.push(id as usize);
+                continue;
+            }
+            if self.groups.len() * 2 >= self.slots.len() {
+                if self.len() >= SHORT_MAX {
+                    return false;
+                }
+                self.grow();
+            }
+            let i = self.slot(view);
+            if self.slots[i] == 0 {
+                self.views[i] = view;
+                self.slots[i] = self.len() as u32 + 1;
+                self.groups.push(view);
+            }
+            ids.push(self.slots[i] as usize - 1);
+        }
+        true
+    }
+
+    /// The key column of every group, in id order; the groups are cleared.
+    fn emit(&mut self) -> Result<Vec<ArrayRef>> {
+        let taken = std::mem::take(self);
+        let mut keys: Vec<Option<String>> = Vec::with_capacity(taken.len());
+        let mut groups = taken.groups.iter();
+        for id in 0..taken.len() as u32 {
+            if taken.null == Some(id) {
+                keys.push(None);
+                continue;
+            }
+            let v = groups.next().copied().unwrap_or_default();
+            let bytes = v.to_le_bytes();
+            let text = std::str::from_utf8(&bytes[4..4 + (v as u32 as usize).min(12)])
+                .map_err(|e| DataFusionError::Internal(format!("a short key is not UTF-8: {e}")))?;
+            keys.push(Some(text.to_string()));
+        }
+        Ok(vec![Arc::new(
+            deltalake::arrow::array::StringViewArray::from_iter(keys),
+        )])
     }
 }
 
@@ -902,8 +1082,9 @@ mod tests {
 
     /// Grouped by integer keys of several types, with nulls, negative values, ranges that
     /// widen from batch to batch, a key whose range outgrows the packed table part way (the
-    /// groups go on in DataFusion's hash table), and a filtered aggregate: tarn's answers are
-    /// DataFusion's own, and the plans use the small-groups operator.
+    /// groups go on in DataFusion's hash table), by one string key (short, null, then long),
+    /// and a filtered aggregate: tarn's answers are DataFusion's own, and the plans use the
+    /// small-groups operator.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn grouping_by_small_integers_answers_as_datafusion_does() {
         let engine = Engine::new(Vec::new());
@@ -927,6 +1108,16 @@ mod tests {
                 "k1, k2",
             ),
             ("a / 1000 AS grows, a % 3 AS k2", "grows, k2"),
+            // One string key: short strings in runs of three rows, with nulls; then strings
+            // longer than a view holds part way (the groups go on in DataFusion's table).
+            (
+                "CASE WHEN a % 17 = 0 THEN NULL ELSE arrow_cast(CAST((a / 3) % 13 AS VARCHAR), 'Utf8View') END AS code",
+                "code",
+            ),
+            (
+                "arrow_cast(CASE WHEN a > 90000 THEN concat('a name past twelve bytes ', CAST(a % 3 AS VARCHAR)) ELSE CAST(a % 5 AS VARCHAR) END, 'Utf8View') AS name",
+                "name",
+            ),
             // Sorted keys: runs of 700 rows of one group.
             ("a / 700 AS run, a / 20000 AS sorted", "run, sorted"),
             ("a / 2 AS wide, a % 2 AS k2", "wide, k2"),
