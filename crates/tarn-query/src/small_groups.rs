@@ -19,7 +19,8 @@
 //! need more than [`MAX_BITS`] bits go on through DataFusion's own hash table, seeded with
 //! the groups found so far. Memory is reserved from the query's pool; when the pool refuses,
 //! the groups so far are emitted and the table starts again, as DataFusion's partial stage
-//! does.
+//! does. As it also does, a table that has found a group for nearly every row of its first
+//! 100,000 stops grouping and passes each row on as its own partial state.
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, Int64Array, PrimitiveArray, RecordBatch};
 use deltalake::arrow::compute::{cast, max, min};
@@ -202,7 +203,18 @@ struct Table {
     groups: Groups,
     ids: Vec<usize>,
     reservation: MemoryReservation,
+    /// Rows taken so far, until the probe below has looked.
+    rows: usize,
+    /// Whether each row now goes on as its own partial state (see [`PROBE_ROWS`]).
+    passing: bool,
 }
+
+/// After this many rows, a table whose groups are [`PROBE_RATIO`] of its rows or more stops
+/// grouping and passes each row on as its own partial state (the final stage groups them),
+/// as DataFusion's partial stage does: with nearly one group a row, grouping twice costs
+/// twice.
+const PROBE_ROWS: usize = 100_000;
+const PROBE_RATIO: f64 = 0.8;
 
 impl Table {
     fn new(agg: &Arc<AggregateExec>, reservation: MemoryReservation) -> Result<Self> {
@@ -229,6 +241,8 @@ impl Table {
             },
             ids: Vec::new(),
             reservation,
+            rows: 0,
+            passing: false,
         })
     }
 
@@ -255,6 +269,25 @@ impl Table {
         if n == 0 {
             return Ok(None);
         }
+        if self.passing {
+            return self.pass(batch).map(Some);
+        }
+        if self.rows < PROBE_ROWS {
+            self.rows += n;
+            if self.rows >= PROBE_ROWS
+                && self.groups.len() as f64 >= PROBE_RATIO * (self.rows - n) as f64
+            {
+                self.passing = true;
+                let before = self.emit()?;
+                let this = self.pass(batch)?;
+                return Ok(Some(match before {
+                    Some(b) => {
+                        deltalake::arrow::compute::concat_batches(&self.agg.schema(), [&b, &this])?
+                    }
+                    None => this,
+                }));
+            }
+        }
         let keys = self
             .keys
             .iter()
@@ -274,14 +307,7 @@ impl Table {
                 }
                 Accumulator::DataFusion(acc) => acc,
             };
-            let values = self.args[i]
-                .iter()
-                .map(|e| e.evaluate(batch)?.into_array(n))
-                .collect::<Result<Vec<_>>>()?;
-            let filter = match &self.agg.filter_expr()[i] {
-                Some(f) => Some(f.evaluate(batch)?.into_array(n)?.as_boolean().clone()),
-                None => None,
-            };
+            let (values, filter) = inputs(&self.agg, &self.args[i], i, batch)?;
             acc.update_batch(&values, &self.ids, filter.as_ref(), total)?;
         }
         let size = self.groups.size()
@@ -295,6 +321,27 @@ impl Table {
             return self.emit();
         }
         Ok(None)
+    }
+
+    /// Each row of `batch` as its own partial state: its keys, and each aggregate's state of
+    /// that one row.
+    fn pass(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut columns = self
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch)?.into_array(n))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, acc) in self.accumulators.iter().enumerate() {
+            match acc {
+                Accumulator::Fast(fast) => columns.extend(fast.row_states(batch)?),
+                Accumulator::DataFusion(acc) => {
+                    let (values, filter) = inputs(&self.agg, &self.args[i], i, batch)?;
+                    columns.extend(acc.convert_to_state(&values, filter.as_ref())?);
+                }
+            }
+        }
+        Ok(RecordBatch::try_new(self.agg.schema(), columns)?)
     }
 
     /// The partial states of every group so far (none when no row came), and an empty table.
@@ -313,6 +360,25 @@ impl Table {
         self.reservation.free();
         Ok(Some(RecordBatch::try_new(self.agg.schema(), columns)?))
     }
+}
+
+/// The argument columns of aggregate `i` of `agg` over `batch`, and its filter's.
+fn inputs(
+    agg: &AggregateExec,
+    args: &[Arc<dyn PhysicalExpr>],
+    i: usize,
+    batch: &RecordBatch,
+) -> Result<(Vec<ArrayRef>, Option<deltalake::arrow::array::BooleanArray>)> {
+    let n = batch.num_rows();
+    let values = args
+        .iter()
+        .map(|e| e.evaluate(batch)?.into_array(n))
+        .collect::<Result<Vec<_>>>()?;
+    let filter = match &agg.filter_expr()[i] {
+        Some(f) => Some(f.evaluate(batch)?.into_array(n)?.as_boolean().clone()),
+        None => None,
+    };
+    Ok((values, filter))
 }
 
 /// An aggregate's partial state: tarn's own for the plain sums and counts, DataFusion's
@@ -483,6 +549,31 @@ impl Fast {
             }
         }
         Ok(())
+    }
+
+    /// Each row's own partial state: count 1 (0 for a null value), the value as the sum
+    /// (null for a null value).
+    fn row_states(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        use deltalake::arrow::array::UInt64Array;
+        let n = batch.num_rows();
+        if self.kind == (FastKind::Count { every_row: true }) {
+            return Ok(vec![Arc::new(Int64Array::from(vec![1i64; n]))]);
+        }
+        let values = self.arg.evaluate(batch)?.into_array(n)?;
+        let nulls = values.logical_nulls();
+        let valid = |i: usize| nulls.as_ref().is_none_or(|b| b.is_valid(i));
+        Ok(match self.kind {
+            FastKind::Count { .. } => {
+                let counts: Vec<i64> = (0..n).map(|i| i64::from(valid(i))).collect();
+                vec![Arc::new(Int64Array::from(counts))]
+            }
+            FastKind::Avg => vec![
+                Arc::new(UInt64Array::new(vec![1u64; n].into(), nulls.clone())),
+                cast(&values, &DataType::Float64)?,
+            ],
+            FastKind::SumReal => vec![cast(&values, &DataType::Float64)?],
+            FastKind::SumInt => vec![cast(&values, &DataType::Int64)?],
+        })
     }
 
     /// The partial state of every group, as DataFusion's accumulator gives it; the state
@@ -1207,5 +1298,33 @@ mod tests {
         let ours = pretty_format_batches(&ours.batches).unwrap().to_string();
         assert!(ours.contains("| 90000  | 200000 |"), "{ours}");
         assert_eq!(ours, pretty_format_batches(&theirs).unwrap().to_string());
+        // A group for nearly every row, by a string key and by integer keys too wide to
+        // pack: past the probe each row goes on as its own state, every aggregate's.
+        for keys in [
+            "arrow_cast(CAST(a AS VARCHAR), 'Utf8View') AS k",
+            "a * 3 AS k, a % 2 AS k2",
+        ] {
+            let names = if keys.contains("k2") { "k, k2" } else { "k" };
+            let sql = format!(
+                "SELECT count(*) AS groups, sum(n) AS rows, sum(s) AS s, round(sum(sr), 2) AS sr, \
+                 sum(cr) AS cr, min(lo) AS lo, max(hi) AS hi, sum(even) AS even, \
+                 round(sum(ar), 2) AS ar, sum(si) AS si FROM (SELECT {keys}, {aggregates} \
+                 FROM generate_series(1, 300000) t(a) GROUP BY {names})"
+            );
+            let explained = engine
+                .sql(&format!("EXPLAIN {sql}"), &QueryOptions::default())
+                .await
+                .unwrap();
+            assert!(format!("{:?}", explained.batches).contains("SmallGroups"));
+            let ours = engine.sql(&sql, &QueryOptions::default()).await.unwrap();
+            let theirs = reference.sql(&sql).await.unwrap().collect().await.unwrap();
+            let ours = pretty_format_batches(&ours.batches).unwrap().to_string();
+            assert!(ours.contains("| 300000 | 300000 |"), "{keys}: {ours}");
+            assert_eq!(
+                ours,
+                pretty_format_batches(&theirs).unwrap().to_string(),
+                "{keys}"
+            );
+        }
     }
 }
