@@ -1153,29 +1153,14 @@ async fn write_points(
         .execute(&mut **tx)
         .await?;
     }
-    // One row per run and key in each statement: Postgres refuses an upsert that touches a
-    // row twice, and batches of one group may log the same run's key.
-    let mut latest: Vec<Vec<(&str, &StoredPoint)>> = Vec::new();
-    let mut seen: Vec<std::collections::HashSet<(&str, &str)>> = Vec::new();
-    for &(run_id, b) in batches {
-        for &i in &b.latest {
-            let p = &b.points[i];
-            let at = seen
-                .iter()
-                .position(|s| !s.contains(&(run_id, p.0.key.as_str())));
-            let at = match at {
-                Some(at) if latest[at].len() < 100 => at,
-                _ => {
-                    latest.push(Vec::new());
-                    seen.push(Default::default());
-                    latest.len() - 1
-                }
-            };
-            seen[at].insert((run_id, p.0.key.as_str()));
-            latest[at].push((run_id, p));
-        }
-    }
-    for chunk in &latest {
+    // Each batch holds one latest point a key. Batches of one group (SQLite only, which
+    // applies a multi-row upsert row by row) may name the same run's key twice; Postgres,
+    // which refuses an upsert touching a row twice, writes one batch at a time.
+    let latest: Vec<(&str, &StoredPoint)> = batches
+        .iter()
+        .flat_map(|&(run_id, b)| b.latest.iter().map(move |&i| (run_id, &b.points[i])))
+        .collect();
+    for chunk in latest.chunks(100) {
         let values = placeholders(chunk.len(), 6);
         let sql = format!(
             "INSERT INTO ml_latest_metrics (run_id, key, value, is_nan, timestamp, step) VALUES {}

@@ -297,8 +297,11 @@ impl Table {
         let total = self.groups.len();
         // Rows in runs of one group (data sorted by its keys) are added a run at a time;
         // rows whose groups change every few rows, one by one.
-        let changes = self.ids.windows(2).filter(|w| w[0] != w[1]).count();
-        let runs = changes * 8 < n;
+        let fast = self
+            .accumulators
+            .iter()
+            .any(|a| matches!(a, Accumulator::Fast(_)));
+        let runs = fast && self.ids.windows(2).filter(|w| w[0] != w[1]).count() * 8 < n;
         for (i, acc) in self.accumulators.iter_mut().enumerate() {
             let acc = match acc {
                 Accumulator::Fast(fast) => {
@@ -811,6 +814,8 @@ struct Short {
     batch: Views,
     /// Longer strings to group ids.
     long: std::collections::HashMap<Box<str>, u32>,
+    /// The bytes of the strings in `long` (kept as they come: `size` runs every batch).
+    long_bytes: usize,
     /// Each group's string (`None`: the group of null keys), in id order.
     keys: Vec<Option<Box<str>>>,
     /// The group of null keys, when one came.
@@ -893,7 +898,7 @@ impl Short {
             + self.batch.size()
             + self.keys.capacity() * 16
             + self.long.capacity() * 24
-            + self.long.keys().map(|k| k.len()).sum::<usize>() * 2
+            + self.long_bytes * 2
     }
 
     /// Group ids of the rows of `key`; false (the groups found may have grown, the ids are
@@ -909,6 +914,7 @@ impl Short {
             inline,
             batch,
             long,
+            long_bytes,
             keys,
             null,
         } = self;
@@ -935,6 +941,7 @@ impl Short {
                             let id = keys.len() as u32;
                             keys.push(Some(text.into()));
                             long.insert(text.into(), id);
+                            *long_bytes += text.len();
                             id
                         }
                     }
