@@ -126,3 +126,27 @@ pub fn json_rows(r: &tarn_query::QueryResult) -> Vec<Vec<serde_json::Value>> {
         })
         .collect()
 }
+
+/// Appends `batches` to the Delta table at `address` as another engine would (Spark, the
+/// `deltalake` package): a commit in the table's log, and nothing told to tarn's catalog.
+pub async fn append_behind_the_catalog(
+    lake: &crate::Lake,
+    address: &str,
+    batches: Vec<arrow::array::RecordBatch>,
+) -> Result<i64, crate::LakeError> {
+    let detail = lake.table(address).await?;
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| crate::LakeError::Usage("no batches to append".into()))?;
+    let outcome = tarn_tables::write_batches(
+        &lake.stores,
+        &detail.record.location,
+        &detail.record.name,
+        batches,
+        &schema,
+        false,
+    )
+    .await?;
+    Ok(outcome.table_version)
+}

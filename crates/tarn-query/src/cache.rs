@@ -111,7 +111,13 @@ impl QueryCache {
             self.too_big(location, version);
             return None;
         }
-        let rows = Arc::new(CachedRows::new(schema, batches, bytes, parts));
+        let rows = Arc::new(CachedRows::new(
+            (location, version),
+            schema,
+            batches,
+            bytes,
+            parts,
+        ));
         let mut s = self.lock();
         let key = (location.to_string(), version);
         s.bytes += bytes;

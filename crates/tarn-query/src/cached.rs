@@ -26,6 +26,9 @@ use std::sync::Arc;
 /// Rows of one table version, split for parallel scans, with each batch's statistics.
 #[derive(Debug)]
 pub(crate) struct CachedRows {
+    /// The table's location and the version these rows are.
+    pub location: String,
+    pub version: i64,
     pub schema: SchemaRef,
     pub partitions: Vec<Vec<RecordBatch>>,
     /// The batches' statistics, partition after partition, batch after batch.
@@ -36,9 +39,10 @@ pub(crate) struct CachedRows {
 }
 
 impl CachedRows {
-    /// `batches` (of `bytes` in memory) spread over `parts` partitions (one batch each in
-    /// turn), with their statistics.
+    /// `batches` of version `version` of the table at `location` (of `bytes` in memory),
+    /// spread over `parts` partitions (one batch each in turn), with their statistics.
     pub fn new(
+        (location, version): (&str, i64),
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
         bytes: usize,
@@ -51,6 +55,8 @@ impl CachedRows {
         }
         let stats = BatchStats::of(&schema, partitions.iter().flatten());
         CachedRows {
+            location: location.to_string(),
+            version,
             schema,
             partitions,
             stats,
@@ -268,7 +274,13 @@ mod tests {
             .collect();
         let cached = SessionContext::new();
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
-        let rows = Arc::new(CachedRows::new(schema.clone(), batches.clone(), bytes, 2));
+        let rows = Arc::new(CachedRows::new(
+            ("file:///t", 0),
+            schema.clone(),
+            batches.clone(),
+            bytes,
+            2,
+        ));
         cached
             .register_table("t", Arc::new(CachedTable(rows)))
             .unwrap();

@@ -77,6 +77,7 @@ pub struct Engine {
     addresses: Arc<Vec<String>>,
     limits: Arc<QueryLimits>,
     plans: Arc<PlanCache>,
+    stores: tarn_tables::Stores,
 }
 
 impl Engine {
@@ -168,6 +169,7 @@ impl Engine {
             addresses: Arc::new(addresses),
             limits,
             plans: Arc::default(),
+            stores,
         }
     }
 
@@ -226,22 +228,15 @@ impl Engine {
         // Parsing runs on a blocking thread of the query runtime (its deep stack, not the
         // caller's), so it never waits for a query thread that a long query keeps busy.
         // Text whose plan is kept, over the same table versions, is not parsed again; the
-        // caller's read permission is checked on it all the same.
-        let kept = self.plans.get(sql, opts.row_limit);
-        let plans = self.plans.clone();
-        let (kept, job, ctx) = match kept {
-            None => (None, job, ctx),
-            // Whether it is current is found by looking the tables up (a log listing each).
-            Some(plan) => deadline
-                .wait(crate::pool::runtime().spawn(async move {
-                    let current = plan.current(&ctx).await;
-                    if !current {
-                        plans.forget(&job.sql, job.row_limit);
-                    }
-                    (current.then_some(plan), job, ctx)
-                }))
-                .await?
-                .map_err(|_| QueryError::Output("the query stopped before it was read".into()))?,
+        // caller's read permission is checked on it all the same. Whether it is current is
+        // one look-up of a file per table, made here without a hop to the query runtime.
+        let kept = match self.plans.get(sql, opts.row_limit) {
+            Some(plan) if deadline.wait(plan.current(&self.stores)).await? => Some(plan),
+            Some(_) => {
+                self.plans.forget(sql, opts.row_limit);
+                None
+            }
+            None => None,
         };
         let (parsed, job, ctx) = match kept {
             Some(plan) => {
@@ -267,6 +262,12 @@ impl Engine {
             .expect("the query slots are never closed");
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, QueryError>>(2);
         let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
+        // A kept plan's columns are known: the caller waits for its first batch only, not for
+        // the query to start (one wake-up fewer); a failure to start comes as the first item.
+        let known = match &statement {
+            Prepared::Kept(plan) => Some(plan.schema.clone()),
+            Prepared::Parsed(_) => None,
+        };
         let handle = crate::pool::runtime().spawn(async move {
             let _permit = permit;
             let stream = async {
@@ -293,13 +294,15 @@ impl Engine {
             .await;
             let mut stream = match stream {
                 Ok((schema, stream)) => {
-                    if schema_tx.send(Ok(schema)).is_err() {
-                        return;
-                    }
+                    // The caller is gone, or knew the columns already: the first batch it
+                    // is sent tells.
+                    let _ = schema_tx.send(Ok(schema));
                     stream
                 }
                 Err(e) => {
-                    let _ = schema_tx.send(Err(e));
+                    if let Err(Err(e)) = schema_tx.send(Err(e)) {
+                        let _ = tx.send(Err(e)).await;
+                    }
                     return;
                 }
             };
@@ -311,10 +314,13 @@ impl Engine {
             }
         });
         let abort = crate::pool::AbortOnDrop(handle.abort_handle(), cancelled);
-        let schema = deadline
-            .wait(schema_rx)
-            .await?
-            .map_err(|_| QueryError::Output("the query stopped before it answered".into()))??;
+        let schema = match known {
+            Some(schema) => schema,
+            None => deadline
+                .wait(schema_rx)
+                .await?
+                .map_err(|_| QueryError::Output("the query stopped before it answered".into()))??,
+        };
         // The stream owns `abort`: dropping it (or the deadline passing) stops the query.
         let rows = futures::stream::unfold(
             (rx, abort, false),

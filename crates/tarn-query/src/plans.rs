@@ -3,9 +3,9 @@
 //! often more than running it over rows already in memory. An engine keeps the physical plans
 //! of its last [`PLANS`] distinct texts (with their row limit) and runs one again, reset, when
 //! every table it reads is still the version whose rows are cached (texts up to
-//! [`PLAN_TEXT`] bytes): the tables are looked up
-//! as planning would (one Delta log listing each), so a commit since, or rows dropped from
-//! the cache, plans the text afresh. Plans over rows the cache has let go are dropped, so
+//! [`PLAN_TEXT`] bytes): each table's log is asked for the commit after that version (one
+//! look-up of a file), so a commit since, or rows dropped from the cache, plans the text
+//! afresh. Plans over rows the cache has let go are dropped, so
 //! kept plans hold no rows beyond the cache's budget.
 //!
 //! Kept only when running the plan again answers as planning it again would: every scan reads
@@ -20,7 +20,6 @@ use deltalake::datafusion::catalog::TableProvider;
 use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use deltalake::datafusion::common::{Result, TableReference};
 use deltalake::datafusion::datasource::source_as_provider;
-use deltalake::datafusion::execution::context::SessionContext;
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use deltalake::datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use deltalake::datafusion::physical_plan::execution_plan::reset_plan_states;
@@ -90,16 +89,17 @@ impl CachedPlan {
         })
     }
 
-    /// Whether every table the plan scans is still the cached version it was planned on.
-    pub(crate) async fn current(&self, ctx: &SessionContext) -> bool {
-        for (name, rows) in &self.scans {
-            let Ok(provider) = ctx.table_provider(name.clone()).await else {
+    /// Whether every table the plan scans is still the cached version it was planned on: its
+    /// rows are still cached, and its log holds no newer commit (one look-up of the next
+    /// commit's file each; an engine's tables keep their locations for its whole life, since
+    /// a changed catalog makes a new engine).
+    pub(crate) async fn current(&self, stores: &tarn_tables::Stores) -> bool {
+        for (_, rows) in &self.scans {
+            if rows.is_evicted()
+                || tarn_tables::has_commit(stores, &rows.location, rows.version + 1).await
+                    != Some(false)
+            {
                 return false;
-            };
-            let p: &dyn TableProvider = provider.as_ref();
-            match p.downcast_ref::<CachedTable>() {
-                Some(t) if Arc::ptr_eq(&t.0, rows) => {}
-                _ => return false,
             }
         }
         true

@@ -243,9 +243,13 @@ async fn delta_provider(
         || DataFusionError::Plan(format!("table {} has no Delta log at {loc}", record.name));
     let table = match (version, cache.table(loc)) {
         (None, Some(mut t)) => {
-            // One listing of the log finds commits made since the table was opened.
-            t.update_incremental(None).await.map_err(delta)?;
-            cache.put_table(loc, t.clone());
+            // Whether anything was committed since the table was opened is one look-up of
+            // the next commit's file; only then is the log listed to bring it up to date.
+            let next = t.version().map(|v| v as i64).unwrap_or(-1) + 1;
+            if tarn_tables::has_commit(stores, loc, next).await != Some(false) {
+                t.update_incremental(None).await.map_err(delta)?;
+                cache.put_table(loc, t.clone());
+            }
             t
         }
         (None, None) => {

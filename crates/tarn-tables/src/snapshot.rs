@@ -194,6 +194,35 @@ pub async fn snapshot(stores: &Stores, table_url: &str) -> Option<Snapshot> {
     })
 }
 
+/// Whether the log of the Delta table at `table_url` holds the commit of `version`: one
+/// look-up of its file (a `stat`, or a HEAD on a bucket). Commits are numbered without gaps,
+/// so a table read at version `v` is still current when `v + 1` is not there: the cheap way
+/// for a long-lived reader to learn that nothing was committed since. `None` when it cannot
+/// tell (a store it does not know, or a failing look-up).
+pub async fn has_commit(stores: &Stores, table_url: &str, version: i64) -> Option<bool> {
+    let url = Url::parse(table_url.trim_end_matches('/')).ok()?;
+    let name = format!("{:020}.json", u64::try_from(version).ok()?);
+    if url.scheme() == "file" {
+        let file = url.to_file_path().ok()?.join("_delta_log").join(name);
+        return match std::fs::metadata(&file) {
+            Ok(_) => Some(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+            Err(_) => None,
+        };
+    }
+    let store = stores.store_for(&url)?;
+    let file = Path::from_url_path(url.path())
+        .ok()?
+        .join("_delta_log")
+        .join(name);
+    use deltalake::logstore::object_store::ObjectStoreExt;
+    match store.head(&file).await {
+        Ok(_) => Some(true),
+        Err(deltalake::logstore::object_store::Error::NotFound { .. }) => Some(false),
+        Err(_) => None,
+    }
+}
+
 /// The version of a commit file's name (`00000000000000000007.json`), or `None`.
 fn commit_version(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".json")?;

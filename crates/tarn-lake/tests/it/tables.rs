@@ -585,6 +585,61 @@ async fn kept_plans_answer_as_planning_afresh(deployment: Deployment) {
     assert_eq!(cached.engine().await.unwrap().plans_kept(), kept);
 }
 
+/// A commit that tarn's catalog never hears of (another engine appending to the Delta table)
+/// is seen by the next query all the same: by a text whose plan is kept (the log is asked for
+/// the commit after the cached version) and by one planned every time (the open table is
+/// brought up to date); the text is then kept again, over the new version.
+async fn kept_plans_see_commits_made_behind_the_catalog(deployment: Deployment) {
+    use arrow::array::{RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let (_dir, lake) = lake_with(deployment, "airlines").await;
+    let cached = lake.clone().with_row_cache(64 << 20);
+    let kept = "SELECT count(*) AS n, max(carrier) AS last FROM flights.trusted.airlines";
+    // A subquery: planned every time (see `kept_plans_answer_as_planning_afresh`).
+    let planned = "SELECT count(*) FROM flights.trusted.airlines WHERE carrier IN (SELECT carrier FROM flights.trusted.airlines)";
+    for _ in 0..4 {
+        assert_eq!(scalar(&cached, kept).await, "16");
+        assert_eq!(scalar(&cached, planned).await, "16");
+    }
+    let engine = cached.engine().await.unwrap();
+    assert_eq!(engine.plans_kept(), 1);
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("carrier", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let rows = RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(StringArray::from(vec!["ZY", "ZZ"])),
+            std::sync::Arc::new(StringArray::from(vec!["Y Air", "Z Air"])),
+        ],
+    )
+    .unwrap();
+    let version = tarn_lake::testing::append_behind_the_catalog(
+        &lake,
+        "flights.trusted.airlines",
+        vec![rows],
+    )
+    .await
+    .unwrap();
+    assert_eq!(version, 1);
+    // The catalog did not change: the same engine, with the same kept plan, answers.
+    assert!(std::sync::Arc::ptr_eq(
+        &engine,
+        &cached.engine().await.unwrap()
+    ));
+    for run in 0..3 {
+        let r = cached.sql(kept, &Default::default()).await.unwrap();
+        assert_eq!(
+            tarn_lake::testing::json_rows(&r),
+            vec![vec![serde_json::json!(18), serde_json::json!("ZZ")]],
+            "run {run}"
+        );
+        assert_eq!(scalar(&cached, planned).await, "18", "run {run}");
+    }
+    assert_eq!(engine.plans_kept(), 1);
+}
+
 /// Plans kept over rows the row cache has let go are let go too: kept plans never hold rows
 /// beyond the cache's budget, and the text is answered from the files again.
 async fn kept_plans_let_go_of_rows_the_cache_lets_go(deployment: Deployment) {
@@ -629,5 +684,6 @@ crate::on_every_backend!(
     the_row_cache_keeps_what_fits_and_nothing_bigger,
     cached_rows_skip_the_batches_a_filter_rules_out,
     kept_plans_answer_as_planning_afresh,
+    kept_plans_see_commits_made_behind_the_catalog,
     kept_plans_let_go_of_rows_the_cache_lets_go
 );
