@@ -106,11 +106,7 @@ impl Engine {
     ) -> Self {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2),
-            );
+            .with_target_partitions(crate::schema::parallelism());
         // A file of a megabyte or more is split between the cores by byte ranges (row groups):
         // a table is often one file, and DataFusion's default (10 MB) read it on one core.
         config.options_mut().optimizer.repartition_file_min_size = 1024 * 1024;
@@ -123,9 +119,12 @@ impl Engine {
         }
         // Aggregations grouped by small integers index their groups without hashing, and
         // every scan is wrapped so that a cancelled query stops at its next batch.
+        let runtime =
+            Arc::new(deltalake::datafusion::execution::runtime_env::RuntimeEnv::default());
         let ctx = SessionContext::new_with_state(
             deltalake::datafusion::execution::session_state::SessionStateBuilder::new()
                 .with_config(config)
+                .with_runtime_env(runtime.clone())
                 .with_default_features()
                 .with_physical_optimizer_rule(Arc::new(crate::small_groups::SmallGroups))
                 .with_physical_optimizer_rule(Arc::new(crate::cancel::WrapScans))
@@ -157,6 +156,7 @@ impl Engine {
                         tables,
                         cache: cache.clone(),
                         stores: stores.clone(),
+                        runtime: runtime.clone(),
                     }),
                 )
                 .expect("memory catalog accepts schemas");

@@ -16,6 +16,7 @@ use deltalake::datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use deltalake::datafusion::error::{DataFusionError, Result};
+use deltalake::datafusion::execution::runtime_env::RuntimeEnv;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tarn_metadata::TableRecord;
@@ -27,6 +28,8 @@ pub(crate) struct LayerSchema {
     pub cache: Arc<QueryCache>,
     /// Where the lake's tables are stored.
     pub stores: tarn_tables::Stores,
+    /// The engine's runtime: its object stores and its Parquet footer cache.
+    pub runtime: Arc<RuntimeEnv>,
 }
 
 #[async_trait]
@@ -49,7 +52,7 @@ impl SchemaProvider for LayerSchema {
                 record.format
             )));
         }
-        provider(&self.stores, record, version, &self.cache)
+        provider(&self.stores, record, version, &self.cache, &self.runtime)
             .await
             .map(Some)
     }
@@ -66,9 +69,10 @@ pub(crate) async fn provider(
     record: &TableRecord,
     version: Option<i64>,
     cache: &QueryCache,
+    runtime: &Arc<RuntimeEnv>,
 ) -> Result<Arc<dyn TableProvider>> {
     if record.format == "delta" {
-        return delta_provider(stores, record, version, cache).await;
+        return delta_provider(stores, record, version, cache, runtime).await;
     }
     let p = &record.parameters;
     let gzip = p.get("compression").map(|c| c == "gzip").unwrap_or(false);
@@ -235,6 +239,7 @@ async fn delta_provider(
     record: &TableRecord,
     version: Option<i64>,
     cache: &QueryCache,
+    runtime: &Arc<RuntimeEnv>,
 ) -> Result<Arc<dyn TableProvider>> {
     let ext = |e: tarn_tables::TablesError| DataFusionError::External(Box::new(e));
     let delta = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
@@ -262,6 +267,7 @@ async fn delta_provider(
                     (Some(rows), _) => return Ok(Arc::new(CachedTable(rows))),
                     (None, false) => {
                         if let Some(t) = crate::snapshot::SnapshotTable::new(snapshot) {
+                            t.prefetch_footers(runtime, parallelism());
                             return Ok(Arc::new(t));
                         }
                     }
@@ -303,9 +309,7 @@ async fn delta_provider(
                 }
             }
             drop(rows);
-            let parts = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2);
+            let parts = parallelism();
             cache.put_rows(loc, v, provider.schema(), batches, parts)
         }
         (None, false) => None,
@@ -315,6 +319,13 @@ async fn delta_provider(
         Some(r) => Ok(Arc::new(CachedTable(r))),
         None => Ok(table.table_provider().await?),
     }
+}
+
+/// The cores queries run on: an engine's target partitions.
+pub(crate) fn parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 fn partition_type(t: &str) -> DataType {

@@ -16,6 +16,7 @@ use deltalake::datafusion::datasource::physical_plan::{FileGroup, FileScanConfig
 use deltalake::datafusion::datasource::table_schema::TableSchema;
 use deltalake::datafusion::error::Result;
 use deltalake::datafusion::execution::object_store::ObjectStoreUrl;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnv;
 use deltalake::datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use deltalake::datafusion::physical_plan::empty::EmptyExec;
 use deltalake::datafusion::physical_plan::ExecutionPlan;
@@ -225,6 +226,43 @@ impl TableProvider for SnapshotTable {
 }
 
 impl SnapshotTable {
+    /// Starts reading, in the background, the footer of the first file each of `parts` scan
+    /// partitions will open, into `runtime`'s Parquet metadata cache (the one the scan reads
+    /// footers through). Planning takes longer than a footer read and runs on one core while
+    /// another would wait, so the scan's partitions find the footers they open with in the
+    /// cache, and a file split between partitions by byte ranges has its footer read once,
+    /// not once per part. A footer still on its way when a partition opens its file is read
+    /// again by the partition, and a failed read is left for the partition to report.
+    pub(crate) fn prefetch_footers(&self, runtime: &Arc<RuntimeEnv>, parts: usize) {
+        use deltalake::datafusion::config::TableParquetOptions;
+        use deltalake::datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+        let (Ok(store), Ok(handle)) = (
+            runtime.object_store(&self.store_url),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        let hint = TableParquetOptions::default().global.metadata_size_hint;
+        let mut firsts: Vec<ObjectMeta> = FileGroup::new(self.files.clone())
+            .split_files(parts.max(1))
+            .iter()
+            .filter_map(|g| g.files().first().map(|f| f.object_meta.clone()))
+            .collect();
+        firsts.dedup_by(|a, b| a.location == b.location);
+        for meta in firsts {
+            let (store, cache, on) = (store.clone(), cache.clone(), handle.clone());
+            // A blocking-pool thread: a task spawned from the planning task would wait in
+            // its worker's own slot until planning yields.
+            handle.spawn_blocking(move || {
+                let read = DFParquetMetadata::new(store.as_ref(), &meta)
+                    .with_file_metadata_cache(Some(cache))
+                    .with_metadata_size_hint(hint);
+                let _ = on.block_on(read.fetch_metadata());
+            });
+        }
+    }
+
     /// Statistics over `schema`'s columns: the row count every file's statistics add up to
     /// (exact: no file has deleted rows), nothing on the columns.
     fn statistics_of(&self, schema: &Schema) -> Statistics {
@@ -397,6 +435,155 @@ mod tests {
                 .await
                 .is_none(),
             "a checkpointed log is left to delta-rs"
+        );
+    }
+
+    /// Local files, counting the reads that end at a file's end (its footer).
+    #[derive(Debug)]
+    struct Footers {
+        inner: Arc<dyn ObjectStore>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::fmt::Display for Footers {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Footers({})", self.inner)
+        }
+    }
+
+    use deltalake::logstore::object_store::{
+        path::Path, CopyOptions, GetOptions, GetRange, GetResult, ListResult, MultipartUpload,
+        ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+        Result as StoreResult,
+    };
+    use futures::stream::BoxStream;
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Footers {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> StoreResult<PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> StoreResult<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> StoreResult<GetResult> {
+            let size = std::fs::metadata(format!("/{location}"))
+                .map(|m| m.len())
+                .ok();
+            let tail = match &options.range {
+                Some(GetRange::Suffix(_)) => true,
+                Some(GetRange::Bounded(r)) => Some(r.end) == size,
+                _ => false,
+            };
+            if tail && location.as_ref().ends_with(".parquet") {
+                self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, StoreResult<Path>>,
+        ) -> BoxStream<'static, StoreResult<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, StoreResult<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> StoreResult<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> StoreResult<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// The footer of a table's file, split between two partitions by byte ranges, is read
+    /// once, ahead of the scan, into the cache the scan opens its file through: the scan's
+    /// partitions read no footer of their own, and answer as delta-rs does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scan_finds_its_footer_read_ahead() {
+        use deltalake::datafusion::execution::runtime_env::RuntimeEnv;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::create_dir_all(&path).unwrap();
+        let url = url::Url::from_directory_path(&path).unwrap();
+        let location = url.as_str().trim_end_matches('/').to_string();
+        let table = DeltaTableBuilder::from_url(url.clone())
+            .unwrap()
+            .build()
+            .unwrap()
+            .write(vec![batch(0, 200_000, false)])
+            .await
+            .unwrap();
+        let ours = SnapshotTable::new(
+            tarn_tables::snapshot(&tarn_tables::Stores::local(), &location)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ours.files.len(), 1);
+        let footers = Arc::new(Footers {
+            inner: Arc::new(deltalake::logstore::object_store::local::LocalFileSystem::new()),
+            reads: Default::default(),
+        });
+        let runtime = Arc::new(RuntimeEnv::default());
+        runtime.register_object_store(&url::Url::parse("file://").unwrap(), footers.clone());
+        ours.prefetch_footers(&runtime, 2);
+        let file = ours.files[0].object_meta.location.clone();
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        let started = std::time::Instant::now();
+        while cache.get(&file).is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the footer is never read ahead into the scan's cache"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(footers.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let mut config = SessionConfig::new().with_target_partitions(2);
+        config.options_mut().optimizer.repartition_file_min_size = 0;
+        let ctx = SessionContext::new_with_state(
+            deltalake::datafusion::execution::session_state::SessionStateBuilder::new()
+                .with_config(config)
+                .with_runtime_env(runtime)
+                .with_default_features()
+                .build(),
+        );
+        ctx.register_table("t", Arc::new(ours)).unwrap();
+        let sql = "SELECT sum(amount), count(note), max(region) FROM t";
+        let plan = ctx
+            .sql(&format!("EXPLAIN {sql}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let plan = pretty_format_batches(&plan).unwrap().to_string();
+        assert!(plan.contains("2 groups"), "the file is split: {plan}");
+        let got = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let theirs = SessionContext::new();
+        theirs
+            .register_table("t", table.table_provider().await.unwrap())
+            .unwrap();
+        let want = theirs.sql(sql).await.unwrap().collect().await.unwrap();
+        assert_eq!(
+            pretty_format_batches(&got).unwrap().to_string(),
+            pretty_format_batches(&want).unwrap().to_string()
+        );
+        assert_eq!(
+            footers.reads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the partitions read the footer again"
         );
     }
 }
