@@ -41,15 +41,14 @@ impl Lake {
     pub(crate) async fn visible_tables_stamped(
         &self,
     ) -> Result<(Vec<(String, String, TableRecord)>, String), LakeError> {
-        let dbs = self.meta.catalog().databases().await?;
-        let tables = self.meta.catalog().tables().await?;
-        let stamp = tarn_metadata::stamp_of(&tables);
-        let mut out = Vec::new();
-        for t in tables {
-            if let Some(db) = dbs.iter().find(|d| d.name == t.database) {
-                out.push((db.domain.clone(), db.layer.clone(), t));
-            }
-        }
+        let zoned = self.meta.catalog().tables_in_zones().await?;
+        // The stamp counts every table, as the store's own does, a table whose database is
+        // gone included (it is not visible).
+        let stamp = tarn_metadata::stamp_of(zoned.iter().map(|(_, t)| t));
+        let out = zoned
+            .into_iter()
+            .filter_map(|(zone, t)| zone.map(|(domain, layer)| (domain, layer, t)))
+            .collect();
         Ok((out, stamp))
     }
 

@@ -182,10 +182,15 @@ pub struct TableDraft {
 const TABLE_COLUMNS: &str = "id, database_name, name, location, format, columns, partition_keys, parameters, version, row_count, delta_version, created_at, updated_at";
 
 /// The catalog's stamp ([`Catalog::catalog_stamp`]) from every table it holds, as read by
-/// [`Catalog::tables`]: a cache filled from that list keys it without a second query.
-pub fn stamp_of(tables: &[TableRecord]) -> String {
-    let newest = tables.iter().map(|t| t.updated_at.as_str()).max();
-    format!("{}:{}", tables.len(), newest.unwrap_or(""))
+/// [`Catalog::tables`] (or [`Catalog::tables_in_zones`]): a cache filled from that list keys
+/// it without a second query.
+pub fn stamp_of<'a>(tables: impl IntoIterator<Item = &'a TableRecord>) -> String {
+    let (mut n, mut newest) = (0usize, "");
+    for t in tables {
+        n += 1;
+        newest = newest.max(t.updated_at.as_str());
+    }
+    format!("{n}:{newest}")
 }
 
 impl Catalog<'_> {
@@ -256,6 +261,37 @@ impl Catalog<'_> {
         .fetch_all(&self.store.pool)
         .await?;
         Ok(rows)
+    }
+
+    /// Every table, ordered by database and name, with its database's domain and layer
+    /// (`None` when its database is gone): what [`Catalog::databases`] and [`Catalog::tables`]
+    /// answer together, in one query (a query engine over the catalog is made from it).
+    pub async fn tables_in_zones(
+        &self,
+    ) -> Result<Vec<(Option<(String, String)>, TableRecord)>, MetadataError> {
+        #[derive(sqlx::FromRow)]
+        struct Zoned {
+            zone_domain: Option<String>,
+            zone_layer: Option<String>,
+            #[sqlx(flatten)]
+            table: TableRecord,
+        }
+        let columns: Vec<String> = TABLE_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c} AS {c}"))
+            .collect();
+        let rows = sqlx::query_as::<_, Zoned>(&format!(
+            "SELECT d.domain AS zone_domain, d.layer AS zone_layer, {} \
+             FROM catalog_tables t LEFT JOIN catalog_databases d ON d.name = t.database_name \
+             ORDER BY t.database_name, t.name",
+            columns.join(", ")
+        ))
+        .fetch_all(&self.store.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.zone_domain.zip(r.zone_layer), r.table))
+            .collect())
     }
 
     /// Registers a table, or evolves it: a new catalog version when its columns or partition
@@ -665,6 +701,16 @@ mod tests {
         assert!(stamp.starts_with("2:"), "{stamp}");
         assert_eq!(super::stamp_of(&tables), stamp, "{backend:?}");
         assert_eq!(super::stamp_of(&[]), "0:");
+        // The tables with their zones, in one query: the same tables, each with its
+        // database's domain and layer.
+        let zoned = store.catalog().tables_in_zones().await.unwrap();
+        assert_eq!(
+            zoned.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(),
+            tables
+        );
+        assert!(zoned
+            .iter()
+            .all(|(z, _)| z == &Some(("flights".to_string(), "raw".to_string()))));
         store
             .catalog()
             .put_partition(
