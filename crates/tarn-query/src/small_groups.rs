@@ -1334,4 +1334,112 @@ mod tests {
             );
         }
     }
+
+    /// Under a memory pool too small for its groups, the partial stage (grouped by a short
+    /// string key) gives its groups out early and starts again, batch after batch: the
+    /// partial states it answers hold some groups more than once, and merged they are
+    /// exactly the groups and aggregates DataFusion answers with memory to spare.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pool_too_small_for_the_groups_gives_them_out_early_and_loses_none() {
+        use deltalake::arrow::array::RecordBatch;
+        use deltalake::arrow::datatypes::{Field, Schema};
+        use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use deltalake::datafusion::datasource::MemTable;
+        use deltalake::datafusion::execution::memory_pool::GreedyMemoryPool;
+        use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        use deltalake::datafusion::execution::session_state::SessionStateBuilder;
+        use deltalake::datafusion::execution::TaskContext;
+        use deltalake::datafusion::physical_plan::{collect, ExecutionPlan};
+        use deltalake::datafusion::prelude::SessionConfig;
+        use std::sync::Arc;
+        let rows = "SELECT arrow_cast(CAST(a % 5000 AS VARCHAR), 'Utf8View') AS k, a \
+                    FROM generate_series(1, 60000) t(a)";
+        let ctx = SessionContext::new_with_state(
+            SessionStateBuilder::new()
+                .with_config(SessionConfig::new().with_target_partitions(2))
+                .with_default_features()
+                .with_physical_optimizer_rule(Arc::new(super::SmallGroups))
+                .build(),
+        );
+        let plan = ctx
+            .sql(&format!(
+                "SELECT k, count(*), sum(a), min(a) FROM ({rows}) GROUP BY k"
+            ))
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut partial: Option<Arc<dyn ExecutionPlan>> = None;
+        plan.apply(|node| {
+            if node.name() == "SmallGroupsExec" {
+                partial = Some(node.clone());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        let partial = partial.expect("the partial stage is the small-groups operator");
+        let tight = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(32 * 1024)))
+            .build_arc()
+            .unwrap();
+        let states = collect(
+            partial,
+            Arc::new(TaskContext::default().with_runtime(tight)),
+        )
+        .await
+        .unwrap();
+        let given: usize = states.iter().map(|b| b.num_rows()).sum();
+        assert!(
+            states.len() > 2 && given > 5000,
+            "{} batches, {given} partial groups: the groups were never given out early",
+            states.len()
+        );
+        // The partial states, merged as the final stage merges them.
+        let schema = Arc::new(Schema::new(
+            ["k", "n", "s", "lo"]
+                .iter()
+                .zip(states[0].schema().fields())
+                .map(|(name, f)| Field::new(*name, f.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let states: Vec<RecordBatch> = states
+            .into_iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).unwrap())
+            .collect();
+        let merged = SessionContext::new();
+        merged
+            .register_table(
+                "p",
+                Arc::new(MemTable::try_new(schema, vec![states]).unwrap()),
+            )
+            .unwrap();
+        let ours = merged
+            .sql("SELECT k, sum(n) AS n, sum(s) AS s, min(lo) AS lo FROM p GROUP BY k ORDER BY k")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let theirs = SessionContext::new()
+            .sql(&format!(
+                "SELECT k, count(*) AS n, sum(a) AS s, min(a) AS lo FROM ({rows}) GROUP BY k ORDER BY k"
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let (ours, theirs) = (
+            pretty_format_batches(&ours).unwrap().to_string(),
+            pretty_format_batches(&theirs).unwrap().to_string(),
+        );
+        assert_eq!(ours.lines().count(), 5000 + 4);
+        let differ = ours.lines().zip(theirs.lines()).find(|(a, b)| a != b);
+        assert_eq!(
+            differ, None,
+            "merged partial states against DataFusion's answer"
+        );
+    }
 }
