@@ -11,8 +11,9 @@
 //! Kept only when running the plan again answers as planning it again would: every scan reads
 //! cached rows (whose version is checked), no function depends on the time or on chance
 //! (`now()`, `random()`: planning folds the time in), no operator keeps state that a reset
-//! does not clear (dynamic filters pushed into a scan; joins and other operators outside the
-//! list in [`resettable`]), and no `EXPLAIN`.
+//! does not clear (dynamic filters pushed into a scan; operators outside the list in
+//! [`resettable`], such as sort-merge and nested-loop joins; a hash join's reset builds its
+//! joined side anew), and no `EXPLAIN`.
 
 use crate::cached::{CachedRows, CachedTable};
 use deltalake::arrow::datatypes::SchemaRef;
@@ -136,11 +137,15 @@ fn immutable(e: &Expr) -> bool {
 }
 
 /// Whether every operator of `plan` is one that runs again as new once reset, and none but
-/// a sort holds a dynamic filter (a scan given one by a join or a top-N sort would keep the
-/// last run's; cached rows' scans take none, so a top-N sort's filter is its own).
+/// a sort or a hash join holds a dynamic filter (a scan given one by a join or a top-N sort
+/// would keep the last run's; cached rows' scans take none, so the filter is the sort's or
+/// the join's own, which their resets make anew or drop).
 fn resettable(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    const OPERATORS: [&str; 19] = [
+    const OPERATORS: [&str; 20] = [
         "ProjectionExec",
+        // Its reset forgets the built side and its dynamic filter (a scan handed that filter
+        // is refused below).
+        "HashJoinExec",
         "FilterExec",
         "AggregateExec",
         "SmallGroupsExec",
@@ -166,8 +171,9 @@ fn resettable(plan: &Arc<dyn ExecutionPlan>) -> bool {
             ok = false;
             return Ok(TreeNodeRecursion::Stop);
         }
-        // A top-N sort makes a dynamic filter of its own, which its reset makes anew.
-        if node.name().starts_with("SortExec") {
+        // A top-N sort makes a dynamic filter of its own, which its reset makes anew; a hash
+        // join's reset drops its own (the scans below it are still looked at).
+        if node.name().starts_with("SortExec") || node.name() == "HashJoinExec" {
             return Ok(TreeNodeRecursion::Continue);
         }
         node.apply_expressions(&mut |e| {
