@@ -106,7 +106,7 @@ impl Engine {
     ) -> Self {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(crate::schema::parallelism());
+            .with_target_partitions(crate::pool::parallelism());
         // A file of a megabyte or more is split between the cores by byte ranges (row groups):
         // a table is often one file, and DataFusion's default (10 MB) read it on one core.
         config.options_mut().optimizer.repartition_file_min_size = 1024 * 1024;

@@ -51,9 +51,7 @@ impl Default for QueryLimits {
             256,
             10_000,
             2 * 1024 * 1024 * 1024,
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            crate::pool::parallelism(),
         )
     }
 }

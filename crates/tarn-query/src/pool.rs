@@ -11,16 +11,19 @@ use std::sync::OnceLock;
 /// Stack of each query thread: reserved address space, touched only as deep as a query goes.
 const STACK_BYTES: usize = 256 * 1024 * 1024;
 
+/// The cores queries run on: the query runtime's threads, and an engine's target partitions.
+pub(crate) fn parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
 /// The process's query runtime, started on first use with one thread per core.
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2),
-            )
+            .worker_threads(parallelism())
             .thread_name("tarn-query")
             .thread_stack_size(STACK_BYTES)
             .on_thread_start(yield_cpu_to_requests)

@@ -267,7 +267,7 @@ async fn delta_provider(
                     (Some(rows), _) => return Ok(Arc::new(CachedTable(rows))),
                     (None, false) => {
                         if let Some(t) = crate::snapshot::SnapshotTable::new(snapshot) {
-                            t.prefetch_footers(runtime, parallelism());
+                            t.prefetch_footers(runtime, crate::pool::parallelism());
                             return Ok(Arc::new(t));
                         }
                     }
@@ -309,7 +309,7 @@ async fn delta_provider(
                 }
             }
             drop(rows);
-            let parts = parallelism();
+            let parts = crate::pool::parallelism();
             cache.put_rows(loc, v, provider.schema(), batches, parts)
         }
         (None, false) => None,
@@ -319,13 +319,6 @@ async fn delta_provider(
         Some(r) => Ok(Arc::new(CachedTable(r))),
         None => Ok(table.table_provider().await?),
     }
-}
-
-/// The cores queries run on: an engine's target partitions.
-pub(crate) fn parallelism() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
 }
 
 fn partition_type(t: &str) -> DataType {
