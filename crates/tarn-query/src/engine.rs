@@ -512,7 +512,12 @@ fn check_reads(
 }
 
 /// Turns an engine message into a SQL error pointing at its place in the query.
-fn locate(addresses: &[String], sql: &str, message: String) -> QueryError {
+fn locate(addresses: &[String], sql: &str, mut message: String) -> QueryError {
+    // A backtrace the Delta kernel appends when `RUST_BACKTRACE` is set is for developers,
+    // not for the answer: the cause before it is kept.
+    if let Some(at) = message.find("\n   0: ") {
+        message.truncate(at);
+    }
     let mut message = message
         .trim_start_matches("SQL error: ")
         .trim_start_matches("Error during planning: ")
@@ -642,6 +647,19 @@ fn check_read_only(statement: &DFStatement) -> Result<(), QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message with a backtrace appended (the Delta kernel's, under `RUST_BACKTRACE`) is
+    /// answered with its cause alone.
+    #[test]
+    fn backtraces_never_reach_the_answer() {
+        let message = "External error: Kernel error: Json error: Truncated record\n   0: with_backtrace\n             at src/error.rs:482:25\n   1: core::ops".to_string();
+        let err = locate(&[], "SELECT 1", message).to_string();
+        assert!(err.contains("Json error: Truncated record"), "{err}");
+        assert!(
+            !err.contains("with_backtrace") && !err.contains("   0: "),
+            "{err}"
+        );
+    }
 
     /// `EXPLAIN` and `EXPLAIN ANALYZE` answer under a row limit (what the HTTP API always
     /// sets), as without one.

@@ -252,7 +252,7 @@ async fn delta_provider(
             // the next commit's file; only then is the log listed to bring it up to date.
             let next = t.version().map(|v| v as i64).unwrap_or(-1) + 1;
             if tarn_tables::has_commit(stores, loc, next).await != Some(false) {
-                t.update_incremental(None).await.map_err(delta)?;
+                tarn_tables::update(&mut t, loc).await.map_err(ext)?;
                 cache.put_table(loc, t.clone());
             }
             t

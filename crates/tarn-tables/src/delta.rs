@@ -150,15 +150,28 @@ pub async fn open(
             table: table_url.to_string(),
             version: v as i64,
         }),
-        Err(source) => Err(TablesError::Open {
-            table: match broken_commit(table_url) {
-                Some(file) => {
-                    format!("{table_url} (its commit {file} is not valid JSON: cut short?)")
-                }
-                None => table_url.to_string(),
-            },
-            source: Box::new(source),
-        }),
+        Err(source) => Err(unreadable(table_url, source)),
+    }
+}
+
+/// Brings a table opened by [`open`] up to its latest version (the commits since, read from
+/// its log); a log it cannot read is named as [`open`] names it.
+pub async fn update(table: &mut DeltaTable, table_url: &str) -> Result<(), TablesError> {
+    table
+        .update_incremental(None)
+        .await
+        .map_err(|source| unreadable(table_url, source))
+}
+
+/// The error of a table whose log does not read: the table, the commit file that is not JSON
+/// when one is not, and the cause without its backtrace.
+fn unreadable(table_url: &str, source: DeltaTableError) -> TablesError {
+    TablesError::Open {
+        table: match broken_commit(table_url) {
+            Some(file) => format!("{table_url} (its commit {file} is not valid JSON: cut short?)"),
+            None => table_url.to_string(),
+        },
+        source: Box::new(source),
     }
 }
 

@@ -28,9 +28,9 @@ pub use contract::{
 };
 pub use delta::{
     append_once, commit_txn, count_rows, data_files, delete_where, history, load, loads_since,
-    open, retry_conflicts, roll_back, txn_version, write_batches, write_stream, BatchSource,
-    Committed, CommittedLoad, DataFile, HistoryEntry, LoadMode, LoadOutcome, LoadRequest,
-    StreamWrite,
+    open, retry_conflicts, roll_back, txn_version, update, write_batches, write_stream,
+    BatchSource, Committed, CommittedLoad, DataFile, HistoryEntry, LoadMode, LoadOutcome,
+    LoadRequest, StreamWrite,
 };
 pub use deltalake::DeltaTable;
 pub use error::TablesError;

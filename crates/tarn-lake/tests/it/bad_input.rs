@@ -320,6 +320,46 @@ async fn a_truncated_commit_is_named_with_its_table_and_file() {
     assert!(names_the_commit(&err), "{err}");
 }
 
+/// A commit cut short while a long-lived process (a server) holds the table open and its rows
+/// cached: the process's next query names the table and the file, without a backtrace, as a
+/// fresh process's does; once the file is whole again it answers with the commit's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cut_short_is_named_to_a_long_lived_process() {
+    let (dir, lake) = lake(Deployment::Embedded, FLIGHTS_YML, &[]).await;
+    let csv = dir.path().join("a.csv");
+    for rows in ["id,v\n1,a\n", "id,v\n2,b\n"] {
+        std::fs::write(&csv, rows).unwrap();
+        lake.load(&load_args(csv.to_str().unwrap())).await.unwrap();
+    }
+    let server = lake.clone().with_row_cache(64 << 20);
+    let sql = "SELECT count(*) FROM flights.trusted.airlines";
+    for _ in 0..3 {
+        assert_eq!(scalar(&server, sql).await, "2");
+    }
+    // Another writer's commit 2, then its file cut short.
+    std::fs::write(&csv, "id,v\n3,c\n").unwrap();
+    lake.load(&load_args(csv.to_str().unwrap())).await.unwrap();
+    let cut = dir
+        .path()
+        .join("lake/dev/flights/trusted/airlines/_delta_log/00000000000000000002.json");
+    let whole = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    for _ in 0..2 {
+        let err = server
+            .sql(sql, &Default::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("flights/trusted/airlines") && err.contains("00000000000000000002.json"),
+            "{err}"
+        );
+        assert!(!err.contains("   0: "), "no backtrace: {err}");
+    }
+    std::fs::write(&cut, &whole).unwrap();
+    assert_eq!(scalar(&server, sql).await, "3");
+}
+
 /// What a crash or a hand leaves between the catalog and the Delta logs, `doctor` finds and
 /// puts right: a table the catalog lacks, a stale row count, a table whose folder is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
