@@ -19,7 +19,7 @@ use crate::cached::{CachedRows, CachedTable};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::TableProvider;
 use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use deltalake::datafusion::common::{Result, TableReference};
+use deltalake::datafusion::common::Result;
 use deltalake::datafusion::datasource::source_as_provider;
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use deltalake::datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
@@ -42,8 +42,8 @@ pub(crate) struct CachedPlan {
     pub(crate) schema: SchemaRef,
     /// The statement's logical plan, for the read permission check of each caller.
     pub(crate) logical: LogicalPlan,
-    /// Each table the plan scans and the cached rows it scans.
-    scans: Vec<(TableReference, Arc<CachedRows>)>,
+    /// The cached rows of each table the plan scans (each knows its table and version).
+    scans: Vec<Arc<CachedRows>>,
 }
 
 impl CachedPlan {
@@ -66,7 +66,7 @@ impl CachedPlan {
                         p.downcast_ref::<CachedTable>().map(|t| t.0.clone())
                     });
                     match rows {
-                        Some(rows) => scans.push((scan.table_name.clone(), rows)),
+                        Some(rows) => scans.push(rows),
                         None => keep = false,
                     }
                 }
@@ -95,11 +95,11 @@ impl CachedPlan {
     /// commit's file each; an engine's tables keep their locations for its whole life, since
     /// a changed catalog makes a new engine).
     pub(crate) async fn current(&self, stores: &tarn_tables::Stores) -> bool {
-        for (_, rows) in &self.scans {
-            if rows.is_evicted()
-                || tarn_tables::has_commit(stores, &rows.location, rows.version + 1).await
-                    != Some(false)
-            {
+        if self.stale() {
+            return false;
+        }
+        for rows in &self.scans {
+            if tarn_tables::committed_after(stores, &rows.location, rows.version).await {
                 return false;
             }
         }
@@ -109,7 +109,7 @@ impl CachedPlan {
     /// Whether rows it scans have left the row cache: the plan is let go with them, so that
     /// kept plans never hold more rows than the cache's budget.
     fn stale(&self) -> bool {
-        self.scans.iter().any(|(_, rows)| rows.is_evicted())
+        self.scans.iter().any(|rows| rows.is_evicted())
     }
 
     /// The plan, its operators' state reset, ready to run.

@@ -250,8 +250,8 @@ async fn delta_provider(
         (None, Some(mut t)) => {
             // Whether anything was committed since the table was opened is one look-up of
             // the next commit's file; only then is the log listed to bring it up to date.
-            let next = t.version().map(|v| v as i64).unwrap_or(-1) + 1;
-            if tarn_tables::has_commit(stores, loc, next).await != Some(false) {
+            let version = t.version().map(|v| v as i64).unwrap_or(-1);
+            if tarn_tables::committed_after(stores, loc, version).await {
                 tarn_tables::update(&mut t, loc).await.map_err(ext)?;
                 cache.put_table(loc, t.clone());
             }

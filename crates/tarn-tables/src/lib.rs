@@ -34,6 +34,6 @@ pub use delta::{
 };
 pub use deltalake::DeltaTable;
 pub use error::TablesError;
-pub use snapshot::{has_commit, snapshot, Snapshot, SnapshotFile};
+pub use snapshot::{committed_after, snapshot, Snapshot, SnapshotFile};
 pub use source::{Format, Malformed, Source, LINE};
 pub use stores::Stores;

@@ -194,14 +194,21 @@ pub async fn snapshot(stores: &Stores, table_url: &str) -> Option<Snapshot> {
     })
 }
 
-/// Whether the log of the Delta table at `table_url` holds the commit of `version`: one
-/// look-up of its file (a `stat`, or a HEAD on a bucket). Commits are numbered without gaps,
-/// so a table read at version `v` is still current when `v + 1` is not there: the cheap way
-/// for a long-lived reader to learn that nothing was committed since. `None` when it cannot
-/// tell (a store it does not know, or a failing look-up).
-pub async fn has_commit(stores: &Stores, table_url: &str, version: i64) -> Option<bool> {
+/// Whether the log of the Delta table at `table_url` holds a commit after `version`, or may:
+/// one look-up of the next commit's file (a `stat`, or a HEAD on a bucket). Commits are
+/// numbered without gaps, so a table read at `version` is still current when the file of
+/// `version + 1` is not there: the cheap way for a long-lived reader to learn that nothing
+/// was committed since. A look-up that cannot tell (a store it does not know, a failing
+/// request) answers true, for the caller to read the log.
+pub async fn committed_after(stores: &Stores, table_url: &str, version: i64) -> bool {
+    next_commit_exists(stores, table_url, version + 1)
+        .await
+        .unwrap_or(true)
+}
+
+async fn next_commit_exists(stores: &Stores, table_url: &str, next: i64) -> Option<bool> {
     let url = Url::parse(table_url.trim_end_matches('/')).ok()?;
-    let name = format!("{:020}.json", u64::try_from(version).ok()?);
+    let name = format!("{:020}.json", u64::try_from(next).ok()?);
     if url.scheme() == "file" {
         let file = url.to_file_path().ok()?.join("_delta_log").join(name);
         return match std::fs::metadata(&file) {
